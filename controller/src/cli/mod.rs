@@ -1,0 +1,199 @@
+//! The command line: global options, dispatch, error reporting.
+
+mod commands;
+mod exit;
+mod human;
+mod key;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use holdfast_engine::repo::{Opened, Repository};
+use holdfast_engine::storage::{RepoUrl, Store, open_url};
+use serde::Serialize;
+
+/// Holdfast: encrypted, deduplicating backups with levels, retention and point-in-time restore.
+#[derive(Debug, Parser)]
+#[command(name = "holdfast", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Repository location: file:///path or a plain path.
+    #[arg(long, short = 'r', env = "HOLDFAST_REPO", global = true)]
+    repo: Option<String>,
+
+    /// File holding the repository passphrase (its trailing newline is ignored). Otherwise
+    /// HOLDFAST_PASSPHRASE is used, or you are prompted.
+    #[arg(long, env = "HOLDFAST_KEY_FILE", global = true)]
+    key_file: Option<PathBuf>,
+
+    /// Print machine-readable JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+
+    /// Print only errors.
+    #[arg(long, short = 'q', global = true)]
+    quiet: bool,
+
+    /// Do not draw progress bars.
+    #[arg(long, global = true)]
+    no_progress: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a new repository.
+    Init(commands::init::Args),
+    /// Back up directories or files into a new run.
+    Backup(commands::backup::Args),
+    /// List the runs in the repository.
+    Runs(commands::runs::Args),
+    /// List the files of a run.
+    Ls(commands::ls::Args),
+    /// Restore a run (newest by default) to a directory.
+    Restore(commands::restore::Args),
+    /// Check the repository's consistency, and with --deep read back every volume.
+    Verify(commands::verify::Args),
+}
+
+/// Errors of the CLI layer.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Engine(#[from] holdfast_engine::Error),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl CliError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Engine(e) => exit::for_error(e),
+            CliError::Usage(_) => exit::USAGE,
+            CliError::Io(_) => exit::ERROR,
+        }
+    }
+
+    fn category(&self) -> &'static str {
+        match self {
+            CliError::Engine(e) => e.category(),
+            CliError::Usage(_) => "InvalidArgument",
+            CliError::Io(_) => "Io",
+        }
+    }
+}
+
+/// What every command gets: global options and helpers to open the repository and print.
+pub struct Ctx {
+    repo: Option<String>,
+    key_file: Option<PathBuf>,
+    json: bool,
+    quiet: bool,
+    progress: bool,
+}
+
+impl Ctx {
+    fn url(&self) -> Result<RepoUrl, CliError> {
+        let url = self.repo.as_deref().ok_or_else(|| {
+            CliError::Usage("no repository given: pass --repo URL or set HOLDFAST_REPO".into())
+        })?;
+        Ok(RepoUrl::parse(url).map_err(holdfast_engine::Error::from)?)
+    }
+
+    fn store(&self) -> Result<Store, CliError> {
+        let url = self.url()?;
+        Store::new(open_url(&url))
+            .map_err(|e| CliError::Io(format!("cannot start the I/O runtime: {e}")))
+    }
+
+    fn passphrase(&self, confirm: bool) -> Result<Vec<u8>, CliError> {
+        key::passphrase(self.key_file.as_deref(), confirm).map_err(CliError::Usage)
+    }
+
+    /// Open the repository, reading the key.
+    fn open(&self) -> Result<Repository<Opened>, CliError> {
+        let store = self.store()?;
+        // Check that it is a repository before asking for a passphrase.
+        holdfast_engine::repo::read_config(&store)?;
+        let pass = self.passphrase(false)?;
+        Ok(Repository::open(store, &pass)?)
+    }
+
+    fn bar(
+        &self,
+        progress: &Arc<holdfast_engine::progress::Progress>,
+        verb: &'static str,
+    ) -> progress::Bar {
+        progress::Bar::start(
+            progress.clone(),
+            verb,
+            self.progress && !self.json && !self.quiet,
+        )
+    }
+
+    /// Print a result: JSON on stdout with --json, else the human text (unless quiet).
+    fn emit<T: Serialize>(
+        &self,
+        value: &T,
+        human: impl FnOnce() -> String,
+    ) -> Result<(), CliError> {
+        if self.json {
+            let text =
+                serde_json::to_string_pretty(value).map_err(|e| CliError::Io(e.to_string()))?;
+            println!("{text}");
+        } else if !self.quiet {
+            let text = human();
+            if !text.is_empty() {
+                println!("{}", text.trim_end());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parse arguments, run the command, report errors, return the exit code.
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
+    let ctx = Ctx {
+        repo: cli.repo,
+        key_file: cli.key_file,
+        json: cli.json,
+        quiet: cli.quiet,
+        progress: !cli.no_progress,
+    };
+    let result = match cli.command {
+        Command::Init(a) => commands::init::run(&ctx, a),
+        Command::Backup(a) => commands::backup::run(&ctx, a),
+        Command::Runs(a) => commands::runs::run(&ctx, a),
+        Command::Ls(a) => commands::ls::run(&ctx, a),
+        Command::Restore(a) => commands::restore::run(&ctx, a),
+        Command::Verify(a) => commands::verify::run(&ctx, a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("holdfast: error: {e}");
+            if ctx.json {
+                let v = serde_json::json!({"error": {"category": e.category(), "message": e.to_string()}});
+                println!("{v}");
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! Backing up sources into a run.
+
+mod file;
+mod level;
+mod promise;
+mod scan;
+mod sink;
+mod walk;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use chrono::Utc;
+use crossbeam_channel::bounded;
+use serde::Serialize;
+
+use crate::chunker::ChunkerConfig;
+use crate::compress::CompressionLevel;
+use crate::format::config::Operation;
+use crate::format::run::{
+    ItemError, Level, MANIFEST_VERSION, PathText, RunManifest, RunStats, RunStatus, SourceKind,
+    SourceManifest, SourceStatus,
+};
+use crate::format::tree::{Node, NodeKind, Tree};
+use crate::fsmeta::{EntryStat, path_bytes, read_xattrs};
+use crate::id::Id;
+use crate::pattern::PathFilter;
+use crate::progress::Progress;
+use crate::repo::{Indexed, Repository};
+use crate::{Error, Result};
+
+pub use level::{LevelPlan, plan_level};
+pub use sink::{BlobSink, SinkOptions, SinkSummary};
+
+/// One thing to back up.
+#[derive(Debug, Clone)]
+pub struct SourceSpec {
+    /// Name of the source within the run (unique per run).
+    pub name: String,
+    pub path: PathBuf,
+}
+
+impl SourceSpec {
+    /// A source named after the last component of its path.
+    pub fn from_path(path: PathBuf) -> Self {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "root".to_owned());
+        SourceSpec { name, path }
+    }
+}
+
+/// How to run a backup.
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    pub level: Level,
+    /// The backup set this run is for; checked against the repository owner.
+    pub owner: Option<String>,
+    /// Write even into a repository owned by another set.
+    pub force: bool,
+    pub exclude: Vec<String>,
+    pub one_file_system: bool,
+    pub compression: CompressionLevel,
+    pub read_threads: usize,
+    pub encode_threads: usize,
+    pub uploads: usize,
+    pub host: String,
+    pub tags: Vec<String>,
+    /// Count the sources first (in parallel) so progress has a total.
+    pub scan_totals: bool,
+}
+
+impl Default for BackupOptions {
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        BackupOptions {
+            level: Level::Full,
+            owner: None,
+            force: false,
+            exclude: Vec::new(),
+            one_file_system: false,
+            compression: CompressionLevel::default(),
+            read_threads: cpus,
+            encode_threads: cpus,
+            uploads: 4,
+            host: hostname(),
+            tags: Vec::new(),
+            scan_totals: false,
+        }
+    }
+}
+
+/// This machine's host name, for the manifest.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The result of a backup that wrote a run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupReport {
+    pub run: RunManifest,
+    /// The requested level was promoted to full because there was no full to base it on.
+    pub promoted: bool,
+    pub requested_level: Level,
+    pub duration_ms: u64,
+    pub volumes_written: u64,
+    pub index_segments_written: usize,
+}
+
+fn validate_sources(sources: &[SourceSpec]) -> Result<()> {
+    if sources.is_empty() {
+        return Err(Error::InvalidArgument(
+            "nothing to back up: give at least one path".into(),
+        ));
+    }
+    let mut names = HashSet::new();
+    for s in sources {
+        if s.name.is_empty() || s.name.contains('/') {
+            return Err(Error::InvalidArgument(format!(
+                "invalid source name {:?}: use a plain name",
+                s.name
+            )));
+        }
+        if !names.insert(s.name.as_str()) {
+            return Err(Error::InvalidArgument(format!(
+                "two sources are named {:?}: name them apart with NAME=PATH",
+                s.name
+            )));
+        }
+        if let Err(e) = std::fs::metadata(&s.path) {
+            return Err(Error::InvalidArgument(format!(
+                "cannot back up {}: {e}",
+                s.path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Back up `sources` into a new run.
+pub fn backup(
+    repo: &Repository<Indexed>,
+    sources: &[SourceSpec],
+    opts: &BackupOptions,
+    progress: &Progress,
+) -> Result<BackupReport> {
+    let started_clock = Instant::now();
+    let started = Utc::now();
+    repo.check_features(Operation::Write)?;
+    repo.check_owner(opts.owner.as_deref(), opts.force)?;
+    validate_sources(sources)?;
+    let filter = PathFilter::new(&[], &opts.exclude)?;
+    let catalog = repo.runs()?;
+    let plan = plan_level(opts.level, &catalog);
+    let parent_run = plan
+        .parent
+        .as_ref()
+        .and_then(|l| catalog.iter().find(|r| &r.label == l));
+
+    let sink = BlobSink::new(
+        repo,
+        HashSet::new(),
+        &SinkOptions {
+            compression: opts.compression,
+            encoders: opts.encode_threads.max(1),
+            uploads: opts.uploads.max(1),
+            pack_size: repo.config().pack_size as usize,
+        },
+    )?;
+    let chunker = ChunkerConfig::new(repo.config().chunker, repo.key().chunker_seed());
+
+    let (file_tx, file_rx) = bounded::<walk::FileJob>(opts.read_threads.max(1) * 4);
+    let scan_stop = std::sync::atomic::AtomicBool::new(false);
+    let outcome = std::thread::scope(|scope| {
+        if opts.scan_totals {
+            let (filter, stop) = (&filter, &scan_stop);
+            scope.spawn(move || scan::count(sources, filter, progress, stop));
+        }
+        for _ in 0..opts.read_threads.max(1) {
+            let rx = file_rx.clone();
+            let (chunker, sink) = (&chunker, &sink);
+            scope.spawn(move || {
+                let mut buf = Vec::new();
+                for job in rx {
+                    let r =
+                        file::read_file(&job.path, &job.stat, chunker, sink, progress, &mut buf);
+                    progress.add_done(1, 0);
+                    job.promise.set(r);
+                }
+            });
+        }
+        drop(file_rx);
+        let mut manifests = Vec::new();
+        let mut link_group = 0u64;
+        for source in sources {
+            let parent_tree = parent_run
+                .and_then(|r| r.sources.iter().find(|s| s.name == source.name))
+                .and_then(|s| s.tree);
+            let m = backup_source(
+                repo,
+                &sink,
+                &filter,
+                &file_tx,
+                progress,
+                opts,
+                source,
+                parent_tree,
+                plan.level != Level::Full,
+                &mut link_group,
+            );
+            match m {
+                Ok(m) => manifests.push(m),
+                Err(e) => {
+                    drop(file_tx);
+                    scan_stop.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+        drop(file_tx);
+        scan_stop.store(true, Ordering::Relaxed);
+        Ok(manifests)
+    });
+    // A storage failure surfaces from the sink as the real cause; the walk only saw it as an
+    // interruption.
+    let summary = sink.finish();
+    let source_manifests = match (outcome, summary) {
+        (_, Err(e)) => return Err(e),
+        (Err(e), Ok(_)) => return Err(e),
+        (Ok(m), Ok(s)) => (m, s),
+    };
+    let (sources_out, summary) = source_manifests;
+    if sources_out.iter().all(|s| s.status == SourceStatus::Failed) {
+        let first: Vec<String> = sources_out
+            .iter()
+            .flat_map(|s| {
+                s.errors
+                    .iter()
+                    .take(3)
+                    .map(move |e| format!("{}:{}: {}", s.name, e.path, e.error))
+            })
+            .collect();
+        return Err(Error::InvalidArgument(format!(
+            "every source failed, no run written: {}",
+            first.join("; ")
+        )));
+    }
+    let mut stats = RunStats::default();
+    for s in &sources_out {
+        stats.add(&s.stats);
+    }
+    stats.bytes_new = summary.bytes_new;
+    stats.bytes_stored = summary.bytes_stored;
+    stats.blobs_new = summary.blobs_new;
+    let status = if sources_out
+        .iter()
+        .all(|s| s.status == SourceStatus::Complete)
+    {
+        RunStatus::Complete
+    } else {
+        RunStatus::Partial
+    };
+    let manifest = RunManifest {
+        version: MANIFEST_VERSION,
+        label: String::new(),
+        level: plan.level,
+        status,
+        started,
+        finished: Utc::now(),
+        host: opts.host.clone(),
+        owner: opts
+            .owner
+            .clone()
+            .or_else(|| repo.owner().map(str::to_owned)),
+        parent: plan.parent.clone(),
+        base_full: plan.base_full.clone(),
+        sources: sources_out,
+        stats,
+        tags: opts.tags.clone(),
+    };
+    let run = repo.save_run(manifest)?;
+    Ok(BackupReport {
+        run,
+        promoted: plan.promoted,
+        requested_level: opts.level,
+        duration_ms: started_clock.elapsed().as_millis() as u64,
+        volumes_written: summary.packs,
+        index_segments_written: summary.index_segments.len(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)] // reason: the walk's shared context, split by lifetime
+fn backup_source(
+    repo: &Repository<Indexed>,
+    sink: &BlobSink,
+    filter: &PathFilter,
+    files: &crossbeam_channel::Sender<walk::FileJob>,
+    progress: &Progress,
+    opts: &BackupOptions,
+    source: &SourceSpec,
+    parent_tree: Option<Id>,
+    reuse_unchanged: bool,
+    link_group: &mut u64,
+) -> Result<SourceManifest> {
+    // The root argument is followed if it is a symlink: `backup /data` means the data.
+    let meta = std::fs::metadata(&source.path).map_err(|e| Error::io(&source.path, e))?;
+    let stat = EntryStat::from_metadata(&meta);
+    let origin = std::fs::canonicalize(&source.path).unwrap_or_else(|_| source.path.clone());
+    let mut walker = walk::Walker {
+        repo,
+        sink,
+        filter,
+        files,
+        progress,
+        reuse_unchanged,
+        root_device: opts.one_file_system.then_some(stat.device),
+        hardlinks: HashMap::new(),
+        next_link_group: *link_group,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        stats: RunStats::default(),
+    };
+    // The parent's root tree holds one node: the source root as it was then.
+    let prev_root: Option<Node> = parent_tree
+        .and_then(|id| repo.load_tree(&id).ok())
+        .and_then(|t| t.nodes.into_iter().next());
+    let mut root = stat.to_node(source.name.as_bytes().to_vec());
+    root.xattrs = read_xattrs(&source.path).unwrap_or_default();
+    let stored = match stat.kind {
+        NodeKind::Dir => {
+            walker.stats.dirs += 1;
+            let prev = prev_root
+                .as_ref()
+                .filter(|n| n.kind == NodeKind::Dir)
+                .and_then(|n| n.subtree);
+            match walker.walk_dir(&source.path, b"", prev)? {
+                Some(id) => {
+                    root.subtree = Some(id);
+                    true
+                }
+                None => false,
+            }
+        }
+        NodeKind::File => {
+            let mut buf = Vec::new();
+            let chunker = ChunkerConfig::new(repo.config().chunker, repo.key().chunker_seed());
+            walker.stats.files += 1;
+            walker.stats.bytes_total += stat.size;
+            match file::read_file(&source.path, &stat, &chunker, sink, progress, &mut buf) {
+                Ok(c) => {
+                    root.content = c.content;
+                    root.extents = c.extents;
+                    root.size = c.size;
+                    walker.stats.bytes_read += c.bytes_read;
+                    if c.changed {
+                        root.flags |= Node::CHANGED_DURING_READ;
+                        walker.warnings.push(ItemError {
+                            path: "/".into(),
+                            error: "changed while being read".into(),
+                        });
+                        walker.stats.warnings += 1;
+                    }
+                    true
+                }
+                Err(file::FileFailure::Unreadable(msg)) => {
+                    walker.errors.push(ItemError {
+                        path: "/".into(),
+                        error: format!("not read: {msg}"),
+                    });
+                    walker.stats.errors += 1;
+                    false
+                }
+                Err(file::FileFailure::Aborted) => return Err(Error::Interrupted),
+            }
+        }
+        other => {
+            return Err(Error::InvalidArgument(format!(
+                "cannot back up {}: it is a {}, not a directory or file",
+                source.path.display(),
+                other.name()
+            )));
+        }
+    };
+    *link_group = walker.next_link_group;
+    let tree = if stored {
+        Some(walker.store_tree(Tree { nodes: vec![root] })?)
+    } else {
+        None
+    };
+    let status = match (stored, walker.errors.is_empty()) {
+        (false, _) => SourceStatus::Failed,
+        (true, true) => SourceStatus::Complete,
+        (true, false) => SourceStatus::Partial,
+    };
+    Ok(SourceManifest {
+        name: source.name.clone(),
+        kind: SourceKind::Directory,
+        origin: PathText::from_bytes(path_bytes(&origin)),
+        tree,
+        status,
+        stats: walker.stats,
+        errors: walker.errors,
+        warnings: walker.warnings,
+    })
+}

@@ -1,0 +1,384 @@
+//! The blob sink: deduplicate, compress and seal blobs, fill volumes, store them, index them.
+//!
+//! Pipeline: callers hash and offer blobs → encoder threads compress and seal → volume
+//! builders (one per blob kind, so tree volumes stay small and quick to read) → uploader
+//! threads store finished volumes → index segments are written only for stored volumes.
+//! Queues are bounded, so memory stays flat however large the backup.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+
+use crate::compress::{CompressionLevel, Compressor};
+use crate::format::index::{IndexSegment, MasterIndex};
+use crate::format::pack::{BlobKind, FinishedPack, PackBuilder, encode_blob};
+use crate::id::Id;
+use crate::repo::{Indexed, Repository};
+use crate::storage::pack_key;
+use crate::{Error, Result};
+
+/// Volumes per index segment: a crash loses at most this many volumes' worth of index
+/// (the volumes themselves stay, unreferenced, until a purge).
+const PACKS_PER_SEGMENT: usize = 64;
+
+/// Tuning for the sink.
+#[derive(Debug, Clone)]
+pub struct SinkOptions {
+    pub compression: CompressionLevel,
+    pub encoders: usize,
+    pub uploads: usize,
+    pub pack_size: usize,
+}
+
+/// Byte and blob counters of what the sink stored.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    pub blobs_new: AtomicU64,
+    pub bytes_new: AtomicU64,
+    pub bytes_stored: AtomicU64,
+    pub packs: AtomicU64,
+}
+
+struct EncodeJob {
+    kind: BlobKind,
+    id: Id,
+    data: Vec<u8>,
+}
+
+struct Shared {
+    repo: Repository<Indexed>,
+    /// Blobs already in the repository that may be referenced.
+    known: Arc<MasterIndex>,
+    /// Volumes marked for deletion: their blobs must be stored again, never referenced.
+    excluded_packs: HashSet<Id>,
+    seen: Mutex<HashSet<Id>>,
+    builders: Mutex<[Option<PackBuilder>; 2]>,
+    segment: Mutex<IndexSegment>,
+    segments_written: Mutex<Vec<Id>>,
+    pack_size: usize,
+    failed: AtomicBool,
+    error: Mutex<Option<Error>>,
+    stats: SinkStats,
+    upload_tx: Mutex<Option<Sender<FinishedPack>>>,
+}
+
+/// Accepts blobs from any thread; see the module docs.
+pub struct BlobSink {
+    shared: Arc<Shared>,
+    encode_tx: Option<Sender<EncodeJob>>,
+    encoders: Vec<JoinHandle<()>>,
+    uploaders: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for BlobSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobSink").finish_non_exhaustive()
+    }
+}
+
+fn slot(kind: BlobKind) -> usize {
+    match kind {
+        BlobKind::Data => 0,
+        BlobKind::Tree => 1,
+    }
+}
+
+impl Shared {
+    fn fail(&self, e: Error) {
+        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+        self.failed.store(true, Ordering::SeqCst);
+    }
+
+    fn send_pack(&self, pack: FinishedPack) {
+        let tx = self
+            .upload_tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(tx) = tx {
+            // Uploaders only stop after the sender is dropped, so this cannot be refused.
+            let _ = tx.send(pack);
+        }
+    }
+
+    fn seal_and_send(&self, builder: PackBuilder) {
+        match builder.finish(self.repo.key()) {
+            Ok(pack) => self.send_pack(pack),
+            Err(e) => self.fail(e.into()),
+        }
+    }
+
+    fn encode(&self, compressor: &mut Compressor, job: EncodeJob) {
+        let raw_len = job.data.len() as u64;
+        let blob = match encode_blob(self.repo.key(), compressor, job.kind, job.id, &job.data) {
+            Ok(b) => b,
+            Err(e) => return self.fail(e.into()),
+        };
+        self.stats.blobs_new.fetch_add(1, Ordering::Relaxed);
+        self.stats.bytes_new.fetch_add(raw_len, Ordering::Relaxed);
+        self.stats
+            .bytes_stored
+            .fetch_add(blob.bytes.len() as u64, Ordering::Relaxed);
+        let full = {
+            let mut builders = self.builders.lock().unwrap_or_else(|p| p.into_inner());
+            let b = builders[slot(job.kind)].get_or_insert_with(PackBuilder::new);
+            b.add(blob);
+            if b.len() >= self.pack_size {
+                builders[slot(job.kind)].take()
+            } else {
+                None
+            }
+        };
+        if let Some(builder) = full {
+            self.seal_and_send(builder);
+        }
+    }
+
+    fn store_pack(&self, pack: FinishedPack) -> Result<()> {
+        let size = pack.bytes.len() as u64;
+        self.repo.store().put(&pack_key(&pack.id), pack.bytes)?;
+        self.stats.packs.fetch_add(1, Ordering::Relaxed);
+        let full = {
+            let mut seg = self.segment.lock().unwrap_or_else(|p| p.into_inner());
+            seg.add_pack(pack.id, size, &pack.entries);
+            (seg.packs.len() >= PACKS_PER_SEGMENT).then(|| std::mem::take(&mut *seg))
+        };
+        if let Some(seg) = full {
+            self.write_segment(&seg)?;
+        }
+        Ok(())
+    }
+
+    fn write_segment(&self, seg: &IndexSegment) -> Result<()> {
+        if seg.is_empty() {
+            return Ok(());
+        }
+        let (id, sealed) = seg.seal(self.repo.key())?;
+        self.repo
+            .store()
+            .put(&format!("index/{}", id.to_hex()), sealed)?;
+        self.segments_written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(id);
+        Ok(())
+    }
+}
+
+/// What the sink wrote, once finished.
+#[derive(Debug, Clone, Default)]
+pub struct SinkSummary {
+    pub blobs_new: u64,
+    pub bytes_new: u64,
+    pub bytes_stored: u64,
+    pub packs: u64,
+    pub index_segments: Vec<Id>,
+}
+
+impl BlobSink {
+    pub fn new(
+        repo: &Repository<Indexed>,
+        excluded_packs: HashSet<Id>,
+        opts: &SinkOptions,
+    ) -> Result<Self> {
+        let (encode_tx, encode_rx) = bounded::<EncodeJob>(opts.encoders * 2);
+        let (upload_tx, upload_rx) = bounded::<FinishedPack>(opts.uploads.max(1));
+        let shared = Arc::new(Shared {
+            repo: repo.clone(),
+            known: repo.index().clone(),
+            excluded_packs,
+            seen: Mutex::new(HashSet::new()),
+            builders: Mutex::new([None, None]),
+            segment: Mutex::new(IndexSegment::default()),
+            segments_written: Mutex::new(Vec::new()),
+            pack_size: opts.pack_size,
+            failed: AtomicBool::new(false),
+            error: Mutex::new(None),
+            stats: SinkStats::default(),
+            upload_tx: Mutex::new(Some(upload_tx)),
+        });
+        let mut encoders = Vec::new();
+        for i in 0..opts.encoders.max(1) {
+            let rx: Receiver<EncodeJob> = encode_rx.clone();
+            let sh = shared.clone();
+            let mut compressor = Compressor::new(opts.compression).map_err(Error::internal)?;
+            encoders.push(
+                std::thread::Builder::new()
+                    .name(format!("holdfast-encode-{i}"))
+                    .spawn(move || {
+                        for job in rx {
+                            // After a failure, drain so producers never block forever.
+                            if !sh.failed.load(Ordering::Relaxed) {
+                                sh.encode(&mut compressor, job);
+                            }
+                        }
+                    })
+                    .map_err(Error::internal)?,
+            );
+        }
+        let mut uploaders = Vec::new();
+        for i in 0..opts.uploads.max(1) {
+            let rx = upload_rx.clone();
+            let sh = shared.clone();
+            uploaders.push(
+                std::thread::Builder::new()
+                    .name(format!("holdfast-upload-{i}"))
+                    .spawn(move || {
+                        for pack in rx {
+                            if !sh.failed.load(Ordering::Relaxed)
+                                && let Err(e) = sh.store_pack(pack)
+                            {
+                                sh.fail(e);
+                            }
+                        }
+                    })
+                    .map_err(Error::internal)?,
+            );
+        }
+        Ok(BlobSink {
+            shared,
+            encode_tx: Some(encode_tx),
+            encoders,
+            uploaders,
+        })
+    }
+
+    pub fn key(&self) -> &crate::crypto::MasterKey {
+        self.shared.repo.key()
+    }
+
+    /// Whether an earlier step failed; producers should stop early.
+    pub fn has_failed(&self) -> bool {
+        self.shared.failed.load(Ordering::Relaxed)
+    }
+
+    /// Whether a blob can be referenced without storing it: it is in a live volume.
+    pub fn is_known(&self, id: &Id) -> bool {
+        match self.shared.known.lookup(id) {
+            Some(loc) => !self.shared.excluded_packs.contains(&loc.pack),
+            None => false,
+        }
+    }
+
+    /// Offer a blob. Returns `true` if it is new and will be stored. `data` is copied only
+    /// when new.
+    pub fn add(&self, kind: BlobKind, id: Id, data: &[u8]) -> Result<bool> {
+        if self.has_failed() {
+            return Err(Error::Interrupted);
+        }
+        if self.is_known(&id) {
+            return Ok(false);
+        }
+        if !self
+            .shared
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id)
+        {
+            return Ok(false);
+        }
+        let job = EncodeJob {
+            kind,
+            id,
+            data: data.to_vec(),
+        };
+        match &self.encode_tx {
+            Some(tx) => tx.send(job).map_err(|_| Error::Interrupted)?,
+            None => return Err(Error::Interrupted),
+        }
+        Ok(true)
+    }
+
+    /// Flush everything, wait for storage, write the last index segment. On any failure the
+    /// first error is returned and nothing further is indexed.
+    pub fn finish(mut self) -> Result<SinkSummary> {
+        self.encode_tx.take();
+        for h in self.encoders.drain(..) {
+            if h.join().is_err() {
+                self.shared
+                    .fail(Error::internal("an encoder thread panicked"));
+            }
+        }
+        let partial = {
+            let mut builders = self
+                .shared
+                .builders
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            [builders[0].take(), builders[1].take()]
+        };
+        if !self.has_failed() {
+            for b in partial.into_iter().flatten() {
+                self.shared.seal_and_send(b);
+            }
+        }
+        self.shared
+            .upload_tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        for h in self.uploaders.drain(..) {
+            if h.join().is_err() {
+                self.shared
+                    .fail(Error::internal("an upload thread panicked"));
+            }
+        }
+        if !self.has_failed() {
+            let seg = std::mem::take(
+                &mut *self
+                    .shared
+                    .segment
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()),
+            );
+            if let Err(e) = self.shared.write_segment(&seg) {
+                self.shared.fail(e);
+            }
+        }
+        if let Some(e) = self
+            .shared
+            .error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            return Err(e);
+        }
+        let s = &self.shared.stats;
+        Ok(SinkSummary {
+            blobs_new: s.blobs_new.load(Ordering::Relaxed),
+            bytes_new: s.bytes_new.load(Ordering::Relaxed),
+            bytes_stored: s.bytes_stored.load(Ordering::Relaxed),
+            packs: s.packs.load(Ordering::Relaxed),
+            index_segments: self
+                .shared
+                .segments_written
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        })
+    }
+}
+
+impl Drop for BlobSink {
+    fn drop(&mut self) {
+        // Dropped without finish (an error elsewhere): stop the threads without indexing.
+        self.shared.failed.store(true, Ordering::SeqCst);
+        self.encode_tx.take();
+        self.shared
+            .upload_tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        for h in self.encoders.drain(..).chain(self.uploaders.drain(..)) {
+            let _ = h.join();
+        }
+    }
+}

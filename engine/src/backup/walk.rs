@@ -1,0 +1,348 @@
+//! Walking a source tree: one tree blob per directory, written bottom-up.
+//!
+//! The walker runs on one thread and hands regular files to the reader pool as it meets
+//! them; it recurses into subdirectories before waiting for a directory's files, so the
+//! readers stay busy while the walk goes on.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crossbeam_channel::Sender;
+
+use crate::format::pack::BlobKind;
+use crate::format::run::{ItemError, RunStats};
+use crate::format::tree::{Node, NodeKind, Tree};
+use crate::fsmeta::{EntryStat, lstat, path_bytes, read_xattrs};
+use crate::id::Id;
+use crate::pattern::PathFilter;
+use crate::progress::Progress;
+use crate::repo::{Indexed, Repository};
+use crate::{Error, Result};
+
+use super::file::{FileContent, FileFailure};
+use super::promise::Promise;
+use super::sink::BlobSink;
+
+pub(super) type FileResult = std::result::Result<FileContent, FileFailure>;
+
+/// A file for the reader pool.
+pub(super) struct FileJob {
+    pub path: PathBuf,
+    pub stat: EntryStat,
+    pub promise: Promise<FileResult>,
+}
+
+enum Slot {
+    Ready(Node),
+    File {
+        node: Node,
+        rel: Vec<u8>,
+        promise: Promise<FileResult>,
+    },
+    Dir {
+        node: Node,
+        path: PathBuf,
+        rel: Vec<u8>,
+        parent: Option<Id>,
+    },
+}
+
+/// Per-source walk state.
+pub(super) struct Walker<'a> {
+    pub repo: &'a Repository<Indexed>,
+    pub sink: &'a BlobSink,
+    pub filter: &'a PathFilter,
+    pub files: &'a Sender<FileJob>,
+    pub progress: &'a Progress,
+    /// Compare with the parent run and reuse unchanged files' chunk lists.
+    pub reuse_unchanged: bool,
+    /// Device of the source root when staying on one filesystem.
+    pub root_device: Option<u64>,
+    pub hardlinks: HashMap<(u64, u64), (u64, Promise<FileResult>)>,
+    pub next_link_group: u64,
+    pub errors: Vec<ItemError>,
+    pub warnings: Vec<ItemError>,
+    pub stats: RunStats,
+}
+
+fn display(rel: &[u8]) -> String {
+    if rel.is_empty() {
+        "/".to_owned()
+    } else {
+        String::from_utf8_lossy(rel).into_owned()
+    }
+}
+
+fn join_rel(rel: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut r = Vec::with_capacity(rel.len() + 1 + name.len());
+    r.extend_from_slice(rel);
+    r.push(b'/');
+    r.extend_from_slice(name);
+    r
+}
+
+/// Whether a file can be taken over from the parent run without reading it.
+fn unchanged(prev: &Node, stat: &EntryStat) -> bool {
+    prev.kind == NodeKind::File
+        && !prev.changed_during_read()
+        && prev.size == stat.size
+        && prev.mtime == stat.mtime
+        && prev.ctime == stat.ctime
+        && prev.inode == stat.inode
+}
+
+impl Walker<'_> {
+    fn error(&mut self, rel: &[u8], msg: impl Into<String>) {
+        self.stats.errors += 1;
+        self.progress
+            .errors
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.errors.push(ItemError {
+            path: display(rel),
+            error: msg.into(),
+        });
+    }
+
+    fn warn(&mut self, rel: &[u8], msg: impl Into<String>) {
+        self.stats.warnings += 1;
+        self.warnings.push(ItemError {
+            path: display(rel),
+            error: msg.into(),
+        });
+    }
+
+    fn load_parent(&mut self, rel: &[u8], id: Option<Id>) -> Vec<Node> {
+        let Some(id) = id else { return Vec::new() };
+        match self.repo.load_tree(&id) {
+            Ok(t) => t.nodes,
+            Err(e) => {
+                // Without the parent listing every file is simply read again.
+                self.warn(
+                    rel,
+                    format!("parent run's listing unreadable, reading everything: {e}"),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// Describe one entry as a slot, submitting files to the reader pool.
+    fn visit(
+        &mut self,
+        path: PathBuf,
+        rel: Vec<u8>,
+        name: Vec<u8>,
+        stat: EntryStat,
+        prev: Option<&Node>,
+    ) -> Result<Option<Slot>> {
+        let mut node = stat.to_node(name);
+        if node.kind != NodeKind::Symlink {
+            match read_xattrs(&path) {
+                Ok(x) => node.xattrs = x,
+                Err(e) => self.warn(&rel, format!("extended attributes not read: {e}")),
+            }
+        }
+        match stat.kind {
+            NodeKind::Dir => {
+                self.stats.dirs += 1;
+                let parent = prev
+                    .filter(|p| p.kind == NodeKind::Dir)
+                    .and_then(|p| p.subtree);
+                Ok(Some(Slot::Dir {
+                    node,
+                    path,
+                    rel,
+                    parent,
+                }))
+            }
+            NodeKind::Symlink => match std::fs::read_link(&path) {
+                Ok(target) => {
+                    self.stats.others += 1;
+                    node.target = path_bytes(&target).to_vec();
+                    Ok(Some(Slot::Ready(node)))
+                }
+                Err(e) => {
+                    self.error(&rel, format!("symlink not read: {e}"));
+                    Ok(None)
+                }
+            },
+            NodeKind::File => Ok(Some(self.visit_file(path, rel, node, &stat, prev))),
+            _ => {
+                self.stats.others += 1;
+                Ok(Some(Slot::Ready(node)))
+            }
+        }
+    }
+
+    fn visit_file(
+        &mut self,
+        path: PathBuf,
+        rel: Vec<u8>,
+        mut node: Node,
+        stat: &EntryStat,
+        prev: Option<&Node>,
+    ) -> Slot {
+        self.stats.files += 1;
+        self.stats.bytes_total += stat.size;
+        if stat.nlink > 1 {
+            if let Some((group, promise)) = self.hardlinks.get(&(stat.device, stat.inode)) {
+                node.link_group = Some(*group);
+                return Slot::File {
+                    node,
+                    rel,
+                    promise: promise.clone(),
+                };
+            }
+            node.link_group = Some(self.next_link_group);
+        }
+        let promise = Promise::new();
+        if let Some(group) = node.link_group {
+            self.hardlinks
+                .insert((stat.device, stat.inode), (group, promise.clone()));
+            self.next_link_group += 1;
+        }
+        if self.reuse_unchanged
+            && let Some(prev) = prev.filter(|p| unchanged(p, stat))
+            && prev.content.iter().all(|id| self.sink.is_known(id))
+        {
+            self.stats.files_unchanged += 1;
+            self.progress.add_done(1, stat.size);
+            promise.set(Ok(FileContent {
+                content: prev.content.clone(),
+                extents: prev.extents.clone(),
+                bytes_read: 0,
+                changed: false,
+                size: prev.size,
+            }));
+            return Slot::File { node, rel, promise };
+        }
+        // The reader pool only goes away after the walk; a send cannot fail before then.
+        let _ = self.files.send(FileJob {
+            path,
+            stat: stat.clone(),
+            promise: promise.clone(),
+        });
+        Slot::File { node, rel, promise }
+    }
+
+    /// Walk a directory; `None` when it could not be listed (reported as an error).
+    pub fn walk_dir(&mut self, path: &Path, rel: &[u8], parent: Option<Id>) -> Result<Option<Id>> {
+        if self.sink.has_failed() {
+            return Err(Error::Interrupted);
+        }
+        let mut names: Vec<Vec<u8>> = match std::fs::read_dir(path) {
+            Ok(entries) => {
+                let mut names = Vec::new();
+                for entry in entries {
+                    match entry {
+                        Ok(e) => names.push(
+                            std::os::unix::ffi::OsStrExt::as_bytes(e.file_name().as_os_str())
+                                .to_vec(),
+                        ),
+                        Err(e) => {
+                            self.error(rel, format!("directory not fully listed: {e}"));
+                            return Ok(None);
+                        }
+                    }
+                }
+                names
+            }
+            Err(e) => {
+                self.error(rel, format!("directory not listed: {e}"));
+                return Ok(None);
+            }
+        };
+        names.sort_unstable();
+        let prev_nodes = self.load_parent(rel, parent);
+        let mut slots = Vec::with_capacity(names.len());
+        for name in names {
+            let child_rel = join_rel(rel, &name);
+            if self.filter.is_excluded(&child_rel) {
+                continue;
+            }
+            let child_path = path.join(crate::fsmeta::path_from_bytes(&name));
+            let stat = match lstat(&child_path) {
+                Ok(s) => s,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    self.warn(&child_rel, "vanished during the backup");
+                    continue;
+                }
+                Err(e) => {
+                    self.error(&child_rel, format!("not read: {e}"));
+                    continue;
+                }
+            };
+            let prev = prev_nodes
+                .binary_search_by(|n| n.name.as_slice().cmp(&name))
+                .ok()
+                .map(|i| &prev_nodes[i]);
+            if let Some(slot) = self.visit(child_path, child_rel, name, stat, prev)? {
+                slots.push(slot);
+            }
+        }
+        drop(prev_nodes);
+        let mut nodes = Vec::with_capacity(slots.len());
+        // Subdirectories first, so their files join the reader queue before we wait here.
+        let mut resolved: Vec<Option<Node>> = Vec::with_capacity(slots.len());
+        let mut pending_files = Vec::new();
+        for slot in slots {
+            match slot {
+                Slot::Ready(n) => resolved.push(Some(n)),
+                Slot::Dir {
+                    mut node,
+                    path,
+                    rel,
+                    parent,
+                } => {
+                    let other_fs = self.root_device.is_some_and(|d| d != node.device);
+                    let subtree = if other_fs {
+                        self.warn(&rel, "on another filesystem, contents skipped");
+                        Some(self.store_tree(Tree::default())?)
+                    } else {
+                        self.walk_dir(&path, &rel, parent)?
+                    };
+                    match subtree {
+                        Some(id) => {
+                            node.subtree = Some(id);
+                            resolved.push(Some(node));
+                        }
+                        None => resolved.push(None),
+                    }
+                }
+                Slot::File { node, rel, promise } => {
+                    pending_files.push((resolved.len(), node, rel, promise));
+                    resolved.push(None);
+                }
+            }
+        }
+        for (pos, mut node, rel, promise) in pending_files {
+            match promise.wait() {
+                Ok(c) => {
+                    if c.changed {
+                        node.flags |= Node::CHANGED_DURING_READ;
+                        self.warn(
+                            &rel,
+                            "changed while being read; the stored copy may be inconsistent",
+                        );
+                    }
+                    self.stats.bytes_read += c.bytes_read;
+                    node.content = c.content;
+                    node.extents = c.extents;
+                    node.size = c.size;
+                    resolved[pos] = Some(node);
+                }
+                Err(FileFailure::Unreadable(msg)) => self.error(&rel, format!("not read: {msg}")),
+                Err(FileFailure::Aborted) => return Err(Error::Interrupted),
+            }
+        }
+        nodes.extend(resolved.into_iter().flatten());
+        self.store_tree(Tree { nodes }).map(Some)
+    }
+
+    pub fn store_tree(&mut self, tree: Tree) -> Result<Id> {
+        let bytes = tree.encode().map_err(Error::internal)?;
+        let id = self.sink.key().blob_id(&bytes);
+        self.sink.add(BlobKind::Tree, id, &bytes)?;
+        Ok(id)
+    }
+}

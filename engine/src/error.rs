@@ -1,0 +1,147 @@
+//! The engine's error type. Every variant names what failed and, where there is one, the fix.
+
+use crate::crypto::CryptoError;
+use crate::storage::StorageError;
+
+/// An engine operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no Holdfast repository at {location}: {detail}")]
+    NotARepository { location: String, detail: String },
+
+    #[error("a Holdfast repository already exists at {location}")]
+    AlreadyExists { location: String },
+
+    #[error("wrong key: the passphrase or key file does not open the repository at {location}")]
+    WrongKey { location: String },
+
+    #[error(
+        "the repository at {location} has format version {found}, this holdfast supports up to \
+         {supported}: upgrade holdfast"
+    )]
+    UnsupportedVersion {
+        location: String,
+        found: u32,
+        supported: u32,
+    },
+
+    #[error(
+        "the repository at {location} needs features {features:?} to {operation}, which this \
+         holdfast does not know: upgrade holdfast"
+    )]
+    UnsupportedFeature {
+        location: String,
+        operation: &'static str,
+        features: Vec<String>,
+    },
+
+    #[error(
+        "the repository at {location} belongs to {owner:?}, not {requested:?}: each backup set \
+         needs its own repository (pass --force to write anyway)"
+    )]
+    OwnedByOther {
+        location: String,
+        owner: String,
+        requested: String,
+    },
+
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+
+    #[error("repository data is damaged: {0}")]
+    Corrupt(String),
+
+    #[error("repository data is damaged: {0}")]
+    Format(#[from] crate::format::FormatError),
+
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("no run labelled {label:?}{}", nearest_hint(.nearest))]
+    RunNotFound { label: String, nearest: Vec<String> },
+
+    #[error("the repository has no runs yet: run `holdfast backup` first")]
+    NoRuns,
+
+    #[error(
+        "no restorable run at or before {requested}; the first run is {first_label} at {first_time}"
+    )]
+    NoRunBefore {
+        requested: String,
+        first_label: String,
+        first_time: String,
+    },
+
+    #[error("{0}")]
+    InvalidArgument(String),
+
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+
+    #[error("operation interrupted")]
+    Interrupted,
+
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn nearest_hint(nearest: &[String]) -> String {
+    if nearest.is_empty() {
+        String::new()
+    } else {
+        format!("; nearest labels: {}", nearest.join(", "))
+    }
+}
+
+impl Error {
+    pub fn corrupt(msg: impl Into<String>) -> Self {
+        Error::Corrupt(msg.into())
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        Error::Internal(e.to_string())
+    }
+
+    pub fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
+    }
+
+    /// Stable category, used for exit codes, Kubernetes event reasons and metric labels.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::NotARepository { .. } => "NotARepository",
+            Error::AlreadyExists { .. } => "AlreadyExists",
+            Error::WrongKey { .. } => "WrongKey",
+            Error::UnsupportedVersion { .. } | Error::UnsupportedFeature { .. } => {
+                "UnsupportedFormat"
+            }
+            Error::OwnedByOther { .. } => "OwnedByOther",
+            Error::Storage(e) => e.category(),
+            Error::Corrupt(_) | Error::Format(_) => "Corrupt",
+            Error::Io { .. } => "Io",
+            Error::RunNotFound { .. } | Error::NoRuns | Error::NoRunBefore { .. } => "RunNotFound",
+            Error::InvalidArgument(_) => "InvalidArgument",
+            Error::Crypto(_) => "Crypto",
+            Error::Interrupted => "Interrupted",
+            Error::Internal(_) => "Internal",
+        }
+    }
+
+    /// Whether the same operation may succeed if retried later without any change.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Storage(e) => e.is_transient(),
+            Error::Interrupted => true,
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

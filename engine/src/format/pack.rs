@@ -1,0 +1,394 @@
+//! Volumes (pack files): self-describing containers of sealed blobs.
+//!
+//! ```text
+//! "HFPK" 0x01 0 0 0                        8-byte volume header
+//! repeated: header (44 bytes) || sealed     one entry per blob
+//! sealed trailer || trailer_len u32 || "HFPT"
+//! ```
+//! A blob header is `kind u8, encoding u8, 0u16, raw_len u32, sealed_len u32, id [32]`,
+//! little-endian, and is bound into the blob's AEAD as associated data. The trailer lists
+//! `(offset u32, header)` for every entry, sealed, so a lost index can be rebuilt from volumes.
+
+use crate::compress::{self, Compressor, Encoding};
+use crate::crypto::MasterKey;
+use crate::id::Id;
+
+use super::{FormatError, Reader, aad};
+
+pub const PACK_MAGIC: &[u8; 4] = b"HFPK";
+pub const TRAILER_MAGIC: &[u8; 4] = b"HFPT";
+pub const PACK_VERSION: u8 = 1;
+pub const PACK_HEADER_LEN: usize = 8;
+pub const BLOB_HEADER_LEN: usize = 44;
+
+/// What a blob holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum BlobKind {
+    Data = 1,
+    Tree = 2,
+}
+
+impl BlobKind {
+    pub fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            1 => Some(BlobKind::Data),
+            2 => Some(BlobKind::Tree),
+            _ => None,
+        }
+    }
+}
+
+/// The plaintext header in front of every blob in a volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobHeader {
+    pub kind: BlobKind,
+    pub encoding: Encoding,
+    pub raw_len: u32,
+    pub sealed_len: u32,
+    pub id: Id,
+}
+
+impl BlobHeader {
+    pub fn encode(&self) -> [u8; BLOB_HEADER_LEN] {
+        let mut out = [0u8; BLOB_HEADER_LEN];
+        out[0] = self.kind as u8;
+        out[1] = self.encoding as u8;
+        out[4..8].copy_from_slice(&self.raw_len.to_le_bytes());
+        out[8..12].copy_from_slice(&self.sealed_len.to_le_bytes());
+        out[12..44].copy_from_slice(&self.id.0);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
+        let mut r = Reader::new(bytes, "blob header");
+        let kind = r.u8()?;
+        let encoding = r.u8()?;
+        let reserved = r.take(2)?;
+        let raw_len = r.u32()?;
+        let sealed_len = r.u32()?;
+        let id = r.id()?;
+        let kind = BlobKind::from_u8(kind)
+            .ok_or_else(|| FormatError::new("blob header", format!("unknown blob kind {kind}")))?;
+        let encoding = Encoding::from_u8(encoding).ok_or_else(|| {
+            FormatError::new("blob header", format!("unknown encoding {encoding}"))
+        })?;
+        if reserved != [0, 0] {
+            return Err(FormatError::new(
+                "blob header",
+                "reserved bytes are not zero",
+            ));
+        }
+        Ok(BlobHeader {
+            kind,
+            encoding,
+            raw_len,
+            sealed_len,
+            id,
+        })
+    }
+
+    /// Bytes the entry (header and sealed payload) takes in the volume.
+    pub fn entry_len(&self) -> u32 {
+        BLOB_HEADER_LEN as u32 + self.sealed_len
+    }
+}
+
+fn blob_aad(header: &[u8; BLOB_HEADER_LEN]) -> Vec<u8> {
+    let mut a = Vec::with_capacity(aad::BLOB.len() + BLOB_HEADER_LEN);
+    a.extend_from_slice(aad::BLOB);
+    a.extend_from_slice(header);
+    a
+}
+
+/// A blob compressed and sealed, ready to append to a volume.
+#[derive(Debug)]
+pub struct EncodedBlob {
+    pub header: BlobHeader,
+    /// Header bytes followed by the sealed payload.
+    pub bytes: Vec<u8>,
+}
+
+/// Compress and seal one blob whose id the caller already computed.
+pub fn encode_blob(
+    key: &MasterKey,
+    compressor: &mut Compressor,
+    kind: BlobKind,
+    id: Id,
+    plaintext: &[u8],
+) -> Result<EncodedBlob, crate::crypto::CryptoError> {
+    let (encoding, payload) = compressor.compress(plaintext);
+    let sealed_len = (payload.len() + crate::crypto::SEAL_OVERHEAD) as u32;
+    let header = BlobHeader {
+        kind,
+        encoding,
+        raw_len: plaintext.len() as u32,
+        sealed_len,
+        id,
+    };
+    let header_bytes = header.encode();
+    let sealed = key.seal(&blob_aad(&header_bytes), &payload)?;
+    let mut bytes = Vec::with_capacity(BLOB_HEADER_LEN + sealed.len());
+    bytes.extend_from_slice(&header_bytes);
+    bytes.extend_from_slice(&sealed);
+    Ok(EncodedBlob { header, bytes })
+}
+
+/// Why a blob could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error("blob {id:?} failed authentication (volume damaged or altered)")]
+    Authentication { id: Id },
+    #[error("blob {id:?} does not decompress: {detail}")]
+    Decompress { id: Id, detail: String },
+    #[error("blob {expected:?} has content of another blob ({found:?})")]
+    IdMismatch { expected: Id, found: Id },
+}
+
+/// Open one entry (header + sealed payload) and return its plaintext after checking that the
+/// keyed MAC of the plaintext is the id in the header.
+pub fn decode_blob(key: &MasterKey, entry: &[u8]) -> Result<(BlobHeader, Vec<u8>), BlobError> {
+    if entry.len() < BLOB_HEADER_LEN {
+        return Err(FormatError::new("blob entry", "shorter than its header").into());
+    }
+    let header = BlobHeader::decode(&entry[..BLOB_HEADER_LEN])?;
+    let sealed = &entry[BLOB_HEADER_LEN..];
+    if sealed.len() != header.sealed_len as usize {
+        return Err(FormatError::new(
+            "blob entry",
+            format!(
+                "{} payload bytes, header says {}",
+                sealed.len(),
+                header.sealed_len
+            ),
+        )
+        .into());
+    }
+    let mut hb = [0u8; BLOB_HEADER_LEN];
+    hb.copy_from_slice(&entry[..BLOB_HEADER_LEN]);
+    let payload = key
+        .open(&blob_aad(&hb), sealed)
+        .map_err(|_| BlobError::Authentication { id: header.id })?;
+    let plain =
+        compress::decompress(header.encoding, payload, header.raw_len as usize).map_err(|e| {
+            BlobError::Decompress {
+                id: header.id,
+                detail: e.to_string(),
+            }
+        })?;
+    let found = key.blob_id(&plain);
+    if found != header.id {
+        return Err(BlobError::IdMismatch {
+            expected: header.id,
+            found,
+        });
+    }
+    Ok((header, plain))
+}
+
+/// Where a blob sits in its volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackEntry {
+    pub offset: u32,
+    pub header: BlobHeader,
+}
+
+/// Accumulates encoded blobs into one volume in memory.
+#[derive(Debug)]
+pub struct PackBuilder {
+    bytes: Vec<u8>,
+    entries: Vec<PackEntry>,
+}
+
+impl Default for PackBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PackBuilder {
+    pub fn new() -> Self {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(PACK_MAGIC);
+        bytes.extend_from_slice(&[PACK_VERSION, 0, 0, 0]);
+        PackBuilder {
+            bytes,
+            entries: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn blob_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn add(&mut self, blob: EncodedBlob) {
+        let offset = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(&blob.bytes);
+        self.entries.push(PackEntry {
+            offset,
+            header: blob.header,
+        });
+    }
+
+    /// Seal the trailer and return the volume's id (SHA-256 of its bytes), bytes and entries.
+    pub fn finish(mut self, key: &MasterKey) -> Result<FinishedPack, crate::crypto::CryptoError> {
+        let mut trailer = Vec::with_capacity(4 + self.entries.len() * (4 + BLOB_HEADER_LEN));
+        trailer.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
+        for e in &self.entries {
+            trailer.extend_from_slice(&e.offset.to_le_bytes());
+            trailer.extend_from_slice(&e.header.encode());
+        }
+        let sealed = key.seal(aad::PACK_TRAILER, &trailer)?;
+        self.bytes.extend_from_slice(&sealed);
+        self.bytes
+            .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        self.bytes.extend_from_slice(TRAILER_MAGIC);
+        let id = Id::sha256(&self.bytes);
+        Ok(FinishedPack {
+            id,
+            bytes: self.bytes,
+            entries: self.entries,
+        })
+    }
+}
+
+/// A complete volume ready to store.
+#[derive(Debug)]
+pub struct FinishedPack {
+    pub id: Id,
+    pub bytes: Vec<u8>,
+    pub entries: Vec<PackEntry>,
+}
+
+/// Read a volume's entry list from its sealed trailer.
+pub fn read_trailer(key: &MasterKey, pack: &[u8]) -> Result<Vec<PackEntry>, FormatError> {
+    let what = "volume trailer";
+    if pack.len() < PACK_HEADER_LEN + 8 || &pack[..4] != PACK_MAGIC {
+        return Err(FormatError::new(what, "not a Holdfast volume (bad magic)"));
+    }
+    if pack[4] != PACK_VERSION {
+        return Err(FormatError::new(
+            what,
+            format!("unsupported volume version {}", pack[4]),
+        ));
+    }
+    let n = pack.len();
+    if &pack[n - 4..] != TRAILER_MAGIC {
+        return Err(FormatError::new(
+            what,
+            "trailer magic missing (volume truncated?)",
+        ));
+    }
+    let len = u32::from_le_bytes([pack[n - 8], pack[n - 7], pack[n - 6], pack[n - 5]]) as usize;
+    let start = (n - 8)
+        .checked_sub(len)
+        .filter(|&s| s >= PACK_HEADER_LEN)
+        .ok_or_else(|| FormatError::new(what, "trailer length out of range"))?;
+    let plain = key
+        .open(aad::PACK_TRAILER, &pack[start..n - 8])
+        .map_err(|_| FormatError::new(what, "trailer failed authentication"))?;
+    let mut r = Reader::new(&plain, what);
+    let count = r.u32()? as usize;
+    let mut out = Vec::with_capacity(count.min(1 << 20));
+    for _ in 0..count {
+        let offset = r.u32()?;
+        let header = BlobHeader::decode(r.take(BLOB_HEADER_LEN)?)?;
+        if offset as usize + header.entry_len() as usize > start {
+            return Err(FormatError::new(what, "entry extends past the blob area"));
+        }
+        out.push(PackEntry { offset, header });
+    }
+    if !r.is_empty() {
+        return Err(FormatError::new(
+            what,
+            "trailing bytes after the entry list",
+        ));
+    }
+    Ok(out)
+}
+
+/// Walk a volume's entries from the front, header by header, for when the trailer is lost.
+/// Stops at the first entry that does not parse.
+pub fn scan_entries(pack: &[u8]) -> Vec<PackEntry> {
+    let mut out = Vec::new();
+    let mut pos = PACK_HEADER_LEN;
+    while pos + BLOB_HEADER_LEN <= pack.len() {
+        let Ok(header) = BlobHeader::decode(&pack[pos..pos + BLOB_HEADER_LEN]) else {
+            break;
+        };
+        let end = pos + header.entry_len() as usize;
+        if end > pack.len() {
+            break;
+        }
+        out.push(PackEntry {
+            offset: pos as u32,
+            header,
+        });
+        pos = end;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compress::CompressionLevel;
+
+    fn build(key: &MasterKey, blobs: &[&[u8]]) -> FinishedPack {
+        let mut c = Compressor::new(CompressionLevel::FAST).unwrap();
+        let mut p = PackBuilder::new();
+        for b in blobs {
+            p.add(encode_blob(key, &mut c, BlobKind::Data, key.blob_id(b), b).unwrap());
+        }
+        p.finish(key).unwrap()
+    }
+
+    #[test]
+    fn trailer_and_scan_agree_and_blobs_decode() {
+        let key = MasterKey::generate().unwrap();
+        let big = vec![1u8; 5000];
+        let pack = build(&key, &[b"alpha", &big, b""]);
+        assert_eq!(pack.id, Id::sha256(&pack.bytes));
+        let entries = read_trailer(&key, &pack.bytes).unwrap();
+        assert_eq!(entries, pack.entries);
+        assert_eq!(scan_entries(&pack.bytes), entries);
+        let e = entries[1];
+        let slice = &pack.bytes[e.offset as usize..(e.offset + e.header.entry_len()) as usize];
+        let (h, plain) = decode_blob(&key, slice).unwrap();
+        assert_eq!(plain, big);
+        assert_eq!(h.encoding, Encoding::Zstd);
+    }
+
+    #[test]
+    fn altered_header_fails_authentication() {
+        let key = MasterKey::generate().unwrap();
+        let pack = build(&key, &[b"alpha"]);
+        let e = pack.entries[0];
+        let mut entry =
+            pack.bytes[e.offset as usize..(e.offset + e.header.entry_len()) as usize].to_vec();
+        entry[4] ^= 1; // raw_len
+        assert!(matches!(
+            decode_blob(&key, &entry),
+            Err(BlobError::Authentication { .. })
+        ));
+    }
+
+    #[test]
+    fn truncated_volume_has_no_trailer_but_scans() {
+        let key = MasterKey::generate().unwrap();
+        let pack = build(&key, &[b"a", b"b"]);
+        let cut = &pack.bytes[..pack.bytes.len() - 3];
+        assert!(read_trailer(&key, cut).is_err());
+        assert_eq!(scan_entries(cut).len(), 2);
+    }
+}

@@ -1,0 +1,262 @@
+//! Run manifests (`runs/<label>`): what one backup run stored, written last.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::id::Id;
+
+/// Manifest schema version within format version 1.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// Backup level, as in Amanda and Zimbra.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Level 0: read and hash every byte.
+    Full,
+    /// Level 1: changes since the last full run.
+    Diff,
+    /// Level 2+: changes since the previous run of any level.
+    Incr,
+}
+
+impl Level {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Level::Full => "full",
+            Level::Diff => "diff",
+            Level::Incr => "incr",
+        }
+    }
+
+    pub fn number(self) -> u8 {
+        match self {
+            Level::Full => 0,
+            Level::Diff => 1,
+            Level::Incr => 2,
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.prefix())
+    }
+}
+
+/// A level name that is not one of the accepted spellings.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown level {0:?}: use full (0), diff (1) or incr (2)")]
+pub struct ParseLevelError(String);
+
+impl FromStr for Level {
+    type Err = ParseLevelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "full" | "0" => Ok(Level::Full),
+            "diff" | "differential" | "1" => Ok(Level::Diff),
+            "incr" | "incremental" | "2" => Ok(Level::Incr),
+            _ => Err(ParseLevelError(s.to_owned())),
+        }
+    }
+}
+
+/// Outcome of a run that produced a manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunStatus {
+    /// Every item was stored.
+    Complete,
+    /// Some items failed and are listed; everything else was stored.
+    Partial,
+}
+
+/// Label `<level>-YYYYMMDD.HHMMSS` in UTC.
+pub fn label_for(level: Level, at: DateTime<Utc>) -> String {
+    format!("{}-{}", level.prefix(), at.format("%Y%m%d.%H%M%S"))
+}
+
+/// Parse a label back into level and time.
+pub fn parse_label(label: &str) -> Option<(Level, DateTime<Utc>)> {
+    let (prefix, stamp) = label.split_once('-')?;
+    let level = match prefix {
+        "full" => Level::Full,
+        "diff" => Level::Diff,
+        "incr" => Level::Incr,
+        _ => return None,
+    };
+    let naive = chrono::NaiveDateTime::parse_from_str(stamp, "%Y%m%d.%H%M%S").ok()?;
+    Some((level, naive.and_utc()))
+}
+
+/// A path as raw bytes, shown as text when it is UTF-8.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PathText {
+    Utf8(String),
+    Bytes { hex: String },
+}
+
+impl PathText {
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        match std::str::from_utf8(bytes) {
+            Ok(s) => PathText::Utf8(s.to_owned()),
+            Err(_) => PathText::Bytes {
+                hex: hex::encode(bytes),
+            },
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            PathText::Utf8(s) => s.as_bytes().to_vec(),
+            PathText::Bytes { hex } => hex::decode(hex).unwrap_or_default(),
+        }
+    }
+
+    /// Lossy text for display.
+    pub fn display(&self) -> String {
+        match self {
+            PathText::Utf8(s) => s.clone(),
+            PathText::Bytes { hex } => {
+                String::from_utf8_lossy(&hex::decode(hex).unwrap_or_default()).into_owned()
+            }
+        }
+    }
+}
+
+/// What kind of source produced a tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// A directory tree.
+    Directory,
+    /// A byte stream (stdin or a command's output) stored as one file.
+    Stream,
+}
+
+/// Per-source state after a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SourceStatus {
+    Complete,
+    Partial,
+    Failed,
+}
+
+/// An item that could not be stored, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemError {
+    pub path: String,
+    pub error: String,
+}
+
+/// Counters of one source or a whole run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub others: u64,
+    /// Files whose metadata matched the parent run, reused without reading.
+    pub files_unchanged: u64,
+    /// Bytes of file content in the run (logical size).
+    pub bytes_total: u64,
+    /// Bytes read from the sources.
+    pub bytes_read: u64,
+    /// Raw bytes of blobs new to the repository.
+    pub bytes_new: u64,
+    /// Bytes those new blobs took after compression and encryption.
+    pub bytes_stored: u64,
+    pub blobs_new: u64,
+    pub errors: u64,
+    pub warnings: u64,
+}
+
+impl RunStats {
+    pub fn add(&mut self, o: &RunStats) {
+        self.files += o.files;
+        self.dirs += o.dirs;
+        self.others += o.others;
+        self.files_unchanged += o.files_unchanged;
+        self.bytes_total += o.bytes_total;
+        self.bytes_read += o.bytes_read;
+        self.bytes_new += o.bytes_new;
+        self.bytes_stored += o.bytes_stored;
+        self.blobs_new += o.blobs_new;
+        self.errors += o.errors;
+        self.warnings += o.warnings;
+    }
+}
+
+/// One source in a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceManifest {
+    pub name: String,
+    pub kind: SourceKind,
+    /// Where the source was read from (absolute path, or the command line of a stream).
+    pub origin: PathText,
+    /// Root tree; a stream is a tree with one file.
+    pub tree: Option<Id>,
+    pub status: SourceStatus,
+    pub stats: RunStats,
+    pub errors: Vec<ItemError>,
+    pub warnings: Vec<ItemError>,
+}
+
+/// The manifest of one run. Sealed JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunManifest {
+    pub version: u32,
+    pub label: String,
+    pub level: Level,
+    pub status: RunStatus,
+    pub started: DateTime<Utc>,
+    pub finished: DateTime<Utc>,
+    pub host: String,
+    pub owner: Option<String>,
+    /// The run whose metadata was compared to skip unchanged files.
+    pub parent: Option<String>,
+    /// The full run this run depends on for retention (itself for a full).
+    pub base_full: Option<String>,
+    pub sources: Vec<SourceManifest>,
+    pub stats: RunStats,
+    /// Free-form tags given at backup time.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn labels_round_trip() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 22, 1, 0, 0).unwrap();
+        assert_eq!(label_for(Level::Full, t), "full-20261122.010000");
+        assert_eq!(parse_label("incr-20261122.010000"), Some((Level::Incr, t)));
+        assert_eq!(parse_label("weekly-20261122.010000"), None);
+        assert_eq!(parse_label("full-2026"), None);
+    }
+
+    #[test]
+    fn path_text_keeps_non_utf8_bytes() {
+        let p = PathText::from_bytes(b"/a/\xff");
+        assert!(matches!(p, PathText::Bytes { .. }));
+        assert_eq!(p.to_bytes(), b"/a/\xff");
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(serde_json::from_str::<PathText>(&json).unwrap(), p);
+        assert_eq!(PathText::from_bytes(b"/ok"), PathText::Utf8("/ok".into()));
+    }
+
+    #[test]
+    fn level_names() {
+        assert_eq!("incremental".parse::<Level>().unwrap(), Level::Incr);
+        assert_eq!("1".parse::<Level>().unwrap(), Level::Diff);
+        assert!("weekly".parse::<Level>().is_err());
+    }
+}

@@ -1,0 +1,93 @@
+//! Writing metadata back: ownership, mode, xattrs, times; creating special files.
+
+use std::io;
+use std::path::Path;
+
+use rustix::fs::{AtFlags, CWD, FileType, Mode, Timestamps};
+
+use crate::format::tree::{Node, NodeKind};
+
+/// What metadata to restore.
+#[derive(Debug, Clone, Copy)]
+pub struct MetadataOptions {
+    /// Restore uid/gid. As non-root, changing ownership to another user fails; such failures
+    /// are ignored because an unprivileged restore cannot do better.
+    pub owner: bool,
+}
+
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+fn ts(t: crate::format::tree::Timespec) -> rustix::fs::Timespec {
+    rustix::fs::Timespec {
+        tv_sec: t.sec,
+        tv_nsec: i64::from(t.nsec) as _,
+    }
+}
+
+/// Apply a node's metadata to `path`, in the order that keeps each step from undoing the
+/// last: xattrs, owner (which clears setuid), mode, then times.
+pub fn apply_metadata(path: &Path, node: &Node, opts: MetadataOptions) -> io::Result<()> {
+    let symlink = node.kind == NodeKind::Symlink;
+    if !symlink {
+        for x in &node.xattrs {
+            let name = std::os::unix::ffi::OsStrExt::from_bytes(x.name.as_slice());
+            let name: &std::ffi::OsStr = name;
+            match xattr::set(path, name, &x.value) {
+                Ok(()) => {}
+                // A target filesystem without user xattrs (some NFS) cannot keep them.
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::OPNOTSUPP.raw_os_error()) => {
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    if opts.owner {
+        let uid = Some(rustix::fs::Uid::from_raw(node.uid));
+        let gid = Some(rustix::fs::Gid::from_raw(node.gid));
+        match rustix::fs::chownat(CWD, path, uid, gid, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::PERM) if !is_root() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if !symlink {
+        rustix::fs::chmodat(CWD, path, Mode::from_raw_mode(node.mode), AtFlags::empty())?;
+    }
+    let times = Timestamps {
+        last_access: ts(node.mtime),
+        last_modification: ts(node.mtime),
+    };
+    rustix::fs::utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(())
+}
+
+/// Create a FIFO or device node. Devices need root; the error says so.
+pub fn create_special(path: &Path, node: &Node) -> io::Result<()> {
+    let file_type = match node.kind {
+        NodeKind::Fifo => FileType::Fifo,
+        NodeKind::CharDevice => FileType::CharacterDevice,
+        NodeKind::BlockDevice => FileType::BlockDevice,
+        other => {
+            return Err(io::Error::other(format!(
+                "cannot create a {} node",
+                other.name()
+            )));
+        }
+    };
+    if file_type != FileType::Fifo && !is_root() {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "creating device nodes needs root",
+        ));
+    }
+    rustix::fs::mknodat(
+        CWD,
+        path,
+        file_type,
+        Mode::from_raw_mode(node.mode & 0o777),
+        node.rdev,
+    )?;
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! Holdfast's dump/restore engine: an encrypted, deduplicating, versioned backup repository.
+//!
+//! This crate knows nothing of Kubernetes; the controller's job pods and people at a shell
+//! both drive it through the `holdfast` CLI. See `engine/FORMAT.md` for the bytes on disk.
+
+pub mod backup;
+pub mod chunker;
+pub mod compress;
+pub mod crypto;
+mod error;
+pub mod format;
+pub mod fsmeta;
+pub mod id;
+pub mod pattern;
+pub mod progress;
+pub mod repo;
+pub mod restore;
+pub mod storage;
+pub mod verify;
+
+pub use error::{Error, Result};
+pub use id::Id;

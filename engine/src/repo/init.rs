@@ -1,0 +1,103 @@
+//! Creating a repository.
+
+use std::sync::Arc;
+
+use crate::chunker::ChunkerParams;
+use crate::crypto::{DEFAULT_KDF_ITERATIONS, KeyFile, MasterKey};
+use crate::format::aad;
+use crate::format::config::{CONFIG_KIND, DEFAULT_PACK_SIZE, FORMAT_VERSION, Features, RepoConfig};
+use crate::storage::Store;
+use crate::{Error, Result};
+
+use super::{Core, Opened, Repository};
+
+/// Choices made once, when a repository is created.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// The backup set that will own the repository, e.g. `shop/shop`.
+    pub owner: Option<String>,
+    pub kdf_iterations: u32,
+    pub chunker: ChunkerParams,
+    pub pack_size: u32,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            owner: None,
+            kdf_iterations: DEFAULT_KDF_ITERATIONS,
+            chunker: ChunkerParams::default(),
+            pack_size: DEFAULT_PACK_SIZE,
+        }
+    }
+}
+
+/// The sealed `owner` object.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(super) struct OwnerRecord {
+    pub owner: Option<String>,
+    pub created: String,
+}
+
+impl Repository<Opened> {
+    /// Create a repository. Writes keys, then the owner record, then `config` last, so a
+    /// crash leaves either a complete repository or one `init` can simply be run on again.
+    pub fn init(store: Store, passphrase: &[u8], opts: &InitOptions) -> Result<Self> {
+        if !opts.chunker.is_valid() {
+            return Err(Error::InvalidArgument(format!(
+                "invalid chunker parameters {:?}",
+                opts.chunker
+            )));
+        }
+        if opts.pack_size < 1024 * 1024 {
+            return Err(Error::InvalidArgument(
+                "volume size must be at least 1 MiB".into(),
+            ));
+        }
+        if store.stat("config")?.is_some() {
+            return Err(Error::AlreadyExists {
+                location: store.location(),
+            });
+        }
+        let created = chrono::Utc::now().to_rfc3339();
+        let id = hex::encode(crate::crypto::random_bytes::<16>()?);
+        let key = MasterKey::generate()?;
+        let key_file = KeyFile::wrap(&key, passphrase, &id, opts.kdf_iterations, created.clone())
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let key_json = serde_json::to_vec_pretty(&key_file).map_err(Error::internal)?;
+        let key_name = format!("keys/{}", hex::encode(crate::crypto::random_bytes::<8>()?));
+        store.put(&key_name, key_json)?;
+
+        let owner = OwnerRecord {
+            owner: opts.owner.clone(),
+            created: created.clone(),
+        };
+        let owner_json = serde_json::to_vec(&owner).map_err(Error::internal)?;
+        store.put("owner", key.seal(aad::OWNER, &owner_json)?)?;
+
+        let config = RepoConfig {
+            kind: CONFIG_KIND.to_owned(),
+            version: FORMAT_VERSION,
+            id,
+            features: Features::default(),
+            chunker: opts.chunker,
+            pack_size: opts.pack_size,
+            created,
+        };
+        let config_json = serde_json::to_vec_pretty(&config).map_err(Error::internal)?;
+        if !store.put_new("config", config_json)? {
+            return Err(Error::AlreadyExists {
+                location: store.location(),
+            });
+        }
+        Ok(Repository {
+            core: Arc::new(Core {
+                store,
+                config,
+                key,
+                owner: opts.owner.clone(),
+            }),
+            state: Opened,
+        })
+    }
+}

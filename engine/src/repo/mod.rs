@@ -1,0 +1,173 @@
+//! A repository: configuration, keys, index, run catalog and blob access.
+//!
+//! Typestate: [`Repository<Opened>`] has its key and configuration; loading the index gives
+//! a [`Repository<Indexed>`], the only state that can read or write blobs.
+
+mod init;
+mod open;
+
+mod runs;
+mod walk;
+
+use std::sync::Arc;
+
+use crate::crypto::MasterKey;
+use crate::format::config::{Operation, RepoConfig};
+use crate::format::index::MasterIndex;
+use crate::format::pack::decode_blob;
+use crate::format::tree::Tree;
+use crate::id::Id;
+use crate::storage::{Store, pack_key};
+use crate::{Error, Result};
+
+pub use init::InitOptions;
+pub use open::read_config;
+pub use runs::{RunSelector, select_run};
+
+/// Marker: configuration and key loaded.
+#[derive(Debug, Clone, Copy)]
+pub struct Opened;
+
+/// Marker: index loaded; blobs can be read and written.
+#[derive(Debug, Clone)]
+pub struct Indexed {
+    index: Arc<MasterIndex>,
+}
+
+#[derive(Debug)]
+struct Core {
+    store: Store,
+    config: RepoConfig,
+    key: MasterKey,
+    owner: Option<String>,
+}
+
+/// An open repository.
+#[derive(Debug, Clone)]
+pub struct Repository<S = Opened> {
+    core: Arc<Core>,
+    state: S,
+}
+
+impl<S> Repository<S> {
+    pub fn store(&self) -> &Store {
+        &self.core.store
+    }
+
+    pub fn config(&self) -> &RepoConfig {
+        &self.core.config
+    }
+
+    pub fn key(&self) -> &MasterKey {
+        &self.core.key
+    }
+
+    /// The backup set that owns this repository, if one was recorded at init.
+    pub fn owner(&self) -> Option<&str> {
+        self.core.owner.as_deref()
+    }
+
+    pub fn location(&self) -> String {
+        self.core.store.location()
+    }
+
+    /// Refuse an operation whose required features this build does not know.
+    pub fn check_features(&self, op: Operation) -> Result<()> {
+        let unknown = self.core.config.features.unknown_for(op);
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::UnsupportedFeature {
+                location: self.location(),
+                operation: op.name(),
+                features: unknown,
+            })
+        }
+    }
+
+    /// Refuse to write on behalf of `requested` into a repository owned by another set.
+    pub fn check_owner(&self, requested: Option<&str>, force: bool) -> Result<()> {
+        match (self.owner(), requested) {
+            (Some(owner), Some(req)) if owner != req && !force => Err(Error::OwnedByOther {
+                location: self.location(),
+                owner: owner.to_owned(),
+                requested: req.to_owned(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Repository<Opened> {
+    /// Read every index segment and merge them.
+    pub fn load_index(self) -> Result<Repository<Indexed>> {
+        let index = self.read_index()?;
+        Ok(Repository {
+            core: self.core,
+            state: Indexed {
+                index: Arc::new(index),
+            },
+        })
+    }
+}
+
+impl<S> Repository<S> {
+    fn read_index(&self) -> Result<MasterIndex> {
+        let names: Vec<String> = self
+            .store()
+            .list("index/")?
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        let bodies = self.store().get_many(&names, 16);
+        let mut segments = Vec::with_capacity(names.len());
+        for (name, body) in names.into_iter().zip(bodies) {
+            let body = body?;
+            let seg = crate::format::index::IndexSegment::open(self.key(), &body, &name)?;
+            segments.push((name, seg));
+        }
+        Ok(MasterIndex::from_segments(segments))
+    }
+}
+
+impl Repository<Indexed> {
+    pub fn index(&self) -> &Arc<MasterIndex> {
+        &self.state.index
+    }
+
+    /// Reload the index (after another process changed it).
+    pub fn reload_index(&mut self) -> Result<()> {
+        self.state.index = Arc::new(self.read_index()?);
+        Ok(())
+    }
+
+    /// Read, authenticate and decode one blob.
+    pub fn load_blob(&self, id: &Id) -> Result<Vec<u8>> {
+        let loc = self
+            .index()
+            .lookup(id)
+            .ok_or_else(|| Error::corrupt(format!("blob {} is not in the index", id.short())))?;
+        let entry = self.store().get_range(
+            &pack_key(&loc.pack),
+            u64::from(loc.offset),
+            u64::from(loc.length),
+        )?;
+        let (header, plain) = decode_blob(self.key(), &entry)
+            .map_err(|e| Error::corrupt(format!("volume {}: {e}", loc.pack.short())))?;
+        if header.id != *id {
+            return Err(Error::corrupt(format!(
+                "volume {} holds blob {} where the index expects {}",
+                loc.pack.short(),
+                header.id.short(),
+                id.short()
+            )));
+        }
+        Ok(plain)
+    }
+
+    pub fn load_tree(&self, id: &Id) -> Result<Tree> {
+        let bytes = self.load_blob(id)?;
+        Tree::decode(&bytes)
+            .map_err(|e| Error::corrupt(format!("tree {} does not decode: {e}", id.short())))
+    }
+}

@@ -1,0 +1,238 @@
+//! The run catalog: manifests under `runs/<label>`.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::format::aad;
+use crate::format::run::{RunManifest, RunStatus, label_for, parse_label};
+use crate::{Error, Result};
+
+use super::Repository;
+
+const RUNS_PREFIX: &str = "runs/";
+
+/// Which run a command means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunSelector {
+    /// The newest restorable run.
+    Newest,
+    /// Exactly this label.
+    Label(String),
+    /// The newest restorable run that started at or before this time.
+    At(DateTime<Utc>),
+}
+
+impl<S> Repository<S> {
+    /// Labels of every run, oldest first (labels sort by time within a level; this sorts by
+    /// the time in the label, then the label).
+    pub fn run_labels(&self) -> Result<Vec<String>> {
+        let mut labels: Vec<String> = self
+            .store()
+            .list(RUNS_PREFIX)?
+            .into_iter()
+            .filter_map(|o| o.key.strip_prefix(RUNS_PREFIX).map(str::to_owned))
+            .filter(|l| parse_label(l).is_some())
+            .collect();
+        labels.sort_by_key(|l| (parse_label(l).map(|(_, t)| t), l.clone()));
+        Ok(labels)
+    }
+
+    fn open_manifest(&self, label: &str, sealed: &[u8]) -> Result<RunManifest> {
+        let json = self
+            .key()
+            .open(aad::RUN, sealed)
+            .map_err(|_| Error::corrupt(format!("run manifest {label} failed authentication")))?;
+        let manifest: RunManifest = serde_json::from_slice(&json)
+            .map_err(|e| Error::corrupt(format!("run manifest {label}: {e}")))?;
+        if manifest.label != label {
+            return Err(Error::corrupt(format!(
+                "run manifest {label} claims the label {}",
+                manifest.label
+            )));
+        }
+        Ok(manifest)
+    }
+
+    /// Every run manifest, oldest first, fetched concurrently.
+    pub fn runs(&self) -> Result<Vec<RunManifest>> {
+        let labels = self.run_labels()?;
+        let keys: Vec<String> = labels.iter().map(|l| format!("{RUNS_PREFIX}{l}")).collect();
+        let bodies = self.store().get_many(&keys, 32);
+        labels
+            .iter()
+            .zip(bodies)
+            .map(|(label, body)| self.open_manifest(label, &body?))
+            .collect()
+    }
+
+    pub fn load_run(&self, label: &str) -> Result<RunManifest> {
+        match self.store().get(&format!("{RUNS_PREFIX}{label}")) {
+            Ok(body) => self.open_manifest(label, &body),
+            Err(crate::storage::StorageError::NotFound { .. }) => {
+                let labels = self.run_labels()?;
+                Err(Error::RunNotFound {
+                    label: label.to_owned(),
+                    nearest: nearest_labels(label, &labels),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Store a manifest under a unique label: if another run already took this second, the
+    /// label moves forward a second at a time. Returns the manifest as stored.
+    pub fn save_run(&self, mut manifest: RunManifest) -> Result<RunManifest> {
+        let mut at = manifest.started;
+        for _ in 0..3600 {
+            manifest.label = label_for(manifest.level, at);
+            let json = serde_json::to_vec(&manifest).map_err(Error::internal)?;
+            let sealed = self.key().seal(aad::RUN, &json)?;
+            if self
+                .store()
+                .put_new(&format!("{RUNS_PREFIX}{}", manifest.label), sealed)?
+            {
+                return Ok(manifest);
+            }
+            at += Duration::seconds(1);
+        }
+        Err(Error::internal(
+            "could not find a free run label within an hour of the start time",
+        ))
+    }
+}
+
+/// Choose a run from the catalog (oldest first).
+pub fn select_run<'a>(
+    runs: &'a [RunManifest],
+    selector: &RunSelector,
+    allow_partial: bool,
+) -> Result<&'a RunManifest> {
+    let restorable = |r: &&RunManifest| allow_partial || r.status == RunStatus::Complete;
+    match selector {
+        RunSelector::Label(label) => runs.iter().find(|r| &r.label == label).ok_or_else(|| {
+            let labels: Vec<String> = runs.iter().map(|r| r.label.clone()).collect();
+            Error::RunNotFound {
+                label: label.clone(),
+                nearest: nearest_labels(label, &labels),
+            }
+        }),
+        RunSelector::Newest => runs.iter().rev().find(restorable).ok_or(Error::NoRuns),
+        RunSelector::At(t) => runs
+            .iter()
+            .rev()
+            .filter(|r| r.started <= *t)
+            .find(restorable)
+            .ok_or_else(|| match runs.iter().find(restorable) {
+                Some(first) => Error::NoRunBefore {
+                    requested: t.to_rfc3339(),
+                    first_label: first.label.clone(),
+                    first_time: first.started.to_rfc3339(),
+                },
+                None => Error::NoRuns,
+            }),
+    }
+}
+
+/// Up to three labels closest in time (or, for an unparsable label, by shared prefix).
+pub fn nearest_labels(wanted: &str, labels: &[String]) -> Vec<String> {
+    let mut scored: Vec<(i64, &String)> = match parse_label(wanted) {
+        Some((_, t)) => labels
+            .iter()
+            .filter_map(|l| parse_label(l).map(|(_, lt)| ((lt - t).num_seconds().abs(), l)))
+            .collect(),
+        None => labels
+            .iter()
+            .map(|l| {
+                let common = l
+                    .chars()
+                    .zip(wanted.chars())
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                (-(common as i64), l)
+            })
+            .collect(),
+    };
+    scored.sort();
+    scored.into_iter().take(3).map(|(_, l)| l.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::run::{Level, MANIFEST_VERSION, RunStats};
+    use chrono::TimeZone;
+
+    fn run(label: &str, status: RunStatus) -> RunManifest {
+        let (level, t) = parse_label(label).unwrap();
+        RunManifest {
+            version: MANIFEST_VERSION,
+            label: label.into(),
+            level,
+            status,
+            started: t,
+            finished: t,
+            host: "h".into(),
+            owner: None,
+            parent: None,
+            base_full: None,
+            sources: vec![],
+            stats: RunStats::default(),
+            tags: vec![],
+        }
+    }
+
+    fn catalog() -> Vec<RunManifest> {
+        vec![
+            run("full-20261101.010000", RunStatus::Complete),
+            run("incr-20261102.010000", RunStatus::Complete),
+            run("incr-20261103.010000", RunStatus::Partial),
+        ]
+    }
+
+    #[test]
+    fn newest_skips_partial_unless_allowed() {
+        let runs = catalog();
+        assert_eq!(
+            select_run(&runs, &RunSelector::Newest, false)
+                .unwrap()
+                .label,
+            "incr-20261102.010000"
+        );
+        assert_eq!(
+            select_run(&runs, &RunSelector::Newest, true).unwrap().label,
+            "incr-20261103.010000"
+        );
+    }
+
+    #[test]
+    fn point_in_time_picks_newest_at_or_before() {
+        let runs = catalog();
+        let at = |d, h| RunSelector::At(Utc.with_ymd_and_hms(2026, 11, d, h, 0, 0).unwrap());
+        assert_eq!(
+            select_run(&runs, &at(2, 1), false).unwrap().label,
+            "incr-20261102.010000"
+        );
+        assert_eq!(
+            select_run(&runs, &at(2, 0), false).unwrap().label,
+            "full-20261101.010000"
+        );
+        let err = select_run(&runs, &at(1, 0), false).unwrap_err();
+        assert!(err.to_string().contains("full-20261101.010000"), "{err}");
+    }
+
+    #[test]
+    fn unknown_label_lists_nearest() {
+        let runs = catalog();
+        let err = select_run(
+            &runs,
+            &RunSelector::Label("incr-20261102.020000".into()),
+            false,
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("nearest labels: incr-20261102.010000"),
+            "{msg}"
+        );
+        assert_eq!(Level::Full.number(), 0);
+    }
+}

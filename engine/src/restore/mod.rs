@@ -1,0 +1,220 @@
+//! Restoring a run to a directory, Zextras-style: everything that can be restored is, and
+//! the report lists restored, skipped and unrestored items with reasons.
+
+mod file;
+mod plan;
+mod report;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crossbeam_channel::bounded;
+
+use crate::Result;
+use crate::format::config::Operation;
+use crate::format::tree::Node;
+use crate::fsmeta::{MetadataOptions, apply_metadata};
+use crate::pattern::PathFilter;
+use crate::progress::Progress;
+use crate::repo::{Indexed, Repository, RunSelector, select_run};
+
+pub use plan::{Overwrite, RestoreTarget, target_roots};
+pub use report::{ItemOutcome, RestoreReport, RestoreStatus, SourceTarget, UnrestoredItem};
+
+/// How to restore.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    pub selector: RunSelector,
+    /// Consider Partial runs when picking the newest / point-in-time run.
+    pub allow_partial: bool,
+    /// Source names to restore; empty means all.
+    pub sources: Vec<String>,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub target: RestoreTarget,
+    pub overwrite: Overwrite,
+    /// Keep going after an item fails; otherwise stop at the first failure.
+    pub continue_on_error: bool,
+    /// Restore ownership (uid/gid). Effective only as root.
+    pub owner: bool,
+    pub threads: usize,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        RestoreOptions {
+            selector: RunSelector::Newest,
+            allow_partial: false,
+            sources: Vec::new(),
+            include: Vec::new(),
+            exclude: Vec::new(),
+            target: RestoreTarget::Original,
+            overwrite: Overwrite::Never,
+            continue_on_error: true,
+            owner: true,
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .max(2),
+        }
+    }
+}
+
+struct FileJob {
+    path: PathBuf,
+    node: Node,
+    rel: String,
+    replace: bool,
+}
+
+/// Shared restore state.
+struct Ctx<'a> {
+    repo: &'a Repository<Indexed>,
+    opts: &'a RestoreOptions,
+    filter: PathFilter,
+    meta: MetadataOptions,
+    report: Mutex<report::Builder>,
+    progress: &'a Progress,
+    /// First restored path of each hard-link group.
+    link_firsts: Mutex<HashMap<u64, PathBuf>>,
+}
+
+impl Ctx<'_> {
+    fn record(&self, rel: &str, outcome: ItemOutcome) {
+        self.report
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(rel, outcome);
+    }
+
+    fn should_stop(&self) -> bool {
+        !self.opts.continue_on_error
+            && self
+                .report
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .unrestored()
+                > 0
+    }
+}
+
+/// Restore a run. Fails only when nothing can start (no such run, unknown source); item
+/// failures end up in the report.
+pub fn restore(
+    repo: &Repository<Indexed>,
+    opts: &RestoreOptions,
+    progress: &Progress,
+) -> Result<RestoreReport> {
+    let started = Instant::now();
+    repo.check_features(Operation::Read)?;
+    let runs = repo.runs()?;
+    let run = select_run(&runs, &opts.selector, opts.allow_partial)?.clone();
+    let roots = target_roots(&run, &opts.sources, &opts.target)?;
+    let ctx = Ctx {
+        repo,
+        opts,
+        filter: PathFilter::new(&opts.include, &opts.exclude)?,
+        meta: MetadataOptions { owner: opts.owner },
+        report: Mutex::new(report::Builder::default()),
+        progress,
+        link_firsts: Mutex::new(HashMap::new()),
+    };
+    for (source, _) in &roots {
+        progress.add_total(
+            source.stats.files + source.stats.dirs,
+            source.stats.bytes_total,
+        );
+    }
+    progress
+        .totals_final
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+
+    let mut deferred_links: Vec<FileJob> = Vec::new();
+    let mut dirs: Vec<(PathBuf, Node, usize)> = Vec::new();
+    let (tx, rx) = bounded::<FileJob>(opts.threads.max(1) * 4);
+    let walk_result = std::thread::scope(|scope| {
+        for _ in 0..opts.threads.max(1) {
+            let rx = rx.clone();
+            let ctx = &ctx;
+            scope.spawn(move || {
+                for job in rx {
+                    if ctx.should_stop() {
+                        continue;
+                    }
+                    let outcome = file::restore_file(ctx, &job);
+                    ctx.record(&job.rel, outcome);
+                }
+            });
+        }
+        drop(rx);
+        let mut walker = plan::Walker {
+            ctx: &ctx,
+            files: &tx,
+            deferred_links: &mut deferred_links,
+            dirs: &mut dirs,
+        };
+        let mut result = Ok(());
+        for (source, root) in &roots {
+            if let Err(e) = walker.restore_source(source, root) {
+                result = Err(e);
+                break;
+            }
+        }
+        drop(tx);
+        result
+    });
+    walk_result?;
+    for job in deferred_links {
+        if ctx.should_stop() {
+            break;
+        }
+        let outcome = file::restore_link_or_copy(&ctx, &job);
+        ctx.record(&job.rel, outcome);
+    }
+    // Directory times last, deepest first, so creating children does not disturb them.
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.2));
+    for (path, node, _) in dirs {
+        if let Err(e) = apply_metadata(&path, &node, ctx.meta) {
+            ctx.record(
+                &path.display().to_string(),
+                ItemOutcome::Unrestored(format!("metadata not applied: {e}")),
+            );
+        }
+    }
+    let report = ctx.report.into_inner().unwrap_or_else(|p| p.into_inner());
+    Ok(report.finish(
+        &run,
+        roots
+            .iter()
+            .map(|(s, p)| SourceTarget {
+                source: s.name.clone(),
+                target: p.display().to_string(),
+            })
+            .collect(),
+        started.elapsed(),
+        opts.continue_on_error,
+    ))
+}
+
+/// Node names come from our own authenticated trees, but a restore must never write outside
+/// its target whatever the tree says.
+fn safe_name(name: &[u8]) -> bool {
+    !name.is_empty() && name != b"." && name != b".." && !name.contains(&b'/') && !name.contains(&0)
+}
+
+fn ensure_real_dir(path: &Path) -> std::io::Result<bool> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Ok(false),
+        Ok(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "exists and is not a directory",
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir(path)?;
+            Ok(true)
+        }
+        Err(e) => Err(e),
+    }
+}

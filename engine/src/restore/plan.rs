@@ -1,0 +1,378 @@
+//! Deciding where each node goes and what to do with what is already there.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crossbeam_channel::Sender;
+use serde::{Deserialize, Serialize};
+
+use crate::format::run::{RunManifest, SourceManifest, SourceStatus};
+use crate::format::tree::{Node, NodeKind, Timespec};
+use crate::fsmeta::{apply_metadata, create_special, path_from_bytes};
+use crate::{Error, Result};
+
+use super::report::ItemOutcome;
+use super::{Ctx, FileJob, ensure_real_dir, safe_name};
+
+/// Where to restore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreTarget {
+    /// Each source back to the path it was read from.
+    Original,
+    /// Into this directory: a single selected directory source fills it directly; with
+    /// several sources each goes to `DIR/<source name>`; a file source becomes `DIR/<name>`.
+    Directory(PathBuf),
+}
+
+/// What to do when the target already has an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Overwrite {
+    /// Keep what is there; the item is skipped.
+    #[default]
+    Never,
+    /// Replace only if the backed-up copy is newer (by modification time).
+    IfNewer,
+    /// Always replace.
+    Always,
+}
+
+impl std::str::FromStr for Overwrite {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "never" => Ok(Overwrite::Never),
+            "if-newer" | "ifnewer" => Ok(Overwrite::IfNewer),
+            "always" => Ok(Overwrite::Always),
+            _ => Err(Error::InvalidArgument(format!(
+                "unknown overwrite policy {s:?}: use never, if-newer or always"
+            ))),
+        }
+    }
+}
+
+/// Resolve the selected sources and their target paths.
+pub fn target_roots<'r>(
+    run: &'r RunManifest,
+    wanted: &[String],
+    target: &RestoreTarget,
+) -> Result<Vec<(&'r SourceManifest, PathBuf)>> {
+    for w in wanted {
+        if !run.sources.iter().any(|s| &s.name == w) {
+            let names: Vec<&str> = run.sources.iter().map(|s| s.name.as_str()).collect();
+            return Err(Error::InvalidArgument(format!(
+                "run {} has no source {w:?}; its sources are: {}",
+                run.label,
+                names.join(", ")
+            )));
+        }
+    }
+    let selected: Vec<&SourceManifest> = run
+        .sources
+        .iter()
+        .filter(|s| s.status != SourceStatus::Failed && s.tree.is_some())
+        .filter(|s| wanted.is_empty() || wanted.contains(&s.name))
+        .collect();
+    if selected.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "run {} has no restorable source among those selected",
+            run.label
+        )));
+    }
+    let single = selected.len() == 1;
+    Ok(selected
+        .into_iter()
+        .map(|s| {
+            let path = match target {
+                RestoreTarget::Original => path_from_bytes(&s.origin.to_bytes()),
+                RestoreTarget::Directory(d) if single => d.clone(),
+                RestoreTarget::Directory(d) => d.join(&s.name),
+            };
+            (s, path)
+        })
+        .collect())
+}
+
+fn mtime_of(m: &std::fs::Metadata) -> Timespec {
+    Timespec {
+        sec: m.mtime(),
+        nsec: m.mtime_nsec().clamp(0, 999_999_999) as u32,
+    }
+}
+
+/// What to do with an entry at a path that may already exist.
+pub(super) enum Decision {
+    Create,
+    Replace,
+    Skip(String),
+}
+
+pub(super) fn decide(path: &Path, node: &Node, policy: Overwrite) -> Decision {
+    let existing = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(_) => return Decision::Create,
+    };
+    match policy {
+        Overwrite::Never => Decision::Skip("already exists (overwrite: never)".into()),
+        Overwrite::Always => Decision::Replace,
+        Overwrite::IfNewer if node.mtime > mtime_of(&existing) => Decision::Replace,
+        Overwrite::IfNewer => {
+            Decision::Skip("existing copy is as new or newer (overwrite: if-newer)".into())
+        }
+    }
+}
+
+/// Walks a run's trees, creating directories and small entries inline and handing file
+/// content to the worker pool.
+pub(super) struct Walker<'c, 'a> {
+    pub ctx: &'c Ctx<'a>,
+    pub files: &'c Sender<FileJob>,
+    pub deferred_links: &'c mut Vec<FileJob>,
+    pub dirs: &'c mut Vec<(PathBuf, Node, usize)>,
+}
+
+impl Walker<'_, '_> {
+    pub fn restore_source(&mut self, source: &SourceManifest, root: &Path) -> Result<()> {
+        let Some(tree_id) = source.tree else {
+            return Ok(());
+        };
+        let tree = self.ctx.repo.load_tree(&tree_id)?;
+        let Some(root_node) = tree.nodes.into_iter().next() else {
+            return Err(Error::corrupt(format!(
+                "source {} has an empty root",
+                source.name
+            )));
+        };
+        let label = format!("{}:/", source.name);
+        match root_node.kind {
+            NodeKind::Dir => {
+                if let Some(parent) = root.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                }
+                match ensure_real_dir(root) {
+                    Ok(created) => {
+                        if created || self.ctx.opts.overwrite == Overwrite::Always {
+                            self.dirs.push((root.to_path_buf(), root_node.clone(), 0));
+                        }
+                        self.ctx.record(&label, ItemOutcome::Restored { bytes: 0 });
+                    }
+                    Err(e) => {
+                        self.ctx.record(
+                            &label,
+                            ItemOutcome::Unrestored(format!("target {}: {e}", root.display())),
+                        );
+                        return Ok(());
+                    }
+                }
+                if let Some(sub) = root_node.subtree {
+                    self.walk(&source.name, sub, root, b"", false, 1)?;
+                }
+            }
+            _ => {
+                let dir = match &self.ctx.opts.target {
+                    super::RestoreTarget::Directory(_) if root.is_dir() => root.to_path_buf(),
+                    _ => root
+                        .parent()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| PathBuf::from("/")),
+                };
+                std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+                let path = if root.is_dir() {
+                    dir.join(path_from_bytes(&root_node.name))
+                } else {
+                    root.to_path_buf()
+                };
+                self.entry(&source.name, &path, b"", root_node)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn walk(
+        &mut self,
+        source: &str,
+        tree_id: crate::id::Id,
+        dir: &Path,
+        rel: &[u8],
+        ancestor_included: bool,
+        depth: usize,
+    ) -> Result<()> {
+        let tree = match self.ctx.repo.load_tree(&tree_id) {
+            Ok(t) => t,
+            Err(e) => {
+                let shown = if rel.is_empty() {
+                    "/".to_owned()
+                } else {
+                    String::from_utf8_lossy(rel).into_owned()
+                };
+                self.ctx.record(
+                    &format!("{source}:{shown}"),
+                    ItemOutcome::Unrestored(format!("directory listing unreadable: {e}")),
+                );
+                return Ok(());
+            }
+        };
+        for node in tree.nodes {
+            if self.ctx.should_stop() {
+                return Ok(());
+            }
+            let mut child_rel = rel.to_vec();
+            child_rel.push(b'/');
+            child_rel.extend_from_slice(&node.name);
+            let shown = format!("{source}:{}", String::from_utf8_lossy(&child_rel));
+            if !safe_name(&node.name) {
+                self.ctx.record(
+                    &shown,
+                    ItemOutcome::Unrestored("unsafe file name in the backup".into()),
+                );
+                continue;
+            }
+            if self.ctx.filter.is_excluded(&child_rel) {
+                continue;
+            }
+            let included = ancestor_included || self.ctx.filter.is_included(&child_rel);
+            let path = dir.join(path_from_bytes(&node.name));
+            if node.kind == NodeKind::Dir {
+                if included {
+                    match ensure_real_dir(&path).or_else(|e| self.replace_with_dir(&path, e)) {
+                        Ok(created) => {
+                            if created || self.ctx.opts.overwrite == Overwrite::Always {
+                                self.dirs.push((path.clone(), node.clone(), depth));
+                            }
+                            self.ctx.progress.add_done(1, 0);
+                            self.ctx.record(&shown, ItemOutcome::Restored { bytes: 0 });
+                        }
+                        Err(e) => {
+                            self.ctx
+                                .record(&shown, ItemOutcome::Unrestored(e.to_string()));
+                            continue;
+                        }
+                    }
+                }
+                // A directory that is not itself included is created only if something below
+                // it is restored (see `ensure_parent`).
+                if let Some(sub) = node.subtree {
+                    self.walk(source, sub, &path, &child_rel, included, depth + 1)?;
+                }
+                continue;
+            }
+            if !included {
+                continue;
+            }
+            self.ensure_parent(dir)?;
+            self.entry(source, &path, &child_rel, node)?;
+        }
+        Ok(())
+    }
+
+    fn ensure_parent(&self, dir: &Path) -> Result<()> {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        Ok(())
+    }
+
+    fn replace_with_dir(&self, path: &Path, e: std::io::Error) -> std::io::Result<bool> {
+        if e.kind() == std::io::ErrorKind::AlreadyExists
+            && self.ctx.opts.overwrite == Overwrite::Always
+        {
+            std::fs::remove_file(path)?;
+            std::fs::create_dir(path)?;
+            return Ok(true);
+        }
+        Err(e)
+    }
+
+    /// Restore one non-directory entry.
+    fn entry(&mut self, source: &str, path: &Path, rel: &[u8], node: Node) -> Result<()> {
+        let shown = format!(
+            "{source}:{}",
+            if rel.is_empty() {
+                "/".into()
+            } else {
+                String::from_utf8_lossy(rel)
+            }
+        );
+        let replace = match decide(path, &node, self.ctx.opts.overwrite) {
+            Decision::Skip(reason) => {
+                self.ctx.progress.add_done(1, node.size);
+                self.ctx.record(&shown, ItemOutcome::Skipped(reason));
+                return Ok(());
+            }
+            Decision::Create => false,
+            Decision::Replace => true,
+        };
+        match node.kind {
+            NodeKind::File => {
+                let job = FileJob {
+                    path: path.to_path_buf(),
+                    node,
+                    rel: shown,
+                    replace,
+                };
+                let first_of_group = match job.node.link_group {
+                    Some(g) => {
+                        let mut firsts = self
+                            .ctx
+                            .link_firsts
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner());
+                        // Reserve the group; the worker records the real path on success.
+                        match firsts.entry(g) {
+                            std::collections::hash_map::Entry::Occupied(_) => false,
+                            std::collections::hash_map::Entry::Vacant(v) => {
+                                v.insert(PathBuf::new());
+                                true
+                            }
+                        }
+                    }
+                    None => true,
+                };
+                if first_of_group {
+                    // Workers live until the walk ends, so the send cannot fail before then.
+                    let _ = self.files.send(job);
+                } else {
+                    self.deferred_links.push(job);
+                }
+            }
+            NodeKind::Symlink => {
+                let outcome = super::file::with_replacement(path, replace, |tmp| {
+                    std::os::unix::fs::symlink(path_from_bytes(&node.target), tmp)?;
+                    apply_metadata(tmp, &node, self.ctx.meta)
+                });
+                self.ctx.progress.add_done(1, 0);
+                self.ctx.record(
+                    &shown,
+                    outcome.map_or_else(
+                        |e| ItemOutcome::Unrestored(e.to_string()),
+                        |_| ItemOutcome::Restored { bytes: 0 },
+                    ),
+                );
+            }
+            NodeKind::Socket => {
+                self.ctx.record(
+                    &shown,
+                    ItemOutcome::Skipped(
+                        "sockets are recreated by the program that owns them".into(),
+                    ),
+                );
+            }
+            NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
+                let outcome = super::file::with_replacement(path, replace, |tmp| {
+                    create_special(tmp, &node)?;
+                    apply_metadata(tmp, &node, self.ctx.meta)
+                });
+                self.ctx.progress.add_done(1, 0);
+                self.ctx.record(
+                    &shown,
+                    outcome.map_or_else(
+                        |e| ItemOutcome::Unrestored(e.to_string()),
+                        |_| ItemOutcome::Restored { bytes: 0 },
+                    ),
+                );
+            }
+            NodeKind::Dir => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,289 @@
+//! Filesystem backend: one file per object under a root directory.
+//!
+//! Writes go to a temporary file in the destination directory, are fsynced, renamed into
+//! place and the directory is fsynced, so a crash leaves either the old state or the whole
+//! new object (plus perhaps a `.tmp-*` file that listings ignore and purge removes).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{ObjectInfo, Storage, StorageError};
+
+/// Prefix of in-progress writes; never a valid object key component.
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A repository in a local (or mounted network) directory.
+#[derive(Debug, Clone)]
+pub struct LocalStorage {
+    root: PathBuf,
+}
+
+impl LocalStorage {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalStorage { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.root.join(key)
+    }
+
+    fn err(&self, key: &str, e: io::Error) -> StorageError {
+        let location = self.location();
+        match e.kind() {
+            io::ErrorKind::NotFound => StorageError::NotFound {
+                location,
+                key: key.to_owned(),
+            },
+            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                StorageError::PermissionDenied {
+                    location,
+                    detail: format!("{key}: {e}"),
+                }
+            }
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => StorageError::NoSpace {
+                location,
+                key: key.to_owned(),
+            },
+            _ => StorageError::Io {
+                location,
+                key: key.to_owned(),
+                source: e,
+            },
+        }
+    }
+
+    fn write_temp(&self, key: &str, data: &[u8]) -> io::Result<(PathBuf, PathBuf)> {
+        let dest = self.path(key);
+        let dir = dest
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| self.root.clone());
+        fs::create_dir_all(&dir)?;
+        let tmp = dir.join(format!(
+            "{TEMP_PREFIX}{}-{}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = (|| {
+            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok((tmp, dir))
+    }
+
+    fn put_sync(&self, key: &str, data: &[u8]) -> io::Result<()> {
+        let (tmp, dir) = self.write_temp(key, data)?;
+        if let Err(e) = fs::rename(&tmp, self.path(key)) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        File::open(&dir)?.sync_all()
+    }
+
+    fn put_new_sync(&self, key: &str, data: &[u8]) -> io::Result<bool> {
+        let (tmp, dir) = self.write_temp(key, data)?;
+        // link() fails if the destination exists, which rename() would silently replace.
+        let linked = fs::hard_link(&tmp, self.path(key));
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {
+                File::open(&dir)?.sync_all()?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn get_range_sync(&self, key: &str, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+        let mut f = File::open(self.path(key))?;
+        f.seek(SeekFrom::Start(offset))?;
+        let len = usize::try_from(len).map_err(io::Error::other)?;
+        let mut buf = vec![0u8; len];
+        f.read_exact(&mut buf)?;
+        Ok(buf)
+    }
+
+    fn list_sync(&self, prefix: &str) -> io::Result<Vec<ObjectInfo>> {
+        let mut out = Vec::new();
+        let start = self.path(prefix.trim_end_matches('/'));
+        let mut stack = vec![(start, prefix.trim_end_matches('/').to_owned())];
+        while let Some((dir, key_prefix)) = stack.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if name.starts_with(TEMP_PREFIX) {
+                    continue;
+                }
+                let key = if key_prefix.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{key_prefix}/{name}")
+                };
+                let meta = entry.metadata()?;
+                if meta.is_dir() {
+                    stack.push((entry.path(), key));
+                } else {
+                    out.push(ObjectInfo {
+                        key,
+                        size: meta.len(),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        key: &str,
+        f: impl FnOnce(LocalStorage) -> io::Result<T> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let this = self.clone();
+        match tokio::task::spawn_blocking(move || f(this)).await {
+            Ok(r) => r.map_err(|e| self.err(key, e)),
+            Err(join) => Err(self.err(key, io::Error::other(join.to_string()))),
+        }
+    }
+}
+
+#[async_trait]
+impl Storage for LocalStorage {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
+        let k = key.to_owned();
+        self.blocking(key, move |s| s.put_sync(&k, &data)).await
+    }
+
+    async fn put_new(&self, key: &str, data: Bytes) -> Result<bool, StorageError> {
+        let k = key.to_owned();
+        self.blocking(key, move |s| s.put_new_sync(&k, &data)).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
+        let k = key.to_owned();
+        self.blocking(key, move |s| fs::read(s.path(&k)).map(Bytes::from))
+            .await
+    }
+
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StorageError> {
+        let k = key.to_owned();
+        self.blocking(key, move |s| {
+            s.get_range_sync(&k, offset, len).map(Bytes::from)
+        })
+        .await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StorageError> {
+        let p = prefix.to_owned();
+        self.blocking(prefix, move |s| s.list_sync(&p)).await
+    }
+
+    async fn stat(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        let k = key.to_owned();
+        self.blocking(key, move |s| match fs::metadata(s.path(&k)) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let k = key.to_owned();
+        self.blocking(key, move |s| match fs::remove_file(s.path(&k)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn put_get_list_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::new(dir.path());
+        rt().block_on(async {
+            s.put("data/ab/abc", Bytes::from_static(b"hello"))
+                .await
+                .unwrap();
+            s.put("config", Bytes::from_static(b"c")).await.unwrap();
+            assert_eq!(&s.get("data/ab/abc").await.unwrap()[..], b"hello");
+            assert_eq!(&s.get_range("data/ab/abc", 1, 3).await.unwrap()[..], b"ell");
+            let listed = s.list("data/").await.unwrap();
+            assert_eq!(
+                listed,
+                vec![ObjectInfo {
+                    key: "data/ab/abc".into(),
+                    size: 5
+                }]
+            );
+            assert_eq!(s.stat("config").await.unwrap(), Some(1));
+            s.delete("config").await.unwrap();
+            s.delete("config").await.unwrap();
+            assert_eq!(s.stat("config").await.unwrap(), None);
+            assert!(matches!(
+                s.get("config").await,
+                Err(StorageError::NotFound { .. })
+            ));
+        });
+    }
+
+    #[test]
+    fn put_new_refuses_to_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStorage::new(dir.path());
+        rt().block_on(async {
+            assert!(s.put_new("runs/x", Bytes::from_static(b"1")).await.unwrap());
+            assert!(!s.put_new("runs/x", Bytes::from_static(b"2")).await.unwrap());
+            assert_eq!(&s.get("runs/x").await.unwrap()[..], b"1");
+        });
+    }
+
+    #[test]
+    fn listing_ignores_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("data/ab")).unwrap();
+        fs::write(dir.path().join("data/ab/.tmp-1-2"), b"partial").unwrap();
+        let s = LocalStorage::new(dir.path());
+        assert!(rt().block_on(s.list("data/")).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,99 @@
+//! Where repository objects live. The engine sees a flat key space (`config`,
+//! `keys/<id>`, `data/<ab>/<id>`, …); each backend maps it onto its medium.
+//!
+//! The trait is async because object stores are network services; the engine's worker
+//! threads call it through [`Store`], which owns a small runtime.
+
+mod local;
+mod store;
+mod url;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+pub use local::LocalStorage;
+pub use store::Store;
+pub use url::{RepoUrl, open_url};
+
+/// One object in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+}
+
+/// A storage backend. Every write is atomic: a reader sees the whole object or none of it.
+#[async_trait]
+pub trait Storage: Send + Sync + std::fmt::Debug {
+    /// Where the repository is, for messages (never contains credentials).
+    fn location(&self) -> String;
+
+    /// Write `data` under `key`, replacing any previous object, durably.
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError>;
+
+    /// Write `data` under `key` only if no object has that key; `Ok(false)` if one does.
+    async fn put_new(&self, key: &str, data: Bytes) -> Result<bool, StorageError>;
+
+    async fn get(&self, key: &str) -> Result<Bytes, StorageError>;
+
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StorageError>;
+
+    /// Every object whose key starts with `prefix` (a directory-like prefix ending in `/`).
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StorageError>;
+
+    /// Size of the object, or `None` when absent.
+    async fn stat(&self, key: &str) -> Result<Option<u64>, StorageError>;
+
+    /// Remove the object; removing an absent object is not an error.
+    async fn delete(&self, key: &str) -> Result<(), StorageError>;
+}
+
+/// A storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{key} not found in {location}")]
+    NotFound { location: String, key: String },
+    #[error("permission denied on {location}: {detail}")]
+    PermissionDenied { location: String, detail: String },
+    #[error("no space left on {location} while writing {key}: free space, or move the repository")]
+    NoSpace { location: String, key: String },
+    #[error("{location} is unreachable: {detail}")]
+    Unreachable { location: String, detail: String },
+    #[error("I/O error on {key} in {location}")]
+    Io {
+        location: String,
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid repository URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+}
+
+impl StorageError {
+    /// Stable category for exit codes, events and metric labels.
+    pub fn category(&self) -> &'static str {
+        match self {
+            StorageError::NotFound { .. } => "NotFound",
+            StorageError::PermissionDenied { .. } => "PermissionDenied",
+            StorageError::NoSpace { .. } => "NoSpace",
+            StorageError::Unreachable { .. } => "Unreachable",
+            StorageError::Io { .. } => "StorageIo",
+            StorageError::InvalidUrl { .. } => "InvalidUrl",
+        }
+    }
+
+    /// Whether retrying the same operation later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StorageError::Unreachable { .. } | StorageError::Io { .. }
+        )
+    }
+}
+
+/// Key of a volume (pack file).
+pub fn pack_key(id: &crate::id::Id) -> String {
+    let hex = id.to_hex();
+    format!("data/{}/{}", &hex[..2], hex)
+}
