@@ -150,7 +150,7 @@ fn validate_sources(sources: &[SourceSpec]) -> Result<()> {
 
 /// Back up `sources` into a new run.
 pub fn backup(
-    repo: &Repository<Indexed>,
+    repo: &mut Repository<Indexed>,
     sources: &[SourceSpec],
     opts: &BackupOptions,
     progress: &Progress,
@@ -240,7 +240,9 @@ pub fn backup(
         (Err(e), Ok(_)) => return Err(e),
         (Ok(m), Ok(s)) => (m, s),
     };
-    let (sources_out, summary) = source_manifests;
+    let (sources_out, mut summary) = source_manifests;
+    let segments_written = summary.index_segments.len();
+    repo.extend_index(std::mem::take(&mut summary.index_segments));
     if sources_out.iter().all(|s| s.status == SourceStatus::Failed) {
         let first: Vec<String> = sources_out
             .iter()
@@ -296,7 +298,7 @@ pub fn backup(
         requested_level: opts.level,
         duration_ms: started_clock.elapsed().as_millis() as u64,
         volumes_written: summary.packs,
-        index_segments_written: summary.index_segments.len(),
+        index_segments_written: segments_written,
     })
 }
 

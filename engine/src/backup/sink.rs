@@ -57,7 +57,7 @@ struct Shared {
     seen: Mutex<HashSet<Id>>,
     builders: Mutex<[Option<PackBuilder>; 2]>,
     segment: Mutex<IndexSegment>,
-    segments_written: Mutex<Vec<Id>>,
+    segments_written: Mutex<Vec<(String, IndexSegment)>>,
     pack_size: usize,
     failed: AtomicBool,
     error: Mutex<Option<Error>>,
@@ -160,13 +160,12 @@ impl Shared {
             return Ok(());
         }
         let (id, sealed) = seg.seal(self.repo.key())?;
-        self.repo
-            .store()
-            .put(&format!("index/{}", id.to_hex()), sealed)?;
+        let name = format!("index/{}", id.to_hex());
+        self.repo.store().put(&name, sealed)?;
         self.segments_written
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(id);
+            .push((name, seg.clone()));
         Ok(())
     }
 }
@@ -178,7 +177,8 @@ pub struct SinkSummary {
     pub bytes_new: u64,
     pub bytes_stored: u64,
     pub packs: u64,
-    pub index_segments: Vec<Id>,
+    /// Segments written, so the caller can extend its in-memory index.
+    pub index_segments: Vec<(String, IndexSegment)>,
 }
 
 impl BlobSink {

@@ -219,6 +219,20 @@ impl MasterIndex {
         }
     }
 
+    /// This index plus newly written segments (so a handle sees the blobs it just stored).
+    pub fn with_segments(&self, segments: Vec<(String, IndexSegment)>) -> Self {
+        let existing = IndexSegment {
+            packs: self.packs.clone(),
+            entries: self.entries.clone(),
+        };
+        let mut all = vec![(String::new(), existing)];
+        all.extend(segments);
+        let mut merged = Self::from_segments(all);
+        merged.segments.remove(0);
+        merged.segments.splice(0..0, self.segments.iter().cloned());
+        merged
+    }
+
     pub fn lookup(&self, id: &Id) -> Option<BlobLocation> {
         let pos = self.entries.binary_search_by(|e| e.id.cmp(id)).ok()?;
         let e = &self.entries[pos];

@@ -141,6 +141,13 @@ impl Repository<Indexed> {
         Ok(())
     }
 
+    /// Add segments this handle just wrote to its in-memory index.
+    pub fn extend_index(&mut self, segments: Vec<(String, crate::format::index::IndexSegment)>) {
+        if !segments.is_empty() {
+            self.state.index = Arc::new(self.state.index.with_segments(segments));
+        }
+    }
+
     /// Read, authenticate and decode one blob.
     pub fn load_blob(&self, id: &Id) -> Result<Vec<u8>> {
         let loc = self

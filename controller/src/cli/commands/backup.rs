@@ -131,7 +131,7 @@ fn render(r: &BackupReport) -> String {
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
     let sources: Vec<SourceSpec> = args.sources.iter().map(|s| parse_source(s)).collect();
-    let repo = ctx.open()?.load_index()?;
+    let mut repo = ctx.open()?.load_index()?;
     let defaults = BackupOptions::default();
     let opts = BackupOptions {
         level: args.level,
@@ -149,7 +149,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
     let progress = Arc::new(Progress::default());
     let report = {
         let _bar = ctx.bar(&progress, "backup");
-        backup(&repo, &sources, &opts, &progress)?
+        backup(&mut repo, &sources, &opts, &progress)?
     };
     ctx.emit(&report, || render(&report))?;
     Ok(match report.run.status {
