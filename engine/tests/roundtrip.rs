@@ -85,7 +85,7 @@ fn hostile_tree(root: &Path) {
     // A FIFO; device nodes only as root.
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &root.join("fifo"),
+        root.join("fifo"),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o640),
         0,
@@ -95,7 +95,7 @@ fn hostile_tree(root: &Path) {
         let dev = rustix::fs::makedev(1, 3);
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &root.join("null-dev"),
+            root.join("null-dev"),
             rustix::fs::FileType::CharacterDevice,
             rustix::fs::Mode::from_raw_mode(0o666),
             dev,
@@ -104,7 +104,7 @@ fn hostile_tree(root: &Path) {
         let blk = rustix::fs::makedev(7, 200);
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &root.join("loop-dev"),
+            root.join("loop-dev"),
             rustix::fs::FileType::BlockDevice,
             rustix::fs::Mode::from_raw_mode(0o660),
             blk,
@@ -113,7 +113,7 @@ fn hostile_tree(root: &Path) {
         // Ownership other than ours.
         rustix::fs::chownat(
             rustix::fs::CWD,
-            &root.join("small.txt"),
+            root.join("small.txt"),
             Some(rustix::fs::Uid::from_raw(1234)),
             Some(rustix::fs::Gid::from_raw(5678)),
             rustix::fs::AtFlags::empty(),
@@ -121,7 +121,7 @@ fn hostile_tree(root: &Path) {
         .unwrap();
         rustix::fs::chownat(
             rustix::fs::CWD,
-            &root.join("rel-link"),
+            root.join("rel-link"),
             Some(rustix::fs::Uid::from_raw(4321)),
             Some(rustix::fs::Gid::from_raw(8765)),
             rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
