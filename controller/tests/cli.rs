@@ -1,0 +1,455 @@
+//! The `holdfast` binary end to end: commands, JSON output, exit codes, crash safety.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // reason: tests
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_holdfast");
+const PASS: &str = "cli test passphrase";
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        let env = Env {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let out = env.run(&["init", "--kdf-iterations", "1000", "--volume-size", "1MiB"]);
+        assert!(
+            out.status.success(),
+            "init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        env
+    }
+
+    fn repo(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .env("HOLDFAST_REPO", format!("file://{}", self.repo().display()))
+            .env("HOLDFAST_PASSPHRASE", PASS)
+            .env_remove("HOLDFAST_KEY_FILE")
+            .env_remove("HOLDFAST_OWNER")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.run(&all);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn write_tree(root: &Path, files: usize, size: usize, seed: u64) {
+    fs::create_dir_all(root.join("nested")).unwrap();
+    let mut x = seed | 1;
+    for i in 0..files {
+        let data: Vec<u8> = (0..size)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8
+            })
+            .collect();
+        let dir = if i % 2 == 0 {
+            root.to_path_buf()
+        } else {
+            root.join("nested")
+        };
+        fs::write(dir.join(format!("file-{i:03}.bin")), data).unwrap();
+    }
+}
+
+fn same_content(a: &Path, b: &Path) {
+    let out = Command::new("diff")
+        .args(["-r", "--no-dereference"])
+        .arg(a)
+        .arg(b)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "trees differ:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn backup_runs_ls_restore_verify_with_json() {
+    let env = Env::new();
+    let src = env.path("src");
+    write_tree(&src, 6, 200_000, 1);
+    fs::write(src.join("note.txt"), "hello").unwrap();
+
+    let report = env.json(&["backup", src.to_str().unwrap()]);
+    let label = report["run"]["label"].as_str().unwrap().to_owned();
+    assert!(label.starts_with("full-"), "{label}");
+    assert_eq!(report["run"]["status"], "Complete");
+    assert_eq!(report["run"]["stats"]["files"], 7);
+
+    let incr = env.json(&["backup", "--level", "incr", src.to_str().unwrap()]);
+    assert_eq!(incr["run"]["level"], "incr");
+    assert_eq!(incr["run"]["parent"], label.as_str());
+    assert_eq!(incr["run"]["stats"]["filesUnchanged"], 7);
+
+    let runs = env.json(&["runs"]);
+    assert_eq!(runs.as_array().unwrap().len(), 2);
+    assert_eq!(runs[0]["label"], label.as_str());
+
+    let ls = env.json(&["ls", &label, "--path", "/nested"]);
+    let paths: Vec<&str> = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/nested",
+            "/nested/file-001.bin",
+            "/nested/file-003.bin",
+            "/nested/file-005.bin"
+        ]
+    );
+
+    let target = env.path("restored");
+    let restored = env.json(&[
+        "restore",
+        "--label",
+        &label,
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    assert_eq!(restored["status"], "Complete");
+    assert_eq!(restored["unrestored"], 0);
+    same_content(&src, &target);
+
+    let verify = env.json(&["verify", "--deep"]);
+    assert_eq!(verify["ok"], true);
+    assert_eq!(verify["dataVerified"], true);
+    let sampled = env.json(&["verify", "--deep", "--sample", "50"]);
+    assert_eq!(sampled["dataVerified"], false);
+
+    // Human output is readable too.
+    let out = env.run(&["runs"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("LABEL") && text.contains(&label) && text.contains("2 runs"),
+        "{text}"
+    );
+}
+
+#[test]
+fn point_in_time_restore_picks_the_run_at_or_before() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("v"), "one").unwrap();
+    let first = env.json(&["backup", src.to_str().unwrap()]);
+    std::thread::sleep(Duration::from_millis(1100));
+    fs::write(src.join("v"), "two").unwrap();
+    env.json(&["backup", src.to_str().unwrap()]);
+    let first_time = first["run"]["finished"].as_str().unwrap();
+    let out = env.path("pit");
+    let r = env.json(&[
+        "restore",
+        "--at",
+        first_time,
+        "--target",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(r["run"], first["run"]["label"]);
+    assert_eq!(fs::read_to_string(out.join("v")).unwrap(), "one");
+    let bad = env.run(&[
+        "restore",
+        "--at",
+        "2001-01-01T00:00:00Z",
+        "--target",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&bad), 11);
+    assert!(
+        stderr(&bad).contains(first["run"]["label"].as_str().unwrap()),
+        "names the first run: {}",
+        stderr(&bad)
+    );
+}
+
+#[test]
+fn exit_codes_for_bad_input() {
+    let env = Env::new();
+    let src = env.path("src");
+    write_tree(&src, 1, 1000, 2);
+
+    let wrong = env
+        .cmd(&["runs"])
+        .env("HOLDFAST_PASSPHRASE", "wrong")
+        .output()
+        .unwrap();
+    assert_eq!(code(&wrong), 10, "{}", stderr(&wrong));
+    assert!(stderr(&wrong).contains("wrong key"));
+
+    let missing_repo = env
+        .cmd(&["runs"])
+        .env("HOLDFAST_REPO", env.path("nowhere"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&missing_repo), 11);
+    assert!(
+        stderr(&missing_repo).contains(env.path("nowhere").to_str().unwrap()),
+        "{}",
+        stderr(&missing_repo)
+    );
+
+    let missing_source = env.run(&["backup", env.path("no-such-dir").to_str().unwrap()]);
+    assert_eq!(code(&missing_source), 2);
+    assert!(
+        stderr(&missing_source).contains("no-such-dir"),
+        "{}",
+        stderr(&missing_source)
+    );
+
+    let no_key = env
+        .cmd(&["runs"])
+        .env_remove("HOLDFAST_PASSPHRASE")
+        .output()
+        .unwrap();
+    assert_eq!(code(&no_key), 2);
+    assert!(
+        stderr(&no_key).contains("HOLDFAST_PASSPHRASE"),
+        "{}",
+        stderr(&no_key)
+    );
+
+    let unknown = env.run(&[
+        "restore",
+        "--label",
+        "full-20000101.000000",
+        "--target",
+        "/tmp/x",
+    ]);
+    assert_eq!(code(&unknown), 11);
+
+    let again = env.run(&["init", "--kdf-iterations", "1000"]);
+    assert_ne!(code(&again), 0);
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        stderr(&again)
+    );
+
+    // JSON mode reports the error as JSON too.
+    let json_err = env
+        .cmd(&["runs", "--json"])
+        .env("HOLDFAST_PASSPHRASE", "wrong")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json_err.stdout).unwrap();
+    assert_eq!(v["error"]["category"], "WrongKey");
+
+    let key_file = env.path("key");
+    fs::write(&key_file, format!("{PASS}\n")).unwrap();
+    let with_file = env
+        .cmd(&["runs"])
+        .env_remove("HOLDFAST_PASSPHRASE")
+        .env("HOLDFAST_KEY_FILE", &key_file)
+        .output()
+        .unwrap();
+    assert_eq!(code(&with_file), 0, "{}", stderr(&with_file));
+}
+
+#[test]
+fn unreadable_file_makes_the_run_partial_and_is_listed() {
+    let env = Env::new();
+    let src = env.path("src");
+    write_tree(&src, 2, 1000, 3);
+    let secret = src.join("secret.key");
+    fs::write(&secret, "no peeking").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).unwrap();
+    let running_as_root = rustix_free_euid() == 0;
+    let mut cmd = if running_as_root {
+        // Root reads everything; run the backup as `nobody` so the file is really unreadable.
+        for p in [env.dir.path().to_path_buf(), env.repo()] {
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o777)).unwrap();
+        }
+        chmod_recursive(&env.repo(), 0o777);
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+        c
+    } else {
+        Command::new(BIN)
+    };
+    let out = cmd
+        .args(["backup", "--json", src.to_str().unwrap()])
+        .env("HOLDFAST_REPO", env.repo())
+        .env("HOLDFAST_PASSPHRASE", PASS)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 3, "partial run exits 3: {}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["run"]["status"], "Partial");
+    let errors = v["run"]["sources"][0]["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["path"], "/secret.key");
+    assert!(
+        errors[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("ermission denied"),
+        "{errors:?}"
+    );
+    assert_eq!(
+        v["run"]["stats"]["files"], 3,
+        "the other files are in the run"
+    );
+}
+
+fn rustix_free_euid() -> u32 {
+    // Read our effective uid from /proc, to avoid a dependency just for this.
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+fn chmod_recursive(dir: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    for e in fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        if e.file_type().unwrap().is_dir() {
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+            chmod_recursive(&p, mode);
+        } else {
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o666)).unwrap();
+        }
+    }
+}
+
+fn count_files(dir: &Path) -> usize {
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    if e.file_type().unwrap().is_dir() {
+                        count_files(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Kill -9 a real backup at several points (after N volumes, after the first index
+/// segment); each time the repository must verify deep, and the next backup and restore
+/// must be exact.
+#[test]
+fn backup_killed_at_any_point_leaves_a_repository_that_verifies() {
+    let env = Env::new();
+    let src = env.path("src");
+    // 100 files of 1.5 MiB random data, 1 MiB volumes: about 150 volumes and 3 index segments.
+    write_tree(&src, 100, 1_500_000, 9);
+    type Trigger = (&'static str, Box<dyn Fn(&Env) -> bool>);
+    let triggers: Vec<Trigger> = vec![
+        (
+            "after 1 volume",
+            Box::new(|e: &Env| count_files(&e.repo().join("data")) >= 1),
+        ),
+        (
+            "after 20 volumes",
+            Box::new(|e: &Env| count_files(&e.repo().join("data")) >= 20),
+        ),
+        (
+            "after the first index segment",
+            Box::new(|e: &Env| count_files(&e.repo().join("index")) >= 1),
+        ),
+    ];
+    let mut killed = 0;
+    for (what, trigger) in &triggers {
+        let mut child = env
+            .cmd(&["backup", "--quiet", src.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        let mut fired = false;
+        while start.elapsed() < Duration::from_secs(120) {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if trigger(&env) {
+                child.kill().unwrap(); // SIGKILL
+                fired = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let status = child.wait().unwrap();
+        if fired {
+            killed += 1;
+            assert!(!status.success(), "{what}: the process was killed");
+        }
+        let v = env.run(&["verify", "--deep"]);
+        assert_eq!(
+            code(&v),
+            0,
+            "{what}: verify after kill -9 failed:\n{}{}",
+            String::from_utf8_lossy(&v.stdout),
+            stderr(&v)
+        );
+        // Each killed backup left (at most) volumes no index names, reported, not counted as damage.
+    }
+    assert!(
+        killed >= 2,
+        "the backup was killed mid-way at least twice (killed {killed} times)"
+    );
+    let runs = env.json(&["runs"]);
+    assert!(
+        runs.as_array().unwrap().len() < 3,
+        "killed runs wrote no manifest"
+    );
+    let done = env.json(&["backup", src.to_str().unwrap()]);
+    assert_eq!(done["run"]["status"], "Complete");
+    let target = env.path("restored");
+    let r = env.json(&["restore", "--target", target.to_str().unwrap()]);
+    assert_eq!(r["status"], "Complete");
+    same_content(&src, &target);
+    let v = env.json(&["verify", "--deep"]);
+    assert_eq!(v["ok"], true);
+}
