@@ -5,6 +5,7 @@ mod level;
 mod promise;
 mod scan;
 mod sink;
+mod spool;
 mod walk;
 
 use std::collections::{HashMap, HashSet};

@@ -14,11 +14,13 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::compress::{CompressionLevel, Compressor};
 use crate::format::index::{IndexSegment, MasterIndex};
-use crate::format::pack::{BlobKind, FinishedPack, PackBuilder, encode_blob};
+use crate::format::pack::{BlobKind, PackBuilder, PackEntry, encode_blob};
 use crate::id::Id;
 use crate::repo::{Indexed, Repository};
-use crate::storage::pack_key;
+use crate::storage::{StorageError, pack_key};
 use crate::{Error, Result};
+
+use super::spool::{SpoolFile, TempPath};
 
 /// Volumes per index segment: a crash loses at most this many volumes' worth of index
 /// (the volumes themselves stay, unreferenced, until a purge).
@@ -48,6 +50,14 @@ struct EncodeJob {
     data: Vec<u8>,
 }
 
+/// A finished volume waiting in the spool for upload.
+struct Spooled {
+    id: Id,
+    size: u64,
+    path: TempPath,
+    entries: Vec<PackEntry>,
+}
+
 struct Shared {
     repo: Repository<Indexed>,
     /// Blobs already in the repository that may be referenced.
@@ -55,14 +65,15 @@ struct Shared {
     /// Volumes marked for deletion: their blobs must be stored again, never referenced.
     excluded_packs: HashSet<Id>,
     seen: Mutex<HashSet<Id>>,
-    builders: Mutex<[Option<PackBuilder>; 2]>,
+    builders: Mutex<[Option<PackBuilder<SpoolFile>>; 2]>,
+    spool_dir: std::path::PathBuf,
     segment: Mutex<IndexSegment>,
     segments_written: Mutex<Vec<(String, IndexSegment)>>,
     pack_size: usize,
     failed: AtomicBool,
     error: Mutex<Option<Error>>,
     stats: SinkStats,
-    upload_tx: Mutex<Option<Sender<FinishedPack>>>,
+    upload_tx: Mutex<Option<Sender<Spooled>>>,
 }
 
 /// Accepts blobs from any thread; see the module docs.
@@ -95,7 +106,22 @@ impl Shared {
         self.failed.store(true, Ordering::SeqCst);
     }
 
-    fn send_pack(&self, pack: FinishedPack) {
+    fn spool_error(&self, e: std::io::Error) -> Error {
+        if matches!(
+            e.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        ) {
+            StorageError::NoSpace {
+                location: self.spool_dir.display().to_string(),
+                key: "a new volume".into(),
+            }
+            .into()
+        } else {
+            Error::io(&self.spool_dir, e)
+        }
+    }
+
+    fn send_pack(&self, pack: Spooled) {
         let tx = self
             .upload_tx
             .lock()
@@ -107,10 +133,22 @@ impl Shared {
         }
     }
 
-    fn seal_and_send(&self, builder: PackBuilder) {
-        match builder.finish(self.repo.key()) {
-            Ok(pack) => self.send_pack(pack),
-            Err(e) => self.fail(e.into()),
+    fn seal_and_send(&self, builder: PackBuilder<SpoolFile>) {
+        let finished = match builder.finish(self.repo.key()) {
+            Ok(f) => f,
+            Err(crate::format::pack::PackWriteError::Io(e)) => {
+                return self.fail(self.spool_error(e));
+            }
+            Err(crate::format::pack::PackWriteError::Crypto(e)) => return self.fail(e.into()),
+        };
+        match finished.out.finish() {
+            Ok(path) => self.send_pack(Spooled {
+                id: finished.id,
+                size: finished.size,
+                path,
+                entries: finished.entries,
+            }),
+            Err(e) => self.fail(self.spool_error(e)),
         }
     }
 
@@ -120,6 +158,7 @@ impl Shared {
             Ok(b) => b,
             Err(e) => return self.fail(e.into()),
         };
+        drop(job.data);
         self.stats.blobs_new.fetch_add(1, Ordering::Relaxed);
         self.stats.bytes_new.fetch_add(raw_len, Ordering::Relaxed);
         self.stats
@@ -127,10 +166,19 @@ impl Shared {
             .fetch_add(blob.bytes.len() as u64, Ordering::Relaxed);
         let full = {
             let mut builders = self.builders.lock().unwrap_or_else(|p| p.into_inner());
-            let b = builders[slot(job.kind)].get_or_insert_with(PackBuilder::new);
-            b.add(blob);
-            if b.len() >= self.pack_size {
-                builders[slot(job.kind)].take()
+            let slot = &mut builders[slot(job.kind)];
+            if slot.is_none() {
+                match SpoolFile::create(&self.spool_dir).and_then(PackBuilder::new) {
+                    Ok(b) => *slot = Some(b),
+                    Err(e) => return self.fail(self.spool_error(e)),
+                }
+            }
+            let Some(b) = slot.as_mut() else { return };
+            if let Err(e) = b.add(&blob) {
+                return self.fail(self.spool_error(e));
+            }
+            if b.len() >= self.pack_size as u64 {
+                slot.take()
             } else {
                 None
             }
@@ -140,13 +188,21 @@ impl Shared {
         }
     }
 
-    fn store_pack(&self, pack: FinishedPack) -> Result<()> {
-        let size = pack.bytes.len() as u64;
-        self.repo.store().put(&pack_key(&pack.id), pack.bytes)?;
+    fn store_pack(&self, pack: Spooled) -> Result<()> {
+        let Spooled {
+            id,
+            size,
+            path,
+            entries,
+        } = pack;
+        let stored = self.repo.store().put_file(&pack_key(&id), path.path());
+        // put_file consumed the file whether or not it succeeded.
+        path.keep();
+        stored?;
         self.stats.packs.fetch_add(1, Ordering::Relaxed);
         let full = {
             let mut seg = self.segment.lock().unwrap_or_else(|p| p.into_inner());
-            seg.add_pack(pack.id, size, &pack.entries);
+            seg.add_pack(id, size, &entries);
             (seg.packs.len() >= PACKS_PER_SEGMENT).then(|| std::mem::take(&mut *seg))
         };
         if let Some(seg) = full {
@@ -188,13 +244,14 @@ impl BlobSink {
         opts: &SinkOptions,
     ) -> Result<Self> {
         let (encode_tx, encode_rx) = bounded::<EncodeJob>(opts.encoders * 2);
-        let (upload_tx, upload_rx) = bounded::<FinishedPack>(opts.uploads.max(1));
+        let (upload_tx, upload_rx) = bounded::<Spooled>(opts.uploads.max(1));
         let shared = Arc::new(Shared {
             repo: repo.clone(),
             known: repo.index().clone(),
             excluded_packs,
             seen: Mutex::new(HashSet::new()),
             builders: Mutex::new([None, None]),
+            spool_dir: repo.store().spool_dir(),
             segment: Mutex::new(IndexSegment::default()),
             segments_written: Mutex::new(Vec::new()),
             pack_size: opts.pack_size,

@@ -195,32 +195,49 @@ pub struct PackEntry {
     pub header: BlobHeader,
 }
 
-/// Accumulates encoded blobs into one volume in memory.
-#[derive(Debug)]
-pub struct PackBuilder {
-    bytes: Vec<u8>,
+/// Writes encoded blobs into one volume through any writer (memory or a spool file),
+/// hashing as it goes so the volume's name is known when it is finished.
+pub struct PackBuilder<W> {
+    out: W,
+    len: u64,
+    hasher: ring::digest::Context,
     entries: Vec<PackEntry>,
 }
 
-impl Default for PackBuilder {
-    fn default() -> Self {
-        Self::new()
+impl<W> std::fmt::Debug for PackBuilder<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackBuilder")
+            .field("len", &self.len)
+            .field("blobs", &self.entries.len())
+            .finish()
     }
 }
 
-impl PackBuilder {
-    pub fn new() -> Self {
-        let mut bytes = Vec::new();
-        bytes.extend_from_slice(PACK_MAGIC);
-        bytes.extend_from_slice(&[PACK_VERSION, 0, 0, 0]);
-        PackBuilder {
-            bytes,
+impl<W: std::io::Write> PackBuilder<W> {
+    pub fn new(out: W) -> std::io::Result<Self> {
+        let mut b = PackBuilder {
+            out,
+            len: 0,
+            hasher: ring::digest::Context::new(&ring::digest::SHA256),
             entries: Vec::new(),
-        }
+        };
+        let mut header = [0u8; PACK_HEADER_LEN];
+        header[..4].copy_from_slice(PACK_MAGIC);
+        header[4] = PACK_VERSION;
+        b.write(&header)?;
+        Ok(b)
     }
 
-    pub fn len(&self) -> usize {
-        self.bytes.len()
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.out.write_all(bytes)?;
+        self.hasher.update(bytes);
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
@@ -231,17 +248,20 @@ impl PackBuilder {
         self.entries.len()
     }
 
-    pub fn add(&mut self, blob: EncodedBlob) {
-        let offset = self.bytes.len() as u32;
-        self.bytes.extend_from_slice(&blob.bytes);
+    pub fn add(&mut self, blob: &EncodedBlob) -> std::io::Result<()> {
+        let offset = u32::try_from(self.len)
+            .map_err(|_| std::io::Error::other("volume larger than 4 GiB"))?;
+        self.write(&blob.bytes)?;
         self.entries.push(PackEntry {
             offset,
             header: blob.header,
         });
+        Ok(())
     }
 
-    /// Seal the trailer and return the volume's id (SHA-256 of its bytes), bytes and entries.
-    pub fn finish(mut self, key: &MasterKey) -> Result<FinishedPack, crate::crypto::CryptoError> {
+    /// Append the sealed trailer; returns the volume's id (SHA-256 of its bytes), the writer
+    /// and the entries.
+    pub fn finish(mut self, key: &MasterKey) -> Result<FinishedPack<W>, PackWriteError> {
         let mut trailer = Vec::with_capacity(4 + self.entries.len() * (4 + BLOB_HEADER_LEN));
         trailer.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
         for e in &self.entries {
@@ -249,24 +269,37 @@ impl PackBuilder {
             trailer.extend_from_slice(&e.header.encode());
         }
         let sealed = key.seal(aad::PACK_TRAILER, &trailer)?;
-        self.bytes.extend_from_slice(&sealed);
-        self.bytes
-            .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
-        self.bytes.extend_from_slice(TRAILER_MAGIC);
-        let id = Id::sha256(&self.bytes);
+        self.write(&sealed)?;
+        self.write(&(sealed.len() as u32).to_le_bytes())?;
+        self.write(TRAILER_MAGIC)?;
+        self.out.flush()?;
+        let digest = self.hasher.finish();
+        let mut id = [0u8; 32];
+        id.copy_from_slice(digest.as_ref());
         Ok(FinishedPack {
-            id,
-            bytes: self.bytes,
+            id: Id(id),
+            size: self.len,
+            out: self.out,
             entries: self.entries,
         })
     }
 }
 
-/// A complete volume ready to store.
+/// Writing a volume failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PackWriteError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Crypto(#[from] crate::crypto::CryptoError),
+}
+
+/// A complete volume in its writer.
 #[derive(Debug)]
-pub struct FinishedPack {
+pub struct FinishedPack<W> {
     pub id: Id,
-    pub bytes: Vec<u8>,
+    pub size: u64,
+    pub out: W,
     pub entries: Vec<PackEntry>,
 }
 
@@ -344,13 +377,26 @@ mod tests {
     use super::*;
     use crate::compress::CompressionLevel;
 
-    fn build(key: &MasterKey, blobs: &[&[u8]]) -> FinishedPack {
+    struct Built {
+        id: Id,
+        bytes: Vec<u8>,
+        entries: Vec<PackEntry>,
+    }
+
+    fn build(key: &MasterKey, blobs: &[&[u8]]) -> Built {
         let mut c = Compressor::new(CompressionLevel::FAST).unwrap();
-        let mut p = PackBuilder::new();
+        let mut p = PackBuilder::new(Vec::new()).unwrap();
         for b in blobs {
-            p.add(encode_blob(key, &mut c, BlobKind::Data, key.blob_id(b), b).unwrap());
+            p.add(&encode_blob(key, &mut c, BlobKind::Data, key.blob_id(b), b).unwrap())
+                .unwrap();
         }
-        p.finish(key).unwrap()
+        let f = p.finish(key).unwrap();
+        assert_eq!(f.size as usize, f.out.len());
+        Built {
+            id: f.id,
+            bytes: f.out,
+            entries: f.entries,
+        }
     }
 
     #[test]

@@ -96,6 +96,24 @@ impl LocalStorage {
         File::open(&dir)?.sync_all()
     }
 
+    fn put_file_sync(&self, key: &str, src: &Path) -> io::Result<()> {
+        let moved = (|| {
+            File::open(src)?.sync_all()?;
+            let dest = self.path(key);
+            let dir = dest
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| self.root.clone());
+            fs::create_dir_all(&dir)?;
+            fs::rename(src, &dest)?;
+            File::open(&dir)?.sync_all()
+        })();
+        if moved.is_err() {
+            let _ = fs::remove_file(src);
+        }
+        moved
+    }
+
     fn put_new_sync(&self, key: &str, data: &[u8]) -> io::Result<bool> {
         let (tmp, dir) = self.write_temp(key, data)?;
         // link() fails if the destination exists, which rename() would silently replace.
@@ -179,6 +197,16 @@ impl Storage for LocalStorage {
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
         let k = key.to_owned();
         self.blocking(key, move |s| s.put_sync(&k, &data)).await
+    }
+
+    fn spool_dir(&self) -> Option<PathBuf> {
+        // Inside the repository, on the same filesystem: finishing a volume is a rename.
+        Some(self.root.join("data"))
+    }
+
+    async fn put_file(&self, key: &str, path: &Path) -> Result<(), StorageError> {
+        let (k, p) = (key.to_owned(), path.to_path_buf());
+        self.blocking(key, move |s| s.put_file_sync(&k, &p)).await
     }
 
     async fn put_new(&self, key: &str, data: Bytes) -> Result<bool, StorageError> {

@@ -11,7 +11,7 @@ mod url;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-pub use local::LocalStorage;
+pub use local::{LocalStorage, TEMP_PREFIX};
 pub use store::Store;
 pub use url::{RepoUrl, open_url};
 
@@ -30,6 +30,26 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     /// Write `data` under `key`, replacing any previous object, durably.
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError>;
+
+    /// A local directory where large objects may be built before [`Storage::put_file`]
+    /// (for a filesystem backend, inside the repository so the move is a rename). `None`
+    /// means the system's temporary directory.
+    fn spool_dir(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+
+    /// Store the local file at `path` under `key`, durably and atomically. The file is
+    /// consumed: moved into place or removed afterwards, also on failure.
+    async fn put_file(&self, key: &str, path: &std::path::Path) -> Result<(), StorageError> {
+        let read = std::fs::read(path);
+        let _ = std::fs::remove_file(path);
+        let data = read.map_err(|e| StorageError::Io {
+            location: self.location(),
+            key: key.to_owned(),
+            source: e,
+        })?;
+        self.put(key, Bytes::from(data)).await
+    }
 
     /// Write `data` under `key` only if no object has that key; `Ok(false)` if one does.
     async fn put_new(&self, key: &str, data: Bytes) -> Result<bool, StorageError>;

@@ -42,6 +42,15 @@ impl Store {
         self.runtime.block_on(self.backend.put(key, data.into()))
     }
 
+    /// See [`Storage::put_file`].
+    pub fn put_file(&self, key: &str, path: &std::path::Path) -> Result<(), StorageError> {
+        self.runtime.block_on(self.backend.put_file(key, path))
+    }
+
+    pub fn spool_dir(&self) -> std::path::PathBuf {
+        self.backend.spool_dir().unwrap_or_else(std::env::temp_dir)
+    }
+
     pub fn put_new(&self, key: &str, data: impl Into<Bytes>) -> Result<bool, StorageError> {
         self.runtime
             .block_on(self.backend.put_new(key, data.into()))
