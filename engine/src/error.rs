@@ -45,6 +45,12 @@ pub enum Error {
         requested: String,
     },
 
+    #[error(
+        "the repository at {location} is locked: {holder}; retry later, wait with --lock-wait, \
+         or if that holder is gone for good, remove stale locks with `holdfast unlock`"
+    )]
+    Locked { location: String, holder: String },
+
     #[error(transparent)]
     Storage(#[from] StorageError),
 
@@ -123,6 +129,7 @@ impl Error {
                 "UnsupportedFormat"
             }
             Error::OwnedByOther { .. } => "OwnedByOther",
+            Error::Locked { .. } => "Locked",
             Error::Storage(e) => e.category(),
             Error::Corrupt(_) | Error::Format(_) => "Corrupt",
             Error::Io { .. } => "Io",
@@ -138,7 +145,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Storage(e) => e.is_transient(),
-            Error::Interrupted => true,
+            Error::Interrupted | Error::Locked { .. } => true,
             _ => false,
         }
     }

@@ -40,6 +40,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     no_progress: bool,
 
+    /// How long to wait for a conflicting lock to be released (e.g. 10m); by default fail
+    /// at once, naming the holder.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = human::parse_duration, default_value = "0s")]
+    lock_wait: std::time::Duration,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -96,6 +101,7 @@ pub struct Ctx {
     json: bool,
     quiet: bool,
     progress: bool,
+    lock_wait: std::time::Duration,
 }
 
 impl Ctx {
@@ -123,6 +129,16 @@ impl Ctx {
         holdfast_engine::repo::read_config(&store)?;
         let pass = self.passphrase(false)?;
         Ok(Repository::open(store, &pass)?)
+    }
+
+    /// Take a repository lock for the duration of a command.
+    fn lock<S: Clone + Send + Sync + 'static>(
+        &self,
+        repo: &Repository<S>,
+        kind: holdfast_engine::repo::LockKind,
+        operation: &str,
+    ) -> Result<holdfast_engine::repo::LockGuard<S>, CliError> {
+        Ok(repo.lock(kind, operation, self.lock_wait)?)
     }
 
     fn bar(
@@ -176,6 +192,7 @@ pub fn run() -> ExitCode {
         json: cli.json,
         quiet: cli.quiet,
         progress: !cli.no_progress,
+        lock_wait: cli.lock_wait,
     };
     let result = match cli.command {
         Command::Init(a) => commands::init::run(&ctx, a),

@@ -107,6 +107,37 @@ fn open_for_backup(path: &Path) -> io::Result<File> {
     }
 }
 
+/// Chunk and store everything `reader` yields; returns the data blob ids and byte count.
+pub fn chunk_stream<R: Read>(
+    reader: R,
+    chunker: &ChunkerConfig,
+    sink: &BlobSink,
+    progress: &Progress,
+    buf: &mut Vec<u8>,
+) -> Result<(Vec<Id>, u64), FileFailure> {
+    let mut chunks = Chunker::with_buffer(chunker, reader, std::mem::take(buf));
+    let mut content = Vec::new();
+    let mut bytes_read = 0u64;
+    let result = loop {
+        match chunks.next_chunk() {
+            Ok(Some(chunk)) => {
+                let id = sink.key().blob_id(chunk);
+                // The sink only refuses blobs once the whole backup is failing.
+                if sink.add(BlobKind::Data, id, chunk).is_err() {
+                    break Err(FileFailure::Aborted);
+                }
+                content.push(id);
+                bytes_read += chunk.len() as u64;
+                progress.add_done(0, chunk.len() as u64);
+            }
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(FileFailure::Unreadable(e.to_string())),
+        }
+    };
+    *buf = chunks.into_buffer();
+    result.map(|()| (content, bytes_read))
+}
+
 /// Chunk and store a file's content. `buf` is the worker's reusable chunk window.
 pub fn read_file(
     path: &Path,
@@ -131,27 +162,7 @@ pub fn read_file(
         }
     });
     let reader = ExtentReader::new(&file, ranges).map_err(unreadable)?;
-    let mut chunks = Chunker::with_buffer(chunker, reader, std::mem::take(buf));
-    let mut content = Vec::new();
-    let mut bytes_read = 0u64;
-    let result = loop {
-        match chunks.next_chunk() {
-            Ok(Some(chunk)) => {
-                let id = sink.key().blob_id(chunk);
-                // The sink only refuses blobs once the whole backup is failing.
-                if sink.add(BlobKind::Data, id, chunk).is_err() {
-                    break Err(FileFailure::Aborted);
-                }
-                content.push(id);
-                bytes_read += chunk.len() as u64;
-                progress.add_done(0, chunk.len() as u64);
-            }
-            Ok(None) => break Ok(()),
-            Err(e) => break Err(FileFailure::Unreadable(e.to_string())),
-        }
-    };
-    *buf = chunks.into_buffer();
-    result?;
+    let (content, bytes_read) = chunk_stream(reader, chunker, sink, progress, buf)?;
     let after = EntryStat::from_metadata(&file.metadata().map_err(unreadable)?);
     let expected: u64 = match &extents {
         Some(e) => e.iter().map(|x| x.len).sum(),

@@ -6,6 +6,7 @@ mod promise;
 mod scan;
 mod sink;
 mod spool;
+mod stream;
 mod walk;
 
 use std::collections::{HashMap, HashSet};
@@ -35,12 +36,23 @@ use crate::{Error, Result};
 pub use level::{LevelPlan, plan_level};
 pub use sink::{BlobSink, SinkOptions, SinkSummary};
 
+/// Where a source's data comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceInput {
+    /// A directory tree or a single file (a FIFO is read as a stream).
+    Path(PathBuf),
+    /// This process's standard input, stored as one file.
+    Stdin,
+    /// A shell command (`sh -c`); its standard output is stored as one file.
+    Command(String),
+}
+
 /// One thing to back up.
 #[derive(Debug, Clone)]
 pub struct SourceSpec {
     /// Name of the source within the run (unique per run).
     pub name: String,
-    pub path: PathBuf,
+    pub input: SourceInput,
 }
 
 impl SourceSpec {
@@ -51,7 +63,31 @@ impl SourceSpec {
             .map(|n| n.to_string_lossy().into_owned())
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "root".to_owned());
-        SourceSpec { name, path }
+        SourceSpec {
+            name,
+            input: SourceInput::Path(path),
+        }
+    }
+
+    pub fn path(name: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        SourceSpec {
+            name: name.into(),
+            input: SourceInput::Path(path.into()),
+        }
+    }
+
+    pub fn stdin(name: impl Into<String>) -> Self {
+        SourceSpec {
+            name: name.into(),
+            input: SourceInput::Stdin,
+        }
+    }
+
+    pub fn command(name: impl Into<String>, command: impl Into<String>) -> Self {
+        SourceSpec {
+            name: name.into(),
+            input: SourceInput::Command(command.into()),
+        }
     }
 }
 
@@ -139,12 +175,24 @@ fn validate_sources(sources: &[SourceSpec]) -> Result<()> {
                 s.name
             )));
         }
-        if let Err(e) = std::fs::metadata(&s.path) {
+        if let SourceInput::Path(path) = &s.input
+            && let Err(e) = std::fs::metadata(path)
+        {
             return Err(Error::InvalidArgument(format!(
                 "cannot back up {}: {e}",
-                s.path.display()
+                path.display()
             )));
         }
+    }
+    if sources
+        .iter()
+        .filter(|s| s.input == SourceInput::Stdin)
+        .count()
+        > 1
+    {
+        return Err(Error::InvalidArgument(
+            "only one source can read standard input".into(),
+        ));
     }
     Ok(())
 }
@@ -303,6 +351,41 @@ pub fn backup(
     })
 }
 
+/// The manifest of a stream source: a root tree holding the one file, if it was read.
+fn stream_manifest(
+    repo: &Repository<Indexed>,
+    sink: &BlobSink,
+    source: &SourceSpec,
+    origin: PathText,
+    out: stream::StreamOutcome,
+) -> Result<SourceManifest> {
+    let tree = match out.node {
+        Some(node) => {
+            let bytes = Tree { nodes: vec![node] }
+                .encode()
+                .map_err(Error::internal)?;
+            let id = repo.key().blob_id(&bytes);
+            sink.add(crate::format::pack::BlobKind::Tree, id, &bytes)?;
+            Some(id)
+        }
+        None => None,
+    };
+    Ok(SourceManifest {
+        name: source.name.clone(),
+        kind: SourceKind::Stream,
+        origin,
+        status: if tree.is_some() {
+            SourceStatus::Complete
+        } else {
+            SourceStatus::Failed
+        },
+        tree,
+        stats: out.stats,
+        errors: out.errors,
+        warnings: Vec::new(),
+    })
+}
+
 #[allow(clippy::too_many_arguments)] // reason: the walk's shared context, split by lifetime
 fn backup_source(
     repo: &Repository<Indexed>,
@@ -316,10 +399,39 @@ fn backup_source(
     reuse_unchanged: bool,
     link_group: &mut u64,
 ) -> Result<SourceManifest> {
+    let chunker = ChunkerConfig::new(repo.config().chunker, repo.key().chunker_seed());
+    let path = match &source.input {
+        SourceInput::Stdin => {
+            let out = stream::read_stream(
+                &source.name,
+                std::io::stdin().lock(),
+                &chunker,
+                sink,
+                progress,
+            )?;
+            return stream_manifest(repo, sink, source, PathText::Utf8("<stdin>".into()), out);
+        }
+        SourceInput::Command(cmd) => {
+            let out = stream::read_command(&source.name, cmd, &chunker, sink, progress)?;
+            return stream_manifest(repo, sink, source, PathText::Utf8(cmd.clone()), out);
+        }
+        SourceInput::Path(p) => p,
+    };
     // The root argument is followed if it is a symlink: `backup /data` means the data.
-    let meta = std::fs::metadata(&source.path).map_err(|e| Error::io(&source.path, e))?;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     let stat = EntryStat::from_metadata(&meta);
-    let origin = std::fs::canonicalize(&source.path).unwrap_or_else(|_| source.path.clone());
+    let origin = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+    if stat.kind == NodeKind::Fifo {
+        let fifo = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let out = stream::read_stream(&source.name, fifo, &chunker, sink, progress)?;
+        return stream_manifest(
+            repo,
+            sink,
+            source,
+            PathText::from_bytes(path_bytes(&origin)),
+            out,
+        );
+    }
     let mut walker = walk::Walker {
         repo,
         sink,
@@ -339,7 +451,7 @@ fn backup_source(
         .and_then(|id| repo.load_tree(&id).ok())
         .and_then(|t| t.nodes.into_iter().next());
     let mut root = stat.to_node(source.name.as_bytes().to_vec());
-    root.xattrs = read_xattrs(&source.path).unwrap_or_default();
+    root.xattrs = read_xattrs(path).unwrap_or_default();
     let stored = match stat.kind {
         NodeKind::Dir => {
             walker.stats.dirs += 1;
@@ -347,7 +459,7 @@ fn backup_source(
                 .as_ref()
                 .filter(|n| n.kind == NodeKind::Dir)
                 .and_then(|n| n.subtree);
-            match walker.walk_dir(&source.path, b"", prev)? {
+            match walker.walk_dir(path, b"", prev)? {
                 Some(id) => {
                     root.subtree = Some(id);
                     true
@@ -357,10 +469,9 @@ fn backup_source(
         }
         NodeKind::File => {
             let mut buf = Vec::new();
-            let chunker = ChunkerConfig::new(repo.config().chunker, repo.key().chunker_seed());
             walker.stats.files += 1;
             walker.stats.bytes_total += stat.size;
-            match file::read_file(&source.path, &stat, &chunker, sink, progress, &mut buf) {
+            match file::read_file(path, &stat, &chunker, sink, progress, &mut buf) {
                 Ok(c) => {
                     root.content = c.content;
                     root.extents = c.extents;
@@ -389,8 +500,8 @@ fn backup_source(
         }
         other => {
             return Err(Error::InvalidArgument(format!(
-                "cannot back up {}: it is a {}, not a directory or file",
-                source.path.display(),
+                "cannot back up {}: it is a {}, not a directory, file or FIFO",
+                path.display(),
                 other.name()
             )));
         }

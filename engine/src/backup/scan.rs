@@ -6,15 +6,18 @@ use crate::fsmeta::path_bytes;
 use crate::pattern::PathFilter;
 use crate::progress::Progress;
 
-use super::SourceSpec;
+use super::{SourceInput, SourceSpec};
 
 /// Count files and bytes of `sources` into the progress totals. The counts are estimates:
 /// the tree may change, and errors are skipped here (the backup itself reports them).
 /// Stops early when `stop` is set.
 pub fn count(sources: &[SourceSpec], filter: &PathFilter, progress: &Progress, stop: &AtomicBool) {
     for source in sources {
-        let mut stack = vec![(source.path.clone(), Vec::new())];
-        match std::fs::metadata(&source.path) {
+        let SourceInput::Path(root) = &source.input else {
+            continue;
+        };
+        let mut stack = vec![(root.clone(), Vec::new())];
+        match std::fs::metadata(root) {
             Ok(m) if m.is_file() => {
                 progress.add_total(1, m.len());
                 continue;

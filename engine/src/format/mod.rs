@@ -14,6 +14,9 @@ pub mod aad {
     pub const RUN: &[u8] = b"holdfast/v1/run";
     pub const BLOB: &[u8] = b"holdfast/v1/blob";
     pub const PACK_TRAILER: &[u8] = b"holdfast/v1/pack-trailer";
+    pub const LOCK: &[u8] = b"holdfast/v1/lock";
+    pub const ARCHIVE: &[u8] = b"holdfast/v1/archive";
+    pub const MARKS: &[u8] = b"holdfast/v1/marks";
 }
 
 /// A stored object does not parse as what its key says it is.

@@ -4,6 +4,7 @@
 //! a [`Repository<Indexed>`], the only state that can read or write blobs.
 
 mod init;
+mod lock;
 mod open;
 
 mod runs;
@@ -21,6 +22,7 @@ use crate::storage::{Store, pack_key};
 use crate::{Error, Result};
 
 pub use init::InitOptions;
+pub use lock::{DEFAULT_LEASE, FoundLock, LockGuard, LockInfo, LockKind, default_holder};
 pub use open::read_config;
 pub use runs::{RunSelector, select_run};
 

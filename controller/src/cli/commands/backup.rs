@@ -1,10 +1,9 @@
 //! `holdfast backup`
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use holdfast_engine::backup::{BackupOptions, BackupReport, SourceSpec, backup};
+use holdfast_engine::backup::{BackupOptions, BackupReport, SourceInput, SourceSpec, backup};
 use holdfast_engine::compress::CompressionLevel;
 use holdfast_engine::format::run::{Level, RunStatus};
 use holdfast_engine::progress::Progress;
@@ -14,8 +13,19 @@ use crate::cli::{CliError, Ctx, exit, human};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// What to back up: PATH (the source is named after its last component) or NAME=PATH.
-    #[arg(required = true, value_name = "PATH|NAME=PATH")]
+    /// A FIFO is read as a stream.
+    #[arg(value_name = "PATH|NAME=PATH", required_unless_present_any = ["stdin", "command"])]
     sources: Vec<String>,
+
+    /// Also store standard input as a stream source with this name (e.g. `db.sql`).
+    #[arg(long, value_name = "NAME")]
+    stdin: Option<String>,
+
+    /// Also run a shell command and store its standard output as a source, e.g.
+    /// `--command 'db=pg_dumpall -h shop-db'`. A failing command fails that source and
+    /// makes the run Partial, with its exit status and stderr in the report.
+    #[arg(long, value_name = "NAME=COMMAND")]
+    command: Vec<String>,
 
     /// full (0), diff (1: changes since the last full) or incr (2: since the previous run).
     /// A diff or incr with no full to base on is promoted to full.
@@ -59,12 +69,9 @@ pub struct Args {
 fn parse_source(s: &str) -> SourceSpec {
     match s.split_once('=') {
         Some((name, path)) if !name.is_empty() && !name.contains('/') && !path.is_empty() => {
-            SourceSpec {
-                name: name.to_owned(),
-                path: PathBuf::from(path),
-            }
+            SourceSpec::path(name, path)
         }
-        _ => SourceSpec::from_path(PathBuf::from(s)),
+        _ => SourceSpec::from_path(std::path::PathBuf::from(s)),
     }
 }
 
@@ -130,8 +137,19 @@ fn render(r: &BackupReport) -> String {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
-    let sources: Vec<SourceSpec> = args.sources.iter().map(|s| parse_source(s)).collect();
+    let mut sources: Vec<SourceSpec> = args.sources.iter().map(|s| parse_source(s)).collect();
+    if let Some(name) = args.stdin {
+        sources.push(SourceSpec::stdin(name));
+    }
+    for c in &args.command {
+        let (name, cmd) = c
+            .split_once('=')
+            .filter(|(n, c)| !n.is_empty() && !c.trim().is_empty())
+            .ok_or_else(|| CliError::Usage(format!("--command needs NAME=COMMAND, got {c:?}")))?;
+        sources.push(SourceSpec::command(name, cmd));
+    }
     let mut repo = ctx.open()?.load_index()?;
+    let _lock = ctx.lock(&repo, holdfast_engine::repo::LockKind::Shared, "backup")?;
     let defaults = BackupOptions::default();
     let opts = BackupOptions {
         level: args.level,
@@ -165,16 +183,14 @@ mod tests {
     #[test]
     fn source_arguments() {
         let s = parse_source("db=/var/lib/db");
-        assert_eq!(
-            (s.name.as_str(), s.path.to_str().unwrap()),
-            ("db", "/var/lib/db")
-        );
+        assert_eq!(s.name, "db");
+        assert_eq!(s.input, SourceInput::Path("/var/lib/db".into()));
         let s = parse_source("/srv/uploads/");
         assert_eq!(s.name, "uploads");
         let s = parse_source("/");
         assert_eq!(s.name, "root");
         // A path with '=' after a slash is a path, not NAME=PATH.
         let s = parse_source("/data/a=b");
-        assert_eq!(s.path.to_str().unwrap(), "/data/a=b");
+        assert_eq!(s.input, SourceInput::Path("/data/a=b".into()));
     }
 }

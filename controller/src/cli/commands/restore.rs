@@ -123,6 +123,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
         None => RestoreTarget::Original,
     };
     let repo = ctx.open()?.load_index()?;
+    let _lock = ctx.lock(&repo, holdfast_engine::repo::LockKind::Shared, "restore")?;
     let opts = RestoreOptions {
         selector,
         allow_partial: args.partial,

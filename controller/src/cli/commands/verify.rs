@@ -98,6 +98,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
         VerifyDepth::Quick
     };
     let repo = ctx.open()?.load_index()?;
+    let _lock = ctx.lock(&repo, holdfast_engine::repo::LockKind::Shared, "verify")?;
     let progress = Arc::new(Progress::default());
     let report = {
         let _bar = ctx.bar(&progress, "verify");

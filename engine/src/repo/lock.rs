@@ -1,0 +1,313 @@
+//! Repository locks with leases.
+//!
+//! A lock is an object `locks/<random id>` naming its holder, operation, start time and
+//! lease expiry. The holder refreshes the lease while it works; a lock whose lease has
+//! expired is stale, whatever its holder's name or PID (those mean nothing across pods).
+//! Backups, restores, verifies and the marking phase of purge take shared locks; only
+//! purge's delete phase is exclusive.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::format::aad;
+use crate::storage::StorageError;
+use crate::{Error, Result};
+
+use super::Repository;
+
+/// How long a lease lasts without refresh.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
+
+/// Shared (many at once) or exclusive (alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockKind {
+    Shared,
+    Exclusive,
+}
+
+/// The content of a lock object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockInfo {
+    pub holder: String,
+    pub operation: String,
+    pub kind: LockKind,
+    pub started: DateTime<Utc>,
+    pub expires: DateTime<Utc>,
+}
+
+impl LockInfo {
+    pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
+        self.expires < now
+    }
+}
+
+/// A lock found in the repository.
+#[derive(Debug, Clone, Serialize)]
+pub struct FoundLock {
+    pub id: String,
+    #[serde(flatten)]
+    pub info: Option<LockInfo>,
+    pub stale: bool,
+}
+
+const PREFIX: &str = "locks/";
+
+fn describe(info: &LockInfo) -> String {
+    format!(
+        "{} lock for {} held by {} since {} (lease until {})",
+        match info.kind {
+            LockKind::Shared => "a shared",
+            LockKind::Exclusive => "an exclusive",
+        },
+        info.operation,
+        info.holder,
+        info.started.format("%Y-%m-%d %H:%M:%S UTC"),
+        info.expires.format("%H:%M:%S UTC"),
+    )
+}
+
+/// The holder identity: `HOLDFAST_LOCK_HOLDER` (the controller sets the pod name), else
+/// `host:pid`.
+pub fn default_holder() -> String {
+    std::env::var("HOLDFAST_LOCK_HOLDER")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("{}:{}", crate::backup::hostname(), std::process::id()))
+}
+
+struct Refresher {
+    stop: Mutex<bool>,
+    wake: Condvar,
+}
+
+/// A held lock. Refreshes its lease in the background; released on drop.
+pub struct LockGuard<S> {
+    repo: Repository<S>,
+    id: String,
+    refresher: Arc<Refresher>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    lost: Arc<AtomicBool>,
+}
+
+impl<S> std::fmt::Debug for LockGuard<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> LockGuard<S> {
+    /// Whether a refresh failed, so others may already treat the lock as stale.
+    pub fn lease_lost(&self) -> bool {
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    /// Release now (also done on drop).
+    pub fn release(mut self) -> Result<()> {
+        self.stop_refresher();
+        let r = self.repo.store().delete(&self.id);
+        self.id.clear();
+        Ok(r?)
+    }
+
+    fn stop_refresher(&mut self) {
+        *self
+            .refresher
+            .stop
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = true;
+        self.refresher.wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl<S> Drop for LockGuard<S> {
+    fn drop(&mut self) {
+        self.stop_refresher();
+        if !self.id.is_empty() {
+            let _ = self.repo.store().delete(&self.id);
+        }
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> Repository<S> {
+    fn write_lock(&self, id: &str, info: &LockInfo) -> Result<()> {
+        let json = serde_json::to_vec(info).map_err(Error::internal)?;
+        self.store().put(id, self.key().seal(aad::LOCK, &json)?)?;
+        Ok(())
+    }
+
+    /// Every lock in the repository. A lock that cannot be read (another key, damage) is
+    /// listed without details and treated as held, never silently ignored.
+    pub fn locks(&self) -> Result<Vec<FoundLock>> {
+        let now = Utc::now();
+        let names: Vec<String> = self
+            .store()
+            .list(PREFIX)?
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        let bodies = self.store().get_many(&names, 16);
+        let mut out = Vec::new();
+        for (id, body) in names.into_iter().zip(bodies) {
+            let body = match body {
+                Ok(b) => b,
+                // Released between list and get.
+                Err(StorageError::NotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let info: Option<LockInfo> = self
+                .key()
+                .open(aad::LOCK, &body)
+                .ok()
+                .and_then(|j| serde_json::from_slice(&j).ok());
+            let stale = info.as_ref().is_some_and(|i| i.is_stale(now));
+            out.push(FoundLock { id, info, stale });
+        }
+        Ok(out)
+    }
+
+    fn conflicts(&self, own: &str, kind: LockKind) -> Result<Option<String>> {
+        for l in self.locks()? {
+            if l.id == own || l.stale {
+                continue;
+            }
+            match &l.info {
+                Some(info) if kind == LockKind::Shared && info.kind == LockKind::Shared => {}
+                Some(info) => return Ok(Some(describe(info))),
+                None => return Ok(Some(format!("an unreadable lock {}", l.id))),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Take a lock, waiting up to `wait` for conflicting locks to go away.
+    pub fn lock(&self, kind: LockKind, operation: &str, wait: Duration) -> Result<LockGuard<S>> {
+        self.lock_with(kind, operation, wait, DEFAULT_LEASE, &default_holder())
+    }
+
+    pub fn lock_with(
+        &self,
+        kind: LockKind,
+        operation: &str,
+        wait: Duration,
+        lease: Duration,
+        holder: &str,
+    ) -> Result<LockGuard<S>> {
+        let deadline = std::time::Instant::now() + wait;
+        let id = format!(
+            "{PREFIX}{}",
+            hex::encode(crate::crypto::random_bytes::<16>()?)
+        );
+        let lease_c = chrono::Duration::from_std(lease).map_err(Error::internal)?;
+        loop {
+            // Look first, write, then look again: two writers racing both see each other
+            // and both back off, rather than both proceeding.
+            let blocker = match self.conflicts(&id, kind)? {
+                Some(b) => Some(b),
+                None => {
+                    let now = Utc::now();
+                    let info = LockInfo {
+                        holder: holder.to_owned(),
+                        operation: operation.to_owned(),
+                        kind,
+                        started: now,
+                        expires: now + lease_c,
+                    };
+                    self.write_lock(&id, &info)?;
+                    match self.conflicts(&id, kind)? {
+                        None => return Ok(self.guard(id, info, lease)),
+                        Some(b) => {
+                            self.store().delete(&id)?;
+                            Some(b)
+                        }
+                    }
+                }
+            };
+            if let Some(blocker) = blocker {
+                if std::time::Instant::now() >= deadline {
+                    return Err(Error::Locked {
+                        location: self.location(),
+                        holder: blocker,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(500).min(wait));
+            }
+        }
+    }
+
+    fn guard(&self, id: String, info: LockInfo, lease: Duration) -> LockGuard<S> {
+        let info = Arc::new(Mutex::new(info));
+        let refresher = Arc::new(Refresher {
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+        });
+        let lost = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (repo, id, info, refresher, lost) = (
+                self.clone(),
+                id.clone(),
+                info.clone(),
+                refresher.clone(),
+                lost.clone(),
+            );
+            std::thread::Builder::new()
+                .name("holdfast-lock".into())
+                .spawn(move || {
+                    let every = lease / 4;
+                    let mut stopped = refresher.stop.lock().unwrap_or_else(|p| p.into_inner());
+                    loop {
+                        // Checked before every wait: a stop requested before this thread
+                        // first took the lock must not cost a whole refresh interval.
+                        if *stopped {
+                            return;
+                        }
+                        let (s, _) = refresher
+                            .wake
+                            .wait_timeout(stopped, every)
+                            .unwrap_or_else(|p| p.into_inner());
+                        stopped = s;
+                        if *stopped {
+                            return;
+                        }
+                        let mut i = info.lock().unwrap_or_else(|p| p.into_inner());
+                        i.expires = Utc::now()
+                            + chrono::Duration::from_std(lease)
+                                .unwrap_or(chrono::Duration::minutes(5));
+                        if repo.write_lock(&id, &i).is_err() {
+                            lost.store(true, Ordering::Relaxed);
+                        }
+                    }
+                })
+                .ok()
+        };
+        LockGuard {
+            repo: self.clone(),
+            id,
+            refresher,
+            thread,
+            lost,
+        }
+    }
+
+    /// Remove stale locks (or, with `all`, every lock). Returns what was removed.
+    pub fn unlock(&self, all: bool) -> Result<Vec<FoundLock>> {
+        let mut removed = Vec::new();
+        for l in self.locks()? {
+            if all || l.stale {
+                self.store().delete(&l.id)?;
+                removed.push(l);
+            }
+        }
+        Ok(removed)
+    }
+}
