@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use holdfast_engine::backup::{BackupOptions, BackupReport, SourceInput, SourceSpec, backup};
+use holdfast_engine::backup::{BackupOptions, BackupReport, SourceSpec, backup};
 use holdfast_engine::compress::CompressionLevel;
 use holdfast_engine::format::run::{Level, RunStatus};
 use holdfast_engine::progress::Progress;
@@ -179,6 +179,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use holdfast_engine::backup::SourceInput;
 
     #[test]
     fn source_arguments() {
