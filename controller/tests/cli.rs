@@ -167,7 +167,7 @@ fn backup_runs_ls_restore_verify_with_json() {
     let out = env.run(&["runs"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("LABEL") && text.contains(&label) && text.contains("2 runs"),
+        text.contains("LABEL") && text.contains(&label) && text.contains("2 of 2 runs"),
         "{text}"
     );
 }

@@ -51,6 +51,12 @@ pub enum Error {
     )]
     Locked { location: String, holder: String },
 
+    #[error(
+        "this operation's lock on {location} expired or was removed while it ran; its result was \
+         not recorded (run it again)"
+    )]
+    LockLost { location: String },
+
     #[error(transparent)]
     Storage(#[from] StorageError),
 
@@ -129,7 +135,7 @@ impl Error {
                 "UnsupportedFormat"
             }
             Error::OwnedByOther { .. } => "OwnedByOther",
-            Error::Locked { .. } => "Locked",
+            Error::Locked { .. } | Error::LockLost { .. } => "Locked",
             Error::Storage(e) => e.category(),
             Error::Corrupt(_) | Error::Format(_) => "Corrupt",
             Error::Io { .. } => "Io",

@@ -45,6 +45,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DURATION", value_parser = human::parse_duration, default_value = "0s")]
     lock_wait: std::time::Duration,
 
+    /// Also write a compact JSON summary (under 4 KiB) to this file, e.g.
+    /// /dev/termination-log in a Kubernetes job pod.
+    #[arg(long, global = true, env = "HOLDFAST_SUMMARY_FILE", value_name = "FILE")]
+    summary_file: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -63,6 +68,18 @@ enum Command {
     Restore(commands::restore::Args),
     /// Check the repository's consistency, and with --deep read back every volume.
     Verify(commands::verify::Args),
+    /// Expire runs by retention and reclaim space (two-phase: mark, then delete).
+    Purge(commands::purge::Args),
+    /// Show every volume, live and reclaimable bytes, and dedup and compression ratios.
+    Inventory(commands::inventory::Args),
+    /// Keep a run forever, whatever the retention policy.
+    Archive(commands::archive::Args),
+    /// Return an archived run to normal retention.
+    Unarchive(commands::archive::Args),
+    /// List the repository's locks.
+    Locks,
+    /// Remove stale locks (whose holder stopped refreshing its lease).
+    Unlock(commands::locks::UnlockArgs),
 }
 
 /// Errors of the CLI layer.
@@ -102,6 +119,7 @@ pub struct Ctx {
     quiet: bool,
     progress: bool,
     lock_wait: std::time::Duration,
+    summary_file: Option<PathBuf>,
 }
 
 impl Ctx {
@@ -131,15 +149,6 @@ impl Ctx {
         Ok(Repository::open(store, &pass)?)
     }
 
-    /// Take a repository lock for the duration of a command.
-    fn lock<S: Clone + Send + Sync + 'static>(
-        &self,
-        repo: &Repository<S>,
-        kind: holdfast_engine::repo::LockKind,
-        operation: &str,
-    ) -> Result<holdfast_engine::repo::LockGuard<S>, CliError> {
-        Ok(repo.lock(kind, operation, self.lock_wait)?)
-    }
 
     fn bar(
         &self,
@@ -151,6 +160,15 @@ impl Ctx {
             verb,
             self.progress && !self.json && !self.quiet,
         )
+    }
+
+    /// Write the compact summary file, if one was asked for.
+    fn summary(&self, text: &str) {
+        if let Some(path) = &self.summary_file
+            && let Err(e) = std::fs::write(path, text)
+        {
+            eprintln!("holdfast: warning: cannot write summary to {}: {e}", path.display());
+        }
     }
 
     /// Print a result: JSON on stdout with --json, else the human text (unless quiet).
@@ -193,6 +211,7 @@ pub fn run() -> ExitCode {
         quiet: cli.quiet,
         progress: !cli.no_progress,
         lock_wait: cli.lock_wait,
+        summary_file: cli.summary_file,
     };
     let result = match cli.command {
         Command::Init(a) => commands::init::run(&ctx, a),
@@ -201,11 +220,19 @@ pub fn run() -> ExitCode {
         Command::Ls(a) => commands::ls::run(&ctx, a),
         Command::Restore(a) => commands::restore::run(&ctx, a),
         Command::Verify(a) => commands::verify::run(&ctx, a),
+        Command::Purge(a) => commands::purge::run(&ctx, a),
+        Command::Inventory(a) => commands::inventory::run(&ctx, a),
+        Command::Archive(a) => commands::archive::archive(&ctx, a),
+        Command::Unarchive(a) => commands::archive::unarchive(&ctx, a),
+        Command::Locks => commands::locks::list(&ctx),
+        Command::Unlock(a) => commands::locks::unlock(&ctx, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("holdfast: error: {e}");
+            let failure = serde_json::json!({"status": "Failed", "error": {"category": e.category(), "message": e.to_string()}});
+            ctx.summary(&holdfast_engine::summary::fit(failure, &[], holdfast_engine::summary::TERMINATION_MESSAGE_LIMIT));
             if ctx.json {
                 let v = serde_json::json!({"error": {"category": e.category(), "message": e.to_string()}});
                 println!("{v}");

@@ -109,6 +109,8 @@ pub struct BackupOptions {
     pub tags: Vec<String>,
     /// Count the sources first (in parallel) so progress has a total.
     pub scan_totals: bool,
+    /// How long to wait for a conflicting (exclusive) lock.
+    pub lock_wait: std::time::Duration,
 }
 
 impl Default for BackupOptions {
@@ -129,6 +131,7 @@ impl Default for BackupOptions {
             host: hostname(),
             tags: Vec::new(),
             scan_totals: false,
+            lock_wait: std::time::Duration::ZERO,
         }
     }
 }
@@ -209,6 +212,10 @@ pub fn backup(
     repo.check_features(Operation::Write)?;
     repo.check_owner(opts.owner.as_deref(), opts.force)?;
     validate_sources(sources)?;
+    let lock = repo.lock(crate::repo::LockKind::Shared, "backup", opts.lock_wait)?;
+    // Volumes a purge has marked for deletion must not be referenced: store again instead.
+    let marked = repo.marked_volumes()?;
+    repo.prefer_outside(&marked)?;
     let filter = PathFilter::new(&[], &opts.exclude)?;
     let catalog = repo.runs()?;
     let plan = plan_level(opts.level, &catalog);
@@ -219,7 +226,7 @@ pub fn backup(
 
     let sink = BlobSink::new(
         repo,
-        HashSet::new(),
+        marked,
         &SinkOptions {
             compression: opts.compression,
             encoders: opts.encode_threads.max(1),
@@ -340,7 +347,9 @@ pub fn backup(
         stats,
         tags: opts.tags.clone(),
     };
+    lock.confirm()?;
     let run = repo.save_run(manifest)?;
+    drop(lock);
     Ok(BackupReport {
         run,
         promoted: plan.promoted,

@@ -187,6 +187,14 @@ pub struct MasterIndex {
 
 impl MasterIndex {
     pub fn from_segments(segments: Vec<(String, IndexSegment)>) -> Self {
+        Self::from_segments_avoiding(segments, &std::collections::HashSet::new())
+    }
+
+    /// Merge segments; where a blob is in several volumes, prefer one not in `avoid`.
+    pub fn from_segments_avoiding(
+        segments: Vec<(String, IndexSegment)>,
+        avoid: &std::collections::HashSet<Id>,
+    ) -> Self {
         let mut pack_pos: HashMap<Id, u32> = HashMap::new();
         let mut packs: Vec<PackRecord> = Vec::new();
         let mut entries = Vec::new();
@@ -208,8 +216,14 @@ impl MasterIndex {
                 e
             }));
         }
-        entries.sort_unstable_by(|a, b| a.id.cmp(&b.id).then(a.pack.cmp(&b.pack)));
-        // The same blob in two volumes (a crash between repack and cleanup) keeps one entry.
+        let avoided: Vec<bool> = packs.iter().map(|p| avoid.contains(&p.id)).collect();
+        entries.sort_unstable_by(|a, b| {
+            a.id.cmp(&b.id)
+                .then(avoided[a.pack as usize].cmp(&avoided[b.pack as usize]))
+                .then(a.pack.cmp(&b.pack))
+        });
+        // The same blob in two volumes (after a repack, or a re-upload instead of a marked
+        // volume) keeps one entry: the first, which is outside `avoid` if any copy is.
         entries.dedup_by(|a, b| a.id == b.id);
         entries.shrink_to_fit();
         MasterIndex {
@@ -231,6 +245,38 @@ impl MasterIndex {
         merged.segments.remove(0);
         merged.segments.splice(0..0, self.segments.iter().cloned());
         merged
+    }
+
+    /// Re-segment the index without the volumes in `exclude`, at most `packs_per_segment`
+    /// volumes per segment.
+    pub fn to_segments(
+        &self,
+        exclude: &std::collections::HashSet<Id>,
+        packs_per_segment: usize,
+    ) -> Vec<IndexSegment> {
+        let mut by_pack: Vec<Vec<&IndexEntry>> = vec![Vec::new(); self.packs.len()];
+        for e in &self.entries {
+            by_pack[e.pack as usize].push(e);
+        }
+        let mut out: Vec<IndexSegment> = Vec::new();
+        let mut current = IndexSegment::default();
+        for (i, p) in self.packs.iter().enumerate() {
+            if exclude.contains(&p.id) || by_pack[i].is_empty() {
+                continue;
+            }
+            let n = current.packs.len() as u32;
+            current.packs.push(*p);
+            current
+                .entries
+                .extend(by_pack[i].iter().map(|e| IndexEntry { pack: n, ..**e }));
+            if current.packs.len() >= packs_per_segment.max(1) {
+                out.push(std::mem::take(&mut current));
+            }
+        }
+        if !current.packs.is_empty() {
+            out.push(current);
+        }
+        out
     }
 
     pub fn lookup(&self, id: &Id) -> Option<BlobLocation> {

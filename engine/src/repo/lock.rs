@@ -109,6 +109,31 @@ impl<S> LockGuard<S> {
         self.lost.load(Ordering::Relaxed)
     }
 
+    /// Confirm the lock is still ours and unexpired, before recording work that relies on
+    /// it (a purge's delete phase may have run if the lease lapsed or the lock was broken).
+    pub fn confirm(&self) -> Result<()> {
+        let lost = || Error::LockLost {
+            location: self.repo.location(),
+        };
+        let body = match self.repo.store().get(&self.id) {
+            Ok(b) => b,
+            Err(StorageError::NotFound { .. }) => return Err(lost()),
+            Err(e) => return Err(e.into()),
+        };
+        let info: LockInfo = self
+            .repo
+            .key()
+            .open(aad::LOCK, &body)
+            .ok()
+            .and_then(|j| serde_json::from_slice(&j).ok())
+            .ok_or_else(lost)?;
+        if info.is_stale(Utc::now()) {
+            Err(lost())
+        } else {
+            Ok(())
+        }
+    }
+
     /// Release now (also done on drop).
     pub fn release(mut self) -> Result<()> {
         self.stop_refresher();

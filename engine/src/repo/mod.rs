@@ -5,6 +5,7 @@
 
 mod init;
 mod lock;
+mod marks;
 mod open;
 
 mod runs;
@@ -23,6 +24,7 @@ use crate::{Error, Result};
 
 pub use init::InitOptions;
 pub use lock::{DEFAULT_LEASE, FoundLock, LockGuard, LockInfo, LockKind, default_holder};
+pub use marks::MarkRecord;
 pub use open::read_config;
 pub use runs::{RunSelector, select_run};
 
@@ -115,6 +117,10 @@ impl Repository<Opened> {
 
 impl<S> Repository<S> {
     fn read_index(&self) -> Result<MasterIndex> {
+        self.read_index_avoiding(&std::collections::HashSet::new())
+    }
+
+    fn read_index_avoiding(&self, avoid: &std::collections::HashSet<Id>) -> Result<MasterIndex> {
         let names: Vec<String> = self
             .store()
             .list("index/")?
@@ -128,13 +134,22 @@ impl<S> Repository<S> {
             let seg = crate::format::index::IndexSegment::open(self.key(), &body, &name)?;
             segments.push((name, seg));
         }
-        Ok(MasterIndex::from_segments(segments))
+        Ok(MasterIndex::from_segments_avoiding(segments, avoid))
     }
 }
 
 impl Repository<Indexed> {
     pub fn index(&self) -> &Arc<MasterIndex> {
         &self.state.index
+    }
+
+    /// Rebuild the index so that a blob stored both inside and outside `avoid` resolves to
+    /// the copy outside (used to steer clear of volumes marked for deletion).
+    pub fn prefer_outside(&mut self, avoid: &std::collections::HashSet<Id>) -> Result<()> {
+        if !avoid.is_empty() {
+            self.state.index = Arc::new(self.read_index_avoiding(avoid)?);
+        }
+        Ok(())
     }
 
     /// Reload the index (after another process changed it).

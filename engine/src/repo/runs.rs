@@ -57,11 +57,19 @@ impl<S> Repository<S> {
         let labels = self.run_labels()?;
         let keys: Vec<String> = labels.iter().map(|l| format!("{RUNS_PREFIX}{l}")).collect();
         let bodies = self.store().get_many(&keys, 32);
-        labels
+        let mut runs = labels
             .iter()
             .zip(bodies)
             .map(|(label, body)| self.open_manifest(label, &body?))
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        // A label can be a second later than its start (two runs in one second), so order by
+        // the recorded start time.
+        runs.sort_by(|a, b| {
+            a.started
+                .cmp(&b.started)
+                .then_with(|| a.label.cmp(&b.label))
+        });
+        Ok(runs)
     }
 
     pub fn load_run(&self, label: &str) -> Result<RunManifest> {
@@ -76,6 +84,11 @@ impl<S> Repository<S> {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Remove a run's manifest (its data stays until a purge collects it).
+    pub fn delete_run(&self, label: &str) -> Result<()> {
+        Ok(self.store().delete(&format!("{RUNS_PREFIX}{label}"))?)
     }
 
     /// Store a manifest under a unique label: if another run already took this second, the

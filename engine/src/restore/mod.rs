@@ -40,6 +40,8 @@ pub struct RestoreOptions {
     /// Restore ownership (uid/gid). Effective only as root.
     pub owner: bool,
     pub threads: usize,
+    /// How long to wait for a conflicting (exclusive) lock.
+    pub lock_wait: std::time::Duration,
 }
 
 impl Default for RestoreOptions {
@@ -54,6 +56,7 @@ impl Default for RestoreOptions {
             overwrite: Overwrite::Never,
             continue_on_error: true,
             owner: true,
+            lock_wait: std::time::Duration::ZERO,
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2)
@@ -109,6 +112,7 @@ pub fn restore(
 ) -> Result<RestoreReport> {
     let started = Instant::now();
     repo.check_features(Operation::Read)?;
+    let _lock = repo.lock(crate::repo::LockKind::Shared, "restore", opts.lock_wait)?;
     let runs = repo.runs()?;
     let run = select_run(&runs, &opts.selector, opts.allow_partial)?.clone();
     let roots = target_roots(&run, &opts.sources, &opts.target)?;

@@ -138,6 +138,31 @@ impl LocalStorage {
         Ok(buf)
     }
 
+    fn remove_temporaries_sync(&self, older_than: std::time::SystemTime) -> io::Result<u64> {
+        let mut removed = 0;
+        let mut stack = vec![self.root.clone()];
+        while let Some(dir) = stack.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let meta = entry.metadata()?;
+                if meta.is_dir() {
+                    stack.push(entry.path());
+                } else if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+                    && meta.modified()? < older_than
+                {
+                    fs::remove_file(entry.path())?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     fn list_sync(&self, prefix: &str) -> io::Result<Vec<ObjectInfo>> {
         let mut out = Vec::new();
         let start = self.path(prefix.trim_end_matches('/'));
@@ -207,6 +232,16 @@ impl Storage for LocalStorage {
     async fn put_file(&self, key: &str, path: &Path) -> Result<(), StorageError> {
         let (k, p) = (key.to_owned(), path.to_path_buf());
         self.blocking(key, move |s| s.put_file_sync(&k, &p)).await
+    }
+
+    async fn remove_stale_temporaries(
+        &self,
+        older_than: std::time::SystemTime,
+    ) -> Result<u64, StorageError> {
+        self.blocking("temporary files", move |s| {
+            s.remove_temporaries_sync(older_than)
+        })
+        .await
     }
 
     async fn put_new(&self, key: &str, data: Bytes) -> Result<bool, StorageError> {

@@ -51,6 +51,16 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         self.put(key, Bytes::from(data)).await
     }
 
+    /// Remove leftovers of interrupted writes (temporary objects) older than `older_than`.
+    /// Returns how many were removed. Backends without temporaries remove nothing.
+    async fn remove_stale_temporaries(
+        &self,
+        older_than: std::time::SystemTime,
+    ) -> Result<u64, StorageError> {
+        let _ = older_than;
+        Ok(0)
+    }
+
     /// Write `data` under `key` only if no object has that key; `Ok(false)` if one does.
     async fn put_new(&self, key: &str, data: Bytes) -> Result<bool, StorageError>;
 

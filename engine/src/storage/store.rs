@@ -47,6 +47,15 @@ impl Store {
         self.runtime.block_on(self.backend.put_file(key, path))
     }
 
+    /// See [`Storage::remove_stale_temporaries`].
+    pub fn remove_stale_temporaries(
+        &self,
+        older_than: std::time::SystemTime,
+    ) -> Result<u64, StorageError> {
+        self.runtime
+            .block_on(self.backend.remove_stale_temporaries(older_than))
+    }
+
     pub fn spool_dir(&self) -> std::path::PathBuf {
         self.backend.spool_dir().unwrap_or_else(std::env::temp_dir)
     }

@@ -164,14 +164,25 @@ impl Checker<'_> {
     }
 }
 
-/// Check the repository.
+/// Check the repository (failing at once if it is exclusively locked).
 pub fn verify(
     repo: &Repository<Indexed>,
     depth: VerifyDepth,
     progress: &Progress,
 ) -> Result<VerifyReport> {
+    verify_with(repo, depth, std::time::Duration::ZERO, progress)
+}
+
+/// Check the repository, waiting up to `lock_wait` for an exclusive lock to go away.
+pub fn verify_with(
+    repo: &Repository<Indexed>,
+    depth: VerifyDepth,
+    lock_wait: std::time::Duration,
+    progress: &Progress,
+) -> Result<VerifyReport> {
     let started = Instant::now();
     repo.check_features(Operation::Check)?;
+    let _lock = repo.lock(crate::repo::LockKind::Shared, "verify", lock_wait)?;
     let index = repo.index().clone();
     let listed: HashMap<Id, u64> = repo
         .store()

@@ -149,7 +149,6 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
         sources.push(SourceSpec::command(name, cmd));
     }
     let mut repo = ctx.open()?.load_index()?;
-    let _lock = ctx.lock(&repo, holdfast_engine::repo::LockKind::Shared, "backup")?;
     let defaults = BackupOptions::default();
     let opts = BackupOptions {
         level: args.level,
@@ -162,6 +161,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
         uploads: args.uploads.max(1),
         tags: args.tag,
         scan_totals: ctx.progress && !ctx.json && !ctx.quiet,
+        lock_wait: ctx.lock_wait,
         ..defaults
     };
     let progress = Arc::new(Progress::default());
@@ -169,6 +169,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
         let _bar = ctx.bar(&progress, "backup");
         backup(&mut repo, &sources, &opts, &progress)?
     };
+    ctx.summary(&report.summary());
     ctx.emit(&report, || render(&report))?;
     Ok(match report.run.status {
         RunStatus::Complete => exit::OK,

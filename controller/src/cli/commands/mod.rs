@@ -1,8 +1,12 @@
 //! One module per subcommand.
 
+pub mod archive;
 pub mod backup;
 pub mod init;
+pub mod inventory;
+pub mod locks;
 pub mod ls;
+pub mod purge;
 pub mod restore;
 pub mod runs;
 pub mod verify;

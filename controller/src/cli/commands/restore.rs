@@ -123,7 +123,6 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
         None => RestoreTarget::Original,
     };
     let repo = ctx.open()?.load_index()?;
-    let _lock = ctx.lock(&repo, holdfast_engine::repo::LockKind::Shared, "restore")?;
     let opts = RestoreOptions {
         selector,
         allow_partial: args.partial,
@@ -134,6 +133,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
         overwrite: args.overwrite,
         continue_on_error: args.continue_on_error,
         owner: !args.no_owner,
+        lock_wait: ctx.lock_wait,
         ..RestoreOptions::default()
     };
     let progress = Arc::new(Progress::default());
@@ -141,6 +141,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
         let _bar = ctx.bar(&progress, "restore");
         restore(&repo, &opts, &progress)?
     };
+    ctx.summary(&report.summary());
     ctx.emit(&report, || render(&report))?;
     Ok(match report.status {
         RestoreStatus::Complete => exit::OK,

@@ -2,12 +2,45 @@
 
 use std::fmt::Write as _;
 
-use holdfast_engine::format::run::RunManifest;
+use holdfast_engine::format::run::{Level, RunManifest, RunStatus};
+use holdfast_engine::retention::{plan_retention, Decision, RunFacts};
 
 use crate::cli::{CliError, Ctx, exit, human};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Only runs of this level: full, diff or incr.
+    #[arg(long, short = 'l')]
+    level: Option<Level>,
+
+    /// Only runs whose label contains this text (e.g. 202611).
+    #[arg(long)]
+    label: Option<String>,
+
+    /// Only runs that include this source.
+    #[arg(long, short = 's')]
+    source: Option<String>,
+
+    /// Only runs started at or after this time (RFC 3339, UTC or with an offset).
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
+
+    /// Only runs started at or before this time.
+    #[arg(long, value_name = "TIME")]
+    to: Option<String>,
+
+    /// Only runs with this status: complete or partial.
+    #[arg(long)]
+    status: Option<String>,
+
+    /// Show what this retention would do: keep the newest N full cycles.
+    #[arg(long, value_name = "N")]
+    keep_fulls: Option<u32>,
+
+    /// Show what this retention would do: keep cycles with runs younger than AGE.
+    #[arg(long, value_name = "AGE")]
+    max_age: Option<String>,
+}
 
 /// One row of the listing, as shown and as JSON.
 #[derive(Debug, serde::Serialize)]
@@ -25,11 +58,16 @@ struct Row<'a> {
     bytes_added: u64,
     bytes_stored: u64,
     based_on: Option<&'a str>,
+    base_full: Option<&'a str>,
     sources: Vec<&'a str>,
     errors: u64,
+    archived: bool,
+    /// keep / expire under the retention given on the command line, with the reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retention: Option<Decision>,
 }
 
-fn row(r: &RunManifest) -> Row<'_> {
+fn row<'a>(r: &'a RunManifest, archived: bool, retention: Option<Decision>) -> Row<'a> {
     Row {
         label: &r.label,
         level: r.level.to_string(),
@@ -43,29 +81,66 @@ fn row(r: &RunManifest) -> Row<'_> {
         bytes_added: r.stats.bytes_new,
         bytes_stored: r.stats.bytes_stored,
         based_on: r.parent.as_deref(),
+        base_full: r.base_full.as_deref(),
         sources: r.sources.iter().map(|s| s.name.as_str()).collect(),
         errors: r.stats.errors,
+        archived,
+        retention,
     }
 }
 
-pub fn run(ctx: &Ctx, _args: Args) -> Result<u8, CliError> {
+pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
+    let from = args.from.as_deref().map(super::restore::parse_time).transpose()?;
+    let to = args.to.as_deref().map(super::restore::parse_time).transpose()?;
+    let status = match args.status.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => None,
+        Some("complete") => Some(RunStatus::Complete),
+        Some("partial") => Some(RunStatus::Partial),
+        Some(other) => return Err(CliError::Usage(format!("unknown status {other:?}: use complete or partial"))),
+    };
     let repo = ctx.open()?;
     let runs = repo.runs()?;
-    let rows: Vec<Row<'_>> = runs.iter().map(row).collect();
+    let archived = repo.archived_labels()?;
+    let decisions: Option<Vec<Decision>> = if args.keep_fulls.is_some() || args.max_age.is_some() {
+        let policy = super::purge::policy(args.keep_fulls, args.max_age.as_deref())?;
+        let facts: Vec<RunFacts> = runs.iter().map(|r| RunFacts::of(r, archived.contains(&r.label))).collect();
+        Some(plan_retention(&facts, &policy, chrono::Utc::now())?.decisions.into_iter().map(|(_, d)| d).collect())
+    } else {
+        None
+    };
+    let selected: Vec<(usize, &RunManifest)> = runs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| args.level.is_none_or(|l| r.level == l))
+        .filter(|(_, r)| args.label.as_deref().is_none_or(|l| r.label.contains(l)))
+        .filter(|(_, r)| args.source.as_deref().is_none_or(|s| r.sources.iter().any(|x| x.name == s)))
+        .filter(|(_, r)| from.is_none_or(|f| r.started >= f) && to.is_none_or(|t| r.started <= t))
+        .filter(|(_, r)| status.is_none_or(|s| r.status == s))
+        .collect();
+    let rows: Vec<Row<'_>> = selected
+        .iter()
+        .map(|(i, r)| row(r, archived.contains(&r.label), decisions.as_ref().map(|d| d[*i].clone())))
+        .collect();
     ctx.emit(&rows, || {
         if rows.is_empty() {
-            return "no runs yet".into();
+            return if runs.is_empty() { "no runs yet".into() } else { "no runs match".into() };
         }
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<22} {:<5} {:<8} {:<20} {:>9} {:>10} {:>10} {:>10}  BASED ON",
-            "LABEL", "LEVEL", "STATUS", "STARTED (UTC)", "DURATION", "FILES", "SIZE", "ADDED"
+            "{:<22} {:<5} {:<8} {:<20} {:>9} {:>8} {:>10} {:>10} {:>10}  {:<22} RETENTION",
+            "LABEL", "LEVEL", "STATUS", "STARTED (UTC)", "DURATION", "FILES", "SIZE", "READ", "ADDED", "BASED ON"
         );
-        for r in &runs {
+        for (row, (_, r)) in rows.iter().zip(&selected) {
+            let retention = match (&row.retention, row.archived) {
+                (_, true) => "archived".to_owned(),
+                (Some(Decision::Keep(_)), _) => "keep".to_owned(),
+                (Some(Decision::Expire(_)), _) => "expire".to_owned(),
+                (None, false) => "-".to_owned(),
+            };
             let _ = writeln!(
                 out,
-                "{:<22} {:<5} {:<8} {:<20} {:>9} {:>10} {:>10} {:>10}  {}",
+                "{:<22} {:<5} {:<8} {:<20} {:>9} {:>8} {:>10} {:>10} {:>10}  {:<22} {retention}",
                 r.label,
                 r.level.to_string(),
                 format!("{:?}", r.status),
@@ -73,11 +148,12 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<u8, CliError> {
                 human::duration_ms((r.finished - r.started).num_milliseconds().max(0) as u64),
                 human::count(r.stats.files),
                 human::bytes(r.stats.bytes_total),
+                human::bytes(r.stats.bytes_read),
                 human::bytes(r.stats.bytes_new),
-                r.parent.as_deref().unwrap_or("-")
+                r.parent.as_deref().unwrap_or("-"),
             );
         }
-        let _ = write!(out, "{} runs", runs.len());
+        let _ = write!(out, "{} of {} runs", rows.len(), runs.len());
         out
     })?;
     Ok(exit::OK)

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use holdfast_engine::progress::Progress;
-use holdfast_engine::verify::{VerifyDepth, VerifyReport, verify};
+use holdfast_engine::verify::{VerifyDepth, VerifyReport, verify_with};
 
 use crate::cli::{CliError, Ctx, exit, human};
 
@@ -98,12 +98,12 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
         VerifyDepth::Quick
     };
     let repo = ctx.open()?.load_index()?;
-    let _lock = ctx.lock(&repo, holdfast_engine::repo::LockKind::Shared, "verify")?;
     let progress = Arc::new(Progress::default());
     let report = {
         let _bar = ctx.bar(&progress, "verify");
-        verify(&repo, depth, &progress)?
+        verify_with(&repo, depth, ctx.lock_wait, &progress)?
     };
+    ctx.summary(&report.summary());
     ctx.emit(&report, || render(&report))?;
     Ok(if report.ok { exit::OK } else { exit::DAMAGED })
 }

@@ -1,0 +1,53 @@
+//! `holdfast locks` / `holdfast unlock`
+
+use std::fmt::Write as _;
+
+use holdfast_engine::repo::FoundLock;
+
+use crate::cli::{exit, CliError, Ctx};
+
+#[derive(Debug, clap::Args)]
+pub struct UnlockArgs {
+    /// Remove every lock, not only stale ones. Only when you are sure nothing is running.
+    #[arg(long)]
+    all: bool,
+}
+
+fn render(locks: &[FoundLock], verb: &str) -> String {
+    let mut out = String::new();
+    for l in locks {
+        match &l.info {
+            Some(i) => {
+                let _ = writeln!(
+                    out,
+                    "{verb}{:?} lock for {} by {} since {}, lease until {}{}",
+                    i.kind,
+                    i.operation,
+                    i.holder,
+                    i.started.format("%Y-%m-%d %H:%M:%S UTC"),
+                    i.expires.format("%H:%M:%S UTC"),
+                    if l.stale { " (stale)" } else { "" }
+                );
+            }
+            None => {
+                let _ = writeln!(out, "{verb}unreadable lock {}", l.id);
+            }
+        }
+    }
+    if locks.is_empty() {
+        out.push_str(if verb.is_empty() { "no locks" } else { "no stale locks to remove" });
+    }
+    out
+}
+
+pub fn list(ctx: &Ctx) -> Result<u8, CliError> {
+    let locks = ctx.open()?.locks()?;
+    ctx.emit(&locks, || render(&locks, ""))?;
+    Ok(exit::OK)
+}
+
+pub fn unlock(ctx: &Ctx, args: UnlockArgs) -> Result<u8, CliError> {
+    let removed = ctx.open()?.unlock(args.all)?;
+    ctx.emit(&removed, || render(&removed, "removed "))?;
+    Ok(exit::OK)
+}

@@ -1,0 +1,93 @@
+//! `holdfast purge`
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use holdfast_engine::compress::CompressionLevel;
+use holdfast_engine::progress::Progress;
+use holdfast_engine::purge::{purge, PurgeOptions, PurgeReport};
+use holdfast_engine::retention::{MaxAge, RetentionPolicy};
+
+use crate::cli::{exit, human, CliError, Ctx};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Keep the newest N full cycles (a full and every run based on it).
+    #[arg(long, value_name = "N")]
+    keep_fulls: Option<u32>,
+
+    /// Keep cycles with a run younger than this: e.g. 90d, 12w, 6m, 1y, or forever.
+    #[arg(long, value_name = "AGE")]
+    max_age: Option<String>,
+
+    /// Show what would be expired, marked and deleted; change nothing.
+    #[arg(long, short = 'n')]
+    dry_run: bool,
+
+    /// How long volumes stay marked before a purge deletes them (two-phase deletion).
+    #[arg(long, default_value = "24h", value_parser = human::parse_duration)]
+    grace: std::time::Duration,
+
+    /// Repack volumes with less than this percentage of live data (0 disables).
+    #[arg(long, default_value_t = 50.0, value_name = "PERCENT")]
+    repack_below: f64,
+
+    /// Compression for repacked data.
+    #[arg(long, default_value = "default")]
+    compression: CompressionLevel,
+}
+
+pub fn policy(keep_fulls: Option<u32>, max_age: Option<&str>) -> Result<RetentionPolicy, CliError> {
+    let max_age = max_age.map(|a| a.parse::<MaxAge>()).transpose()?;
+    Ok(RetentionPolicy { keep_fulls, max_age })
+}
+
+fn render(r: &PurgeReport) -> String {
+    let mut out = String::new();
+    let verb = if r.dry_run { "would" } else { "did" };
+    let _ = writeln!(out, "purge{}: {} runs kept, {} expired", if r.dry_run { " (dry run)" } else { "" }, r.runs_kept, r.runs_expired.len());
+    for e in &r.runs_expired {
+        let _ = writeln!(out, "  expire {}: {}", e.label, e.reason);
+    }
+    let _ = writeln!(
+        out,
+        "  {verb} mark {} volumes ({}) for deletion, repacking {} of them ({} live data copied)",
+        r.volumes_marked,
+        human::bytes(r.bytes_marked),
+        r.volumes_repacked,
+        human::bytes(r.bytes_repacked)
+    );
+    let _ = writeln!(out, "  {verb} delete {} volumes, reclaiming {}", r.volumes_deleted, human::bytes(r.bytes_reclaimed));
+    if r.volumes_rescued > 0 {
+        let _ = writeln!(out, "  kept {} marked volumes that a run still needs", r.volumes_rescued);
+    }
+    if r.volumes_pending > 0 {
+        let when = r.pending_until.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default();
+        let _ = writeln!(out, "  {} marked volumes wait for their grace period; a purge after {when} deletes them", r.volumes_pending);
+    }
+    let _ = writeln!(out, "  took {}", human::duration_ms(r.duration_ms));
+    out
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
+    if !(0.0..=100.0).contains(&args.repack_below) {
+        return Err(CliError::Usage("--repack-below is a percentage from 0 to 100".into()));
+    }
+    let opts = PurgeOptions {
+        policy: policy(args.keep_fulls, args.max_age.as_deref())?,
+        dry_run: args.dry_run,
+        grace: args.grace,
+        repack_below: args.repack_below / 100.0,
+        compression: args.compression,
+        lock_wait: ctx.lock_wait,
+    };
+    let mut repo = ctx.open()?.load_index()?;
+    let progress = Arc::new(Progress::default());
+    let report = {
+        let _bar = ctx.bar(&progress, "purge");
+        purge(&mut repo, &opts, &progress)?
+    };
+    ctx.summary(&report.summary());
+    ctx.emit(&report, || render(&report))?;
+    Ok(exit::OK)
+}

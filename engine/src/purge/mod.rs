@@ -1,0 +1,373 @@
+//! Purge: expire runs by retention, then collect garbage in two phases.
+//!
+//! Phase one (shared lock, runs beside backups): delete expired run manifests, find volumes
+//! no retained run needs (and volumes no index names), repack mostly-dead volumes, and
+//! *mark* all of these with the time. Backups never reference a marked volume; they store
+//! the blob again instead.
+//!
+//! Phase two (exclusive lock, no backup running): for marks older than the grace period,
+//! re-check against the runs that exist now, rescue any volume a run still needs, write a
+//! new index without the doomed volumes, delete the old index segments, then the volumes,
+//! then the marks. Each step leaves a repository that verifies: a purge killed at any
+//! point loses nothing a retained run needs, and the next purge finishes the job.
+
+mod live;
+mod plan;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::backup::{BlobSink, SinkOptions};
+use crate::compress::CompressionLevel;
+use crate::faults::crash_point;
+use crate::format::config::Operation;
+use crate::format::index::MasterIndex;
+use crate::id::Id;
+use crate::progress::Progress;
+use crate::repo::{Indexed, LockKind, MarkRecord, Repository};
+use crate::retention::{RetentionPlan, RetentionPolicy, RunFacts, plan_retention};
+use crate::storage::pack_key;
+use crate::{Error, Result};
+
+pub use live::live_blobs;
+pub use plan::{GcPlan, VolumeStats, due_marks, plan_gc};
+
+/// Volumes per index segment when the index is rewritten.
+const PACKS_PER_SEGMENT: usize = 1024;
+
+/// How to purge.
+#[derive(Debug, Clone)]
+pub struct PurgeOptions {
+    pub policy: RetentionPolicy,
+    /// Plan only: report what would happen, change nothing.
+    pub dry_run: bool,
+    /// How long a marked volume waits before deletion.
+    pub grace: Duration,
+    /// Repack volumes whose live share is below this fraction (0 disables repacking).
+    pub repack_below: f64,
+    pub compression: CompressionLevel,
+    pub lock_wait: Duration,
+}
+
+impl Default for PurgeOptions {
+    fn default() -> Self {
+        PurgeOptions {
+            policy: RetentionPolicy::default(),
+            dry_run: false,
+            grace: Duration::from_secs(24 * 3600),
+            repack_below: 0.5,
+            compression: CompressionLevel::default(),
+            lock_wait: Duration::ZERO,
+        }
+    }
+}
+
+/// A run the purge expired (or, in a dry run, would expire).
+#[derive(Debug, Clone, Serialize)]
+pub struct ExpiredRun {
+    pub label: String,
+    pub reason: String,
+}
+
+/// What a purge did (or, in a dry run, would do).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PurgeReport {
+    pub dry_run: bool,
+    pub runs_expired: Vec<ExpiredRun>,
+    pub runs_kept: usize,
+    pub volumes_marked: usize,
+    pub bytes_marked: u64,
+    pub volumes_repacked: usize,
+    /// Live bytes copied out of repacked volumes.
+    pub bytes_repacked: u64,
+    pub volumes_deleted: usize,
+    /// Size of the volumes deleted.
+    pub bytes_reclaimed: u64,
+    /// Marked volumes a run turned out to need; kept.
+    pub volumes_rescued: usize,
+    /// Marked volumes still inside their grace period.
+    pub volumes_pending: usize,
+    /// When the earliest pending volume becomes deletable.
+    pub pending_until: Option<DateTime<Utc>>,
+    pub index_segments_written: usize,
+    pub index_segments_deleted: usize,
+    pub temporaries_removed: u64,
+    pub duration_ms: u64,
+}
+
+/// Purge the repository.
+pub fn purge(
+    repo: &mut Repository<Indexed>,
+    opts: &PurgeOptions,
+    progress: &Progress,
+) -> Result<PurgeReport> {
+    let started = Instant::now();
+    repo.check_features(Operation::Delete)?;
+    opts.policy.validate()?;
+    if !(0.0..=1.0).contains(&opts.repack_below) {
+        return Err(Error::InvalidArgument(
+            "the repack threshold must be between 0 and 1".into(),
+        ));
+    }
+    let mut report = PurgeReport {
+        dry_run: opts.dry_run,
+        ..PurgeReport::default()
+    };
+    mark_phase(repo, opts, progress, &mut report)?;
+    delete_phase(repo, opts, &mut report)?;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+fn retention_plan(
+    repo: &Repository<Indexed>,
+    policy: &RetentionPolicy,
+) -> Result<(Vec<crate::format::run::RunManifest>, RetentionPlan)> {
+    let runs = repo.runs()?;
+    let archived = repo.archived_labels()?;
+    let facts: Vec<RunFacts> = runs
+        .iter()
+        .map(|r| RunFacts::of(r, archived.contains(&r.label)))
+        .collect();
+    let plan = plan_retention(&facts, policy, Utc::now())?;
+    Ok((runs, plan))
+}
+
+fn volume_stats(index: &MasterIndex, live: &HashSet<Id>) -> Vec<VolumeStats> {
+    let mut stats: Vec<VolumeStats> = index
+        .packs()
+        .iter()
+        .map(|p| VolumeStats {
+            id: p.id,
+            size: p.size,
+            blobs: 0,
+            live_blobs: 0,
+            live_bytes: 0,
+        })
+        .collect();
+    for e in index.entries() {
+        let s = &mut stats[e.pack as usize];
+        s.blobs += 1;
+        if live.contains(&e.id) {
+            s.live_blobs += 1;
+            s.live_bytes += u64::from(e.length);
+        }
+    }
+    stats
+}
+
+fn mark_phase(
+    repo: &mut Repository<Indexed>,
+    opts: &PurgeOptions,
+    progress: &Progress,
+    report: &mut PurgeReport,
+) -> Result<()> {
+    let lock = repo.lock(LockKind::Shared, "purge (mark)", opts.lock_wait)?;
+    let (runs, plan) = retention_plan(repo, &opts.policy)?;
+    report.runs_expired = plan
+        .expired()
+        .map(|(label, reason)| ExpiredRun {
+            label: label.to_owned(),
+            reason: reason.to_owned(),
+        })
+        .collect();
+    report.runs_kept = plan.kept();
+    let kept: Vec<_> = runs
+        .into_iter()
+        .zip(&plan.decisions)
+        .filter(|(_, (_, d))| d.is_keep())
+        .map(|(r, _)| r)
+        .collect();
+
+    if !opts.dry_run {
+        for e in &report.runs_expired {
+            repo.delete_run(&e.label)?;
+        }
+        crash_point("purge:after-expire");
+    }
+
+    let live = live_blobs(repo, &kept)?;
+    let already_marked = repo.marked_volumes()?;
+    let index = repo.index().clone();
+    let gc = plan_gc(
+        &volume_stats(&index, &live),
+        &already_marked,
+        opts.repack_below,
+    );
+    let indexed: HashSet<Id> = index.packs().iter().map(|p| p.id).collect();
+    // Volumes no index names: leftovers of interrupted backups, or a running backup's newest
+    // volumes. Marking (not deleting) them is safe either way: phase two rescues any that
+    // became needed.
+    let unindexed: Vec<(Id, u64)> = repo
+        .store()
+        .list("data/")?
+        .into_iter()
+        .filter_map(|o| {
+            o.key
+                .rsplit('/')
+                .next()
+                .and_then(|n| n.parse::<Id>().ok())
+                .map(|id| (id, o.size))
+        })
+        .filter(|(id, _)| !indexed.contains(id) && !already_marked.contains(id))
+        .collect();
+
+    report.volumes_repacked = gc.repack.len();
+    report.bytes_repacked = gc.repack_live_bytes;
+    report.volumes_marked = gc.dead.len() + gc.repack.len() + unindexed.len();
+    report.bytes_marked =
+        gc.dead_bytes + gc.repack_bytes + unindexed.iter().map(|(_, s)| s).sum::<u64>();
+    if opts.dry_run {
+        if opts.grace.is_zero() {
+            // With no grace period the delete phase of this same purge would take them.
+            report.volumes_deleted = report.volumes_marked;
+            report.bytes_reclaimed = report.bytes_marked;
+        }
+        return Ok(());
+    }
+    if report.volumes_marked == 0 {
+        return Ok(());
+    }
+
+    if !gc.repack.is_empty() {
+        repack(repo, &gc.repack, &already_marked, &live, opts, progress)?;
+        crash_point("purge:after-repack");
+    }
+    let mut volumes = gc.dead.clone();
+    volumes.extend(&gc.repack);
+    volumes.extend(unindexed.iter().map(|(id, _)| *id));
+    lock.confirm()?;
+    repo.write_marks(&MarkRecord {
+        marked_at: Utc::now(),
+        volumes,
+    })?;
+    crash_point("purge:after-mark");
+    Ok(())
+}
+
+/// Copy the live blobs of `volumes` into new volumes (indexed before this returns).
+fn repack(
+    repo: &mut Repository<Indexed>,
+    volumes: &[Id],
+    already_marked: &HashSet<Id>,
+    live: &HashSet<Id>,
+    opts: &PurgeOptions,
+    progress: &Progress,
+) -> Result<()> {
+    let mut avoid: HashSet<Id> = volumes.iter().copied().collect();
+    avoid.extend(already_marked);
+    // Read each blob from a copy outside the volumes being emptied where one exists.
+    repo.prefer_outside(&avoid)?;
+    let index = repo.index().clone();
+    let sink = BlobSink::new(
+        repo,
+        avoid.clone(),
+        &SinkOptions {
+            compression: opts.compression,
+            encoders: 2,
+            uploads: 2,
+            pack_size: repo.config().pack_size as usize,
+        },
+    )?;
+    for e in index.entries() {
+        if !avoid.contains(&index.pack_id(e)) || !live.contains(&e.id) {
+            continue;
+        }
+        let data = repo.load_blob(&e.id)?;
+        sink.add(e.kind, e.id, &data)?;
+        progress.add_done(0, data.len() as u64);
+    }
+    let summary = sink.finish()?;
+    repo.extend_index(summary.index_segments);
+    Ok(())
+}
+
+fn delete_phase(
+    repo: &mut Repository<Indexed>,
+    opts: &PurgeOptions,
+    report: &mut PurgeReport,
+) -> Result<()> {
+    let now = Utc::now();
+    let marks = repo.marks()?;
+    let (due_keys, mut due) = due_marks(&marks, now, opts.grace);
+    let pending: Vec<&MarkRecord> = marks
+        .iter()
+        .filter(|(k, _)| !due_keys.contains(k))
+        .map(|(_, r)| r)
+        .collect();
+    report.volumes_pending = pending.iter().map(|r| r.volumes.len()).sum();
+    let grace = chrono::Duration::from_std(opts.grace).unwrap_or(chrono::Duration::MAX);
+    report.pending_until = pending
+        .iter()
+        .filter_map(|r| r.marked_at.checked_add_signed(grace))
+        .min();
+    if due.is_empty() {
+        return Ok(());
+    }
+    if opts.dry_run {
+        report.volumes_deleted += due.len();
+        return Ok(());
+    }
+    let lock = repo.lock(LockKind::Exclusive, "purge (delete)", opts.lock_wait)?;
+    // Everything is re-read under the exclusive lock: runs written since phase one count.
+    repo.prefer_outside(&due)?;
+    let runs = repo.runs()?;
+    let live = live_blobs(repo, &runs)?;
+    let index = repo.index().clone();
+    for id in &live {
+        if let Some(loc) = index.lookup(id)
+            && due.remove(&loc.pack)
+        {
+            report.volumes_rescued += 1;
+        }
+    }
+    let old_segments: Vec<String> = index.segment_names().to_vec();
+    let mut written = HashSet::new();
+    for seg in index.to_segments(&due, PACKS_PER_SEGMENT) {
+        let (id, sealed) = seg.seal(repo.key())?;
+        let name = format!("index/{}", id.to_hex());
+        repo.store().put(&name, sealed)?;
+        written.insert(name);
+    }
+    report.index_segments_written = written.len();
+    crash_point("purge:after-index-write");
+    for name in old_segments.iter().filter(|n| !written.contains(*n)) {
+        repo.store().delete(name)?;
+        report.index_segments_deleted += 1;
+    }
+    crash_point("purge:after-index-delete");
+    let sizes: std::collections::HashMap<Id, u64> =
+        index.packs().iter().map(|p| (p.id, p.size)).collect();
+    let listed: std::collections::HashMap<Id, u64> = repo
+        .store()
+        .list("data/")?
+        .into_iter()
+        .filter_map(|o| {
+            o.key
+                .rsplit('/')
+                .next()
+                .and_then(|n| n.parse::<Id>().ok())
+                .map(|id| (id, o.size))
+        })
+        .collect();
+    for id in &due {
+        repo.store().delete(&pack_key(id))?;
+        report.volumes_deleted += 1;
+        report.bytes_reclaimed += listed.get(id).or(sizes.get(id)).copied().unwrap_or(0);
+    }
+    crash_point("purge:after-volume-delete");
+    for key in &due_keys {
+        repo.store().delete(key)?;
+    }
+    let older_than = std::time::SystemTime::now()
+        .checked_sub(opts.grace)
+        .unwrap_or(std::time::UNIX_EPOCH);
+    report.temporaries_removed = repo.store().remove_stale_temporaries(older_than)?;
+    repo.reload_index()?;
+    drop(lock);
+    Ok(())
+}
