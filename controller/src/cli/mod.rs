@@ -47,7 +47,12 @@ pub struct Cli {
 
     /// Also write a compact JSON summary (under 4 KiB) to this file, e.g.
     /// /dev/termination-log in a Kubernetes job pod.
-    #[arg(long, global = true, env = "HOLDFAST_SUMMARY_FILE", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "HOLDFAST_SUMMARY_FILE",
+        value_name = "FILE"
+    )]
     summary_file: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -149,7 +154,6 @@ impl Ctx {
         Ok(Repository::open(store, &pass)?)
     }
 
-
     fn bar(
         &self,
         progress: &Arc<holdfast_engine::progress::Progress>,
@@ -167,7 +171,10 @@ impl Ctx {
         if let Some(path) = &self.summary_file
             && let Err(e) = std::fs::write(path, text)
         {
-            eprintln!("holdfast: warning: cannot write summary to {}: {e}", path.display());
+            eprintln!(
+                "holdfast: warning: cannot write summary to {}: {e}",
+                path.display()
+            );
         }
     }
 
@@ -232,7 +239,11 @@ pub fn run() -> ExitCode {
         Err(e) => {
             eprintln!("holdfast: error: {e}");
             let failure = serde_json::json!({"status": "Failed", "error": {"category": e.category(), "message": e.to_string()}});
-            ctx.summary(&holdfast_engine::summary::fit(failure, &[], holdfast_engine::summary::TERMINATION_MESSAGE_LIMIT));
+            ctx.summary(&holdfast_engine::summary::fit(
+                failure,
+                &[],
+                holdfast_engine::summary::TERMINATION_MESSAGE_LIMIT,
+            ));
             if ctx.json {
                 let v = serde_json::json!({"error": {"category": e.category(), "message": e.to_string()}});
                 println!("{v}");

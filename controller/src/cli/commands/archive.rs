@@ -1,6 +1,6 @@
 //! `holdfast archive` / `holdfast unarchive`
 
-use crate::cli::{exit, CliError, Ctx};
+use crate::cli::{CliError, Ctx, exit};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -11,13 +11,20 @@ pub struct Args {
 pub fn archive(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
     let repo = ctx.open()?;
     repo.archive(&args.label)?;
-    ctx.emit(&serde_json::json!({"archived": args.label}), || format!("run {} archived: retention will never expire it", args.label))?;
+    ctx.emit(&serde_json::json!({"archived": args.label}), || {
+        format!(
+            "run {} archived: retention will never expire it",
+            args.label
+        )
+    })?;
     Ok(exit::OK)
 }
 
 pub fn unarchive(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
     let repo = ctx.open()?;
     repo.unarchive(&args.label)?;
-    ctx.emit(&serde_json::json!({"unarchived": args.label}), || format!("run {} is subject to retention again", args.label))?;
+    ctx.emit(&serde_json::json!({"unarchived": args.label}), || {
+        format!("run {} is subject to retention again", args.label)
+    })?;
     Ok(exit::OK)
 }

@@ -2,9 +2,9 @@
 
 use std::fmt::Write as _;
 
-use holdfast_engine::inventory::{inventory, InventoryReport};
+use holdfast_engine::inventory::{InventoryReport, inventory};
 
-use crate::cli::{exit, human, CliError, Ctx};
+use crate::cli::{CliError, Ctx, exit, human};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -33,17 +33,48 @@ fn render(r: &InventoryReport, all: bool) -> String {
         r.compression_ratio,
         r.dedup_ratio * r.compression_ratio
     );
-    let _ = writeln!(out, "\n{:<20} {:>5} {:>12} {:>10} {:>12}", "SOURCE", "RUNS", "NEWEST SIZE", "FILES", "ADDED");
+    let _ = writeln!(
+        out,
+        "\n{:<20} {:>5} {:>12} {:>10} {:>12}",
+        "SOURCE", "RUNS", "NEWEST SIZE", "FILES", "ADDED"
+    );
     for (name, t) in &r.per_source {
-        let _ = writeln!(out, "{:<20} {:>5} {:>12} {:>10} {:>12}", name, t.runs, human::bytes(t.newest_bytes), human::count(t.newest_files), human::bytes(t.bytes_added));
+        let _ = writeln!(
+            out,
+            "{:<20} {:>5} {:>12} {:>10} {:>12}",
+            name,
+            t.runs,
+            human::bytes(t.newest_bytes),
+            human::count(t.newest_files),
+            human::bytes(t.bytes_added)
+        );
     }
-    let _ = writeln!(out, "\n{:<6} {:>5} {:>12} {:>12}", "LEVEL", "RUNS", "READ", "ADDED");
+    let _ = writeln!(
+        out,
+        "\n{:<6} {:>5} {:>12} {:>12}",
+        "LEVEL", "RUNS", "READ", "ADDED"
+    );
     for (level, t) in &r.per_level {
-        let _ = writeln!(out, "{:<6} {:>5} {:>12} {:>12}", level, t.runs, human::bytes(t.bytes_read), human::bytes(t.bytes_added));
+        let _ = writeln!(
+            out,
+            "{:<6} {:>5} {:>12} {:>12}",
+            level,
+            t.runs,
+            human::bytes(t.bytes_read),
+            human::bytes(t.bytes_added)
+        );
     }
-    let shown: Vec<_> = r.volumes.iter().filter(|v| all || v.state != holdfast_engine::inventory::VolumeState::Active).collect();
+    let shown: Vec<_> = r
+        .volumes
+        .iter()
+        .filter(|v| all || v.state != holdfast_engine::inventory::VolumeState::Active)
+        .collect();
     if !shown.is_empty() {
-        let _ = writeln!(out, "\n{:<9} {:<5} {:<12} {:>10} {:>10} {:>5}  RUNS", "VOLUME", "KIND", "STATE", "SIZE", "LIVE", "BLOBS");
+        let _ = writeln!(
+            out,
+            "\n{:<9} {:<5} {:<12} {:>10} {:>10} {:>5}  RUNS",
+            "VOLUME", "KIND", "STATE", "SIZE", "LIVE", "BLOBS"
+        );
         for v in shown {
             let runs = match v.runs.len() {
                 0 => "-".to_owned(),

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use holdfast_engine::repo::FoundLock;
 
-use crate::cli::{exit, CliError, Ctx};
+use crate::cli::{CliError, Ctx, exit};
 
 #[derive(Debug, clap::Args)]
 pub struct UnlockArgs {
@@ -35,7 +35,11 @@ fn render(locks: &[FoundLock], verb: &str) -> String {
         }
     }
     if locks.is_empty() {
-        out.push_str(if verb.is_empty() { "no locks" } else { "no stale locks to remove" });
+        out.push_str(if verb.is_empty() {
+            "no locks"
+        } else {
+            "no stale locks to remove"
+        });
     }
     out
 }

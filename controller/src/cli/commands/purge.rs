@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use holdfast_engine::compress::CompressionLevel;
 use holdfast_engine::progress::Progress;
-use holdfast_engine::purge::{purge, PurgeOptions, PurgeReport};
+use holdfast_engine::purge::{PurgeOptions, PurgeReport, purge};
 use holdfast_engine::retention::{MaxAge, RetentionPolicy};
 
-use crate::cli::{exit, human, CliError, Ctx};
+use crate::cli::{CliError, Ctx, exit, human};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -39,13 +39,22 @@ pub struct Args {
 
 pub fn policy(keep_fulls: Option<u32>, max_age: Option<&str>) -> Result<RetentionPolicy, CliError> {
     let max_age = max_age.map(|a| a.parse::<MaxAge>()).transpose()?;
-    Ok(RetentionPolicy { keep_fulls, max_age })
+    Ok(RetentionPolicy {
+        keep_fulls,
+        max_age,
+    })
 }
 
 fn render(r: &PurgeReport) -> String {
     let mut out = String::new();
     let verb = if r.dry_run { "would" } else { "did" };
-    let _ = writeln!(out, "purge{}: {} runs kept, {} expired", if r.dry_run { " (dry run)" } else { "" }, r.runs_kept, r.runs_expired.len());
+    let _ = writeln!(
+        out,
+        "purge{}: {} runs kept, {} expired",
+        if r.dry_run { " (dry run)" } else { "" },
+        r.runs_kept,
+        r.runs_expired.len()
+    );
     for e in &r.runs_expired {
         let _ = writeln!(out, "  expire {}: {}", e.label, e.reason);
     }
@@ -57,13 +66,29 @@ fn render(r: &PurgeReport) -> String {
         r.volumes_repacked,
         human::bytes(r.bytes_repacked)
     );
-    let _ = writeln!(out, "  {verb} delete {} volumes, reclaiming {}", r.volumes_deleted, human::bytes(r.bytes_reclaimed));
+    let _ = writeln!(
+        out,
+        "  {verb} delete {} volumes, reclaiming {}",
+        r.volumes_deleted,
+        human::bytes(r.bytes_reclaimed)
+    );
     if r.volumes_rescued > 0 {
-        let _ = writeln!(out, "  kept {} marked volumes that a run still needs", r.volumes_rescued);
+        let _ = writeln!(
+            out,
+            "  kept {} marked volumes that a run still needs",
+            r.volumes_rescued
+        );
     }
     if r.volumes_pending > 0 {
-        let when = r.pending_until.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default();
-        let _ = writeln!(out, "  {} marked volumes wait for their grace period; a purge after {when} deletes them", r.volumes_pending);
+        let when = r
+            .pending_until
+            .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {} marked volumes wait for their grace period; a purge after {when} deletes them",
+            r.volumes_pending
+        );
     }
     let _ = writeln!(out, "  took {}", human::duration_ms(r.duration_ms));
     out
@@ -71,7 +96,9 @@ fn render(r: &PurgeReport) -> String {
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
     if !(0.0..=100.0).contains(&args.repack_below) {
-        return Err(CliError::Usage("--repack-below is a percentage from 0 to 100".into()));
+        return Err(CliError::Usage(
+            "--repack-below is a percentage from 0 to 100".into(),
+        ));
     }
     let opts = PurgeOptions {
         policy: policy(args.keep_fulls, args.max_age.as_deref())?,

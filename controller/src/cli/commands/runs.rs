@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use holdfast_engine::format::run::{Level, RunManifest, RunStatus};
-use holdfast_engine::retention::{plan_retention, Decision, RunFacts};
+use holdfast_engine::retention::{Decision, RunFacts, plan_retention};
 
 use crate::cli::{CliError, Ctx, exit, human};
 
@@ -90,21 +90,47 @@ fn row<'a>(r: &'a RunManifest, archived: bool, retention: Option<Decision>) -> R
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
-    let from = args.from.as_deref().map(super::restore::parse_time).transpose()?;
-    let to = args.to.as_deref().map(super::restore::parse_time).transpose()?;
-    let status = match args.status.as_deref().map(str::to_ascii_lowercase).as_deref() {
+    let from = args
+        .from
+        .as_deref()
+        .map(super::restore::parse_time)
+        .transpose()?;
+    let to = args
+        .to
+        .as_deref()
+        .map(super::restore::parse_time)
+        .transpose()?;
+    let status = match args
+        .status
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None => None,
         Some("complete") => Some(RunStatus::Complete),
         Some("partial") => Some(RunStatus::Partial),
-        Some(other) => return Err(CliError::Usage(format!("unknown status {other:?}: use complete or partial"))),
+        Some(other) => {
+            return Err(CliError::Usage(format!(
+                "unknown status {other:?}: use complete or partial"
+            )));
+        }
     };
     let repo = ctx.open()?;
     let runs = repo.runs()?;
     let archived = repo.archived_labels()?;
     let decisions: Option<Vec<Decision>> = if args.keep_fulls.is_some() || args.max_age.is_some() {
         let policy = super::purge::policy(args.keep_fulls, args.max_age.as_deref())?;
-        let facts: Vec<RunFacts> = runs.iter().map(|r| RunFacts::of(r, archived.contains(&r.label))).collect();
-        Some(plan_retention(&facts, &policy, chrono::Utc::now())?.decisions.into_iter().map(|(_, d)| d).collect())
+        let facts: Vec<RunFacts> = runs
+            .iter()
+            .map(|r| RunFacts::of(r, archived.contains(&r.label)))
+            .collect();
+        Some(
+            plan_retention(&facts, &policy, chrono::Utc::now())?
+                .decisions
+                .into_iter()
+                .map(|(_, d)| d)
+                .collect(),
+        )
     } else {
         None
     };
@@ -113,23 +139,46 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
         .enumerate()
         .filter(|(_, r)| args.level.is_none_or(|l| r.level == l))
         .filter(|(_, r)| args.label.as_deref().is_none_or(|l| r.label.contains(l)))
-        .filter(|(_, r)| args.source.as_deref().is_none_or(|s| r.sources.iter().any(|x| x.name == s)))
+        .filter(|(_, r)| {
+            args.source
+                .as_deref()
+                .is_none_or(|s| r.sources.iter().any(|x| x.name == s))
+        })
         .filter(|(_, r)| from.is_none_or(|f| r.started >= f) && to.is_none_or(|t| r.started <= t))
         .filter(|(_, r)| status.is_none_or(|s| r.status == s))
         .collect();
     let rows: Vec<Row<'_>> = selected
         .iter()
-        .map(|(i, r)| row(r, archived.contains(&r.label), decisions.as_ref().map(|d| d[*i].clone())))
+        .map(|(i, r)| {
+            row(
+                r,
+                archived.contains(&r.label),
+                decisions.as_ref().map(|d| d[*i].clone()),
+            )
+        })
         .collect();
     ctx.emit(&rows, || {
         if rows.is_empty() {
-            return if runs.is_empty() { "no runs yet".into() } else { "no runs match".into() };
+            return if runs.is_empty() {
+                "no runs yet".into()
+            } else {
+                "no runs match".into()
+            };
         }
         let mut out = String::new();
         let _ = writeln!(
             out,
             "{:<22} {:<5} {:<8} {:<20} {:>9} {:>8} {:>10} {:>10} {:>10}  {:<22} RETENTION",
-            "LABEL", "LEVEL", "STATUS", "STARTED (UTC)", "DURATION", "FILES", "SIZE", "READ", "ADDED", "BASED ON"
+            "LABEL",
+            "LEVEL",
+            "STATUS",
+            "STARTED (UTC)",
+            "DURATION",
+            "FILES",
+            "SIZE",
+            "READ",
+            "ADDED",
+            "BASED ON"
         );
         for (row, (_, r)) in rows.iter().zip(&selected) {
             let retention = match (&row.retention, row.archived) {

@@ -1,0 +1,261 @@
+//! Purge through the real binary: retention, reclaimed space, and crash safety: the process
+//! is killed (SIGKILL) between every two steps of a purge, and each time the repository must
+//! verify deeply, every retained run must restore exactly, and the next purge must finish.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // reason: tests
+
+use std::fs;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_holdfast");
+
+fn hf(repo: &Path, args: &[&str], crash_point: Option<&str>) -> Output {
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .env("HOLDFAST_REPO", repo)
+        .env("HOLDFAST_PASSPHRASE", "purge test")
+        .env_remove("HOLDFAST_CRASH_POINT")
+        .stdin(Stdio::null());
+    if let Some(p) = crash_point {
+        c.env("HOLDFAST_CRASH_POINT", p);
+    }
+    c.output().unwrap()
+}
+
+fn ok_json(repo: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = hf(repo, &all, None);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn data(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 40) as u8
+        })
+        .collect()
+}
+
+fn same_content(a: &Path, b: &Path) {
+    let out = Command::new("diff")
+        .arg("-r")
+        .arg(a)
+        .arg(b)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} and {} differ:\n{}",
+        a.display(),
+        b.display(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// A repository with four full runs of a changing tree; returns the versions' directories
+/// keyed by label.
+fn build(dir: &Path) -> (PathBuf, Vec<(String, PathBuf)>) {
+    let repo = dir.join("repo");
+    let out = hf(
+        &repo,
+        &["init", "--kdf-iterations", "1000", "--volume-size", "1MiB"],
+        None,
+    );
+    assert!(out.status.success());
+    let mut versions = Vec::new();
+    for v in 0..4u64 {
+        let src = dir.join(format!("v{v}"));
+        fs::create_dir_all(src.join("sub")).unwrap();
+        // One file shared by all versions, one replaced each time, one small.
+        fs::write(src.join("stable.bin"), data(99, 1_500_000)).unwrap();
+        fs::write(src.join("sub/changing.bin"), data(2 * v + 11, 2_500_000)).unwrap();
+        fs::write(src.join("note.txt"), format!("version {v}")).unwrap();
+        let arg = format!("site={}", src.display());
+        let r = ok_json(&repo, &["backup", &arg]);
+        versions.push((r["run"]["label"].as_str().unwrap().to_owned(), src));
+    }
+    (repo, versions)
+}
+
+fn check_all_retained(repo: &Path, versions: &[(String, PathBuf)], scratch: &Path, what: &str) {
+    let verify = hf(repo, &["verify", "--deep"], None);
+    assert!(
+        verify.status.success(),
+        "{what}: verify --deep failed:\n{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let runs = ok_json(repo, &["runs"]);
+    let labels: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["label"].as_str().unwrap())
+        .collect();
+    assert!(!labels.is_empty());
+    for label in labels {
+        let (_, src) = versions
+            .iter()
+            .find(|(l, _)| l == label)
+            .expect("a known run");
+        let target = scratch.join(format!("{}-{}", what.replace(':', "_"), label));
+        let r = ok_json(
+            repo,
+            &[
+                "restore",
+                "--label",
+                label,
+                "--target",
+                target.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(r["status"], "Complete", "{what}: restore of {label}");
+        same_content(src, &target);
+    }
+}
+
+#[test]
+fn purge_reclaims_space_of_expired_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, versions) = build(dir.path());
+    let before = ok_json(&repo, &["inventory"]);
+    let dry = ok_json(
+        &repo,
+        &["purge", "--keep-fulls", "2", "--grace", "0s", "--dry-run"],
+    );
+    assert_eq!(dry["dryRun"], true);
+    assert_eq!(dry["runsExpired"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        ok_json(&repo, &["runs"]).as_array().unwrap().len(),
+        4,
+        "a dry run changes nothing"
+    );
+
+    let summary_file = dir.path().join("summary.json");
+    // Volumes mix chunks of several files; repack anything under 90% live so the dead
+    // chunks of partly-live volumes are reclaimed too.
+    let args = [
+        "purge",
+        "--keep-fulls",
+        "2",
+        "--grace",
+        "0s",
+        "--repack-below",
+        "90",
+        "--summary-file",
+        summary_file.to_str().unwrap(),
+    ];
+    let report = ok_json(&repo, &args);
+    let reclaimed = report["bytesReclaimed"].as_u64().unwrap();
+    let summary = fs::read_to_string(&summary_file).unwrap();
+    assert!(summary.len() <= 4096);
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(summary["op"], "purge");
+    assert_eq!(summary["bytesReclaimed"].as_u64().unwrap(), reclaimed);
+
+    let after = ok_json(&repo, &["inventory"]);
+    let (b, a) = (
+        before["volumeBytes"].as_u64().unwrap(),
+        after["volumeBytes"].as_u64().unwrap(),
+    );
+    // The two expired versions of the 2.5 MB incompressible file are gone, net of repacking.
+    assert!(
+        b - a >= 2 * 2_500_000,
+        "net reclaimed {} bytes ({b} -> {a})",
+        b - a
+    );
+    assert!(
+        reclaimed >= b - a,
+        "deleted volume bytes {reclaimed} cover the net saving"
+    );
+    assert_eq!(
+        after["reclaimableBytes"].as_u64().unwrap() < 2_500_000,
+        true,
+        "{after}"
+    );
+    eprintln!("purge deleted {reclaimed} bytes of volumes; repository {b} -> {a} bytes");
+    check_all_retained(
+        &repo,
+        &versions,
+        &dir.path().join("restores"),
+        "after purge",
+    );
+
+    let refused = hf(&repo, &["purge", "--keep-fulls", "0"], None);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("keeps nothing"));
+}
+
+#[test]
+fn purge_killed_between_any_two_steps_loses_nothing_and_the_next_purge_finishes() {
+    let base = tempfile::tempdir().unwrap();
+    let (template, versions) = build(base.path());
+    let points = [
+        "purge:after-expire",
+        "purge:after-repack",
+        "purge:after-mark",
+        "purge:after-index-write",
+        "purge:after-index-delete",
+        "purge:after-volume-delete",
+    ];
+    for point in points {
+        let work = base.path().join(point.replace(':', "_"));
+        fs::create_dir_all(&work).unwrap();
+        let status = Command::new("cp")
+            .arg("-r")
+            .arg(&template)
+            .arg(&work)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let repo = work.join("repo");
+        // Repack everything below 90% live so the repack step really runs.
+        let args = [
+            "purge",
+            "--keep-fulls",
+            "2",
+            "--grace",
+            "0s",
+            "--repack-below",
+            "90",
+        ];
+        let killed = hf(&repo, &args, Some(point));
+        assert_eq!(
+            killed.status.signal(),
+            Some(9),
+            "{point}: the purge reached the crash point and died by SIGKILL ({})",
+            String::from_utf8_lossy(&killed.stderr)
+        );
+        // The dead process's lock has a lease; a later purge must not wait for it.
+        let unlock = hf(&repo, &["unlock", "--all"], None);
+        assert!(unlock.status.success());
+        check_all_retained(&repo, &versions, &work.join("restores-after-kill"), point);
+
+        let finish = ok_json(&repo, &["purge", "--keep-fulls", "2", "--grace", "0s"]);
+        let inv = ok_json(&repo, &["inventory"]);
+        let vols = inv["volumes"].as_array().unwrap();
+        let leftovers: Vec<_> = vols
+            .iter()
+            .filter(|v| {
+                v["state"] == "unreferenced" || v["state"] == "marked" || v["state"] == "dead"
+            })
+            .collect();
+        assert!(
+            leftovers.is_empty(),
+            "{point}: the next purge finished the job ({finish}); left: {leftovers:?}"
+        );
+        assert_eq!(ok_json(&repo, &["runs"]).as_array().unwrap().len(), 2);
+        check_all_retained(&repo, &versions, &work.join("restores-after-finish"), point);
+    }
+}
