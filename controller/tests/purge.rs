@@ -179,7 +179,10 @@ fn purge_reclaims_space_of_expired_runs() {
         reclaimed >= b - a,
         "deleted volume bytes {reclaimed} cover the net saving"
     );
-    assert!(after["reclaimableBytes"].as_u64().unwrap() < 2_500_000, "{after}");
+    assert!(
+        after["reclaimableBytes"].as_u64().unwrap() < 2_500_000,
+        "{after}"
+    );
     eprintln!("purge deleted {reclaimed} bytes of volumes; repository {b} -> {a} bytes");
     check_all_retained(
         &repo,

@@ -85,6 +85,8 @@ enum Command {
     Locks,
     /// Remove stale locks (whose holder stopped refreshing its lease).
     Unlock(commands::locks::UnlockArgs),
+    /// Print the CustomResourceDefinitions (BackupSet, StorageSet, Schedule, Restore).
+    Crd(commands::crd::Args),
 }
 
 /// Errors of the CLI layer.
@@ -117,6 +119,7 @@ impl CliError {
 }
 
 /// What every command gets: global options and helpers to open the repository and print.
+#[derive(Debug)]
 pub struct Ctx {
     repo: Option<String>,
     key_file: Option<PathBuf>,
@@ -233,6 +236,7 @@ pub fn run() -> ExitCode {
         Command::Unarchive(a) => commands::archive::unarchive(&ctx, a),
         Command::Locks => commands::locks::list(&ctx),
         Command::Unlock(a) => commands::locks::unlock(&ctx, a),
+        Command::Crd(a) => commands::crd::run(&ctx, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,0 +1,394 @@
+//! BackupSet: what to back up, where, when and for how long.
+
+use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{DURATION_PATTERN, Encryption, LocalObjectReference, conditions_schema};
+
+/// One group of sources backed up together: a data boundary (stored, deduplicated and
+/// encrypted apart from every other set), bound to one StorageSet for life, run on a
+/// Schedule, kept by its retention policy.
+// clippy reads the repeated `printcolumn(name, type_, json_path)` keys as duplicate attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "holdfast.io",
+    doc = "What to back up (PVCs, command streams), where, when and for how long.",
+    version = "v1alpha1",
+    kind = "BackupSet",
+    namespaced,
+    status = "BackupSetStatus",
+    shortname = "bset",
+    shortname = "hfbs",
+    category = "holdfast",
+    printcolumn(
+        name = "Storage",
+        type_ = "string",
+        json_path = ".spec.storageSetRef.name"
+    ),
+    printcolumn(
+        name = "Schedule",
+        type_ = "string",
+        json_path = ".spec.scheduleRef.name"
+    ),
+    printcolumn(
+        name = "Last Run",
+        type_ = "string",
+        json_path = ".status.lastRun.label"
+    ),
+    printcolumn(name = "Result", type_ = "string", json_path = ".status.lastRun.phase"),
+    printcolumn(name = "Next Run", type_ = "date", json_path = ".status.nextRun.time"),
+    printcolumn(
+        name = "Suspended",
+        type_ = "boolean",
+        json_path = ".spec.suspend",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Restore Points",
+        type_ = "integer",
+        json_path = ".status.restorePoints.count",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(validation = Rule::new("has(self.repository) == has(oldSelf.repository)").message("repository is immutable: it cannot be added or removed after creation"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackupSetSpec {
+    /// The StorageSet that holds this set's repository. Immutable: a set's data never moves.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("storageSetRef is immutable: create a new BackupSet to use another StorageSet"))]
+    pub storage_set_ref: LocalObjectReference,
+    /// Repository prefix within the StorageSet. Defaults to `<namespace>/<name>`. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^[a-z0-9][a-z0-9._\-/]*$"))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("repository is immutable"))]
+    pub repository: Option<String>,
+    /// The Schedule to run on. Without one, the set only runs on `runOnCreate` or a manual
+    /// run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_ref: Option<LocalObjectReference>,
+    /// Stop scheduled runs (restores still work).
+    #[serde(default)]
+    pub suspend: bool,
+    /// What to back up. Names must be unique; they name the sources in runs and restores.
+    #[schemars(length(min = 1, max = 32))]
+    #[x_kube(validation = Rule::new("self.all(s, self.exists_one(t, t.name == s.name))").message("source names must be unique"))]
+    pub sources: Vec<Source>,
+    /// How the repository is encrypted.
+    pub encryption: Encryption,
+    /// Compression of new data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<Compression>,
+    /// How long runs are kept. Without it, runs are kept until deleted by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+    /// Sources backed up at the same time in one run (PVC sources may need to be on the
+    /// same node to be mounted together).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 16))]
+    pub parallelism: Option<u32>,
+    /// Time limits for job pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<Timeouts>,
+    /// What happens to the backups when this BackupSet is deleted: `Retain` keeps the
+    /// repository (restorable later via a Restore with storageSetRef), `Purge` deletes it.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+    /// Run a backup as soon as the set is created (otherwise the first run waits for the
+    /// schedule).
+    #[serde(default)]
+    pub run_on_create: bool,
+    /// Ask for a run now, GitOps style: set a new token value (e.g. a date) and commit; each
+    /// new value runs once, re-applying the same value does nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual_run: Option<ManualRun>,
+    /// Resources for the job pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// One source.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(validation = Rule::new("has(self.persistentVolumeClaim) != has(self.command)").message("set exactly one of persistentVolumeClaim or command"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Source {
+    /// Name of the source within runs, e.g. `uploads`.
+    #[schemars(
+        length(min = 1, max = 63),
+        pattern(r"^[a-z0-9]([a-z0-9._\-]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// Back up the files of a PersistentVolumeClaim (mounted read-only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_volume_claim: Option<PvcSource>,
+    /// Back up the standard output of a command run in its own container, e.g. a database
+    /// dump.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandSource>,
+}
+
+/// A PVC source.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PvcSource {
+    /// Name of the PersistentVolumeClaim, in this namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub claim_name: String,
+    /// Sub-directory of the volume to back up. Defaults to the whole volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^/"))]
+    pub path: Option<String>,
+    /// Glob patterns to leave out: `*.tmp` matches at any depth, `/cache` at the root.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+}
+
+/// A command source: stdout is the data.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CommandSource {
+    /// Container image to run, e.g. `postgres:16`.
+    #[schemars(length(min = 1))]
+    pub image: String,
+    /// Entrypoint override.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Arguments, e.g. `[pg_dumpall, -h, shop-db]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Environment, e.g. a password from a Secret with `valueFrom.secretKeyRef`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// File name the stream is stored under. Defaults to the source name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^[^/]+$"))]
+    pub file_name: Option<String>,
+}
+
+/// Compression of new data.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Compression {
+    /// `fast`, `default`, `best`, `off`, or a zstd level from 1 to 19.
+    #[serde(default = "default_compression")]
+    #[schemars(pattern(r"^(fast|default|best|off|[1-9]|1[0-9])$"))]
+    pub level: String,
+}
+
+fn default_compression() -> String {
+    "default".to_owned()
+}
+
+/// Retention. A full and every run based on it (a cycle) are kept or expired together; a
+/// cycle is kept if it is one of the newest `keepFulls` cycles or has a run younger than
+/// `maxAge`. Archived runs and the newest complete run are never expired.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(validation = Rule::new("has(self.keepFulls) || has(self.maxAge)").message("retention needs keepFulls and/or maxAge (maxAge: forever keeps everything)"))]
+#[x_kube(validation = Rule::new("!has(self.keepFulls) || self.keepFulls > 0 || has(self.maxAge)").message("keepFulls: 0 keeps nothing unless maxAge is set"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Retention {
+    /// Keep the newest N full cycles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10000))]
+    pub keep_fulls: Option<u32>,
+    /// Keep cycles with a run younger than this: `90d`, `12w`, `6m`, `1y`, or `forever`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^([0-9]+[dwmy]|forever)$"))]
+    #[x_kube(validation = Rule::new("!self.matches('^0+[dwmy]$')").message("maxAge of zero keeps nothing"))]
+    pub max_age: Option<String>,
+}
+
+/// Time limits.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Timeouts {
+    /// A backup job running longer is stopped and the run marked Aborted, e.g. `6h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(DURATION_PATTERN))]
+    pub backup: Option<String>,
+    /// Same for purge and verify jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(DURATION_PATTERN))]
+    pub maintenance: Option<String>,
+}
+
+/// What deleting the BackupSet does to its backups.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Keep the repository.
+    #[default]
+    Retain,
+    /// Delete the repository and everything in it.
+    Purge,
+}
+
+/// A manual run request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ManualRun {
+    /// Any value; each new value runs once.
+    #[schemars(length(min = 1, max = 128))]
+    pub token: String,
+    /// Level of the manual run: `full`, `diff` or `incr` (default `incr`, promoted to full
+    /// when there is no full yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^(full|diff|incr)$"))]
+    pub level: Option<String>,
+}
+
+/// Observed state of a BackupSet.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSetStatus {
+    /// `Ready`, `Reconciling`, `Stalled`, `Suspended`, with reason and message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+    /// The generation the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Idle`, `Running`, `Suspended` or `Failed` (references missing or invalid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// The most recent run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<RunSummary>,
+    /// The next planned run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run: Option<NextRun>,
+    /// The last ten runs, newest first (the full catalog is in the repository).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_runs: Vec<RunSummary>,
+    /// State of each source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceState>,
+    /// What can be restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_points: Option<RestorePoints>,
+    /// The last purge's result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionResult>,
+    /// Operations waiting for the repository (one runs at a time), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queue: Vec<QueuedOperation>,
+    /// Repository usage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// The last manual-run token acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_manual_token: Option<String>,
+    /// Scheduled runs skipped because they were missed.
+    #[serde(default)]
+    pub missed_runs: u64,
+}
+
+/// A run, as status shows it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    /// Run label, e.g. `full-20261122.010000` (UTC).
+    pub label: String,
+    /// `full`, `diff` or `incr`.
+    pub level: String,
+    /// `Running`, `Complete`, `Partial`, `Failed` or `Aborted`.
+    pub phase: String,
+    /// When the run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// When it finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+    /// Files in the run.
+    #[serde(default)]
+    pub files: u64,
+    /// Bytes read from the sources.
+    #[serde(default)]
+    pub bytes_read: u64,
+    /// Bytes added to storage after dedup and compression.
+    #[serde(default)]
+    pub bytes_stored: u64,
+    /// Why it failed, or what was partial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The next planned run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NextRun {
+    /// When.
+    pub time: Time,
+    /// At which level.
+    pub level: String,
+}
+
+/// A source's state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceState {
+    /// Source name.
+    pub name: String,
+    /// `Online` (last run complete), `Partial` (some items failed) or `Offline` (could not
+    /// be read: missing PVC, failing command).
+    pub state: String,
+    /// Label of its last full run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_full: Option<String>,
+}
+
+/// Restore points.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestorePoints {
+    /// Number of restorable runs.
+    pub count: u64,
+    /// The oldest one's start time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest: Option<Time>,
+    /// The newest one's start time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest: Option<Time>,
+}
+
+/// A purge's result.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionResult {
+    /// When the last purge ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_purge_time: Option<Time>,
+    /// Runs it expired.
+    #[serde(default)]
+    pub runs_expired: u64,
+    /// Bytes it reclaimed.
+    #[serde(default)]
+    pub bytes_reclaimed: u64,
+}
+
+/// A queued operation.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueuedOperation {
+    /// `backup`, `purge`, `verify` or `restore/<name>`.
+    pub operation: String,
+    /// When it was requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested: Option<Time>,
+}
+
+/// Repository usage.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    /// Bytes stored in the repository.
+    pub stored_bytes: u64,
+    /// Logical bytes of the newest run.
+    pub logical_bytes: u64,
+}

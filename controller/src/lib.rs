@@ -1,0 +1,4 @@
+//! Holdfast: the Kubernetes API types and the `holdfast` command line.
+
+pub mod api;
+pub mod cli;
