@@ -33,7 +33,9 @@ pub fn for_error(e: &Error) -> u8 {
         "Locked" => LOCKED,
         "UnsupportedFormat" => UNSUPPORTED,
         "OwnedByOther" => OWNED_BY_OTHER,
-        "NotFound" | "PermissionDenied" | "NoSpace" | "Unreachable" | "StorageIo" => STORAGE,
+        "NotFound" | "PermissionDenied" | "NoSpace" | "Unreachable" | "StorageIo"
+        | "BucketNotFound" | "InvalidCredentials" | "ClockSkew" | "WrongRegion"
+        | "AlreadyExists" => STORAGE,
         "InvalidArgument" | "InvalidUrl" => USAGE,
         "Corrupt" => DAMAGED,
         _ => ERROR,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use holdfast_engine::repo::{Opened, Repository};
-use holdfast_engine::storage::{RepoUrl, Store, open_url};
+use holdfast_engine::storage::{RepoUrl, Store};
 use serde::Serialize;
 
 /// Holdfast: encrypted, deduplicating backups with levels, retention and point-in-time restore.
@@ -87,6 +87,9 @@ enum Command {
     Unlock(commands::locks::UnlockArgs),
     /// Print the CustomResourceDefinitions (BackupSet, StorageSet, Schedule, Restore).
     Crd(commands::crd::Args),
+    /// Check a storage location: credentials, bucket, write/read/delete, clock, repository.
+    #[command(subcommand)]
+    Storage(commands::storage::StorageCommand),
 }
 
 /// Errors of the CLI layer.
@@ -140,8 +143,7 @@ impl Ctx {
 
     fn store(&self) -> Result<Store, CliError> {
         let url = self.url()?;
-        Store::new(open_url(&url))
-            .map_err(|e| CliError::Io(format!("cannot start the I/O runtime: {e}")))
+        Ok(Store::open(&url).map_err(holdfast_engine::Error::from)?)
     }
 
     fn passphrase(&self, confirm: bool) -> Result<Vec<u8>, CliError> {
@@ -237,11 +239,22 @@ pub fn run() -> ExitCode {
         Command::Locks => commands::locks::list(&ctx),
         Command::Unlock(a) => commands::locks::unlock(&ctx, a),
         Command::Crd(a) => commands::crd::run(&ctx, a),
+        Command::Storage(c) => commands::storage::run(&ctx, c),
     };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("holdfast: error: {e}");
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                let c_text = c.to_string();
+                // transparent wrappers repeat their inner message
+                if !text.contains(&c_text) {
+                    text.push_str(&format!(": {c_text}"));
+                }
+                cause = c.source();
+            }
+            eprintln!("holdfast: error: {text}");
             let failure = serde_json::json!({"status": "Failed", "error": {"category": e.category(), "message": e.to_string()}});
             ctx.summary(&holdfast_engine::summary::fit(
                 failure,

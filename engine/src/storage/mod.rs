@@ -4,7 +4,10 @@
 //! The trait is async because object stores are network services; the engine's worker
 //! threads call it through [`Store`], which owns a small runtime.
 
+pub mod check;
 mod local;
+mod rate;
+mod s3;
 mod store;
 mod url;
 
@@ -12,8 +15,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 pub use local::{LocalStorage, TEMP_PREFIX};
+pub use s3::{S3Options, S3Storage, StaticCredentials};
 pub use store::Store;
-pub use url::{RepoUrl, open_url};
+pub use url::RepoUrl;
 
 /// One object in a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +53,11 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
             source: e,
         })?;
         self.put(key, Bytes::from(data)).await
+    }
+
+    /// Backend-specific checks for `holdfast storage check` (bucket, region, clock skew).
+    async fn diagnose(&self) -> Vec<check::CheckItem> {
+        Vec::new()
     }
 
     /// Remove leftovers of interrupted writes (temporary objects) older than `older_than`.
@@ -89,6 +98,20 @@ pub enum StorageError {
     NoSpace { location: String, key: String },
     #[error("{location} is unreachable: {detail}")]
     Unreachable { location: String, detail: String },
+    #[error("bucket {bucket:?} does not exist ({location}): create it, or fix the bucket name")]
+    BucketNotFound { location: String, bucket: String },
+    #[error(
+        "the storage credentials were rejected by {location} ({detail}): check the access key and secret"
+    )]
+    InvalidCredentials { location: String, detail: String },
+    #[error("this machine's clock is too far from {location}'s ({detail}): fix the time (NTP)")]
+    ClockSkew { location: String, detail: String },
+    #[error(
+        "{location} is in another region ({detail}): set region= in the URL to the bucket's region"
+    )]
+    WrongRegion { location: String, detail: String },
+    #[error("{key} already exists in {location}")]
+    AlreadyExists { location: String, key: String },
     #[error("I/O error on {key} in {location}")]
     Io {
         location: String,
@@ -108,6 +131,11 @@ impl StorageError {
             StorageError::PermissionDenied { .. } => "PermissionDenied",
             StorageError::NoSpace { .. } => "NoSpace",
             StorageError::Unreachable { .. } => "Unreachable",
+            StorageError::BucketNotFound { .. } => "BucketNotFound",
+            StorageError::InvalidCredentials { .. } => "InvalidCredentials",
+            StorageError::ClockSkew { .. } => "ClockSkew",
+            StorageError::WrongRegion { .. } => "WrongRegion",
+            StorageError::AlreadyExists { .. } => "AlreadyExists",
             StorageError::Io { .. } => "StorageIo",
             StorageError::InvalidUrl { .. } => "InvalidUrl",
         }

@@ -30,6 +30,30 @@ impl Store {
         })
     }
 
+    /// Open the backend a repository URL names.
+    pub fn open(url: &super::RepoUrl) -> Result<Self, StorageError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("holdfast-io")
+            .enable_all()
+            .build()
+            .map_err(|e| StorageError::Io {
+                location: url.to_string(),
+                key: String::new(),
+                source: e,
+            })?;
+        let backend = runtime.block_on(super::url::connect(url));
+        Ok(Store {
+            backend,
+            runtime: Arc::new(runtime),
+        })
+    }
+
+    /// See [`Storage::diagnose`].
+    pub fn diagnose(&self) -> Vec<super::check::CheckItem> {
+        self.runtime.block_on(self.backend.diagnose())
+    }
+
     pub fn backend(&self) -> &Arc<dyn Storage> {
         &self.backend
     }

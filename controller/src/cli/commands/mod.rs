@@ -10,4 +10,5 @@ pub mod ls;
 pub mod purge;
 pub mod restore;
 pub mod runs;
+pub mod storage;
 pub mod verify;

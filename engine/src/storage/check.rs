@@ -1,0 +1,98 @@
+//! `holdfast storage check`: can this location hold a repository, and is there one?
+
+use serde::Serialize;
+
+use super::Store;
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckItem {
+    pub check: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+impl CheckItem {
+    pub fn ok(check: &str, detail: impl Into<String>) -> Self {
+        CheckItem {
+            check: check.to_owned(),
+            ok: true,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn failed(check: &str, detail: impl Into<String>) -> Self {
+        CheckItem {
+            check: check.to_owned(),
+            ok: false,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub location: String,
+    pub ok: bool,
+    pub items: Vec<CheckItem>,
+}
+
+/// Probe the location: listing (credentials and access), write, read back and delete a
+/// probe object, backend-specific checks (bucket, region, clock), and the repository there.
+pub fn check(store: &Store) -> CheckReport {
+    let mut items = Vec::new();
+    match store.list("config") {
+        Ok(_) => items.push(CheckItem::ok(
+            "access",
+            "listing allowed (credentials accepted)",
+        )),
+        Err(e) => items.push(CheckItem::failed("access", e.to_string())),
+    }
+    let probe = format!(
+        ".holdfast-check-{}",
+        hex::encode(crate::crypto::random_bytes::<8>().unwrap_or([0; 8]))
+    );
+    let payload = bytes::Bytes::from_static(b"holdfast storage check");
+    match store.put(&probe, payload.clone()) {
+        Ok(()) => {
+            items.push(CheckItem::ok(
+                "write",
+                format!("wrote probe object {probe}"),
+            ));
+            match store.get(&probe) {
+                Ok(b) if b == payload => {
+                    items.push(CheckItem::ok("read", "probe read back intact"))
+                }
+                Ok(_) => items.push(CheckItem::failed(
+                    "read",
+                    "probe read back with different content",
+                )),
+                Err(e) => items.push(CheckItem::failed("read", e.to_string())),
+            }
+            match store.delete(&probe) {
+                Ok(()) => items.push(CheckItem::ok("delete", "probe deleted")),
+                Err(e) => items.push(CheckItem::failed("delete", e.to_string())),
+            }
+        }
+        Err(e) => items.push(CheckItem::failed("write", e.to_string())),
+    }
+    items.extend(store.diagnose());
+    match crate::repo::read_config(store) {
+        Ok(c) => items.push(CheckItem::ok(
+            "repository",
+            format!("Holdfast repository {} (format v{}) found", c.id, c.version),
+        )),
+        Err(crate::Error::NotARepository { .. }) => items.push(CheckItem::ok(
+            "repository",
+            "none yet (`holdfast init` creates one)",
+        )),
+        Err(e) => items.push(CheckItem::failed("repository", e.to_string())),
+    }
+    let ok = items.iter().all(|i| i.ok);
+    CheckReport {
+        location: store.location(),
+        ok,
+        items,
+    }
+}
