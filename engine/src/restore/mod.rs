@@ -57,10 +57,13 @@ impl Default for RestoreOptions {
             continue_on_error: true,
             owner: true,
             lock_wait: std::time::Duration::ZERO,
+            // Restores wait on storage latency (object stores) as much as on CPU, so run more
+            // file writers than cores.
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2)
-                .max(2),
+                .max(2)
+                * 4,
         }
     }
 }
