@@ -1,8 +1,9 @@
 //! Content-defined chunking (FastCDC 2020) over a byte stream.
 //!
-//! Parameters: minimum 512 KiB, average 1 MiB, maximum 8 MiB, normalization level 1. Large
+//! Parameters: minimum 512 KiB, average 1 MiB, maximum 2 MiB, normalization level 1. Large
 //! chunks keep the index small (one entry per MiB of unique data) and let FastCDC skip the
-//! first 512 KiB of every chunk without hashing, which is most of its speed; an insertion
+//! first 512 KiB of every chunk without hashing, which is most of its speed; the low maximum
+//! bounds the memory each reader and encoder holds (a 4 MiB window, 2 MiB buffers); an insertion
 //! still only disturbs the one or two chunks around it. The gear table is XORed with a seed
 //! from the master key so chunk boundaries differ per repository.
 
@@ -23,7 +24,7 @@ impl Default for ChunkerParams {
         ChunkerParams {
             min: 512 * 1024,
             avg: 1024 * 1024,
-            max: 8 * 1024 * 1024,
+            max: 2 * 1024 * 1024,
         }
     }
 }
@@ -205,7 +206,7 @@ mod tests {
         assert_eq!(chunks.concat(), data);
         for ch in &chunks[..chunks.len() - 1] {
             assert!(
-                ch.len() >= 512 * 1024 && ch.len() <= 8 * 1024 * 1024,
+                ch.len() >= 512 * 1024 && ch.len() <= 2 * 1024 * 1024,
                 "{}",
                 ch.len()
             );

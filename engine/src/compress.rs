@@ -91,6 +91,8 @@ impl Encoding {
 pub struct Compressor {
     level: CompressionLevel,
     ctx: Option<zstd::bulk::Compressor<'static>>,
+    /// Reused output buffer, so compressing a chunk allocates nothing.
+    scratch: Vec<u8>,
 }
 
 impl fmt::Debug for Compressor {
@@ -105,7 +107,28 @@ impl Compressor {
             CompressionLevel::Off => None,
             CompressionLevel::Level(n) => Some(zstd::bulk::Compressor::new(n)?),
         };
-        Ok(Compressor { level, ctx })
+        Ok(Compressor {
+            level,
+            ctx,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Append `data`, compressed, to `out`, or raw when compression does not save anything.
+    pub fn compress_into(&mut self, data: &[u8], out: &mut Vec<u8>) -> Encoding {
+        if let Some(ctx) = self.ctx.as_mut() {
+            self.scratch.clear();
+            self.scratch.reserve(data.len());
+            // Bound the output to the input size: a larger result is useless, stored raw.
+            if let Ok(n) = ctx.compress_to_buffer(data, &mut self.scratch)
+                && n < data.len()
+            {
+                out.extend_from_slice(&self.scratch[..n]);
+                return Encoding::Zstd;
+            }
+        }
+        out.extend_from_slice(data);
+        Encoding::Raw
     }
 
     /// Compress `data`, or return it raw when compression does not save anything.

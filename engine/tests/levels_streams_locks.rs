@@ -83,6 +83,23 @@ fn differential_sees_changes_since_full_and_incremental_since_previous_run() {
 }
 
 #[test]
+fn unchanged_file_given_as_a_source_is_not_read_again() {
+    let (src, repo_dir) = (tmp(), tmp());
+    let file = src.path().join("db.pages");
+    fs::write(&file, pseudo_random(3 << 20, 8)).unwrap();
+    let mut repo = init_repo(repo_dir.path());
+    backup_paths(&mut repo, &[&file], &opts(Level::Full));
+    let incr = backup_paths(&mut repo, &[&file], &opts(Level::Incr)).run;
+    assert_eq!((incr.stats.files_unchanged, incr.stats.bytes_read), (1, 0));
+    fs::write(&file, pseudo_random(3 << 20, 9)).unwrap();
+    let changed = backup_paths(&mut repo, &[&file], &opts(Level::Incr)).run;
+    assert_eq!(
+        (changed.stats.files_unchanged, changed.stats.bytes_read),
+        (0, 3 << 20)
+    );
+}
+
+#[test]
 fn incremental_without_full_is_promoted_to_full() {
     let (src, repo_dir) = (tmp(), tmp());
     fs::write(src.path().join("f"), "x").unwrap();

@@ -476,11 +476,35 @@ fn backup_source(
                 None => false,
             }
         }
+        NodeKind::File
+            if reuse_unchanged
+                && let Some(prev) = prev_root.as_ref().filter(|p| {
+                    walk::unchanged(p, &stat) && p.content.iter().all(|id| sink.is_known(id))
+                }) =>
+        {
+            walker.stats.files += 1;
+            walker.stats.files_unchanged += 1;
+            walker.stats.bytes_total += stat.size;
+            progress.add_done(1, stat.size);
+            root.content = prev.content.clone();
+            root.extents = prev.extents.clone();
+            root.size = prev.size;
+            true
+        }
         NodeKind::File => {
-            let mut buf = Vec::new();
             walker.stats.files += 1;
             walker.stats.bytes_total += stat.size;
-            match file::read_file(path, &stat, &chunker, sink, progress, &mut buf) {
+            // Through the reader pool, whose chunk windows are already allocated.
+            let promise = promise::Promise::new();
+            let job = walk::FileJob {
+                path: path.clone(),
+                stat: stat.clone(),
+                promise: promise.clone(),
+            };
+            if files.send(job).is_err() {
+                return Err(Error::Interrupted);
+            }
+            match promise.wait() {
                 Ok(c) => {
                     root.content = c.content;
                     root.extents = c.extents;

@@ -243,7 +243,7 @@ impl BlobSink {
         excluded_packs: HashSet<Id>,
         opts: &SinkOptions,
     ) -> Result<Self> {
-        let (encode_tx, encode_rx) = bounded::<EncodeJob>(opts.encoders * 2);
+        let (encode_tx, encode_rx) = bounded::<EncodeJob>(opts.encoders);
         let (upload_tx, upload_rx) = bounded::<Spooled>(opts.uploads.max(1));
         let shared = Arc::new(Shared {
             repo: repo.clone(),

@@ -82,7 +82,7 @@ fn join_rel(rel: &[u8], name: &[u8]) -> Vec<u8> {
 }
 
 /// Whether a file can be taken over from the parent run without reading it.
-fn unchanged(prev: &Node, stat: &EntryStat) -> bool {
+pub(super) fn unchanged(prev: &Node, stat: &EntryStat) -> bool {
     prev.kind == NodeKind::File
         && !prev.changed_during_read()
         && prev.size == stat.size
@@ -136,7 +136,18 @@ impl Walker<'_> {
         prev: Option<&Node>,
     ) -> Result<Option<Slot>> {
         let mut node = stat.to_node(name);
-        if node.kind != NodeKind::Symlink {
+        // Any change to extended attributes changes ctime, so an entry whose metadata matches
+        // the parent run's has the same attributes: skip the syscalls.
+        let same_as_before = prev.is_some_and(|p| {
+            p.kind == stat.kind
+                && p.ctime == stat.ctime
+                && p.mtime == stat.mtime
+                && p.inode == stat.inode
+                && p.size == stat.size
+        });
+        if let (true, Some(p)) = (same_as_before, prev) {
+            node.xattrs = p.xattrs.clone();
+        } else if node.kind != NodeKind::Symlink {
             match read_xattrs(&path) {
                 Ok(x) => node.xattrs = x,
                 Err(e) => self.warn(&rel, format!("extended attributes not read: {e}")),

@@ -62,6 +62,16 @@ impl MasterKey {
         seal_with(&self.enc, aad, plaintext)
     }
 
+    /// Seal `buf[at + 12..]` in place; see [`super::seal_in_place_at`].
+    pub(crate) fn seal_in_place_at(
+        &self,
+        aad: &[u8],
+        buf: &mut Vec<u8>,
+        at: usize,
+    ) -> Result<(), CryptoError> {
+        super::seal_in_place_at(&self.enc, aad, buf, at)
+    }
+
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
         open_with(&self.enc, aad, sealed)
     }

@@ -62,6 +62,29 @@ pub(crate) fn seal_with(
     Ok(out)
 }
 
+/// Seal in place: `buf[at..]` holds the plaintext; a random nonce is inserted at `at`
+/// (moving nothing: the caller reserved 12 bytes there) and the tag appended, so that
+/// `buf[at..]` becomes `nonce || ciphertext || tag` without another allocation.
+pub(crate) fn seal_in_place_at(
+    key: &ring::aead::LessSafeKey,
+    aad: &[u8],
+    buf: &mut Vec<u8>,
+    at: usize,
+) -> Result<(), CryptoError> {
+    let nonce_bytes = random_bytes::<NONCE_LEN>()?;
+    buf[at..at + NONCE_LEN].copy_from_slice(&nonce_bytes);
+    let nonce = ring::aead::Nonce::assume_unique_for_key(nonce_bytes);
+    let tag = key
+        .seal_in_place_separate_tag(
+            nonce,
+            ring::aead::Aad::from(aad),
+            &mut buf[at + NONCE_LEN..],
+        )
+        .map_err(|_| CryptoError::Authentication)?;
+    buf.extend_from_slice(tag.as_ref());
+    Ok(())
+}
+
 /// Open a `nonce || ciphertext || tag` object sealed by [`seal_with`].
 pub(crate) fn open_with(
     key: &ring::aead::LessSafeKey,

@@ -169,6 +169,8 @@ impl IndexSegment {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlobLocation {
     pub pack: Id,
+    /// Size of the whole volume.
+    pub pack_size: u64,
     pub offset: u32,
     pub length: u32,
     pub raw_len: u32,
@@ -284,6 +286,7 @@ impl MasterIndex {
         let e = &self.entries[pos];
         Some(BlobLocation {
             pack: self.packs[e.pack as usize].id,
+            pack_size: self.packs[e.pack as usize].size,
             offset: e.offset,
             length: e.length,
             raw_len: e.raw_len,

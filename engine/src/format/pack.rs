@@ -117,8 +117,12 @@ pub fn encode_blob(
     id: Id,
     plaintext: &[u8],
 ) -> Result<EncodedBlob, crate::crypto::CryptoError> {
-    let (encoding, payload) = compressor.compress(plaintext);
-    let sealed_len = (payload.len() + crate::crypto::SEAL_OVERHEAD) as u32;
+    // One buffer, filled in place: header, nonce, payload, tag.
+    let start = BLOB_HEADER_LEN + crate::crypto::NONCE_LEN;
+    let mut bytes = Vec::with_capacity(start + plaintext.len() + crate::crypto::TAG_LEN);
+    bytes.resize(start, 0);
+    let encoding = compressor.compress_into(plaintext, &mut bytes);
+    let sealed_len = (bytes.len() - BLOB_HEADER_LEN + crate::crypto::TAG_LEN) as u32;
     let header = BlobHeader {
         kind,
         encoding,
@@ -127,10 +131,8 @@ pub fn encode_blob(
         id,
     };
     let header_bytes = header.encode();
-    let sealed = key.seal(&blob_aad(&header_bytes), &payload)?;
-    let mut bytes = Vec::with_capacity(BLOB_HEADER_LEN + sealed.len());
-    bytes.extend_from_slice(&header_bytes);
-    bytes.extend_from_slice(&sealed);
+    bytes[..BLOB_HEADER_LEN].copy_from_slice(&header_bytes);
+    key.seal_in_place_at(&blob_aad(&header_bytes), &mut bytes, BLOB_HEADER_LEN)?;
     Ok(EncodedBlob { header, bytes })
 }
 

@@ -63,6 +63,43 @@ pub fn apply_metadata(path: &Path, node: &Node, opts: MetadataOptions) -> io::Re
     Ok(())
 }
 
+/// Apply a regular file's metadata through its open descriptor (no path lookups): xattrs,
+/// owner (only when it differs from the creator's), mode, then times. Call after the last
+/// write.
+pub fn apply_file_metadata(
+    file: &std::fs::File,
+    node: &Node,
+    opts: MetadataOptions,
+) -> io::Result<()> {
+    for x in &node.xattrs {
+        let name: &std::ffi::OsStr = std::os::unix::ffi::OsStrExt::from_bytes(x.name.as_slice());
+        match xattr::FileExt::set_xattr(file, name, &x.value) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::OPNOTSUPP.raw_os_error()) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if opts.owner
+        && (node.uid != rustix::process::geteuid().as_raw()
+            || node.gid != rustix::process::getegid().as_raw())
+    {
+        let uid = Some(rustix::fs::Uid::from_raw(node.uid));
+        let gid = Some(rustix::fs::Gid::from_raw(node.gid));
+        match rustix::fs::fchown(file, uid, gid) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::PERM) if !is_root() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    rustix::fs::fchmod(file, Mode::from_raw_mode(node.mode))?;
+    let times = Timestamps {
+        last_access: ts(node.mtime),
+        last_modification: ts(node.mtime),
+    };
+    rustix::fs::futimens(file, &times)?;
+    Ok(())
+}
+
 /// Create a FIFO or device node. Devices need root; the error says so.
 pub fn create_special(path: &Path, node: &Node) -> io::Result<()> {
     let file_type = match node.kind {

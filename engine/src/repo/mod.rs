@@ -9,6 +9,7 @@ mod marks;
 mod open;
 
 mod runs;
+mod tree_cache;
 mod walk;
 
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub struct Opened;
 #[derive(Debug, Clone)]
 pub struct Indexed {
     index: Arc<MasterIndex>,
+    trees: tree_cache::SharedTreeCache,
 }
 
 #[derive(Debug)]
@@ -110,6 +112,7 @@ impl Repository<Opened> {
             core: self.core,
             state: Indexed {
                 index: Arc::new(index),
+                trees: Default::default(),
             },
         })
     }
@@ -165,6 +168,52 @@ impl Repository<Indexed> {
         }
     }
 
+    /// A tree blob, read through the tree-volume cache.
+    fn load_tree_blob(&self, id: &Id) -> Result<Vec<u8>> {
+        let loc = self
+            .index()
+            .lookup(id)
+            .ok_or_else(|| Error::corrupt(format!("listing {} is not in the index", id.short())))?;
+        let size = loc.pack_size;
+        let volume = match self.state.trees.get(&loc.pack) {
+            Some(v) => v,
+            None if loc.kind == crate::format::pack::BlobKind::Tree => {
+                let v = self.store().get(&pack_key(&loc.pack))?;
+                if v.len() as u64 != size {
+                    return Err(Error::corrupt(format!(
+                        "volume {} has {} bytes, the index says {size}",
+                        loc.pack.short(),
+                        v.len()
+                    )));
+                }
+                self.state.trees.insert(loc.pack, v.clone());
+                v
+            }
+            _ => return self.load_blob(id),
+        };
+        let (start, end) = (
+            loc.offset as usize,
+            loc.offset as usize + loc.length as usize,
+        );
+        let entry = volume.get(start..end).ok_or_else(|| {
+            Error::corrupt(format!(
+                "volume {} is shorter than the index says",
+                loc.pack.short()
+            ))
+        })?;
+        let (header, plain) = decode_blob(self.key(), entry)
+            .map_err(|e| Error::corrupt(format!("volume {}: {e}", loc.pack.short())))?;
+        if header.id != *id {
+            return Err(Error::corrupt(format!(
+                "volume {} holds blob {} where the index expects {}",
+                loc.pack.short(),
+                header.id.short(),
+                id.short()
+            )));
+        }
+        Ok(plain)
+    }
+
     /// Read, authenticate and decode one blob.
     pub fn load_blob(&self, id: &Id) -> Result<Vec<u8>> {
         let loc = self
@@ -190,7 +239,7 @@ impl Repository<Indexed> {
     }
 
     pub fn load_tree(&self, id: &Id) -> Result<Tree> {
-        let bytes = self.load_blob(id)?;
+        let bytes = self.load_tree_blob(id)?;
         Tree::decode(&bytes)
             .map_err(|e| Error::corrupt(format!("tree {} does not decode: {e}", id.short())))
     }

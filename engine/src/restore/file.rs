@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::format::tree::Node;
-use crate::fsmeta::apply_metadata;
+use crate::fsmeta::apply_file_metadata;
 
 use super::report::ItemOutcome;
 use super::{Ctx, FileJob};
@@ -107,11 +107,13 @@ fn restore_content(ctx: &Ctx<'_>, job: &FileJob) -> io::Result<u64> {
             .create_new(true)
             .mode(0o600)
             .open(tmp)?;
-        // Extending first leaves holes wherever the data extents do not reach.
-        file.set_len(job.node.size)?;
+        // Extending first leaves holes wherever the data extents do not reach; a dense file
+        // is written end to end and needs no extending.
+        if job.node.extents.is_some() {
+            file.set_len(job.node.size)?;
+        }
         bytes = write_content(ctx, &job.node, &file)?;
-        drop(file);
-        apply_metadata(tmp, &job.node, ctx.meta)
+        apply_file_metadata(&file, &job.node, ctx.meta)
     })?;
     Ok(bytes)
 }

@@ -5,7 +5,7 @@
 //! new object (plus perhaps a `.tmp-*` file that listings ignore and purge removes).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -19,15 +19,48 @@ pub const TEMP_PREFIX: &str = ".tmp-";
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// How many volume files stay open for reads: a restore reads many blobs from each.
+const OPEN_FILES: usize = 64;
+
 /// A repository in a local (or mounted network) directory.
 #[derive(Debug, Clone)]
 pub struct LocalStorage {
     root: PathBuf,
+    /// Recently read files, most recent last; shared by clones.
+    open: std::sync::Arc<std::sync::Mutex<Vec<(String, std::sync::Arc<File>)>>>,
 }
 
 impl LocalStorage {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalStorage { root: root.into() }
+        LocalStorage {
+            root: root.into(),
+            open: Default::default(),
+        }
+    }
+
+    fn open_cached(&self, key: &str) -> io::Result<std::sync::Arc<File>> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pos) = open.iter().position(|(k, _)| k == key) {
+            let entry = open.remove(pos);
+            let f = entry.1.clone();
+            open.push(entry);
+            return Ok(f);
+        }
+        drop(open);
+        let f = std::sync::Arc::new(File::open(self.path(key))?);
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if open.len() >= OPEN_FILES {
+            open.remove(0);
+        }
+        open.push((key.to_owned(), f.clone()));
+        Ok(f)
+    }
+
+    fn forget_open(&self, key: &str) {
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(k, _)| k != key);
     }
 
     pub fn root(&self) -> &Path {
@@ -130,11 +163,11 @@ impl LocalStorage {
     }
 
     fn get_range_sync(&self, key: &str, offset: u64, len: u64) -> io::Result<Vec<u8>> {
-        let mut f = File::open(self.path(key))?;
-        f.seek(SeekFrom::Start(offset))?;
+        use std::os::unix::fs::FileExt;
+        let f = self.open_cached(key)?;
         let len = usize::try_from(len).map_err(io::Error::other)?;
         let mut buf = vec![0u8; len];
-        f.read_exact(&mut buf)?;
+        f.read_exact_at(&mut buf, offset)?;
         Ok(buf)
     }
 
@@ -255,6 +288,19 @@ impl Storage for LocalStorage {
             .await
     }
 
+    fn read_range_now(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+    ) -> Option<Result<Bytes, StorageError>> {
+        Some(
+            self.get_range_sync(key, offset, len)
+                .map(Bytes::from)
+                .map_err(|e| self.err(key, e)),
+        )
+    }
+
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StorageError> {
         let k = key.to_owned();
         self.blocking(key, move |s| {
@@ -279,6 +325,7 @@ impl Storage for LocalStorage {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.forget_open(key);
         let k = key.to_owned();
         self.blocking(key, move |s| match fs::remove_file(s.path(&k)) {
             Ok(()) => Ok(()),

@@ -77,6 +77,18 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StorageError>;
 
+    /// Serve a range read on the calling thread, if this backend's reads are plain local
+    /// file reads (skipping the hand-off to the I/O runtime); `None` otherwise.
+    fn read_range_now(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+    ) -> Option<Result<Bytes, StorageError>> {
+        let _ = (key, offset, len);
+        None
+    }
+
     /// Every object whose key starts with `prefix` (a directory-like prefix ending in `/`).
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StorageError>;
 

@@ -94,6 +94,9 @@ impl Store {
     }
 
     pub fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StorageError> {
+        if let Some(r) = self.backend.read_range_now(key, offset, len) {
+            return r;
+        }
         self.runtime
             .block_on(self.backend.get_range(key, offset, len))
     }

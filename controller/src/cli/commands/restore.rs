@@ -62,6 +62,11 @@ pub struct Args {
     /// Do not restore file ownership (it is restored only when running as root anyway).
     #[arg(long)]
     no_owner: bool,
+
+    /// Files restored in parallel (default: four per CPU, since object stores are slow to
+    /// answer).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 fn render(r: &RestoreReport) -> String {
@@ -135,6 +140,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
         owner: !args.no_owner,
         lock_wait: ctx.lock_wait,
         ..RestoreOptions::default()
+    };
+    let opts = RestoreOptions {
+        threads: args.threads.unwrap_or(opts.threads).max(1),
+        ..opts
     };
     let progress = Arc::new(Progress::default());
     let report = {
