@@ -22,12 +22,15 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// How many volume files stay open for reads: a restore reads many blobs from each.
 const OPEN_FILES: usize = 64;
 
+/// Recently read files by key, most recent last.
+type OpenFiles = std::sync::Arc<std::sync::Mutex<Vec<(String, std::sync::Arc<File>)>>>;
+
 /// A repository in a local (or mounted network) directory.
 #[derive(Debug, Clone)]
 pub struct LocalStorage {
     root: PathBuf,
     /// Recently read files, most recent last; shared by clones.
-    open: std::sync::Arc<std::sync::Mutex<Vec<(String, std::sync::Arc<File>)>>>,
+    open: OpenFiles,
 }
 
 impl LocalStorage {
