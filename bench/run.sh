@@ -123,6 +123,14 @@ run_borg() {
   step borg verify "$rep" borg check --verify-data "$r"
 }
 
+# Every tool starts the same way: previous repositories gone and flushed, the data read
+# once into the page cache, the machine idle for a moment.
+settle() {
+  sync
+  find "${SRC[@]}" -type f -print0 | xargs -0 cat > /dev/null
+  sleep 5
+}
+
 tools=(holdfast restic borg)
 for rep in $(seq 1 "$REPS"); do
   echo "repetition $rep of $REPS"
@@ -130,6 +138,7 @@ for rep in $(seq 1 "$REPS"); do
     tool=${tools[$(( (i + rep - 1) % 3 ))]}
     d="$BENCH/$tool"
     rm -rf "$d"; mkdir -p "$d"
+    settle
     "run_$tool" "$rep" "$d"
     rm -rf "$d"
   done
@@ -149,7 +158,7 @@ all_files="find '$data/linux-source-6.1' '$data/db.pages' -type f -print0 | xarg
 limit read "$all_files > /dev/null"
 limit sha256 "$all_files | openssl dgst -sha256"
 limit zstd1 "$all_files | zstd -1 -T1 -c > /dev/null"
-bytes=$(find "${SRC[@]}" -type f -print0 | xargs -0 stat -c %s | awk '{s+=$1} END {print s}')
+bytes=$(find "${SRC[@]}" -type f -print0 | xargs -0 stat -c %s | awk '{s+=$1} END {printf "%d", s}')
 files=$(find "${SRC[@]}" -type f | wc -l)
 
 python3 "$here/report.py" "$results" "$limits" "$bytes" "$files" "$restore_where" \

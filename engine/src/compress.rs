@@ -146,12 +146,28 @@ impl Compressor {
     }
 }
 
+thread_local! {
+    /// One decompression context per thread: creating one per blob costs more than
+    /// decompressing a typical chunk.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Decode a blob payload of known raw length.
 pub fn decompress(encoding: Encoding, data: Vec<u8>, raw_len: usize) -> std::io::Result<Vec<u8>> {
     match encoding {
         Encoding::Raw => Ok(data),
         Encoding::Zstd => {
-            let out = zstd::bulk::decompress(&data, raw_len)?;
+            let out = DECOMPRESSOR.with(|cell| {
+                let mut slot = cell.borrow_mut();
+                if slot.is_none() {
+                    *slot = Some(zstd::bulk::Decompressor::new()?);
+                }
+                match slot.as_mut() {
+                    Some(d) => d.decompress(&data, raw_len),
+                    None => Err(std::io::Error::other("no zstd decompressor")),
+                }
+            })?;
             if out.len() != raw_len {
                 return Err(std::io::Error::other(format!(
                     "decompressed {} bytes, header says {raw_len}",

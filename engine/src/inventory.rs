@@ -210,16 +210,13 @@ pub fn inventory(repo: &Repository<Indexed>) -> Result<InventoryReport> {
         };
     }
     let indexed: HashSet<Id> = index.packs().iter().map(|p| p.id).collect();
-    for o in repo.store().list("data/")? {
-        let Some(id) = o.key.rsplit('/').next().and_then(|n| n.parse::<Id>().ok()) else {
-            continue;
-        };
+    for (id, size) in repo.list_volumes()? {
         if !indexed.contains(&id) {
             volumes.push(VolumeInfo {
                 volume: id.to_hex(),
                 label: id.short(),
                 kind: "unknown",
-                size: o.size,
+                size,
                 blobs: 0,
                 live_bytes: 0,
                 runs: Vec::new(),

@@ -203,16 +203,8 @@ fn mark_phase(
     // volumes. Marking (not deleting) them is safe either way: phase two rescues any that
     // became needed.
     let unindexed: Vec<(Id, u64)> = repo
-        .store()
-        .list("data/")?
+        .list_volumes()?
         .into_iter()
-        .filter_map(|o| {
-            o.key
-                .rsplit('/')
-                .next()
-                .and_then(|n| n.parse::<Id>().ok())
-                .map(|id| (id, o.size))
-        })
         .filter(|(id, _)| !indexed.contains(id) && !already_marked.contains(id))
         .collect();
 
@@ -342,18 +334,7 @@ fn delete_phase(
     crash_point("purge:after-index-delete");
     let sizes: std::collections::HashMap<Id, u64> =
         index.packs().iter().map(|p| (p.id, p.size)).collect();
-    let listed: std::collections::HashMap<Id, u64> = repo
-        .store()
-        .list("data/")?
-        .into_iter()
-        .filter_map(|o| {
-            o.key
-                .rsplit('/')
-                .next()
-                .and_then(|n| n.parse::<Id>().ok())
-                .map(|id| (id, o.size))
-        })
-        .collect();
+    let listed: std::collections::HashMap<Id, u64> = repo.list_volumes()?.into_iter().collect();
     for id in &due {
         repo.store().delete(&pack_key(id))?;
         report.volumes_deleted += 1;

@@ -77,6 +77,22 @@ impl<S> Repository<S> {
         self.core.store.location()
     }
 
+    /// Every volume in storage with its size, whether or not an index names it.
+    pub fn list_volumes(&self) -> Result<Vec<(Id, u64)>> {
+        Ok(self
+            .store()
+            .list("data/")?
+            .into_iter()
+            .filter_map(|o| {
+                o.key
+                    .rsplit('/')
+                    .next()
+                    .and_then(|n| n.parse::<Id>().ok())
+                    .map(|id| (id, o.size))
+            })
+            .collect())
+    }
+
     /// Refuse an operation whose required features this build does not know.
     pub fn check_features(&self, op: Operation) -> Result<()> {
         let unknown = self.core.config.features.unknown_for(op);
@@ -201,12 +217,17 @@ impl Repository<Indexed> {
                 loc.pack.short()
             ))
         })?;
+        self.decode_entry(id, &loc.pack, entry)
+    }
+
+    /// Decode one volume entry and check it is the blob the index promised.
+    fn decode_entry(&self, id: &Id, volume: &Id, entry: &[u8]) -> Result<Vec<u8>> {
         let (header, plain) = decode_blob(self.key(), entry)
-            .map_err(|e| Error::corrupt(format!("volume {}: {e}", loc.pack.short())))?;
+            .map_err(|e| Error::corrupt(format!("volume {}: {e}", volume.short())))?;
         if header.id != *id {
             return Err(Error::corrupt(format!(
                 "volume {} holds blob {} where the index expects {}",
-                loc.pack.short(),
+                volume.short(),
                 header.id.short(),
                 id.short()
             )));
@@ -225,17 +246,7 @@ impl Repository<Indexed> {
             u64::from(loc.offset),
             u64::from(loc.length),
         )?;
-        let (header, plain) = decode_blob(self.key(), &entry)
-            .map_err(|e| Error::corrupt(format!("volume {}: {e}", loc.pack.short())))?;
-        if header.id != *id {
-            return Err(Error::corrupt(format!(
-                "volume {} holds blob {} where the index expects {}",
-                loc.pack.short(),
-                header.id.short(),
-                id.short()
-            )));
-        }
-        Ok(plain)
+        self.decode_entry(id, &loc.pack, &entry)
     }
 
     pub fn load_tree(&self, id: &Id) -> Result<Tree> {

@@ -85,10 +85,17 @@ struct Ctx<'a> {
     progress: &'a Progress,
     /// First restored path of each hard-link group.
     link_firsts: Mutex<HashMap<u64, PathBuf>>,
+    /// Set at the first unrestored item when not continuing on errors; checked per item
+    /// without taking the report's lock.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 impl Ctx<'_> {
     fn record(&self, rel: &str, outcome: ItemOutcome) {
+        if matches!(outcome, ItemOutcome::Unrestored(_)) && !self.opts.continue_on_error {
+            self.stopped
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         self.report
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -96,13 +103,7 @@ impl Ctx<'_> {
     }
 
     fn should_stop(&self) -> bool {
-        !self.opts.continue_on_error
-            && self
-                .report
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .unrestored()
-                > 0
+        self.stopped.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -127,6 +128,7 @@ pub fn restore(
         report: Mutex::new(report::Builder::default()),
         progress,
         link_firsts: Mutex::new(HashMap::new()),
+        stopped: std::sync::atomic::AtomicBool::new(false),
     };
     for (source, _) in &roots {
         progress.add_total(

@@ -283,6 +283,30 @@ impl Walker<'_, '_> {
         Err(e)
     }
 
+    /// Create an entry that has no content (symlink, FIFO, device) with its metadata, and
+    /// record the outcome.
+    fn create_small(
+        &self,
+        shown: &str,
+        path: &Path,
+        replace: bool,
+        node: &Node,
+        create: impl FnOnce(&Path) -> std::io::Result<()>,
+    ) {
+        let outcome = super::file::with_replacement(path, replace, |tmp| {
+            create(tmp)?;
+            apply_metadata(tmp, node, self.ctx.meta)
+        });
+        self.ctx.progress.add_done(1, 0);
+        self.ctx.record(
+            shown,
+            outcome.map_or_else(
+                |e| ItemOutcome::Unrestored(e.to_string()),
+                |_| ItemOutcome::Restored { bytes: 0 },
+            ),
+        );
+    }
+
     /// Restore one non-directory entry.
     fn entry(&mut self, source: &str, path: &Path, rel: &[u8], node: Node) -> Result<()> {
         let shown = format!(
@@ -335,20 +359,9 @@ impl Walker<'_, '_> {
                     self.deferred_links.push(job);
                 }
             }
-            NodeKind::Symlink => {
-                let outcome = super::file::with_replacement(path, replace, |tmp| {
-                    std::os::unix::fs::symlink(path_from_bytes(&node.target), tmp)?;
-                    apply_metadata(tmp, &node, self.ctx.meta)
-                });
-                self.ctx.progress.add_done(1, 0);
-                self.ctx.record(
-                    &shown,
-                    outcome.map_or_else(
-                        |e| ItemOutcome::Unrestored(e.to_string()),
-                        |_| ItemOutcome::Restored { bytes: 0 },
-                    ),
-                );
-            }
+            NodeKind::Symlink => self.create_small(&shown, path, replace, &node, |tmp| {
+                std::os::unix::fs::symlink(path_from_bytes(&node.target), tmp)
+            }),
             NodeKind::Socket => {
                 self.ctx.record(
                     &shown,
@@ -358,18 +371,9 @@ impl Walker<'_, '_> {
                 );
             }
             NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
-                let outcome = super::file::with_replacement(path, replace, |tmp| {
-                    create_special(tmp, &node)?;
-                    apply_metadata(tmp, &node, self.ctx.meta)
-                });
-                self.ctx.progress.add_done(1, 0);
-                self.ctx.record(
-                    &shown,
-                    outcome.map_or_else(
-                        |e| ItemOutcome::Unrestored(e.to_string()),
-                        |_| ItemOutcome::Restored { bytes: 0 },
-                    ),
-                );
+                self.create_small(&shown, path, replace, &node, |tmp| {
+                    create_special(tmp, &node)
+                })
             }
             NodeKind::Dir => {}
         }

@@ -99,10 +99,6 @@ impl Builder {
         }
     }
 
-    pub fn unrestored(&self) -> u64 {
-        self.unrestored_items.len() as u64
-    }
-
     pub fn finish(
         mut self,
         run: &RunManifest,

@@ -184,18 +184,7 @@ pub fn verify_with(
     repo.check_features(Operation::Check)?;
     let _lock = repo.lock(crate::repo::LockKind::Shared, "verify", lock_wait)?;
     let index = repo.index().clone();
-    let listed: HashMap<Id, u64> = repo
-        .store()
-        .list("data/")?
-        .into_iter()
-        .filter_map(|o| {
-            o.key
-                .rsplit('/')
-                .next()
-                .and_then(|n| n.parse::<Id>().ok())
-                .map(|id| (id, o.size))
-        })
-        .collect();
+    let listed: HashMap<Id, u64> = repo.list_volumes()?.into_iter().collect();
 
     let mut checker = Checker {
         repo,
