@@ -162,9 +162,13 @@ struct TinyFs(std::path::PathBuf);
 
 impl TinyFs {
     fn mount(at: &Path, size: &str) -> Option<Self> {
+        Self::mount_with(at, &format!("size={size}"))
+    }
+
+    fn mount_with(at: &Path, options: &str) -> Option<Self> {
         fs::create_dir_all(at).unwrap();
         let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
             .arg(at)
             .status()
             .map(|s| s.success())
@@ -352,6 +356,32 @@ fn unwritable_restore_target_is_reported_per_item_and_restore_continues() {
         },
     );
     assert_eq!(r.status, RestoreStatus::Failed);
+}
+
+#[test]
+fn read_only_restore_target_lists_every_item_with_its_reason() {
+    let (repo_dir, src, base) = (tmp(), tmp(), tmp());
+    let root = src.path().join("data");
+    sample_tree(&root);
+    let mut repo = init_repo(repo_dir.path());
+    backup_paths(&mut repo, &[&root], &BackupOptions::default());
+    // A read-only filesystem is unwritable even for root.
+    let Some(ro) = TinyFs::mount_with(&base.path().join("ro"), "size=1m,ro") else {
+        eprintln!("SKIP read-only target test: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let r = restore_into(&repo, &ro.0, RestoreOptions::default());
+    assert_eq!(r.status, RestoreStatus::Partial, "{r:?}");
+    assert_eq!(r.restored, 0, "{r:?}");
+    // a.bin, c.txt and sub/ (whose contents cannot be reached once it cannot be created).
+    assert_eq!(r.unrestored_items.len(), 3, "{:?}", r.unrestored_items);
+    assert!(
+        r.unrestored_items
+            .iter()
+            .all(|i| i.reason.contains("Read-only file system")),
+        "{:?}",
+        r.unrestored_items
+    );
 }
 
 #[test]

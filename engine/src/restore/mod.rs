@@ -141,7 +141,7 @@ pub fn restore(
         .store(true, std::sync::atomic::Ordering::Relaxed);
 
     let mut deferred_links: Vec<FileJob> = Vec::new();
-    let mut dirs: Vec<(PathBuf, Node, usize)> = Vec::new();
+    let mut dirs: Vec<plan::PendingDir> = Vec::new();
     let (tx, rx) = bounded::<FileJob>(opts.threads.max(1) * 4);
     let walk_result = std::thread::scope(|scope| {
         for _ in 0..opts.threads.max(1) {
@@ -183,14 +183,13 @@ pub fn restore(
         ctx.record(&job.rel, outcome);
     }
     // Directory times last, deepest first, so creating children does not disturb them.
-    dirs.sort_by_key(|d| std::cmp::Reverse(d.2));
-    for (path, node, _) in dirs {
-        if let Err(e) = apply_metadata(&path, &node, ctx.meta) {
-            ctx.record(
-                &path.display().to_string(),
-                ItemOutcome::Unrestored(format!("metadata not applied: {e}")),
-            );
-        }
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.depth));
+    for dir in dirs {
+        let outcome = match apply_metadata(&dir.path, &dir.node, ctx.meta) {
+            Ok(()) => ItemOutcome::Restored { bytes: 0 },
+            Err(e) => ItemOutcome::Unrestored(format!("metadata not applied: {e}")),
+        };
+        ctx.record(&dir.shown, outcome);
     }
     let report = ctx.report.into_inner().unwrap_or_else(|p| p.into_inner());
     Ok(report.finish(

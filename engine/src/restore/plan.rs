@@ -128,7 +128,16 @@ pub(super) struct Walker<'c, 'a> {
     pub ctx: &'c Ctx<'a>,
     pub files: &'c Sender<FileJob>,
     pub deferred_links: &'c mut Vec<FileJob>,
-    pub dirs: &'c mut Vec<(PathBuf, Node, usize)>,
+    pub dirs: &'c mut Vec<PendingDir>,
+}
+
+/// A directory whose metadata is applied after everything below it exists; its outcome is
+/// recorded only then, so a failure to apply it is never also counted as restored.
+pub(super) struct PendingDir {
+    pub shown: String,
+    pub path: PathBuf,
+    pub node: Node,
+    pub depth: usize,
 }
 
 impl Walker<'_, '_> {
@@ -150,12 +159,7 @@ impl Walker<'_, '_> {
                     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
                 }
                 match ensure_real_dir(root) {
-                    Ok(created) => {
-                        if created || self.ctx.opts.overwrite == Overwrite::Always {
-                            self.dirs.push((root.to_path_buf(), root_node.clone(), 0));
-                        }
-                        self.ctx.record(&label, ItemOutcome::Restored { bytes: 0 });
-                    }
+                    Ok(created) => self.directory_ready(label, root, &root_node, 0, created),
                     Err(e) => {
                         self.ctx.record(
                             &label,
@@ -236,11 +240,8 @@ impl Walker<'_, '_> {
                 if included {
                     match ensure_real_dir(&path).or_else(|e| self.replace_with_dir(&path, e)) {
                         Ok(created) => {
-                            if created || self.ctx.opts.overwrite == Overwrite::Always {
-                                self.dirs.push((path.clone(), node.clone(), depth));
-                            }
                             self.ctx.progress.add_done(1, 0);
-                            self.ctx.record(&shown, ItemOutcome::Restored { bytes: 0 });
+                            self.directory_ready(shown, &path, &node, depth, created);
                         }
                         Err(e) => {
                             self.ctx
@@ -281,6 +282,33 @@ impl Walker<'_, '_> {
             return Ok(true);
         }
         Err(e)
+    }
+
+    /// A directory exists at `path`: queue its metadata if we created it or may overwrite
+    /// it; otherwise it is kept as found, which the report says.
+    fn directory_ready(
+        &mut self,
+        shown: String,
+        path: &Path,
+        node: &Node,
+        depth: usize,
+        created: bool,
+    ) {
+        if created || self.ctx.opts.overwrite == Overwrite::Always {
+            self.dirs.push(PendingDir {
+                shown,
+                path: path.to_path_buf(),
+                node: node.clone(),
+                depth,
+            });
+        } else {
+            self.ctx.record(
+                &shown,
+                ItemOutcome::Skipped(
+                    "directory exists; its metadata was kept (overwrite policy)".into(),
+                ),
+            );
+        }
     }
 
     /// Create an entry that has no content (symlink, FIFO, device) with its metadata, and
