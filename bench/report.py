@@ -82,12 +82,20 @@ out.append("| " + " | ".join("-" if sz[t] is None else gib(sz[t]) for t in tools
 out.append("\n## Physical limits on this machine (same data, single core)\n")
 out.append("| operation | seconds | throughput |")
 out.append("| --- | --- | --- |")
-names = {"read": "read every file (`cat`, page cache)", "sha256": "SHA-256 (`openssl dgst -sha256`)", "zstd1": "zstd level 1 (`zstd -1 -T1`)"}
+names = {"read": "read every file (`cat`, page cache)", "sha256": "SHA-256 (`openssl dgst -sha256`)", "zstd1": "zstd level 1 (`zstd -1 -T1`)",
+         "write": f"write every file to the restore target (`cp -r` to {restore_where})"}
+limit_runs = {}
 for line in open(limits):
     name, secs = line.split()
-    secs = float(secs)
+    limit_runs.setdefault(name, []).append(float(secs))
+for name, runs in limit_runs.items():
+    secs = statistics.median(runs)
     out.append(f"| {names.get(name, name)} | {secs:.2f} | {total_bytes / secs / 2**20:.0f} MiB/s |")
 hf_full = med("holdfast", "full", 0)[1]
 if hf_full:
     out.append(f"\nHoldfast's full backup ran at {total_bytes / hf_full / 2**20:.0f} MiB/s on both cores.")
+hf_restore = med("holdfast", "restore", 0)[1]
+write = limit_runs.get("write")
+if hf_restore and write:
+    out.append(f"Holdfast's restore took {hf_restore / statistics.median(write):.2f}× the (median) time `cp -r` needs to write the same files.")
 print("\n".join(out))
