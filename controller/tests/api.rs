@@ -446,6 +446,44 @@ fn cel_rules_reject_invalid_objects_with_clear_messages() {
 }
 
 #[test]
+fn cron_entries_are_range_checked_at_admission() {
+    let schema = &schemas()["Schedule"];
+    let cron = |c: &str| schema_errors(schema, &with(base("Schedule"), "/spec/full", json!(c)));
+    for good in [
+        "0 2 * * *",
+        "*/15 * * * 1-5",
+        "30 3 1,15 * SUN",
+        "0 0 * JAN-MAR mon",
+        "5-55/10 0-23/2 1-31 1-12 0-7",
+        "0 1 * * 6",
+        "@daily",
+        "@hourly",
+    ] {
+        assert!(
+            cron(good).is_empty(),
+            "{good:?} was refused: {:?}",
+            cron(good)
+        );
+    }
+    for bad in [
+        "60 * * * *",
+        "0 24 * * *",
+        "0 0 0 * *",
+        "0 0 32 * *",
+        "0 0 * 13 *",
+        "0 0 * * 8",
+        "0 0 * * MOO",
+        "* * * *",
+        "* * * * * *",
+        "*/0 * * * *",
+        "0 0 * * 1,",
+        "@fortnightly",
+    ] {
+        assert!(!cron(bad).is_empty(), "{bad:?} was accepted");
+    }
+}
+
+#[test]
 fn schema_constraints_reject_bad_values() {
     let schemas = schemas();
     let cases: Vec<(&str, Value)> = vec![

@@ -54,9 +54,43 @@ pub fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> schemars:
     schema
 }
 
-/// CEL for a duration like `90s`, `30m`, `12h`, `7d` or `2w`.
+/// A duration like `90s`, `30m`, `12h`, `7d` or `2w`.
 pub const DURATION_PATTERN: &str = r"^[0-9]+(s|m|h|d|w)$";
 
-/// A five-field cron expression or a `@daily`-style macro (checked fully by the controller).
-pub const CRON_PATTERN: &str =
-    r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$";
+/// One cron field over the values `$v`: `*`, a value or a range, each with an optional
+/// `/step`, in a comma-separated list. Expands to a string literal so the whole pattern stays
+/// a `const` that schemars can put into the CRD.
+macro_rules! cron_field {
+    ($v:literal) => {
+        concat!(
+            r"(\*|",
+            $v,
+            "(-",
+            $v,
+            r")?)(/[1-9][0-9]?)?(,(\*|",
+            $v,
+            "(-",
+            $v,
+            r")?)(/[1-9][0-9]?)?)*"
+        )
+    };
+}
+
+/// A five-field cron expression (minute, hour, day of month, month, day of week; months and
+/// weekdays also as `JAN`…`DEC` and `SUN`…`SAT`) or a macro such as `@daily`. Every value is
+/// range-checked at admission, so `0 24 * * *` or `61 * * * *` never reaches the controller.
+pub const CRON_PATTERN: &str = concat!(
+    "^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|",
+    cron_field!("([0-5]?[0-9])"),
+    r"\s+",
+    cron_field!("([01]?[0-9]|2[0-3])"),
+    r"\s+",
+    cron_field!("(0?[1-9]|[12][0-9]|3[01])"),
+    r"\s+",
+    cron_field!(
+        "(0?[1-9]|1[0-2]|JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
+    ),
+    r"\s+",
+    cron_field!("([0-7]|SUN|MON|TUE|WED|THU|FRI|SAT|sun|mon|tue|wed|thu|fri|sat)"),
+    ")$"
+);
