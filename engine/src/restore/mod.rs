@@ -88,6 +88,8 @@ struct Ctx<'a> {
     /// Set at the first unrestored item when not continuing on errors; checked per item
     /// without taking the report's lock.
     stopped: std::sync::atomic::AtomicBool,
+    /// Usable cores, asked once: the answer comes from cgroup files, too slow to read per file.
+    cores: usize,
 }
 
 impl Ctx<'_> {
@@ -129,6 +131,7 @@ pub fn restore(
         progress,
         link_firsts: Mutex::new(HashMap::new()),
         stopped: std::sync::atomic::AtomicBool::new(false),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     for (source, _) in &roots {
         progress.add_total(
