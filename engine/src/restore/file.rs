@@ -2,11 +2,10 @@
 
 use std::fs::OpenOptions;
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::format::tree::{Extent, Node};
 use crate::fsmeta::apply_file_metadata;
 
 use super::report::ItemOutcome;
@@ -59,141 +58,6 @@ pub(super) fn with_replacement(
     }
 }
 
-/// Files of at least this many chunks are written by several threads at once: one worker
-/// restoring a 1 GiB file alone would otherwise leave the other cores idle at the end.
-const PARALLEL_MIN_CHUNKS: usize = 8;
-
-/// Write the node's data into `file` at its extents; large files in parallel segments.
-fn write_content(ctx: &Ctx<'_>, node: &Node, file: &std::fs::File) -> io::Result<u64> {
-    let extents = node.data_extents();
-    let expected: u64 = extents.iter().map(|e| e.len).sum();
-    let parts = segments(ctx, &node.content);
-    let written = if parts.is_empty() {
-        write_segment(ctx, &node.content, 0, expected, &extents, file)?
-    } else {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = parts
-                .iter()
-                .map(|part| {
-                    let chunks = &node.content[part.chunks.clone()];
-                    let extents = &extents;
-                    scope.spawn(move || {
-                        write_segment(ctx, chunks, part.stream_start, part.len, extents, file)
-                    })
-                })
-                .collect();
-            let mut total = 0u64;
-            for h in handles {
-                total += h
-                    .join()
-                    .map_err(|_| io::Error::other("a restore thread panicked"))??;
-            }
-            Ok::<u64, io::Error>(total)
-        })?
-    };
-    if written != expected {
-        return Err(io::Error::other(format!(
-            "backup holds {written} bytes of data, the file had {expected}"
-        )));
-    }
-    Ok(written)
-}
-
-/// A contiguous run of a file's chunks and where its data sits in the file's data stream.
-struct Segment {
-    chunks: std::ops::Range<usize>,
-    stream_start: u64,
-    len: u64,
-}
-
-/// Split a file's chunks into up to one segment per core, placed by the index's plaintext
-/// lengths so nothing is read to plan. An empty plan means: write sequentially (small file,
-/// one core, or a chunk missing from the index, which the sequential path then reports).
-fn segments(ctx: &Ctx<'_>, content: &[crate::id::Id]) -> Vec<Segment> {
-    let cores = ctx.cores;
-    if content.len() < PARALLEL_MIN_CHUNKS || cores < 2 || ctx.opts.threads < 2 {
-        return Vec::new();
-    }
-    let index = ctx.repo.index();
-    let Some(lens) = content
-        .iter()
-        .map(|id| index.lookup(id).map(|l| u64::from(l.raw_len)))
-        .collect::<Option<Vec<u64>>>()
-    else {
-        return Vec::new();
-    };
-    let per = content.len().div_ceil(cores.min(content.len()));
-    let mut out = Vec::new();
-    let mut stream_start = 0u64;
-    for start in (0..content.len()).step_by(per) {
-        let end = (start + per).min(content.len());
-        let len = lens[start..end].iter().sum::<u64>();
-        out.push(Segment {
-            chunks: start..end,
-            stream_start,
-            len,
-        });
-        stream_start += len;
-    }
-    out
-}
-
-/// Write `chunks`, whose `len` bytes of data start `stream_start` bytes into the file's data
-/// stream, at the file offsets the extents give for that part of the stream.
-fn write_segment(
-    ctx: &Ctx<'_>,
-    chunks: &[crate::id::Id],
-    stream_start: u64,
-    len: u64,
-    extents: &[Extent],
-    file: &std::fs::File,
-) -> io::Result<u64> {
-    // Find the extent holding `stream_start` and the position within it.
-    let mut ext = extents.iter().copied();
-    let mut current = ext.next();
-    let mut within = stream_start;
-    while let Some(e) = current {
-        if within < e.len {
-            break;
-        }
-        within -= e.len;
-        current = ext.next();
-    }
-    let mut written = 0u64;
-    for id in chunks {
-        let data = ctx
-            .repo
-            .load_blob(id)
-            .map_err(|e| io::Error::other(format!("backup data unreadable: {e}")))?;
-        let mut rest: &[u8] = &data;
-        while !rest.is_empty() {
-            let Some(e) = current else {
-                return Err(io::Error::other(
-                    "backup holds more data than the file's size (damaged listing)",
-                ));
-            };
-            let n = (rest.len() as u64).min(e.len - within) as usize;
-            file.write_all_at(&rest[..n], e.offset + within)?;
-            rest = &rest[n..];
-            within += n as u64;
-            written += n as u64;
-            ctx.progress.add_done(0, n as u64);
-            if within == e.len {
-                current = ext.next();
-                within = 0;
-            }
-        }
-    }
-    // A segment that wrote more or less than planned would overlap or leave a gap next to
-    // its neighbour, which the file's total alone cannot reveal.
-    if written != len {
-        return Err(io::Error::other(format!(
-            "backup holds {written} bytes for a part of the file the index gives as {len}"
-        )));
-    }
-    Ok(written)
-}
-
 fn restore_content(ctx: &Ctx<'_>, job: &FileJob) -> io::Result<u64> {
     let mut bytes = 0;
     with_replacement(&job.path, job.replace, |tmp| {
@@ -207,7 +71,7 @@ fn restore_content(ctx: &Ctx<'_>, job: &FileJob) -> io::Result<u64> {
         if job.node.extents.is_some() {
             file.set_len(job.node.size)?;
         }
-        bytes = write_content(ctx, &job.node, &file)?;
+        bytes = super::content::write_content(ctx, &job.node, &file)?;
         apply_file_metadata(&file, &job.node, ctx.meta)
     })?;
     Ok(bytes)

@@ -1,6 +1,7 @@
 //! Restoring a run to a directory, Zextras-style: everything that can be restored is, and
 //! the report lists restored, skipped and unrestored items with reasons.
 
+mod content;
 mod file;
 mod plan;
 mod report;
