@@ -291,6 +291,14 @@ impl Storage for LocalStorage {
             .await
     }
 
+    fn read_now(&self, key: &str) -> Option<Result<Bytes, StorageError>> {
+        Some(
+            fs::read(self.path(key))
+                .map(Bytes::from)
+                .map_err(|e| self.err(key, e)),
+        )
+    }
+
     fn read_range_now(
         &self,
         key: &str,

@@ -90,6 +90,9 @@ impl Store {
     }
 
     pub fn get(&self, key: &str) -> Result<Bytes, StorageError> {
+        if let Some(r) = self.backend.read_now(key) {
+            return r;
+        }
         self.runtime.block_on(self.backend.get(key))
     }
 
