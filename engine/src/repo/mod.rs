@@ -158,6 +158,12 @@ impl<S> Repository<S> {
 }
 
 impl Repository<Indexed> {
+    /// Forget the tree volumes kept from walking runs, when the walk is over and the memory
+    /// is better spent elsewhere (deep verify reads data volumes next).
+    pub fn drop_cached_trees(&self) {
+        self.state.trees.clear();
+    }
+
     pub fn index(&self) -> &Arc<MasterIndex> {
         &self.state.index
     }

@@ -42,4 +42,13 @@ impl TreeVolumeCache {
     }
 }
 
+impl TreeVolumeCache {
+    pub fn clear(&self) {
+        self.volumes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}
+
 pub(super) type SharedTreeCache = Arc<TreeVolumeCache>;

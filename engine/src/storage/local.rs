@@ -299,6 +299,16 @@ impl Storage for LocalStorage {
         )
     }
 
+    fn read_now_into(&self, key: &str, buf: &mut Vec<u8>) -> Option<Result<(), StorageError>> {
+        let read = (|| {
+            let mut file = File::open(self.path(key))?;
+            buf.clear();
+            buf.reserve(usize::try_from(file.metadata()?.len()).unwrap_or(0));
+            io::Read::read_to_end(&mut file, buf).map(|_| ())
+        })();
+        Some(read.map_err(|e| self.err(key, e)))
+    }
+
     fn read_range_now(
         &self,
         key: &str,

@@ -86,6 +86,13 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// Like `read_now`, into a buffer the caller reuses (deep verify reads volume after
+    /// volume; reusing one buffer per thread keeps its memory flat).
+    fn read_now_into(&self, key: &str, buf: &mut Vec<u8>) -> Option<Result<(), StorageError>> {
+        let _ = (key, buf);
+        None
+    }
+
     /// Serve a range read on the calling thread, if this backend's reads are plain local
     /// file reads (skipping the hand-off to the I/O runtime); `None` otherwise.
     fn read_range_now(

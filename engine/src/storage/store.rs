@@ -96,6 +96,17 @@ impl Store {
         self.runtime.block_on(self.backend.get(key))
     }
 
+    /// Read a whole object into `buf`, replacing its contents.
+    pub fn get_into(&self, key: &str, buf: &mut Vec<u8>) -> Result<(), StorageError> {
+        if let Some(r) = self.backend.read_now_into(key, buf) {
+            return r;
+        }
+        let bytes = self.get(key)?;
+        buf.clear();
+        buf.extend_from_slice(&bytes);
+        Ok(())
+    }
+
     pub fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StorageError> {
         if let Some(r) = self.backend.read_range_now(key, offset, len) {
             return r;

@@ -39,15 +39,20 @@ pub(super) fn choose(all: impl Iterator<Item = Id>, percent: Option<f64>) -> Vec
     keyed.into_iter().take(want).map(|(_, id)| id).collect()
 }
 
-fn check_one(repo: &Repository<Indexed>, expected: &[(Id, u32, u32)], volume: Id) -> VolumeResult {
+fn check_one(
+    repo: &Repository<Indexed>,
+    expected: &[(Id, u32, u32)],
+    volume: Id,
+    buf: &mut Vec<u8>,
+) -> VolumeResult {
     let mut result = VolumeResult {
         volume,
         bytes: 0,
         problem: None,
         bad_blobs: HashSet::new(),
     };
-    let bytes = match repo.store().get(&pack_key(&volume)) {
-        Ok(b) => b,
+    let bytes = match repo.store().get_into(&pack_key(&volume), buf) {
+        Ok(()) => &buf[..],
         Err(e) => {
             result.problem = Some(format!("unreadable: {e}"));
             result.bad_blobs = expected.iter().map(|e| e.0).collect();
@@ -56,10 +61,10 @@ fn check_one(repo: &Repository<Indexed>, expected: &[(Id, u32, u32)], volume: Id
     };
     result.bytes = bytes.len() as u64;
     let mut problems = Vec::new();
-    if Id::sha256(&bytes) != volume {
+    if Id::sha256(bytes) != volume {
         problems.push("content does not match its SHA-256 name".to_owned());
     }
-    match read_trailer(repo.key(), &bytes) {
+    match read_trailer(repo.key(), bytes) {
         Ok(entries) => {
             let by_id: HashMap<Id, PackEntry> = entries.iter().map(|e| (e.header.id, *e)).collect();
             let missing = expected
@@ -127,6 +132,7 @@ pub(super) fn check_volumes(
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
+                let mut buf = Vec::new();
                 loop {
                     let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
                     let Some(volume) = next else { break };
@@ -134,6 +140,7 @@ pub(super) fn check_volumes(
                         repo,
                         expected.get(&volume).map(Vec::as_slice).unwrap_or(&[]),
                         volume,
+                        &mut buf,
                     );
                     progress.add_done(1, r.bytes);
                     results.lock().unwrap_or_else(|p| p.into_inner()).push(r);

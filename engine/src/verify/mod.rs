@@ -245,6 +245,7 @@ pub fn verify_with(
         }
     );
     if let VerifyDepth::Deep { sample_percent } = depth {
+        repo.drop_cached_trees();
         let to_read: Vec<Id> = deep::choose(
             index
                 .packs()
