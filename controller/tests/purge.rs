@@ -169,11 +169,18 @@ fn purge_reclaims_space_of_expired_runs() {
         before["volumeBytes"].as_u64().unwrap(),
         after["volumeBytes"].as_u64().unwrap(),
     );
-    // The two expired versions of the 2.5 MB incompressible file are gone, net of repacking.
+    // The two expired versions of the 2.5 MB incompressible file are gone, net of repacking,
+    // except what the policy lets stay: a volume at least 90% live is kept with its dead
+    // part, so at most a tenth of what remains can be dead. (Chunk boundaries are keyed per
+    // repository, so how the dead chunks share volumes differs from run to run.)
     assert!(
-        b - a >= 2 * 2_500_000,
+        b - a >= 2 * 2_500_000 - a / 10,
         "net reclaimed {} bytes ({b} -> {a})",
         b - a
+    );
+    assert!(
+        b - a >= 2 * 2_500_000 / 2,
+        "most of the expired data is reclaimed: {b} -> {a}"
     );
     assert!(
         reclaimed >= b - a,
