@@ -40,9 +40,7 @@ impl TreeVolumeCache {
             v.remove(0);
         }
     }
-}
 
-impl TreeVolumeCache {
     pub fn clear(&self) {
         self.volumes
             .lock()

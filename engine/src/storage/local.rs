@@ -291,14 +291,6 @@ impl Storage for LocalStorage {
             .await
     }
 
-    fn read_now(&self, key: &str) -> Option<Result<Bytes, StorageError>> {
-        Some(
-            fs::read(self.path(key))
-                .map(Bytes::from)
-                .map_err(|e| self.err(key, e)),
-        )
-    }
-
     fn read_now_into(&self, key: &str, buf: &mut Vec<u8>) -> Option<Result<(), StorageError>> {
         let read = (|| {
             let mut file = File::open(self.path(key))?;

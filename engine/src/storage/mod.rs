@@ -77,17 +77,11 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StorageError>;
 
-    /// Serve a whole-object read on the calling thread, if this backend's reads are plain
-    /// local file reads; `None` otherwise. Besides skipping the hand-off to the I/O runtime,
-    /// the buffer then belongs to the caller's allocator arena: volume-sized buffers
-    /// allocated on the runtime's threads and freed on the caller's stay cached per thread.
-    fn read_now(&self, key: &str) -> Option<Result<Bytes, StorageError>> {
-        let _ = key;
-        None
-    }
-
-    /// Like `read_now`, into a buffer the caller reuses (deep verify reads volume after
-    /// volume; reusing one buffer per thread keeps its memory flat).
+    /// Read a whole object into `buf` (replacing its contents) on the calling thread, if this
+    /// backend's reads are plain local file reads; `None` otherwise. Besides skipping the
+    /// hand-off to the I/O runtime, the buffer then belongs to the caller's allocator arena
+    /// (volume-sized buffers allocated on the runtime's threads and freed on the caller's stay
+    /// cached per thread), and a caller reading volume after volume can reuse one buffer.
     fn read_now_into(&self, key: &str, buf: &mut Vec<u8>) -> Option<Result<(), StorageError>> {
         let _ = (key, buf);
         None

@@ -90,8 +90,9 @@ impl Store {
     }
 
     pub fn get(&self, key: &str) -> Result<Bytes, StorageError> {
-        if let Some(r) = self.backend.read_now(key) {
-            return r;
+        let mut buf = Vec::new();
+        if let Some(r) = self.backend.read_now_into(key, &mut buf) {
+            return r.map(|()| Bytes::from(buf));
         }
         self.runtime.block_on(self.backend.get(key))
     }
