@@ -26,77 +26,92 @@ fn ts(t: crate::format::tree::Timespec) -> rustix::fs::Timespec {
     }
 }
 
-/// Apply a node's metadata to `path`, in the order that keeps each step from undoing the
-/// last: xattrs, owner (which clears setuid), mode, then times.
-pub fn apply_metadata(path: &Path, node: &Node, opts: MetadataOptions) -> io::Result<()> {
-    let symlink = node.kind == NodeKind::Symlink;
-    if !symlink {
-        for x in &node.xattrs {
-            let name = std::os::unix::ffi::OsStrExt::from_bytes(x.name.as_slice());
-            let name: &std::ffi::OsStr = name;
-            match xattr::set(path, name, &x.value) {
-                Ok(()) => {}
-                // A target filesystem without user xattrs (some NFS) cannot keep them.
-                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::OPNOTSUPP.raw_os_error()) => {
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    if opts.owner {
-        let uid = Some(rustix::fs::Uid::from_raw(node.uid));
-        let gid = Some(rustix::fs::Gid::from_raw(node.gid));
-        match rustix::fs::chownat(CWD, path, uid, gid, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::PERM) if !is_root() => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    if !symlink {
-        rustix::fs::chmodat(CWD, path, Mode::from_raw_mode(node.mode), AtFlags::empty())?;
-    }
-    let times = Timestamps {
-        last_access: ts(node.mtime),
-        last_modification: ts(node.mtime),
-    };
-    rustix::fs::utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW)?;
-    Ok(())
-}
-
-/// Apply a regular file's metadata through its open descriptor (no path lookups): xattrs,
-/// owner (only when it differs from the creator's), mode, then times. Call after the last
-/// write.
-pub fn apply_file_metadata(
-    file: &std::fs::File,
+/// Set every xattr of the node with `set`. A target filesystem without user xattrs (some
+/// NFS) cannot keep them, which is not an error.
+fn set_xattrs(
     node: &Node,
-    opts: MetadataOptions,
+    mut set: impl FnMut(&std::ffi::OsStr, &[u8]) -> io::Result<()>,
 ) -> io::Result<()> {
     for x in &node.xattrs {
         let name: &std::ffi::OsStr = std::os::unix::ffi::OsStrExt::from_bytes(x.name.as_slice());
-        match xattr::FileExt::set_xattr(file, name, &x.value) {
+        match set(name, &x.value) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::OPNOTSUPP.raw_os_error()) => {}
             Err(e) => return Err(e),
         }
     }
+    Ok(())
+}
+
+/// The outcome of a chown: as non-root, giving a file away fails, and an unprivileged
+/// restore cannot do better (see `MetadataOptions::owner`).
+fn chown_outcome(r: rustix::io::Result<()>) -> io::Result<()> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::PERM) if !is_root() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn owner(node: &Node) -> (Option<rustix::fs::Uid>, Option<rustix::fs::Gid>) {
+    (
+        Some(rustix::fs::Uid::from_raw(node.uid)),
+        Some(rustix::fs::Gid::from_raw(node.gid)),
+    )
+}
+
+/// Access time is not kept; both times are set to the modification time.
+fn times(node: &Node) -> Timestamps {
+    Timestamps {
+        last_access: ts(node.mtime),
+        last_modification: ts(node.mtime),
+    }
+}
+
+/// Apply a node's metadata to `path`, in the order that keeps each step from undoing the
+/// last: xattrs, owner (which clears setuid), mode, then times.
+pub fn apply_metadata(path: &Path, node: &Node, opts: MetadataOptions) -> io::Result<()> {
+    let symlink = node.kind == NodeKind::Symlink;
+    if !symlink {
+        set_xattrs(node, |name, value| xattr::set(path, name, value))?;
+    }
+    if opts.owner {
+        let (uid, gid) = owner(node);
+        chown_outcome(rustix::fs::chownat(
+            CWD,
+            path,
+            uid,
+            gid,
+            AtFlags::SYMLINK_NOFOLLOW,
+        ))?;
+    }
+    if !symlink {
+        rustix::fs::chmodat(CWD, path, Mode::from_raw_mode(node.mode), AtFlags::empty())?;
+    }
+    rustix::fs::utimensat(CWD, path, &times(node), AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(())
+}
+
+/// Apply a regular file's metadata through its open descriptor (no path lookups), in the
+/// same order as `apply_metadata`; the owner only when it differs from the creator's. Call
+/// after the last write.
+pub fn apply_file_metadata(
+    file: &std::fs::File,
+    node: &Node,
+    opts: MetadataOptions,
+) -> io::Result<()> {
+    set_xattrs(node, |name, value| {
+        xattr::FileExt::set_xattr(file, name, value)
+    })?;
     if opts.owner
         && (node.uid != rustix::process::geteuid().as_raw()
             || node.gid != rustix::process::getegid().as_raw())
     {
-        let uid = Some(rustix::fs::Uid::from_raw(node.uid));
-        let gid = Some(rustix::fs::Gid::from_raw(node.gid));
-        match rustix::fs::fchown(file, uid, gid) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::PERM) if !is_root() => {}
-            Err(e) => return Err(e.into()),
-        }
+        let (uid, gid) = owner(node);
+        chown_outcome(rustix::fs::fchown(file, uid, gid))?;
     }
     rustix::fs::fchmod(file, Mode::from_raw_mode(node.mode))?;
-    let times = Timestamps {
-        last_access: ts(node.mtime),
-        last_modification: ts(node.mtime),
-    };
-    rustix::fs::futimens(file, &times)?;
+    rustix::fs::futimens(file, &times(node))?;
     Ok(())
 }
 
