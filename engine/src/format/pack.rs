@@ -307,30 +307,70 @@ pub struct FinishedPack<W> {
 
 /// Read a volume's entry list from its sealed trailer.
 pub fn read_trailer(key: &MasterKey, pack: &[u8]) -> Result<Vec<PackEntry>, FormatError> {
+    parse_trailer(
+        key,
+        &pack[..pack.len().min(PACK_HEADER_LEN)],
+        pack,
+        pack.len() as u64,
+    )
+}
+
+/// Length of the volume's footer: the trailer's length and magic.
+pub const FOOTER_LEN: usize = 8;
+
+/// Where the trailer begins in a volume of `len` bytes ending in `footer`; `None` when the
+/// footer is not one (a truncated or foreign object).
+pub fn trailer_start(len: u64, footer: &[u8]) -> Option<u64> {
+    if footer.len() != FOOTER_LEN || &footer[4..] != TRAILER_MAGIC {
+        return None;
+    }
+    let trailer = u64::from(u32::from_le_bytes([
+        footer[0], footer[1], footer[2], footer[3],
+    ]));
+    len.checked_sub(FOOTER_LEN as u64 + trailer)
+        .filter(|&s| s >= PACK_HEADER_LEN as u64)
+}
+
+/// [`read_trailer`] for a volume read piecewise: `head` is its first bytes (at least the
+/// header), `tail` its last `tail.len()` bytes (at least the trailer and footer), `len` its
+/// length.
+pub fn parse_trailer(
+    key: &MasterKey,
+    head: &[u8],
+    tail: &[u8],
+    len: u64,
+) -> Result<Vec<PackEntry>, FormatError> {
     let what = "volume trailer";
-    if pack.len() < PACK_HEADER_LEN + 8 || &pack[..4] != PACK_MAGIC {
+    if len < (PACK_HEADER_LEN + FOOTER_LEN) as u64
+        || head.len() < PACK_HEADER_LEN
+        || &head[..4] != PACK_MAGIC
+    {
         return Err(FormatError::new(what, "not a Holdfast volume (bad magic)"));
     }
-    if pack[4] != PACK_VERSION {
+    if head[4] != PACK_VERSION {
         return Err(FormatError::new(
             what,
-            format!("unsupported volume version {}", pack[4]),
+            format!("unsupported volume version {}", head[4]),
         ));
     }
-    let n = pack.len();
-    if &pack[n - 4..] != TRAILER_MAGIC {
+    let n = tail.len();
+    if n < FOOTER_LEN || &tail[n - 4..] != TRAILER_MAGIC {
         return Err(FormatError::new(
             what,
             "trailer magic missing (volume truncated?)",
         ));
     }
-    let len = u32::from_le_bytes([pack[n - 8], pack[n - 7], pack[n - 6], pack[n - 5]]) as usize;
-    let start = (n - 8)
-        .checked_sub(len)
-        .filter(|&s| s >= PACK_HEADER_LEN)
+    let start = trailer_start(len, &tail[n - FOOTER_LEN..])
         .ok_or_else(|| FormatError::new(what, "trailer length out of range"))?;
+    let tail_offset = len - n as u64;
+    // start <= len - FOOTER_LEN, so `from` lies within the tail's blob part.
+    let from = start
+        .checked_sub(tail_offset)
+        .and_then(|f| usize::try_from(f).ok())
+        .ok_or_else(|| FormatError::new(what, "trailer begins before the bytes read"))?;
+    let sealed = &tail[from..n - FOOTER_LEN];
     let plain = key
-        .open(aad::PACK_TRAILER, &pack[start..n - 8])
+        .open(aad::PACK_TRAILER, sealed)
         .map_err(|_| FormatError::new(what, "trailer failed authentication"))?;
     let mut r = Reader::new(&plain, what);
     let count = r.u32()? as usize;
@@ -338,7 +378,7 @@ pub fn read_trailer(key: &MasterKey, pack: &[u8]) -> Result<Vec<PackEntry>, Form
     for _ in 0..count {
         let offset = r.u32()?;
         let header = BlobHeader::decode(r.take(BLOB_HEADER_LEN)?)?;
-        if offset as usize + header.entry_len() as usize > start {
+        if u64::from(offset) + u64::from(header.entry_len()) > start {
             return Err(FormatError::new(what, "entry extends past the blob area"));
         }
         out.push(PackEntry { offset, header });

@@ -301,6 +301,10 @@ impl Storage for LocalStorage {
         Some(read.map_err(|e| self.err(key, e)))
     }
 
+    fn open_now(&self, key: &str) -> Option<Result<File, StorageError>> {
+        Some(File::open(self.path(key)).map_err(|e| self.err(key, e)))
+    }
+
     fn read_range_now(
         &self,
         key: &str,

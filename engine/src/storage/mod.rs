@@ -81,9 +81,16 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// backend's reads are plain local file reads; `None` otherwise. Besides skipping the
     /// hand-off to the I/O runtime, the buffer then belongs to the caller's allocator arena
     /// (volume-sized buffers allocated on the runtime's threads and freed on the caller's stay
-    /// cached per thread), and a caller reading volume after volume can reuse one buffer.
+    /// cached per thread).
     fn read_now_into(&self, key: &str, buf: &mut Vec<u8>) -> Option<Result<(), StorageError>> {
         let _ = (key, buf);
+        None
+    }
+
+    /// Open an object as a local file to be read piecewise on the calling thread (so that a
+    /// large object need not be held in memory whole); `None` if this backend is not local.
+    fn open_now(&self, key: &str) -> Option<Result<std::fs::File, StorageError>> {
+        let _ = key;
         None
     }
 

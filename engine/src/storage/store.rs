@@ -97,15 +97,9 @@ impl Store {
         self.runtime.block_on(self.backend.get(key))
     }
 
-    /// Read a whole object into `buf`, replacing its contents.
-    pub fn get_into(&self, key: &str, buf: &mut Vec<u8>) -> Result<(), StorageError> {
-        if let Some(r) = self.backend.read_now_into(key, buf) {
-            return r;
-        }
-        let bytes = self.get(key)?;
-        buf.clear();
-        buf.extend_from_slice(&bytes);
-        Ok(())
+    /// See [`Storage::open_now`].
+    pub fn open_now(&self, key: &str) -> Option<Result<std::fs::File, StorageError>> {
+        self.backend.open_now(key)
     }
 
     pub fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StorageError> {

@@ -4,11 +4,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use crate::format::index::MasterIndex;
-use crate::format::pack::{PackEntry, decode_blob, read_trailer};
+use crate::format::pack::{FOOTER_LEN, PackEntry, parse_trailer};
 use crate::id::Id;
 use crate::progress::Progress;
 use crate::repo::{Indexed, Repository};
 use crate::storage::pack_key;
+
+use super::volume_scan::{scan, trailer_from, volume_footer};
 
 /// Outcome of reading one volume.
 #[derive(Debug)]
@@ -39,32 +41,56 @@ pub(super) fn choose(all: impl Iterator<Item = Id>, percent: Option<f64>) -> Vec
     keyed.into_iter().take(want).map(|(_, id)| id).collect()
 }
 
+/// Bytes read from a volume at a time: a thread holds this plus the blob being checked, not
+/// a whole volume.
+const WINDOW: usize = 1 << 20;
+
 fn check_one(
     repo: &Repository<Indexed>,
     expected: &[(Id, u32, u32)],
     volume: Id,
     buf: &mut Vec<u8>,
 ) -> VolumeResult {
-    let mut result = VolumeResult {
-        volume,
-        bytes: 0,
-        problem: None,
-        bad_blobs: HashSet::new(),
+    let key = pack_key(&volume);
+    let scanned = match repo.store().open_now(&key) {
+        Some(Ok(file)) => volume_footer(&file).and_then(|(len, footer)| {
+            scan(
+                repo.key(),
+                expected,
+                &mut &file,
+                trailer_from(len, &footer),
+                WINDOW,
+                buf,
+            )
+        }),
+        Some(Err(e)) => Err(e.to_string()),
+        // Remote objects arrive whole anyway.
+        None => repo
+            .store()
+            .get(&key)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                let footer = &bytes[bytes.len().saturating_sub(FOOTER_LEN)..];
+                let from = trailer_from(bytes.len() as u64, footer);
+                scan(repo.key(), expected, &mut &bytes[..], from, WINDOW, buf)
+            }),
     };
-    let bytes = match repo.store().get_into(&pack_key(&volume), buf) {
-        Ok(()) => &buf[..],
+    let scan = match scanned {
+        Ok(s) => s,
         Err(e) => {
-            result.problem = Some(format!("unreadable: {e}"));
-            result.bad_blobs = expected.iter().map(|e| e.0).collect();
-            return result;
+            return VolumeResult {
+                volume,
+                bytes: 0,
+                problem: Some(format!("unreadable: {e}")),
+                bad_blobs: expected.iter().map(|e| e.0).collect(),
+            };
         }
     };
-    result.bytes = bytes.len() as u64;
     let mut problems = Vec::new();
-    if Id::sha256(bytes) != volume {
+    if scan.sha256 != volume {
         problems.push("content does not match its SHA-256 name".to_owned());
     }
-    match read_trailer(repo.key(), bytes) {
+    match parse_trailer(repo.key(), &scan.head, &scan.tail, scan.len) {
         Ok(entries) => {
             let by_id: HashMap<Id, PackEntry> = entries.iter().map(|e| (e.header.id, *e)).collect();
             let missing = expected
@@ -83,26 +109,19 @@ fn check_one(
         }
         Err(e) => problems.push(format!("trailer: {e}")),
     }
-    for (id, off, len) in expected {
-        let (start, end) = (*off as usize, *off as usize + *len as usize);
-        let ok = bytes.get(start..end).is_some_and(
-            |entry| matches!(decode_blob(repo.key(), entry), Ok((h, _)) if h.id == *id),
-        );
-        if !ok {
-            result.bad_blobs.insert(*id);
-        }
-    }
-    if !result.bad_blobs.is_empty() {
+    if !scan.bad_blobs.is_empty() {
         problems.push(format!(
             "{} of {} blobs fail authentication or do not decode",
-            result.bad_blobs.len(),
+            scan.bad_blobs.len(),
             expected.len()
         ));
     }
-    if !problems.is_empty() {
-        result.problem = Some(problems.join("; "));
+    VolumeResult {
+        volume,
+        bytes: scan.len,
+        problem: (!problems.is_empty()).then(|| problems.join("; ")),
+        bad_blobs: scan.bad_blobs,
     }
-    result
 }
 
 /// Read the given volumes on a few threads.
@@ -122,6 +141,9 @@ pub(super) fn check_volumes(
                 .or_default()
                 .push((e.id, e.offset, e.length));
         }
+    }
+    for entries in expected.values_mut() {
+        entries.sort_unstable_by_key(|e| e.1);
     }
     let queue = Mutex::new(volumes.iter().copied());
     let results = Mutex::new(Vec::with_capacity(volumes.len()));

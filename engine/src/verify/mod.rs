@@ -8,6 +8,7 @@
 
 mod affected;
 mod deep;
+mod volume_scan;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
