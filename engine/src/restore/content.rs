@@ -116,7 +116,7 @@ struct Segment {
 /// so nothing is read to plan. `None` means: write sequentially (small file, one core, or a
 /// chunk missing from the index, which the sequential path then reports).
 fn plan_segments(ctx: &Ctx<'_>, content: &[Id]) -> Option<Vec<Segment>> {
-    if content.len() < PARALLEL_MIN_CHUNKS || ctx.cores < 2 || ctx.opts.threads < 2 {
+    if content.len() < PARALLEL_MIN_CHUNKS || ctx.cores < 2 || ctx.threads < 2 {
         return None;
     }
     let index = ctx.repo.index();

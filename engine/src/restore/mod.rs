@@ -40,7 +40,9 @@ pub struct RestoreOptions {
     pub continue_on_error: bool,
     /// Restore ownership (uid/gid). Effective only as root.
     pub owner: bool,
-    pub threads: usize,
+    /// Files restored in parallel; `None` picks by storage: one per core when reads are
+    /// local, four per core when they wait on an object store's latency.
+    pub threads: Option<usize>,
     /// How long to wait for a conflicting (exclusive) lock.
     pub lock_wait: std::time::Duration,
 }
@@ -58,13 +60,7 @@ impl Default for RestoreOptions {
             continue_on_error: true,
             owner: true,
             lock_wait: std::time::Duration::ZERO,
-            // Restores wait on storage latency (object stores) as much as on CPU, so run more
-            // file writers than cores.
-            threads: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-                .max(2)
-                * 4,
+            threads: None,
         }
     }
 }
@@ -91,6 +87,8 @@ struct Ctx<'a> {
     stopped: std::sync::atomic::AtomicBool,
     /// Usable cores, asked once: the answer comes from cgroup files, too slow to read per file.
     cores: usize,
+    /// File writers running.
+    threads: usize,
 }
 
 impl Ctx<'_> {
@@ -123,6 +121,11 @@ pub fn restore(
     let runs = repo.runs()?;
     let run = select_run(&runs, &opts.selector, opts.allow_partial)?.clone();
     let roots = target_roots(&run, &opts.sources, &opts.target)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = opts
+        .threads
+        .unwrap_or_else(|| default_threads(cores, repo.store().reads_wait_on_latency()))
+        .max(1);
     let ctx = Ctx {
         repo,
         opts,
@@ -132,7 +135,8 @@ pub fn restore(
         progress,
         link_firsts: Mutex::new(HashMap::new()),
         stopped: std::sync::atomic::AtomicBool::new(false),
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cores,
+        threads,
     };
     for (source, _) in &roots {
         progress.add_total(
@@ -146,9 +150,9 @@ pub fn restore(
 
     let mut deferred_links: Vec<FileJob> = Vec::new();
     let mut dirs: Vec<plan::PendingDir> = Vec::new();
-    let (tx, rx) = bounded::<FileJob>(opts.threads.max(1) * 4);
+    let (tx, rx) = bounded::<FileJob>(threads * 4);
     let walk_result = std::thread::scope(|scope| {
-        for _ in 0..opts.threads.max(1) {
+        for _ in 0..threads {
             let rx = rx.clone();
             let ctx = &ctx;
             scope.spawn(move || {
@@ -208,6 +212,17 @@ pub fn restore(
         started.elapsed(),
         opts.continue_on_error,
     ))
+}
+
+/// Local reads keep a core busy each, so more writers than cores only add memory (a decode
+/// buffer and an allocator arena per thread) and context switches; reads from an object store
+/// mostly wait, so more are kept in flight.
+fn default_threads(cores: usize, reads_wait_on_latency: bool) -> usize {
+    if reads_wait_on_latency {
+        cores.max(2) * 4
+    } else {
+        cores.max(2)
+    }
 }
 
 /// Node names come from our own authenticated trees, but a restore must never write outside

@@ -122,6 +122,25 @@ pub(super) fn decide(path: &Path, node: &Node, policy: Overwrite) -> Decision {
     }
 }
 
+fn ensure_dir(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
+}
+
+/// A directory being walked.
+pub(super) struct DirState<'p> {
+    path: &'p Path,
+    /// Its path within the source.
+    rel: &'p [u8],
+    /// Selected by an include pattern, so everything below is.
+    included: bool,
+    depth: usize,
+    /// Created by this restore: empty but for what the restore puts there.
+    created: bool,
+}
+
 /// Walks a run's trees, creating directories and small entries inline and handing file
 /// content to the worker pool.
 pub(super) struct Walker<'c, 'a> {
@@ -158,8 +177,11 @@ impl Walker<'_, '_> {
                 if let Some(parent) = root.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
                 }
-                match ensure_real_dir(root) {
-                    Ok(created) => self.directory_ready(label, root, &root_node, 0, created),
+                let created = match ensure_real_dir(root) {
+                    Ok(created) => {
+                        self.directory_ready(label, root, &root_node, 0, created);
+                        created
+                    }
                     Err(e) => {
                         self.ctx.record(
                             &label,
@@ -167,9 +189,16 @@ impl Walker<'_, '_> {
                         );
                         return Ok(());
                     }
-                }
+                };
                 if let Some(sub) = root_node.subtree {
-                    self.walk(&source.name, sub, root, b"", false, 1)?;
+                    let dir = DirState {
+                        path: root,
+                        rel: b"",
+                        included: false,
+                        depth: 1,
+                        created,
+                    };
+                    self.walk(&source.name, sub, &dir)?;
                 }
             }
             _ => {
@@ -186,28 +215,20 @@ impl Walker<'_, '_> {
                 } else {
                     root.to_path_buf()
                 };
-                self.entry(&source.name, &path, b"", root_node)?;
+                self.entry(&source.name, &path, b"", root_node, false)?;
             }
         }
         Ok(())
     }
 
-    fn walk(
-        &mut self,
-        source: &str,
-        tree_id: crate::id::Id,
-        dir: &Path,
-        rel: &[u8],
-        ancestor_included: bool,
-        depth: usize,
-    ) -> Result<()> {
+    fn walk(&mut self, source: &str, tree_id: crate::id::Id, dir: &DirState<'_>) -> Result<()> {
         let tree = match self.ctx.repo.load_tree(&tree_id) {
             Ok(t) => t,
             Err(e) => {
-                let shown = if rel.is_empty() {
+                let shown = if dir.rel.is_empty() {
                     "/".to_owned()
                 } else {
-                    String::from_utf8_lossy(rel).into_owned()
+                    String::from_utf8_lossy(dir.rel).into_owned()
                 };
                 self.ctx.record(
                     &format!("{source}:{shown}"),
@@ -216,11 +237,14 @@ impl Walker<'_, '_> {
                 return Ok(());
             }
         };
+        // A directory this restore created holds nothing it did not put there: no entry
+        // needs looking up before it is created.
+        let mut exists = dir.created;
         for node in tree.nodes {
             if self.ctx.should_stop() {
                 return Ok(());
             }
-            let mut child_rel = rel.to_vec();
+            let mut child_rel = dir.rel.to_vec();
             child_rel.push(b'/');
             child_rel.extend_from_slice(&node.name);
             let shown = format!("{source}:{}", String::from_utf8_lossy(&child_rel));
@@ -234,14 +258,21 @@ impl Walker<'_, '_> {
             if self.ctx.filter.is_excluded(&child_rel) {
                 continue;
             }
-            let included = ancestor_included || self.ctx.filter.is_included(&child_rel);
-            let path = dir.join(path_from_bytes(&node.name));
+            let included = dir.included || self.ctx.filter.is_included(&child_rel);
+            let path = dir.path.join(path_from_bytes(&node.name));
             if node.kind == NodeKind::Dir {
+                let mut created = false;
                 if included {
-                    match ensure_real_dir(&path).or_else(|e| self.replace_with_dir(&path, e)) {
-                        Ok(created) => {
+                    let made = if dir.created {
+                        std::fs::create_dir(&path).map(|()| true)
+                    } else {
+                        ensure_real_dir(&path)
+                    };
+                    match made.or_else(|e| self.replace_with_dir(&path, e)) {
+                        Ok(c) => {
+                            created = c;
                             self.ctx.progress.add_done(1, 0);
-                            self.directory_ready(shown, &path, &node, depth, created);
+                            self.directory_ready(shown, &path, &node, dir.depth, created);
                         }
                         Err(e) => {
                             self.ctx
@@ -251,24 +282,27 @@ impl Walker<'_, '_> {
                     }
                 }
                 // A directory that is not itself included is created only if something below
-                // it is restored (see `ensure_parent`).
+                // it is restored (see `ensure_dir`).
                 if let Some(sub) = node.subtree {
-                    self.walk(source, sub, &path, &child_rel, included, depth + 1)?;
+                    let child = DirState {
+                        path: &path,
+                        rel: &child_rel,
+                        included,
+                        depth: dir.depth + 1,
+                        created,
+                    };
+                    self.walk(source, sub, &child)?;
                 }
                 continue;
             }
             if !included {
                 continue;
             }
-            self.ensure_parent(dir)?;
-            self.entry(source, &path, &child_rel, node)?;
-        }
-        Ok(())
-    }
-
-    fn ensure_parent(&self, dir: &Path) -> Result<()> {
-        if !dir.exists() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            if !exists {
+                ensure_dir(dir.path)?;
+                exists = true;
+            }
+            self.entry(source, &path, &child_rel, node, dir.created)?;
         }
         Ok(())
     }
@@ -336,7 +370,15 @@ impl Walker<'_, '_> {
     }
 
     /// Restore one non-directory entry.
-    fn entry(&mut self, source: &str, path: &Path, rel: &[u8], node: Node) -> Result<()> {
+    /// `in_created_dir`: the parent was created by this restore, so nothing is there yet.
+    fn entry(
+        &mut self,
+        source: &str,
+        path: &Path,
+        rel: &[u8],
+        node: Node,
+        in_created_dir: bool,
+    ) -> Result<()> {
         let shown = format!(
             "{source}:{}",
             if rel.is_empty() {
@@ -345,7 +387,12 @@ impl Walker<'_, '_> {
                 String::from_utf8_lossy(rel)
             }
         );
-        let replace = match decide(path, &node, self.ctx.opts.overwrite) {
+        let decision = if in_created_dir {
+            Decision::Create
+        } else {
+            decide(path, &node, self.ctx.opts.overwrite)
+        };
+        let replace = match decision {
             Decision::Skip(reason) => {
                 self.ctx.progress.add_done(1, node.size);
                 self.ctx.record(&shown, ItemOutcome::Skipped(reason));

@@ -260,6 +260,10 @@ impl Storage for LocalStorage {
         self.blocking(key, move |s| s.put_sync(&k, &data)).await
     }
 
+    fn reads_wait_on_latency(&self) -> bool {
+        false
+    }
+
     fn spool_dir(&self) -> Option<PathBuf> {
         // Inside the repository, on the same filesystem: finishing a volume is a rename.
         Some(self.root.join("data"))

@@ -35,6 +35,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Write `data` under `key`, replacing any previous object, durably.
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError>;
 
+    /// Whether a read mostly waits on the other end (an object store's latency) rather than
+    /// on this machine, so that more reads in flight than cores pay off.
+    fn reads_wait_on_latency(&self) -> bool {
+        true
+    }
+
     /// A local directory where large objects may be built before [`Storage::put_file`]
     /// (for a filesystem backend, inside the repository so the move is a rename). `None`
     /// means the system's temporary directory.

@@ -58,6 +58,11 @@ impl Store {
         &self.backend
     }
 
+    /// See [`Storage::reads_wait_on_latency`].
+    pub fn reads_wait_on_latency(&self) -> bool {
+        self.backend.reads_wait_on_latency()
+    }
+
     pub fn location(&self) -> String {
         self.backend.location()
     }

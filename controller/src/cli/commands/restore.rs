@@ -63,8 +63,8 @@ pub struct Args {
     #[arg(long)]
     no_owner: bool,
 
-    /// Files restored in parallel (default: four per CPU, since object stores are slow to
-    /// answer).
+    /// Files restored in parallel (default: one per CPU for a local repository, four per CPU
+    /// for an object store, whose answers are slow to come).
     #[arg(long)]
     threads: Option<usize>,
 }
@@ -139,11 +139,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
         continue_on_error: args.continue_on_error,
         owner: !args.no_owner,
         lock_wait: ctx.lock_wait,
-        ..RestoreOptions::default()
-    };
-    let opts = RestoreOptions {
-        threads: args.threads.unwrap_or(opts.threads).max(1),
-        ..opts
+        threads: args.threads,
     };
     let progress = Arc::new(Progress::default());
     let report = {
