@@ -250,6 +250,36 @@ fn restore_report_counts_and_overwrite_policies() {
 }
 
 #[test]
+fn partly_existing_target_keeps_what_is_there_and_fills_in_what_is_missing() {
+    let (src, repo_dir, out) = (tmp(), tmp(), tmp());
+    let root = src.path().join("data");
+    fs::create_dir_all(root.join("new/deeper")).unwrap();
+    fs::write(root.join("new/one"), b"backed up").unwrap();
+    fs::write(root.join("new/deeper/two"), b"backed up").unwrap();
+    fs::write(root.join("kept"), b"backed up").unwrap();
+    let mut repo = init_repo(repo_dir.path());
+    backup_paths(&mut repo, &[&root], &BackupOptions::default());
+
+    // The target exists with one of the files; the `new` subtree does not exist yet, so the
+    // restore creates it (and skips looking up entries inside it).
+    let target = out.path().join("t");
+    fs::create_dir_all(&target).unwrap();
+    fs::write(target.join("kept"), b"local edit").unwrap();
+    let r = restore_into(&repo, &target, RestoreOptions::default());
+    // Skipped: the existing root directory and `kept`; restored: two directories, two files.
+    assert_eq!((r.skipped, r.restored, r.unrestored), (2, 4, 0), "{r:?}");
+    assert_eq!(fs::read(target.join("kept")).unwrap(), b"local edit");
+    assert_eq!(
+        fs::read(target.join("new/deeper/two")).unwrap(),
+        b"backed up"
+    );
+
+    // Run again: now everything exists and the policy check applies to every entry.
+    let again = restore_into(&repo, &target, RestoreOptions::default());
+    assert_eq!((again.skipped, again.restored), (6, 0), "{again:?}");
+}
+
+#[test]
 fn include_and_exclude_select_subtrees() {
     let (src, repo_dir, out) = (tmp(), tmp(), tmp());
     let root = src.path().join("site");
