@@ -295,14 +295,12 @@ impl Storage for LocalStorage {
             .await
     }
 
-    fn read_now_into(&self, key: &str, buf: &mut Vec<u8>) -> Option<Result<(), StorageError>> {
-        let read = (|| {
-            let mut file = File::open(self.path(key))?;
-            buf.clear();
-            buf.reserve(usize::try_from(file.metadata()?.len()).unwrap_or(0));
-            io::Read::read_to_end(&mut file, buf).map(|_| ())
-        })();
-        Some(read.map_err(|e| self.err(key, e)))
+    fn read_now(&self, key: &str) -> Option<Result<Bytes, StorageError>> {
+        Some(
+            fs::read(self.path(key))
+                .map(Bytes::from)
+                .map_err(|e| self.err(key, e)),
+        )
     }
 
     fn open_now(&self, key: &str) -> Option<Result<File, StorageError>> {

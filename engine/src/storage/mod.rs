@@ -83,13 +83,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StorageError>;
 
-    /// Read a whole object into `buf` (replacing its contents) on the calling thread, if this
-    /// backend's reads are plain local file reads; `None` otherwise. Besides skipping the
-    /// hand-off to the I/O runtime, the buffer then belongs to the caller's allocator arena
-    /// (volume-sized buffers allocated on the runtime's threads and freed on the caller's stay
-    /// cached per thread).
-    fn read_now_into(&self, key: &str, buf: &mut Vec<u8>) -> Option<Result<(), StorageError>> {
-        let _ = (key, buf);
+    /// Read a whole object on the calling thread, if this backend's reads are plain local
+    /// file reads; `None` otherwise. Besides skipping the hand-off to the I/O runtime, the
+    /// buffer then belongs to the caller's allocator arena (volume-sized buffers allocated on
+    /// the runtime's threads and freed on the caller's stay cached per thread).
+    fn read_now(&self, key: &str) -> Option<Result<Bytes, StorageError>> {
+        let _ = key;
         None
     }
 

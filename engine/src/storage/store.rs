@@ -95,9 +95,8 @@ impl Store {
     }
 
     pub fn get(&self, key: &str) -> Result<Bytes, StorageError> {
-        let mut buf = Vec::new();
-        if let Some(r) = self.backend.read_now_into(key, &mut buf) {
-            return r.map(|()| Bytes::from(buf));
+        if let Some(r) = self.backend.read_now(key) {
+            return r;
         }
         self.runtime.block_on(self.backend.get(key))
     }
