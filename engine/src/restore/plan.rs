@@ -130,7 +130,7 @@ fn ensure_dir(dir: &Path) -> Result<()> {
 }
 
 /// A directory being walked.
-pub(super) struct DirState<'p> {
+struct DirState<'p> {
     path: &'p Path,
     /// Its path within the source.
     rel: &'p [u8],
@@ -239,7 +239,7 @@ impl Walker<'_, '_> {
         };
         // A directory this restore created holds nothing it did not put there: no entry
         // needs looking up before it is created.
-        let mut exists = dir.created;
+        let mut dir_exists = dir.created;
         for node in tree.nodes {
             if self.ctx.should_stop() {
                 return Ok(());
@@ -263,12 +263,7 @@ impl Walker<'_, '_> {
             if node.kind == NodeKind::Dir {
                 let mut created = false;
                 if included {
-                    let made = if dir.created {
-                        std::fs::create_dir(&path).map(|()| true)
-                    } else {
-                        ensure_real_dir(&path)
-                    };
-                    match made.or_else(|e| self.replace_with_dir(&path, e)) {
+                    match ensure_real_dir(&path).or_else(|e| self.replace_with_dir(&path, e)) {
                         Ok(c) => {
                             created = c;
                             self.ctx.progress.add_done(1, 0);
@@ -298,9 +293,9 @@ impl Walker<'_, '_> {
             if !included {
                 continue;
             }
-            if !exists {
+            if !dir_exists {
                 ensure_dir(dir.path)?;
-                exists = true;
+                dir_exists = true;
             }
             self.entry(source, &path, &child_rel, node, dir.created)?;
         }
