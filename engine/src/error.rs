@@ -79,6 +79,11 @@ pub enum Error {
     #[error("the repository has no runs yet: run `holdfast backup` first")]
     NoRuns,
 
+    /// Runs exist, but none can restore what was asked as asked; the text says why and what
+    /// to pass instead.
+    #[error("{0}")]
+    NoRestorePoint(String),
+
     #[error(
         "no restorable run at or before {requested}; the first run is {first_label} at {first_time}"
     )]
@@ -139,7 +144,10 @@ impl Error {
             Error::Storage(e) => e.category(),
             Error::Corrupt(_) | Error::Format(_) => "Corrupt",
             Error::Io { .. } => "Io",
-            Error::RunNotFound { .. } | Error::NoRuns | Error::NoRunBefore { .. } => "RunNotFound",
+            Error::RunNotFound { .. }
+            | Error::NoRuns
+            | Error::NoRunBefore { .. }
+            | Error::NoRestorePoint(_) => "RunNotFound",
             Error::InvalidArgument(_) => "InvalidArgument",
             Error::Crypto(_) => "Crypto",
             Error::Interrupted => "Interrupted",

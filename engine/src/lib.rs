@@ -4,6 +4,7 @@
 //! both drive it through the `holdfast` CLI. See `engine/FORMAT.md` for the bytes on disk.
 
 pub mod backup;
+pub mod catalog;
 pub mod chunker;
 pub mod compress;
 pub mod crypto;

@@ -1,8 +1,9 @@
-//! Format stability: a version-1 repository made by an earlier build is checked in and must
-//! stay readable, byte for byte, by every later build.
+//! Format stability: repositories made by earlier builds are checked in and must stay
+//! readable, byte for byte, by every later build: `golden-v1` (one level per run) and
+//! `golden-v2` (manifest version 2, levels per source, feature `source-levels`).
 //!
 //! Regenerate only when deliberately introducing a new format version (and keep the old
-//! fixture): `cargo test -p holdfast-engine --test golden -- --ignored generate`.
+//! fixtures): `cargo test -p holdfast-engine --test golden -- --ignored generate_v2`.
 #![allow(clippy::unwrap_used)] // reason: tests
 
 mod common;
@@ -14,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use holdfast_engine::backup::BackupOptions;
+use holdfast_engine::format::config::FEATURE_SOURCE_LEVELS;
+use holdfast_engine::format::run::Level;
 use holdfast_engine::repo::{InitOptions, Repository, RunSelector};
 use holdfast_engine::restore::{RestoreOptions, RestoreStatus};
 use holdfast_engine::verify::{VerifyDepth, verify};
@@ -21,7 +24,27 @@ use holdfast_engine::verify::{VerifyDepth, verify};
 const GOLDEN_PASS: &[u8] = b"golden fixture passphrase";
 
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden-v1")
+    fixture_named("golden-v1")
+}
+
+fn fixture_named(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// A working copy of a checked-in repository, so nothing (not even a lock) touches it.
+fn copy_of(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let copy = tmp();
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(fixture_named(name).join("repo"))
+        .arg(copy.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let path = copy.path().join("repo");
+    (copy, path)
 }
 
 /// path (hex of bytes) → "kind mode size sha256-or-target".
@@ -149,4 +172,167 @@ fn golden_v1_repository_still_restores_exactly() {
     let expected: BTreeMap<String, String> =
         serde_json::from_slice(&fs::read(dir.join("expected.json")).unwrap()).unwrap();
     assert_eq!(describe(&target), expected);
+}
+
+#[test]
+#[ignore = "writes the checked-in fixture; run only to create a new format version's fixture"]
+fn generate_v2() {
+    let dir = fixture_named("golden-v2");
+    let _ = fs::remove_dir_all(&dir);
+    let src = tmp();
+    let (a, b) = (src.path().join("a"), src.path().join("b"));
+    fs::create_dir(&a).unwrap();
+    golden_source(&a);
+    fs::create_dir(&b).unwrap();
+    fs::write(
+        b.join("dump.sql"),
+        "insert into t values (1);\n".repeat(100),
+    )
+    .unwrap();
+    set_mtime(&b.join("dump.sql"), 1_700_001_000, 0);
+    let opts = InitOptions {
+        kdf_iterations: 1000,
+        owner: Some("golden/set".into()),
+        ..InitOptions::default()
+    };
+    let mut repo = Repository::init(store(&dir.join("repo")), GOLDEN_PASS, &opts)
+        .unwrap()
+        .load_index()
+        .unwrap();
+    let both = [
+        holdfast_engine::backup::SourceSpec::path("a", &a),
+        holdfast_engine::backup::SourceSpec::path("b", &b),
+    ];
+    let progress = holdfast_engine::progress::Progress::default();
+    holdfast_engine::backup::backup(&mut repo, &both, &BackupOptions::default(), &progress)
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    fs::write(a.join("empty"), b"now with content").unwrap();
+    set_mtime(&a.join("empty"), 1_700_002_000, 0);
+    let mixed = BackupOptions {
+        level: Level::Incr,
+        source_levels: [("b".to_owned(), Level::Full)].into_iter().collect(),
+        ..BackupOptions::default()
+    };
+    holdfast_engine::backup::backup(&mut repo, &both, &mixed, &progress).unwrap();
+    fs::write(
+        dir.join("expected.json"),
+        serde_json::to_string_pretty(&describe(src.path())).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn golden_v2_repository_keeps_levels_per_source() {
+    let (_copy, path) = copy_of("golden-v2");
+    let repo = Repository::open(store(&path), GOLDEN_PASS)
+        .unwrap()
+        .load_index()
+        .unwrap();
+    assert!(repo.config().features.requires(FEATURE_SOURCE_LEVELS));
+    let runs = repo.runs().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert!(runs[0].label.starts_with("full-") && runs[1].label.starts_with("incr-"));
+    let levels: Vec<(String, Option<Level>, Option<String>)> = runs[1]
+        .sources
+        .iter()
+        .map(|s| (s.name.clone(), s.level, s.parent.clone()))
+        .collect();
+    assert_eq!(
+        levels,
+        [
+            ("a".into(), Some(Level::Incr), Some(runs[0].label.clone())),
+            ("b".into(), Some(Level::Full), None)
+        ]
+    );
+    let report = verify(
+        &repo,
+        VerifyDepth::Deep {
+            sample_percent: None,
+        },
+        &holdfast_engine::progress::Progress::default(),
+    )
+    .unwrap();
+    assert!(report.ok && report.data_verified, "{report:?}");
+    let out = tmp();
+    let r = restore_into(
+        &repo,
+        out.path(),
+        RestoreOptions {
+            owner: false,
+            ..RestoreOptions::default()
+        },
+    );
+    assert_eq!(
+        r.status,
+        RestoreStatus::Complete,
+        "{:?}",
+        r.unrestored_items
+    );
+    let expected: BTreeMap<String, String> = serde_json::from_slice(
+        &fs::read(fixture_named("golden-v2").join("expected.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(describe(out.path()), expected);
+}
+
+#[test]
+fn golden_v1_repository_takes_new_runs_and_purges_per_source() {
+    let (_copy, path) = copy_of("golden-v1");
+    let mut repo = Repository::open(store(&path), GOLDEN_PASS)
+        .unwrap()
+        .load_index()
+        .unwrap();
+    assert!(!repo.config().features.requires(FEATURE_SOURCE_LEVELS));
+    let v1 = repo.runs().unwrap().remove(0);
+    let src = tmp();
+    let root = src.path().join("golden");
+    fs::create_dir(&root).unwrap();
+    golden_source(&root);
+    let incr = backup_paths(
+        &mut repo,
+        &[&root],
+        &BackupOptions {
+            level: Level::Incr,
+            ..BackupOptions::default()
+        },
+    );
+    assert!(!incr.promoted, "the version 1 full is this source's full");
+    assert_eq!(
+        incr.run.sources[0].base_full.as_deref(),
+        Some(v1.label.as_str())
+    );
+    assert_eq!(
+        incr.run.sources[0].parent.as_deref(),
+        Some(v1.label.as_str())
+    );
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&fs::read(path.join("config")).unwrap()).unwrap();
+    assert_eq!(
+        cfg["features"]["delete"],
+        serde_json::json!([FEATURE_SOURCE_LEVELS])
+    );
+    let report = holdfast_engine::purge::purge(
+        &mut repo,
+        &holdfast_engine::purge::PurgeOptions {
+            policy: holdfast_engine::retention::RetentionPolicy {
+                keep_fulls: Some(1),
+                ..Default::default()
+            },
+            grace: std::time::Duration::ZERO,
+            ..Default::default()
+        },
+        &holdfast_engine::progress::Progress::default(),
+    )
+    .unwrap();
+    assert!(report.runs_expired.is_empty(), "{report:?}");
+    let v = verify(
+        &repo,
+        VerifyDepth::Deep {
+            sample_percent: None,
+        },
+        &holdfast_engine::progress::Progress::default(),
+    )
+    .unwrap();
+    assert!(v.ok, "{v:?}");
 }

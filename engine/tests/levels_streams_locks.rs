@@ -315,6 +315,7 @@ fn purge_delete_phase_waits_for_running_backups_and_loses_nothing() {
     let policy = RetentionPolicy {
         keep_fulls: Some(1),
         max_age: None,
+        ..RetentionPolicy::default()
     };
     let popts = PurgeOptions {
         policy,
@@ -362,6 +363,7 @@ fn backup_does_not_reference_volumes_marked_for_deletion() {
     let policy = RetentionPolicy {
         keep_fulls: Some(1),
         max_age: None,
+        ..RetentionPolicy::default()
     };
     let long = PurgeOptions {
         policy,

@@ -112,6 +112,7 @@ fn full_cycle(store: Store, what: &str) {
     let policy = RetentionPolicy {
         keep_fulls: Some(1),
         max_age: None,
+        ..RetentionPolicy::default()
     };
     let p = purge(
         &mut repo,

@@ -33,7 +33,7 @@ use crate::progress::Progress;
 use crate::repo::{Indexed, Repository};
 use crate::{Error, Result};
 
-pub use level::{LevelPlan, plan_level};
+pub use level::{LevelPlan, SourceLevelPlan, plan_levels, plan_source};
 pub use sink::{BlobSink, SinkOptions, SinkSummary};
 
 /// Where a source's data comes from.
@@ -94,7 +94,10 @@ impl SourceSpec {
 /// How to run a backup.
 #[derive(Debug, Clone)]
 pub struct BackupOptions {
+    /// The level asked for every source not named in `source_levels`.
     pub level: Level,
+    /// Levels for particular sources (the Auto schedule gives each source its own).
+    pub source_levels: std::collections::BTreeMap<String, Level>,
     /// The backup set this run is for; checked against the repository owner.
     pub owner: Option<String>,
     /// Write even into a repository owned by another set.
@@ -120,6 +123,7 @@ impl Default for BackupOptions {
             .unwrap_or(2);
         BackupOptions {
             level: Level::Full,
+            source_levels: Default::default(),
             owner: None,
             force: false,
             exclude: Vec::new(),
@@ -150,8 +154,11 @@ pub fn hostname() -> String {
 #[serde(rename_all = "camelCase")]
 pub struct BackupReport {
     pub run: RunManifest,
-    /// The requested level was promoted to full because there was no full to base it on.
+    /// Some source's requested level was promoted to full because that source had no full
+    /// to base it on (`run.sources[].level` says which).
     pub promoted: bool,
+    /// The sources that were promoted to full.
+    pub promoted_sources: Vec<String>,
     pub requested_level: Level,
     pub duration_ms: u64,
     pub volumes_written: u64,
@@ -217,12 +224,28 @@ pub fn backup(
     let marked = repo.marked_volumes()?;
     repo.prefer_outside(&marked)?;
     let filter = PathFilter::new(&[], &opts.exclude)?;
+    for name in opts.source_levels.keys() {
+        if !sources.iter().any(|s| &s.name == name) {
+            return Err(Error::InvalidArgument(format!(
+                "a level is given for source {name:?}, which is not backed up in this run"
+            )));
+        }
+    }
     let catalog = repo.runs()?;
-    let plan = plan_level(opts.level, &catalog);
-    let parent_run = plan
-        .parent
-        .as_ref()
-        .and_then(|l| catalog.iter().find(|r| &r.label == l));
+    let requests: Vec<(&str, Level)> = sources
+        .iter()
+        .map(|s| {
+            let level = opts.source_levels.get(&s.name).copied();
+            (s.name.as_str(), level.unwrap_or(opts.level))
+        })
+        .collect();
+    let plan = plan_levels(&requests, &crate::catalog::source_entries(&catalog));
+    // Each source's parent tree comes from that source's own parent run.
+    let parent_tree = |name: &str| -> Option<Id> {
+        let label = plan.source(name)?.parent.as_ref()?;
+        let run = catalog.iter().find(|r| &r.label == label)?;
+        run.sources.iter().find(|s| s.name == name)?.tree
+    };
 
     let sink = BlobSink::new(
         repo,
@@ -260,9 +283,9 @@ pub fn backup(
         let mut manifests = Vec::new();
         let mut link_group = 0u64;
         for source in sources {
-            let parent_tree = parent_run
-                .and_then(|r| r.sources.iter().find(|s| s.name == source.name))
-                .and_then(|s| s.tree);
+            let Some(level) = plan.source(&source.name) else {
+                continue;
+            };
             let m = backup_source(
                 repo,
                 &sink,
@@ -271,12 +294,17 @@ pub fn backup(
                 progress,
                 opts,
                 source,
-                parent_tree,
-                plan.level != Level::Full,
+                parent_tree(&source.name),
+                level.level != Level::Full,
                 &mut link_group,
             );
             match m {
-                Ok(m) => manifests.push(m),
+                Ok(mut m) => {
+                    m.level = Some(level.level);
+                    m.parent = level.parent.clone();
+                    m.base_full = level.base_full.clone();
+                    manifests.push(m)
+                }
                 Err(e) => {
                     drop(file_tx);
                     scan_stop.store(true, Ordering::Relaxed);
@@ -341,18 +369,26 @@ pub fn backup(
             .owner
             .clone()
             .or_else(|| repo.owner().map(str::to_owned)),
-        parent: plan.parent.clone(),
-        base_full: plan.base_full.clone(),
+        parent: plan.common_parent(),
+        base_full: plan.common_base_full(),
         sources: sources_out,
         stats,
         tags: opts.tags.clone(),
     };
     lock.confirm()?;
+    // Binaries that read one level per run must not purge or extend this catalog.
+    repo.require_feature(crate::format::config::FEATURE_SOURCE_LEVELS)?;
     let run = repo.save_run(manifest)?;
     drop(lock);
     Ok(BackupReport {
         run,
-        promoted: plan.promoted,
+        promoted: plan.promoted(),
+        promoted_sources: plan
+            .sources
+            .iter()
+            .filter(|s| s.promoted)
+            .map(|s| s.source.clone())
+            .collect(),
         requested_level: opts.level,
         duration_ms: started_clock.elapsed().as_millis() as u64,
         volumes_written: summary.packs,
@@ -392,6 +428,9 @@ fn stream_manifest(
         stats: out.stats,
         errors: out.errors,
         warnings: Vec::new(),
+        level: None,
+        parent: None,
+        base_full: None,
     })
 }
 
@@ -559,5 +598,8 @@ fn backup_source(
         stats: walker.stats,
         errors: walker.errors,
         warnings: walker.warnings,
+        level: None,
+        parent: None,
+        base_full: None,
     })
 }

@@ -7,9 +7,23 @@ use crate::chunker::ChunkerParams;
 /// The newest format version this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// Run manifests record a level, parent and base full per source (manifest version 2).
+/// Required to write (level planning) and delete (retention reads levels per source): a
+/// binary that reads one level per run would misplan both, and its purge could expire a
+/// source's only run.
+pub const FEATURE_SOURCE_LEVELS: &str = "source-levels";
+
 /// Feature flags this build understands, per operation. A repository may require features
 /// for an operation; a build that does not know one of them refuses that operation only.
-pub const KNOWN_FEATURES: &[&str] = &[];
+pub const KNOWN_FEATURES: &[&str] = &[FEATURE_SOURCE_LEVELS];
+
+/// The operations each feature this build writes is required for.
+pub fn feature_operations(feature: &str) -> &'static [Operation] {
+    match feature {
+        FEATURE_SOURCE_LEVELS => &[Operation::Write, Operation::Delete],
+        _ => &[],
+    }
+}
 
 /// Default target size of a volume.
 pub const DEFAULT_PACK_SIZE: u32 = 16 * 1024 * 1024;
@@ -48,15 +62,45 @@ pub struct Features {
 }
 
 impl Features {
-    /// The features `op` needs that this build does not know.
-    pub fn unknown_for(&self, op: Operation) -> Vec<String> {
-        let list = match op {
+    /// Whether `feature` is already required for every operation it concerns.
+    pub fn requires(&self, feature: &str) -> bool {
+        feature_operations(feature)
+            .iter()
+            .all(|op| self.list(*op).iter().any(|f| f == feature))
+    }
+
+    /// Require `feature` for the operations it concerns.
+    pub fn add(&mut self, feature: &str) {
+        for op in feature_operations(feature) {
+            let list = self.list_mut(*op);
+            if !list.iter().any(|f| f == feature) {
+                list.push(feature.to_owned());
+            }
+        }
+    }
+
+    fn list(&self, op: Operation) -> &Vec<String> {
+        match op {
             Operation::Read => &self.read,
             Operation::Write => &self.write,
             Operation::Check => &self.check,
             Operation::Delete => &self.delete,
-        };
-        list.iter()
+        }
+    }
+
+    fn list_mut(&mut self, op: Operation) -> &mut Vec<String> {
+        match op {
+            Operation::Read => &mut self.read,
+            Operation::Write => &mut self.write,
+            Operation::Check => &mut self.check,
+            Operation::Delete => &mut self.delete,
+        }
+    }
+
+    /// The features `op` needs that this build does not know.
+    pub fn unknown_for(&self, op: Operation) -> Vec<String> {
+        self.list(op)
+            .iter()
             .filter(|f| !KNOWN_FEATURES.contains(&f.as_str()))
             .cloned()
             .collect()

@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::id::Id;
 
-/// Manifest schema version within format version 1.
-pub const MANIFEST_VERSION: u32 = 1;
+/// Manifest schema version within format version 1. Version 2 records each source's own
+/// level, parent and base full (feature `source-levels`); version 1 manifests have one level
+/// for the whole run, which readers apply to each source (see [`crate::catalog`]).
+pub const MANIFEST_VERSION: u32 = 2;
 
 /// Backup level, as in Amanda and Zimbra.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -204,6 +206,17 @@ pub struct SourceManifest {
     pub stats: RunStats,
     pub errors: Vec<ItemError>,
     pub warnings: Vec<ItemError>,
+    /// This source's level in the run (manifest version 2; absent in version 1, where the
+    /// run's level applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
+    /// The run whose listing of this source was compared to skip unchanged files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// The run holding this source's full that this entry depends on for retention; `None`
+    /// for a full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_full: Option<String>,
 }
 
 /// The manifest of one run. Sealed JSON.
@@ -212,15 +225,19 @@ pub struct SourceManifest {
 pub struct RunManifest {
     pub version: u32,
     pub label: String,
+    /// The label's level: the most incremental level of any source in the run, so a run
+    /// labelled `full-` is a full for every source it holds.
     pub level: Level,
     pub status: RunStatus,
     pub started: DateTime<Utc>,
     pub finished: DateTime<Utc>,
     pub host: String,
     pub owner: Option<String>,
-    /// The run whose metadata was compared to skip unchanged files.
+    /// The run whose metadata was compared to skip unchanged files, when every source had
+    /// the same one (per source in `sources[].parent` from manifest version 2).
     pub parent: Option<String>,
-    /// The full run this run depends on for retention (itself for a full).
+    /// The full run this run depends on for retention, when every source had the same one
+    /// (per source in `sources[].baseFull` from manifest version 2).
     pub base_full: Option<String>,
     pub sources: Vec<SourceManifest>,
     pub stats: RunStats,

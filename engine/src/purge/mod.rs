@@ -28,7 +28,7 @@ use crate::format::index::MasterIndex;
 use crate::id::Id;
 use crate::progress::Progress;
 use crate::repo::{Indexed, LockKind, MarkRecord, Repository};
-use crate::retention::{RetentionPlan, RetentionPolicy, RunFacts, plan_retention};
+use crate::retention::{RetentionPlan, RetentionPolicy, facts_of, plan_retention};
 use crate::storage::pack_key;
 use crate::{Error, Result};
 
@@ -129,11 +129,7 @@ fn retention_plan(
 ) -> Result<(Vec<crate::format::run::RunManifest>, RetentionPlan)> {
     let runs = repo.runs()?;
     let archived = repo.archived_labels()?;
-    let facts: Vec<RunFacts> = runs
-        .iter()
-        .map(|r| RunFacts::of(r, archived.contains(&r.label)))
-        .collect();
-    let plan = plan_retention(&facts, policy, Utc::now())?;
+    let plan = plan_retention(&facts_of(&runs, &archived), policy, Utc::now())?;
     Ok((runs, plan))
 }
 

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use crate::chunker::ChunkerParams;
 use crate::crypto::{DEFAULT_KDF_ITERATIONS, KeyFile, MasterKey};
 use crate::format::aad;
-use crate::format::config::{CONFIG_KIND, DEFAULT_PACK_SIZE, FORMAT_VERSION, Features, RepoConfig};
+use crate::format::config::{
+    CONFIG_KIND, DEFAULT_PACK_SIZE, FEATURE_SOURCE_LEVELS, FORMAT_VERSION, Features, RepoConfig,
+};
 use crate::storage::Store;
 use crate::{Error, Result};
 
@@ -79,7 +81,11 @@ impl Repository<Opened> {
             kind: CONFIG_KIND.to_owned(),
             version: FORMAT_VERSION,
             id,
-            features: Features::default(),
+            features: {
+                let mut f = Features::default();
+                f.add(FEATURE_SOURCE_LEVELS);
+                f
+            },
             chunker: opts.chunker,
             pack_size: opts.pack_size,
             created,

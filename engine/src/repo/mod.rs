@@ -27,7 +27,7 @@ pub use init::InitOptions;
 pub use lock::{DEFAULT_LEASE, FoundLock, LockGuard, LockInfo, LockKind, default_holder};
 pub use marks::MarkRecord;
 pub use open::read_config;
-pub use runs::{RunSelector, select_run};
+pub use runs::{RunSelector, SourceChoice, select_run, select_sources};
 
 /// Marker: configuration and key loaded.
 #[derive(Debug, Clone, Copy)]
@@ -105,6 +105,24 @@ impl<S> Repository<S> {
                 features: unknown,
             })
         }
+    }
+
+    /// Record in `config` that this repository now needs `feature`, before the first object
+    /// that uses it is written, so older binaries refuse the operations it concerns instead
+    /// of misreading the new objects. `config` is replaced atomically.
+    pub fn require_feature(&self, feature: &str) -> Result<()> {
+        if self.config().features.requires(feature) {
+            return Ok(());
+        }
+        // Another process may have upgraded it since this one opened the repository.
+        let mut config = open::read_config(self.store())?;
+        if config.features.requires(feature) {
+            return Ok(());
+        }
+        config.features.add(feature);
+        let json = serde_json::to_vec_pretty(&config).map_err(Error::internal)?;
+        self.store().put("config", json)?;
+        Ok(())
     }
 
     /// Refuse to write on behalf of `requested` into a repository owned by another set.

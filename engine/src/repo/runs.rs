@@ -2,8 +2,11 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::catalog::source_restorable;
 use crate::format::aad;
-use crate::format::run::{RunManifest, RunStatus, label_for, parse_label};
+use crate::format::run::{
+    RunManifest, RunStatus, SourceManifest, SourceStatus, label_for, parse_label,
+};
 use crate::{Error, Result};
 
 use super::Repository;
@@ -128,7 +131,11 @@ pub fn select_run<'a>(
                 nearest: nearest_labels(label, &labels),
             }
         }),
-        RunSelector::Newest => runs.iter().rev().find(restorable).ok_or(Error::NoRuns),
+        RunSelector::Newest => runs
+            .iter()
+            .rev()
+            .find(restorable)
+            .ok_or_else(|| only_partial(runs)),
         RunSelector::At(t) => runs
             .iter()
             .rev()
@@ -140,9 +147,164 @@ pub fn select_run<'a>(
                     first_label: first.label.clone(),
                     first_time: first.started.to_rfc3339(),
                 },
-                None => Error::NoRuns,
+                None => only_partial(runs),
             }),
     }
+}
+
+fn only_partial(runs: &[RunManifest]) -> Error {
+    match runs.last() {
+        None => Error::NoRuns,
+        Some(newest) => Error::NoRestorePoint(format!(
+            "the repository has only partial runs (some items missing; newest: {}): pass              --partial to use them, or name one with --label",
+            newest.label
+        )),
+    }
+}
+
+/// A source chosen for a restore, and the run it comes from.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceChoice<'a> {
+    pub run: &'a RunManifest,
+    pub source: &'a SourceManifest,
+}
+
+/// Choose what a restore restores, per source: with a label, that run's sources; otherwise
+/// each source from its own newest restore point (at or before the time, for a point in
+/// time). Sources of one repository are backed up at different times and levels, so "the
+/// newest run" of the repository may not hold a source at all. `wanted` empty means every
+/// source that has a restore point.
+pub fn select_sources<'a>(
+    runs: &'a [RunManifest],
+    selector: &RunSelector,
+    wanted: &[String],
+    allow_partial: bool,
+) -> Result<Vec<SourceChoice<'a>>> {
+    let usable = |s: &SourceManifest| {
+        source_restorable(s) && (allow_partial || s.status == SourceStatus::Complete)
+    };
+    if let RunSelector::Label(_) = selector {
+        let run = select_run(runs, selector, true)?;
+        return sources_of_run(run, wanted);
+    }
+    if runs.is_empty() {
+        return Err(Error::NoRuns);
+    }
+    let candidates: Vec<&RunManifest> = match selector {
+        RunSelector::At(t) => runs.iter().filter(|r| r.started <= *t).collect(),
+        _ => runs.iter().collect(),
+    };
+    let entry = |run: &'a RunManifest, name: &str| run.sources.iter().find(|s| s.name == name);
+    let mut names: Vec<String> = wanted.to_vec();
+    if names.is_empty() {
+        for r in &candidates {
+            for s in r.sources.iter().filter(|s| source_restorable(s)) {
+                if !names.contains(&s.name) {
+                    names.push(s.name.clone());
+                }
+            }
+        }
+    }
+    if names.is_empty() {
+        return Err(no_run_before(runs, selector).unwrap_or(Error::NoRuns));
+    }
+    let mut out = Vec::new();
+    let mut partial_only = Vec::new();
+    for name in &names {
+        let found = candidates
+            .iter()
+            .rev()
+            .find_map(|r| entry(r, name).filter(|s| usable(s)).map(|s| (*r, s)));
+        if let Some((run, source)) = found {
+            out.push(SourceChoice { run, source });
+            continue;
+        }
+        if !runs.iter().any(|r| entry(r, name).is_some()) {
+            let mut all: Vec<&str> = Vec::new();
+            for r in runs {
+                for s in &r.sources {
+                    if !all.contains(&s.name.as_str()) {
+                        all.push(&s.name);
+                    }
+                }
+            }
+            return Err(Error::InvalidArgument(format!(
+                "no run holds a source named {name:?}; the repository's sources are: {}",
+                all.join(", ")
+            )));
+        }
+        let partial = candidates
+            .iter()
+            .rev()
+            .find(|r| entry(r, name).is_some_and(source_restorable));
+        match partial {
+            Some(r) => partial_only.push(format!("{name} (newest: {})", r.label)),
+            None => {
+                return Err(no_run_before(runs, selector).unwrap_or_else(|| {
+                    Error::NoRestorePoint(format!(
+                        "source {name:?} has no restorable run (every run of it failed)"
+                    ))
+                }));
+            }
+        }
+    }
+    if !partial_only.is_empty() {
+        return Err(Error::NoRestorePoint(format!(
+            "only partial runs (some items missing) can restore {}: pass --partial to restore              the newest partial one, or name a run with --label",
+            partial_only.join(", ")
+        )));
+    }
+    Ok(out)
+}
+
+/// The selected sources of one run.
+fn sources_of_run<'a>(run: &'a RunManifest, wanted: &[String]) -> Result<Vec<SourceChoice<'a>>> {
+    for w in wanted {
+        match run.sources.iter().find(|s| &s.name == w) {
+            None => {
+                let names: Vec<&str> = run.sources.iter().map(|s| s.name.as_str()).collect();
+                return Err(Error::InvalidArgument(format!(
+                    "run {} has no source {w:?}; its sources are: {}",
+                    run.label,
+                    names.join(", ")
+                )));
+            }
+            Some(s) if !source_restorable(s) => {
+                return Err(Error::NoRestorePoint(format!(
+                    "source {w:?} failed in run {}: it stored nothing to restore",
+                    run.label
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    let out: Vec<SourceChoice<'a>> = run
+        .sources
+        .iter()
+        .filter(|s| source_restorable(s))
+        .filter(|s| wanted.is_empty() || wanted.contains(&s.name))
+        .map(|source| SourceChoice { run, source })
+        .collect();
+    if out.is_empty() {
+        return Err(Error::NoRestorePoint(format!(
+            "run {} has no restorable source",
+            run.label
+        )));
+    }
+    Ok(out)
+}
+
+/// For a point in time before every run: the error naming the first run.
+fn no_run_before(runs: &[RunManifest], selector: &RunSelector) -> Option<Error> {
+    let RunSelector::At(t) = selector else {
+        return None;
+    };
+    let first = runs.first()?;
+    (first.started > *t).then(|| Error::NoRunBefore {
+        requested: t.to_rfc3339(),
+        first_label: first.label.clone(),
+        first_time: first.started.to_rfc3339(),
+    })
 }
 
 /// Up to three labels closest in time (or, for an unparsable label, by shared prefix).

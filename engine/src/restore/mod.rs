@@ -19,7 +19,7 @@ use crate::format::tree::Node;
 use crate::fsmeta::{MetadataOptions, apply_metadata};
 use crate::pattern::PathFilter;
 use crate::progress::Progress;
-use crate::repo::{Indexed, Repository, RunSelector, select_run};
+use crate::repo::{Indexed, Repository, RunSelector, select_sources};
 
 pub use plan::{Overwrite, RestoreTarget, target_roots};
 pub use report::{ItemOutcome, RestoreReport, RestoreStatus, SourceTarget, UnrestoredItem};
@@ -119,8 +119,8 @@ pub fn restore(
     repo.check_features(Operation::Read)?;
     let _lock = repo.lock(crate::repo::LockKind::Shared, "restore", opts.lock_wait)?;
     let runs = repo.runs()?;
-    let run = select_run(&runs, &opts.selector, opts.allow_partial)?.clone();
-    let roots = target_roots(&run, &opts.sources, &opts.target)?;
+    let chosen = select_sources(&runs, &opts.selector, &opts.sources, opts.allow_partial)?;
+    let roots = target_roots(&chosen, &opts.target);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = opts
         .threads
@@ -138,7 +138,8 @@ pub fn restore(
         cores,
         threads,
     };
-    for (source, _) in &roots {
+    for (c, _) in &roots {
+        let source = c.source;
         progress.add_total(
             source.stats.files + source.stats.dirs,
             source.stats.bytes_total,
@@ -173,8 +174,8 @@ pub fn restore(
             dirs: &mut dirs,
         };
         let mut result = Ok(());
-        for (source, root) in &roots {
-            if let Err(e) = walker.restore_source(source, root) {
+        for (c, root) in &roots {
+            if let Err(e) = walker.restore_source(c.source, root) {
                 result = Err(e);
                 break;
             }
@@ -201,12 +202,14 @@ pub fn restore(
     }
     let report = ctx.report.into_inner().unwrap_or_else(|p| p.into_inner());
     Ok(report.finish(
-        &run,
         roots
             .iter()
-            .map(|(s, p)| SourceTarget {
-                source: s.name.clone(),
+            .map(|(c, p)| SourceTarget {
+                source: c.source.name.clone(),
                 target: p.display().to_string(),
+                run: c.run.label.clone(),
+                run_started: c.run.started,
+                level: crate::catalog::source_level(c.run, c.source),
             })
             .collect(),
         started.elapsed(),

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use crossbeam_channel::Sender;
 use serde::{Deserialize, Serialize};
 
-use crate::format::run::{RunManifest, SourceManifest, SourceStatus};
+use crate::format::run::SourceManifest;
 use crate::format::tree::{Node, NodeKind, Timespec};
 use crate::fsmeta::{apply_metadata, create_special, path_from_bytes};
+use crate::repo::SourceChoice;
 use crate::{Error, Result};
 
 use super::report::ItemOutcome;
@@ -17,10 +18,12 @@ use super::{Ctx, FileJob, ensure_real_dir, safe_name};
 /// Where to restore.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RestoreTarget {
-    /// Each source back to the path it was read from.
+    /// Each source back to the path it was read from (a file source to its file path).
     Original,
-    /// Into this directory: a single selected directory source fills it directly; with
-    /// several sources each goes to `DIR/<source name>`; a file source becomes `DIR/<name>`.
+    /// Into this directory, always a directory (created if missing): with one source it is
+    /// the source's directory, with several each goes to `DIR/<source name>`. A directory
+    /// source fills its directory; a file source is written into it under its own file
+    /// name, a stream source under the source's name, whether or not the directory existed.
     Directory(PathBuf),
 }
 
@@ -51,46 +54,36 @@ impl std::str::FromStr for Overwrite {
     }
 }
 
-/// Resolve the selected sources and their target paths.
+/// The target path of each chosen source: its origin, or for `--target DIR` the directory
+/// itself when one source is restored and `DIR/<source>` when several are.
 pub fn target_roots<'r>(
-    run: &'r RunManifest,
-    wanted: &[String],
+    chosen: &[SourceChoice<'r>],
     target: &RestoreTarget,
-) -> Result<Vec<(&'r SourceManifest, PathBuf)>> {
-    for w in wanted {
-        if !run.sources.iter().any(|s| &s.name == w) {
-            let names: Vec<&str> = run.sources.iter().map(|s| s.name.as_str()).collect();
-            return Err(Error::InvalidArgument(format!(
-                "run {} has no source {w:?}; its sources are: {}",
-                run.label,
-                names.join(", ")
-            )));
-        }
-    }
-    let selected: Vec<&SourceManifest> = run
-        .sources
+) -> Vec<(SourceChoice<'r>, PathBuf)> {
+    let single = chosen.len() == 1;
+    chosen
         .iter()
-        .filter(|s| s.status != SourceStatus::Failed && s.tree.is_some())
-        .filter(|s| wanted.is_empty() || wanted.contains(&s.name))
-        .collect();
-    if selected.is_empty() {
-        return Err(Error::InvalidArgument(format!(
-            "run {} has no restorable source among those selected",
-            run.label
-        )));
-    }
-    let single = selected.len() == 1;
-    Ok(selected
-        .into_iter()
-        .map(|s| {
+        .map(|c| {
             let path = match target {
-                RestoreTarget::Original => path_from_bytes(&s.origin.to_bytes()),
+                RestoreTarget::Original => path_from_bytes(&c.source.origin.to_bytes()),
                 RestoreTarget::Directory(d) if single => d.clone(),
-                RestoreTarget::Directory(d) => d.join(&s.name),
+                RestoreTarget::Directory(d) => d.join(&c.source.name),
             };
-            (s, path)
+            (*c, path)
         })
-        .collect())
+        .collect()
+}
+
+/// The name a file or stream source is restored under inside a target directory: a file's
+/// own name (from the path it was read from), a stream's source name.
+fn file_name_of(source: &SourceManifest, root: &Node) -> PathBuf {
+    let origin = path_from_bytes(&source.origin.to_bytes());
+    match (source.kind, origin.file_name()) {
+        (crate::format::run::SourceKind::Directory, Some(name)) if origin.is_absolute() => {
+            PathBuf::from(name)
+        }
+        _ => path_from_bytes(&root.name),
+    }
 }
 
 fn mtime_of(m: &std::fs::Metadata) -> Timespec {
@@ -202,19 +195,22 @@ impl Walker<'_, '_> {
                 }
             }
             _ => {
-                let dir = match &self.ctx.opts.target {
-                    super::RestoreTarget::Directory(_) if root.is_dir() => root.to_path_buf(),
-                    _ => root
-                        .parent()
-                        .map(Path::to_path_buf)
-                        .unwrap_or_else(|| PathBuf::from("/")),
+                // One rule for file sources: a target directory is a directory, created if
+                // missing, and the file goes inside under its own name; the original path
+                // is the file's own path.
+                let (dir, path) = match &self.ctx.opts.target {
+                    super::RestoreTarget::Directory(_) => (
+                        root.to_path_buf(),
+                        root.join(file_name_of(source, &root_node)),
+                    ),
+                    super::RestoreTarget::Original => (
+                        root.parent()
+                            .map(Path::to_path_buf)
+                            .unwrap_or_else(|| PathBuf::from("/")),
+                        root.to_path_buf(),
+                    ),
                 };
                 std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-                let path = if root.is_dir() {
-                    dir.join(path_from_bytes(&root_node.name))
-                } else {
-                    root.to_path_buf()
-                };
                 self.entry(&source.name, &path, b"", root_node, false)?;
             }
         }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::format::run::{Level, RunManifest};
+use crate::format::run::Level;
 
 /// What happened to one item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,17 +36,24 @@ pub enum RestoreStatus {
     Failed,
 }
 
-/// Where each source went.
+/// Where each source went, and from which run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SourceTarget {
     pub source: String,
     pub target: String,
+    /// The run this source was restored from (sources may come from different runs).
+    pub run: String,
+    pub run_started: chrono::DateTime<chrono::Utc>,
+    /// The source's level in that run.
+    pub level: Level,
 }
 
 /// The result of a restore.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RestoreReport {
+    /// The newest run restored from (each source's own run is in `targets`).
     pub run: String,
     pub level: Level,
     pub run_started: chrono::DateTime<chrono::Utc>,
@@ -101,7 +108,6 @@ impl Builder {
 
     pub fn finish(
         mut self,
-        run: &RunManifest,
         targets: Vec<SourceTarget>,
         elapsed: Duration,
         continue_on_error: bool,
@@ -112,10 +118,11 @@ impl Builder {
             (false, true) => RestoreStatus::Partial,
             (false, false) => RestoreStatus::Failed,
         };
+        let newest = targets.iter().max_by_key(|t| t.run_started);
         RestoreReport {
-            run: run.label.clone(),
-            level: run.level,
-            run_started: run.started,
+            run: newest.map(|t| t.run.clone()).unwrap_or_default(),
+            level: newest.map_or(Level::Full, |t| t.level),
+            run_started: newest.map(|t| t.run_started).unwrap_or_default(),
             status,
             targets,
             restored: self.restored,

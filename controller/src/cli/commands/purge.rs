@@ -10,15 +10,68 @@ use holdfast_engine::retention::{MaxAge, RetentionPolicy};
 
 use crate::cli::{CliError, Ctx, exit, human};
 
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Keep the newest N full cycles (a full and every run based on it).
+/// Retention rules, shared by `purge` and the `runs` preview. Each applies per source.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RetentionArgs {
+    /// Keep each source's newest N full cycles (a full and every run based on it).
     #[arg(long, value_name = "N")]
     keep_fulls: Option<u32>,
 
     /// Keep cycles with a run younger than this: e.g. 90d, 12w, 6m, 1y, or forever.
     #[arg(long, value_name = "AGE")]
     max_age: Option<String>,
+
+    /// Keep the newest restore point of each of the newest N days that have one (GFS).
+    #[arg(long, value_name = "N")]
+    keep_daily: Option<u32>,
+
+    /// Keep the newest restore point of each of the newest N ISO weeks that have one.
+    #[arg(long, value_name = "N")]
+    keep_weekly: Option<u32>,
+
+    /// Keep the newest restore point of each of the newest N months that have one.
+    #[arg(long, value_name = "N")]
+    keep_monthly: Option<u32>,
+
+    /// Keep the newest restore point of each of the newest N years that have one.
+    #[arg(long, value_name = "N")]
+    keep_yearly: Option<u32>,
+}
+
+impl RetentionArgs {
+    /// Whether any rule was given.
+    pub fn any(&self) -> bool {
+        self.keep_fulls.is_some()
+            || self.max_age.is_some()
+            || self.keep_daily.is_some()
+            || self.keep_weekly.is_some()
+            || self.keep_monthly.is_some()
+            || self.keep_yearly.is_some()
+    }
+
+    pub fn policy(&self) -> Result<RetentionPolicy, CliError> {
+        let max_age = self
+            .max_age
+            .as_deref()
+            .map(|a| a.parse::<MaxAge>())
+            .transpose()?;
+        let policy = RetentionPolicy {
+            keep_fulls: self.keep_fulls,
+            max_age,
+            keep_daily: self.keep_daily,
+            keep_weekly: self.keep_weekly,
+            keep_monthly: self.keep_monthly,
+            keep_yearly: self.keep_yearly,
+        };
+        policy.validate()?;
+        Ok(policy)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    retention: RetentionArgs,
 
     /// Show what would be expired, marked and deleted; change nothing.
     #[arg(long, short = 'n')]
@@ -35,14 +88,6 @@ pub struct Args {
     /// Compression for repacked data.
     #[arg(long, default_value = "default")]
     compression: CompressionLevel,
-}
-
-pub fn policy(keep_fulls: Option<u32>, max_age: Option<&str>) -> Result<RetentionPolicy, CliError> {
-    let max_age = max_age.map(|a| a.parse::<MaxAge>()).transpose()?;
-    Ok(RetentionPolicy {
-        keep_fulls,
-        max_age,
-    })
 }
 
 fn render(r: &PurgeReport) -> String {
@@ -101,7 +146,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
         ));
     }
     let opts = PurgeOptions {
-        policy: policy(args.keep_fulls, args.max_age.as_deref())?,
+        policy: args.retention.policy()?,
         dry_run: args.dry_run,
         grace: args.grace,
         repack_below: args.repack_below / 100.0,

@@ -73,13 +73,17 @@ fn render(r: &RestoreReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "restored run {} (level {}, started {})",
+        "restored up to run {} (level {}, started {})",
         r.run,
         r.level,
         r.run_started.format("%Y-%m-%d %H:%M:%S UTC")
     );
     for t in &r.targets {
-        let _ = writeln!(out, "  {} -> {}", t.source, t.target);
+        let _ = writeln!(
+            out,
+            "  {} (run {}, {}) -> {}",
+            t.source, t.run, t.level, t.target
+        );
     }
     let _ = writeln!(
         out,

@@ -2,8 +2,9 @@
 
 use std::fmt::Write as _;
 
-use holdfast_engine::format::run::{Level, RunManifest, RunStatus};
-use holdfast_engine::retention::{Decision, RunFacts, plan_retention};
+use holdfast_engine::catalog::{SourceEntry, source_entries};
+use holdfast_engine::format::run::{Level, RunManifest, RunStatus, SourceStatus};
+use holdfast_engine::retention::{Decision, facts_of, plan_retention};
 
 use crate::cli::{CliError, Ctx, exit, human};
 
@@ -33,13 +34,9 @@ pub struct Args {
     #[arg(long)]
     status: Option<String>,
 
-    /// Show what this retention would do: keep the newest N full cycles.
-    #[arg(long, value_name = "N")]
-    keep_fulls: Option<u32>,
-
-    /// Show what this retention would do: keep cycles with runs younger than AGE.
-    #[arg(long, value_name = "AGE")]
-    max_age: Option<String>,
+    /// Show what these retention rules would keep and expire, and why.
+    #[command(flatten)]
+    retention: super::purge::RetentionArgs,
 }
 
 /// One row of the listing, as shown and as JSON.
@@ -60,6 +57,8 @@ struct Row<'a> {
     based_on: Option<&'a str>,
     base_full: Option<&'a str>,
     sources: Vec<&'a str>,
+    /// Each source's own level, status and bases (levels are per source).
+    source_levels: Vec<SourceRow>,
     errors: u64,
     archived: bool,
     /// keep / expire under the retention given on the command line, with the reason.
@@ -67,7 +66,38 @@ struct Row<'a> {
     retention: Option<Decision>,
 }
 
-fn row<'a>(r: &'a RunManifest, archived: bool, retention: Option<Decision>) -> Row<'a> {
+/// One source of a run.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SourceRow {
+    name: String,
+    level: Level,
+    status: SourceStatus,
+    based_on: Option<String>,
+    base_full: Option<String>,
+}
+
+/// The SOURCES column: names, with a level where it differs from the run's.
+fn sources_text(run: &Row<'_>) -> String {
+    run.source_levels
+        .iter()
+        .map(|s| {
+            if s.level.to_string() == run.level {
+                s.name.clone()
+            } else {
+                format!("{}({})", s.name, s.level)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn row<'a>(
+    r: &'a RunManifest,
+    entries: &[SourceEntry],
+    archived: bool,
+    retention: Option<Decision>,
+) -> Row<'a> {
     Row {
         label: &r.label,
         level: r.level.to_string(),
@@ -83,9 +113,37 @@ fn row<'a>(r: &'a RunManifest, archived: bool, retention: Option<Decision>) -> R
         based_on: r.parent.as_deref(),
         base_full: r.base_full.as_deref(),
         sources: r.sources.iter().map(|s| s.name.as_str()).collect(),
+        source_levels: entries
+            .iter()
+            .filter(|e| e.run == r.label)
+            .map(|e| SourceRow {
+                name: e.source.clone(),
+                level: e.level,
+                status: e.status,
+                based_on: e.parent.clone(),
+                base_full: e.base_full.clone(),
+            })
+            .collect(),
         errors: r.stats.errors,
         archived,
         retention,
+    }
+}
+
+/// The BASED ON column: the run's parent, or, when sources differ, each source's.
+fn based_on_text(row: &Row<'_>) -> String {
+    if let Some(p) = row.based_on {
+        return p.to_owned();
+    }
+    let per: Vec<String> = row
+        .source_levels
+        .iter()
+        .filter_map(|s| s.based_on.as_ref().map(|p| format!("{}:{p}", s.name)))
+        .collect();
+    if per.is_empty() {
+        "-".into()
+    } else {
+        per.join(" ")
     }
 }
 
@@ -118,14 +176,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
     let repo = ctx.open()?;
     let runs = repo.runs()?;
     let archived = repo.archived_labels()?;
-    let decisions: Option<Vec<Decision>> = if args.keep_fulls.is_some() || args.max_age.is_some() {
-        let policy = super::purge::policy(args.keep_fulls, args.max_age.as_deref())?;
-        let facts: Vec<RunFacts> = runs
-            .iter()
-            .map(|r| RunFacts::of(r, archived.contains(&r.label)))
-            .collect();
+    let decisions: Option<Vec<Decision>> = if args.retention.any() {
+        let policy = args.retention.policy()?;
         Some(
-            plan_retention(&facts, &policy, chrono::Utc::now())?
+            plan_retention(&facts_of(&runs, &archived), &policy, chrono::Utc::now())?
                 .decisions
                 .into_iter()
                 .map(|(_, d)| d)
@@ -147,11 +201,13 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
         .filter(|(_, r)| from.is_none_or(|f| r.started >= f) && to.is_none_or(|t| r.started <= t))
         .filter(|(_, r)| status.is_none_or(|s| r.status == s))
         .collect();
+    let entries = source_entries(&runs);
     let rows: Vec<Row<'_>> = selected
         .iter()
         .map(|(i, r)| {
             row(
                 r,
+                &entries,
                 archived.contains(&r.label),
                 decisions.as_ref().map(|d| d[*i].clone()),
             )
@@ -168,7 +224,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<22} {:<5} {:<8} {:<20} {:>9} {:>8} {:>10} {:>10} {:>10}  {:<22} RETENTION",
+            "{:<22} {:<5} {:<8} {:<20} {:>9} {:>8} {:>10} {:>10} {:>10}  {:<22} {:<10} RETENTION",
             "LABEL",
             "LEVEL",
             "STATUS",
@@ -178,7 +234,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
             "SIZE",
             "READ",
             "ADDED",
-            "BASED ON"
+            "BASED ON",
+            "SOURCES"
         );
         for (row, (_, r)) in rows.iter().zip(&selected) {
             let retention = match (&row.retention, row.archived) {
@@ -189,7 +246,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
             };
             let _ = writeln!(
                 out,
-                "{:<22} {:<5} {:<8} {:<20} {:>9} {:>8} {:>10} {:>10} {:>10}  {:<22} {retention}",
+                "{:<22} {:<5} {:<8} {:<20} {:>9} {:>8} {:>10} {:>10} {:>10}  {:<22} {:<10} {retention}",
                 r.label,
                 r.level.to_string(),
                 format!("{:?}", r.status),
@@ -199,7 +256,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
                 human::bytes(r.stats.bytes_total),
                 human::bytes(r.stats.bytes_read),
                 human::bytes(r.stats.bytes_new),
-                r.parent.as_deref().unwrap_or("-"),
+                based_on_text(row),
+                sources_text(row),
             );
         }
         let _ = write!(out, "{} of {} runs", rows.len(), runs.len());
