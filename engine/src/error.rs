@@ -1,7 +1,111 @@
 //! The engine's error type. Every variant names what failed and, where there is one, the fix.
+//!
+//! Rules: every error has an [`ErrorCategory`], matched exhaustively wherever it is turned
+//! into something else (CLI exit codes, Kubernetes event reasons, metric labels), so two
+//! different failures never share a name by accident. Causes stay attached as `#[source]`.
+
+use serde::{Deserialize, Serialize};
 
 use crate::crypto::CryptoError;
 use crate::storage::StorageError;
+
+/// What kind of failure an error is. Stable: the names are event reasons, metric labels
+/// and the `category` field of job summaries.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorCategory {
+    /// No repository at the location.
+    NotARepository,
+    /// `init` found a repository already there.
+    RepositoryExists,
+    /// `init` found other data at the location.
+    LocationNotEmpty,
+    WrongKey,
+    /// The repository's format version or features are newer than this build.
+    UnsupportedFormat,
+    OwnedByOther,
+    Locked,
+    /// A storage object (not a run) is missing.
+    NotFound,
+    PermissionDenied,
+    NoSpace,
+    Unreachable,
+    /// A storage read or write failed (possibly transient).
+    StorageIo,
+    BucketNotFound,
+    InvalidCredentials,
+    ClockSkew,
+    WrongRegion,
+    /// A storage object that must be new already exists.
+    ObjectExists,
+    InvalidUrl,
+    /// Repository data failed authentication or does not parse.
+    Corrupt,
+    /// A local file or directory could not be read or written.
+    Io,
+    /// No such run, or no run can restore what was asked.
+    RunNotFound,
+    InvalidArgument,
+    Crypto,
+    /// Stopped on request (a signal); the repository is consistent.
+    Interrupted,
+    Internal,
+}
+
+impl ErrorCategory {
+    /// The name, as used in event reasons and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCategory::NotARepository => "NotARepository",
+            ErrorCategory::RepositoryExists => "RepositoryExists",
+            ErrorCategory::LocationNotEmpty => "LocationNotEmpty",
+            ErrorCategory::WrongKey => "WrongKey",
+            ErrorCategory::UnsupportedFormat => "UnsupportedFormat",
+            ErrorCategory::OwnedByOther => "OwnedByOther",
+            ErrorCategory::Locked => "Locked",
+            ErrorCategory::NotFound => "NotFound",
+            ErrorCategory::PermissionDenied => "PermissionDenied",
+            ErrorCategory::NoSpace => "NoSpace",
+            ErrorCategory::Unreachable => "Unreachable",
+            ErrorCategory::StorageIo => "StorageIo",
+            ErrorCategory::BucketNotFound => "BucketNotFound",
+            ErrorCategory::InvalidCredentials => "InvalidCredentials",
+            ErrorCategory::ClockSkew => "ClockSkew",
+            ErrorCategory::WrongRegion => "WrongRegion",
+            ErrorCategory::ObjectExists => "ObjectExists",
+            ErrorCategory::InvalidUrl => "InvalidUrl",
+            ErrorCategory::Corrupt => "Corrupt",
+            ErrorCategory::Io => "Io",
+            ErrorCategory::RunNotFound => "RunNotFound",
+            ErrorCategory::InvalidArgument => "InvalidArgument",
+            ErrorCategory::Crypto => "Crypto",
+            ErrorCategory::Interrupted => "Interrupted",
+            ErrorCategory::Internal => "Internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCategory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error and its causes as one line, `outer: cause: cause`, skipping causes whose text the
+/// outer message already contains (transparent wrappers repeat their inner message).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        if !text.contains(&c_text) {
+            text.push_str(": ");
+            text.push_str(&c_text);
+        }
+        cause = c.source();
+    }
+    text
+}
 
 /// An engine operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -11,6 +115,12 @@ pub enum Error {
 
     #[error("a Holdfast repository already exists at {location}")]
     AlreadyExists { location: String },
+
+    #[error(
+        "{location} is not empty (it holds {sample}): choose an empty directory or prefix, or \
+         pass --allow-non-empty to create the repository beside what is there"
+    )]
+    LocationNotEmpty { location: String, sample: String },
 
     #[error("wrong key: the passphrase or key file does not open the repository at {location}")]
     WrongKey { location: String },
@@ -45,11 +155,13 @@ pub enum Error {
         requested: String,
     },
 
-    #[error(
-        "the repository at {location} is locked: {holder}; retry later, wait with --lock-wait, \
-         or if that holder is gone for good, remove stale locks with `holdfast unlock`"
-    )]
-    Locked { location: String, holder: String },
+    #[error("the repository at {location} is locked: {holder}; {hint}")]
+    Locked {
+        location: String,
+        holder: String,
+        /// When the lock ends and what to do meanwhile.
+        hint: String,
+    },
 
     #[error(
         "this operation's lock on {location} expired or was removed while it ran; its result was \
@@ -130,28 +242,29 @@ impl Error {
         }
     }
 
-    /// Stable category, used for exit codes, Kubernetes event reasons and metric labels.
-    pub fn category(&self) -> &'static str {
+    /// The category: exit code, event reason and metric label.
+    pub fn category(&self) -> ErrorCategory {
         match self {
-            Error::NotARepository { .. } => "NotARepository",
-            Error::AlreadyExists { .. } => "AlreadyExists",
-            Error::WrongKey { .. } => "WrongKey",
+            Error::NotARepository { .. } => ErrorCategory::NotARepository,
+            Error::AlreadyExists { .. } => ErrorCategory::RepositoryExists,
+            Error::LocationNotEmpty { .. } => ErrorCategory::LocationNotEmpty,
+            Error::WrongKey { .. } => ErrorCategory::WrongKey,
             Error::UnsupportedVersion { .. } | Error::UnsupportedFeature { .. } => {
-                "UnsupportedFormat"
+                ErrorCategory::UnsupportedFormat
             }
-            Error::OwnedByOther { .. } => "OwnedByOther",
-            Error::Locked { .. } | Error::LockLost { .. } => "Locked",
+            Error::OwnedByOther { .. } => ErrorCategory::OwnedByOther,
+            Error::Locked { .. } | Error::LockLost { .. } => ErrorCategory::Locked,
             Error::Storage(e) => e.category(),
-            Error::Corrupt(_) | Error::Format(_) => "Corrupt",
-            Error::Io { .. } => "Io",
+            Error::Corrupt(_) | Error::Format(_) => ErrorCategory::Corrupt,
+            Error::Io { .. } => ErrorCategory::Io,
             Error::RunNotFound { .. }
             | Error::NoRuns
             | Error::NoRunBefore { .. }
-            | Error::NoRestorePoint(_) => "RunNotFound",
-            Error::InvalidArgument(_) => "InvalidArgument",
-            Error::Crypto(_) => "Crypto",
-            Error::Interrupted => "Interrupted",
-            Error::Internal(_) => "Internal",
+            | Error::NoRestorePoint(_) => ErrorCategory::RunNotFound,
+            Error::InvalidArgument(_) => ErrorCategory::InvalidArgument,
+            Error::Crypto(_) => ErrorCategory::Crypto,
+            Error::Interrupted => ErrorCategory::Interrupted,
+            Error::Internal(_) => ErrorCategory::Internal,
         }
     }
 

@@ -24,5 +24,5 @@ pub mod storage;
 pub mod summary;
 pub mod verify;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorCategory, Result, error_chain};
 pub use id::Id;

@@ -317,3 +317,119 @@ fn round_trip_against_moto_as_a_second_implementation() {
     let Some(server) = moto(BUCKET) else { return };
     full_cycle(store(&server.endpoint(), ""), "moto");
 }
+
+/// A repository whose volumes are uploaded in parts (20 MiB volumes, above the 8 MiB
+/// multipart threshold), backed up, verified deeply and restored.
+fn multipart_cycle(store: Store, what: &str) {
+    let (src, out) = (tmp(), tmp());
+    let root = src.path().join("big");
+    fs::create_dir_all(&root).unwrap();
+    for i in 0..3u64 {
+        fs::write(
+            root.join(format!("{i}.bin")),
+            pseudo_random(12 << 20, 77 + i),
+        )
+        .unwrap();
+    }
+    let opts = InitOptions {
+        kdf_iterations: 1000,
+        pack_size: 20 << 20,
+        ..InitOptions::default()
+    };
+    let mut repo = Repository::init(store, PASS, &opts)
+        .unwrap()
+        .load_index()
+        .unwrap();
+    let report = backup_paths(&mut repo, &[&root], &BackupOptions::default());
+    let sizes: Vec<u64> = repo
+        .list_volumes()
+        .unwrap()
+        .iter()
+        .map(|(_, s)| *s)
+        .collect();
+    assert!(
+        sizes.iter().any(|s| *s > 8 << 20),
+        "{what}: a volume above the multipart threshold: {sizes:?} ({} written)",
+        report.volumes_written
+    );
+    let v = verify(
+        &repo,
+        VerifyDepth::Deep {
+            sample_percent: None,
+        },
+        &Progress::default(),
+    )
+    .unwrap();
+    assert!(v.ok && v.data_verified, "{what}: {v:?}");
+    let target = out.path().join("r");
+    let r = restore_into(&repo, &target, RestoreOptions::default());
+    assert_eq!(
+        r.status,
+        RestoreStatus::Complete,
+        "{what}: {:?}",
+        r.unrestored_items
+    );
+    assert_same_tree(&snapshot(&root), &snapshot(&target));
+}
+
+#[test]
+fn multipart_volumes_against_s3s_fs() {
+    let Some(server) = s3s_fs(BUCKET) else { return };
+    multipart_cycle(store(&server.endpoint(), ""), "s3s-fs");
+}
+
+#[test]
+fn multipart_volumes_against_moto() {
+    let Some(server) = moto(BUCKET) else { return };
+    multipart_cycle(store(&server.endpoint(), ""), "moto");
+}
+
+#[test]
+fn a_completion_answer_the_client_cannot_read_is_confirmed_never_aborted() {
+    for rewrite in [Rewrite::MotoCompleteRoot, Rewrite::GarbageCompleteBody] {
+        let Some(server) = s3s_fs(BUCKET) else { return };
+        let proxy = FaultProxy::rewriting(server.port, rewrite);
+        multipart_cycle(store(&proxy.endpoint(), ""), &format!("{rewrite:?}"));
+        assert!(
+            proxy
+                .stats
+                .rewritten
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0,
+            "{rewrite:?}: the quirk was exercised"
+        );
+        assert_eq!(
+            proxy
+                .stats
+                .aborts
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0,
+            "{rewrite:?}: a completed upload is never aborted"
+        );
+    }
+}
+
+#[test]
+fn errors_count_the_attempts_really_made() {
+    // Nothing listens on this port: every attempt fails to connect, and each is retried.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = store(&format!("http://127.0.0.1:{port}"), "&max_attempts=3");
+    let err = s.get("config").unwrap_err().to_string();
+    assert!(err.contains("after 3 attempts"), "{err}");
+
+    // A permanent error is not retried, and says so.
+    let Some(server) = s3s_fs(BUCKET) else { return };
+    let proxy = FaultProxy::start(server.port, 1.0, &[Fault::Forbidden], Duration::ZERO);
+    let err = store(&proxy.endpoint(), "")
+        .get("config")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("after 1 attempt") && err.contains("AccessDenied"),
+        "{err}"
+    );
+}

@@ -47,7 +47,7 @@ fn wrong_passphrase_is_reported_as_wrong_key_and_writes_nothing() {
     let before = listing(repo_dir.path());
     let err = Repository::open(store(repo_dir.path()), b"not the passphrase").unwrap_err();
     assert!(matches!(err, Error::WrongKey { .. }), "{err:?}");
-    assert_eq!(err.category(), "WrongKey");
+    assert_eq!(err.category(), holdfast_engine::ErrorCategory::WrongKey);
     assert!(err.to_string().contains("wrong key"), "{err}");
     assert_eq!(listing(repo_dir.path()), before);
 }
@@ -212,7 +212,11 @@ fn disk_full_fails_the_run_cleanly_and_the_repository_still_verifies() {
         &Progress::default(),
     )
     .unwrap_err();
-    assert_eq!(err.category(), "NoSpace", "{err:?}");
+    assert_eq!(
+        err.category(),
+        holdfast_engine::ErrorCategory::NoSpace,
+        "{err:?}"
+    );
     assert!(err.to_string().contains("no space left"), "{err}");
 
     let repo = open_repo(&repo_path);

@@ -25,19 +25,35 @@ pub const OWNED_BY_OTHER: u8 = 14;
 /// Storage failed (full, unreachable, permission denied).
 pub const STORAGE: u8 = 15;
 
+/// A repository already exists at the location, or it holds other data (`init`).
+pub const EXISTS: u8 = 16;
+/// Output was cut short: the reader of stdout went away (e.g. `holdfast ls | head`).
+pub const BROKEN_PIPE: u8 = 141;
+
 /// The exit code for an engine error.
 pub fn for_error(e: &Error) -> u8 {
+    use holdfast_engine::ErrorCategory as C;
     match e.category() {
-        "WrongKey" => WRONG_KEY,
-        "NotARepository" | "RunNotFound" => NOT_FOUND,
-        "Locked" => LOCKED,
-        "UnsupportedFormat" => UNSUPPORTED,
-        "OwnedByOther" => OWNED_BY_OTHER,
-        "NotFound" | "PermissionDenied" | "NoSpace" | "Unreachable" | "StorageIo"
-        | "BucketNotFound" | "InvalidCredentials" | "ClockSkew" | "WrongRegion"
-        | "AlreadyExists" => STORAGE,
-        "InvalidArgument" | "InvalidUrl" => USAGE,
-        "Corrupt" => DAMAGED,
+        C::WrongKey => WRONG_KEY,
+        C::NotARepository | C::RunNotFound => NOT_FOUND,
+        C::Locked => LOCKED,
+        C::UnsupportedFormat => UNSUPPORTED,
+        C::OwnedByOther => OWNED_BY_OTHER,
+        C::RepositoryExists | C::LocationNotEmpty => EXISTS,
+        C::NotFound
+        | C::PermissionDenied
+        | C::NoSpace
+        | C::Unreachable
+        | C::StorageIo
+        | C::BucketNotFound
+        | C::InvalidCredentials
+        | C::ClockSkew
+        | C::WrongRegion
+        | C::ObjectExists => STORAGE,
+        C::InvalidArgument | C::InvalidUrl => USAGE,
+        C::Corrupt => DAMAGED,
+        C::Io | C::Crypto | C::Interrupted | C::Internal => ERROR,
+        // The engine may add categories; until this CLI knows one it is a plain error.
         _ => ERROR,
     }
 }

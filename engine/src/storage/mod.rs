@@ -66,6 +66,25 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         Vec::new()
     }
 
+    /// For a location that does not exist yet and would be created by the first write (a
+    /// directory), what `storage check` should say instead of probing, which would create
+    /// it. `None` when the location exists or needs no creating (object stores).
+    fn not_created_yet(&self) -> Option<check::CheckItem> {
+        None
+    }
+
+    /// Objects (or entries) at the location, up to `limit`, whatever they are: `init`
+    /// refuses a location that already holds other data.
+    async fn sample_entries(&self, limit: usize) -> Result<Vec<String>, StorageError> {
+        Ok(self
+            .list("")
+            .await?
+            .into_iter()
+            .take(limit)
+            .map(|o| o.key)
+            .collect())
+    }
+
     /// Remove leftovers of interrupted writes (temporary objects) older than `older_than`.
     /// Returns how many were removed. Backends without temporaries remove nothing.
     async fn remove_stale_temporaries(
@@ -158,20 +177,21 @@ pub enum StorageError {
 }
 
 impl StorageError {
-    /// Stable category for exit codes, events and metric labels.
-    pub fn category(&self) -> &'static str {
+    /// The category: exit code, event reason and metric label.
+    pub fn category(&self) -> crate::ErrorCategory {
+        use crate::ErrorCategory as C;
         match self {
-            StorageError::NotFound { .. } => "NotFound",
-            StorageError::PermissionDenied { .. } => "PermissionDenied",
-            StorageError::NoSpace { .. } => "NoSpace",
-            StorageError::Unreachable { .. } => "Unreachable",
-            StorageError::BucketNotFound { .. } => "BucketNotFound",
-            StorageError::InvalidCredentials { .. } => "InvalidCredentials",
-            StorageError::ClockSkew { .. } => "ClockSkew",
-            StorageError::WrongRegion { .. } => "WrongRegion",
-            StorageError::AlreadyExists { .. } => "AlreadyExists",
-            StorageError::Io { .. } => "StorageIo",
-            StorageError::InvalidUrl { .. } => "InvalidUrl",
+            StorageError::NotFound { .. } => C::NotFound,
+            StorageError::PermissionDenied { .. } => C::PermissionDenied,
+            StorageError::NoSpace { .. } => C::NoSpace,
+            StorageError::Unreachable { .. } => C::Unreachable,
+            StorageError::BucketNotFound { .. } => C::BucketNotFound,
+            StorageError::InvalidCredentials { .. } => C::InvalidCredentials,
+            StorageError::ClockSkew { .. } => C::ClockSkew,
+            StorageError::WrongRegion { .. } => C::WrongRegion,
+            StorageError::AlreadyExists { .. } => C::ObjectExists,
+            StorageError::Io { .. } => C::StorageIo,
+            StorageError::InvalidUrl { .. } => C::InvalidUrl,
         }
     }
 

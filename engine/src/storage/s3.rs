@@ -7,12 +7,16 @@
 //! at once with a message naming the cause and the fix.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextRef;
+use aws_sdk_s3::config::interceptors::{
+    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+    FinalizerInterceptorContextRef,
+};
 use aws_sdk_s3::config::{
     ConfigBag, Intercept, Region, RequestChecksumCalculation, ResponseChecksumValidation,
     RuntimeComponents,
@@ -27,6 +31,7 @@ use bytes::Bytes;
 use super::check::CheckItem;
 use super::rate::RateLimiter;
 use super::{ObjectInfo, Storage, StorageError};
+use crate::error_chain;
 
 /// Files above this size are uploaded in parts.
 const MULTIPART_THRESHOLD: u64 = 8 * 1024 * 1024;
@@ -103,6 +108,86 @@ impl Intercept for ServerDate {
     }
 }
 
+/// Counts the attempts of one request, so errors report the real number, and says on stderr
+/// (a warning) when a transient failure is about to be retried: an unreachable endpoint is
+/// otherwise many seconds of silence.
+#[derive(Debug, Clone)]
+struct Attempts {
+    count: Arc<AtomicU32>,
+    max: u32,
+    what: Arc<str>,
+}
+
+impl Attempts {
+    fn new(max: u32, op: &str, key: &str) -> Self {
+        Attempts {
+            count: Arc::new(AtomicU32::new(0)),
+            max: max.max(1),
+            what: if key.is_empty() {
+                op.into()
+            } else {
+                format!("{op} {key}").into()
+            },
+        }
+    }
+
+    fn made(&self) -> u32 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn text(&self) -> String {
+        match self.made() {
+            0 => "before any attempt".into(),
+            1 => "after 1 attempt".into(),
+            n => format!("after {n} attempts"),
+        }
+    }
+}
+
+impl Intercept for Attempts {
+    fn name(&self) -> &'static str {
+        "HoldfastAttempts"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        let n = self.made();
+        if n >= self.max || !matches!(context.output_or_error(), Some(Err(_))) {
+            return Ok(());
+        }
+        // Only what the retry policy retries: no answer at all, throttling, server errors.
+        let status = context.response().map(|r| r.status().as_u16());
+        if status.is_none_or(|s| s == 429 || s >= 500) {
+            let why = match (status, context.output_or_error()) {
+                (Some(s), _) => format!("HTTP {s}"),
+                (None, Some(Err(e))) => error_chain(e),
+                (None, _) => "no answer".into(),
+            };
+            tracing::warn!(
+                "storage request {} failed ({why}); retrying (attempt {} of {})",
+                self.what,
+                n + 1,
+                self.max
+            );
+        }
+        Ok(())
+    }
+}
+
 /// A repository in an S3 bucket under a prefix.
 #[derive(Debug, Clone)]
 pub struct S3Storage {
@@ -174,28 +259,48 @@ impl S3Storage {
         }
     }
 
+    /// Attempt tracking for one request.
+    fn attempts(&self, op: &str, key: &str) -> Attempts {
+        Attempts::new(self.opts.max_attempts, op, key)
+    }
+
     fn error<E>(
         &self,
         key: &str,
         e: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+        attempts: &Attempts,
     ) -> StorageError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         let location = self.location();
-        let (status, code, message) = match &e {
+        let tried = attempts.text();
+        let request_id = |raw: &aws_sdk_s3::config::http::HttpResponse| {
+            raw.headers()
+                .get("x-amz-request-id")
+                .map(|id| format!(", request id {id}"))
+                .unwrap_or_default()
+        };
+        let (status, code, message, rid) = match &e {
             SdkError::ServiceError(se) => (
                 Some(se.raw().status().as_u16()),
                 se.err().code().map(str::to_owned),
                 se.err().message().map(str::to_owned),
+                request_id(se.raw()),
             ),
-            SdkError::ResponseError(re) => (Some(re.raw().status().as_u16()), None, None),
+            // The store answered but the SDK could not read the answer: say why.
+            SdkError::ResponseError(re) => (
+                Some(re.raw().status().as_u16()),
+                None,
+                Some(error_chain(&e)),
+                request_id(re.raw()),
+            ),
             SdkError::TimeoutError(_) => {
                 return StorageError::Unreachable {
                     location,
                     detail: format!(
-                        "timed out after {} attempts (connect timeout {:?}, read timeout {:?}); check the endpoint and network, or raise connect_timeout/read_timeout",
-                        self.opts.max_attempts, self.opts.connect_timeout, self.opts.read_timeout
+                        "timed out {tried} (connect timeout {:?}, read timeout {:?}); check the endpoint and network, or raise connect_timeout/read_timeout",
+                        self.opts.connect_timeout, self.opts.read_timeout
                     ),
                 };
             }
@@ -219,23 +324,21 @@ impl S3Storage {
                 };
                 return StorageError::Unreachable {
                     location,
-                    detail: format!(
-                        "{what} after {} attempts: {}",
-                        self.opts.max_attempts,
-                        error_chain(&e)
-                    ),
+                    detail: format!("{what} {tried}: {}", error_chain(&e)),
                 };
             }
-            _ => (None, None, None),
+            _ => (None, None, Some(error_chain(&e)), String::new()),
         };
+        let http = status.map(|s| format!("HTTP {s}: ")).unwrap_or_default();
         let detail = match (&code, &message) {
-            (Some(c), Some(m)) => format!("{c}: {m}"),
-            (Some(c), None) => c.clone(),
-            (None, Some(m)) => m.clone(),
+            (Some(c), Some(m)) => format!("{http}{c}: {m}"),
+            (Some(c), None) => format!("{http}{c}"),
+            (None, Some(m)) => format!("{http}{m}"),
             (None, None) => status
                 .map(|s| format!("HTTP {s}"))
                 .unwrap_or_else(|| error_chain(&e)),
         };
+        let detail = format!("{detail} ({tried}{rid})");
         let bucket = self.opts.bucket.clone();
         match (status, code.as_deref()) {
             (_, Some("NoSuchBucket")) => StorageError::BucketNotFound { location, bucket },
@@ -270,10 +373,7 @@ impl S3Storage {
             _ => StorageError::Io {
                 location,
                 key: key.to_owned(),
-                source: std::io::Error::other(format!(
-                    "{detail} (after {} attempts)",
-                    self.opts.max_attempts
-                )),
+                source: std::io::Error::other(detail),
             },
         }
     }
@@ -296,72 +396,151 @@ impl S3Storage {
         if let Some(sse) = &self.opts.sse {
             create = create.server_side_encryption(ServerSideEncryption::from(sse.as_str()));
         }
-        let upload = create.send().await.map_err(|e| self.error(key, e))?;
+        let tries = self.attempts("CreateMultipartUpload", key);
+        let upload = create
+            .customize()
+            .interceptor(tries.clone())
+            .send()
+            .await
+            .map_err(|e| self.error(key, e, &tries))?;
         let upload_id = upload.upload_id().unwrap_or_default().to_owned();
-        let result = async {
-            let mut parts = Vec::new();
-            let mut offset = 0u64;
-            let mut number = 1;
-            while offset < size {
-                let len = PART_SIZE.min(size - offset);
-                if let Some(l) = &self.upload {
-                    l.acquire(len).await;
-                }
-                let body = ByteStream::read_from()
-                    .path(path)
-                    .offset(offset)
-                    .length(Length::Exact(len))
-                    .build()
-                    .await
-                    .map_err(|e| self.io(key, std::io::Error::other(e)))?;
-                let out = self
-                    .client
-                    .upload_part()
-                    .bucket(&self.opts.bucket)
-                    .key(object)
-                    .upload_id(&upload_id)
-                    .part_number(number)
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(|e| self.error(key, e))?;
-                parts.push(
-                    CompletedPart::builder()
-                        .set_e_tag(out.e_tag().map(str::to_owned))
-                        .part_number(number)
-                        .build(),
-                );
-                offset += len;
-                number += 1;
+        let parts = match self.upload_parts(key, object, &upload_id, path, size).await {
+            Ok(parts) => parts,
+            Err(e) => {
+                self.abort_upload(object, &upload_id).await;
+                return Err(e);
             }
-            self.client
-                .complete_multipart_upload()
+        };
+        let count = parts.len();
+        let tries = self.attempts("CompleteMultipartUpload", key);
+        let completed = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.opts.bucket)
+            .key(object)
+            .upload_id(&upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .customize()
+            .interceptor(tries.clone())
+            .send()
+            .await;
+        let Err(e) = completed else {
+            return Ok(());
+        };
+        // The store may have completed the upload and answered in a way the SDK refuses
+        // (moto names the root element CompleteMultipartUploadResponse; other stores have
+        // quirks of the same size), or the answer may have been lost. The object itself
+        // says whether it is complete.
+        let answered_ok = e.raw_response().is_some_and(|r| r.status().is_success());
+        let quirk = error_chain(&e);
+        if self.confirm_multipart(object, size, count).await {
+            tracing::debug!(
+                "storage quirk: CompleteMultipartUpload of {key} answered {} ({quirk});                  the object is confirmed complete by HeadObject ({size} bytes, {count} parts)",
+                if answered_ok {
+                    "success with a body this client cannot read"
+                } else {
+                    "an error"
+                },
+            );
+            return Ok(());
+        }
+        // Never abort an upload the store reported complete: the object may yet appear.
+        if !answered_ok {
+            self.abort_upload(object, &upload_id).await;
+        }
+        Err(self.error(key, e, &tries))
+    }
+
+    /// Upload every part of `path`; the completed-part list in order.
+    async fn upload_parts(
+        &self,
+        key: &str,
+        object: &str,
+        upload_id: &str,
+        path: &Path,
+        size: u64,
+    ) -> Result<Vec<CompletedPart>, StorageError> {
+        let mut parts = Vec::new();
+        let mut offset = 0u64;
+        let mut number = 1;
+        while offset < size {
+            let len = PART_SIZE.min(size - offset);
+            if let Some(l) = &self.upload {
+                l.acquire(len).await;
+            }
+            let body = ByteStream::read_from()
+                .path(path)
+                .offset(offset)
+                .length(Length::Exact(len))
+                .build()
+                .await
+                .map_err(|e| self.io(key, std::io::Error::other(e)))?;
+            let tries = self.attempts("UploadPart", key);
+            let out = self
+                .client
+                .upload_part()
                 .bucket(&self.opts.bucket)
                 .key(object)
-                .upload_id(&upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts))
-                        .build(),
-                )
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(body)
+                .customize()
+                .interceptor(tries.clone())
                 .send()
                 .await
-                .map_err(|e| self.error(key, e))?;
-            Ok(())
+                .map_err(|e| self.error(key, e, &tries))?;
+            parts.push(
+                CompletedPart::builder()
+                    .set_e_tag(out.e_tag().map(str::to_owned))
+                    .part_number(number)
+                    .build(),
+            );
+            offset += len;
+            number += 1;
         }
-        .await;
-        if result.is_err() {
-            // Leave no billable fragments behind; a purge also aborts stale uploads.
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.opts.bucket)
-                .key(object)
-                .upload_id(&upload_id)
-                .send()
-                .await;
-        }
-        result
+        Ok(parts)
+    }
+
+    /// Whether `object` exists as the completed multipart upload: the right size and, where
+    /// the store uses S3's multipart ETag form (`"<md5>-<parts>"`), the right part count.
+    /// Volume keys name their content's hash, so an object of that key and size is that
+    /// content.
+    async fn confirm_multipart(&self, object: &str, size: u64, parts: usize) -> bool {
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.opts.bucket)
+            .key(object)
+            .send()
+            .await;
+        let Ok(head) = head else {
+            return false;
+        };
+        let size_ok = head
+            .content_length()
+            .is_some_and(|l| l >= 0 && l as u64 == size);
+        let etag = head.e_tag().unwrap_or_default().trim_matches('"');
+        let parts_ok = match etag.rsplit_once('-') {
+            Some((_, n)) => n.parse::<usize>().is_ok_and(|n| n == parts),
+            None => true,
+        };
+        size_ok && parts_ok
+    }
+
+    /// Leave no billable fragments behind; a purge also aborts stale uploads.
+    async fn abort_upload(&self, object: &str, upload_id: &str) {
+        let _ = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.opts.bucket)
+            .key(object)
+            .upload_id(upload_id)
+            .send()
+            .await;
     }
 
     fn io(&self, key: &str, source: std::io::Error) -> StorageError {
@@ -397,7 +576,12 @@ impl S3Storage {
         if if_absent {
             req = req.if_none_match("*");
         }
-        req.send().await.map_err(|e| self.error(key, e))?;
+        let tries = self.attempts("PutObject", key);
+        req.customize()
+            .interceptor(tries.clone())
+            .send()
+            .await
+            .map_err(|e| self.error(key, e, &tries))?;
         Ok(())
     }
 
@@ -415,7 +599,13 @@ impl S3Storage {
             if let Some((offset, len)) = range {
                 req = req.range(format!("bytes={}-{}", offset, offset + len - 1));
             }
-            let out = req.send().await.map_err(|e| self.error(key, e))?;
+            let tries = self.attempts("GetObject", key);
+            let out = req
+                .customize()
+                .interceptor(tries.clone())
+                .send()
+                .await
+                .map_err(|e| self.error(key, e, &tries))?;
             let body = match out.body.collect().await {
                 Ok(b) => b.into_bytes(),
                 Err(_) if attempt < self.opts.max_attempts => {
@@ -464,17 +654,6 @@ impl S3Storage {
             .ok()
             .map(|t| t.with_timezone(&chrono::Utc))
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }
 
 #[async_trait]
@@ -552,15 +731,21 @@ impl Storage for S3Storage {
             self.opts.prefix.len() + 1
         };
         let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.opts.bucket)
-            .prefix(&full)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.error(prefix, e))?;
+        // Paged by hand so each page's request is counted and its retries reported.
+        let mut token: Option<String> = None;
+        loop {
+            let tries = self.attempts("ListObjectsV2", prefix);
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.opts.bucket)
+                .prefix(&full)
+                .set_continuation_token(token.take())
+                .customize()
+                .interceptor(tries.clone())
+                .send()
+                .await
+                .map_err(|e| self.error(prefix, e, &tries))?;
             for o in page.contents() {
                 if let Some(k) = o.key() {
                     out.push(ObjectInfo {
@@ -569,22 +754,55 @@ impl Storage for S3Storage {
                     });
                 }
             }
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) && !t.is_empty() => {
+                    token = Some(t.to_owned());
+                }
+                _ => break,
+            }
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
 
+    async fn sample_entries(&self, limit: usize) -> Result<Vec<String>, StorageError> {
+        // One page, not the whole prefix: a bucket may hold millions of objects.
+        let tries = self.attempts("ListObjectsV2", "");
+        let prefix = self.object_key("");
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.opts.bucket)
+            .prefix(&prefix)
+            .max_keys(i32::try_from(limit).unwrap_or(i32::MAX))
+            .customize()
+            .interceptor(tries.clone())
+            .send()
+            .await
+            .map_err(|e| self.error("", e, &tries))?;
+        Ok(out
+            .contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .map(|k| k[prefix.len().min(k.len())..].to_owned())
+            .take(limit)
+            .collect())
+    }
+
     async fn stat(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        let tries = self.attempts("HeadObject", key);
         match self
             .client
             .head_object()
             .bucket(&self.opts.bucket)
             .key(self.object_key(key))
+            .customize()
+            .interceptor(tries.clone())
             .send()
             .await
         {
             Ok(o) => Ok(Some(o.content_length().unwrap_or(0).max(0) as u64)),
-            Err(e) => match self.error(key, e) {
+            Err(e) => match self.error(key, e, &tries) {
                 StorageError::NotFound { .. } => Ok(None),
                 other => Err(other),
             },
@@ -592,13 +810,16 @@ impl Storage for S3Storage {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let tries = self.attempts("DeleteObject", key);
         self.client
             .delete_object()
             .bucket(&self.opts.bucket)
             .key(self.object_key(key))
+            .customize()
+            .interceptor(tries.clone())
             .send()
             .await
-            .map_err(|e| self.error(key, e))?;
+            .map_err(|e| self.error(key, e, &tries))?;
         Ok(())
     }
 
@@ -643,10 +864,13 @@ impl Storage for S3Storage {
 
     async fn diagnose(&self) -> Vec<CheckItem> {
         let mut items = Vec::new();
+        let tries = self.attempts("HeadBucket", "");
         match self
             .client
             .head_bucket()
             .bucket(&self.opts.bucket)
+            .customize()
+            .interceptor(tries.clone())
             .send()
             .await
         {
@@ -660,7 +884,10 @@ impl Storage for S3Storage {
                     format!("{} exists (region {region})", self.opts.bucket),
                 ));
             }
-            Err(e) => items.push(CheckItem::failed("bucket", self.error("", e).to_string())),
+            Err(e) => items.push(CheckItem::failed(
+                "bucket",
+                self.error("", e, &tries).to_string(),
+            )),
         }
         if let Some(server) = self.last_server_date() {
             let skew = (chrono::Utc::now() - server).num_seconds();

@@ -175,11 +175,27 @@ pub enum Fault {
     Forbidden,
 }
 
+/// A change the proxy makes to every CompleteMultipartUpload answer, as S3-compatible stores
+/// with quirks would send it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rewrite {
+    None,
+    /// moto's answer: the root element is `CompleteMultipartUploadResponse` where AWS
+    /// sends `CompleteMultipartUploadResult`.
+    MotoCompleteRoot,
+    /// A 200 whose body is not XML at all.
+    GarbageCompleteBody,
+}
+
 /// Fault counters.
 #[derive(Debug, Default)]
 pub struct FaultStats {
     pub requests: AtomicU64,
     pub faults: AtomicU64,
+    /// Completion answers rewritten.
+    pub rewritten: AtomicU64,
+    /// AbortMultipartUpload requests seen.
+    pub aborts: AtomicU64,
 }
 
 /// A TCP proxy speaking just enough HTTP/1.1 to fault individual requests: each request
@@ -206,6 +222,21 @@ impl FaultProxy {
     /// Proxy to `upstream`, faulting each request with probability `rate` (0–1), choosing
     /// among `kinds` round-robin; `stall` is how long a stall lasts.
     pub fn start(upstream: u16, rate: f64, kinds: &[Fault], stall: Duration) -> Self {
+        Self::start_with(upstream, rate, kinds, stall, Rewrite::None)
+    }
+
+    /// Proxy to `upstream`, rewriting completion answers (no faults).
+    pub fn rewriting(upstream: u16, rewrite: Rewrite) -> Self {
+        Self::start_with(upstream, 0.0, &[], Duration::ZERO, rewrite)
+    }
+
+    pub fn start_with(
+        upstream: u16,
+        rate: f64,
+        kinds: &[Fault],
+        stall: Duration,
+        rewrite: Rewrite,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let stats = Arc::new(FaultStats::default());
@@ -221,7 +252,7 @@ impl FaultProxy {
                 let Ok(conn) = conn else { continue };
                 let (st, kinds, counter) = (st.clone(), kinds.clone(), counter.clone());
                 std::thread::spawn(move || {
-                    serve(conn, upstream, rate, &kinds, stall, &st, &counter)
+                    serve(conn, upstream, rate, &kinds, stall, rewrite, &st, &counter)
                 });
             }
         });
@@ -294,12 +325,76 @@ fn error_response(status: &str, code: &str) -> String {
     )
 }
 
+/// Apply `rewrite` to a whole upstream response, fixing its Content-Length.
+fn rewrite_response(resp: &[u8], rewrite: Rewrite) -> Vec<u8> {
+    let Some(split) = resp.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return resp.to_vec();
+    };
+    let head = String::from_utf8_lossy(&resp[..split]).into_owned();
+    if !head.starts_with("HTTP/1.1 200") {
+        return resp.to_vec();
+    }
+    let raw = &resp[split + 4..];
+    let raw = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(raw)
+    } else {
+        raw.to_vec()
+    };
+    let body = String::from_utf8_lossy(&raw).into_owned();
+    let body = match rewrite {
+        Rewrite::None => body,
+        Rewrite::MotoCompleteRoot => body.replace(
+            "CompleteMultipartUploadResult",
+            "CompleteMultipartUploadResponse",
+        ),
+        Rewrite::GarbageCompleteBody => "this is not the XML you are looking for".into(),
+    };
+    let mut out = String::new();
+    for line in head.split("\r\n") {
+        let lower = line.to_ascii_lowercase();
+        if lower.starts_with("content-length:") || lower.starts_with("transfer-encoding:") {
+            continue;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    out.push_str(&body);
+    out.into_bytes()
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = data.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&data[..eol])
+                .split(';')
+                .next()
+                .unwrap_or("0")
+                .trim(),
+            16,
+        )
+        .unwrap_or(0);
+        if size == 0 || data.len() < eol + 2 + size {
+            break;
+        }
+        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
+        data = &data[(eol + 4 + size).min(data.len())..];
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)] // reason: test proxy, every knob is one request's
 fn serve(
     client: TcpStream,
     upstream: u16,
     rate: f64,
     kinds: &[Fault],
     stall: Duration,
+    rewrite: Rewrite,
     stats: &FaultStats,
     counter: &AtomicU64,
 ) {
@@ -308,6 +403,28 @@ fn serve(
     let Some(request) = read_request(&mut reader) else {
         return;
     };
+    let first_line =
+        String::from_utf8_lossy(&request[..request.iter().position(|b| *b == b'\n').unwrap_or(0)])
+            .into_owned();
+    if first_line.starts_with("DELETE ") && first_line.contains("uploadId=") {
+        stats.aborts.fetch_add(1, Ordering::Relaxed);
+    }
+    if rewrite != Rewrite::None
+        && first_line.starts_with("POST ")
+        && first_line.contains("uploadId=")
+    {
+        // A completion: let it complete upstream, then answer as the quirky store would.
+        let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else {
+            return;
+        };
+        let _ = up.write_all(&request);
+        let mut resp = Vec::new();
+        let _ = up.read_to_end(&mut resp);
+        stats.rewritten.fetch_add(1, Ordering::Relaxed);
+        let _ = client.write_all(&rewrite_response(&resp, rewrite));
+        let _ = client.shutdown(Shutdown::Both);
+        return;
+    }
     let n = stats.requests.fetch_add(1, Ordering::Relaxed);
     if roll(n) < rate && !kinds.is_empty() {
         let k = counter.fetch_add(1, Ordering::Relaxed) as usize % kinds.len();
