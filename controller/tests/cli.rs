@@ -453,3 +453,176 @@ fn backup_killed_at_any_point_leaves_a_repository_that_verifies() {
     let v = env.json(&["verify", "--deep"]);
     assert_eq!(v["ok"], true);
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let env = Env::new();
+    let src = env.path("src");
+    write_tree(&src, 50, 10, 4);
+    assert!(
+        env.run(&["backup", "--quiet", src.to_str().unwrap()])
+            .status
+            .success()
+    );
+    // `holdfast ls | head -1`: the reader is gone before the listing is written.
+    let mut child = env
+        .cmd(&["ls"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 141, "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_backup_killed_on_this_machine_does_not_hold_up_purge() {
+    let env = Env::new();
+    let src = env.path("src");
+    write_tree(&src, 40, 1_500_000, 11);
+    let mut child = env
+        .cmd(&["backup", "--quiet", src.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while count_files(&env.repo().join("data")) < 2 && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL: the lock stays behind, in its lease
+    child.wait().unwrap();
+    let locks = env.json(&["locks"]);
+    assert_eq!(locks[0]["stale"], true, "{locks}");
+    assert_eq!(locks[0]["stale_because"], "holder is gone", "{locks}");
+    // An exclusive phase is not refused for the five minutes of the lease.
+    let purge = env.run(&["purge", "--keep-fulls", "1", "--grace", "0s"]);
+    assert_eq!(code(&purge), 0, "{}", stderr(&purge));
+    let unlock = env.run(&["unlock"]);
+    assert!(String::from_utf8_lossy(&unlock.stdout).contains("removed"));
+}
+
+#[test]
+fn first_use_messages() {
+    let env = Env::new();
+    // Both a key file and a passphrase: the key file wins, and says so.
+    let key_file = env.path("key");
+    fs::write(&key_file, format!("{PASS}\n")).unwrap();
+    let both = env
+        .cmd(&["runs"])
+        .env("HOLDFAST_KEY_FILE", &key_file)
+        .output()
+        .unwrap();
+    assert_eq!(code(&both), 0);
+    assert!(
+        stderr(&both).contains("both a key file"),
+        "{}",
+        stderr(&both)
+    );
+
+    // init into a directory holding other data is refused with its own exit code.
+    let occupied = env.path("occupied");
+    fs::create_dir(&occupied).unwrap();
+    fs::write(occupied.join("notes.txt"), "mine").unwrap();
+    let init = env
+        .cmd(&["init", "--kdf-iterations", "1000"])
+        .env("HOLDFAST_REPO", &occupied)
+        .output()
+        .unwrap();
+    assert_eq!(code(&init), 16, "{}", stderr(&init));
+    assert!(
+        stderr(&init).contains("--allow-non-empty"),
+        "{}",
+        stderr(&init)
+    );
+    let again = env.run(&["init", "--kdf-iterations", "1000"]);
+    assert_eq!(
+        code(&again),
+        16,
+        "an existing repository is not a storage failure"
+    );
+
+    // storage check of the (existing) repository passes.
+    let check = env.run(&["storage", "check"]);
+    assert_eq!(
+        code(&check),
+        0,
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    // An unreachable endpoint says it is retrying instead of going silent.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!(
+        "s3://bucket/p?endpoint=http://127.0.0.1:{port}&path_style=true&max_attempts=2&connect_timeout=1s"
+    );
+    let unreachable = env
+        .cmd(&["storage", "check", &url])
+        .env("AWS_ACCESS_KEY_ID", "k")
+        .env("AWS_SECRET_ACCESS_KEY", "s")
+        .output()
+        .unwrap();
+    assert_eq!(code(&unreachable), 15);
+    assert!(
+        stderr(&unreachable).contains("retrying (attempt 2 of 2)"),
+        "{}",
+        stderr(&unreachable)
+    );
+}
+
+#[test]
+fn runs_show_levels_per_source_and_preview_gfs_retention() {
+    let env = Env::new();
+    let (a, b) = (env.path("a"), env.path("b"));
+    write_tree(&a, 2, 100, 5);
+    write_tree(&b, 2, 100, 6);
+    let arg = |n: &str, p: &Path| format!("{n}={}", p.display());
+    assert!(
+        env.run(&["backup", "--quiet", &arg("a", &a)])
+            .status
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = env.run(&[
+        "backup",
+        "--quiet",
+        "--level",
+        "incr",
+        &arg("a", &a),
+        &arg("b", &b),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let runs = env.json(&["runs"]);
+    let second = &runs[1];
+    assert_eq!(second["level"], "incr");
+    let levels: Vec<(String, String)> = second["sourceLevels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().into(),
+                s["level"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        levels,
+        [("a".into(), "incr".into()), ("b".into(), "full".into())]
+    );
+    let text = String::from_utf8_lossy(&env.run(&["runs"]).stdout).into_owned();
+    assert!(text.contains("a b(full)"), "{text}");
+    let preview = env.json(&["runs", "--keep-daily", "1"]);
+    assert_eq!(preview[0]["retention"]["action"], "keep", "{preview}");
+    assert!(
+        preview[1]["retention"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("daily")
+    );
+}

@@ -147,6 +147,7 @@ impl PurgeReport {
             "volumesRepacked": self.volumes_repacked, "volumesDeleted": self.volumes_deleted,
             "bytesReclaimed": self.bytes_reclaimed, "volumesPending": self.volumes_pending,
             "pendingUntil": self.pending_until, "durationMs": self.duration_ms, "runsExpired": expired,
+            "deleteDeferred": self.delete_deferred.as_deref().map(clip),
         });
         fit(v, &["runsExpired"], TERMINATION_MESSAGE_LIMIT)
     }

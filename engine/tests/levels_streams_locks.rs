@@ -13,7 +13,7 @@ use holdfast_engine::format::aad;
 use holdfast_engine::format::run::{Level, RunStatus, SourceStatus};
 use holdfast_engine::progress::Progress;
 use holdfast_engine::purge::{PurgeOptions, purge};
-use holdfast_engine::repo::{LockInfo, LockKind};
+use holdfast_engine::repo::{LockInfo, LockKind, ProcessId};
 use holdfast_engine::restore::{RestoreOptions, RestoreStatus};
 use holdfast_engine::retention::RetentionPolicy;
 
@@ -274,6 +274,7 @@ fn stale_lock_is_ignored_reported_and_removed_by_unlock() {
         kind: LockKind::Exclusive,
         started: chrono::Utc::now() - chrono::Duration::minutes(10),
         expires: chrono::Utc::now() - chrono::Duration::minutes(1),
+        process: None,
     };
     let sealed = repo
         .key()
@@ -294,6 +295,89 @@ fn stale_lock_is_ignored_reported_and_removed_by_unlock() {
     let removed = repo.unlock(false).unwrap();
     assert_eq!(removed.len(), 1);
     assert!(repo.locks().unwrap().is_empty());
+}
+
+fn put_lock(
+    repo: &holdfast_engine::repo::Repository<holdfast_engine::repo::Indexed>,
+    name: &str,
+    info: &LockInfo,
+) {
+    let sealed = repo
+        .key()
+        .seal(aad::LOCK, &serde_json::to_vec(info).unwrap())
+        .unwrap();
+    repo.store().put(&format!("locks/{name}"), sealed).unwrap();
+}
+
+#[test]
+fn a_lock_whose_holder_was_killed_on_this_machine_is_stale_at_once() {
+    let (src, repo_dir) = (tmp(), tmp());
+    fs::write(src.path().join("f"), "x").unwrap();
+    let mut repo = init_repo(repo_dir.path());
+    // A holder killed with -9 in the middle of its lease.
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let process = ProcessId::of(child.id()).expect("/proc describes the child");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let now = chrono::Utc::now();
+    let killed = LockInfo {
+        holder: "host:123".into(),
+        operation: "backup".into(),
+        kind: LockKind::Exclusive,
+        started: now,
+        expires: now + chrono::Duration::minutes(5),
+        process: Some(process),
+    };
+    put_lock(&repo, "killed", &killed);
+    let locks = repo.locks().unwrap();
+    assert!(locks[0].stale, "{locks:?}");
+    assert_eq!(locks[0].stale_because, Some("holder is gone"));
+    let sources = [SourceSpec::from_path(src.path().to_path_buf())];
+    backup(
+        &mut repo,
+        &sources,
+        &BackupOptions::default(),
+        &Progress::default(),
+    )
+    .unwrap();
+    assert_eq!(repo.unlock(false).unwrap().len(), 1);
+
+    // A live holder (this process) in its lease blocks, and the error says until when.
+    let alive = LockInfo {
+        process: ProcessId::current(),
+        ..killed
+    };
+    put_lock(&repo, "alive", &alive);
+    assert!(!repo.locks().unwrap()[0].stale);
+    let err = backup(
+        &mut repo,
+        &sources,
+        &BackupOptions::default(),
+        &Progress::default(),
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("lease ends at") && msg.contains("holdfast unlock --all"),
+        "{msg}"
+    );
+    assert!(
+        repo.unlock(false).unwrap().is_empty(),
+        "a live lock is not stale"
+    );
+    // A holder on another machine cannot be judged from here: only its lease counts.
+    let elsewhere = LockInfo {
+        process: Some(ProcessId {
+            host: "another-node".into(),
+            ..ProcessId::current().unwrap()
+        }),
+        ..alive
+    };
+    put_lock(&repo, "alive", &elsewhere);
+    assert!(!repo.locks().unwrap()[0].stale);
 }
 
 #[test]
@@ -322,9 +406,10 @@ fn purge_delete_phase_waits_for_running_backups_and_loses_nothing() {
         grace: Duration::ZERO,
         ..PurgeOptions::default()
     };
-    let err = purge(&mut repo, &popts, &Progress::default()).unwrap_err();
-    assert!(matches!(err, Error::Locked { .. }), "{err:?}");
-    assert!(err.to_string().contains("backup"), "{err}");
+    let deferred = purge(&mut repo, &popts, &Progress::default()).unwrap();
+    let why = deferred.delete_deferred.as_deref().unwrap();
+    assert!(why.contains("backup") && why.contains("not done"), "{why}");
+    assert_eq!(deferred.volumes_deleted, 0);
     assert!(
         !repo.marks().unwrap().is_empty(),
         "phase one marked the dead volumes"

@@ -6,6 +6,13 @@ use std::path::Path;
 /// The passphrase bytes, from (in order) `--key-file`, `HOLDFAST_PASSPHRASE`, or a prompt.
 pub fn passphrase(key_file: Option<&Path>, confirm: bool) -> Result<Vec<u8>, String> {
     if let Some(path) = key_file {
+        if std::env::var_os("HOLDFAST_PASSPHRASE").is_some() {
+            eprintln!(
+                "holdfast: warning: both a key file ({}) and HOLDFAST_PASSPHRASE are set; \
+                 using the key file (unset one of them to silence this)",
+                path.display()
+            );
+        }
         let mut bytes = std::fs::read(path)
             .map_err(|e| format!("cannot read key file {}: {e}", path.display()))?;
         // Files written by `echo` end in a newline that is not part of the key.

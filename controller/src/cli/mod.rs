@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use holdfast_engine::ErrorCategory;
 use holdfast_engine::repo::{Opened, Repository};
 use holdfast_engine::storage::{RepoUrl, Store};
 use serde::Serialize;
@@ -101,6 +102,9 @@ pub enum CliError {
     Usage(String),
     #[error("{0}")]
     Io(String),
+    /// stdout's reader went away; not an error worth a message.
+    #[error("output closed")]
+    BrokenPipe,
 }
 
 impl CliError {
@@ -109,14 +113,15 @@ impl CliError {
             CliError::Engine(e) => exit::for_error(e),
             CliError::Usage(_) => exit::USAGE,
             CliError::Io(_) => exit::ERROR,
+            CliError::BrokenPipe => exit::BROKEN_PIPE,
         }
     }
 
-    fn category(&self) -> &'static str {
+    fn category(&self) -> ErrorCategory {
         match self {
             CliError::Engine(e) => e.category(),
-            CliError::Usage(_) => "InvalidArgument",
-            CliError::Io(_) => "Io",
+            CliError::Usage(_) => ErrorCategory::InvalidArgument,
+            CliError::Io(_) | CliError::BrokenPipe => ErrorCategory::Io,
         }
     }
 }
@@ -192,19 +197,36 @@ impl Ctx {
         if self.json {
             let text =
                 serde_json::to_string_pretty(value).map_err(|e| CliError::Io(e.to_string()))?;
-            println!("{text}");
+            print_out(&text)?;
         } else if !self.quiet {
             let text = human();
             if !text.is_empty() {
-                println!("{}", text.trim_end());
+                print_out(text.trim_end())?;
             }
         }
         Ok(())
     }
 }
 
+/// Write a line to stdout. A reader that went away (`holdfast ls | head -1`) ends the
+/// command quietly, as it ends coreutils, instead of a panic.
+pub fn print_out(text: &str) -> Result<(), CliError> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_all(text.as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+    match written {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(CliError::BrokenPipe),
+        Err(e) => Err(CliError::Io(format!("cannot write to stdout: {e}"))),
+    }
+}
+
 /// Parse arguments, run the command, report errors, return the exit code.
 pub fn run() -> ExitCode {
+    crate::logging::init_cli();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -243,17 +265,9 @@ pub fn run() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
+        Err(CliError::BrokenPipe) => ExitCode::from(exit::BROKEN_PIPE),
         Err(e) => {
-            let mut text = e.to_string();
-            let mut cause = std::error::Error::source(&e);
-            while let Some(c) = cause {
-                let c_text = c.to_string();
-                // transparent wrappers repeat their inner message
-                if !text.contains(&c_text) {
-                    text.push_str(&format!(": {c_text}"));
-                }
-                cause = c.source();
-            }
+            let text = holdfast_engine::error_chain(&e);
             eprintln!("holdfast: error: {text}");
             let failure = serde_json::json!({"status": "Failed", "error": {"category": e.category(), "message": e.to_string()}});
             ctx.summary(&holdfast_engine::summary::fit(
@@ -263,7 +277,7 @@ pub fn run() -> ExitCode {
             ));
             if ctx.json {
                 let v = serde_json::json!({"error": {"category": e.category(), "message": e.to_string()}});
-                println!("{v}");
+                let _ = print_out(&v.to_string());
             }
             ExitCode::from(e.exit_code())
         }

@@ -97,6 +97,10 @@ pub struct PurgeReport {
     pub index_segments_deleted: usize,
     pub temporaries_removed: u64,
     pub duration_ms: u64,
+    /// Phase two could not run (another operation holds the repository): what was done
+    /// and what is left for the next purge. Everything phase one did stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delete_deferred: Option<String>,
 }
 
 /// Purge the repository.
@@ -118,7 +122,22 @@ pub fn purge(
         ..PurgeReport::default()
     };
     mark_phase(repo, opts, progress, &mut report)?;
-    delete_phase(repo, opts, &mut report)?;
+    match delete_phase(repo, opts, &mut report) {
+        Ok(()) => {}
+        // Phase one's work stands and the repository is consistent: report it, and what
+        // could not be done, instead of an error that hides both.
+        Err(e @ Error::Locked { .. }) => {
+            report.delete_deferred = Some(format!(
+                "done: {} runs expired, {} volumes marked for deletion ({} bytes); not done: \
+                 deleting the volumes whose grace period is over, because {e}; the next purge \
+                 deletes them",
+                report.runs_expired.len(),
+                report.volumes_marked,
+                report.bytes_marked
+            ));
+        }
+        Err(e) => return Err(e),
+    }
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
 }

@@ -21,6 +21,8 @@ pub struct InitOptions {
     pub kdf_iterations: u32,
     pub chunker: ChunkerParams,
     pub pack_size: u32,
+    /// Create the repository even where other data already is.
+    pub allow_non_empty: bool,
 }
 
 impl Default for InitOptions {
@@ -30,8 +32,25 @@ impl Default for InitOptions {
             kdf_iterations: DEFAULT_KDF_ITERATIONS,
             chunker: ChunkerParams::default(),
             pack_size: DEFAULT_PACK_SIZE,
+            allow_non_empty: false,
         }
     }
+}
+
+/// Refuse to create a repository where other data is, unless allowed: mixing a repository
+/// with a user's files makes both harder to manage and a mistaken path easy to miss.
+pub fn check_empty(store: &Store, allow_non_empty: bool) -> Result<()> {
+    if allow_non_empty {
+        return Ok(());
+    }
+    let sample = store.sample_entries(3)?;
+    if sample.is_empty() {
+        return Ok(());
+    }
+    Err(Error::LocationNotEmpty {
+        location: store.location(),
+        sample: sample.join(", "),
+    })
 }
 
 /// The sealed `owner` object.
@@ -61,6 +80,7 @@ impl Repository<Opened> {
                 location: store.location(),
             });
         }
+        check_empty(&store, opts.allow_non_empty)?;
         let created = chrono::Utc::now().to_rfc3339();
         let id = hex::encode(crate::crypto::random_bytes::<16>()?);
         let key = MasterKey::generate()?;

@@ -30,6 +30,72 @@ pub enum LockKind {
     Exclusive,
 }
 
+/// Where a lock holder runs, precisely enough to tell on the same machine whether it is
+/// still running: host name, kernel boot, PID namespace, PID and the process's start time
+/// (a PID can be reused; a start time cannot, within one boot).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessId {
+    pub host: String,
+    pub boot_id: String,
+    pub pid_namespace: String,
+    pub pid: u32,
+    /// Start time in clock ticks since boot (`/proc/<pid>/stat` field 22).
+    pub start_ticks: u64,
+}
+
+impl ProcessId {
+    /// This process, if `/proc` tells enough.
+    pub fn current() -> Option<Self> {
+        Self::of(std::process::id())
+    }
+
+    /// A process of this machine and PID namespace, while it runs.
+    pub fn of(pid: u32) -> Option<Self> {
+        Some(ProcessId {
+            host: crate::backup::hostname(),
+            boot_id: read_trimmed("/proc/sys/kernel/random/boot_id")?,
+            pid_namespace: std::fs::read_link("/proc/self/ns/pid")
+                .ok()?
+                .to_string_lossy()
+                .into_owned(),
+            pid,
+            start_ticks: start_ticks(pid)?,
+        })
+    }
+
+    /// Whether this holder is provably gone: it ran on this machine, in this boot and this
+    /// PID namespace, and no process with its PID and start time exists. Anything else
+    /// (another machine, another pod's PID namespace) cannot be judged from here.
+    pub fn is_gone(&self) -> bool {
+        let Some(me) = ProcessId::current() else {
+            return false;
+        };
+        if self.host != me.host
+            || self.boot_id != me.boot_id
+            || self.pid_namespace != me.pid_namespace
+        {
+            return false;
+        }
+        start_ticks(self.pid) != Some(self.start_ticks)
+    }
+}
+
+fn read_trimmed(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// Field 22 of `/proc/<pid>/stat`; the command name (field 2) may hold spaces and
+/// parentheses, so fields are counted after its closing parenthesis.
+fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
 /// The content of a lock object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -39,11 +105,15 @@ pub struct LockInfo {
     pub kind: LockKind,
     pub started: DateTime<Utc>,
     pub expires: DateTime<Utc>,
+    /// The holder's process, where it could be identified (absent in older locks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessId>,
 }
 
 impl LockInfo {
+    /// Stale: its lease ran out, or its holder is provably gone (killed on this machine).
     pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
-        self.expires < now
+        self.expires < now || self.process.as_ref().is_some_and(ProcessId::is_gone)
     }
 }
 
@@ -54,6 +124,23 @@ pub struct FoundLock {
     #[serde(flatten)]
     pub info: Option<LockInfo>,
     pub stale: bool,
+    /// Why it is stale: `"lease expired"` or `"holder is gone"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale_because: Option<&'static str>,
+}
+
+/// What holds a lock that blocks an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocker {
+    pub description: String,
+    /// When its lease ends, if readable.
+    pub lease_until: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Display for Blocker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description)
+    }
 }
 
 const PREFIX: &str = "locks/";
@@ -70,6 +157,26 @@ fn describe(info: &LockInfo) -> String {
         info.started.format("%Y-%m-%d %H:%M:%S UTC"),
         info.expires.format("%H:%M:%S UTC"),
     )
+}
+
+/// What to do about a lock held by someone else, for the error message.
+fn lock_hint(lease_until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    match lease_until {
+        Some(until) => {
+            let left = (until - now).num_seconds().max(0);
+            format!(
+                "its lease ends at {} (in {} min {} s) unless its holder renews it: retry then, \
+                 or wait with --lock-wait; if you know that holder is gone for good (e.g. its \
+                 pod was deleted), remove it now with `holdfast unlock --all`",
+                until.format("%H:%M:%S UTC"),
+                left / 60,
+                left % 60
+            )
+        }
+        None => "if you know nothing else uses the repository, remove it with \
+                 `holdfast unlock --all`"
+            .to_owned(),
+    }
 }
 
 /// The holder identity: `HOLDFAST_LOCK_HOLDER` (the controller sets the pod name), else
@@ -195,21 +302,44 @@ impl<S: Clone + Send + Sync + 'static> Repository<S> {
                 .open(aad::LOCK, &body)
                 .ok()
                 .and_then(|j| serde_json::from_slice(&j).ok());
-            let stale = info.as_ref().is_some_and(|i| i.is_stale(now));
-            out.push(FoundLock { id, info, stale });
+            let stale_because = info.as_ref().and_then(|i| {
+                if i.expires < now {
+                    Some("lease expired")
+                } else if i.process.as_ref().is_some_and(ProcessId::is_gone) {
+                    Some("holder is gone")
+                } else {
+                    None
+                }
+            });
+            out.push(FoundLock {
+                id,
+                info,
+                stale: stale_because.is_some(),
+                stale_because,
+            });
         }
         Ok(out)
     }
 
-    fn conflicts(&self, own: &str, kind: LockKind) -> Result<Option<String>> {
+    fn conflicts(&self, own: &str, kind: LockKind) -> Result<Option<Blocker>> {
         for l in self.locks()? {
             if l.id == own || l.stale {
                 continue;
             }
             match &l.info {
                 Some(info) if kind == LockKind::Shared && info.kind == LockKind::Shared => {}
-                Some(info) => return Ok(Some(describe(info))),
-                None => return Ok(Some(format!("an unreadable lock {}", l.id))),
+                Some(info) => {
+                    return Ok(Some(Blocker {
+                        description: describe(info),
+                        lease_until: Some(info.expires),
+                    }));
+                }
+                None => {
+                    return Ok(Some(Blocker {
+                        description: format!("an unreadable lock {}", l.id),
+                        lease_until: None,
+                    }));
+                }
             }
         }
         Ok(None)
@@ -247,6 +377,7 @@ impl<S: Clone + Send + Sync + 'static> Repository<S> {
                         kind,
                         started: now,
                         expires: now + lease_c,
+                        process: ProcessId::current(),
                     };
                     self.write_lock(&id, &info)?;
                     match self.conflicts(&id, kind)? {
@@ -262,7 +393,8 @@ impl<S: Clone + Send + Sync + 'static> Repository<S> {
                 if std::time::Instant::now() >= deadline {
                     return Err(Error::Locked {
                         location: self.location(),
-                        holder: blocker,
+                        holder: blocker.description,
+                        hint: lock_hint(blocker.lease_until, Utc::now()),
                     });
                 }
                 std::thread::sleep(Duration::from_millis(500).min(wait));

@@ -23,8 +23,10 @@ use crate::id::Id;
 use crate::storage::{Store, pack_key};
 use crate::{Error, Result};
 
-pub use init::InitOptions;
-pub use lock::{DEFAULT_LEASE, FoundLock, LockGuard, LockInfo, LockKind, default_holder};
+pub use init::{InitOptions, check_empty};
+pub use lock::{
+    Blocker, DEFAULT_LEASE, FoundLock, LockGuard, LockInfo, LockKind, ProcessId, default_holder,
+};
 pub use marks::MarkRecord;
 pub use open::read_config;
 pub use runs::{RunSelector, SourceChoice, select_run, select_sources};

@@ -13,13 +13,68 @@ use super::{Ctx, FileJob};
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Entries are built under `<TEMP_PREFIX><pid>-<n>` next to their final path.
+const TEMP_PREFIX: &str = ".holdfast-restore-";
+
 fn temp_path(path: &Path) -> PathBuf {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     dir.join(format!(
-        ".holdfast-restore-{}-{}",
+        "{TEMP_PREFIX}{}-{}",
         std::process::id(),
         TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ))
+}
+
+/// What was found of an earlier restore's temporary entries in a directory.
+pub(super) enum Leftover {
+    /// A killed restore's half-built entry, now removed.
+    Removed(PathBuf),
+    /// Another restore that is still running owns it (or it could not be removed).
+    Kept(PathBuf, String),
+}
+
+/// Find the temporary entries an interrupted restore (killed, out of power) left in `dir`,
+/// and remove those whose restore is no longer running. They never sit at a final path,
+/// so nothing restored depends on them.
+pub(super) fn leftovers_in(dir: &Path) -> Vec<Leftover> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    let mut out = Vec::new();
+    for entry in entries.filter_map(|e| e.ok()) {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TEMP_PREFIX)) else {
+            continue;
+        };
+        let pid: Option<u32> = rest.split('-').next().and_then(|p| p.parse().ok());
+        if pid == Some(me) {
+            continue;
+        }
+        let path = entry.path();
+        if let Some(pid) = pid.filter(|p| restore_running(*p)) {
+            out.push(Leftover::Kept(
+                path,
+                format!("a restore that is still running (process {pid}) is writing it"),
+            ));
+            continue;
+        }
+        let removed = match entry.file_type() {
+            Ok(t) if t.is_dir() => Err(io::Error::other("it is a directory")),
+            _ => std::fs::remove_file(&path),
+        };
+        out.push(match removed {
+            Ok(()) => Leftover::Removed(path),
+            Err(e) => Leftover::Kept(path, format!("could not be removed: {e}")),
+        });
+    }
+    out
+}
+
+/// Whether `pid` is a running holdfast process (on this machine).
+fn restore_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .is_ok_and(|comm| comm.trim_end().starts_with("holdfast"))
 }
 
 /// Build an entry under a temporary name next to `path`, then move it into place: with

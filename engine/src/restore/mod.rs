@@ -103,6 +103,13 @@ impl Ctx<'_> {
             .record(rel, outcome);
     }
 
+    fn record_leftover(&self, found: file::Leftover) {
+        self.report
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .leftover(found);
+    }
+
     fn should_stop(&self) -> bool {
         self.stopped.load(std::sync::atomic::Ordering::Relaxed)
     }

@@ -234,8 +234,13 @@ impl Walker<'_, '_> {
             }
         };
         // A directory this restore created holds nothing it did not put there: no entry
-        // needs looking up before it is created.
+        // needs looking up before it is created, and no earlier restore left anything.
         let mut dir_exists = dir.created;
+        if !dir.created {
+            for found in super::file::leftovers_in(dir.path) {
+                self.ctx.record_leftover(found);
+            }
+        }
         for node in tree.nodes {
             if self.ctx.should_stop() {
                 return Ok(());

@@ -68,6 +68,10 @@ pub struct RestoreReport {
     pub unrestored_items: Vec<UnrestoredItem>,
     /// Skipped items (first 1000) with their reasons.
     pub skipped_items: Vec<UnrestoredItem>,
+    /// Temporary entries an interrupted earlier restore left in the target: removed, or
+    /// kept with the reason (first 1000).
+    pub leftovers: Vec<UnrestoredItem>,
+    pub leftovers_removed: u64,
 }
 
 const SKIPPED_LISTED: usize = 1000;
@@ -79,9 +83,27 @@ pub(super) struct Builder {
     bytes: u64,
     unrestored_items: Vec<UnrestoredItem>,
     skipped_items: Vec<UnrestoredItem>,
+    leftovers: Vec<UnrestoredItem>,
+    leftovers_removed: u64,
 }
 
 impl Builder {
+    pub fn leftover(&mut self, found: super::file::Leftover) {
+        let (path, reason) = match found {
+            super::file::Leftover::Removed(p) => {
+                self.leftovers_removed += 1;
+                (p, "removed: left by an interrupted restore".to_owned())
+            }
+            super::file::Leftover::Kept(p, why) => (p, format!("kept: {why}")),
+        };
+        if self.leftovers.len() < SKIPPED_LISTED {
+            self.leftovers.push(UnrestoredItem {
+                path: path.display().to_string(),
+                reason,
+            });
+        }
+    }
+
     pub fn record(&mut self, path: &str, outcome: ItemOutcome) {
         match outcome {
             ItemOutcome::Restored { bytes } => {
@@ -132,6 +154,8 @@ impl Builder {
             duration_ms: elapsed.as_millis() as u64,
             unrestored_items: self.unrestored_items,
             skipped_items: self.skipped_items,
+            leftovers: self.leftovers,
+            leftovers_removed: self.leftovers_removed,
         }
     }
 }

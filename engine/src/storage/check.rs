@@ -42,11 +42,35 @@ pub struct CheckReport {
 /// probe object, backend-specific checks (bucket, region, clock), and the repository there.
 pub fn check(store: &Store) -> CheckReport {
     let mut items = Vec::new();
-    match store.list("config") {
+    // A directory that does not exist yet is reported, not created by the probe.
+    if let Some(item) = store.not_created_yet() {
+        items.push(item);
+        items.push(CheckItem::ok(
+            "repository",
+            "none yet (`holdfast init` creates one)",
+        ));
+        return CheckReport {
+            location: store.location(),
+            ok: items.iter().all(|i| i.ok),
+            items,
+        };
+    }
+    // A prefix that is a directory on every backend (listing `config` itself would list a
+    // file as a directory on a filesystem).
+    match store.list("keys/") {
         Ok(_) => items.push(CheckItem::ok(
             "access",
             "listing allowed (credentials accepted)",
         )),
+        // Every further probe would wait out the same retries to fail the same way.
+        Err(e @ super::StorageError::Unreachable { .. }) => {
+            items.push(CheckItem::failed("access", e.to_string()));
+            return CheckReport {
+                location: store.location(),
+                ok: false,
+                items,
+            };
+        }
         Err(e) => items.push(CheckItem::failed("access", e.to_string())),
     }
     let probe = format!(

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use super::check::CheckItem;
 use super::{ObjectInfo, Storage, StorageError};
 
 /// Prefix of in-progress writes; never a valid object key component.
@@ -258,6 +259,49 @@ impl Storage for LocalStorage {
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
         let k = key.to_owned();
         self.blocking(key, move |s| s.put_sync(&k, &data)).await
+    }
+
+    fn not_created_yet(&self) -> Option<CheckItem> {
+        if self.root.exists() {
+            return None;
+        }
+        let Some(ancestor) = self.root.ancestors().skip(1).find(|p| p.exists()) else {
+            return Some(CheckItem::failed("location", "no part of this path exists"));
+        };
+        Some(
+            match rustix::fs::access(ancestor, rustix::fs::Access::WRITE_OK) {
+                Ok(()) => CheckItem::ok(
+                    "location",
+                    format!(
+                        "does not exist yet; `holdfast init` creates it ({} is writable)",
+                        ancestor.display()
+                    ),
+                ),
+                Err(e) => CheckItem::failed(
+                    "location",
+                    format!(
+                        "does not exist, and {} is not writable ({e}): create it, or choose \
+                         another path",
+                        ancestor.display()
+                    ),
+                ),
+            },
+        )
+    }
+
+    async fn sample_entries(&self, limit: usize) -> Result<Vec<String>, StorageError> {
+        // Any entry counts, not only what a repository would hold.
+        let root = self.root.clone();
+        self.blocking("", move |_| match fs::read_dir(&root) {
+            Ok(entries) => Ok(entries
+                .filter_map(|e| e.ok())
+                .take(limit)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e),
+        })
+        .await
     }
 
     fn reads_wait_on_latency(&self) -> bool {

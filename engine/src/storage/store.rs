@@ -54,6 +54,16 @@ impl Store {
         self.runtime.block_on(self.backend.diagnose())
     }
 
+    /// See [`Storage::not_created_yet`].
+    pub fn not_created_yet(&self) -> Option<super::check::CheckItem> {
+        self.backend.not_created_yet()
+    }
+
+    /// See [`Storage::sample_entries`].
+    pub fn sample_entries(&self, limit: usize) -> Result<Vec<String>, StorageError> {
+        self.runtime.block_on(self.backend.sample_entries(limit))
+    }
+
     pub fn backend(&self) -> &Arc<dyn Storage> {
         &self.backend
     }

@@ -256,7 +256,7 @@ pub fn verify_with(
             sample_percent,
         );
         let sizes: u64 = to_read.iter().filter_map(|id| listed.get(id)).sum();
-        progress.add_total(0, sizes);
+        progress.add_total(to_read.len() as u64, sizes);
         let results = deep::check_volumes(repo, &index, &to_read, progress);
         volumes_read = to_read.len();
         for r in results {

@@ -32,6 +32,11 @@ pub struct Args {
     #[arg(long, short = 'l', default_value = "full")]
     level: Level,
 
+    /// A different level for one source, NAME=LEVEL (repeatable): levels are per source,
+    /// so one run can take a full of one source and incrementals of the others.
+    #[arg(long, value_name = "NAME=LEVEL", value_parser = parse_source_level)]
+    source_level: Vec<(String, Level)>,
+
     /// Skip paths matching this glob (repeatable). `*.tmp` matches at any depth; `/cache`
     /// is anchored at the source root.
     #[arg(long, short = 'e', value_name = "GLOB")]
@@ -66,6 +71,14 @@ pub struct Args {
     uploads: usize,
 }
 
+fn parse_source_level(s: &str) -> Result<(String, Level), String> {
+    let (name, level) = s
+        .split_once('=')
+        .filter(|(n, _)| !n.is_empty())
+        .ok_or_else(|| format!("expected NAME=LEVEL, got {s:?}"))?;
+    Ok((name.to_owned(), level.parse().map_err(|e| format!("{e}"))?))
+}
+
 fn parse_source(s: &str) -> SourceSpec {
     match s.split_once('=') {
         Some((name, path)) if !name.is_empty() && !name.contains('/') && !path.is_empty() => {
@@ -86,16 +99,17 @@ fn render(r: &BackupReport) -> String {
     if r.promoted {
         let _ = writeln!(
             out,
-            "  note: no full run to base a {} on, so this run was promoted to full",
-            r.requested_level
+            "  note: promoted to full (no full of theirs to base on): {}",
+            r.promoted_sources.join(", ")
         );
     }
     for s in &run.sources {
         let _ = writeln!(
             out,
-            "  source {} ({}): {:?}, {} files, {} dirs, {}",
+            "  source {} ({}): {}, {:?}, {} files, {} dirs, {}",
             s.name,
             s.origin.display(),
+            s.level.unwrap_or(run.level),
             s.status,
             human::count(s.stats.files),
             human::count(s.stats.dirs),
@@ -152,6 +166,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
     let defaults = BackupOptions::default();
     let opts = BackupOptions {
         level: args.level,
+        source_levels: args.source_level.into_iter().collect(),
         owner: args.owner,
         force: args.force,
         exclude: args.exclude,

@@ -30,7 +30,7 @@ pub fn run(_ctx: &Ctx, args: Args) -> Result<u8, CliError> {
         }
     }
     if args.out_dir.is_none() {
-        print!("{}", docs.join("---\n"));
+        crate::cli::print_out(docs.join("---\n").trim_end())?;
     }
     Ok(exit::OK)
 }

@@ -20,6 +20,11 @@ pub struct Args {
     /// Target volume (pack file) size, e.g. 16MiB. Larger volumes mean fewer objects.
     #[arg(long, default_value = "16MiB", value_parser = human::parse_size)]
     volume_size: u64,
+
+    /// Create the repository even though the directory or prefix holds other data (it is
+    /// kept; the repository's objects are put beside it).
+    #[arg(long)]
+    allow_non_empty: bool,
 }
 
 #[derive(Serialize)]
@@ -51,11 +56,14 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
         }
         .into());
     }
+    // Refuse before asking for a passphrase twice.
+    holdfast_engine::repo::check_empty(&store, args.allow_non_empty)?;
     let pass = ctx.passphrase(true)?;
     let opts = InitOptions {
         owner: args.owner,
         kdf_iterations: args.kdf_iterations,
         pack_size,
+        allow_non_empty: args.allow_non_empty,
         ..InitOptions::default()
     };
     let repo = Repository::init(store, &pass, &opts)?;

@@ -26,7 +26,9 @@ fn render(locks: &[FoundLock], verb: &str) -> String {
                     i.holder,
                     i.started.format("%Y-%m-%d %H:%M:%S UTC"),
                     i.expires.format("%H:%M:%S UTC"),
-                    if l.stale { " (stale)" } else { "" }
+                    l.stale_because
+                        .map(|why| format!(" (stale: {why})"))
+                        .unwrap_or_default()
                 );
             }
             None => {
@@ -51,7 +53,22 @@ pub fn list(ctx: &Ctx) -> Result<u8, CliError> {
 }
 
 pub fn unlock(ctx: &Ctx, args: UnlockArgs) -> Result<u8, CliError> {
-    let removed = ctx.open()?.unlock(args.all)?;
-    ctx.emit(&removed, || render(&removed, "removed "))?;
+    let repo = ctx.open()?;
+    let removed = repo.unlock(args.all)?;
+    let left = repo.locks()?;
+    ctx.emit(&removed, || {
+        let mut out = render(&removed, "removed ");
+        if !left.is_empty() {
+            let _ = write!(
+                out,
+                "\n{} live lock(s) left, held by running operations:\n{}\nIf you know their \
+                 holders are gone for good (e.g. the pod was deleted), `holdfast unlock --all` \
+                 removes them.",
+                left.len(),
+                render(&left, "  ").trim_end()
+            );
+        }
+        out
+    })?;
     Ok(exit::OK)
 }

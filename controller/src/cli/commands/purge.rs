@@ -136,6 +136,9 @@ fn render(r: &PurgeReport) -> String {
         );
     }
     let _ = writeln!(out, "  took {}", human::duration_ms(r.duration_ms));
+    if let Some(why) = &r.delete_deferred {
+        let _ = writeln!(out, "  INCOMPLETE: {why}");
+    }
     out
 }
 
@@ -161,5 +164,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
     };
     ctx.summary(&report.summary());
     ctx.emit(&report, || render(&report))?;
-    Ok(exit::OK)
+    Ok(if report.delete_deferred.is_some() {
+        exit::LOCKED
+    } else {
+        exit::OK
+    })
 }

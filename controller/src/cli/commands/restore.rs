@@ -95,6 +95,16 @@ fn render(r: &RestoreReport) -> String {
         human::count(r.unrestored),
         human::duration_ms(r.duration_ms)
     );
+    if r.leftovers_removed > 0 {
+        let _ = writeln!(
+            out,
+            "  removed {} temporary entries an interrupted earlier restore left in the target",
+            r.leftovers_removed
+        );
+    }
+    for l in r.leftovers.iter().filter(|l| l.reason.starts_with("kept")) {
+        let _ = writeln!(out, "  left {}: {}", l.path, l.reason);
+    }
     for item in r.unrestored_items.iter().take(50) {
         let _ = writeln!(out, "  unrestored {}: {}", item.path, item.reason);
     }

@@ -34,10 +34,17 @@ fn parse_percent(s: &str) -> Result<f64, String> {
 
 fn render(r: &VerifyReport) -> String {
     let mut out = String::new();
-    let verdict = match (r.ok, r.data_verified) {
-        (true, true) => "OK: metadata consistent and every volume read back intact",
-        (true, false) => "OK: metadata consistent (volume contents not fully read; use --deep)",
-        (false, _) => "DAMAGED",
+    let verdict = match (r.ok, r.data_verified, r.volumes_read) {
+        (true, true, _) => "OK: metadata consistent and every volume read back intact".to_owned(),
+        (true, false, 0) => {
+            "OK: metadata consistent (volume contents not read; --deep reads them)".to_owned()
+        }
+        (true, false, n) => format!(
+            "OK: metadata consistent and the {n} sampled volumes of {} read back intact (the \
+             rest were not read; --deep without --sample reads every volume)",
+            r.volumes_indexed
+        ),
+        (false, _, _) => "DAMAGED".to_owned(),
     };
     let _ = writeln!(out, "verify {}: {verdict}", r.depth);
     let _ = writeln!(
