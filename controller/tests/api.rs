@@ -367,12 +367,21 @@ fn cel_rules_reject_invalid_objects_with_clear_messages() {
         (
             "BackupSet",
             with(bset.clone(), "/spec/retention", json!({})),
-            "retention needs keepFulls and/or maxAge",
+            "retention needs at least one rule",
         ),
         (
             "BackupSet",
             with(bset.clone(), "/spec/retention", json!({"keepFulls": 0})),
-            "keepFulls: 0 keeps nothing",
+            "this retention keeps nothing",
+        ),
+        (
+            "BackupSet",
+            with(
+                bset.clone(),
+                "/spec/retention",
+                json!({"keepDaily": 0, "keepWeekly": 0}),
+            ),
+            "this retention keeps nothing",
         ),
         (
             "BackupSet",
@@ -418,6 +427,17 @@ fn cel_rules_reject_invalid_objects_with_clear_messages() {
             "case {} ({kind}): expected {want:?}, got {errs:#?}",
             i + 1
         );
+    }
+
+    // GFS alone, or beside the cycle rules, is a valid retention.
+    for retention in [
+        json!({"keepDaily": 7, "keepWeekly": 4, "keepMonthly": 12, "keepYearly": 3}),
+        json!({"keepFulls": 0, "keepMonthly": 6}),
+        json!({"keepFulls": 2, "maxAge": "90d", "keepDaily": 7}),
+    ] {
+        let ok = with(bset.clone(), "/spec/retention", retention.clone());
+        let errs = cel_errors(&schemas["BackupSet"], &ok, None);
+        assert!(errs.is_empty(), "{retention}: {errs:#?}");
     }
 
     // Transition rules: immutable fields.

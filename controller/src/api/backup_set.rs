@@ -186,15 +186,18 @@ fn default_compression() -> String {
     "default".to_owned()
 }
 
-/// Retention. A full and every run based on it (a cycle) are kept or expired together; a
-/// cycle is kept if it is one of the newest `keepFulls` cycles or has a run younger than
-/// `maxAge`. Archived runs and the newest complete run are never expired.
+/// Retention, applied to each source on its own (sources have their own rhythms of fulls).
+/// A full and every run based on it (a cycle) are kept or expired together; a cycle is kept
+/// if it is one of the newest `keepFulls` cycles or has a run younger than `maxAge`. The GFS
+/// rules keep the newest restore point of each of the newest N days, weeks, months and
+/// years that have one, with the runs it was based on. Rules add up. Archived runs and
+/// each source's newest complete run are never expired.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
-#[x_kube(validation = Rule::new("has(self.keepFulls) || has(self.maxAge)").message("retention needs keepFulls and/or maxAge (maxAge: forever keeps everything)"))]
-#[x_kube(validation = Rule::new("!has(self.keepFulls) || self.keepFulls > 0 || has(self.maxAge)").message("keepFulls: 0 keeps nothing unless maxAge is set"))]
+#[x_kube(validation = Rule::new("has(self.keepFulls) || has(self.maxAge) || has(self.keepDaily) || has(self.keepWeekly) || has(self.keepMonthly) || has(self.keepYearly)").message("retention needs at least one rule: keepFulls, maxAge, keepDaily, keepWeekly, keepMonthly or keepYearly (maxAge: forever keeps everything)"))]
+#[x_kube(validation = Rule::new("(has(self.keepFulls) && self.keepFulls > 0) || (has(self.maxAge) && !self.maxAge.matches('^0+[dwmy]$')) || (has(self.keepDaily) && self.keepDaily > 0) || (has(self.keepWeekly) && self.keepWeekly > 0) || (has(self.keepMonthly) && self.keepMonthly > 0) || (has(self.keepYearly) && self.keepYearly > 0)").message("this retention keeps nothing: give one rule a count of at least 1 or a maxAge above zero"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Retention {
-    /// Keep the newest N full cycles.
+    /// Keep each source's newest N full cycles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 10000))]
     pub keep_fulls: Option<u32>,
@@ -203,6 +206,22 @@ pub struct Retention {
     #[schemars(pattern(r"^([0-9]+[dwmy]|forever)$"))]
     #[x_kube(validation = Rule::new("!self.matches('^0+[dwmy]$')").message("maxAge of zero keeps nothing"))]
     pub max_age: Option<String>,
+    /// Keep the newest restore point of each of the newest N days (UTC) that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10000))]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest restore point of each of the newest N ISO weeks that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10000))]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest restore point of each of the newest N months that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10000))]
+    pub keep_monthly: Option<u32>,
+    /// Keep the newest restore point of each of the newest N years that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub keep_yearly: Option<u32>,
 }
 
 /// Time limits.
