@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 work="${1:-$(mktemp -d /tmp/holdfast-demo.XXXXXX)}"
 mkdir -p "$work"
-cargo build --release --locked --quiet -p holdfast
-hf="$PWD/target/release/holdfast"
+echo "== building holdfast (release; a first build takes several minutes on 2 cores)"
+cargo build --release --locked -p holdfast
+hf="$(bash scripts/target-dir.sh)/release/holdfast"
 
 export HOLDFAST_REPO="file://$work/repo"
 export HOLDFAST_PASSPHRASE="demo passphrase - use a key file in real life"

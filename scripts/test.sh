@@ -1,29 +1,60 @@
 #!/usr/bin/env bash
-# The test command (README.md). Installs the test servers and validators it needs the first
-# time (s3s-fs from crates.io, moto and kubernetes-validate from PyPI), then runs formatting,
-# lints, every test of the workspace, and an independent schema check of the CRDs and examples.
+# The test command (README.md). Installs what the tests need the first time — s3s-fs from
+# crates.io (an S3 server the tests start on loopback), moto and kubernetes-validate from
+# PyPI — then runs formatting, lints, every test of the workspace, and an independent schema
+# check of the CRDs and examples. Ends with one line: passed / failed / ignored counts and the
+# time each phase took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
+start=$SECONDS
+phases=()
+phase_start=$SECONDS
+phase() {
+  if [ -n "${current:-}" ]; then phases+=("$current $((SECONDS - phase_start))s"); fi
+  current="$1"
+  phase_start=$SECONDS
+  echo
+  echo "== $1"
+}
+
+phase "test tools"
 if ! command -v s3s-fs >/dev/null 2>&1; then
-  echo "installing s3s-fs (the S3 server the tests start on loopback)…"
-  cargo install --quiet --locked s3s-fs --version 0.14.1 --features binary
+  echo "installing s3s-fs 0.14.1 (the S3 server the tests start on loopback)…"
+  cargo install --locked s3s-fs --version 0.14.1 --features binary
 fi
 if ! python3 -c 'import moto.server' >/dev/null 2>&1; then
-  python3 -m pip install --quiet --disable-pip-version-check 'moto[server]'
+  echo "installing moto (a second S3 implementation) from PyPI…"
+  python3 -m pip install --disable-pip-version-check --progress-bar off 'moto[server]'
 fi
 if ! command -v kubernetes-validate >/dev/null 2>&1; then
-  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate
+  echo "installing kubernetes-validate from PyPI…"
+  python3 -m pip install --disable-pip-version-check --progress-bar off kubernetes-validate
 fi
 # With the servers installed, an S3 test that cannot start one fails instead of skipping.
 export HOLDFAST_REQUIRE_S3=1
 
+phase "format"
 cargo fmt --all -- --check
-cargo clippy --locked --workspace --all-targets -- -D warnings
-cargo test --locked --workspace
 
+phase "clippy"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+phase "unit and integration tests"
+log="$(mktemp)"
+status=0
+cargo test --locked --workspace 2>&1 | tee "$log" || status=$?
+
+phase "schemas of CRDs and examples"
 # CRDs against apiextensions.k8s.io/v1; Secrets and other core kinds in the examples against
 # their Kubernetes schemas (Holdfast kinds are validated against the CRDs by the Rust tests).
 kubernetes-validate --strict --quiet crds/*.yaml
 kubernetes-validate --strict --quiet --no-warn examples/*.yaml
+phase "done"
+
+counts="$(awk '/^test result:/ {p+=$4; f+=$6; i+=$8} END {printf "%d passed, %d failed, %d ignored", p, f, i}' "$log")"
+rm -f "$log"
+echo
+echo "tests: $counts; phases: ${phases[*]}; total $((SECONDS - start))s"
+exit "$status"
