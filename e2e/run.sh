@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The end-to-end suite: builds the control plane (e2e/build.sh) and the binaries under
+# test, starts the control plane (e2e/cluster.sh) and the node agent, runs the scenario
+# tests (Rust tests of the holdfast-e2e crate marked #[ignore], run here with --ignored),
+# and stops everything. On failure, every component's log and the objects' YAML are kept
+# under target/e2e/ and the path is printed.
+#
+#   bash e2e/run.sh [TEST-NAME-FILTER]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+export PATH="$HOME/.cargo/bin:$PATH"
+started=$SECONDS
+
+echo "== building the control plane"
+bin="$(bash e2e/build.sh | tail -n 1)"
+echo "== building holdfast and the node agent"
+cargo build --locked -p holdfast -p holdfast-e2e --bins
+cargo test --locked -p holdfast-e2e --no-run
+target="$(bash scripts/target-dir.sh)"
+
+echo "== starting the control plane"
+dir="$(bash e2e/cluster.sh up | tail -n 1)"
+keep="$target/e2e"
+status=1
+finish() {
+  if [ "$status" != 0 ]; then
+    rm -rf "$keep"
+    mkdir -p "$keep"
+    "$bin/kubectl" --kubeconfig "$dir/admin.kubeconfig" get \
+      nodes,namespaces,pods,jobs,persistentvolumes,persistentvolumeclaims,events,backupsets,storagesets,schedules,restores \
+      -A -o yaml >"$keep/objects.yaml" 2>&1 || true
+    cp -r "$dir/logs" "$keep/logs" 2>/dev/null || true
+    find "$dir/agent/pods" -name log -path '*containers*' 2>/dev/null | while read -r f; do
+      rel="${f#"$dir/agent/pods/"}"
+      mkdir -p "$keep/containers/$(dirname "$rel")"
+      cp "$f" "$keep/containers/$rel"
+    done
+    echo "end-to-end suite FAILED: logs and objects kept in $keep" >&2
+  fi
+  bash e2e/cluster.sh down "$dir"
+  rm -rf "$dir"
+}
+trap finish EXIT
+# shellcheck disable=SC1091
+source "$dir/env"
+api_port="${HOLDFAST_E2E_API##*:}"
+setsid "$target/debug/holdfast-node-agent" --state-dir "$dir/agent" \
+  --holdfast-bin "$target/debug/holdfast" --api-port "$api_port" \
+  >"$dir/logs/node-agent.log" 2>&1 &
+echo "node-agent $!" >>"$dir/pids"
+"$bin/kubectl" wait --for condition=Ready --timeout 60s node/node-a node/node-b
+
+echo "== scenarios"
+export HOLDFAST_BIN="$target/debug/holdfast"
+cargo test --locked -p holdfast-e2e --tests -- --ignored --test-threads 4 "$@"
+status=0
+echo "end-to-end suite passed in $((SECONDS - started)) s"
