@@ -626,3 +626,210 @@ fn runs_show_levels_per_source_and_preview_gfs_retention() {
             .contains("daily")
     );
 }
+
+fn sigterm(child: &std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn sigterm_records_an_aborted_run_and_leaves_a_clean_repository() {
+    let env = Env::new();
+    let (a, b) = (env.path("a"), env.path("b"));
+    write_tree(&a, 4, 100, 21);
+    write_tree(&b, 100, 1_500_000, 22);
+    let arg = |n: &str, p: &Path| format!("{n}={}", p.display());
+    let child = env
+        .cmd(&[
+            "backup",
+            "--quiet",
+            "--read-threads",
+            "1",
+            &arg("a", &a),
+            &arg("b", &b),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while count_files(&env.repo().join("data")) < 3 && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    sigterm(&child);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 5, "aborted: {}", stderr(&out));
+    let runs = env.json(&["runs"]);
+    let run = &runs[0];
+    assert_eq!(run["status"], "Partial", "{runs}");
+    let levels = run["sourceLevels"].as_array().unwrap();
+    let status_of = |n: &str| levels.iter().find(|s| s["name"] == n).unwrap()["status"].clone();
+    assert_eq!(
+        status_of("a"),
+        "Complete",
+        "a was read before the stop: {runs}"
+    );
+    assert_eq!(status_of("b"), "Failed", "{runs}");
+    let locks = env.json(&["locks"]);
+    assert_eq!(
+        locks.as_array().unwrap().len(),
+        0,
+        "the lock was released: {locks}"
+    );
+    let v = env.run(&["verify", "--deep"]);
+    assert_eq!(code(&v), 0, "{}", String::from_utf8_lossy(&v.stdout));
+    let done = env.json(&["backup", &arg("a", &a), &arg("b", &b)]);
+    assert_eq!(done["run"]["status"], "Complete");
+
+    // A second signal ends it at once; crash safety keeps the repository clean.
+    let c = env.path("c");
+    write_tree(&c, 100, 1_500_000, 40);
+    let before = count_files(&env.repo().join("data"));
+    let mut child = env
+        .cmd(&["backup", "--quiet", "--read-threads", "1", &arg("c", &c)])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while count_files(&env.repo().join("data")) < before + 2
+        && start.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    sigterm(&child);
+    sigterm(&child);
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    let v = env.run(&["verify", "--deep"]);
+    assert_eq!(code(&v), 0, "{}", String::from_utf8_lossy(&v.stdout));
+}
+
+/// A backup pod's containers, as processes: `job tools` (the init container) makes the FIFOs,
+/// `job pipe` (the command container) streams a command into one, `job run` backs it up.
+#[test]
+fn job_run_backs_up_command_streams_through_fifos_and_reports_a_failing_one() {
+    let env = Env::new();
+    let streams = env.path("streams");
+    let tools = env.path("tools");
+    let (ok_fifo, bad_fifo) = (streams.join("db"), streams.join("broken"));
+    let out = env.run(&[
+        "job",
+        "tools",
+        "--into",
+        tools.to_str().unwrap(),
+        "--fifo",
+        ok_fifo.to_str().unwrap(),
+        "--fifo",
+        bad_fifo.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(tools.join("holdfast").exists());
+    let helper = tools.join("holdfast");
+    let pipe = |fifo: &Path, cmd: &[&str]| {
+        let mut c = Command::new(&helper);
+        c.args(["job", "pipe", "--fifo", fifo.to_str().unwrap(), "--"])
+            .args(cmd);
+        c.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut good = pipe(&ok_fifo, &["sh", "-c", "seq 1 200000"]);
+    let mut bad = pipe(
+        &bad_fifo,
+        &[
+            "sh",
+            "-c",
+            "echo partial; echo 'connection refused' >&2; exit 3",
+        ],
+    );
+    let plan = serde_json::json!({
+        "version": 1,
+        "repository": {"url": format!("file://{}", env.repo().display()), "owner": "shop/db", "create": false},
+        "operation": {"type": "backup", "slotTime": "2026-12-01T01:00:00Z", "slotId": "db-backup-202612010100",
+            "level": "full",
+            "sources": [{"name": "db", "fifo": ok_fifo, "fileName": "dump.sql"},
+                        {"name": "broken", "fifo": bad_fifo}]},
+    });
+    let summary = env.path("summary");
+    let run = env
+        .cmd(&["job", "run"])
+        .env("HOLDFAST_JOB_PLAN", plan.to_string())
+        .env("HOLDFAST_SUMMARY_FILE", &summary)
+        .output()
+        .unwrap();
+    assert_eq!(code(&run), 3, "partial: {}", stderr(&run));
+    assert!(
+        good.wait().unwrap().success() && bad.wait().unwrap().success(),
+        "helpers exit 0"
+    );
+    let s: serde_json::Value = serde_json::from_slice(&fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(s["op"], "backup");
+    assert_eq!(s["status"], "Partial");
+    assert_eq!(
+        s["label"], "full-20261201.010000",
+        "labelled by its slot: {s}"
+    );
+    let broken = s["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "broken")
+        .unwrap();
+    let why = broken["error"].as_str().unwrap();
+    assert!(
+        why.contains("exited with status 3") && why.contains("connection refused"),
+        "{why}"
+    );
+
+    // The dump restores byte-identical under its file name.
+    let target = env.path("restored");
+    let r = env.json(&[
+        "restore",
+        "--source",
+        "db",
+        "--partial",
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    assert_eq!(r["status"], "Complete", "{r}");
+    let expected: String = (1..=200000).map(|i| format!("{i}\n")).collect();
+    assert_eq!(
+        fs::read_to_string(target.join("dump.sql")).unwrap(),
+        expected
+    );
+
+    // A retried pod finds the run its slot already recorded: no second run.
+    let mut again_good = pipe(&ok_fifo, &["sh", "-c", "seq 1 200000"]);
+    let again = env
+        .cmd(&["job", "run"])
+        .env("HOLDFAST_JOB_PLAN", plan.to_string())
+        .env("HOLDFAST_SUMMARY_FILE", &summary)
+        .output()
+        .unwrap();
+    let _ = again_good.kill();
+    let _ = again_good.wait();
+    let s: serde_json::Value = serde_json::from_slice(&fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(s["reused"], true, "{s}: {}", stderr(&again));
+    assert_eq!(env.json(&["runs"]).as_array().unwrap().len(), 1);
+
+    // A failure before any result is a typed failure summary.
+    let wrong = env
+        .cmd(&["job", "run"])
+        .env("HOLDFAST_JOB_PLAN", plan.to_string())
+        .env("HOLDFAST_SUMMARY_FILE", &summary)
+        .env("HOLDFAST_PASSPHRASE", "wrong")
+        .output()
+        .unwrap();
+    assert_eq!(code(&wrong), 10);
+    let s: serde_json::Value = serde_json::from_slice(&fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(
+        (s["op"].as_str(), s["category"].as_str()),
+        (Some("failed"), Some("WrongKey")),
+        "{s}"
+    );
+    assert_eq!(s["operation"], "backup");
+}

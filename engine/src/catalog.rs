@@ -147,6 +147,7 @@ mod tests {
             sources: sources.iter().map(|s| src(s)).collect(),
             stats: RunStats::default(),
             tags: vec![],
+            aborted: false,
         }
     }
 

@@ -1,11 +1,18 @@
 //! Compact summaries of results, small enough for a Kubernetes container termination
-//! message (4 KiB), which is how job pods hand results to the controller.
+//! message (4 KiB): how job pods hand results to the controller. [`JobSummary`] is the one
+//! typed contract between the two: the engine writes it, the controller reads it, and
+//! neither builds or picks apart untyped JSON.
 
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::ErrorCategory;
 use crate::backup::BackupReport;
+use crate::format::run::{Level, RunStatus, SourceStatus};
 use crate::purge::PurgeReport;
-use crate::restore::RestoreReport;
+use crate::restore::{RestoreReport, RestoreStatus};
+use crate::storage::check::CheckReport;
 use crate::verify::VerifyReport;
 
 /// Kubernetes truncates termination messages beyond 4096 bytes.
@@ -58,9 +65,283 @@ pub fn fit(mut value: Value, shrinkable: &[&str], limit: usize) -> String {
     }
 }
 
+/// How a backup ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BackupOutcome {
+    Complete,
+    /// Some items failed; everything else was stored.
+    Partial,
+    /// Stopped on request (SIGTERM); what was read before is recorded.
+    Aborted,
+}
+
+/// One source of a backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceSummary {
+    pub name: String,
+    pub level: Level,
+    pub status: SourceStatus,
+    #[serde(default)]
+    pub files: u64,
+    /// Logical bytes of the source in this run.
+    #[serde(default)]
+    pub bytes: u64,
+    #[serde(default)]
+    pub errors: u64,
+    /// The first error, for status (e.g. a failing dump's exit status and stderr tail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What a backup job did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSummary {
+    pub label: String,
+    pub level: Level,
+    pub status: BackupOutcome,
+    #[serde(default)]
+    pub promoted: bool,
+    pub started: DateTime<Utc>,
+    pub finished: DateTime<Utc>,
+    #[serde(default)]
+    pub duration_ms: u64,
+    #[serde(default)]
+    pub files: u64,
+    #[serde(default)]
+    pub dirs: u64,
+    #[serde(default)]
+    pub bytes_total: u64,
+    #[serde(default)]
+    pub bytes_read: u64,
+    #[serde(default)]
+    pub bytes_new: u64,
+    #[serde(default)]
+    pub bytes_stored: u64,
+    #[serde(default)]
+    pub volumes: u64,
+    #[serde(default)]
+    pub error_count: u64,
+    #[serde(default)]
+    pub warning_count: u64,
+    /// This job had already recorded its run (a retried pod): nothing was read again.
+    #[serde(default)]
+    pub reused: bool,
+    /// Volumes and bytes in the repository after the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<RepositoryTotals>,
+    #[serde(default)]
+    pub sources: Vec<SourceSummary>,
+    #[serde(default)]
+    pub errors: Vec<String>,
+}
+
+/// Size of a repository.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryTotals {
+    pub volumes: u64,
+    pub bytes: u64,
+    /// Bytes retained runs need (known after a purge or verify walked the runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_bytes: Option<u64>,
+    /// Bytes a purge could reclaim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reclaimable_bytes: Option<u64>,
+    /// Restore points: (count, oldest start, newest start) over every source.
+    #[serde(default)]
+    pub runs: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_run: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest_run: Option<DateTime<Utc>>,
+}
+
+/// One restored source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoredSource {
+    pub source: String,
+    pub run: String,
+    pub target: String,
+}
+
+/// What a restore job did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreSummary {
+    /// The newest run restored from.
+    pub run: String,
+    pub status: RestoreStatus,
+    #[serde(default)]
+    pub restored: u64,
+    #[serde(default)]
+    pub skipped: u64,
+    #[serde(default)]
+    pub unrestored: u64,
+    #[serde(default)]
+    pub bytes_restored: u64,
+    #[serde(default)]
+    pub duration_ms: u64,
+    #[serde(default)]
+    pub aborted: bool,
+    #[serde(default)]
+    pub sources: Vec<RestoredSource>,
+    /// The first unrestored items, `path: reason`.
+    #[serde(default)]
+    pub unrestored_items: Vec<String>,
+}
+
+/// What a verify job found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifySummary {
+    pub depth: String,
+    pub ok: bool,
+    #[serde(default)]
+    pub data_verified: bool,
+    #[serde(default)]
+    pub runs: u64,
+    #[serde(default)]
+    pub volumes: u64,
+    #[serde(default)]
+    pub volumes_read: u64,
+    #[serde(default)]
+    pub bytes_read: u64,
+    #[serde(default)]
+    pub duration_ms: u64,
+    #[serde(default)]
+    pub damaged_volume_count: u64,
+    #[serde(default)]
+    pub problem_count: u64,
+    #[serde(default)]
+    pub unreferenced_volumes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<RepositoryTotals>,
+    #[serde(default)]
+    pub problems: Vec<String>,
+}
+
+/// What a purge job did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PurgeSummary {
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub runs_expired_count: u64,
+    #[serde(default)]
+    pub runs_kept: u64,
+    #[serde(default)]
+    pub volumes_marked: u64,
+    #[serde(default)]
+    pub bytes_marked: u64,
+    #[serde(default)]
+    pub volumes_repacked: u64,
+    #[serde(default)]
+    pub volumes_deleted: u64,
+    #[serde(default)]
+    pub bytes_reclaimed: u64,
+    #[serde(default)]
+    pub volumes_pending: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_until: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_deferred: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<RepositoryTotals>,
+    #[serde(default)]
+    pub runs_expired: Vec<String>,
+}
+
+/// One line of a storage check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckLine {
+    pub check: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// What a storage check found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageCheckSummary {
+    pub ok: bool,
+    /// Size and free space of a filesystem target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_bytes: Option<u64>,
+    #[serde(default)]
+    pub items: Vec<CheckLine>,
+}
+
+/// What deleting a repository did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteSummary {
+    #[serde(default)]
+    pub objects_deleted: u64,
+    #[serde(default)]
+    pub bytes_deleted: u64,
+    /// There was no repository to delete.
+    #[serde(default)]
+    pub absent: bool,
+}
+
+/// A job that failed before producing a result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailureSummary {
+    /// The operation that failed, e.g. `backup`.
+    pub operation: String,
+    pub category: ErrorCategory,
+    pub message: String,
+}
+
+/// The result of one job, as its termination message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum JobSummary {
+    Backup(BackupSummary),
+    Restore(RestoreSummary),
+    Verify(VerifySummary),
+    Purge(PurgeSummary),
+    StorageCheck(StorageCheckSummary),
+    DeleteRepository(DeleteSummary),
+    Failed(FailureSummary),
+}
+
+impl JobSummary {
+    /// The message, within [`TERMINATION_MESSAGE_LIMIT`]: lists shrink first, counts stay.
+    pub fn to_message(&self) -> String {
+        let value = serde_json::to_value(self).unwrap_or_else(|_| json!({"op": "failed"}));
+        fit(
+            value,
+            &[
+                "errors",
+                "unrestoredItems",
+                "problems",
+                "runsExpired",
+                "items",
+                "sources",
+            ],
+            TERMINATION_MESSAGE_LIMIT,
+        )
+    }
+
+    /// Read a termination message. `None` if it is not a summary (e.g. a crash's output).
+    pub fn parse(message: &str) -> Option<JobSummary> {
+        serde_json::from_str(message.trim()).ok()
+    }
+}
+
 impl BackupReport {
     /// The compact form of this report.
-    pub fn summary(&self) -> String {
+    pub fn job_summary(&self) -> JobSummary {
         let r = &self.run;
         let errors: Vec<String> = r
             .sources
@@ -72,84 +353,181 @@ impl BackupReport {
             })
             .take(20)
             .collect();
-        let sources: Vec<Value> = r
+        let sources = r
             .sources
             .iter()
-            .map(|s| json!({"name": s.name, "status": s.status, "files": s.stats.files, "bytes": s.stats.bytes_total, "errors": s.stats.errors}))
+            .map(|s| SourceSummary {
+                name: s.name.clone(),
+                level: s.level.unwrap_or(r.level),
+                status: s.status,
+                files: s.stats.files,
+                bytes: s.stats.bytes_total,
+                errors: s.stats.errors,
+                error: s
+                    .errors
+                    .first()
+                    .map(|e| clip(&format!("{}: {}", e.path, e.error))),
+            })
             .collect();
-        let v = json!({
-            "op": "backup", "label": r.label, "level": r.level, "status": r.status,
-            "promoted": self.promoted, "started": r.started, "finished": r.finished,
-            "durationMs": self.duration_ms, "files": r.stats.files, "dirs": r.stats.dirs,
-            "bytesTotal": r.stats.bytes_total, "bytesRead": r.stats.bytes_read,
-            "bytesNew": r.stats.bytes_new, "bytesStored": r.stats.bytes_stored,
-            "volumes": self.volumes_written, "errorCount": r.stats.errors, "warningCount": r.stats.warnings,
-            "sources": sources, "errors": errors,
-        });
-        fit(v, &["errors", "sources"], TERMINATION_MESSAGE_LIMIT)
+        JobSummary::Backup(BackupSummary {
+            label: r.label.clone(),
+            level: r.level,
+            status: if r.aborted {
+                BackupOutcome::Aborted
+            } else if r.status == RunStatus::Complete {
+                BackupOutcome::Complete
+            } else {
+                BackupOutcome::Partial
+            },
+            promoted: self.promoted,
+            started: r.started,
+            finished: r.finished,
+            duration_ms: self.duration_ms,
+            files: r.stats.files,
+            dirs: r.stats.dirs,
+            bytes_total: r.stats.bytes_total,
+            bytes_read: r.stats.bytes_read,
+            bytes_new: r.stats.bytes_new,
+            bytes_stored: r.stats.bytes_stored,
+            volumes: self.volumes_written,
+            error_count: r.stats.errors,
+            warning_count: r.stats.warnings,
+            reused: self.reused,
+            repository: self.repository,
+            sources,
+            errors,
+        })
+    }
+
+    /// The termination message.
+    pub fn summary(&self) -> String {
+        self.job_summary().to_message()
     }
 }
 
 impl RestoreReport {
-    /// The compact form of this report.
+    pub fn job_summary(&self) -> JobSummary {
+        JobSummary::Restore(RestoreSummary {
+            run: self.run.clone(),
+            status: self.status,
+            restored: self.restored,
+            skipped: self.skipped,
+            unrestored: self.unrestored,
+            bytes_restored: self.bytes_restored,
+            duration_ms: self.duration_ms,
+            aborted: self.aborted,
+            sources: self
+                .targets
+                .iter()
+                .map(|t| RestoredSource {
+                    source: t.source.clone(),
+                    run: t.run.clone(),
+                    target: t.target.clone(),
+                })
+                .collect(),
+            unrestored_items: self
+                .unrestored_items
+                .iter()
+                .take(20)
+                .map(|i| clip(&format!("{}: {}", i.path, i.reason)))
+                .collect(),
+        })
+    }
+
     pub fn summary(&self) -> String {
-        let items: Vec<String> = self
-            .unrestored_items
-            .iter()
-            .take(20)
-            .map(|i| clip(&format!("{}: {}", i.path, i.reason)))
-            .collect();
-        let v = json!({
-            "op": "restore", "run": self.run, "status": self.status, "restored": self.restored,
-            "skipped": self.skipped, "unrestored": self.unrestored, "bytesRestored": self.bytes_restored,
-            "durationMs": self.duration_ms, "targets": self.targets, "unrestoredItems": items,
-        });
-        fit(
-            v,
-            &["unrestoredItems", "targets"],
-            TERMINATION_MESSAGE_LIMIT,
-        )
+        self.job_summary().to_message()
     }
 }
 
 impl VerifyReport {
-    /// The compact form of this report.
+    pub fn job_summary(&self, repository: Option<RepositoryTotals>) -> JobSummary {
+        JobSummary::Verify(VerifySummary {
+            depth: self.depth.clone(),
+            ok: self.ok,
+            data_verified: self.data_verified,
+            runs: self.runs_checked as u64,
+            volumes: self.volumes_indexed as u64,
+            volumes_read: self.volumes_read as u64,
+            bytes_read: self.bytes_read,
+            duration_ms: self.duration_ms,
+            damaged_volume_count: self.damaged_volumes.len() as u64,
+            problem_count: self.problems.len() as u64,
+            unreferenced_volumes: self.unreferenced_volumes.len() as u64,
+            repository,
+            problems: self
+                .problems
+                .iter()
+                .take(10)
+                .map(|p| clip(p))
+                .chain(self.damaged_volumes.iter().take(5).map(|d| {
+                    clip(&format!(
+                        "damaged volume {}: {} ({} runs, {} files)",
+                        &d.volume[..8.min(d.volume.len())],
+                        d.problem,
+                        d.runs.len(),
+                        d.files_total
+                    ))
+                }))
+                .collect(),
+        })
+    }
+
     pub fn summary(&self) -> String {
-        let damaged: Vec<Value> = self
-            .damaged_volumes
-            .iter()
-            .map(|d| json!({"volume": &d.volume[..8.min(d.volume.len())], "runs": d.runs, "files": d.files_total}))
-            .collect();
-        let problems: Vec<String> = self.problems.iter().take(10).map(|p| clip(p)).collect();
-        let v = json!({
-            "op": "verify", "depth": self.depth, "ok": self.ok, "dataVerified": self.data_verified,
-            "runs": self.runs_checked, "volumes": self.volumes_indexed, "volumesRead": self.volumes_read,
-            "bytesRead": self.bytes_read, "durationMs": self.duration_ms,
-            "damagedVolumeCount": self.damaged_volumes.len(), "problemCount": self.problems.len(),
-            "unreferencedVolumes": self.unreferenced_volumes.len(),
-            "damagedVolumes": damaged, "problems": problems,
-        });
-        fit(
-            v,
-            &["problems", "damagedVolumes"],
-            TERMINATION_MESSAGE_LIMIT,
-        )
+        self.job_summary(None).to_message()
     }
 }
 
 impl PurgeReport {
-    /// The compact form of this report.
+    pub fn job_summary(&self, repository: Option<RepositoryTotals>) -> JobSummary {
+        JobSummary::Purge(PurgeSummary {
+            dry_run: self.dry_run,
+            runs_expired_count: self.runs_expired.len() as u64,
+            runs_kept: self.runs_kept as u64,
+            volumes_marked: self.volumes_marked as u64,
+            bytes_marked: self.bytes_marked,
+            volumes_repacked: self.volumes_repacked as u64,
+            volumes_deleted: self.volumes_deleted as u64,
+            bytes_reclaimed: self.bytes_reclaimed,
+            volumes_pending: self.volumes_pending as u64,
+            pending_until: self.pending_until,
+            duration_ms: self.duration_ms,
+            delete_deferred: self.delete_deferred.as_deref().map(clip),
+            repository,
+            runs_expired: self.runs_expired.iter().map(|e| e.label.clone()).collect(),
+        })
+    }
+
     pub fn summary(&self) -> String {
-        let expired: Vec<&str> = self.runs_expired.iter().map(|e| e.label.as_str()).collect();
-        let v = json!({
-            "op": "purge", "dryRun": self.dry_run, "runsExpiredCount": expired.len(), "runsKept": self.runs_kept,
-            "volumesMarked": self.volumes_marked, "bytesMarked": self.bytes_marked,
-            "volumesRepacked": self.volumes_repacked, "volumesDeleted": self.volumes_deleted,
-            "bytesReclaimed": self.bytes_reclaimed, "volumesPending": self.volumes_pending,
-            "pendingUntil": self.pending_until, "durationMs": self.duration_ms, "runsExpired": expired,
-            "deleteDeferred": self.delete_deferred.as_deref().map(clip),
-        });
-        fit(v, &["runsExpired"], TERMINATION_MESSAGE_LIMIT)
+        self.job_summary(None).to_message()
+    }
+}
+
+impl CheckReport {
+    pub fn job_summary(&self, total: Option<u64>, available: Option<u64>) -> JobSummary {
+        JobSummary::StorageCheck(StorageCheckSummary {
+            ok: self.ok,
+            total_bytes: total,
+            available_bytes: available,
+            items: self
+                .items
+                .iter()
+                .map(|i| CheckLine {
+                    check: i.check.clone(),
+                    ok: i.ok,
+                    detail: clip(&i.detail),
+                })
+                .collect(),
+        })
+    }
+}
+
+impl FailureSummary {
+    pub fn of(operation: &str, e: &crate::Error) -> JobSummary {
+        JobSummary::Failed(FailureSummary {
+            operation: operation.to_owned(),
+            category: e.category(),
+            message: clip(&crate::error_chain(e)),
+        })
     }
 }
 
@@ -176,5 +554,57 @@ mod tests {
         let s = "é".repeat(300);
         let c = clip(&s);
         assert!(c.len() <= TEXT_LIMIT + 3);
+    }
+
+    #[test]
+    fn a_summary_too_long_for_a_termination_message_still_parses() {
+        let now = Utc::now();
+        let s = JobSummary::Backup(BackupSummary {
+            label: "full-20261201.010000".into(),
+            level: Level::Full,
+            status: BackupOutcome::Partial,
+            promoted: false,
+            started: now,
+            finished: now,
+            duration_ms: 1,
+            files: 10,
+            dirs: 1,
+            bytes_total: 1,
+            bytes_read: 1,
+            bytes_new: 1,
+            bytes_stored: 1,
+            volumes: 1,
+            error_count: 400,
+            warning_count: 0,
+            reused: false,
+            repository: None,
+            sources: (0..40)
+                .map(|i| SourceSummary {
+                    name: format!("source-{i}"),
+                    level: Level::Full,
+                    status: SourceStatus::Partial,
+                    files: 1,
+                    bytes: 1,
+                    errors: 10,
+                    error: Some("x".repeat(200)),
+                })
+                .collect(),
+            errors: (0..20)
+                .map(|i| format!("{i}: {}", "e".repeat(200)))
+                .collect(),
+        });
+        let text = s.to_message();
+        assert!(text.len() <= TERMINATION_MESSAGE_LIMIT);
+        let JobSummary::Backup(back) = JobSummary::parse(&text).unwrap() else {
+            panic!("{text}")
+        };
+        assert_eq!(back.error_count, 400, "counts stay exact");
+        assert!(back.sources.len() < 40);
+        let failed = FailureSummary::of("backup", &crate::Error::NoRuns);
+        let JobSummary::Failed(f) = JobSummary::parse(&failed.to_message()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(f.category, ErrorCategory::RunNotFound);
+        assert!(JobSummary::parse("panicked at main.rs").is_none());
     }
 }

@@ -12,6 +12,8 @@ pub const USAGE: u8 = 2;
 pub const PARTIAL: u8 = 3;
 /// Verify found damage or inconsistencies.
 pub const DAMAGED: u8 = 4;
+/// Stopped by a signal (SIGTERM, SIGINT): a backup recorded what it stored as an Aborted run.
+pub const ABORTED: u8 = 5;
 /// Wrong passphrase or key file.
 pub const WRONG_KEY: u8 = 10;
 /// No repository at the given location, or no such run.
@@ -52,7 +54,8 @@ pub fn for_error(e: &Error) -> u8 {
         | C::ObjectExists => STORAGE,
         C::InvalidArgument | C::InvalidUrl => USAGE,
         C::Corrupt => DAMAGED,
-        C::Io | C::Crypto | C::Interrupted | C::Internal => ERROR,
+        C::Interrupted => ABORTED,
+        C::Io | C::Crypto | C::Internal => ERROR,
         // The engine may add categories; until this CLI knows one it is a plain error.
         _ => ERROR,
     }

@@ -5,6 +5,7 @@ mod exit;
 mod human;
 mod key;
 mod progress;
+mod signals;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -91,6 +92,32 @@ enum Command {
     /// Check a storage location: credentials, bucket, write/read/delete, clock, repository.
     #[command(subcommand)]
     Storage(commands::storage::StorageCommand),
+    /// What the controller's job pods run (a plan from HOLDFAST_JOB_PLAN; helpers).
+    #[command(subcommand)]
+    Job(commands::job::JobCommand),
+}
+
+impl Command {
+    /// The operation's name in a failure summary.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Init(_) => "init",
+            Command::Backup(_) => "backup",
+            Command::Runs(_) => "runs",
+            Command::Ls(_) => "ls",
+            Command::Restore(_) => "restore",
+            Command::Verify(_) => "verify",
+            Command::Purge(_) => "purge",
+            Command::Inventory(_) => "inventory",
+            Command::Archive(_) => "archive",
+            Command::Unarchive(_) => "unarchive",
+            Command::Locks => "locks",
+            Command::Unlock(_) => "unlock",
+            Command::Crd(_) => "crd",
+            Command::Storage(_) => "storage-check",
+            Command::Job(_) => "job",
+        }
+    }
 }
 
 /// Errors of the CLI layer.
@@ -136,9 +163,16 @@ pub struct Ctx {
     progress: bool,
     lock_wait: std::time::Duration,
     summary_file: Option<PathBuf>,
+    /// A command wrote its own summary (also on failure): leave it as it is.
+    summary_done: std::cell::Cell<bool>,
 }
 
 impl Ctx {
+    /// Mark the summary file as final.
+    fn summary_written(&self) {
+        self.summary_done.set(true);
+    }
+
     fn url(&self) -> Result<RepoUrl, CliError> {
         let url = self.repo.as_deref().ok_or_else(|| {
             CliError::Usage("no repository given: pass --repo URL or set HOLDFAST_REPO".into())
@@ -246,7 +280,9 @@ pub fn run() -> ExitCode {
         progress: !cli.no_progress,
         lock_wait: cli.lock_wait,
         summary_file: cli.summary_file,
+        summary_done: std::cell::Cell::new(false),
     };
+    let op = cli.command.name();
     let result = match cli.command {
         Command::Init(a) => commands::init::run(&ctx, a),
         Command::Backup(a) => commands::backup::run(&ctx, a),
@@ -262,6 +298,7 @@ pub fn run() -> ExitCode {
         Command::Unlock(a) => commands::locks::unlock(&ctx, a),
         Command::Crd(a) => commands::crd::run(&ctx, a),
         Command::Storage(c) => commands::storage::run(&ctx, c),
+        Command::Job(c) => commands::job::run(&ctx, c),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -269,12 +306,14 @@ pub fn run() -> ExitCode {
         Err(e) => {
             let text = holdfast_engine::error_chain(&e);
             eprintln!("holdfast: error: {text}");
-            let failure = serde_json::json!({"status": "Failed", "error": {"category": e.category(), "message": e.to_string()}});
-            ctx.summary(&holdfast_engine::summary::fit(
-                failure,
-                &[],
-                holdfast_engine::summary::TERMINATION_MESSAGE_LIMIT,
-            ));
+            if !ctx.summary_done.get() {
+                let failure = holdfast_engine::summary::FailureSummary {
+                    operation: op.to_owned(),
+                    category: e.category(),
+                    message: text.clone(),
+                };
+                ctx.summary(&holdfast_engine::summary::JobSummary::Failed(failure).to_message());
+            }
             if ctx.json {
                 let v = serde_json::json!({"error": {"category": e.category(), "message": e.to_string()}});
                 let _ = print_out(&v.to_string());

@@ -119,6 +119,9 @@ pub fn chunk_stream<R: Read>(
     let mut content = Vec::new();
     let mut bytes_read = 0u64;
     let result = loop {
+        if sink.should_stop() {
+            break Err(FileFailure::Aborted);
+        }
         match chunks.next_chunk() {
             Ok(Some(chunk)) => {
                 let id = sink.key().blob_id(chunk);

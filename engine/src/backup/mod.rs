@@ -35,6 +35,7 @@ use crate::{Error, Result};
 
 pub use level::{LevelPlan, SourceLevelPlan, plan_levels, plan_source};
 pub use sink::{BlobSink, SinkOptions, SinkSummary};
+pub use stream::{PipeSpec, PipeStatus, with_suffix};
 
 /// Where a source's data comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +46,8 @@ pub enum SourceInput {
     Stdin,
     /// A shell command (`sh -c`); its standard output is stored as one file.
     Command(String),
+    /// A command in another container writing to a FIFO (see [`PipeSpec`]).
+    Pipe(PipeSpec),
 }
 
 /// One thing to back up.
@@ -53,6 +56,10 @@ pub struct SourceSpec {
     /// Name of the source within the run (unique per run).
     pub name: String,
     pub input: SourceInput,
+    /// Patterns left out of this source (besides the run's own).
+    pub exclude: Vec<String>,
+    /// The file name a stream is stored under (default: the source name).
+    pub file_name: Option<String>,
 }
 
 impl SourceSpec {
@@ -63,31 +70,52 @@ impl SourceSpec {
             .map(|n| n.to_string_lossy().into_owned())
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "root".to_owned());
+        Self::new(name, SourceInput::Path(path))
+    }
+
+    fn new(name: impl Into<String>, input: SourceInput) -> Self {
         SourceSpec {
-            name,
-            input: SourceInput::Path(path),
+            name: name.into(),
+            input,
+            exclude: Vec::new(),
+            file_name: None,
         }
     }
 
     pub fn path(name: impl Into<String>, path: impl Into<PathBuf>) -> Self {
-        SourceSpec {
-            name: name.into(),
-            input: SourceInput::Path(path.into()),
-        }
+        Self::new(name, SourceInput::Path(path.into()))
     }
 
     pub fn stdin(name: impl Into<String>) -> Self {
-        SourceSpec {
-            name: name.into(),
-            input: SourceInput::Stdin,
-        }
+        Self::new(name, SourceInput::Stdin)
     }
 
     pub fn command(name: impl Into<String>, command: impl Into<String>) -> Self {
-        SourceSpec {
-            name: name.into(),
-            input: SourceInput::Command(command.into()),
-        }
+        Self::new(name, SourceInput::Command(command.into()))
+    }
+
+    pub fn pipe(name: impl Into<String>, pipe: PipeSpec) -> Self {
+        Self::new(name, SourceInput::Pipe(pipe))
+    }
+
+    /// The name a stream source's one file is stored under.
+    fn stream_name(&self) -> &str {
+        self.file_name.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// The scheduled slot a run belongs to (a controller's job): its label takes the slot's
+/// time, and a retried job finds the run it already recorded instead of making another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    pub time: chrono::DateTime<Utc>,
+    /// Unique per slot, e.g. the job name; recorded as the tag `job:<id>`.
+    pub id: String,
+}
+
+impl Slot {
+    pub fn tag(&self) -> String {
+        format!("job:{}", self.id)
     }
 }
 
@@ -114,6 +142,13 @@ pub struct BackupOptions {
     pub scan_totals: bool,
     /// How long to wait for a conflicting (exclusive) lock.
     pub lock_wait: std::time::Duration,
+    /// Set (by a signal handler) to stop: the run is recorded as Aborted with every source
+    /// finished before the stop, and the repository stays consistent.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// The scheduled slot this run belongs to.
+    pub slot: Option<Slot>,
+    /// Count the repository's volumes and bytes after the run (one listing).
+    pub totals: bool,
 }
 
 impl Default for BackupOptions {
@@ -136,6 +171,9 @@ impl Default for BackupOptions {
             tags: Vec::new(),
             scan_totals: false,
             lock_wait: std::time::Duration::ZERO,
+            stop: None,
+            slot: None,
+            totals: false,
         }
     }
 }
@@ -163,6 +201,10 @@ pub struct BackupReport {
     pub duration_ms: u64,
     pub volumes_written: u64,
     pub index_segments_written: usize,
+    /// The slot's run already existed (a retried job): it is reported, nothing was read.
+    pub reused: bool,
+    /// The repository's size after the run, when asked for.
+    pub repository: Option<crate::summary::RepositoryTotals>,
 }
 
 fn validate_sources(sources: &[SourceSpec]) -> Result<()> {
@@ -219,11 +261,6 @@ pub fn backup(
     repo.check_features(Operation::Write)?;
     repo.check_owner(opts.owner.as_deref(), opts.force)?;
     validate_sources(sources)?;
-    let lock = repo.lock(crate::repo::LockKind::Shared, "backup", opts.lock_wait)?;
-    // Volumes a purge has marked for deletion must not be referenced: store again instead.
-    let marked = repo.marked_volumes()?;
-    repo.prefer_outside(&marked)?;
-    let filter = PathFilter::new(&[], &opts.exclude)?;
     for name in opts.source_levels.keys() {
         if !sources.iter().any(|s| &s.name == name) {
             return Err(Error::InvalidArgument(format!(
@@ -231,7 +268,16 @@ pub fn backup(
             )));
         }
     }
+    let lock = repo.lock(crate::repo::LockKind::Shared, "backup", opts.lock_wait)?;
     let catalog = repo.runs()?;
+    if let Some(slot) = &opts.slot
+        && let Some(done) = catalog.iter().find(|r| r.tags.contains(&slot.tag()))
+    {
+        return reused(repo, done.clone(), opts, started_clock);
+    }
+    // Volumes a purge has marked for deletion must not be referenced: store again instead.
+    let marked = repo.marked_volumes()?;
+    repo.prefer_outside(&marked)?;
     let requests: Vec<(&str, Level)> = sources
         .iter()
         .map(|s| {
@@ -240,13 +286,6 @@ pub fn backup(
         })
         .collect();
     let plan = plan_levels(&requests, &crate::catalog::source_entries(&catalog));
-    // Each source's parent tree comes from that source's own parent run.
-    let parent_tree = |name: &str| -> Option<Id> {
-        let label = plan.source(name)?.parent.as_ref()?;
-        let run = catalog.iter().find(|r| &r.label == label)?;
-        run.sources.iter().find(|s| s.name == name)?.tree
-    };
-
     let sink = BlobSink::new(
         repo,
         marked,
@@ -255,130 +294,33 @@ pub fn backup(
             encoders: opts.encode_threads.max(1),
             uploads: opts.uploads.max(1),
             pack_size: repo.config().pack_size as usize,
+            stop: opts.stop.clone(),
         },
     )?;
-    let chunker = ChunkerConfig::new(repo.config().chunker, repo.key().chunker_seed());
-
-    let (file_tx, file_rx) = bounded::<walk::FileJob>(opts.read_threads.max(1) * 4);
-    let scan_stop = std::sync::atomic::AtomicBool::new(false);
-    let outcome = std::thread::scope(|scope| {
-        if opts.scan_totals {
-            let (filter, stop) = (&filter, &scan_stop);
-            scope.spawn(move || scan::count(sources, filter, progress, stop));
-        }
-        for _ in 0..opts.read_threads.max(1) {
-            let rx = file_rx.clone();
-            let (chunker, sink) = (&chunker, &sink);
-            scope.spawn(move || {
-                let mut buf = Vec::new();
-                for job in rx {
-                    let r =
-                        file::read_file(&job.path, &job.stat, chunker, sink, progress, &mut buf);
-                    progress.add_done(1, 0);
-                    job.promise.set(r);
-                }
-            });
-        }
-        drop(file_rx);
-        let mut manifests = Vec::new();
-        let mut link_group = 0u64;
-        for source in sources {
-            let Some(level) = plan.source(&source.name) else {
-                continue;
-            };
-            let m = backup_source(
-                repo,
-                &sink,
-                &filter,
-                &file_tx,
-                progress,
-                opts,
-                source,
-                parent_tree(&source.name),
-                level.level != Level::Full,
-                &mut link_group,
-            );
-            match m {
-                Ok(mut m) => {
-                    m.level = Some(level.level);
-                    m.parent = level.parent.clone();
-                    m.base_full = level.base_full.clone();
-                    manifests.push(m)
-                }
-                Err(e) => {
-                    drop(file_tx);
-                    scan_stop.store(true, Ordering::Relaxed);
-                    return Err(e);
-                }
-            }
-        }
-        drop(file_tx);
-        scan_stop.store(true, Ordering::Relaxed);
-        Ok(manifests)
-    });
+    let session = Session {
+        repo,
+        opts,
+        progress,
+        sink: &sink,
+        chunker: ChunkerConfig::new(repo.config().chunker, repo.key().chunker_seed()),
+        plan: &plan,
+        catalog: &catalog,
+    };
+    let outcome = session.run(sources);
     // A storage failure surfaces from the sink as the real cause; the walk only saw it as an
     // interruption.
-    let summary = sink.finish();
-    let source_manifests = match (outcome, summary) {
-        (_, Err(e)) => return Err(e),
-        (Err(e), Ok(_)) => return Err(e),
+    let (walked, mut summary) = match (outcome, sink.finish()) {
+        (_, Err(e)) | (Err(e), Ok(_)) => return Err(e),
         (Ok(m), Ok(s)) => (m, s),
     };
-    let (sources_out, mut summary) = source_manifests;
     let segments_written = summary.index_segments.len();
     repo.extend_index(std::mem::take(&mut summary.index_segments));
-    if sources_out.iter().all(|s| s.status == SourceStatus::Failed) {
-        let first: Vec<String> = sources_out
-            .iter()
-            .flat_map(|s| {
-                s.errors
-                    .iter()
-                    .take(3)
-                    .map(move |e| format!("{}:{}: {}", s.name, e.path, e.error))
-            })
-            .collect();
-        return Err(Error::InvalidArgument(format!(
-            "every source failed, no run written: {}",
-            first.join("; ")
-        )));
-    }
-    let mut stats = RunStats::default();
-    for s in &sources_out {
-        stats.add(&s.stats);
-    }
-    stats.bytes_new = summary.bytes_new;
-    stats.bytes_stored = summary.bytes_stored;
-    stats.blobs_new = summary.blobs_new;
-    let status = if sources_out
-        .iter()
-        .all(|s| s.status == SourceStatus::Complete)
-    {
-        RunStatus::Complete
-    } else {
-        RunStatus::Partial
-    };
-    let manifest = RunManifest {
-        version: MANIFEST_VERSION,
-        label: String::new(),
-        level: plan.level,
-        status,
-        started,
-        finished: Utc::now(),
-        host: opts.host.clone(),
-        owner: opts
-            .owner
-            .clone()
-            .or_else(|| repo.owner().map(str::to_owned)),
-        parent: plan.common_parent(),
-        base_full: plan.common_base_full(),
-        sources: sources_out,
-        stats,
-        tags: opts.tags.clone(),
-    };
+    let manifest = assemble(repo, opts, &plan, walked, &summary, started)?;
     lock.confirm()?;
     // Binaries that read one level per run must not purge or extend this catalog.
     repo.require_feature(crate::format::config::FEATURE_SOURCE_LEVELS)?;
-    let run = repo.save_run(manifest)?;
+    let label_time = opts.slot.as_ref().map_or(started, |s| s.time);
+    let run = repo.save_run(manifest, label_time)?;
     drop(lock);
     Ok(BackupReport {
         run,
@@ -393,6 +335,277 @@ pub fn backup(
         duration_ms: started_clock.elapsed().as_millis() as u64,
         volumes_written: summary.packs,
         index_segments_written: segments_written,
+        reused: false,
+        repository: if opts.totals {
+            Some(repository_totals(repo)?)
+        } else {
+            None
+        },
+    })
+}
+
+/// The report of a run this slot already recorded.
+fn reused(
+    repo: &Repository<Indexed>,
+    run: RunManifest,
+    opts: &BackupOptions,
+    started: Instant,
+) -> Result<BackupReport> {
+    Ok(BackupReport {
+        promoted: false,
+        promoted_sources: Vec::new(),
+        requested_level: opts.level,
+        duration_ms: started.elapsed().as_millis() as u64,
+        volumes_written: 0,
+        index_segments_written: 0,
+        reused: true,
+        repository: if opts.totals {
+            Some(repository_totals(repo)?)
+        } else {
+            None
+        },
+        run,
+    })
+}
+
+/// Volumes and bytes in the repository, and its restore points.
+pub fn repository_totals(repo: &Repository<Indexed>) -> Result<crate::summary::RepositoryTotals> {
+    let volumes = repo.list_volumes()?;
+    let runs = repo.runs()?;
+    let restorable: Vec<&RunManifest> = runs
+        .iter()
+        .filter(|r| r.sources.iter().any(crate::catalog::source_restorable))
+        .collect();
+    Ok(crate::summary::RepositoryTotals {
+        volumes: volumes.len() as u64,
+        bytes: volumes.iter().map(|(_, s)| s).sum(),
+        live_bytes: None,
+        reclaimable_bytes: None,
+        runs: restorable.len() as u64,
+        oldest_run: restorable.first().map(|r| r.started),
+        newest_run: restorable.last().map(|r| r.started),
+    })
+}
+
+/// The sources as walked: their manifests, and whether the run was stopped.
+struct Walked {
+    sources: Vec<SourceManifest>,
+    aborted: bool,
+}
+
+/// One backup run's shared context: the repository, the sink its blobs go to, the reader
+/// pool's chunker, and the level plan.
+struct Session<'a> {
+    repo: &'a Repository<Indexed>,
+    opts: &'a BackupOptions,
+    progress: &'a Progress,
+    sink: &'a BlobSink,
+    chunker: ChunkerConfig,
+    plan: &'a LevelPlan,
+    catalog: &'a [RunManifest],
+}
+
+impl Session<'_> {
+    /// Walk every source, feeding files to a pool of reader threads.
+    fn run(&self, sources: &[SourceSpec]) -> Result<Walked> {
+        let (file_tx, file_rx) = bounded::<walk::FileJob>(self.opts.read_threads.max(1) * 4);
+        let scan_stop = std::sync::atomic::AtomicBool::new(false);
+        let run_filter = PathFilter::new(&[], &self.opts.exclude)?;
+        std::thread::scope(|scope| {
+            if self.opts.scan_totals {
+                let (filter, stop, progress) = (&run_filter, &scan_stop, self.progress);
+                scope.spawn(move || scan::count(sources, filter, progress, stop));
+            }
+            for _ in 0..self.opts.read_threads.max(1) {
+                let rx = file_rx.clone();
+                let (chunker, sink, progress) = (&self.chunker, self.sink, self.progress);
+                scope.spawn(move || {
+                    let mut buf = Vec::new();
+                    for job in rx {
+                        let r = file::read_file(
+                            &job.path, &job.stat, chunker, sink, progress, &mut buf,
+                        );
+                        progress.add_done(1, 0);
+                        job.promise.set(r);
+                    }
+                });
+            }
+            drop(file_rx);
+            let result = self.walk_sources(sources, &file_tx);
+            drop(file_tx);
+            scan_stop.store(true, Ordering::Relaxed);
+            result
+        })
+    }
+
+    fn walk_sources(
+        &self,
+        sources: &[SourceSpec],
+        files: &crossbeam_channel::Sender<walk::FileJob>,
+    ) -> Result<Walked> {
+        let mut out = Walked {
+            sources: Vec::new(),
+            aborted: false,
+        };
+        let mut link_group = 0u64;
+        for source in sources {
+            let Some(level) = self.plan.source(&source.name) else {
+                continue;
+            };
+            let manifest = if out.aborted {
+                Ok(stopped_manifest(
+                    source,
+                    "aborted before this source was read",
+                ))
+            } else {
+                self.source(source, level, files, &mut link_group)
+            };
+            let mut m = match manifest {
+                Ok(m) => m,
+                Err(Error::Interrupted) if self.sink.should_stop() && !self.sink.has_failed() => {
+                    out.aborted = true;
+                    stopped_manifest(source, "aborted while this source was being read")
+                }
+                Err(e) => return Err(e),
+            };
+            m.level = Some(level.level);
+            m.parent = level.parent.clone();
+            m.base_full = level.base_full.clone();
+            out.sources.push(m);
+        }
+        Ok(out)
+    }
+
+    /// Back up one source at its planned level.
+    fn source(
+        &self,
+        source: &SourceSpec,
+        level: &SourceLevelPlan,
+        files: &crossbeam_channel::Sender<walk::FileJob>,
+        link_group: &mut u64,
+    ) -> Result<SourceManifest> {
+        if self.sink.should_stop() {
+            return Err(Error::Interrupted);
+        }
+        // The source's parent tree comes from that source's own parent run.
+        let parent_tree = level
+            .parent
+            .as_ref()
+            .and_then(|label| self.catalog.iter().find(|r| &r.label == label))
+            .and_then(|run| run.sources.iter().find(|s| s.name == source.name))
+            .and_then(|s| s.tree);
+        let mut excludes = self.opts.exclude.clone();
+        excludes.extend(source.exclude.iter().cloned());
+        let filter = PathFilter::new(&[], &excludes)?;
+        backup_source(
+            &SourceCtx {
+                repo: self.repo,
+                sink: self.sink,
+                filter: &filter,
+                files,
+                progress: self.progress,
+                opts: self.opts,
+                chunker: &self.chunker,
+            },
+            source,
+            parent_tree,
+            level.level != Level::Full,
+            link_group,
+        )
+    }
+}
+
+/// The manifest of a source the run stopped before finishing: nothing of it is recorded.
+fn stopped_manifest(source: &SourceSpec, why: &str) -> SourceManifest {
+    SourceManifest {
+        name: source.name.clone(),
+        kind: match source.input {
+            SourceInput::Path(_) => SourceKind::Directory,
+            _ => SourceKind::Stream,
+        },
+        origin: PathText::Utf8(match &source.input {
+            SourceInput::Path(p) => p.display().to_string(),
+            SourceInput::Stdin => "<stdin>".into(),
+            SourceInput::Command(c) => c.clone(),
+            SourceInput::Pipe(p) => p.fifo.display().to_string(),
+        }),
+        tree: None,
+        status: SourceStatus::Failed,
+        stats: RunStats {
+            errors: 1,
+            ..RunStats::default()
+        },
+        errors: vec![ItemError {
+            path: "/".into(),
+            error: why.into(),
+        }],
+        warnings: Vec::new(),
+        level: None,
+        parent: None,
+        base_full: None,
+    }
+}
+
+/// The run's manifest from its sources (refused when every source failed, unless the run
+/// was stopped: an aborted run is recorded so the catalog shows it).
+fn assemble(
+    repo: &Repository<Indexed>,
+    opts: &BackupOptions,
+    plan: &LevelPlan,
+    walked: Walked,
+    summary: &SinkSummary,
+    started: chrono::DateTime<Utc>,
+) -> Result<RunManifest> {
+    let sources = walked.sources;
+    if !walked.aborted && sources.iter().all(|s| s.status == SourceStatus::Failed) {
+        let first: Vec<String> = sources
+            .iter()
+            .flat_map(|s| {
+                s.errors
+                    .iter()
+                    .take(3)
+                    .map(move |e| format!("{}:{}: {}", s.name, e.path, e.error))
+            })
+            .collect();
+        return Err(Error::InvalidArgument(format!(
+            "every source failed, no run written: {}",
+            first.join("; ")
+        )));
+    }
+    let mut stats = RunStats::default();
+    for s in &sources {
+        stats.add(&s.stats);
+    }
+    stats.bytes_new = summary.bytes_new;
+    stats.bytes_stored = summary.bytes_stored;
+    stats.blobs_new = summary.blobs_new;
+    let complete = !walked.aborted && sources.iter().all(|s| s.status == SourceStatus::Complete);
+    let mut tags = opts.tags.clone();
+    if let Some(slot) = &opts.slot {
+        tags.push(slot.tag());
+    }
+    Ok(RunManifest {
+        version: MANIFEST_VERSION,
+        label: String::new(),
+        level: plan.level,
+        status: if complete {
+            RunStatus::Complete
+        } else {
+            RunStatus::Partial
+        },
+        started,
+        finished: Utc::now(),
+        host: opts.host.clone(),
+        owner: opts
+            .owner
+            .clone()
+            .or_else(|| repo.owner().map(str::to_owned)),
+        parent: plan.common_parent(),
+        base_full: plan.common_base_full(),
+        sources,
+        stats,
+        tags,
+        aborted: walked.aborted,
     })
 }
 
@@ -434,34 +647,47 @@ fn stream_manifest(
     })
 }
 
-#[allow(clippy::too_many_arguments)] // reason: the walk's shared context, split by lifetime
+/// What backing up one source needs from its run.
+struct SourceCtx<'a> {
+    repo: &'a Repository<Indexed>,
+    sink: &'a BlobSink,
+    filter: &'a PathFilter,
+    files: &'a crossbeam_channel::Sender<walk::FileJob>,
+    progress: &'a Progress,
+    opts: &'a BackupOptions,
+    chunker: &'a ChunkerConfig,
+}
+
 fn backup_source(
-    repo: &Repository<Indexed>,
-    sink: &BlobSink,
-    filter: &PathFilter,
-    files: &crossbeam_channel::Sender<walk::FileJob>,
-    progress: &Progress,
-    opts: &BackupOptions,
+    cx: &SourceCtx<'_>,
     source: &SourceSpec,
     parent_tree: Option<Id>,
     reuse_unchanged: bool,
     link_group: &mut u64,
 ) -> Result<SourceManifest> {
-    let chunker = ChunkerConfig::new(repo.config().chunker, repo.key().chunker_seed());
+    let SourceCtx {
+        repo,
+        sink,
+        filter,
+        files,
+        progress,
+        opts,
+        chunker,
+    } = *cx;
+    let name = source.stream_name();
     let path = match &source.input {
         SourceInput::Stdin => {
-            let out = stream::read_stream(
-                &source.name,
-                std::io::stdin().lock(),
-                &chunker,
-                sink,
-                progress,
-            )?;
+            let out = stream::read_stream(name, std::io::stdin().lock(), chunker, sink, progress)?;
             return stream_manifest(repo, sink, source, PathText::Utf8("<stdin>".into()), out);
         }
         SourceInput::Command(cmd) => {
-            let out = stream::read_command(&source.name, cmd, &chunker, sink, progress)?;
+            let out = stream::read_command(name, cmd, chunker, sink, progress)?;
             return stream_manifest(repo, sink, source, PathText::Utf8(cmd.clone()), out);
+        }
+        SourceInput::Pipe(pipe) => {
+            let out = stream::read_pipe(name, pipe, chunker, sink, progress)?;
+            let origin = PathText::from_bytes(path_bytes(&pipe.fifo));
+            return stream_manifest(repo, sink, source, origin, out);
         }
         SourceInput::Path(p) => p,
     };
@@ -471,7 +697,7 @@ fn backup_source(
     let origin = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
     if stat.kind == NodeKind::Fifo {
         let fifo = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let out = stream::read_stream(&source.name, fifo, &chunker, sink, progress)?;
+        let out = stream::read_stream(name, fifo, chunker, sink, progress)?;
         return stream_manifest(
             repo,
             sink,

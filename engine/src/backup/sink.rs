@@ -33,6 +33,9 @@ pub struct SinkOptions {
     pub encoders: usize,
     pub uploads: usize,
     pub pack_size: usize,
+    /// Set from outside (a signal) to ask producers to stop reading; what was offered is
+    /// still stored and indexed.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// Byte and blob counters of what the sink stored.
@@ -71,6 +74,7 @@ struct Shared {
     segments_written: Mutex<Vec<(String, IndexSegment)>>,
     pack_size: usize,
     failed: AtomicBool,
+    stop: Option<Arc<AtomicBool>>,
     error: Mutex<Option<Error>>,
     stats: SinkStats,
     upload_tx: Mutex<Option<Sender<Spooled>>>,
@@ -256,6 +260,7 @@ impl BlobSink {
             segments_written: Mutex::new(Vec::new()),
             pack_size: opts.pack_size,
             failed: AtomicBool::new(false),
+            stop: opts.stop.clone(),
             error: Mutex::new(None),
             stats: SinkStats::default(),
             upload_tx: Mutex::new(Some(upload_tx)),
@@ -313,6 +318,14 @@ impl BlobSink {
     /// Whether an earlier step failed; producers should stop early.
     pub fn has_failed(&self) -> bool {
         self.shared.failed.load(Ordering::Relaxed)
+    }
+
+    /// Whether the backup was asked to stop (the run is then recorded as Aborted).
+    pub fn should_stop(&self) -> bool {
+        self.shared
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
     }
 
     /// Whether a blob can be referenced without storing it: it is in a live volume.

@@ -163,3 +163,151 @@ pub(super) fn read_command(
     }
     Ok(outcome)
 }
+
+/// A command run in another container (a database dump in its own image) whose stdout
+/// reaches this process through a FIFO on a shared volume. The other side is `holdfast job
+/// pipe`: it opens the FIFO, writes `<fifo>.started`, runs the command with its stdout on the
+/// FIFO, and when the command ends writes `<fifo>.status` before closing its end, so the
+/// status is there when the stream ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipeSpec {
+    pub fifo: std::path::PathBuf,
+    /// How long the other container may take to start the command.
+    pub start_timeout: std::time::Duration,
+}
+
+impl PipeSpec {
+    pub fn started_marker(&self) -> std::path::PathBuf {
+        with_suffix(&self.fifo, ".started")
+    }
+
+    pub fn status_file(&self) -> std::path::PathBuf {
+        with_suffix(&self.fifo, ".status")
+    }
+
+    /// Left by the reader once it holds the FIFO open: until then the writer keeps its own
+    /// end open, so a short output that fits in the pipe is not lost with the pipe.
+    pub fn reading_marker(&self) -> std::path::PathBuf {
+        with_suffix(&self.fifo, ".reading")
+    }
+}
+
+/// `path` with `suffix` appended to its file name.
+pub fn with_suffix(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    std::path::PathBuf::from(s)
+}
+
+/// How the command behind a pipe ended, as `holdfast job pipe` records it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipeStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// The command could not be run at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub stderr_tail: String,
+}
+
+impl PipeStatus {
+    /// `None` when the command succeeded, else what went wrong, for the run's error list.
+    pub fn failure(&self, what: &str) -> Option<String> {
+        let detail = if self.stderr_tail.is_empty() {
+            String::new()
+        } else {
+            format!("; stderr: {}", self.stderr_tail)
+        };
+        if let Some(e) = &self.error {
+            return Some(format!("{what} could not run: {e}{detail}"));
+        }
+        match (self.exit_code, self.signal) {
+            (Some(0), _) => None,
+            (Some(c), _) => Some(format!("{what} exited with status {c}{detail}")),
+            (None, Some(s)) => Some(format!("{what} was killed by signal {s}{detail}")),
+            (None, None) => Some(format!("{what} ended without an exit status{detail}")),
+        }
+    }
+}
+
+/// Wait for `path` to exist, up to `timeout`, giving up early if the backup is stopping.
+fn wait_for_file(path: &std::path::Path, timeout: std::time::Duration, sink: &BlobSink) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if path.exists() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline || sink.should_stop() {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Read a pipe source. A command that did not start, or ended badly, fails the source with
+/// its exit status and the tail of its stderr; the run goes on with the other sources.
+pub(super) fn read_pipe(
+    name: &str,
+    pipe: &PipeSpec,
+    chunker: &ChunkerConfig,
+    sink: &BlobSink,
+    progress: &Progress,
+) -> Result<StreamOutcome> {
+    let failed = |msg: String| StreamOutcome {
+        node: None,
+        stats: RunStats {
+            errors: 1,
+            ..RunStats::default()
+        },
+        errors: vec![ItemError {
+            path: "/".into(),
+            error: msg,
+        }],
+    };
+    if !wait_for_file(&pipe.started_marker(), pipe.start_timeout, sink) {
+        if sink.should_stop() {
+            return Err(Error::Interrupted);
+        }
+        return Ok(failed(format!(
+            "the command container did not start its command within {} s",
+            pipe.start_timeout.as_secs()
+        )));
+    }
+    // Opened without waiting for a writer (the writer may have given up), then switched to
+    // blocking reads: with no writer left, the stream simply ends.
+    let fifo = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(&pipe.fifo)
+            .map_err(|e| Error::io(&pipe.fifo, e))?
+    };
+    rustix::fs::fcntl_setfl(&fifo, rustix::fs::OFlags::empty())
+        .map_err(|e| Error::io(&pipe.fifo, e.into()))?;
+    std::fs::write(pipe.reading_marker(), b"").map_err(|e| Error::io(pipe.reading_marker(), e))?;
+    let outcome = read_stream(name, fifo, chunker, sink, progress)?;
+    let status_path = pipe.status_file();
+    // Written before the writer closed its end; a moment's grace for slow filesystems.
+    wait_for_file(&status_path, std::time::Duration::from_secs(30), sink);
+    let status: PipeStatus = match std::fs::read(&status_path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| PipeStatus {
+            error: Some(format!("unreadable status file: {e}")),
+            ..PipeStatus::default()
+        }),
+        Err(e) => PipeStatus {
+            error: Some(format!(
+                "no status file ({e}): the command container ended abnormally"
+            )),
+            ..PipeStatus::default()
+        },
+    };
+    match status.failure("the command") {
+        Some(msg) => Ok(failed(msg)),
+        None => Ok(outcome),
+    }
+}

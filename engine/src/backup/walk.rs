@@ -238,7 +238,7 @@ impl Walker<'_> {
 
     /// Walk a directory; `None` when it could not be listed (reported as an error).
     pub fn walk_dir(&mut self, path: &Path, rel: &[u8], parent: Option<Id>) -> Result<Option<Id>> {
-        if self.sink.has_failed() {
+        if self.sink.has_failed() || self.sink.should_stop() {
             return Err(Error::Interrupted);
         }
         let mut names: Vec<Vec<u8>> = match std::fs::read_dir(path) {

@@ -241,9 +241,13 @@ pub struct RunManifest {
     pub base_full: Option<String>,
     pub sources: Vec<SourceManifest>,
     pub stats: RunStats,
-    /// Free-form tags given at backup time.
+    /// Free-form tags given at backup time (and `job:<name>` for a controller's job).
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The run was stopped on request before every source was read; its status is Partial
+    /// (older binaries read it as such) and the sources not finished are listed as failed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub aborted: bool,
 }
 
 #[cfg(test)]

@@ -278,6 +278,7 @@ fn repack(
             encoders: 2,
             uploads: 2,
             pack_size: repo.config().pack_size as usize,
+            stop: None,
         },
     )?;
     for e in index.entries() {

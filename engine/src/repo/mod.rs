@@ -281,3 +281,48 @@ impl Repository<Indexed> {
             .map_err(|e| Error::corrupt(format!("tree {} does not decode: {e}", id.short())))
     }
 }
+
+/// What destroying a repository removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DestroyReport {
+    pub objects_deleted: u64,
+    pub bytes_deleted: u64,
+}
+
+impl Repository<Opened> {
+    /// Delete the whole repository (a BackupSet deleted with `deletionPolicy: Purge`). Only
+    /// with the key, so a wrong location or another set's repository is never touched by
+    /// mistake; under an exclusive lock, so nothing runs meanwhile. `config` goes last: a
+    /// destroy stopped half-way leaves a repository that says it is one, and running it again
+    /// finishes the job.
+    pub fn destroy(
+        self,
+        owner: Option<&str>,
+        lock_wait: std::time::Duration,
+    ) -> Result<DestroyReport> {
+        self.check_features(Operation::Delete)?;
+        self.check_owner(owner, false)?;
+        let lock = self.lock(LockKind::Exclusive, "destroy", lock_wait)?;
+        let objects = self.store().list("")?;
+        let mut report = DestroyReport::default();
+        let last = |k: &str| k == "config" || k.starts_with("locks/");
+        for o in objects.iter().filter(|o| !last(&o.key)) {
+            self.store().delete(&o.key)?;
+            report.objects_deleted += 1;
+            report.bytes_deleted += o.size;
+        }
+        lock.release()?;
+        for o in objects.iter().filter(|o| o.key.starts_with("locks/")) {
+            self.store().delete(&o.key)?;
+            report.objects_deleted += 1;
+        }
+        if let Some(c) = objects.iter().find(|o| o.key == "config") {
+            self.store().delete("config")?;
+            report.objects_deleted += 1;
+            report.bytes_deleted += c.size;
+        }
+        self.store().prune_empty()?;
+        Ok(report)
+    }
+}

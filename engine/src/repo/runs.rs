@@ -94,10 +94,11 @@ impl<S> Repository<S> {
         Ok(self.store().delete(&format!("{RUNS_PREFIX}{label}"))?)
     }
 
-    /// Store a manifest under a unique label: if another run already took this second, the
-    /// label moves forward a second at a time. Returns the manifest as stored.
-    pub fn save_run(&self, mut manifest: RunManifest) -> Result<RunManifest> {
-        let mut at = manifest.started;
+    /// Store a manifest under a unique label for the time `at` (its start, or its scheduled
+    /// slot): if another run already took this second, the label moves forward a second at a
+    /// time. Returns the manifest as stored.
+    pub fn save_run(&self, mut manifest: RunManifest, at: DateTime<Utc>) -> Result<RunManifest> {
+        let mut at = at;
         for _ in 0..3600 {
             manifest.label = label_for(manifest.level, at);
             let json = serde_json::to_vec(&manifest).map_err(Error::internal)?;
@@ -352,6 +353,7 @@ mod tests {
             sources: vec![],
             stats: RunStats::default(),
             tags: vec![],
+            aborted: false,
         }
     }
 

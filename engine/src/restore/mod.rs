@@ -45,6 +45,8 @@ pub struct RestoreOptions {
     pub threads: Option<usize>,
     /// How long to wait for a conflicting (exclusive) lock.
     pub lock_wait: std::time::Duration,
+    /// Set (by a signal handler) to stop early; the report says so.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for RestoreOptions {
@@ -61,6 +63,7 @@ impl Default for RestoreOptions {
             owner: true,
             lock_wait: std::time::Duration::ZERO,
             threads: None,
+            stop: None,
         }
     }
 }
@@ -111,7 +114,14 @@ impl Ctx<'_> {
     }
 
     fn should_stop(&self) -> bool {
-        self.stopped.load(std::sync::atomic::Ordering::Relaxed)
+        self.stopped.load(std::sync::atomic::Ordering::Relaxed) || self.aborted()
+    }
+
+    fn aborted(&self) -> bool {
+        self.opts
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
     }
 }
 
@@ -207,6 +217,7 @@ pub fn restore(
         };
         ctx.record(&dir.shown, outcome);
     }
+    let aborted = ctx.aborted();
     let report = ctx.report.into_inner().unwrap_or_else(|p| p.into_inner());
     Ok(report.finish(
         roots
@@ -221,6 +232,7 @@ pub fn restore(
             .collect(),
         started.elapsed(),
         opts.continue_on_error,
+        aborted,
     ))
 }
 

@@ -26,7 +26,7 @@ pub struct UnrestoredItem {
 }
 
 /// Overall outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum RestoreStatus {
     /// Every selected item was restored or deliberately skipped.
     Complete,
@@ -72,6 +72,8 @@ pub struct RestoreReport {
     /// kept with the reason (first 1000).
     pub leftovers: Vec<UnrestoredItem>,
     pub leftovers_removed: u64,
+    /// Stopped on request (a signal) before everything was restored.
+    pub aborted: bool,
 }
 
 const SKIPPED_LISTED: usize = 1000;
@@ -133,9 +135,11 @@ impl Builder {
         targets: Vec<SourceTarget>,
         elapsed: Duration,
         continue_on_error: bool,
+        aborted: bool,
     ) -> RestoreReport {
         self.unrestored_items.sort_by(|a, b| a.path.cmp(&b.path));
         let status = match (self.unrestored_items.is_empty(), continue_on_error) {
+            _ if aborted => RestoreStatus::Failed,
             (true, _) => RestoreStatus::Complete,
             (false, true) => RestoreStatus::Partial,
             (false, false) => RestoreStatus::Failed,
@@ -156,6 +160,7 @@ impl Builder {
             skipped_items: self.skipped_items,
             leftovers: self.leftovers,
             leftovers_removed: self.leftovers_removed,
+            aborted,
         }
     }
 }

@@ -289,6 +289,33 @@ impl Storage for LocalStorage {
         )
     }
 
+    async fn prune_empty(&self) -> Result<(), StorageError> {
+        self.blocking("", |s| {
+            fn prune(dir: &Path) -> io::Result<bool> {
+                let mut empty = true;
+                for entry in fs::read_dir(dir)? {
+                    let entry = entry?;
+                    if entry.file_type()?.is_dir() {
+                        if !prune(&entry.path())? {
+                            empty = false;
+                        }
+                    } else {
+                        empty = false;
+                    }
+                }
+                if empty {
+                    fs::remove_dir(dir)?;
+                }
+                Ok(empty)
+            }
+            match prune(&s.root) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
     async fn sample_entries(&self, limit: usize) -> Result<Vec<String>, StorageError> {
         // Any entry counts, not only what a repository would hold.
         let root = self.root.clone();

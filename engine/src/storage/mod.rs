@@ -85,6 +85,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
             .collect())
     }
 
+    /// Remove what deleting every object left behind (empty directories); object stores
+    /// have nothing to remove.
+    async fn prune_empty(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
     /// Remove leftovers of interrupted writes (temporary objects) older than `older_than`.
     /// Returns how many were removed. Backends without temporaries remove nothing.
     async fn remove_stale_temporaries(

@@ -54,6 +54,11 @@ impl Store {
         self.runtime.block_on(self.backend.diagnose())
     }
 
+    /// See [`Storage::prune_empty`].
+    pub fn prune_empty(&self) -> Result<(), StorageError> {
+        self.runtime.block_on(self.backend.prune_empty())
+    }
+
     /// See [`Storage::not_created_yet`].
     pub fn not_created_yet(&self) -> Option<super::check::CheckItem> {
         self.backend.not_created_yet()

@@ -88,13 +88,19 @@ fn parse_source(s: &str) -> SourceSpec {
     }
 }
 
-fn render(r: &BackupReport) -> String {
+pub(crate) fn render(r: &BackupReport) -> String {
     let run = &r.run;
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "run {}  {:?}  level {}",
-        run.label, run.status, run.level
+        "run {}  {}  level {}",
+        run.label,
+        if run.aborted {
+            "Aborted".to_owned()
+        } else {
+            format!("{:?}", run.status)
+        },
+        run.level
     );
     if r.promoted {
         let _ = writeln!(
@@ -177,6 +183,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
         tags: args.tag,
         scan_totals: ctx.progress && !ctx.json && !ctx.quiet,
         lock_wait: ctx.lock_wait,
+        stop: Some(crate::cli::signals::stop_flag()),
         ..defaults
     };
     let progress = Arc::new(Progress::default());
@@ -187,6 +194,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
     ctx.summary(&report.summary());
     ctx.emit(&report, || render(&report))?;
     Ok(match report.run.status {
+        _ if report.run.aborted => exit::ABORTED,
         RunStatus::Complete => exit::OK,
         RunStatus::Partial => exit::PARTIAL,
     })

@@ -5,6 +5,7 @@ pub mod backup;
 pub mod crd;
 pub mod init;
 pub mod inventory;
+pub mod job;
 pub mod locks;
 pub mod ls;
 pub mod purge;

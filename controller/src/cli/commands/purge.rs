@@ -90,7 +90,7 @@ pub struct Args {
     compression: CompressionLevel,
 }
 
-fn render(r: &PurgeReport) -> String {
+pub(crate) fn render(r: &PurgeReport) -> String {
     let mut out = String::new();
     let verb = if r.dry_run { "would" } else { "did" };
     let _ = writeln!(

@@ -69,7 +69,7 @@ pub struct Args {
     threads: Option<usize>,
 }
 
-fn render(r: &RestoreReport) -> String {
+pub(crate) fn render(r: &RestoreReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -154,6 +154,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
         owner: !args.no_owner,
         lock_wait: ctx.lock_wait,
         threads: args.threads,
+        stop: Some(crate::cli::signals::stop_flag()),
     };
     let progress = Arc::new(Progress::default());
     let report = {
@@ -163,6 +164,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
     ctx.summary(&report.summary());
     ctx.emit(&report, || render(&report))?;
     Ok(match report.status {
+        _ if report.aborted => exit::ABORTED,
         RestoreStatus::Complete => exit::OK,
         RestoreStatus::Partial | RestoreStatus::Failed => exit::PARTIAL,
     })

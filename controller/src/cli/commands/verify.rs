@@ -32,7 +32,7 @@ fn parse_percent(s: &str) -> Result<f64, String> {
     }
 }
 
-fn render(r: &VerifyReport) -> String {
+pub(crate) fn render(r: &VerifyReport) -> String {
     let mut out = String::new();
     let verdict = match (r.ok, r.data_verified, r.volumes_read) {
         (true, true, _) => "OK: metadata consistent and every volume read back intact".to_owned(),

@@ -1,0 +1,212 @@
+//! The plan a job pod runs: what the controller renders into the pod (the `HOLDFAST_JOB_PLAN`
+//! variable) and `holdfast job run` executes. It names no secret: credentials and the
+//! passphrase reach the pod as Secret references, never through the plan. Results come back
+//! as an engine [`holdfast_engine::summary::JobSummary`] in the termination message.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use holdfast_engine::format::run::Level;
+use serde::{Deserialize, Serialize};
+
+use crate::api::backup_set::Retention;
+
+/// The variable holding the plan (JSON).
+pub const PLAN_ENV: &str = "HOLDFAST_JOB_PLAN";
+/// The plan's schema version; a job refuses a plan of another version.
+pub const PLAN_VERSION: u32 = 1;
+
+/// Where job pods mount things.
+pub mod paths {
+    /// PVC sources: `<SOURCES>/<source name>`.
+    pub const SOURCES: &str = "/holdfast/sources";
+    /// FIFOs of command sources and their markers.
+    pub const STREAMS: &str = "/holdfast/streams";
+    /// The holdfast binary, copied for command containers.
+    pub const TOOLS: &str = "/holdfast/tools";
+    /// A filesystem StorageSet's claim.
+    pub const STORAGE: &str = "/holdfast/storage";
+    /// A restore's target claim.
+    pub const TARGET: &str = "/holdfast/target";
+    /// The key Secret's volume; the passphrase is `<KEY>/passphrase`.
+    pub const KEY: &str = "/holdfast/key";
+    /// Scratch space (the root filesystem is read-only).
+    pub const TMP: &str = "/tmp";
+}
+
+/// One job's work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobPlan {
+    pub version: u32,
+    pub repository: RepositoryRef,
+    pub operation: Operation,
+}
+
+/// The repository, without credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RepositoryRef {
+    /// `s3://bucket/prefix/repo?endpoint=…&path_style=true` or `file:///holdfast/storage/…`.
+    pub url: String,
+    /// The owning BackupSet, `<namespace>/<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Create the repository if there is none (the first backup of a set).
+    #[serde(default)]
+    pub create: bool,
+}
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+pub enum Operation {
+    Backup(BackupPlan),
+    Purge(PurgePlan),
+    Verify(VerifyPlan),
+    Restore(RestorePlan),
+    StorageCheck(StorageCheckPlan),
+    DeleteRepository,
+}
+
+impl Operation {
+    /// The name used in job names, labels, events and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operation::Backup(_) => "backup",
+            Operation::Purge(_) => "purge",
+            Operation::Verify(_) => "verify",
+            Operation::Restore(_) => "restore",
+            Operation::StorageCheck(_) => "storage-check",
+            Operation::DeleteRepository => "delete-repository",
+        }
+    }
+}
+
+/// A backup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackupPlan {
+    /// The scheduled slot: the run's label time, and the job that must record one run only.
+    pub slot_time: DateTime<Utc>,
+    pub slot_id: String,
+    pub level: Level,
+    /// Per-source levels (Auto mode).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub source_levels: BTreeMap<String, Level>,
+    pub sources: Vec<SourcePlan>,
+    /// `fast`, `default`, `best`, `off` or 1–19.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    /// Volumes uploaded in parallel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploads: Option<u32>,
+    /// Upload limit, bytes per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_rate: Option<String>,
+}
+
+/// One source in the pod.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SourcePlan {
+    pub name: String,
+    /// A directory source: the path in the pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// A command source: the FIFO its container writes to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fifo: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+}
+
+/// A purge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PurgePlan {
+    pub retention: Retention,
+    /// How long marked volumes wait before deletion.
+    pub grace_seconds: u64,
+}
+
+/// A verification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifyPlan {
+    pub deep: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_percent: Option<f64>,
+}
+
+/// A restore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestorePlan {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_in_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub allow_partial: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// The directory in the pod to restore into.
+    pub target: String,
+    /// `never`, `if-newer` or `always`.
+    pub overwrite: String,
+    pub continue_on_error: bool,
+}
+
+/// A storage check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StorageCheckPlan {
+    /// A filesystem target's mount, to report its size and free space.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_path: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_round_trip_and_refuse_unknown_fields() {
+        let plan = JobPlan {
+            version: PLAN_VERSION,
+            repository: RepositoryRef {
+                url: "s3://b/p/shop/shop?endpoint=http://127.0.0.1:9000&path_style=true".into(),
+                owner: Some("shop/shop".into()),
+                create: true,
+            },
+            operation: Operation::Backup(BackupPlan {
+                slot_time: Utc::now(),
+                slot_id: "shop-backup-202612010100".into(),
+                level: Level::Incr,
+                source_levels: BTreeMap::from([("db".to_owned(), Level::Full)]),
+                sources: vec![SourcePlan {
+                    name: "db".into(),
+                    path: None,
+                    fifo: Some("/holdfast/streams/db".into()),
+                    exclude: vec![],
+                    file_name: Some("shop.sql".into()),
+                }],
+                compression: None,
+                uploads: Some(4),
+                upload_rate: None,
+            }),
+        };
+        let json = serde_json::to_string(&plan).unwrap();
+        assert_eq!(serde_json::from_str::<JobPlan>(&json).unwrap(), plan);
+        assert!(json.contains(r#""type":"backup""#), "{json}");
+        let bad = json.replace(r#""create":true"#, r#""create":true,"passphrase":"x""#);
+        assert!(serde_json::from_str::<JobPlan>(&bad).is_err());
+    }
+}
