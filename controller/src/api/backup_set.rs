@@ -6,6 +6,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use super::common::Level;
 use super::common::{DURATION_PATTERN, Encryption, LocalObjectReference, conditions_schema};
 
 /// One group of sources backed up together: a data boundary (stored, deduplicated and
@@ -51,6 +52,18 @@ use super::common::{DURATION_PATTERN, Encryption, LocalObjectReference, conditio
         name = "Restore Points",
         type_ = "integer",
         json_path = ".status.restorePoints.count",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Last Success",
+        type_ = "date",
+        json_path = ".status.lastSuccessfulTime",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Failures",
+        type_ = "integer",
+        json_path = ".status.consecutiveFailures",
         priority = 1
     ),
     printcolumn(
@@ -262,27 +275,63 @@ pub struct ManualRun {
     pub level: Option<String>,
 }
 
+/// Where a BackupSet stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum SetPhase {
+    /// Valid, nothing running.
+    Idle,
+    /// An operation of its repository is running or waiting.
+    Running,
+    /// Scheduled runs are off.
+    Suspended,
+    /// Cannot proceed (see the Stalled condition).
+    Failed,
+    /// Being deleted.
+    Terminating,
+}
+
+/// How a run ended (or that it has not yet).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RunPhase {
+    /// Waiting for the repository (another operation runs).
+    Queued,
+    Running,
+    Complete,
+    /// Some items could not be read; everything else is stored.
+    Partial,
+    Failed,
+    /// Stopped on request; what was read before is recorded.
+    Aborted,
+}
+
 /// Observed state of a BackupSet.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupSetStatus {
-    /// `Ready`, `Reconciling`, `Stalled`, `Suspended`, with reason and message.
+    /// `Ready`, `Reconciling`, `Stalled`, with reason and message.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
     /// The generation the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Idle`, `Running`, `Suspended` or `Failed` (references missing or invalid).
+    /// `Idle`, `Running`, `Suspended`, `Failed` (references missing or invalid) or
+    /// `Terminating`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
-    /// The most recent run.
+    pub phase: Option<SetPhase>,
+    /// The most recent backup run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<RunSummary>,
-    /// The next planned run.
+    /// When the last Complete or Partial backup finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_time: Option<Time>,
+    /// Backups that failed in a row since the last one that stored something.
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    /// The next planned backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_run: Option<NextRun>,
-    /// The last ten runs, newest first (the full catalog is in the repository).
+    /// The last ten backup runs, newest first (the full catalog is in the repository).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recent_runs: Vec<RunSummary>,
     /// State of each source.
@@ -294,6 +343,9 @@ pub struct BackupSetStatus {
     /// The last purge's result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<RetentionResult>,
+    /// The last verification's result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerifyResult>,
     /// Operations waiting for the repository (one runs at a time), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub queue: Vec<QueuedOperation>,
@@ -303,21 +355,49 @@ pub struct BackupSetStatus {
     /// The last manual-run token acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_manual_token: Option<String>,
-    /// Scheduled runs skipped because they were missed.
+    /// Scheduled runs skipped because they were missed (the controller was down past the
+    /// starting deadline, or the previous run was still going).
     #[serde(default)]
     pub missed_runs: u64,
+    /// The scheduler's bookkeeping: the newest slot acted on per operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slots: Option<SlotState>,
+    /// Jobs whose results this status already holds (newest last, bounded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub handled_jobs: Vec<String>,
+}
+
+/// The newest scheduled slot acted on (run, queued or skipped) per operation.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SlotState {
+    /// Backups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<Time>,
+    /// Purges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purge: Option<Time>,
+    /// Verifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Time>,
+    /// The `runOnCreate` backup was started.
+    #[serde(default)]
+    pub run_on_create_done: bool,
 }
 
 /// A run, as status shows it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunSummary {
-    /// Run label, e.g. `full-20261122.010000` (UTC).
+    /// Run label, e.g. `full-20261122.010000` (UTC); the job's name while it has none yet.
     pub label: String,
-    /// `full`, `diff` or `incr`.
-    pub level: String,
-    /// `Running`, `Complete`, `Partial`, `Failed` or `Aborted`.
-    pub phase: String,
+    /// `full`, `diff` or `incr` (the most incremental level of its sources).
+    pub level: Level,
+    /// `Queued`, `Running`, `Complete`, `Partial`, `Failed` or `Aborted`.
+    pub phase: RunPhase,
+    /// The Job that ran it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
     /// When the run started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
@@ -333,6 +413,9 @@ pub struct RunSummary {
     /// Bytes added to storage after dedup and compression.
     #[serde(default)]
     pub bytes_stored: u64,
+    /// Items that could not be read.
+    #[serde(default)]
+    pub errors: u64,
     /// Why it failed, or what was partial.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -342,10 +425,10 @@ pub struct RunSummary {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NextRun {
-    /// When.
+    /// When (the jitter included).
     pub time: Time,
-    /// At which level.
-    pub level: String,
+    /// At which level (in Auto mode, each source's level is chosen at the run).
+    pub level: Level,
 }
 
 /// A source's state.
@@ -357,16 +440,28 @@ pub struct SourceState {
     /// `Online` (last run complete), `Partial` (some items failed) or `Offline` (could not
     /// be read: missing PVC, failing command).
     pub state: String,
+    /// Its level in the last run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_level: Option<Level>,
     /// Label of its last full run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_full: Option<String>,
+    /// When its last full ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_full_time: Option<Time>,
+    /// Its logical size in its last run.
+    #[serde(default)]
+    pub size_bytes: u64,
+    /// Why it is Partial or Offline (e.g. a dump's exit status and stderr tail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Restore points.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RestorePoints {
-    /// Number of restorable runs.
+    /// Number of runs holding a restorable source.
     pub count: u64,
     /// The oldest one's start time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -386,9 +481,34 @@ pub struct RetentionResult {
     /// Runs it expired.
     #[serde(default)]
     pub runs_expired: u64,
+    /// Runs it kept.
+    #[serde(default)]
+    pub runs_kept: u64,
     /// Bytes it reclaimed.
     #[serde(default)]
     pub bytes_reclaimed: u64,
+    /// What it could not finish and left for the next purge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A verification's result.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyResult {
+    /// When it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
+    /// `quick`, `deep` or `deep (sample N%)`.
+    pub depth: String,
+    /// Whether the repository was found intact.
+    pub ok: bool,
+    /// Volumes read back.
+    #[serde(default)]
+    pub volumes_read: u64,
+    /// Damaged volumes and problems, in short.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// A queued operation.
@@ -397,6 +517,9 @@ pub struct RetentionResult {
 pub struct QueuedOperation {
     /// `backup`, `purge`, `verify` or `restore/<name>`.
     pub operation: String,
+    /// Its Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
     /// When it was requested.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested: Option<Time>,
@@ -408,6 +531,15 @@ pub struct QueuedOperation {
 pub struct Usage {
     /// Bytes stored in the repository.
     pub stored_bytes: u64,
+    /// Volumes (pack files) in the repository.
+    #[serde(default)]
+    pub volumes: u64,
+    /// Bytes retained runs need (known after a purge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_bytes: Option<u64>,
+    /// Bytes a purge could reclaim (known after a purge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reclaimable_bytes: Option<u64>,
     /// Logical bytes of the newest run.
     pub logical_bytes: u64,
 }

@@ -54,6 +54,42 @@ pub fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> schemars:
     schema
 }
 
+/// A backup level, as status shows it.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Level 0: every byte read.
+    Full,
+    /// Level 1: changes since the source's last full.
+    Diff,
+    /// Level 2: changes since the source's previous run.
+    Incr,
+}
+
+impl From<holdfast_engine::format::run::Level> for Level {
+    fn from(l: holdfast_engine::format::run::Level) -> Self {
+        use holdfast_engine::format::run::Level as E;
+        match l {
+            E::Full => Level::Full,
+            E::Diff => Level::Diff,
+            E::Incr => Level::Incr,
+        }
+    }
+}
+
+impl From<Level> for holdfast_engine::format::run::Level {
+    fn from(l: Level) -> Self {
+        use holdfast_engine::format::run::Level as E;
+        match l {
+            Level::Full => E::Full,
+            Level::Diff => E::Diff,
+            Level::Incr => E::Incr,
+        }
+    }
+}
+
 /// A duration like `90s`, `30m`, `12h`, `7d` or `2w`.
 pub const DURATION_PATTERN: &str = r"^[0-9]+(s|m|h|d|w)$";
 

@@ -154,6 +154,32 @@ pub enum Overwrite {
     Always,
 }
 
+/// Where a Restore stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum RestorePhase {
+    /// Waiting for its references (or a new claim to bind).
+    Pending,
+    /// Waiting for the repository (another operation runs).
+    Queued,
+    Running,
+    /// Everything selected was restored or deliberately skipped.
+    Completed,
+    /// Some items could not be restored; the rest were (see unrestoredItems).
+    PartiallyFailed,
+    /// Nothing could be restored, or it stopped at the first failure.
+    Failed,
+}
+
+impl RestorePhase {
+    /// Finished: a one-shot Restore never runs again.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            RestorePhase::Completed | RestorePhase::PartiallyFailed | RestorePhase::Failed
+        )
+    }
+}
+
 /// Observed state of a Restore.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -165,12 +191,18 @@ pub struct RestoreStatus {
     /// The generation the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Pending`, `Running`, `Completed`, `PartiallyFailed` or `Failed`.
+    /// `Pending`, `Queued`, `Running`, `Completed`, `PartiallyFailed` or `Failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
-    /// The run restored.
+    pub phase: Option<RestorePhase>,
+    /// The newest run restored from (each source's own run is in `sources`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
+    /// Each source restored and the run it came from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<RestoredSource>,
+    /// The Job that runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
     /// When the restore started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
@@ -195,6 +227,16 @@ pub struct RestoreStatus {
     /// A human-readable summary or failure reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// A source restored.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoredSource {
+    /// The source.
+    pub source: String,
+    /// The run it came from.
+    pub run: String,
 }
 
 /// An item that could not be restored.

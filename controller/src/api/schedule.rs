@@ -159,6 +159,9 @@ pub struct ScheduleStatus {
     /// The next few planned runs and their levels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub next_runs: Vec<PlannedRun>,
+    /// The BackupSets that run on this schedule.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub used_by: Vec<String>,
 }
 
 /// A planned run.
@@ -167,6 +170,7 @@ pub struct ScheduleStatus {
 pub struct PlannedRun {
     /// When it is due.
     pub time: Time,
-    /// `full`, `diff` or `incr` (in Auto mode, the level most sources will get).
-    pub level: String,
+    /// `full`, `diff` or `incr` (in Auto mode `incr`: each source's level is chosen at the
+    /// run, a full at least once per cycle).
+    pub level: super::common::Level,
 }

@@ -156,6 +156,15 @@ pub struct StorageSetStatus {
     /// Size and free space of a filesystem target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<Capacity>,
+    /// The generation the last storage check tested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_generation: Option<i64>,
+    /// The BackupSets keeping their repositories here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub used_by: Vec<String>,
+    /// The checks of the last storage check that failed, with what to fix.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_checks: Vec<String>,
 }
 
 /// Media inventory summary.
@@ -170,7 +179,7 @@ pub struct StorageInventory {
     pub total_size: String,
     /// Bytes that retained runs need.
     pub live_bytes: u64,
-    /// Bytes a purge could reclaim.
+    /// Bytes a purge could reclaim (as of each set's last purge).
     pub reclaimable_bytes: u64,
     /// Per backup set (repository).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

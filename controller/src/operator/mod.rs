@@ -1,0 +1,3 @@
+//! `holdfast controller`: the Kubernetes operator.
+
+pub mod plan;

@@ -1,0 +1,8 @@
+//! The controller's decisions as pure functions of their inputs and `now`, with no client:
+//! when operations are due ([`schedule`], [`set`]), each source's level in Auto mode
+//! ([`auto`]), and the order operations of one repository run in ([`queue`]).
+
+pub mod auto;
+pub mod queue;
+pub mod schedule;
+pub mod set;
