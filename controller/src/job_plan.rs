@@ -98,12 +98,9 @@ pub struct BackupPlan {
     /// `fast`, `default`, `best`, `off` or 1–19.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<String>,
-    /// Volumes uploaded in parallel.
+    /// Volumes uploaded in parallel (rate limits are in the repository URL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uploads: Option<u32>,
-    /// Upload limit, bytes per second.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upload_rate: Option<String>,
 }
 
 /// One source in the pod.
@@ -200,7 +197,6 @@ mod tests {
                 }],
                 compression: None,
                 uploads: Some(4),
-                upload_rate: None,
             }),
         };
         let json = serde_json::to_string(&plan).unwrap();

@@ -396,13 +396,16 @@ fn tools(into: &Path, fifos: &[PathBuf]) -> Result<u8, CliError> {
             rustix::fs::CWD,
             f,
             rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
+            rustix::fs::Mode::from_raw_mode(0o666),
             0,
         ) {
             Ok(()) => {}
             Err(e) if e == rustix::io::Errno::EXIST => {}
             Err(e) => return Err(CliError::Io(format!("mkfifo {}: {e}", f.display()))),
         }
+        // Whatever user the command's image runs as must be able to write it (past umask).
+        std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+            .map_err(|e| CliError::Io(format!("{}: {e}", f.display())))?;
     }
     Ok(exit::OK)
 }

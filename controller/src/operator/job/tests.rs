@@ -1,0 +1,409 @@
+//! Snapshot tests of every Job the controller can create, and the rules every one of them
+//! keeps. Snapshots live in `snapshots/`; `UPDATE_SNAPSHOTS=1 cargo test` rewrites them
+//! (review the diff).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chrono::TimeZone;
+use holdfast_engine::format::run::Level;
+use serde_json::Value;
+
+use super::*;
+use crate::api::backup_set::{CommandSource, Retention};
+use crate::job_plan::{
+    BackupPlan, Operation, PurgePlan, RepositoryRef, RestorePlan, SourcePlan, StorageCheckPlan,
+    VerifyPlan,
+};
+
+fn owner(kind: &str, name: &str) -> OwnerReference {
+    OwnerReference {
+        api_version: "holdfast.io/v1alpha1".into(),
+        kind: kind.into(),
+        name: name.into(),
+        uid: "6f1b5b8e-0000-4000-8000-000000000001".into(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+fn plan(op: Operation) -> JobPlan {
+    JobPlan {
+        version: crate::job_plan::PLAN_VERSION,
+        repository: RepositoryRef {
+            url: "s3://backups/prod/shop/shop?endpoint=http://s3.example:9000&path_style=true"
+                .into(),
+            owner: Some("shop/shop".into()),
+            create: matches!(op, Operation::Backup(_)),
+        },
+        operation: op,
+    }
+}
+
+fn slot() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc.with_ymd_and_hms(2026, 12, 1, 1, 0, 0).unwrap()
+}
+
+fn key() -> SecretKeyReference {
+    SecretKeyReference {
+        name: "shop-backup-key".into(),
+        key: "passphrase".into(),
+    }
+}
+
+struct Case {
+    name: &'static str,
+    plan: JobPlan,
+    privilege: Privilege,
+    storage: StorageMount,
+    key: bool,
+    sources: Vec<PodSource>,
+    target: Option<&'static str>,
+    node: Option<&'static str>,
+    suspend: bool,
+}
+
+fn backup_plan(sources: Vec<SourcePlan>) -> JobPlan {
+    plan(Operation::Backup(BackupPlan {
+        slot_time: slot(),
+        slot_id: "shop-backup-202612010100".into(),
+        level: Level::Incr,
+        source_levels: BTreeMap::new(),
+        sources,
+        compression: None,
+        uploads: Some(4),
+    }))
+}
+
+fn s3() -> StorageMount {
+    StorageMount::S3 {
+        credentials_secret: Some("s3-creds".into()),
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let uploads = PodSource::Claim {
+        name: "uploads".into(),
+        claim: "shop-uploads".into(),
+        sub_path: None,
+    };
+    let dir_plan = |name: &str| SourcePlan {
+        name: name.into(),
+        path: Some(format!("/holdfast/sources/{name}")),
+        fifo: None,
+        exclude: vec!["*.tmp".into()],
+        file_name: None,
+    };
+    vec![
+        Case {
+            name: "backup-pvc",
+            plan: backup_plan(vec![dir_plan("uploads")]),
+            privilege: Privilege::Backup,
+            storage: s3(),
+            key: true,
+            sources: vec![uploads.clone()],
+            target: None,
+            node: None,
+            suspend: false,
+        },
+        Case {
+            name: "backup-rwo-on-node",
+            plan: backup_plan(vec![dir_plan("uploads"), dir_plan("media")]),
+            privilege: Privilege::Backup,
+            storage: s3(),
+            key: true,
+            sources: vec![
+                uploads.clone(),
+                PodSource::Claim {
+                    name: "media".into(),
+                    claim: "shop-media".into(),
+                    sub_path: Some("/public".into()),
+                },
+            ],
+            target: None,
+            node: Some("node-b"),
+            suspend: false,
+        },
+        Case {
+            name: "backup-command",
+            plan: backup_plan(vec![SourcePlan {
+                name: "db".into(),
+                path: None,
+                fifo: Some("/holdfast/streams/db".into()),
+                exclude: vec![],
+                file_name: Some("shop.sql".into()),
+            }]),
+            privilege: Privilege::Backup,
+            storage: s3(),
+            key: true,
+            sources: vec![PodSource::Command {
+                name: "db".into(),
+                command: CommandSource {
+                    image: "postgres:16".into(),
+                    command: vec![],
+                    args: vec!["pg_dumpall".into(), "-h".into(), "shop-db".into()],
+                    env: vec![serde_json::from_value(serde_json::json!({
+                        "name": "PGPASSWORD",
+                        "valueFrom": {"secretKeyRef": {"name": "shop-db-credentials", "key": "password"}}
+                    }))
+                    .unwrap()],
+                    file_name: Some("shop.sql".into()),
+                },
+            }],
+            target: None,
+            node: None,
+            suspend: false,
+        },
+        Case {
+            name: "backup-queued",
+            plan: backup_plan(vec![dir_plan("uploads")]),
+            privilege: Privilege::Backup,
+            storage: s3(),
+            key: true,
+            sources: vec![uploads],
+            target: None,
+            node: None,
+            suspend: true,
+        },
+        Case {
+            name: "restore-existing-claim-filesystem-storage",
+            plan: plan(Operation::Restore(RestorePlan {
+                label: None,
+                point_in_time: Some(slot()),
+                allow_partial: false,
+                sources: vec!["uploads".into()],
+                include: vec!["/images/**".into()],
+                exclude: vec![],
+                target: "/holdfast/target".into(),
+                overwrite: "never".into(),
+                continue_on_error: true,
+            })),
+            privilege: Privilege::Restore,
+            storage: StorageMount::Filesystem {
+                claim: "nas".into(),
+            },
+            key: true,
+            sources: vec![],
+            target: Some("shop-uploads"),
+            node: Some("node-b"),
+            suspend: false,
+        },
+        Case {
+            name: "restore-new-claim",
+            plan: plan(Operation::Restore(RestorePlan {
+                label: Some("full-20261201.010000".into()),
+                point_in_time: None,
+                allow_partial: true,
+                sources: vec![],
+                include: vec![],
+                exclude: vec![],
+                target: "/holdfast/target/restored".into(),
+                overwrite: "always".into(),
+                continue_on_error: false,
+            })),
+            privilege: Privilege::Restore,
+            storage: s3(),
+            key: true,
+            sources: vec![],
+            target: Some("shop-uploads-restored"),
+            node: None,
+            suspend: false,
+        },
+        Case {
+            name: "purge",
+            plan: plan(Operation::Purge(PurgePlan {
+                retention: Retention {
+                    keep_fulls: Some(4),
+                    max_age: Some("90d".into()),
+                    keep_daily: Some(7),
+                    ..Retention::default()
+                },
+                grace_seconds: 86_400,
+            })),
+            privilege: Privilege::Maintenance,
+            storage: s3(),
+            key: true,
+            sources: vec![],
+            target: None,
+            node: None,
+            suspend: false,
+        },
+        Case {
+            name: "verify",
+            plan: plan(Operation::Verify(VerifyPlan {
+                deep: true,
+                sample_percent: Some(10.0),
+            })),
+            privilege: Privilege::Maintenance,
+            storage: s3(),
+            key: true,
+            sources: vec![],
+            target: None,
+            node: None,
+            suspend: false,
+        },
+        Case {
+            name: "storage-check",
+            plan: plan(Operation::StorageCheck(StorageCheckPlan {
+                capacity_path: Some("/holdfast/storage".into()),
+            })),
+            privilege: Privilege::Maintenance,
+            storage: StorageMount::Filesystem {
+                claim: "nas".into(),
+            },
+            key: false,
+            sources: vec![],
+            target: None,
+            node: None,
+            suspend: false,
+        },
+        Case {
+            name: "delete-repository",
+            plan: plan(Operation::DeleteRepository),
+            privilege: Privilege::Maintenance,
+            storage: StorageMount::S3 {
+                credentials_secret: None,
+            },
+            key: true,
+            sources: vec![],
+            target: None,
+            node: None,
+            suspend: false,
+        },
+    ]
+}
+
+fn render(c: &Case) -> Value {
+    let key = key();
+    let input = JobInput {
+        name: format!("shop-{}", c.name),
+        namespace: "shop",
+        owner: owner("BackupSet", "shop"),
+        labels: crate::operator::names::base_labels("backup"),
+        annotations: BTreeMap::from([(
+            "holdfast.io/slot".to_owned(),
+            "2026-12-01T01:00:00Z".to_owned(),
+        )]),
+        image: "ghcr.io/holdfast-io/holdfast:0.1.0",
+        pull_policy: Some("IfNotPresent"),
+        service_account: Some("holdfast-job"),
+        plan: &c.plan,
+        privilege: c.privilege,
+        storage: &c.storage,
+        key: c.key.then_some(&key),
+        sources: &c.sources,
+        target: c.target,
+        node: c.node,
+        resources: None,
+        active_deadline_seconds: Some(21_600),
+        ttl_seconds_after_finished: 86_400,
+        backoff_limit: 2,
+        suspend: c.suspend,
+    };
+    serde_json::to_value(build(&input).unwrap()).unwrap()
+}
+
+#[test]
+fn every_job_matches_its_snapshot() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/operator/job/snapshots");
+    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
+    for c in cases() {
+        let got = serde_json::to_string_pretty(&render(&c)).unwrap() + "\n";
+        let path = dir.join(format!("{}.json", c.name));
+        if update {
+            std::fs::write(&path, &got).unwrap();
+            continue;
+        }
+        let want = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            got == want,
+            "{} differs from {} (UPDATE_SNAPSHOTS=1 rewrites it):\n{got}",
+            c.name,
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn every_job_is_locked_down_and_carries_no_secret() {
+    for c in cases() {
+        let job = render(&c);
+        let pod = &job["spec"]["template"]["spec"];
+        assert_eq!(pod["automountServiceAccountToken"], false, "{}", c.name);
+        assert_eq!(pod["restartPolicy"], "Never");
+        let containers: Vec<&Value> = pod["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(pod["initContainers"].as_array().into_iter().flatten())
+            .collect();
+        for ct in &containers {
+            let sc = &ct["securityContext"];
+            assert_eq!(sc["allowPrivilegeEscalation"], false, "{}", c.name);
+            assert_eq!(
+                sc["capabilities"]["drop"],
+                serde_json::json!(["ALL"]),
+                "{}",
+                c.name
+            );
+            for e in ct["env"].as_array().into_iter().flatten() {
+                let name = e["name"].as_str().unwrap();
+                let secretish = ["KEY", "SECRET", "TOKEN", "PASS"]
+                    .iter()
+                    .any(|w| name.contains(w));
+                if secretish && name != "HOLDFAST_KEY_FILE" {
+                    assert!(e.get("value").is_none(), "{}: {name} is a literal", c.name);
+                    assert!(
+                        e["valueFrom"]["secretKeyRef"].is_object(),
+                        "{}: {name}",
+                        c.name
+                    );
+                }
+            }
+        }
+        let main = containers
+            .iter()
+            .find(|ct| ct["name"] == MAIN_CONTAINER)
+            .unwrap();
+        let sc = &main["securityContext"];
+        assert_eq!(sc["readOnlyRootFilesystem"], true);
+        let added: Vec<&str> = sc["capabilities"]["add"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(added, c.privilege.capabilities(), "{}", c.name);
+        // /tmp is writable (the root is not).
+        assert!(
+            main["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["mountPath"] == "/tmp")
+        );
+        // The plan names no secret.
+        let plan = main["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == PLAN_ENV)
+            .unwrap()["value"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for word in ["passphrase", "AWS_SECRET", "password"] {
+            assert!(!plan.contains(word), "{}: the plan mentions {word}", c.name);
+        }
+        // Sources are mounted read-only.
+        for m in main["volumeMounts"].as_array().unwrap() {
+            if m["mountPath"]
+                .as_str()
+                .unwrap()
+                .starts_with("/holdfast/sources/")
+            {
+                assert_eq!(m["readOnly"], true, "{}", c.name);
+            }
+        }
+    }
+}

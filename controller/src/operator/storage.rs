@@ -1,0 +1,160 @@
+//! Where a repository is, as a job pod sees it: the repository URL from a StorageSet and a
+//! repository path (no credentials in it), and how the storage reaches the pod (a Secret of
+//! S3 keys as environment, or a claim mounted at `/holdfast/storage`). Pure.
+
+use crate::api::storage_set::{ServerSideEncryption, StorageSetSpec};
+use crate::job_plan::paths;
+
+/// How a job pod reaches the storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageMount {
+    /// S3: keys from this Secret (None: ambient credentials, e.g. IRSA).
+    S3 { credentials_secret: Option<String> },
+    /// A directory on this claim.
+    Filesystem { claim: String },
+}
+
+impl StorageMount {
+    pub fn of(spec: &StorageSetSpec) -> Option<StorageMount> {
+        if let Some(s3) = &spec.s3 {
+            return Some(StorageMount::S3 {
+                credentials_secret: s3.credentials_secret_ref.as_ref().map(|r| r.name.clone()),
+            });
+        }
+        spec.filesystem.as_ref().map(|f| StorageMount::Filesystem {
+            claim: f.persistent_volume_claim.claim_name.clone(),
+        })
+    }
+}
+
+fn join(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .map(|p| p.trim_matches('/'))
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The URL of `repository` in the StorageSet (or of the StorageSet's root, for a check).
+pub fn url(spec: &StorageSetSpec, repository: Option<&str>) -> Result<String, String> {
+    let repository = repository.unwrap_or("");
+    if let Some(s3) = &spec.s3 {
+        let path = join(&[&s3.bucket, s3.prefix.as_deref().unwrap_or(""), repository]);
+        let mut params: Vec<String> = Vec::new();
+        if let Some(r) = &s3.region {
+            params.push(format!("region={r}"));
+        }
+        if let Some(e) = &s3.endpoint {
+            params.push(format!("endpoint={e}"));
+        }
+        if s3.force_path_style == Some(true) {
+            params.push("path_style=true".into());
+        }
+        if let Some(c) = &s3.storage_class {
+            params.push(format!("storage_class={c}"));
+        }
+        if let Some(sse) = s3.server_side_encryption {
+            params.push(format!(
+                "sse={}",
+                match sse {
+                    ServerSideEncryption::Aes256 => "AES256",
+                    ServerSideEncryption::AwsKms => "aws:kms",
+                }
+            ));
+        }
+        if let Some(t) = &spec.transfer {
+            if let Some(r) = &t.max_upload_rate {
+                params.push(format!("upload_rate={r}"));
+            }
+            if let Some(r) = &t.max_download_rate {
+                params.push(format!("download_rate={r}"));
+            }
+        }
+        let query = if params.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", params.join("&"))
+        };
+        return Ok(format!("s3://{path}{query}"));
+    }
+    if let Some(fs) = &spec.filesystem {
+        let path = join(&[paths::STORAGE, fs.path.as_deref().unwrap_or(""), repository]);
+        return Ok(format!("file:///{path}"));
+    }
+    Err("the StorageSet names neither s3 nor filesystem".into())
+}
+
+/// A repository path must stay inside its StorageSet.
+pub fn check_repository(path: &str) -> Result<(), String> {
+    if path.is_empty()
+        || path
+            .split('/')
+            .any(|p| p == ".." || p == "." || p.is_empty())
+    {
+        return Err(format!(
+            "repository {path:?} is not a plain relative path (no empty, `.` or `..` parts)"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::common::{ClaimReference, LocalObjectReference};
+    use crate::api::storage_set::{FilesystemTarget, S3Target, TransferSettings};
+
+    #[test]
+    fn urls_of_both_kinds_of_target() {
+        let s3 = StorageSetSpec {
+            s3: Some(S3Target {
+                bucket: "backups".into(),
+                prefix: Some("prod".into()),
+                region: Some("eu-west-1".into()),
+                endpoint: Some("http://127.0.0.1:9000".into()),
+                force_path_style: Some(true),
+                credentials_secret_ref: Some(LocalObjectReference {
+                    name: "creds".into(),
+                }),
+                storage_class: None,
+                server_side_encryption: Some(ServerSideEncryption::Aes256),
+            }),
+            filesystem: None,
+            transfer: Some(TransferSettings {
+                concurrency: None,
+                max_upload_rate: Some("50Mi".into()),
+                max_download_rate: None,
+            }),
+        };
+        assert_eq!(
+            url(&s3, Some("shop/shop")).unwrap(),
+            "s3://backups/prod/shop/shop?region=eu-west-1&endpoint=http://127.0.0.1:9000&path_style=true&sse=AES256&upload_rate=50Mi"
+        );
+        assert!(url(&s3, None).unwrap().starts_with("s3://backups/prod?"));
+        assert_eq!(
+            StorageMount::of(&s3),
+            Some(StorageMount::S3 {
+                credentials_secret: Some("creds".into())
+            })
+        );
+        let fs = StorageSetSpec {
+            s3: None,
+            filesystem: Some(FilesystemTarget {
+                persistent_volume_claim: ClaimReference {
+                    claim_name: "nas".into(),
+                },
+                path: Some("/backups/".into()),
+            }),
+            transfer: None,
+        };
+        assert_eq!(
+            url(&fs, Some("media/photos")).unwrap(),
+            "file:///holdfast/storage/backups/media/photos"
+        );
+        assert!(check_repository("shop/shop").is_ok());
+        for bad in ["", "../x", "a//b", "a/./b"] {
+            assert!(check_repository(bad).is_err(), "{bad}");
+        }
+    }
+}
