@@ -761,7 +761,7 @@ fn job_run_backs_up_command_streams_through_fifos_and_reports_a_failing_one() {
         .env("HOLDFAST_SUMMARY_FILE", &summary)
         .output()
         .unwrap();
-    assert_eq!(code(&run), 3, "partial: {}", stderr(&run));
+    assert_eq!(code(&run), 0, "a partial run is a result: {}", stderr(&run));
     assert!(
         good.wait().unwrap().success() && bad.wait().unwrap().success(),
         "helpers exit 0"

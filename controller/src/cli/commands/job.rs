@@ -2,7 +2,10 @@
 //!
 //! * `job run` executes the plan in `HOLDFAST_JOB_PLAN` (backup, purge, verify, restore,
 //!   storage check, repository deletion), prints its report and leaves the compact
-//!   [`JobSummary`] as the termination message (`HOLDFAST_SUMMARY_FILE`).
+//!   [`JobSummary`] as the termination message (`HOLDFAST_SUMMARY_FILE`). It exits 0
+//!   whenever it produced a result (a Partial backup, a damaged verify: the summary says
+//!   so), 5 when stopped by a signal, and the CLI's codes when it could not produce one, so
+//!   that a Job retries only what a retry can fix.
 //! * `job tools` (an init container) copies this binary into a shared volume and creates the
 //!   FIFOs of command sources, so that images without a shell can run `job pipe`.
 //! * `job pipe` (the command container's entrypoint) runs the user's command with its stdout
@@ -159,11 +162,9 @@ fn execute(ctx: &Ctx, plan: &JobPlan) -> Result<u8, CliError> {
             let totals = inventory_totals(&repo)?;
             ctx.summary(&report.job_summary(Some(totals)).to_message());
             print_out(&super::purge::render(&report))?;
-            Ok(if report.delete_deferred.is_some() {
-                exit::LOCKED
-            } else {
-                exit::OK
-            })
+            // A deferred deletion is a result (phase one stands; the summary says what is
+            // left), not a failure to retry.
+            Ok(exit::OK)
         }
         Operation::Verify(v) => {
             let repo = open(ctx, plan, store)?.load_index()?;
@@ -178,7 +179,8 @@ fn execute(ctx: &Ctx, plan: &JobPlan) -> Result<u8, CliError> {
             let totals = repository_totals(&repo)?;
             ctx.summary(&report.job_summary(Some(totals)).to_message());
             print_out(&super::verify::render(&report))?;
-            Ok(if report.ok { exit::OK } else { exit::DAMAGED })
+            // Damage is the result, carried by the summary; the job did its work.
+            Ok(exit::OK)
         }
         Operation::Restore(r) => {
             let repo = open(ctx, plan, store)?.load_index()?;
@@ -204,10 +206,12 @@ fn execute(ctx: &Ctx, plan: &JobPlan) -> Result<u8, CliError> {
             let report = restore(&repo, &opts, &progress)?;
             ctx.summary(&report.summary());
             print_out(&super::restore::render(&report))?;
-            Ok(match report.status {
-                _ if report.aborted => exit::ABORTED,
-                holdfast_engine::restore::RestoreStatus::Complete => exit::OK,
-                _ => exit::PARTIAL,
+            // Partial and failed restores are results the summary carries; only a stop on
+            // request is an exit of its own.
+            Ok(if report.aborted {
+                exit::ABORTED
+            } else {
+                exit::OK
             })
         }
         Operation::StorageCheck(c) => {
@@ -225,7 +229,8 @@ fn execute(ctx: &Ctx, plan: &JobPlan) -> Result<u8, CliError> {
                     i.detail
                 ))?;
             }
-            Ok(if report.ok { exit::OK } else { exit::STORAGE })
+            // The checks that failed are the result the summary carries.
+            Ok(exit::OK)
         }
         Operation::DeleteRepository => {
             let summary = match holdfast_engine::repo::read_config(&store) {
@@ -329,12 +334,11 @@ fn job_backup(
     let report = result?;
     ctx.summary(&report.summary());
     print_out(&super::backup::render(&report))?;
+    // A Partial run is a recorded run: the job succeeded (a retry would only find it again).
     Ok(if report.run.aborted {
         exit::ABORTED
-    } else if report.run.status == holdfast_engine::format::run::RunStatus::Complete {
-        exit::OK
     } else {
-        exit::PARTIAL
+        exit::OK
     })
 }
 

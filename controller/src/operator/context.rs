@@ -1,0 +1,124 @@
+//! What every reconciler shares: the client, the settings, metrics, events, the clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+use super::metrics::Metrics;
+
+/// How job pods are made and how often things are checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The image job pods run (this binary's image).
+    pub image: String,
+    pub pull_policy: Option<String>,
+    /// The ServiceAccount of job pods (they get no token).
+    pub job_service_account: Option<String>,
+    /// How long finished Jobs stay for `kubectl` (their results are in status already).
+    pub job_ttl_seconds: i32,
+    /// How often a StorageSet is checked besides every spec change.
+    pub storage_check_interval: Duration,
+    /// How long volumes marked by a purge wait before deletion.
+    pub purge_grace: Duration,
+    /// A backup with no `timeouts.backup` is stopped after this long.
+    pub default_backup_timeout: Duration,
+    /// Same for purge, verify, restore and the other jobs.
+    pub default_maintenance_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            image: "ghcr.io/holdfast-io/holdfast:latest".into(),
+            pull_policy: None,
+            job_service_account: None,
+            job_ttl_seconds: 86_400,
+            storage_check_interval: Duration::from_secs(6 * 3600),
+            purge_grace: Duration::from_secs(24 * 3600),
+            default_backup_timeout: Duration::from_secs(24 * 3600),
+            default_maintenance_timeout: Duration::from_secs(12 * 3600),
+        }
+    }
+}
+
+/// The clock; tests give their own.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: kube::Client,
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    pub fn new(
+        client: kube::Client,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        instance: &str,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: "holdfast-controller".into(),
+            instance: Some(instance.to_owned()),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            settings,
+            metrics,
+            clock: Arc::new(Timestamp::now),
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+
+    /// Publish an Event; a failure to record one is logged, never fatal.
+    pub async fn event(
+        &self,
+        object: &ObjectReference,
+        warning: bool,
+        reason: &str,
+        action: &str,
+        note: impl Into<String>,
+    ) {
+        let mut note: String = note.into();
+        // Events carry at most 1 KiB of note.
+        if note.len() > 1000 {
+            let mut end = 1000;
+            while !note.is_char_boundary(end) {
+                end -= 1;
+            }
+            note.truncate(end);
+        }
+        let ev = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, object).await {
+            tracing::warn!("could not record event {reason}: {e}");
+        }
+    }
+}

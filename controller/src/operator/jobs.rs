@@ -1,0 +1,296 @@
+//! Reading Jobs back: where each stands (waiting, active, done), and what it produced: the
+//! [`JobSummary`] its pod left as termination message. The controller learns results only
+//! this way; it never opens the repository.
+
+use holdfast_engine::summary::JobSummary;
+use jiff::Timestamp;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams};
+use serde_json::json;
+
+use super::error::Error;
+use super::job::MAIN_CONTAINER;
+use super::names::{ANNOTATION_ABORTED, ANNOTATION_LEVEL, ANNOTATION_SLOT, LABEL_OPERATION};
+use super::plan::queue::{JobState, QueuedJob};
+
+/// How a finished Job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    Succeeded,
+    /// With the Job's reason and message (e.g. `DeadlineExceeded`).
+    Failed {
+        reason: String,
+        message: String,
+    },
+    /// Stopped on request.
+    Aborted,
+}
+
+/// A Job as the reconcilers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobView {
+    pub name: String,
+    pub operation: String,
+    pub created: Timestamp,
+    pub slot: Option<Timestamp>,
+    pub level: Option<String>,
+    pub state: JobState,
+    pub ending: Option<Ending>,
+    pub started: Option<Timestamp>,
+    pub finished: Option<Timestamp>,
+}
+
+impl JobView {
+    pub fn of(job: &Job) -> JobView {
+        let meta = &job.metadata;
+        let ann = meta.annotations.clone().unwrap_or_default();
+        let status = job.status.clone().unwrap_or_default();
+        let cond = |t: &str| {
+            status
+                .conditions
+                .iter()
+                .flatten()
+                .find(|c| c.type_ == t && c.status == "True")
+                .cloned()
+        };
+        let aborted = ann.get(ANNOTATION_ABORTED).is_some_and(|v| v == "true");
+        let suspended = job.spec.as_ref().and_then(|s| s.suspend) == Some(true);
+        let active = status.active.unwrap_or(0) + status.terminating.unwrap_or(0);
+        let ending = if let Some(_c) = cond("Complete") {
+            Some(Ending::Succeeded)
+        } else if let Some(c) = cond("Failed") {
+            Some(Ending::Failed {
+                reason: c.reason.unwrap_or_default(),
+                message: c.message.unwrap_or_default(),
+            })
+        } else if aborted && active == 0 {
+            Some(Ending::Aborted)
+        } else {
+            None
+        };
+        let state = match (&ending, suspended && !aborted) {
+            (Some(_), _) => JobState::Done,
+            (None, true) => JobState::Waiting,
+            (None, false) => JobState::Active,
+        };
+        JobView {
+            name: meta.name.clone().unwrap_or_default(),
+            operation: meta
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_OPERATION).cloned())
+                .unwrap_or_default(),
+            created: meta
+                .creation_timestamp
+                .as_ref()
+                .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
+            slot: ann.get(ANNOTATION_SLOT).and_then(|s| s.parse().ok()),
+            level: ann.get(ANNOTATION_LEVEL).cloned(),
+            state,
+            ending,
+            started: status.start_time.map(|t| t.0),
+            finished: status.completion_time.map(|t| t.0).or_else(|| {
+                cond("Failed").map(|c| {
+                    c.last_transition_time
+                        .map_or(Timestamp::UNIX_EPOCH, |t| t.0)
+                })
+            }),
+        }
+    }
+
+    /// As the queue sees it.
+    pub fn queued(&self) -> QueuedJob {
+        QueuedJob {
+            name: self.name.clone(),
+            created: self.created,
+            state: self.state,
+            operation: self.operation.clone(),
+        }
+    }
+}
+
+/// What a finished Job's pod reported: its summary, or why there is none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    Summary(JobSummary),
+    /// No summary (the pod never ran, was deleted, or crashed): the best explanation.
+    Missing(String),
+}
+
+/// Read the termination message of the newest pod of `job` that ran the engine.
+pub async fn report(
+    client: &kube::Client,
+    namespace: &str,
+    view: &JobView,
+) -> Result<Report, Error> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={}", view.name)))
+        .await
+        .map_err(Error::api(format!("listing the pods of job {}", view.name)))?;
+    let mut terminated: Vec<(Timestamp, String, i32, String)> = Vec::new();
+    let mut waiting: Option<String> = None;
+    for p in list.items {
+        let statuses = p
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.clone())
+            .unwrap_or_default();
+        for c in statuses.iter().filter(|c| c.name == MAIN_CONTAINER) {
+            let Some(state) = &c.state else { continue };
+            if let Some(t) = &state.terminated {
+                terminated.push((
+                    t.finished_at
+                        .as_ref()
+                        .map_or(Timestamp::UNIX_EPOCH, |f| f.0),
+                    t.message.clone().unwrap_or_default(),
+                    t.exit_code,
+                    t.reason.clone().unwrap_or_default(),
+                ));
+            } else if let Some(w) = &state.waiting {
+                waiting = Some(format!(
+                    "{}: {}",
+                    w.reason.clone().unwrap_or_default(),
+                    w.message.clone().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    terminated.sort_by_key(|(t, ..)| *t);
+    if let Some((_, message, code, reason)) = terminated.last() {
+        return Ok(match JobSummary::parse(message) {
+            Some(s) => Report::Summary(s),
+            None => Report::Missing(format!(
+                "the job's container ended ({reason}, exit code {code}) without a summary: {}",
+                message
+                    .lines()
+                    .rev()
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            )),
+        });
+    }
+    Ok(Report::Missing(match (&view.ending, waiting) {
+        (_, Some(w)) => format!("the job's pod never started: {w}"),
+        (Some(Ending::Failed { reason, message }), None) => format!("{reason}: {message}"),
+        _ => "the job's pod is gone, and its result with it".into(),
+    }))
+}
+
+/// Why a Job's pod cannot start yet, if it is stuck (a missing Secret key, an image).
+pub async fn stuck_reason(client: &kube::Client, namespace: &str, job: &str) -> Option<String> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
+        .await
+        .ok()?;
+    list.items.iter().find_map(|p| {
+        let status = p.status.as_ref()?;
+        let waiting = status
+            .container_statuses
+            .iter()
+            .flatten()
+            .find_map(|c| c.state.as_ref()?.waiting.clone())?;
+        let reason = waiting.reason.unwrap_or_default();
+        // Normal steps of starting; anything else means stuck.
+        if matches!(
+            reason.as_str(),
+            "ContainerCreating" | "PodInitializing" | ""
+        ) {
+            return None;
+        }
+        Some(format!("{reason}: {}", waiting.message.unwrap_or_default()))
+    })
+}
+
+/// Release a waiting Job (its turn in the repository's queue).
+pub async fn release(client: &kube::Client, namespace: &str, name: &str) -> Result<(), Error> {
+    let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
+    jobs.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"suspend": false}})),
+    )
+    .await
+    .map_err(Error::api(format!("releasing job {name}")))?;
+    Ok(())
+}
+
+/// Stop a Job on request: suspended (its pods get SIGTERM and their grace period; the engine
+/// records an Aborted run) and marked so it is never released again.
+pub async fn abort(client: &kube::Client, namespace: &str, name: &str) -> Result<(), Error> {
+    let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let patch = json!({"metadata": {"annotations": {ANNOTATION_ABORTED: "true"}},
+                       "spec": {"suspend": true}});
+    jobs.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map_err(Error::api(format!("aborting job {name}")))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(v: serde_json::Value) -> Job {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn job_states_from_their_status() {
+        let base = json!({"metadata": {"name": "j", "creationTimestamp": "2026-12-01T01:00:00Z",
+            "labels": {LABEL_OPERATION: "backup"}, "annotations": {ANNOTATION_SLOT: "2026-12-01T01:00:00Z"}},
+            "spec": {"template": {}}});
+        let with = |spec: serde_json::Value, status: serde_json::Value| {
+            let mut v = base.clone();
+            for (k, val) in spec.as_object().unwrap() {
+                v["spec"][k] = val.clone();
+            }
+            v["status"] = status;
+            JobView::of(&job(v))
+        };
+        let waiting = with(json!({"suspend": true}), json!({}));
+        assert_eq!(
+            (waiting.state, waiting.ending.clone()),
+            (JobState::Waiting, None)
+        );
+        assert_eq!(waiting.slot, Some("2026-12-01T01:00:00Z".parse().unwrap()));
+        let running = with(json!({}), json!({"active": 1}));
+        assert_eq!(running.state, JobState::Active);
+        let done = with(
+            json!({}),
+            json!({"conditions": [{"type": "Complete", "status": "True"}]}),
+        );
+        assert_eq!(
+            (done.state, done.ending),
+            (JobState::Done, Some(Ending::Succeeded))
+        );
+        let failed = with(
+            json!({}),
+            json!({"conditions": [{"type": "Failed", "status": "True",
+            "reason": "DeadlineExceeded", "message": "Job was active longer than specified deadline"}]}),
+        );
+        assert!(
+            matches!(failed.ending, Some(Ending::Failed { ref reason, .. }) if reason == "DeadlineExceeded")
+        );
+        let mut v = base.clone();
+        v["metadata"]["annotations"][ANNOTATION_ABORTED] = json!("true");
+        v["spec"]["suspend"] = json!(true);
+        v["status"] = json!({"active": 1});
+        let stopping = JobView::of(&job(v.clone()));
+        assert_eq!(
+            stopping.state,
+            JobState::Active,
+            "still stopping: keeps its turn"
+        );
+        v["status"] = json!({});
+        let aborted = JobView::of(&job(v));
+        assert_eq!(
+            (aborted.state, aborted.ending),
+            (JobState::Done, Some(Ending::Aborted))
+        );
+    }
+}

@@ -1,0 +1,191 @@
+//! Prometheus metrics, through the `prometheus-client` crate. Enough to alert on "no
+//! successful backup in N hours" from metrics alone: `holdfast_last_success_timestamp_seconds`
+//! is set from status on every reconcile, so it survives controller restarts.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// One BackupSet.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SetLabels {
+    pub namespace: String,
+    pub backup_set: String,
+}
+
+/// An operation's outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunLabels {
+    pub namespace: String,
+    pub owner: String,
+    /// `backup`, `purge`, `verify`, `restore`, `storage-check`, `delete-repository`.
+    pub kind: String,
+    /// `complete`, `partial`, `failed`, `aborted`.
+    pub result: String,
+}
+
+/// One kind of operation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+/// A reconcile error.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// The resource kind reconciled.
+    pub resource: String,
+    pub category: String,
+}
+
+/// Every metric the controller exports.
+#[derive(Debug)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub runs: Family<RunLabels, Counter>,
+    pub run_duration: Family<KindLabels, Histogram>,
+    pub bytes_read: Family<SetLabels, Counter>,
+    pub bytes_stored: Family<SetLabels, Counter>,
+    pub last_success: Family<SetLabels, Gauge<f64, AtomicU64>>,
+    pub consecutive_failures: Family<SetLabels, Gauge>,
+    pub queue_depth: Family<SetLabels, Gauge>,
+    pub missed_runs: Family<SetLabels, Counter>,
+    pub reconciles: Family<KindLabels, Counter>,
+    pub reconcile_errors: Family<ErrorLabels, Counter>,
+    pub restore_points: Family<SetLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("holdfast");
+        let runs = Family::<RunLabels, Counter>::default();
+        registry.register(
+            "runs",
+            "Operations finished, by kind and result",
+            runs.clone(),
+        );
+        let run_duration = Family::<KindLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(1.0, 2.0, 18))
+        });
+        registry.register(
+            "run_duration_seconds",
+            "How long operations took",
+            run_duration.clone(),
+        );
+        let bytes_read = Family::<SetLabels, Counter>::default();
+        registry.register(
+            "backup_bytes_read",
+            "Bytes backups read from their sources",
+            bytes_read.clone(),
+        );
+        let bytes_stored = Family::<SetLabels, Counter>::default();
+        registry.register(
+            "backup_bytes_stored",
+            "Bytes backups added to storage (after dedup and compression)",
+            bytes_stored.clone(),
+        );
+        let last_success = Family::<SetLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "last_success_timestamp_seconds",
+            "When each set's last backup that stored something finished (Unix time)",
+            last_success.clone(),
+        );
+        let consecutive_failures = Family::<SetLabels, Gauge>::default();
+        registry.register(
+            "consecutive_failures",
+            "Backups failed in a row, per set",
+            consecutive_failures.clone(),
+        );
+        let queue_depth = Family::<SetLabels, Gauge>::default();
+        registry.register(
+            "queue_depth",
+            "Operations waiting for each set's repository",
+            queue_depth.clone(),
+        );
+        let missed_runs = Family::<SetLabels, Counter>::default();
+        registry.register(
+            "missed_runs",
+            "Scheduled runs skipped because they were missed",
+            missed_runs.clone(),
+        );
+        let reconciles = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles, by resource kind",
+            reconciles.clone(),
+        );
+        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "reconcile_errors",
+            "Reconcile errors, by resource kind and category",
+            reconcile_errors.clone(),
+        );
+        let restore_points = Family::<SetLabels, Gauge>::default();
+        registry.register(
+            "restore_points",
+            "Runs that hold a restorable source, per set",
+            restore_points.clone(),
+        );
+        Metrics {
+            registry,
+            runs,
+            run_duration,
+            bytes_read,
+            bytes_stored,
+            last_success,
+            consecutive_failures,
+            queue_depth,
+            missed_runs,
+            reconciles,
+            reconcile_errors,
+            restore_points,
+        }
+    }
+}
+
+impl Metrics {
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    pub fn set(namespace: &str, name: &str) -> SetLabels {
+        SetLabels {
+            namespace: namespace.to_owned(),
+            backup_set: name.to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_render_with_their_prefix_and_labels() {
+        let m = Metrics::default();
+        m.runs
+            .get_or_create(&RunLabels {
+                namespace: "shop".into(),
+                owner: "shop".into(),
+                kind: "backup".into(),
+                result: "complete".into(),
+            })
+            .inc();
+        m.last_success
+            .get_or_create(&Metrics::set("shop", "shop"))
+            .set(1_764_550_800.0);
+        let text = m.render();
+        assert!(text.contains("holdfast_runs_total{namespace=\"shop\",owner=\"shop\",kind=\"backup\",result=\"complete\"} 1"), "{text}");
+        assert!(text.contains("holdfast_last_success_timestamp_seconds{namespace=\"shop\",backup_set=\"shop\"} 1764550800"), "{text}");
+    }
+}

@@ -1,0 +1,365 @@
+//! What a finished Job tells a BackupSet's status: the run it recorded (or why it failed),
+//! the state of each source, restore points, usage, the last purge and verification. Pure:
+//! from the job's report to status fields, table-tested.
+
+use holdfast_engine::summary::{BackupOutcome, BackupSummary, JobSummary, RepositoryTotals};
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::backup_set::{
+    BackupSetStatus, Level, RestorePoints, RetentionResult, RunPhase, RunSummary, SourceState,
+    Usage, VerifyResult,
+};
+
+use super::jobs::{Ending, JobView, Report};
+
+/// Runs kept in `recentRuns`.
+pub const RECENT_RUNS: usize = 10;
+/// Job names kept in `handledJobs`.
+pub const HANDLED_JOBS: usize = 30;
+
+/// A chrono time from the engine as an API time.
+pub fn time(t: chrono::DateTime<chrono::Utc>) -> Time {
+    Time(Timestamp::from_second(t.timestamp()).unwrap_or(Timestamp::UNIX_EPOCH))
+}
+
+/// What absorbing a report amounts to, for events and metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Absorbed {
+    /// `backup`, `purge`, `verify` …
+    pub kind: String,
+    /// `complete`, `partial`, `failed`, `aborted`.
+    pub result: &'static str,
+    /// PascalCase event reason, e.g. `BackupComplete`.
+    pub reason: String,
+    pub message: String,
+    pub warning: bool,
+    pub seconds: f64,
+    pub bytes_read: u64,
+    pub bytes_stored: u64,
+}
+
+fn restore_points(t: &RepositoryTotals) -> RestorePoints {
+    RestorePoints {
+        count: t.runs,
+        oldest: t.oldest_run.map(time),
+        newest: t.newest_run.map(time),
+    }
+}
+
+fn usage(old: Option<&Usage>, t: &RepositoryTotals, logical: Option<u64>) -> Usage {
+    Usage {
+        stored_bytes: t.bytes,
+        volumes: t.volumes,
+        live_bytes: t.live_bytes.or(old.and_then(|u| u.live_bytes)),
+        reclaimable_bytes: t
+            .reclaimable_bytes
+            .or(old.and_then(|u| u.reclaimable_bytes)),
+        logical_bytes: logical.unwrap_or(old.map_or(0, |u| u.logical_bytes)),
+    }
+}
+
+fn push_run(status: &mut BackupSetStatus, run: RunSummary) {
+    status.recent_runs.insert(0, run.clone());
+    status.recent_runs.truncate(RECENT_RUNS);
+    status.last_run = Some(run);
+}
+
+fn backup_run(job: &JobView, b: &BackupSummary) -> (RunSummary, &'static str) {
+    let (phase, result) = match b.status {
+        BackupOutcome::Complete => (RunPhase::Complete, "complete"),
+        BackupOutcome::Partial => (RunPhase::Partial, "partial"),
+        BackupOutcome::Aborted => (RunPhase::Aborted, "aborted"),
+    };
+    let message = match b.status {
+        BackupOutcome::Complete => None,
+        _ => Some(
+            b.errors
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+        .filter(|m| !m.is_empty()),
+    };
+    (
+        RunSummary {
+            label: b.label.clone(),
+            level: b.level.into(),
+            phase,
+            job: Some(job.name.clone()),
+            start_time: Some(time(b.started)),
+            completion_time: Some(time(b.finished)),
+            files: b.files,
+            bytes_read: b.bytes_read,
+            bytes_stored: b.bytes_stored,
+            errors: b.error_count,
+            message,
+        },
+        result,
+    )
+}
+
+fn sources(status: &mut BackupSetStatus, b: &BackupSummary) {
+    for s in &b.sources {
+        let state = match s.status {
+            holdfast_engine::format::run::SourceStatus::Complete => "Online",
+            holdfast_engine::format::run::SourceStatus::Partial => "Partial",
+            holdfast_engine::format::run::SourceStatus::Failed => "Offline",
+        };
+        let entry = match status.sources.iter_mut().find(|x| x.name == s.name) {
+            Some(e) => e,
+            None => {
+                status.sources.push(SourceState {
+                    name: s.name.clone(),
+                    ..SourceState::default()
+                });
+                let last = status.sources.len() - 1;
+                &mut status.sources[last]
+            }
+        };
+        entry.state = state.into();
+        entry.last_level = Some(s.level.into());
+        entry.message = s.error.clone();
+        if s.status != holdfast_engine::format::run::SourceStatus::Failed {
+            entry.size_bytes = s.bytes;
+            if s.level == holdfast_engine::format::run::Level::Full {
+                entry.last_full = Some(b.label.clone());
+                entry.last_full_time = Some(time(b.started));
+            }
+        }
+    }
+}
+
+/// Record a finished Job's report in a BackupSet's status. Idempotent: a Job already in
+/// `handledJobs` changes nothing and returns `None`.
+pub fn absorb(
+    status: &mut BackupSetStatus,
+    job: &JobView,
+    report: &Report,
+    now: Timestamp,
+) -> Option<Absorbed> {
+    if status.handled_jobs.contains(&job.name) {
+        return None;
+    }
+    status.handled_jobs.push(job.name.clone());
+    let overflow = status.handled_jobs.len().saturating_sub(HANDLED_JOBS);
+    status.handled_jobs.drain(..overflow);
+    let seconds = match (job.started, job.finished) {
+        (Some(s), Some(f)) => f.duration_since(s).as_secs_f64().max(0.0),
+        _ => 0.0,
+    };
+    let aborted = job.ending == Some(Ending::Aborted);
+    let kind = job.operation.clone();
+    let failed = |message: String| -> (RunSummary, Absorbed) {
+        let level = match job.level.as_deref() {
+            Some("full") => Level::Full,
+            Some("diff") => Level::Diff,
+            _ => Level::Incr,
+        };
+        let phase = if aborted {
+            RunPhase::Aborted
+        } else {
+            RunPhase::Failed
+        };
+        (
+            RunSummary {
+                label: job.name.clone(),
+                level,
+                phase,
+                job: Some(job.name.clone()),
+                start_time: job.started.map(Time),
+                completion_time: Some(Time(job.finished.unwrap_or(now))),
+                files: 0,
+                bytes_read: 0,
+                bytes_stored: 0,
+                errors: 0,
+                message: Some(message.clone()),
+            },
+            Absorbed {
+                kind: kind.clone(),
+                result: if aborted { "aborted" } else { "failed" },
+                reason: if aborted {
+                    format!("{}Aborted", title(&kind))
+                } else {
+                    format!("{}Failed", title(&kind))
+                },
+                message,
+                warning: !aborted,
+                seconds,
+                bytes_read: 0,
+                bytes_stored: 0,
+            },
+        )
+    };
+    match (kind.as_str(), report) {
+        ("backup", Report::Summary(JobSummary::Backup(b))) => {
+            let (run, result) = backup_run(job, b);
+            sources(status, b);
+            if let Some(t) = &b.repository {
+                status.restore_points = Some(restore_points(t));
+                status.usage = Some(usage(status.usage.as_ref(), t, Some(b.bytes_total)));
+            }
+            if b.status != BackupOutcome::Aborted {
+                status.consecutive_failures = 0;
+                status.last_successful_time = Some(time(b.finished));
+            }
+            let message = format!(
+                "run {} ({}): {} files, {} read, {} stored{}",
+                b.label,
+                result,
+                b.files,
+                b.bytes_read,
+                b.bytes_stored,
+                run.message
+                    .as_deref()
+                    .map(|m| format!("; {m}"))
+                    .unwrap_or_default()
+            );
+            push_run(status, run);
+            Some(Absorbed {
+                kind,
+                result,
+                reason: match result {
+                    "complete" => "BackupComplete",
+                    "partial" => "BackupPartial",
+                    _ => "BackupAborted",
+                }
+                .into(),
+                message,
+                warning: result != "complete",
+                seconds,
+                bytes_read: if b.reused { 0 } else { b.bytes_read },
+                bytes_stored: if b.reused { 0 } else { b.bytes_stored },
+            })
+        }
+        ("backup", other) => {
+            let why = match other {
+                Report::Summary(JobSummary::Failed(f)) => format!("{}: {}", f.category, f.message),
+                Report::Missing(m) => m.clone(),
+                Report::Summary(s) => format!("unexpected report {s:?}"),
+            };
+            let (run, absorbed) = failed(if aborted {
+                format!(
+                    "aborted on request; what was read before is recorded as an Aborted run ({why})"
+                )
+            } else {
+                why
+            });
+            if !aborted {
+                status.consecutive_failures += 1;
+            }
+            push_run(status, run);
+            Some(absorbed)
+        }
+        ("purge", Report::Summary(JobSummary::Purge(p))) => {
+            status.retention = Some(RetentionResult {
+                last_purge_time: Some(Time(job.finished.unwrap_or(now))),
+                runs_expired: p.runs_expired_count,
+                runs_kept: p.runs_kept,
+                bytes_reclaimed: p.bytes_reclaimed,
+                message: p.delete_deferred.clone(),
+            });
+            if let Some(t) = &p.repository {
+                status.restore_points = Some(restore_points(t));
+                status.usage = Some(usage(status.usage.as_ref(), t, None));
+            }
+            Some(Absorbed {
+                kind,
+                result: "complete",
+                reason: "PurgeComplete".into(),
+                message: format!(
+                    "{} runs expired, {} kept, {} bytes reclaimed{}",
+                    p.runs_expired_count,
+                    p.runs_kept,
+                    p.bytes_reclaimed,
+                    p.delete_deferred
+                        .as_deref()
+                        .map(|d| format!("; {d}"))
+                        .unwrap_or_default()
+                ),
+                warning: false,
+                seconds,
+                bytes_read: 0,
+                bytes_stored: 0,
+            })
+        }
+        ("verify", Report::Summary(JobSummary::Verify(v))) => {
+            let message = (!v.ok).then(|| v.problems.join("; "));
+            status.verification = Some(VerifyResult {
+                time: Some(Time(job.finished.unwrap_or(now))),
+                depth: v.depth.clone(),
+                ok: v.ok,
+                volumes_read: v.volumes_read,
+                message: message.clone(),
+            });
+            if let Some(t) = &v.repository {
+                status.restore_points = Some(restore_points(t));
+                status.usage = Some(usage(status.usage.as_ref(), t, None));
+            }
+            Some(Absorbed {
+                kind,
+                result: if v.ok { "complete" } else { "failed" },
+                reason: if v.ok { "VerifyOk" } else { "VerifyDamaged" }.into(),
+                message: if v.ok {
+                    format!(
+                        "{} verification: intact ({} volumes read)",
+                        v.depth, v.volumes_read
+                    )
+                } else {
+                    format!(
+                        "{} verification found damage: {}",
+                        v.depth,
+                        message.unwrap_or_default()
+                    )
+                },
+                warning: !v.ok,
+                seconds,
+                bytes_read: 0,
+                bytes_stored: 0,
+            })
+        }
+        (_, other) => {
+            let why = match other {
+                Report::Summary(JobSummary::Failed(f)) => format!("{}: {}", f.category, f.message),
+                Report::Missing(m) => m.clone(),
+                Report::Summary(s) => format!("unexpected report {s:?}"),
+            };
+            let (_, absorbed) = failed(why.clone());
+            match kind.as_str() {
+                "purge" => {
+                    let mut r = status.retention.clone().unwrap_or_default();
+                    r.message = Some(format!("the last purge failed: {why}"));
+                    status.retention = Some(r);
+                }
+                "verify" => {
+                    status.verification = Some(VerifyResult {
+                        time: Some(Time(job.finished.unwrap_or(now))),
+                        depth: "unknown".into(),
+                        ok: false,
+                        volumes_read: 0,
+                        message: Some(format!("the verification could not run: {why}")),
+                    });
+                }
+                _ => {}
+            }
+            Some(absorbed)
+        }
+    }
+}
+
+/// `backup` → `Backup`, `storage-check` → `StorageCheck`.
+pub fn title(kind: &str) -> String {
+    kind.split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
