@@ -114,7 +114,7 @@ impl JobView {
 /// What a finished Job's pod reported: its summary, or why there is none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Report {
-    Summary(JobSummary),
+    Summary(Box<JobSummary>),
     /// No summary (the pod never ran, was deleted, or crashed): the best explanation.
     Missing(String),
 }
@@ -161,7 +161,7 @@ pub async fn report(
     terminated.sort_by_key(|(t, ..)| *t);
     if let Some((_, message, code, reason)) = terminated.last() {
         return Ok(match JobSummary::parse(message) {
-            Some(s) => Report::Summary(s),
+            Some(s) => Report::Summary(Box::new(s)),
             None => Report::Missing(format!(
                 "the job's container ended ({reason}, exit code {code}) without a summary: {}",
                 message

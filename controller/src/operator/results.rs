@@ -193,8 +193,23 @@ pub fn absorb(
             },
         )
     };
-    match (kind.as_str(), report) {
-        ("backup", Report::Summary(JobSummary::Backup(b))) => {
+    let summary = match report {
+        Report::Summary(s) => Some(s.as_ref()),
+        Report::Missing(_) => None,
+    };
+    let explain = |missing: &str| -> String {
+        match summary {
+            Some(JobSummary::Failed(f)) => format!("{}: {}", f.category, f.message),
+            Some(s) => format!("unexpected report {s:?}"),
+            None => missing.to_owned(),
+        }
+    };
+    let missing = match report {
+        Report::Missing(m) => m.clone(),
+        Report::Summary(_) => String::new(),
+    };
+    match (kind.as_str(), summary) {
+        ("backup", Some(JobSummary::Backup(b))) => {
             let (run, result) = backup_run(job, b);
             sources(status, b);
             if let Some(t) = &b.repository {
@@ -234,12 +249,8 @@ pub fn absorb(
                 bytes_stored: if b.reused { 0 } else { b.bytes_stored },
             })
         }
-        ("backup", other) => {
-            let why = match other {
-                Report::Summary(JobSummary::Failed(f)) => format!("{}: {}", f.category, f.message),
-                Report::Missing(m) => m.clone(),
-                Report::Summary(s) => format!("unexpected report {s:?}"),
-            };
+        ("backup", _) => {
+            let why = explain(&missing);
             let (run, absorbed) = failed(if aborted {
                 format!(
                     "aborted on request; what was read before is recorded as an Aborted run ({why})"
@@ -253,7 +264,7 @@ pub fn absorb(
             push_run(status, run);
             Some(absorbed)
         }
-        ("purge", Report::Summary(JobSummary::Purge(p))) => {
+        ("purge", Some(JobSummary::Purge(p))) => {
             status.retention = Some(RetentionResult {
                 last_purge_time: Some(Time(job.finished.unwrap_or(now))),
                 runs_expired: p.runs_expired_count,
@@ -285,7 +296,7 @@ pub fn absorb(
                 bytes_stored: 0,
             })
         }
-        ("verify", Report::Summary(JobSummary::Verify(v))) => {
+        ("verify", Some(JobSummary::Verify(v))) => {
             let message = (!v.ok).then(|| v.problems.join("; "));
             status.verification = Some(VerifyResult {
                 time: Some(Time(job.finished.unwrap_or(now))),
@@ -320,12 +331,8 @@ pub fn absorb(
                 bytes_stored: 0,
             })
         }
-        (_, other) => {
-            let why = match other {
-                Report::Summary(JobSummary::Failed(f)) => format!("{}: {}", f.category, f.message),
-                Report::Missing(m) => m.clone(),
-                Report::Summary(s) => format!("unexpected report {s:?}"),
-            };
+        (_, _) => {
+            let why = explain(&missing);
             let (_, absorbed) = failed(why.clone());
             match kind.as_str() {
                 "purge" => {

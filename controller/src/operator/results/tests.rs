@@ -75,7 +75,7 @@ fn a_partial_backup_with_a_failing_dump_fills_run_sources_and_points() {
         consecutive_failures: 2,
         ..BackupSetStatus::default()
     };
-    let r = Report::Summary(backup(
+    let r = Report::Summary(Box::new(backup(
         BackupOutcome::Partial,
         vec![
             src("uploads", EngineLevel::Full, SourceStatus::Complete, None),
@@ -197,7 +197,7 @@ fn failures_count_up_and_aborts_do_not() {
 #[test]
 fn purge_and_verify_results() {
     let mut s = BackupSetStatus::default();
-    let purge = Report::Summary(JobSummary::Purge(PurgeSummary {
+    let purge = Report::Summary(Box::new(JobSummary::Purge(PurgeSummary {
         dry_run: false,
         runs_expired_count: 3,
         runs_kept: 9,
@@ -220,7 +220,7 @@ fn purge_and_verify_results() {
             newest_run: None,
         }),
         runs_expired: vec![],
-    }));
+    })));
     absorb(
         &mut s,
         &job("p", "purge", Some(Ending::Succeeded)),
@@ -231,7 +231,7 @@ fn purge_and_verify_results() {
     let r = s.retention.as_ref().unwrap();
     assert_eq!((r.runs_expired, r.bytes_reclaimed), (3, 32_000_000));
     assert_eq!(s.usage.as_ref().unwrap().live_bytes, Some(80));
-    let damaged = Report::Summary(JobSummary::Verify(VerifySummary {
+    let damaged = Report::Summary(Box::new(JobSummary::Verify(VerifySummary {
         depth: "deep".into(),
         ok: false,
         data_verified: true,
@@ -245,7 +245,7 @@ fn purge_and_verify_results() {
         unreferenced_volumes: 0,
         repository: None,
         problems: vec!["damaged volume 1a2b3c4d: hash mismatch (2 runs, 14 files)".into()],
-    }));
+    })));
     let a = absorb(
         &mut s,
         &job("v", "verify", Some(Ending::Succeeded)),
