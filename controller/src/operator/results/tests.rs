@@ -86,7 +86,7 @@ fn a_partial_backup_with_a_failing_dump_fills_run_sources_and_points() {
                 Some("/: the command exited with status 3; stderr: connection refused"),
             ),
         ],
-    ));
+    )));
     let a = absorb(
         &mut s,
         &job("shop-backup-1", "backup", Some(Ending::Succeeded)),
