@@ -141,12 +141,12 @@ fn a_partial_backup_with_a_failing_dump_fills_run_sources_and_points() {
 #[test]
 fn failures_count_up_and_aborts_do_not() {
     let mut s = BackupSetStatus::default();
-    let wrong_key = Report::Summary(FailureSummary::of(
+    let wrong_key = Report::Summary(Box::new(FailureSummary::of(
         "backup",
         &holdfast_engine::Error::WrongKey {
             location: "s3://b/p".into(),
         },
-    ));
+    )));
     let a = absorb(
         &mut s,
         &job("j1", "backup", Some(Ending::Succeeded)),
