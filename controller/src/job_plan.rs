@@ -170,6 +170,28 @@ pub struct StorageCheckPlan {
     pub capacity_path: Option<String>,
 }
 
+/// The engine's policy from a BackupSet's retention, or what is wrong with it.
+pub fn retention_policy(
+    r: &Retention,
+) -> Result<holdfast_engine::retention::RetentionPolicy, String> {
+    let max_age = r
+        .max_age
+        .as_deref()
+        .map(|a| a.parse::<holdfast_engine::retention::MaxAge>())
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let policy = holdfast_engine::retention::RetentionPolicy {
+        keep_fulls: r.keep_fulls,
+        max_age,
+        keep_daily: r.keep_daily,
+        keep_weekly: r.keep_weekly,
+        keep_monthly: r.keep_monthly,
+        keep_yearly: r.keep_yearly,
+    };
+    policy.validate().map_err(|e| e.to_string())?;
+    Ok(policy)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

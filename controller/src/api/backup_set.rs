@@ -355,6 +355,10 @@ pub struct BackupSetStatus {
     /// The last manual-run token acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_manual_token: Option<String>,
+    /// The last `holdfast.io/abort` annotation value acted on (each new value aborts the
+    /// running backup once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_abort_token: Option<String>,
     /// Scheduled runs skipped because they were missed (the controller was down past the
     /// starting deadline, or the previous run was still going).
     #[serde(default)]

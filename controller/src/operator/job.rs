@@ -75,7 +75,9 @@ pub enum PodSource {
 pub struct JobInput<'a> {
     pub name: String,
     pub namespace: &'a str,
-    pub owner: OwnerReference,
+    /// The owner (garbage collection); none for a Job that must outlive its owner's
+    /// deletion (the repository deletion of a set being deleted).
+    pub owner: Option<OwnerReference>,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub image: &'a str,
@@ -287,16 +289,19 @@ pub fn build(input: &JobInput<'_>) -> Result<Job, serde_json::Error> {
     if let Some(d) = input.active_deadline_seconds {
         spec["activeDeadlineSeconds"] = json!(d);
     }
+    let mut metadata = json!({
+        "name": input.name,
+        "namespace": input.namespace,
+        "labels": input.labels,
+        "annotations": input.annotations,
+    });
+    if let Some(o) = &input.owner {
+        metadata["ownerReferences"] = json!([o]);
+    }
     serde_json::from_value(json!({
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {
-            "name": input.name,
-            "namespace": input.namespace,
-            "labels": input.labels,
-            "annotations": input.annotations,
-            "ownerReferences": [input.owner],
-        },
+        "metadata": metadata,
         "spec": spec,
     }))
 }

@@ -1,5 +1,6 @@
 //! `holdfast controller`: the Kubernetes operator.
 
+pub mod backup_set;
 pub mod conditions;
 pub mod context;
 pub mod error;

@@ -26,13 +26,11 @@ use holdfast_engine::progress::Progress;
 use holdfast_engine::purge::{PurgeOptions, purge};
 use holdfast_engine::repo::{InitOptions, Repository, RunSelector};
 use holdfast_engine::restore::{Overwrite, RestoreOptions, RestoreTarget, restore};
-use holdfast_engine::retention::{MaxAge, RetentionPolicy};
 use holdfast_engine::storage::check::check;
 use holdfast_engine::storage::{RepoUrl, Store};
 use holdfast_engine::summary::{DeleteSummary, FailureSummary, JobSummary, RepositoryTotals};
 use holdfast_engine::verify::{VerifyDepth, verify_with};
 
-use crate::api::backup_set::Retention;
 use crate::cli::{CliError, Ctx, exit, print_out};
 use crate::job_plan::{self, JobPlan, Operation};
 
@@ -153,7 +151,7 @@ fn execute(ctx: &Ctx, plan: &JobPlan) -> Result<u8, CliError> {
         Operation::Purge(p) => {
             let mut repo = open(ctx, plan, store)?.load_index()?;
             let opts = PurgeOptions {
-                policy: retention_policy(&p.retention)?,
+                policy: job_plan::retention_policy(&p.retention).map_err(CliError::Usage)?,
                 grace: Duration::from_secs(p.grace_seconds),
                 lock_wait: Duration::from_secs(600),
                 ..PurgeOptions::default()
@@ -340,25 +338,6 @@ fn job_backup(
     } else {
         exit::OK
     })
-}
-
-/// The engine's policy from the BackupSet's retention.
-pub fn retention_policy(r: &Retention) -> Result<RetentionPolicy, CliError> {
-    let max_age = r
-        .max_age
-        .as_deref()
-        .map(|a| a.parse::<MaxAge>())
-        .transpose()?;
-    let policy = RetentionPolicy {
-        keep_fulls: r.keep_fulls,
-        max_age,
-        keep_daily: r.keep_daily,
-        keep_weekly: r.keep_weekly,
-        keep_monthly: r.keep_monthly,
-        keep_yearly: r.keep_yearly,
-    };
-    policy.validate()?;
-    Ok(policy)
 }
 
 /// Totals including live and reclaimable bytes (walks every run).

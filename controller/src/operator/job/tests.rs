@@ -278,7 +278,7 @@ fn render(c: &Case) -> Value {
     let input = JobInput {
         name: format!("shop-{}", c.name),
         namespace: "shop",
-        owner: owner("BackupSet", "shop"),
+        owner: Some(owner("BackupSet", "shop")),
         labels: crate::operator::names::base_labels("backup"),
         annotations: BTreeMap::from([(
             "holdfast.io/slot".to_owned(),

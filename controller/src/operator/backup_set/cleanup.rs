@@ -1,0 +1,251 @@
+//! A deleted BackupSet: its `deletionPolicy`, through the `holdfast.io/cleanup` finalizer.
+//! `Retain` lets it go at once and keeps the repository. `Purge` runs a Job that deletes
+//! the repository, then lets it go. When the purge cannot run (its StorageSet or Secrets are
+//! gone, the namespace is being deleted), the set says why in a Stalled condition and how to
+//! release it: annotate `holdfast.io/release: "true"` (or switch to `Retain`) to delete it
+//! and keep the repository. It never waits silently.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use crate::api::BackupSet;
+use crate::api::backup_set::{DeletionPolicy, SetPhase};
+use crate::job_plan::{self, JobPlan, Operation, RepositoryRef};
+use crate::operator::conditions::{Health, conditions};
+use crate::operator::context::Context;
+use crate::operator::error::Error;
+use crate::operator::job::{self, JobInput, Privilege};
+use crate::operator::jobs::{self, JobView, Report};
+use crate::operator::names::*;
+use crate::operator::plan::queue::{JobState, must_wait};
+
+use super::{fetch, validate, write_status};
+
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Remove the finalizer: the set goes away.
+async fn release(api: &Api<BackupSet>, set: &BackupSet) -> Result<Action, Error> {
+    let finalizers: Vec<String> = set
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER_CLEANUP)
+        .cloned()
+        .collect();
+    let patch =
+        json!({"metadata": {"finalizers": finalizers, "resourceVersion": set.resource_version()}});
+    match api
+        .patch(
+            &set.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(Action::await_change()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(Action::await_change()),
+        Err(e) => Err(Error::api("removing the cleanup finalizer")(e)),
+    }
+}
+
+/// Report why the set cannot go yet.
+async fn stalled(
+    ctx: &Context,
+    api: &Api<BackupSet>,
+    set: &BackupSet,
+    reason: &str,
+    message: String,
+) -> Result<Action, Error> {
+    let old = set.status.clone();
+    let mut status = old.clone().unwrap_or_default();
+    let message = format!(
+        "{message}. To delete the set and keep the repository instead, annotate it \
+         holdfast.io/release=true or set deletionPolicy: Retain"
+    );
+    let was = old.as_ref().and_then(|s| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == "Stalled" && c.status == "True")
+            .map(|c| c.reason.clone())
+    });
+    if was.as_deref() != Some(reason) {
+        ctx.event(
+            &set.object_ref(&()),
+            true,
+            reason,
+            "Delete",
+            message.clone(),
+        )
+        .await;
+    }
+    status.phase = Some(SetPhase::Terminating);
+    status.conditions = conditions(
+        &status.conditions,
+        &Health::stalled(reason, &message),
+        set.metadata.generation,
+        ctx.now(),
+    );
+    write_status(api, &set.name_any(), old.as_ref(), &status).await?;
+    Ok(Action::requeue(RECHECK))
+}
+
+pub async fn finalize(set: &BackupSet, ctx: &Context) -> Result<Action, Error> {
+    let ns = set.namespace().unwrap_or_default();
+    let name = set.name_any();
+    let api: Api<BackupSet> = Api::namespaced(ctx.client.clone(), &ns);
+    if !set.finalizers().iter().any(|f| f == FINALIZER_CLEANUP) {
+        return Ok(Action::await_change());
+    }
+    let object = set.object_ref(&());
+    let released = set
+        .annotations()
+        .get(ANNOTATION_RELEASE)
+        .is_some_and(|v| v == "true");
+    if set.spec.deletion_policy == DeletionPolicy::Retain || released {
+        let how = if released {
+            "released by annotation"
+        } else {
+            "deletionPolicy Retain"
+        };
+        ctx.event(&object, released, "RepositoryRetained", "Delete",
+            format!("the repository of {name} is kept ({how}); a Restore with storageSetRef can still restore it")).await;
+        return release(&api, set).await;
+    }
+    // Purge: delete the repository first.
+    let refs = fetch::fetch(&ctx.client, set).await?;
+    let valid = match validate::validate(set, &refs) {
+        Ok(v) => v,
+        Err(p) => {
+            return stalled(
+                ctx,
+                &api,
+                set,
+                "PurgeBlocked",
+                format!("cannot delete the repository: {}", p.message),
+            )
+            .await;
+        }
+    };
+    let job_name = job_name(&name, "delete-repository", "final");
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let existing = jobs_api
+        .get_opt(&job_name)
+        .await
+        .map_err(Error::api("reading the repository deletion job"))?;
+    match existing.map(|j| JobView::of(&j)) {
+        Some(view) if view.state == JobState::Done => {
+            match jobs::report(&ctx.client, &ns, &view).await? {
+                Report::Summary(s)
+                    if matches!(
+                        s.as_ref(),
+                        holdfast_engine::summary::JobSummary::DeleteRepository(_)
+                    ) =>
+                {
+                    ctx.event(
+                        &object,
+                        false,
+                        "RepositoryDeleted",
+                        "Delete",
+                        format!(
+                            "the repository {} was deleted (deletionPolicy Purge)",
+                            valid.repository
+                        ),
+                    )
+                    .await;
+                    let _ = jobs_api.delete(&job_name, &Default::default()).await;
+                    release(&api, set).await
+                }
+                other => {
+                    let why = match other {
+                        Report::Summary(s) => match s.as_ref() {
+                            holdfast_engine::summary::JobSummary::Failed(f) => {
+                                format!("{}: {}", f.category, f.message)
+                            }
+                            other => format!("{other:?}"),
+                        },
+                        Report::Missing(m) => m,
+                    };
+                    stalled(ctx, &api, set, "PurgeFailed",
+                        format!("deleting the repository failed ({why}); delete job {job_name} to try again")).await
+                }
+            }
+        }
+        Some(_) => {
+            let queued: Vec<_> = refs
+                .repo_jobs
+                .iter()
+                .map(|j| JobView::of(j).queued())
+                .collect();
+            if let Some(next) = crate::operator::plan::queue::next_to_release(&queued) {
+                jobs::release(&ctx.client, &ns, &next.name).await?;
+            }
+            Ok(Action::requeue(RECHECK))
+        }
+        None => {
+            let queued: Vec<_> = refs
+                .repo_jobs
+                .iter()
+                .map(|j| JobView::of(j).queued())
+                .collect();
+            let plan = JobPlan {
+                version: job_plan::PLAN_VERSION,
+                repository: RepositoryRef {
+                    url: valid.url.clone(),
+                    owner: Some(format!("{ns}/{name}")),
+                    create: false,
+                },
+                operation: Operation::DeleteRepository,
+            };
+            let mut labels = base_labels("delete-repository");
+            labels.insert(LABEL_OPERATION.into(), "delete-repository".into());
+            labels.insert(LABEL_REPOSITORY.into(), valid.repo_label.clone());
+            // No owner: a foreground deletion of the set would take the Job with it.
+            let job = job::build(&JobInput {
+                name: job_name.clone(),
+                namespace: &ns,
+                owner: None,
+                labels,
+                annotations: BTreeMap::new(),
+                image: &ctx.settings.image,
+                pull_policy: ctx.settings.pull_policy.as_deref(),
+                service_account: ctx.settings.job_service_account.as_deref(),
+                plan: &plan,
+                privilege: Privilege::Maintenance,
+                storage: &valid.storage,
+                key: Some(&valid.key),
+                sources: &[],
+                target: None,
+                node: None,
+                resources: None,
+                active_deadline_seconds: Some(
+                    ctx.settings.default_maintenance_timeout.as_secs() as i64
+                ),
+                ttl_seconds_after_finished: ctx.settings.job_ttl_seconds,
+                backoff_limit: 2,
+                suspend: must_wait(&queued),
+            })
+            .map_err(|source| Error::Build {
+                what: "the repository deletion job".into(),
+                source,
+            })?;
+            match jobs_api.create(&PostParams::default(), &job).await {
+                Ok(_) => {
+                    ctx.event(&object, false, "RepositoryDeleting", "Delete",
+                        format!("deleting the repository {} (deletionPolicy Purge) with job {job_name}", valid.repository)).await;
+                    Ok(Action::requeue(RECHECK))
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => Ok(Action::requeue(RECHECK)),
+                // The namespace is being deleted: nothing new may be created in it.
+                Err(kube::Error::Api(e)) if e.code == 403 && e.message.contains("being terminated") => {
+                    stalled(ctx, &api, set, "NamespaceTerminating",
+                        format!("the namespace {ns} is being deleted, and Kubernetes refuses to start the job that would delete the repository {} in it; delete the BackupSet before its namespace next time", valid.repository)).await
+                }
+                Err(e) => Err(Error::api(format!("creating job {job_name}"))(e)),
+            }
+        }
+    }
+}

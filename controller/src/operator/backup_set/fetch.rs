@@ -1,0 +1,186 @@
+//! The reads a BackupSet's reconcile needs, all at the start: its references, the claims of
+//! its sources and who uses them, its Jobs and those of its repository, its siblings. The
+//! controller reads only Secrets' metadata (whether they exist), never their data.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
+use kube::Api;
+use kube::api::ListParams;
+
+use crate::api::{BackupSet, Schedule, StorageSet};
+use crate::operator::error::Error;
+use crate::operator::names::{LABEL_BACKUP_SET, LABEL_REPOSITORY, repository_label};
+
+/// A pod (not one of ours) that mounts a claim, and where it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimUser {
+    pub pod: String,
+    pub node: Option<String>,
+}
+
+/// Everything read.
+#[derive(Debug, Clone, Default)]
+pub struct Refs {
+    pub storage: Option<StorageSet>,
+    pub schedule: Option<Schedule>,
+    /// Secrets of the namespace the set names that exist.
+    pub secrets: BTreeSet<String>,
+    pub claims: BTreeMap<String, PersistentVolumeClaim>,
+    /// Running or starting pods using each claim.
+    pub claim_users: BTreeMap<String, Vec<ClaimUser>>,
+    /// The set's own Jobs.
+    pub jobs: Vec<Job>,
+    /// Every Job of its repository (restores too): the queue.
+    pub repo_jobs: Vec<Job>,
+    pub siblings: Vec<BackupSet>,
+}
+
+/// The repository path of a set: `spec.repository` or `<namespace>/<name>`.
+pub fn repository_of(set: &BackupSet) -> String {
+    set.spec.repository.clone().unwrap_or_else(|| {
+        format!(
+            "{}/{}",
+            set.metadata.namespace.as_deref().unwrap_or_default(),
+            set.metadata.name.as_deref().unwrap_or_default()
+        )
+    })
+}
+
+/// The repository label of a set's Jobs.
+pub fn repo_label_of(set: &BackupSet) -> String {
+    repository_label(
+        set.metadata.namespace.as_deref().unwrap_or_default(),
+        &set.spec.storage_set_ref.name,
+        &repository_of(set),
+    )
+}
+
+pub async fn fetch(client: &kube::Client, set: &BackupSet) -> Result<Refs, Error> {
+    let ns = set.metadata.namespace.as_deref().unwrap_or("default");
+    let name = set.metadata.name.as_deref().unwrap_or_default();
+    let mut refs = Refs::default();
+    let storages: Api<StorageSet> = Api::namespaced(client.clone(), ns);
+    refs.storage = storages
+        .get_opt(&set.spec.storage_set_ref.name)
+        .await
+        .map_err(Error::api("reading the StorageSet"))?;
+    if let Some(s) = &set.spec.schedule_ref {
+        let schedules: Api<Schedule> = Api::namespaced(client.clone(), ns);
+        refs.schedule = schedules
+            .get_opt(&s.name)
+            .await
+            .map_err(Error::api("reading the Schedule"))?;
+    }
+    let mut wanted = vec![set.spec.encryption.key_secret_ref.name.clone()];
+    if let Some(c) = refs
+        .storage
+        .as_ref()
+        .and_then(|s| s.spec.s3.as_ref())
+        .and_then(|s3| s3.credentials_secret_ref.as_ref())
+    {
+        wanted.push(c.name.clone());
+    }
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    for w in wanted {
+        // Metadata only: whether it exists.
+        if secrets
+            .get_metadata_opt(&w)
+            .await
+            .map_err(Error::api(format!("looking up secret {w}")))?
+            .is_some()
+        {
+            refs.secrets.insert(w);
+        }
+    }
+    let mut claim_names: Vec<String> = set
+        .spec
+        .sources
+        .iter()
+        .filter_map(|s| {
+            s.persistent_volume_claim
+                .as_ref()
+                .map(|p| p.claim_name.clone())
+        })
+        .collect();
+    if let Some(fs) = refs
+        .storage
+        .as_ref()
+        .and_then(|s| s.spec.filesystem.as_ref())
+    {
+        claim_names.push(fs.persistent_volume_claim.claim_name.clone());
+    }
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    for c in &claim_names {
+        if let Some(pvc) = pvcs
+            .get_opt(c)
+            .await
+            .map_err(Error::api(format!("reading persistentvolumeclaim {c}")))?
+        {
+            refs.claims.insert(c.clone(), pvc);
+        }
+    }
+    let single_node = |pvc: &PersistentVolumeClaim| {
+        pvc.spec
+            .as_ref()
+            .and_then(|s| s.access_modes.as_ref())
+            .is_some_and(|m| {
+                m.iter()
+                    .any(|m| m == "ReadWriteOnce" || m == "ReadWriteOncePod")
+            })
+    };
+    if refs.claims.values().any(single_node) {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+        let list = pods
+            .list(&ListParams::default())
+            .await
+            .map_err(Error::api("listing pods (who uses the claims)"))?;
+        for p in list.items {
+            let ours = p.metadata.labels.as_ref().is_some_and(|l| {
+                l.get(crate::operator::names::MANAGED_BY)
+                    .is_some_and(|v| v == "holdfast")
+            });
+            let phase = p
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_default();
+            if ours || phase == "Succeeded" || phase == "Failed" {
+                continue;
+            }
+            let spec = p.spec.clone().unwrap_or_default();
+            for v in spec.volumes.iter().flatten() {
+                if let Some(c) = &v.persistent_volume_claim
+                    && refs.claims.contains_key(&c.claim_name)
+                {
+                    refs.claim_users
+                        .entry(c.claim_name.clone())
+                        .or_default()
+                        .push(ClaimUser {
+                            pod: p.metadata.name.clone().unwrap_or_default(),
+                            node: spec.node_name.clone(),
+                        });
+                }
+            }
+        }
+    }
+    let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
+    refs.jobs = jobs
+        .list(&ListParams::default().labels(&format!("{LABEL_BACKUP_SET}={name}")))
+        .await
+        .map_err(Error::api("listing the set's jobs"))?
+        .items;
+    refs.repo_jobs = jobs
+        .list(&ListParams::default().labels(&format!("{LABEL_REPOSITORY}={}", repo_label_of(set))))
+        .await
+        .map_err(Error::api("listing the repository's jobs"))?
+        .items;
+    let sets: Api<BackupSet> = Api::namespaced(client.clone(), ns);
+    refs.siblings = sets
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::api("listing backup sets"))?
+        .items;
+    Ok(refs)
+}

@@ -1,0 +1,258 @@
+//! A BackupSet and what it references, checked: either everything a job needs, validated,
+//! or the one problem to report (a Stalled condition). Pure, table-tested.
+
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+
+use crate::api::BackupSet;
+use crate::api::backup_set::Retention;
+use crate::api::common::SecretKeyReference;
+use crate::job_plan::{SourcePlan, paths};
+use crate::operator::error::Problem;
+use crate::operator::job::PodSource;
+use crate::operator::plan::schedule::{
+    ValidSchedule, parse_duration, validate as validate_schedule,
+};
+use crate::operator::storage::{self, StorageMount};
+
+use super::fetch::{Refs, repo_label_of, repository_of};
+
+/// Secrets and claims may appear any time and are not watched: look again this often.
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A set ready to run.
+#[derive(Debug, Clone)]
+pub struct ValidSet {
+    pub repository: String,
+    pub url: String,
+    pub repo_label: String,
+    pub storage: StorageMount,
+    pub key: SecretKeyReference,
+    pub sources: Vec<(PodSource, SourcePlan)>,
+    pub schedule: Option<ValidSchedule>,
+    /// Where a ReadWriteOnce source is mounted now: the backup runs there.
+    pub node: Option<String>,
+    pub retention: Option<Retention>,
+    pub backup_timeout: Option<i64>,
+    pub maintenance_timeout: Option<i64>,
+}
+
+fn access_modes(pvc: &PersistentVolumeClaim) -> Vec<String> {
+    pvc.spec
+        .as_ref()
+        .and_then(|s| s.access_modes.clone())
+        .unwrap_or_default()
+}
+
+/// Check the set against what was read.
+pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
+    let ns = set.metadata.namespace.as_deref().unwrap_or_default();
+    let name = set.metadata.name.as_deref().unwrap_or_default();
+    let storage_name = &set.spec.storage_set_ref.name;
+    let storage = refs.storage.as_ref().ok_or_else(|| {
+        Problem::new(
+            "StorageSetNotFound",
+            format!("StorageSet {storage_name} does not exist in namespace {ns}: create it (the set waits for it)"),
+        )
+    })?;
+    let repository = repository_of(set);
+    storage::check_repository(&repository).map_err(|m| Problem::new("RepositoryInvalid", m))?;
+    let url = storage::url(&storage.spec, Some(&repository)).map_err(|m| {
+        Problem::new(
+            "StorageSetInvalid",
+            format!("StorageSet {storage_name}: {m}"),
+        )
+    })?;
+    let mount = StorageMount::of(&storage.spec).ok_or_else(|| {
+        Problem::new(
+            "StorageSetInvalid",
+            format!("StorageSet {storage_name} names no target"),
+        )
+    })?;
+    // Another set keeping its repository at the same place: the older one keeps it.
+    let key_of = |s: &BackupSet| (s.spec.storage_set_ref.name.clone(), repository_of(s));
+    let mine = key_of(set);
+    let created = |s: &BackupSet| {
+        (
+            s.metadata.creation_timestamp.clone().map(|t| t.0),
+            s.metadata.name.clone().unwrap_or_default(),
+        )
+    };
+    if let Some(other) = refs.siblings.iter().find(|o| {
+        o.metadata.name.as_deref() != Some(name)
+            && o.metadata.deletion_timestamp.is_none()
+            && key_of(o) == mine
+            && created(o) < created(set)
+    }) {
+        return Err(Problem::new(
+            "RepositoryClaimed",
+            format!(
+                "BackupSet {} already keeps its repository at {repository} in StorageSet {storage_name}: \
+                 each set needs its own; set spec.repository to another path",
+                other.metadata.name.as_deref().unwrap_or_default()
+            ),
+        ));
+    }
+    let key = set.spec.encryption.key_secret_ref.clone();
+    if !refs.secrets.contains(&key.name) {
+        return Err(Problem::new(
+            "KeySecretNotFound",
+            format!("Secret {} (the repository key) does not exist: create it with the passphrase under key {:?}", key.name, key.key),
+        )
+        .recheck(RECHECK));
+    }
+    if let StorageMount::S3 {
+        credentials_secret: Some(c),
+    } = &mount
+        && !refs.secrets.contains(c)
+    {
+        return Err(Problem::new(
+            "CredentialsSecretNotFound",
+            format!("Secret {c} (S3 credentials of StorageSet {storage_name}) does not exist: create it with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+        )
+        .recheck(RECHECK));
+    }
+    if let StorageMount::Filesystem { claim } = &mount
+        && !refs.claims.contains_key(claim)
+    {
+        return Err(Problem::new(
+            "StorageClaimNotFound",
+            format!("PersistentVolumeClaim {claim} (the filesystem of StorageSet {storage_name}) does not exist"),
+        )
+        .recheck(RECHECK));
+    }
+    let schedule = match (&set.spec.schedule_ref, &refs.schedule) {
+        (None, _) => None,
+        (Some(r), None) => {
+            return Err(Problem::new(
+                "ScheduleNotFound",
+                format!(
+                    "Schedule {} does not exist in namespace {ns}: create it (the set waits for it)",
+                    r.name
+                ),
+            ));
+        }
+        (Some(r), Some(s)) => {
+            Some(validate_schedule(&s.spec).map_err(|m| {
+                Problem::new("ScheduleInvalid", format!("Schedule {}: {m}", r.name))
+            })?)
+        }
+    };
+    let mut sources = Vec::new();
+    let mut nodes: Vec<(String, String)> = Vec::new();
+    for s in &set.spec.sources {
+        if let Some(p) = &s.persistent_volume_claim {
+            let Some(pvc) = refs.claims.get(&p.claim_name) else {
+                return Err(Problem::new(
+                    "SourceClaimNotFound",
+                    format!(
+                        "source {}: PersistentVolumeClaim {} does not exist",
+                        s.name, p.claim_name
+                    ),
+                )
+                .recheck(RECHECK));
+            };
+            let modes = access_modes(pvc);
+            let users = refs
+                .claim_users
+                .get(&p.claim_name)
+                .cloned()
+                .unwrap_or_default();
+            if modes.iter().any(|m| m == "ReadWriteOncePod") && !users.is_empty() {
+                return Err(Problem::new(
+                    "ReadWriteOncePodInUse",
+                    format!(
+                        "source {}: claim {} is ReadWriteOncePod and pod {} uses it, so no backup pod can mount it; \
+                         back it up from inside that workload (a command source) or make the claim ReadWriteOnce",
+                        s.name, p.claim_name, users[0].pod
+                    ),
+                )
+                .recheck(RECHECK));
+            }
+            if modes.iter().any(|m| m == "ReadWriteOnce")
+                && let Some(node) = users.iter().find_map(|u| u.node.clone())
+            {
+                nodes.push((s.name.clone(), node));
+            }
+            sources.push((
+                PodSource::Claim {
+                    name: s.name.clone(),
+                    claim: p.claim_name.clone(),
+                    sub_path: p.path.clone(),
+                },
+                SourcePlan {
+                    name: s.name.clone(),
+                    path: Some(format!("{}/{}", paths::SOURCES, s.name)),
+                    fifo: None,
+                    exclude: p.exclude.clone(),
+                    file_name: None,
+                },
+            ));
+        } else if let Some(c) = &s.command {
+            if c.command.is_empty() && c.args.is_empty() {
+                return Err(Problem::new(
+                    "SourceInvalid",
+                    format!(
+                        "source {}: the command source names no command or args",
+                        s.name
+                    ),
+                ));
+            }
+            sources.push((
+                PodSource::Command {
+                    name: s.name.clone(),
+                    command: c.clone(),
+                },
+                SourcePlan {
+                    name: s.name.clone(),
+                    path: None,
+                    fifo: Some(format!("{}/{}", paths::STREAMS, s.name)),
+                    exclude: vec![],
+                    file_name: c.file_name.clone(),
+                },
+            ));
+        }
+    }
+    nodes.sort();
+    nodes.dedup_by(|a, b| a.1 == b.1);
+    if nodes.len() > 1 {
+        let list: Vec<String> = nodes.iter().map(|(s, n)| format!("{s} on {n}")).collect();
+        return Err(Problem::new(
+            "SourcesOnDifferentNodes",
+            format!(
+                "ReadWriteOnce sources are mounted on different nodes ({}): one pod cannot mount them all; \
+                 back them up in separate BackupSets",
+                list.join(", ")
+            ),
+        )
+        .recheck(RECHECK));
+    }
+    if let Some(r) = &set.spec.retention {
+        crate::job_plan::retention_policy(r).map_err(|m| Problem::new("RetentionInvalid", m))?;
+    }
+    let timeout = |v: &Option<String>, what: &str| -> Result<Option<i64>, Problem> {
+        v.as_deref()
+            .map(|d| {
+                parse_duration(d)
+                    .map(|d| d.as_secs())
+                    .map_err(|m| Problem::new("TimeoutInvalid", format!("timeouts.{what}: {m}")))
+            })
+            .transpose()
+    };
+    let timeouts = set.spec.timeouts.clone().unwrap_or_default();
+    Ok(ValidSet {
+        repo_label: repo_label_of(set),
+        repository,
+        url,
+        storage: mount,
+        key,
+        sources,
+        schedule,
+        node: nodes.first().map(|(_, n)| n.clone()),
+        retention: set.spec.retention.clone(),
+        backup_timeout: timeout(&timeouts.backup, "backup")?,
+        maintenance_timeout: timeout(&timeouts.maintenance, "maintenance")?,
+    })
+}
+
+#[cfg(test)]
+mod tests;
