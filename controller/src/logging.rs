@@ -27,3 +27,16 @@ pub fn init_cli() {
         .with_ansi(false)
         .try_init();
 }
+
+/// Logging for the operator: info by default, one line per event, as JSON (`json`) for log
+/// collectors or as text; every reconcile runs in a span naming its object.
+pub fn init_controller(format: &str) {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter("info,kube=warn,hyper=warn,tower=warn"))
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder.json().with_current_span(true).try_init()
+    } else {
+        builder.with_ansi(false).try_init()
+    };
+}

@@ -165,6 +165,9 @@ pub struct StorageSetStatus {
     /// The checks of the last storage check that failed, with what to fix.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_checks: Vec<String>,
+    /// The last storage-check Job whose result this status holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check_job: Option<String>,
 }
 
 /// Media inventory summary.

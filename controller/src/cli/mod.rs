@@ -95,6 +95,8 @@ enum Command {
     /// What the controller's job pods run (a plan from HOLDFAST_JOB_PLAN; helpers).
     #[command(subcommand)]
     Job(commands::job::JobCommand),
+    /// Run the Kubernetes operator.
+    Controller(commands::controller::Args),
 }
 
 impl Command {
@@ -116,6 +118,7 @@ impl Command {
             Command::Crd(_) => "crd",
             Command::Storage(_) => "storage-check",
             Command::Job(_) => "job",
+            Command::Controller(_) => "controller",
         }
     }
 }
@@ -260,7 +263,6 @@ pub fn print_out(text: &str) -> Result<(), CliError> {
 
 /// Parse arguments, run the command, report errors, return the exit code.
 pub fn run() -> ExitCode {
-    crate::logging::init_cli();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -272,6 +274,10 @@ pub fn run() -> ExitCode {
             });
         }
     };
+    // The operator sets up its own logging (JSON or text, info by default).
+    if !matches!(cli.command, Command::Controller(_)) {
+        crate::logging::init_cli();
+    }
     let ctx = Ctx {
         repo: cli.repo,
         key_file: cli.key_file,
@@ -299,6 +305,7 @@ pub fn run() -> ExitCode {
         Command::Crd(a) => commands::crd::run(&ctx, a),
         Command::Storage(c) => commands::storage::run(&ctx, c),
         Command::Job(c) => commands::job::run(&ctx, c),
+        Command::Controller(a) => commands::controller::run(&ctx, a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -118,6 +118,14 @@ impl Problem {
     }
 }
 
+/// The HTTP status of an API error, if the server answered.
+pub fn code(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(s) => Some(s.code),
+        _ => None,
+    }
+}
+
 /// The retry decision for an error (every reconciler uses this).
 pub fn retry(err: &Error) -> Action {
     Action::requeue(err.retry_after())

@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod backup;
+pub mod controller;
 pub mod crd;
 pub mod init;
 pub mod inventory;

@@ -1,0 +1,594 @@
+//! The Restore reconciler. One-shot: once its status is final it never runs again, whether
+//! the manifest is re-applied, the controller restarts or the Job is deleted. It resolves
+//! the repository (from a BackupSet, or for disaster recovery from a StorageSet, a path and
+//! a key, with no BackupSet and no history), creates the target claim if asked, queues one
+//! Job behind the repository's other operations, and writes the counts and the unrestored
+//! items it reports.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use crate::api::common::SecretKeyReference;
+use crate::api::restore::{Overwrite, RestorePhase, RestoreStatus, RestoredSource, UnrestoredItem};
+use crate::api::{BackupSet, Restore, StorageSet};
+use crate::job_plan::{self, JobPlan, Operation, RepositoryRef, RestorePlan, paths};
+use crate::operator::conditions::{Health, conditions};
+use crate::operator::context::Context;
+use crate::operator::error::{Error, Problem};
+use crate::operator::job::{self, JobInput, Privilege};
+use crate::operator::jobs::{self, JobView, Report};
+use crate::operator::metrics::{KindLabels, RunLabels};
+use crate::operator::names::*;
+use crate::operator::plan::queue::{JobState, must_wait, next_to_release};
+use crate::operator::storage::{self, StorageMount};
+
+const RECHECK: Duration = Duration::from_secs(15);
+
+/// Where the repository of a Restore is.
+struct Source {
+    url: String,
+    repo_label: String,
+    storage: StorageMount,
+    key: SecretKeyReference,
+    owner: Option<String>,
+}
+
+async fn write(
+    api: &Api<Restore>,
+    name: &str,
+    old: Option<&RestoreStatus>,
+    status: &RestoreStatus,
+) -> Result<(), Error> {
+    if old == Some(status) {
+        return Ok(());
+    }
+    let patch = json!({"apiVersion": "holdfast.io/v1alpha1", "kind": "Restore", "status": status});
+    api.patch_status(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(patch),
+    )
+    .await
+    .map_err(Error::api("writing Restore status"))?;
+    Ok(())
+}
+
+async fn resolve(ctx: &Context, r: &Restore) -> Result<Result<Source, Problem>, Error> {
+    let ns = r.namespace().unwrap_or_default();
+    let (storage_name, repository, key, owner) = if let Some(b) = &r.spec.backup_set_ref {
+        let sets: Api<BackupSet> = Api::namespaced(ctx.client.clone(), &ns);
+        let Some(set) = sets
+            .get_opt(&b.name)
+            .await
+            .map_err(Error::api("reading the BackupSet"))?
+        else {
+            return Ok(Err(Problem::new(
+                "BackupSetNotFound",
+                format!(
+                    "BackupSet {} does not exist; for disaster recovery use storageSetRef, repository and encryption instead",
+                    b.name
+                ),
+            )));
+        };
+        (
+            set.spec.storage_set_ref.name.clone(),
+            super::backup_set::fetch::repository_of(&set),
+            set.spec.encryption.key_secret_ref.clone(),
+            Some(format!("{ns}/{}", b.name)),
+        )
+    } else {
+        let (Some(s), Some(repo), Some(enc)) = (
+            &r.spec.storage_set_ref,
+            &r.spec.repository,
+            &r.spec.encryption,
+        ) else {
+            return Ok(Err(Problem::new(
+                "RestoreInvalid",
+                "set backupSetRef, or storageSetRef with repository and encryption",
+            )));
+        };
+        (
+            s.name.clone(),
+            repo.clone(),
+            enc.key_secret_ref.clone(),
+            None,
+        )
+    };
+    let storages: Api<StorageSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(storage) = storages
+        .get_opt(&storage_name)
+        .await
+        .map_err(Error::api("reading the StorageSet"))?
+    else {
+        return Ok(Err(Problem::new(
+            "StorageSetNotFound",
+            format!("StorageSet {storage_name} does not exist in namespace {ns}"),
+        )));
+    };
+    if let Err(m) = storage::check_repository(&repository) {
+        return Ok(Err(Problem::new("RepositoryInvalid", m)));
+    }
+    let url = match storage::url(&storage.spec, Some(&repository)) {
+        Ok(u) => u,
+        Err(m) => return Ok(Err(Problem::new("StorageSetInvalid", m))),
+    };
+    let Some(mount) = StorageMount::of(&storage.spec) else {
+        return Ok(Err(Problem::new(
+            "StorageSetInvalid",
+            "the StorageSet names no target",
+        )));
+    };
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut needed = vec![(key.name.clone(), "KeySecretNotFound")];
+    if let StorageMount::S3 {
+        credentials_secret: Some(c),
+    } = &mount
+    {
+        needed.push((c.clone(), "CredentialsSecretNotFound"));
+    }
+    for (secret, reason) in needed {
+        if secrets
+            .get_metadata_opt(&secret)
+            .await
+            .map_err(Error::api(format!("looking up secret {secret}")))?
+            .is_none()
+        {
+            return Ok(Err(Problem::new(
+                reason,
+                format!("Secret {secret} does not exist"),
+            )
+            .recheck(RECHECK)));
+        }
+    }
+    Ok(Ok(Source {
+        repo_label: repository_label(&ns, &storage_name, &repository),
+        url,
+        storage: mount,
+        key,
+        owner,
+    }))
+}
+
+fn owner_ref(r: &Restore) -> OwnerReference {
+    OwnerReference {
+        api_version: "holdfast.io/v1alpha1".into(),
+        kind: "Restore".into(),
+        name: r.name_any(),
+        uid: r.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// The target claim: the existing one, or a new one created now. Its name, and the node a
+/// running pod mounts it on (ReadWriteOnce).
+async fn target(
+    ctx: &Context,
+    r: &Restore,
+) -> Result<Result<(String, Option<String>), Problem>, Error> {
+    let ns = r.namespace().unwrap_or_default();
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
+    let claim = if let Some(existing) = &r.spec.target.persistent_volume_claim {
+        if pvcs
+            .get_opt(&existing.claim_name)
+            .await
+            .map_err(Error::api("reading the target claim"))?
+            .is_none()
+        {
+            return Ok(Err(Problem::new(
+                "TargetClaimNotFound",
+                format!(
+                    "PersistentVolumeClaim {} does not exist",
+                    existing.claim_name
+                ),
+            )
+            .recheck(RECHECK)));
+        }
+        existing.claim_name.clone()
+    } else if let Some(new) = &r.spec.target.new_persistent_volume_claim {
+        if pvcs
+            .get_opt(&new.name)
+            .await
+            .map_err(Error::api("reading the new claim"))?
+            .is_none()
+        {
+            let modes = if new.access_modes.is_empty() {
+                vec!["ReadWriteOnce".to_owned()]
+            } else {
+                new.access_modes.clone()
+            };
+            let mut meta = json!({"name": new.name, "namespace": ns,
+                "labels": base_labels("restore")});
+            meta["labels"][LABEL_RESTORE] = json!(r.name_any());
+            if new.delete_with_restore {
+                meta["ownerReferences"] = json!([owner_ref(r)]);
+            }
+            let mut spec = json!({"accessModes": modes,
+                "resources": {"requests": {"storage": new.size}}});
+            if let Some(c) = &new.storage_class_name {
+                spec["storageClassName"] = json!(c);
+            }
+            let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
+                "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": spec}))
+            .map_err(|source| Error::Build {
+                what: "the target claim".into(),
+                source,
+            })?;
+            match pvcs.create(&PostParams::default(), &pvc).await {
+                Ok(_) => {}
+                Err(e) if crate::operator::error::code(&e) == Some(409) => {}
+                Err(e) => return Err(Error::api("creating the target claim")(e)),
+            }
+        }
+        new.name.clone()
+    } else {
+        return Ok(Err(Problem::new(
+            "RestoreInvalid",
+            "the target names no claim",
+        )));
+    };
+    // A ReadWriteOnce claim in use: restore on that node.
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let node = pods
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::api("listing pods"))?
+        .items
+        .into_iter()
+        .filter(|p| {
+            let ours = p
+                .labels()
+                .get(MANAGED_BY)
+                .is_some_and(|v| v == MANAGED_BY_VALUE);
+            let phase = p
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_default();
+            !ours && phase != "Succeeded" && phase != "Failed"
+        })
+        .find(|p| {
+            p.spec.as_ref().is_some_and(|s| {
+                s.volumes.iter().flatten().any(|v| {
+                    v.persistent_volume_claim
+                        .as_ref()
+                        .is_some_and(|c| c.claim_name == claim)
+                })
+            })
+        })
+        .and_then(|p| p.spec.and_then(|s| s.node_name));
+    Ok(Ok((claim, node)))
+}
+
+fn plan_of(r: &Restore, src: &Source) -> JobPlan {
+    let path = r.spec.target.path.trim_matches('/');
+    JobPlan {
+        version: job_plan::PLAN_VERSION,
+        repository: RepositoryRef {
+            url: src.url.clone(),
+            owner: src.owner.clone(),
+            create: false,
+        },
+        operation: Operation::Restore(RestorePlan {
+            label: r.spec.label.clone(),
+            point_in_time: r
+                .spec
+                .point_in_time
+                .as_ref()
+                .and_then(|t| chrono::DateTime::from_timestamp(t.0.as_second(), 0)),
+            allow_partial: r.spec.allow_partial,
+            sources: r.spec.sources.clone(),
+            include: r.spec.include.clone(),
+            exclude: r.spec.exclude.clone(),
+            target: if path.is_empty() {
+                paths::TARGET.to_owned()
+            } else {
+                format!("{}/{path}", paths::TARGET)
+            },
+            overwrite: match r.spec.overwrite {
+                Overwrite::Never => "never",
+                Overwrite::IfNewer => "if-newer",
+                Overwrite::Always => "always",
+            }
+            .into(),
+            continue_on_error: r.spec.continue_on_error,
+        }),
+    }
+}
+
+/// Take a finished restore job's report into status; the event to publish.
+fn finish(
+    status: &mut RestoreStatus,
+    view: &JobView,
+    report: &Report,
+    now: jiff::Timestamp,
+) -> (bool, String, String) {
+    status.completion_time = Some(Time(view.finished.unwrap_or(now)));
+    match report {
+        Report::Summary(s) => match s.as_ref() {
+            holdfast_engine::summary::JobSummary::Restore(rs) => {
+                status.run = Some(rs.run.clone()).filter(|r| !r.is_empty());
+                status.restored = rs.restored;
+                status.skipped = rs.skipped;
+                status.unrestored = rs.unrestored;
+                status.bytes_restored = rs.bytes_restored;
+                status.sources = rs
+                    .sources
+                    .iter()
+                    .map(|s| RestoredSource {
+                        source: s.source.clone(),
+                        run: s.run.clone(),
+                    })
+                    .collect();
+                status.unrestored_items = rs
+                    .unrestored_items
+                    .iter()
+                    .map(|i| {
+                        let (path, reason) = i.split_once(": ").unwrap_or((i, ""));
+                        UnrestoredItem {
+                            path: path.into(),
+                            reason: reason.into(),
+                        }
+                    })
+                    .collect();
+                let phase = match rs.status {
+                    holdfast_engine::restore::RestoreStatus::Complete => RestorePhase::Completed,
+                    holdfast_engine::restore::RestoreStatus::Partial => {
+                        RestorePhase::PartiallyFailed
+                    }
+                    holdfast_engine::restore::RestoreStatus::Failed => RestorePhase::Failed,
+                };
+                let message = format!(
+                    "{} restored, {} skipped, {} unrestored, {} bytes, from run {}",
+                    rs.restored, rs.skipped, rs.unrestored, rs.bytes_restored, rs.run
+                );
+                status.message = Some(message.clone());
+                status.phase = Some(phase);
+                let (warning, reason) = match phase {
+                    RestorePhase::Completed => (false, "RestoreComplete"),
+                    RestorePhase::PartiallyFailed => (true, "RestorePartial"),
+                    _ => (true, "RestoreFailed"),
+                };
+                (warning, reason.into(), message)
+            }
+            holdfast_engine::summary::JobSummary::Failed(f) => {
+                let message = format!("{}: {}", f.category, f.message);
+                status.message = Some(message.clone());
+                status.phase = Some(RestorePhase::Failed);
+                (true, "RestoreFailed".into(), message)
+            }
+            other => {
+                let message = format!("unexpected report {other:?}");
+                status.message = Some(message.clone());
+                status.phase = Some(RestorePhase::Failed);
+                (true, "RestoreFailed".into(), message)
+            }
+        },
+        Report::Missing(m) => {
+            status.message = Some(m.clone());
+            status.phase = Some(RestorePhase::Failed);
+            (true, "RestoreFailed".into(), m.clone())
+        }
+    }
+}
+
+pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Error> {
+    ctx.metrics
+        .reconciles
+        .get_or_create(&KindLabels {
+            kind: "Restore".into(),
+        })
+        .inc();
+    let ns = r.namespace().unwrap_or_default();
+    let name = r.name_any();
+    let api: Api<Restore> = Api::namespaced(ctx.client.clone(), &ns);
+    let old = r.status.clone();
+    let mut status = old.clone().unwrap_or_default();
+    // One-shot.
+    if status.phase.is_some_and(RestorePhase::is_final) || r.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let now = ctx.now();
+    let object = r.object_ref(&());
+    let stall = |status: &mut RestoreStatus, p: &Problem| {
+        status.phase = Some(RestorePhase::Pending);
+        status.message = Some(p.message.clone());
+        status.observed_generation = r.metadata.generation;
+        status.conditions = conditions(
+            &status.conditions,
+            &Health::stalled(p.reason, &p.message),
+            r.metadata.generation,
+            now,
+        );
+    };
+    let src = match resolve(&ctx, &r).await? {
+        Ok(s) => s,
+        Err(p) => {
+            stall(&mut status, &p);
+            write(&api, &name, old.as_ref(), &status).await?;
+            return Ok(p.action());
+        }
+    };
+    let uid = r.metadata.uid.clone().unwrap_or_default();
+    let job_name = job_name(
+        &name,
+        "restore",
+        &uid.chars()
+            .filter(|c| c.is_ascii_hexdigit())
+            .take(8)
+            .collect::<String>(),
+    );
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let repo_jobs: Vec<JobView> = jobs_api
+        .list(&ListParams::default().labels(&format!("{LABEL_REPOSITORY}={}", src.repo_label)))
+        .await
+        .map_err(Error::api("listing the repository's jobs"))?
+        .items
+        .iter()
+        .map(JobView::of)
+        .collect();
+    let mine = jobs_api
+        .get_opt(&job_name)
+        .await
+        .map_err(Error::api("reading the restore job"))?
+        .map(|j| JobView::of(&j));
+    match mine {
+        Some(view) if view.state == JobState::Done => {
+            let report = jobs::report(&ctx.client, &ns, &view).await?;
+            let (warning, reason, message) = finish(&mut status, &view, &report, now);
+            let result = match status.phase {
+                Some(RestorePhase::Completed) => "complete",
+                Some(RestorePhase::PartiallyFailed) => "partial",
+                _ => "failed",
+            };
+            ctx.metrics
+                .runs
+                .get_or_create(&RunLabels {
+                    namespace: ns.clone(),
+                    owner: name.clone(),
+                    kind: "restore".into(),
+                    result: result.into(),
+                })
+                .inc();
+            ctx.event(&object, warning, &reason, "Restore", message.clone())
+                .await;
+            let health = if result == "failed" {
+                Health::stalled("RestoreFailed", message)
+            } else {
+                Health::ready(&reason, message)
+            };
+            status.observed_generation = r.metadata.generation;
+            status.conditions = conditions(&status.conditions, &health, r.metadata.generation, now);
+            write(&api, &name, old.as_ref(), &status).await?;
+            return Ok(Action::await_change());
+        }
+        Some(view) => {
+            let queued: Vec<_> = repo_jobs.iter().map(JobView::queued).collect();
+            if let Some(next) = next_to_release(&queued) {
+                jobs::release(&ctx.client, &ns, &next.name).await?;
+            }
+            status.phase = Some(
+                if view.state == JobState::Waiting
+                    && next_to_release(&queued).map(|n| n.name.as_str()) != Some(view.name.as_str())
+                {
+                    RestorePhase::Queued
+                } else {
+                    RestorePhase::Running
+                },
+            );
+            status.job = Some(view.name.clone());
+            status.start_time = status.start_time.clone().or(view.started.map(Time));
+            let mut health =
+                Health::progressing("Restoring", format!("job {} restores", view.name));
+            if let Some(why) = jobs::stuck_reason(&ctx.client, &ns, &view.name).await {
+                health = Health::stalled(
+                    "JobPodStuck",
+                    format!("the pod of job {} cannot start: {why}", view.name),
+                );
+            }
+            status.observed_generation = r.metadata.generation;
+            status.conditions = conditions(&status.conditions, &health, r.metadata.generation, now);
+            write(&api, &name, old.as_ref(), &status).await?;
+            return Ok(Action::requeue(RECHECK));
+        }
+        None if status.job.is_some() => {
+            // It ran, and its Job went before it reported: never run again.
+            status.phase = Some(RestorePhase::Failed);
+            status.message = Some(format!(
+                "the job {job_name} disappeared before reporting a result; create a new Restore to try again"
+            ));
+            status.conditions = conditions(
+                &status.conditions,
+                &Health::stalled("JobLost", status.message.clone().unwrap_or_default()),
+                r.metadata.generation,
+                now,
+            );
+            write(&api, &name, old.as_ref(), &status).await?;
+            return Ok(Action::await_change());
+        }
+        None => {}
+    }
+    let (claim, node) = match target(&ctx, &r).await? {
+        Ok(t) => t,
+        Err(p) => {
+            stall(&mut status, &p);
+            write(&api, &name, old.as_ref(), &status).await?;
+            return Ok(p.action());
+        }
+    };
+    let plan = plan_of(&r, &src);
+    let mut labels = base_labels("restore");
+    labels.insert(LABEL_RESTORE.into(), name.clone());
+    labels.insert(LABEL_OPERATION.into(), "restore".into());
+    labels.insert(LABEL_REPOSITORY.into(), src.repo_label.clone());
+    let queued: Vec<_> = repo_jobs.iter().map(JobView::queued).collect();
+    let suspend = must_wait(&queued);
+    let job = job::build(&JobInput {
+        name: job_name.clone(),
+        namespace: &ns,
+        owner: Some(owner_ref(&r)),
+        labels,
+        annotations: BTreeMap::new(),
+        image: &ctx.settings.image,
+        pull_policy: ctx.settings.pull_policy.as_deref(),
+        service_account: ctx.settings.job_service_account.as_deref(),
+        plan: &plan,
+        privilege: Privilege::Restore,
+        storage: &src.storage,
+        key: Some(&src.key),
+        sources: &[],
+        target: Some(&claim),
+        node: node.as_deref(),
+        resources: None,
+        active_deadline_seconds: Some(ctx.settings.default_maintenance_timeout.as_secs() as i64),
+        ttl_seconds_after_finished: ctx.settings.job_ttl_seconds,
+        backoff_limit: 1,
+        suspend,
+    })
+    .map_err(|source| Error::Build {
+        what: "the restore job".into(),
+        source,
+    })?;
+    match jobs_api.create(&PostParams::default(), &job).await {
+        Ok(_) => {}
+        Err(e) if crate::operator::error::code(&e) == Some(409) => {}
+        Err(e) => return Err(Error::api(format!("creating job {job_name}"))(e)),
+    }
+    ctx.event(
+        &object,
+        false,
+        if suspend {
+            "RestoreQueued"
+        } else {
+            "RestoreStarted"
+        },
+        "Restore",
+        format!("restoring into claim {claim} with job {job_name}"),
+    )
+    .await;
+    status.job = Some(job_name.clone());
+    status.phase = Some(if suspend {
+        RestorePhase::Queued
+    } else {
+        RestorePhase::Running
+    });
+    status.start_time = Some(Time(now));
+    status.observed_generation = r.metadata.generation;
+    status.conditions = conditions(
+        &status.conditions,
+        &Health::progressing("Restoring", format!("job {job_name} restores into {claim}")),
+        r.metadata.generation,
+        now,
+    );
+    write(&api, &name, old.as_ref(), &status).await?;
+    Ok(Action::requeue(RECHECK))
+}

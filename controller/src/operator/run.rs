@@ -1,0 +1,339 @@
+//! Starting the operator: the client, health and metrics, leader election, and one
+//! kube-runtime Controller per kind, each also watching what affects it (owned Jobs,
+//! referenced StorageSets and Schedules, the BackupSets that use a StorageSet or Schedule),
+//! so objects can be applied in any order. A graceful shutdown stops the controllers, then
+//! gives the lease up.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::batch::v1::Job;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use crate::api::{BackupSet, Restore, Schedule, StorageSet};
+
+use super::context::{Context, Settings};
+use super::error::{Error, retry};
+use super::http::{self, Health};
+use super::leader::Election;
+use super::metrics::{ErrorLabels, Metrics};
+use super::names::{MANAGED_BY, MANAGED_BY_VALUE};
+
+/// How the operator runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// A kubeconfig file; otherwise the in-cluster configuration (or KUBECONFIG).
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespaces to watch; empty means all.
+    pub namespaces: Vec<String>,
+    pub listen: SocketAddr,
+    /// Run only as the holder of this Lease (`namespace/name`); `None` runs at once.
+    pub lease: Option<(String, String)>,
+    pub identity: String,
+    pub settings: Settings,
+}
+
+/// Why the operator stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot load the Kubernetes configuration: {0}")]
+    Config(String),
+    #[error("cannot reach the Kubernetes API: {0}")]
+    Client(#[source] kube::Error),
+    #[error("cannot serve health and metrics on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+async fn client(opts: &Options) -> Result<kube::Client, RunError> {
+    let config = match &opts.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| RunError::Config(format!("{}: {e}", path.display())))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| RunError::Config(e.to_string()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| RunError::Config(e.to_string()))?,
+    };
+    kube::Client::try_from(config).map_err(RunError::Client)
+}
+
+fn error_policy<K: kube::Resource<DynamicType = ()>>(
+    obj: Arc<K>,
+    err: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let kind = K::kind(&()).to_string();
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&ErrorLabels {
+            resource: kind.clone(),
+            category: err.category().as_str().into(),
+        })
+        .inc();
+    tracing::warn!(
+        kind = kind.as_str(),
+        name = obj.meta().name.as_deref().unwrap_or_default(),
+        namespace = obj.meta().namespace.as_deref().unwrap_or_default(),
+        category = err.category().as_str(),
+        "reconcile failed: {}",
+        holdfast_engine::error_chain(err)
+    );
+    retry(err)
+}
+
+fn api<K>(client: &kube::Client, ns: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match ns {
+        Some(n) => Api::namespaced(client.clone(), n),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Run the four controllers for one namespace (or all) until `stop` fires.
+async fn controllers(ctx: Arc<Context>, ns: Option<String>, stop: watch::Receiver<bool>) {
+    let c = &ctx.client;
+    let ns = ns.as_deref();
+    let ours = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGED_BY_VALUE}"));
+    let shutdown = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let sets = Controller::new(api::<BackupSet>(c, ns), watcher::Config::default())
+        .owns(api::<Job>(c, ns), ours.clone());
+    let store = sets.store();
+    let by_storage = store.clone();
+    let by_schedule = store.clone();
+    let sets = sets
+        .watches(
+            api::<StorageSet>(c, ns),
+            watcher::Config::default(),
+            move |s: StorageSet| {
+                let (name, ns) = (s.name_any(), s.namespace());
+                by_storage
+                    .state()
+                    .into_iter()
+                    .filter(move |b| b.spec.storage_set_ref.name == name && b.namespace() == ns)
+                    .map(|b| ObjectRef::from(b.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .watches(
+            api::<Schedule>(c, ns),
+            watcher::Config::default(),
+            move |s: Schedule| {
+                let (name, ns) = (s.name_any(), s.namespace());
+                by_schedule
+                    .state()
+                    .into_iter()
+                    .filter(move |b| {
+                        b.spec.schedule_ref.as_ref().is_some_and(|r| r.name == name)
+                            && b.namespace() == ns
+                    })
+                    .map(|b| ObjectRef::from(b.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(shutdown(stop.clone()))
+        .run(
+            |o, ctx| {
+                let span = tracing::info_span!(
+                    "reconcile",
+                    kind = "BackupSet",
+                    namespace = o.namespace().unwrap_or_default(),
+                    name = o.name_any()
+                );
+                super::backup_set::reconcile(o, ctx).instrument(span)
+            },
+            error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+
+    let storages = Controller::new(api::<StorageSet>(c, ns), watcher::Config::default())
+        .owns(api::<Job>(c, ns), ours.clone())
+        .watches(
+            api::<BackupSet>(c, ns),
+            watcher::Config::default(),
+            |b: BackupSet| {
+                Some(
+                    ObjectRef::new(&b.spec.storage_set_ref.name)
+                        .within(&b.namespace().unwrap_or_default()),
+                )
+            },
+        )
+        .graceful_shutdown_on(shutdown(stop.clone()))
+        .run(
+            |o, ctx| {
+                let span = tracing::info_span!(
+                    "reconcile",
+                    kind = "StorageSet",
+                    namespace = o.namespace().unwrap_or_default(),
+                    name = o.name_any()
+                );
+                super::storage_set::reconcile(o, ctx).instrument(span)
+            },
+            error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+
+    let schedules = Controller::new(api::<Schedule>(c, ns), watcher::Config::default())
+        .watches(
+            api::<BackupSet>(c, ns),
+            watcher::Config::default(),
+            |b: BackupSet| {
+                b.spec
+                    .schedule_ref
+                    .as_ref()
+                    .map(|r| ObjectRef::new(&r.name).within(&b.namespace().unwrap_or_default()))
+            },
+        )
+        .graceful_shutdown_on(shutdown(stop.clone()))
+        .run(
+            |o, ctx| {
+                let span = tracing::info_span!(
+                    "reconcile",
+                    kind = "Schedule",
+                    namespace = o.namespace().unwrap_or_default(),
+                    name = o.name_any()
+                );
+                super::schedule::reconcile(o, ctx).instrument(span)
+            },
+            error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+
+    let restores = Controller::new(api::<Restore>(c, ns), watcher::Config::default())
+        .owns(api::<Job>(c, ns), ours)
+        .graceful_shutdown_on(shutdown(stop))
+        .run(
+            |o, ctx| {
+                let span = tracing::info_span!(
+                    "reconcile",
+                    kind = "Restore",
+                    namespace = o.namespace().unwrap_or_default(),
+                    name = o.name_any()
+                );
+                super::restore::reconcile(o, ctx).instrument(span)
+            },
+            error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+    futures::join!(sets, storages, schedules, restores);
+}
+
+/// Run the operator until SIGTERM/SIGINT (or the lease is lost).
+pub async fn run(opts: Options) -> Result<(), RunError> {
+    let client = client(&opts).await?;
+    let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(Health {
+        ready: false.into(),
+        metrics: metrics.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|source| RunError::Listen {
+            addr: opts.listen,
+            source,
+        })?;
+    drop(listener);
+    let server = tokio::spawn(http::serve(opts.listen, health.clone()));
+    // Ready once the API server answers.
+    client.apiserver_version().await.map_err(RunError::Client)?;
+    health.ready.store(true, Ordering::Relaxed);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let signals = async {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+    }
+    .shared();
+
+    let election = opts.lease.as_ref().map(|(ns, name)| {
+        Election::new(
+            client.clone(),
+            ns,
+            name,
+            &opts.identity,
+            Duration::from_secs(15),
+        )
+    });
+    if let Some(e) = &election {
+        tracing::info!(identity = opts.identity.as_str(), "waiting to lead");
+        tokio::select! {
+            _ = e.acquire() => tracing::info!(identity = opts.identity.as_str(), "leading"),
+            _ = signals.clone() => {
+                server.abort();
+                return Ok(());
+            }
+        }
+    }
+    let ctx = Arc::new(Context::new(
+        client,
+        opts.settings.clone(),
+        metrics,
+        &opts.identity,
+    ));
+    let namespaces: Vec<Option<String>> = if opts.namespaces.is_empty() {
+        vec![None]
+    } else {
+        opts.namespaces.iter().cloned().map(Some).collect()
+    };
+    let running = futures::future::join_all(
+        namespaces
+            .into_iter()
+            .map(|ns| controllers(ctx.clone(), ns, stop_rx.clone())),
+    );
+    tokio::pin!(running);
+    let lost = async {
+        match &election {
+            Some(e) => e.hold().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = &mut running => {},
+        _ = signals.clone() => {
+            tracing::info!("shutting down");
+            let _ = stop_tx.send(true);
+            let _ = tokio::time::timeout(Duration::from_secs(20), &mut running).await;
+        }
+        _ = lost => {
+            tracing::error!("lost the leader lease; stopping so that only one replica acts");
+            let _ = stop_tx.send(true);
+            let _ = tokio::time::timeout(Duration::from_secs(20), &mut running).await;
+        }
+    }
+    if let Some(e) = &election {
+        e.step_down().await;
+    }
+    server.abort();
+    Ok(())
+}

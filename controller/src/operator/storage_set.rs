@@ -1,0 +1,393 @@
+//! The StorageSet reconciler: a storage-check Job on every spec change and periodically
+//! (`Ready` from its result: reachable, writable, clock, bucket), the media inventory summed
+//! from the BackupSets keeping repositories here, capacity of filesystem targets, and the
+//! `holdfast.io/in-use` finalizer that keeps a StorageSet while BackupSets use it (so a
+//! deletion of everything at once still lets their `Purge` policies run).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use crate::api::storage_set::{BackupSetUsage, Capacity, StorageInventory, StorageSetStatus};
+use crate::api::{BackupSet, StorageSet};
+use crate::job_plan::{self, JobPlan, Operation, RepositoryRef, StorageCheckPlan, paths};
+use crate::operator::conditions::{Health, conditions};
+use crate::operator::context::Context;
+use crate::operator::error::{Error, Problem};
+use crate::operator::job::{self, JobInput, Privilege};
+use crate::operator::jobs::{self, JobView, Report};
+use crate::operator::metrics::KindLabels;
+use crate::operator::names::*;
+use crate::operator::plan::queue::JobState;
+use crate::operator::storage::{self, StorageMount};
+
+const RECHECK: Duration = Duration::from_secs(30);
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The inventory of a StorageSet from the sets that use it (their last reports).
+pub fn inventory(sets: &[&BackupSet]) -> StorageInventory {
+    let mut inv = StorageInventory::default();
+    for s in sets {
+        let usage = s
+            .status
+            .as_ref()
+            .and_then(|st| st.usage.clone())
+            .unwrap_or_default();
+        inv.volumes += usage.volumes;
+        inv.total_bytes += usage.stored_bytes;
+        inv.live_bytes += usage.live_bytes.unwrap_or(usage.stored_bytes);
+        inv.reclaimable_bytes += usage.reclaimable_bytes.unwrap_or(0);
+        inv.per_backup_set.push(BackupSetUsage {
+            name: s.name_any(),
+            repository: super::backup_set::fetch::repository_of(s),
+            bytes: usage.stored_bytes,
+        });
+    }
+    inv.total_size = human(inv.total_bytes);
+    inv
+}
+
+async fn write(
+    api: &Api<StorageSet>,
+    name: &str,
+    old: Option<&StorageSetStatus>,
+    status: &StorageSetStatus,
+) -> Result<(), Error> {
+    if old == Some(status) {
+        return Ok(());
+    }
+    let patch =
+        json!({"apiVersion": "holdfast.io/v1alpha1", "kind": "StorageSet", "status": status});
+    api.patch_status(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(patch),
+    )
+    .await
+    .map_err(Error::api("writing StorageSet status"))?;
+    Ok(())
+}
+
+async fn set_finalizer(api: &Api<StorageSet>, s: &StorageSet, on: bool) -> Result<(), Error> {
+    let has = s.finalizers().iter().any(|f| f == FINALIZER_IN_USE);
+    if has == on {
+        return Ok(());
+    }
+    let mut finalizers: Vec<String> = s
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER_IN_USE)
+        .cloned()
+        .collect();
+    if on {
+        finalizers.push(FINALIZER_IN_USE.to_owned());
+    }
+    let patch =
+        json!({"metadata": {"finalizers": finalizers, "resourceVersion": s.resource_version()}});
+    match api
+        .patch(&s.name_any(), &PatchParams::default(), &Patch::Merge(patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(Error::api("updating the in-use finalizer")(e)),
+    }
+}
+
+/// Check a StorageSet's references; the problem if one is missing.
+async fn check_refs(ctx: &Context, s: &StorageSet) -> Result<Option<Problem>, Error> {
+    let ns = s.namespace().unwrap_or_default();
+    if let Err(m) = storage::url(&s.spec, None) {
+        return Ok(Some(Problem::new("StorageSetInvalid", m)));
+    }
+    match StorageMount::of(&s.spec) {
+        Some(StorageMount::S3 {
+            credentials_secret: Some(c),
+        }) => {
+            let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+            if secrets
+                .get_metadata_opt(&c)
+                .await
+                .map_err(Error::api(format!("looking up secret {c}")))?
+                .is_none()
+            {
+                return Ok(Some(
+                    Problem::new(
+                        "CredentialsSecretNotFound",
+                        format!("Secret {c} does not exist: create it with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+                    )
+                    .recheck(RECHECK),
+                ));
+            }
+        }
+        Some(StorageMount::Filesystem { claim }) => {
+            let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
+            if pvcs
+                .get_opt(&claim)
+                .await
+                .map_err(Error::api(format!("reading persistentvolumeclaim {claim}")))?
+                .is_none()
+            {
+                return Ok(Some(
+                    Problem::new(
+                        "StorageClaimNotFound",
+                        format!("PersistentVolumeClaim {claim} does not exist"),
+                    )
+                    .recheck(RECHECK),
+                ));
+            }
+        }
+        _ => {}
+    }
+    Ok(None)
+}
+
+fn check_job(ctx: &Context, s: &StorageSet, name: &str) -> Result<Job, Error> {
+    let ns = s.namespace().unwrap_or_default();
+    let mount = StorageMount::of(&s.spec).unwrap_or(StorageMount::S3 {
+        credentials_secret: None,
+    });
+    let plan = JobPlan {
+        version: job_plan::PLAN_VERSION,
+        repository: RepositoryRef {
+            url: storage::url(&s.spec, None).unwrap_or_default(),
+            owner: None,
+            create: false,
+        },
+        operation: Operation::StorageCheck(StorageCheckPlan {
+            capacity_path: matches!(mount, StorageMount::Filesystem { .. })
+                .then(|| paths::STORAGE.to_owned()),
+        }),
+    };
+    let mut labels = base_labels("storage-check");
+    labels.insert(LABEL_STORAGE_SET.into(), s.name_any());
+    labels.insert(LABEL_OPERATION.into(), "storage-check".into());
+    job::build(&JobInput {
+        name: name.to_owned(),
+        namespace: &ns,
+        owner: Some(OwnerReference {
+            api_version: "holdfast.io/v1alpha1".into(),
+            kind: "StorageSet".into(),
+            name: s.name_any(),
+            uid: s.metadata.uid.clone().unwrap_or_default(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }),
+        labels,
+        annotations: BTreeMap::new(),
+        image: &ctx.settings.image,
+        pull_policy: ctx.settings.pull_policy.as_deref(),
+        service_account: ctx.settings.job_service_account.as_deref(),
+        plan: &plan,
+        privilege: Privilege::Maintenance,
+        storage: &mount,
+        key: None,
+        sources: &[],
+        target: None,
+        node: None,
+        resources: None,
+        active_deadline_seconds: Some(600),
+        ttl_seconds_after_finished: ctx.settings.job_ttl_seconds,
+        backoff_limit: 1,
+        suspend: false,
+    })
+    .map_err(|source| Error::Build {
+        what: "the storage check job".into(),
+        source,
+    })
+}
+
+pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, Error> {
+    ctx.metrics
+        .reconciles
+        .get_or_create(&KindLabels {
+            kind: "StorageSet".into(),
+        })
+        .inc();
+    let ns = s.namespace().unwrap_or_default();
+    let name = s.name_any();
+    let api: Api<StorageSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let now = ctx.now();
+    let old = s.status.clone();
+    let mut status = old.clone().unwrap_or_default();
+    let sets: Api<BackupSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let all = sets
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::api("listing backup sets"))?
+        .items;
+    let users: Vec<&BackupSet> = all
+        .iter()
+        .filter(|b| b.spec.storage_set_ref.name == name)
+        .collect();
+    status.used_by = users.iter().map(|b| b.name_any()).collect();
+    if s.metadata.deletion_timestamp.is_some() {
+        if users.is_empty() {
+            set_finalizer(&api, &s, false).await?;
+            return Ok(Action::await_change());
+        }
+        status.conditions = conditions(
+            &status.conditions,
+            &Health::progressing(
+                "InUse",
+                format!(
+                    "deleted, kept until the BackupSets using it are gone: {}",
+                    status.used_by.join(", ")
+                ),
+            ),
+            s.metadata.generation,
+            now,
+        );
+        write(&api, &name, old.as_ref(), &status).await?;
+        return Ok(Action::requeue(RECHECK));
+    }
+    set_finalizer(&api, &s, true).await?;
+    status.inventory = Some(inventory(&users));
+    if let Some(problem) = check_refs(&ctx, &s).await? {
+        status.observed_generation = s.metadata.generation;
+        status.conditions = conditions(
+            &status.conditions,
+            &Health::stalled(problem.reason, &problem.message),
+            s.metadata.generation,
+            now,
+        );
+        write(&api, &name, old.as_ref(), &status).await?;
+        return Ok(problem.action());
+    }
+    // Results of check jobs.
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut checks: Vec<JobView> = jobs_api
+        .list(&ListParams::default().labels(&format!("{LABEL_STORAGE_SET}={name}")))
+        .await
+        .map_err(Error::api("listing storage check jobs"))?
+        .items
+        .iter()
+        .map(JobView::of)
+        .collect();
+    checks.sort_by_key(|j| j.created);
+    if let Some(done) = checks.iter().rev().find(|j| j.state == JobState::Done)
+        && status.last_check_job.as_deref() != Some(&done.name)
+    {
+        status.last_check_job = Some(done.name.clone());
+        status.last_check_time = Some(Time(done.finished.unwrap_or(now)));
+        status.checked_generation = done
+            .name
+            .rsplit_once("-g")
+            .and_then(|(_, g)| g.split('-').next()?.parse().ok());
+        let object = s.object_ref(&());
+        match jobs::report(&ctx.client, &ns, done).await? {
+            Report::Summary(sum) => match sum.as_ref() {
+                holdfast_engine::summary::JobSummary::StorageCheck(c) => {
+                    status.failed_checks = c
+                        .items
+                        .iter()
+                        .filter(|i| !i.ok)
+                        .map(|i| format!("{}: {}", i.check, i.detail))
+                        .collect();
+                    status.capacity = match (c.total_bytes, c.available_bytes) {
+                        (Some(t), Some(a)) => Some(Capacity {
+                            total_bytes: t,
+                            available_bytes: a,
+                        }),
+                        _ => None,
+                    };
+                    if c.ok {
+                        ctx.event(
+                            &object,
+                            false,
+                            "StorageReady",
+                            "Check",
+                            "storage check passed",
+                        )
+                        .await;
+                    } else {
+                        ctx.event(
+                            &object,
+                            true,
+                            "StorageCheckFailed",
+                            "Check",
+                            status.failed_checks.join("; "),
+                        )
+                        .await;
+                    }
+                }
+                other => {
+                    status.failed_checks = vec![format!("the check did not run: {other:?}")];
+                }
+            },
+            Report::Missing(m) => {
+                status.failed_checks = vec![format!("the check did not run: {m}")]
+            }
+        }
+    }
+    let interval = ctx.settings.storage_check_interval.as_secs().max(60) as i64;
+    let epoch = now.as_second() / interval;
+    let due = status.checked_generation != s.metadata.generation
+        || status
+            .last_check_time
+            .as_ref()
+            .is_none_or(|t| now.duration_since(t.0).as_secs() >= interval);
+    let active = checks.iter().any(|j| j.state != JobState::Done);
+    if due && !active {
+        let job_name = job_name(
+            &name,
+            "check",
+            &format!("g{}-{epoch}", s.metadata.generation.unwrap_or(0)),
+        );
+        let job = check_job(&ctx, &s, &job_name)?;
+        match jobs_api.create(&PostParams::default(), &job).await {
+            Ok(_) => {}
+            Err(e) if crate::operator::error::code(&e) == Some(409) => {}
+            Err(e) => return Err(Error::api(format!("creating job {job_name}"))(e)),
+        }
+    }
+    let checked_now = status.checked_generation == s.metadata.generation;
+    let health = if !checked_now {
+        Health::progressing(
+            "Checking",
+            "checking the storage target (a storage-check job runs)",
+        )
+    } else if status.failed_checks.is_empty() {
+        Health::ready("Ready", "reachable and writable")
+    } else {
+        Health::stalled(
+            "StorageCheckFailed",
+            format!(
+                "the storage check failed: {}",
+                status.failed_checks.join("; ")
+            ),
+        )
+    };
+    status.observed_generation = s.metadata.generation;
+    status.conditions = conditions(&status.conditions, &health, s.metadata.generation, now);
+    write(&api, &name, old.as_ref(), &status).await?;
+    let next = if due || active {
+        RECHECK
+    } else {
+        let last = status.last_check_time.as_ref().map_or(now, |t| t.0);
+        crate::operator::plan::set::until(now, last + jiff::SignedDuration::from_secs(interval))
+    };
+    Ok(Action::requeue(next.min(Duration::from_secs(3600))))
+}
