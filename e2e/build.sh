@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the local control plane from Go modules: kube-apiserver, kube-controller-manager
-# and kubectl from k8s.io/kubernetes, and etcd from go.etcd.io/etcd/server/v3, each in its
-# own module (e2e/controlplane, e2e/etcd). Binaries go to a cache directory keyed by the
+# and kubectl from k8s.io/kubernetes, etcd from go.etcd.io/etcd/server/v3, and helm from
+# helm.sh/helm/v4 (for the chart), each in its own module (e2e/controlplane, e2e/etcd,
+# e2e/helm) so their dependency trees never meet. Binaries go to a cache directory keyed by the
 # pinned versions and the modules' go.sum, so a rebuild happens only when a pin changes; the
 # Go build and module caches are kept between runs as usual. Prints the directory holding
 # the binaries on its last line.
@@ -13,6 +14,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 
 KUBERNETES_VERSION=1.35.4
 ETCD_VERSION=3.6.16
+HELM_VERSION=4.3.1
 cache="${HOLDFAST_E2E_CACHE:-$HOME/.cache/holdfast-e2e}"
 
 if [ "${1:-}" = "--update" ]; then
@@ -39,15 +41,17 @@ if [ "${1:-}" = "--update" ]; then
   cd "$here/etcd"
   go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION"
   go mod tidy
-  echo "updated; commit e2e/controlplane/go.{mod,sum} and e2e/etcd/go.{mod,sum}"
+  cd "$here/helm"
+  go get -tool "helm.sh/helm/v4/cmd/helm@v$HELM_VERSION"
+  echo "updated; commit e2e/{controlplane,etcd,helm}/go.{mod,sum}"
   exit 0
 fi
 
-key="$(cat "$here/controlplane/go.sum" "$here/etcd/go.sum" "$here/etcd/main.go" |
+key="$(cat "$here/controlplane/go.sum" "$here/etcd/go.sum" "$here/etcd/main.go" "$here/helm/go.sum" |
   sha256sum | cut -c1-16)"
-out="$cache/k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-$key/bin"
+out="$cache/k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION-$key/bin"
 if [ -x "$out/kube-apiserver" ] && [ -x "$out/kube-controller-manager" ] &&
-  [ -x "$out/kubectl" ] && [ -x "$out/etcd" ]; then
+  [ -x "$out/kubectl" ] && [ -x "$out/etcd" ] && [ -x "$out/helm" ]; then
   echo "control plane binaries up to date" >&2
   echo "$out"
   exit 0
@@ -69,6 +73,10 @@ ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=v$KUBERNETES_VERSION"
   k8s.io/kubernetes/cmd/kube-apiserver \
   k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kubectl)
+echo "building helm $HELM_VERSION…" >&2
+(cd "$here/helm" && go build -trimpath \
+  -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=v$HELM_VERSION" \
+  -o "$out.partial/helm" helm.sh/helm/v4/cmd/helm)
 rm -rf "$out"
 mv "$out.partial" "$out"
 echo "built the control plane in $((SECONDS - started)) s" >&2

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod human;
 pub mod job_plan;
 pub mod logging;
 pub mod operator;

@@ -280,6 +280,41 @@ fn partly_existing_target_keeps_what_is_there_and_fills_in_what_is_missing() {
 }
 
 #[test]
+fn fresh_volume_root_takes_the_backed_up_root_mode_and_an_used_one_keeps_its_own() {
+    use std::os::unix::fs::PermissionsExt;
+    let (src, repo_dir, out) = (tmp(), tmp(), tmp());
+    let root = src.path().join("pgdata");
+    fs::create_dir_all(&root).unwrap();
+    fs::write(root.join("PG_VERSION"), b"16").unwrap();
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).unwrap();
+    let mut repo = init_repo(repo_dir.path());
+    backup_paths(&mut repo, &[&root], &BackupOptions::default());
+    let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+
+    // A new volume: its root exists (mode of the provisioner) and holds lost+found.
+    let fresh = out.path().join("fresh");
+    fs::create_dir_all(fresh.join("lost+found")).unwrap();
+    fs::set_permissions(&fresh, fs::Permissions::from_mode(0o777)).unwrap();
+    let r = restore_into(&repo, &fresh, RestoreOptions::default());
+    assert_eq!((r.skipped, r.unrestored), (0, 0), "{r:?}");
+    assert_eq!(mode(&fresh), 0o700, "the root takes the backed-up mode");
+    assert!(
+        fresh.join("lost+found").is_dir(),
+        "lost+found is left alone"
+    );
+
+    // A volume in use keeps its root's metadata under the default policy.
+    let used = out.path().join("used");
+    fs::create_dir_all(&used).unwrap();
+    fs::write(used.join("local"), b"x").unwrap();
+    fs::set_permissions(&used, fs::Permissions::from_mode(0o755)).unwrap();
+    let r = restore_into(&repo, &used, RestoreOptions::default());
+    assert_eq!(r.skipped, 1, "{r:?}");
+    assert_eq!(mode(&used), 0o755);
+    assert_eq!(fs::read(used.join("PG_VERSION")).unwrap(), b"16");
+}
+
+#[test]
 fn include_and_exclude_select_subtrees() {
     let (src, repo_dir, out) = (tmp(), tmp(), tmp());
     let root = src.path().join("site");

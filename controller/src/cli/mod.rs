@@ -2,7 +2,7 @@
 
 mod commands;
 mod exit;
-mod human;
+use crate::human;
 mod key;
 mod progress;
 mod signals;

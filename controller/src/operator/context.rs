@@ -106,6 +106,18 @@ impl Context {
             }
             note.truncate(end);
         }
+        // The same line in the log, for those who read logs rather than Events (and for
+        // Events the API server drops under rate limits).
+        let (kind, name) = (
+            object.kind.as_deref().unwrap_or_default(),
+            object.name.as_deref().unwrap_or_default(),
+        );
+        let namespace = object.namespace.as_deref().unwrap_or_default();
+        if warning {
+            tracing::warn!(kind, namespace, name, reason, "{note}");
+        } else {
+            tracing::info!(kind, namespace, name, reason, "{note}");
+        }
         let ev = Event {
             type_: if warning {
                 EventType::Warning

@@ -1,7 +1,6 @@
 //! `/healthz`, `/readyz` and `/metrics` on one port: a few lines of HTTP/1.1 are all three
 //! need, so no web framework is linked for them.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -52,9 +51,9 @@ pub fn answer(request_line: &str, health: &Health) -> String {
     }
 }
 
-/// Serve until the task is dropped.
-pub async fn serve(addr: SocketAddr, health: Arc<Health>) -> std::io::Result<()> {
-    let listener = TcpListener::bind(addr).await?;
+/// Serve on an already bound listener (binding first lets the caller report a busy port
+/// before anything else starts) until the task is dropped.
+pub async fn serve(listener: TcpListener, health: Arc<Health>) -> std::io::Result<()> {
     loop {
         let (mut conn, _) = listener.accept().await?;
         let health = health.clone();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
@@ -127,7 +127,6 @@ async fn resolve(ctx: &Context, r: &Restore) -> Result<Result<Source, Problem>, 
             "the StorageSet names no target",
         )));
     };
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let mut needed = vec![(key.name.clone(), "KeySecretNotFound")];
     if let StorageMount::S3 {
         credentials_secret: Some(c),
@@ -136,12 +135,7 @@ async fn resolve(ctx: &Context, r: &Restore) -> Result<Result<Source, Problem>, 
         needed.push((c.clone(), "CredentialsSecretNotFound"));
     }
     for (secret, reason) in needed {
-        if secrets
-            .get_metadata_opt(&secret)
-            .await
-            .map_err(Error::api(format!("looking up secret {secret}")))?
-            .is_none()
-        {
+        if !crate::operator::secrets::exists(&ctx.client, &ns, &secret).await? {
             return Ok(Err(Problem::new(
                 reason,
                 format!("Secret {secret} does not exist"),
@@ -348,8 +342,12 @@ fn finish(
                     holdfast_engine::restore::RestoreStatus::Failed => RestorePhase::Failed,
                 };
                 let message = format!(
-                    "{} restored, {} skipped, {} unrestored, {} bytes, from run {}",
-                    rs.restored, rs.skipped, rs.unrestored, rs.bytes_restored, rs.run
+                    "{} restored ({}), {} skipped, {} unrestored, from run {}",
+                    rs.restored,
+                    crate::human::bytes(rs.bytes_restored),
+                    rs.skipped,
+                    rs.unrestored,
+                    rs.run
                 );
                 status.message = Some(message.clone());
                 status.phase = Some(phase);
@@ -391,6 +389,9 @@ pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Err
     let ns = r.namespace().unwrap_or_default();
     let name = r.name_any();
     let api: Api<Restore> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(r) = crate::operator::latest::latest(&api, &r).await? else {
+        return Ok(Action::await_change());
+    };
     let old = r.status.clone();
     let mut status = old.clone().unwrap_or_default();
     // One-shot.

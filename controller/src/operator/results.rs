@@ -225,8 +225,8 @@ pub fn absorb(
                 b.label,
                 result,
                 b.files,
-                b.bytes_read,
-                b.bytes_stored,
+                crate::human::bytes(b.bytes_read),
+                crate::human::bytes(b.bytes_stored),
                 run.message
                     .as_deref()
                     .map(|m| format!("; {m}"))
@@ -281,10 +281,10 @@ pub fn absorb(
                 result: "complete",
                 reason: "PurgeComplete".into(),
                 message: format!(
-                    "{} runs expired, {} kept, {} bytes reclaimed{}",
+                    "{} runs expired, {} kept, {} reclaimed{}",
                     p.runs_expired_count,
                     p.runs_kept,
-                    p.bytes_reclaimed,
+                    crate::human::bytes(p.bytes_reclaimed),
                     p.delete_deferred
                         .as_deref()
                         .map(|d| format!("; {d}"))

@@ -256,10 +256,21 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
             addr: opts.listen,
             source,
         })?;
-    drop(listener);
-    let server = tokio::spawn(http::serve(opts.listen, health.clone()));
+    let server = tokio::spawn(http::serve(listener, health.clone()));
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        listen = %opts.listen,
+        namespaces = ?opts.namespaces,
+        "starting"
+    );
     // Ready once the API server answers.
-    client.apiserver_version().await.map_err(RunError::Client)?;
+    let version = client.apiserver_version().await.map_err(RunError::Client)?;
+    tracing::info!(
+        "connected to Kubernetes {}.{} ({})",
+        version.major,
+        version.minor,
+        version.git_version
+    );
     health.ready.store(true, Ordering::Relaxed);
 
     let (stop_tx, stop_rx) = watch::channel(false);

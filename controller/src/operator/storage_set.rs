@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
@@ -31,21 +31,6 @@ use crate::operator::storage::{self, StorageMount};
 
 const RECHECK: Duration = Duration::from_secs(30);
 
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
 /// The inventory of a StorageSet from the sets that use it (their last reports).
 pub fn inventory(sets: &[&BackupSet]) -> StorageInventory {
     let mut inv = StorageInventory::default();
@@ -65,7 +50,7 @@ pub fn inventory(sets: &[&BackupSet]) -> StorageInventory {
             bytes: usage.stored_bytes,
         });
     }
-    inv.total_size = human(inv.total_bytes);
+    inv.total_size = crate::human::bytes(inv.total_bytes);
     inv
 }
 
@@ -126,13 +111,8 @@ async fn check_refs(ctx: &Context, s: &StorageSet) -> Result<Option<Problem>, Er
         Some(StorageMount::S3 {
             credentials_secret: Some(c),
         }) => {
-            let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-            if secrets
-                .get_metadata_opt(&c)
-                .await
-                .map_err(Error::api(format!("looking up secret {c}")))?
-                .is_none()
-            {
+            let found = crate::operator::secrets::exists(&ctx.client, &ns, &c).await?;
+            if !found {
                 return Ok(Some(
                     Problem::new(
                         "CredentialsSecretNotFound",
@@ -229,6 +209,9 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
     let ns = s.namespace().unwrap_or_default();
     let name = s.name_any();
     let api: Api<StorageSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(s) = crate::operator::latest::latest(&api, &s).await? else {
+        return Ok(Action::await_change());
+    };
     let now = ctx.now();
     let old = s.status.clone();
     let mut status = old.clone().unwrap_or_default();

@@ -240,27 +240,40 @@ pub fn script(launch: &Launch, root: &Path, termination_file: &Path) -> String {
         launch.termination_path.clone(),
         false,
     ));
+    // Every volume source is first bound under a staging directory of the new root, from
+    // outside it: a volume mounted at a host directory's path (an emptyDir at `/tmp`) would
+    // otherwise hide the sources that live below that directory on the host.
+    s += &format!("mkdir {r}/.holdfast-volumes\n");
+    for (i, (host, _, _)) in binds.iter().enumerate() {
+        let (h, stage) = (q(host), format!("{r}/.holdfast-volumes/{i}"));
+        s += &format!(
+            "if [ -d {h} ]; then mkdir {stage}; else touch {stage}; fi\nmount --bind {h} {stage}\n"
+        );
+    }
     // The rest runs inside the new root, so that symlinks in mount paths (`/var/run` →
-    // `/run`) resolve there; host paths are visible inside at the same paths.
+    // `/run`) resolve there.
     let mut inner = String::from("set -eu\n");
     // Mount points first, while everything is writable (a point under a host directory is
     // created on the host, as a kubelet creates it in the image's root).
-    for (host, target, _) in &binds {
-        let (t, h) = (q(target), q(host));
+    for (i, (_, target, _)) in binds.iter().enumerate() {
+        let t = q(target);
         inner += &format!(
-            "if [ -d {h} ]; then mkdir -p {t}; else mkdir -p \"$(dirname {t})\"; \
+            "if [ -d /.holdfast-volumes/{i} ]; then mkdir -p {t}; else mkdir -p \"$(dirname {t})\"; \
              [ -e {t} ] || touch {t}; fi\n"
         );
     }
     // Volumes before the root turns read-only: a bind mount takes its source mount's
     // flags, and the sources live under host directories bound at the top.
-    for (host, target, ro) in &binds {
+    for (i, (_, target, ro)) in binds.iter().enumerate() {
         let t = q(target);
-        inner += &format!("mount --bind {} {t}\n", q(host));
+        inner += &format!("mount --bind /.holdfast-volumes/{i} {t}\n");
         if *ro {
             inner += &format!("mount -o remount,bind,ro {t}\n");
         }
     }
+    // The staging mounts were only a way in; the container sees the volumes at their paths.
+    inner += "for v in /.holdfast-volumes/*; do [ -e \"$v\" ] || continue; umount \"$v\"; \
+               if [ -d \"$v\" ]; then rmdir \"$v\"; else rm -f \"$v\"; fi; done; rmdir /.holdfast-volumes\n";
     if launch.security.read_only_root {
         // Every host directory bound at the top (except those a volume covers), and the
         // root itself.

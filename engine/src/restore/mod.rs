@@ -255,6 +255,17 @@ fn safe_name(name: &[u8]) -> bool {
 
 /// Make sure a real directory (not a symlink to one) is at `path`; `true` if this call
 /// created it. Creating first costs a restore into an empty target no lookup per directory.
+/// Whether `path` is an empty directory.
+fn empty_dir(path: &Path) -> bool {
+    std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none())
+}
+
+/// Whether `path` holds nothing, or only the `lost+found` directory of a new file system.
+fn fresh_volume_root(path: &Path) -> bool {
+    std::fs::read_dir(path)
+        .is_ok_and(|mut d| d.all(|e| e.is_ok_and(|e| e.file_name() == "lost+found")))
+}
+
 fn ensure_real_dir(path: &Path) -> std::io::Result<bool> {
     match std::fs::create_dir(path) {
         Ok(()) => Ok(true),

@@ -172,8 +172,13 @@ impl Walker<'_, '_> {
                 }
                 let created = match ensure_real_dir(root) {
                     Ok(created) => {
-                        self.directory_ready(label, root, &root_node, 0, created);
-                        created
+                        // A freshly provisioned volume's root (empty, or holding only the
+                        // `lost+found` of a new file system) takes the backed-up root's
+                        // owner and mode: a database refuses a data directory it does not
+                        // own, so keeping the provisioner's would make the restore useless.
+                        let fresh = created || super::fresh_volume_root(root);
+                        self.directory_ready(label, root, &root_node, 0, fresh);
+                        created || super::empty_dir(root)
                     }
                     Err(e) => {
                         self.ctx.record(

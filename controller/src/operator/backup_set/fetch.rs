@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::Api;
 use kube::api::ListParams;
 
@@ -82,15 +82,8 @@ pub async fn fetch(client: &kube::Client, set: &BackupSet) -> Result<Refs, Error
     {
         wanted.push(c.name.clone());
     }
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     for w in wanted {
-        // Metadata only: whether it exists.
-        if secrets
-            .get_metadata_opt(&w)
-            .await
-            .map_err(Error::api(format!("looking up secret {w}")))?
-            .is_some()
-        {
+        if crate::operator::secrets::exists(client, ns, &w).await? {
             refs.secrets.insert(w);
         }
     }

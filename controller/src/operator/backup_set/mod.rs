@@ -131,6 +131,9 @@ pub async fn reconcile(set: Arc<BackupSet>, ctx: Arc<Context>) -> Result<Action,
     let ns = set.namespace().unwrap_or_default();
     let name = set.name_any();
     let api: Api<BackupSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(set) = crate::operator::latest::latest(&api, &set).await? else {
+        return Ok(Action::await_change());
+    };
     if set.metadata.deletion_timestamp.is_some() {
         return cleanup::finalize(&set, &ctx).await;
     }
