@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
 use kube::api::{Api, PostParams};
 use serde::de::DeserializeOwned;
 
@@ -185,4 +185,148 @@ where
 /// The repository's root directory.
 pub fn repo_root() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// A hostPath PV and a claim `name` bound to it (by the real PV binder); the host
+/// directory, writable by every user as a freshly provisioned volume usually is.
+pub async fn claim(c: &Cluster, ns: &str, name: &str) -> PathBuf {
+    let dir = prepared_volume(c, ns, name);
+    let pvc: PersistentVolumeClaim = obj(serde_json::json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "e2e-host",
+                 "resources": {"requests": {"storage": "1Gi"}}},
+    }));
+    let pvcs: Api<PersistentVolumeClaim> = api(c, ns);
+    pvcs.create(&PostParams::default(), &pvc)
+        .await
+        .unwrap_or_else(|e| panic!("creating claim {name}: {e}"));
+    wait_for(
+        &pvcs,
+        name,
+        "the claim to bind",
+        Duration::from_secs(60),
+        |p| (p.status.as_ref()?.phase.as_deref() == Some("Bound")).then_some(()),
+    )
+    .await;
+    dir
+}
+
+/// A hostPath PV reserved for a claim `name` that something else (a Restore) will create;
+/// its host directory.
+pub fn prepared_volume(c: &Cluster, ns: &str, name: &str) -> PathBuf {
+    let dir = c.host_dir(&format!("{ns}-{name}"));
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let pv = serde_json::json!({
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": format!("{ns}-{name}")},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+                 "storageClassName": "e2e-host", "hostPath": {"path": dir},
+                 "persistentVolumeReclaimPolicy": "Retain",
+                 "claimRef": {"namespace": ns, "name": name}},
+    });
+    c.kubectl_ok(&["create", "-f", "-"], Some(&pv.to_string()));
+    dir
+}
+
+/// Server-side apply of YAML or JSON manifests (several, `---` separated) with the field
+/// manager a GitOps tool would use.
+pub fn apply(c: &Cluster, ns: &str, manifests: &str) -> String {
+    c.kubectl_ok(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager",
+            "gitops",
+            "--namespace",
+            ns,
+            "-f",
+            "-",
+        ],
+        Some(manifests),
+    )
+}
+
+/// One Holdfast object as JSON, if it exists.
+pub async fn holdfast(c: &Cluster, ns: &str, kind: &str, name: &str) -> Option<serde_json::Value> {
+    let api = holdfast_api(c, ns, kind);
+    api.get_opt(name)
+        .await
+        .unwrap_or_else(|e| panic!("reading {kind} {name}: {e}"))
+        .map(|o| serde_json::to_value(o).unwrap_or_default())
+}
+
+/// The API of one Holdfast kind (`BackupSet`, `StorageSet`, `Schedule`, `Restore`) as
+/// untyped objects: the scenarios read status as a user's tool would, by its JSON fields.
+pub fn holdfast_api(c: &Cluster, ns: &str, kind: &str) -> Api<kube::api::DynamicObject> {
+    let gvk = kube::api::GroupVersionKind::gvk("holdfast.io", "v1alpha1", kind);
+    let ar = kube::api::ApiResource::from_gvk(&gvk);
+    Api::namespaced_with(c.client.clone(), ns, &ar)
+}
+
+/// Wait until `check` finds what it wants in a Holdfast object's JSON.
+pub async fn wait_holdfast<T>(
+    c: &Cluster,
+    ns: &str,
+    kind: &str,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut(&serde_json::Value) -> Option<T>,
+) -> T {
+    let api = holdfast_api(c, ns, kind);
+    wait_for(&api, name, what, timeout, |o| {
+        check(&serde_json::to_value(o).unwrap_or_default())
+    })
+    .await
+}
+
+/// The condition `type` of an object's status: (status, reason, message).
+pub fn condition(obj: &serde_json::Value, type_: &str) -> Option<(String, String, String)> {
+    obj.pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or_default().to_owned(),
+                c["reason"].as_str().unwrap_or_default().to_owned(),
+                c["message"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+}
+
+/// The Jobs of a namespace, by name.
+pub async fn jobs(c: &Cluster, ns: &str) -> Vec<String> {
+    let api: Api<k8s_openapi::api::batch::v1::Job> = api(c, ns);
+    let mut names: Vec<String> = api
+        .list(&Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("listing jobs: {e}"))
+        .items
+        .into_iter()
+        .filter_map(|j| j.metadata.name)
+        .collect();
+    names.sort();
+    names
+}
+
+/// The Events of a namespace about one object: (type, reason, note).
+pub async fn events(c: &Cluster, ns: &str, name: &str) -> Vec<(String, String, String)> {
+    let api: Api<k8s_openapi::api::events::v1::Event> = api(c, ns);
+    api.list(&Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("listing events: {e}"))
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .map(|e| {
+            (
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.note.unwrap_or_default(),
+            )
+        })
+        .collect()
 }

@@ -1,8 +1,12 @@
 //! Holdfast's end-to-end harness: the node agent that stands in for the kubelet on the
-//! local control plane (`agent`), and helpers the scenario tests share (`harness`).
+//! local control plane (`agent`), helpers the scenario tests share (`harness`), and the
+//! controller under test with the chart's RBAC (`controller`).
 
 pub mod agent;
+pub mod controller;
 pub mod harness;
+pub mod scenario;
+pub mod tree;
 
 /// Install the process-wide TLS provider before any client is built. Two providers are
 /// linked (the AWS SDK's aws-lc-rs, and whatever else a dependency enables); rustls refuses

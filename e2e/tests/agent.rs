@@ -5,45 +5,14 @@
 
 use std::time::Duration;
 
-use holdfast_e2e::harness::{Cluster, api, obj, wait_for, wait_gone};
+use holdfast_e2e::harness::{Cluster, api, claim, obj, wait_for, wait_gone};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use serde_json::json;
 
 const T: Duration = Duration::from_secs(60);
-
-/// A hostPath PV and a claim bound to it (by the real PV binder).
-async fn claim(c: &Cluster, ns: &str, name: &str) -> std::path::PathBuf {
-    let dir = c.host_dir(&format!("{ns}-{name}"));
-    // Writable by the containers' users, as a freshly provisioned volume usually is.
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-    let pv: PersistentVolume = obj(json!({
-        "apiVersion": "v1", "kind": "PersistentVolume",
-        "metadata": {"name": format!("{ns}-{name}")},
-        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
-                 "storageClassName": "e2e-host", "hostPath": {"path": dir},
-                 "claimRef": {"namespace": ns, "name": name}},
-    }));
-    Api::<PersistentVolume>::all(c.client.clone())
-        .create(&PostParams::default(), &pv)
-        .await
-        .unwrap();
-    let pvc: PersistentVolumeClaim = obj(json!({
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "e2e-host",
-                 "resources": {"requests": {"storage": "1Gi"}}},
-    }));
-    let pvcs: Api<PersistentVolumeClaim> = api(c, ns);
-    pvcs.create(&PostParams::default(), &pvc).await.unwrap();
-    wait_for(&pvcs, name, "the claim to bind", T, |p| {
-        (p.status.as_ref()?.phase.as_deref() == Some("Bound")).then_some(())
-    })
-    .await;
-    dir
-}
 
 async fn finished(pods: &Api<Pod>, name: &str) -> Pod {
     wait_for(pods, name, "the pod to finish", T, |p| {

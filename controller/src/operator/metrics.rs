@@ -18,6 +18,12 @@ pub struct SetLabels {
     pub backup_set: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StorageLabels {
+    pub namespace: String,
+    pub storage_set: String,
+}
+
 /// An operation's outcome.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RunLabels {
@@ -58,6 +64,9 @@ pub struct Metrics {
     pub reconciles: Family<KindLabels, Counter>,
     pub reconcile_errors: Family<ErrorLabels, Counter>,
     pub restore_points: Family<SetLabels, Gauge>,
+    pub backup_interval: Family<SetLabels, Gauge>,
+    pub storage_ready: Family<StorageLabels, Gauge>,
+    pub created: Family<SetLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -131,8 +140,29 @@ impl Default for Metrics {
             "Runs that hold a restorable source, per set",
             restore_points.clone(),
         );
+        let backup_interval = Family::<SetLabels, Gauge>::default();
+        registry.register(
+            "backup_interval_seconds",
+            "The longest wait between two scheduled backups of each set (absent for sets without a schedule): alert when time() minus the last success exceeds it",
+            backup_interval.clone(),
+        );
+        let storage_ready = Family::<StorageLabels, Gauge>::default();
+        registry.register(
+            "storage_ready",
+            "1 when the StorageSet's last check found it reachable and writable, else 0",
+            storage_ready.clone(),
+        );
+        let created = Family::<SetLabels, Gauge>::default();
+        registry.register(
+            "backup_set_created_timestamp_seconds",
+            "When each BackupSet was created (Unix time): with no successful backup yet, the overdue clock starts here",
+            created.clone(),
+        );
         Metrics {
             registry,
+            created,
+            backup_interval,
+            storage_ready,
             runs,
             run_duration,
             bytes_read,
@@ -156,6 +186,20 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+
+    /// Drop a deleted set's series, so that no alert fires for a set that is gone.
+    pub fn forget(&self, namespace: &str, name: &str) {
+        let l = Metrics::set(namespace, name);
+        self.last_success.remove(&l);
+        self.consecutive_failures.remove(&l);
+        self.queue_depth.remove(&l);
+        self.restore_points.remove(&l);
+        self.backup_interval.remove(&l);
+        self.created.remove(&l);
+        self.bytes_read.remove(&l);
+        self.bytes_stored.remove(&l);
+        self.missed_runs.remove(&l);
     }
 
     pub fn set(namespace: &str, name: &str) -> SetLabels {

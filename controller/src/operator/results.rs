@@ -311,7 +311,7 @@ pub fn absorb(
             }
             Some(Absorbed {
                 kind,
-                result: if v.ok { "complete" } else { "failed" },
+                result: if v.ok { "complete" } else { "damaged" },
                 reason: if v.ok { "VerifyOk" } else { "VerifyDamaged" }.into(),
                 message: if v.ok {
                     format!(

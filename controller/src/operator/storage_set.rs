@@ -101,6 +101,13 @@ async fn set_finalizer(api: &Api<StorageSet>, s: &StorageSet, on: bool) -> Resul
     }
 }
 
+fn storage_labels(ns: &str, name: &str) -> crate::operator::metrics::StorageLabels {
+    crate::operator::metrics::StorageLabels {
+        namespace: ns.to_owned(),
+        storage_set: name.to_owned(),
+    }
+}
+
 /// Check a StorageSet's references; the problem if one is missing.
 async fn check_refs(ctx: &Context, s: &StorageSet) -> Result<Option<Problem>, Error> {
     let ns = s.namespace().unwrap_or_default();
@@ -229,6 +236,9 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
     if s.metadata.deletion_timestamp.is_some() {
         if users.is_empty() {
             set_finalizer(&api, &s, false).await?;
+            ctx.metrics
+                .storage_ready
+                .remove(&storage_labels(&ns, &name));
             return Ok(Action::await_change());
         }
         status.conditions = conditions(
@@ -249,6 +259,10 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
     set_finalizer(&api, &s, true).await?;
     status.inventory = Some(inventory(&users));
     if let Some(problem) = check_refs(&ctx, &s).await? {
+        ctx.metrics
+            .storage_ready
+            .get_or_create(&storage_labels(&ns, &name))
+            .set(0);
         status.observed_generation = s.metadata.generation;
         status.conditions = conditions(
             &status.conditions,
@@ -363,6 +377,10 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
             ),
         )
     };
+    ctx.metrics
+        .storage_ready
+        .get_or_create(&storage_labels(&ns, &name))
+        .set(i64::from(checked_now && status.failed_checks.is_empty()));
     status.observed_generation = s.metadata.generation;
     status.conditions = conditions(&status.conditions, &health, s.metadata.generation, now);
     write(&api, &name, old.as_ref(), &status).await?;

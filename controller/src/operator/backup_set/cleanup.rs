@@ -29,7 +29,9 @@ use super::{fetch, validate, write_status};
 const RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Remove the finalizer: the set goes away.
-async fn release(api: &Api<BackupSet>, set: &BackupSet) -> Result<Action, Error> {
+async fn release(ctx: &Context, api: &Api<BackupSet>, set: &BackupSet) -> Result<Action, Error> {
+    ctx.metrics
+        .forget(&set.namespace().unwrap_or_default(), &set.name_any());
     let finalizers: Vec<String> = set
         .finalizers()
         .iter()
@@ -113,7 +115,7 @@ pub async fn finalize(set: &BackupSet, ctx: &Context) -> Result<Action, Error> {
         };
         ctx.event(&object, released, "RepositoryRetained", "Delete",
             format!("the repository of {name} is kept ({how}); a Restore with storageSetRef can still restore it")).await;
-        return release(&api, set).await;
+        return release(ctx, &api, set).await;
     }
     // Purge: delete the repository first.
     let refs = fetch::fetch(&ctx.client, set).await?;
@@ -157,7 +159,7 @@ pub async fn finalize(set: &BackupSet, ctx: &Context) -> Result<Action, Error> {
                     )
                     .await;
                     let _ = jobs_api.delete(&job_name, &Default::default()).await;
-                    release(&api, set).await
+                    release(ctx, &api, set).await
                 }
                 other => {
                     let why = match other {

@@ -370,6 +370,27 @@ pub async fn reconcile(set: Arc<BackupSet>, ctx: Arc<Context>) -> Result<Action,
     status.observed_generation = set.metadata.generation;
     status.conditions = conditions(&status.conditions, &health, set.metadata.generation, now);
     gauges(&ctx, &ns, &name, &status);
+    ctx.metrics
+        .created
+        .get_or_create(&Metrics::set(&ns, &name))
+        .set(created.as_second());
+    match valid
+        .schedule
+        .as_ref()
+        .and_then(|s| crate::operator::plan::schedule::longest_gap(s, now))
+    {
+        Some(gap) => {
+            ctx.metrics
+                .backup_interval
+                .get_or_create(&Metrics::set(&ns, &name))
+                .set(gap.as_secs());
+        }
+        None => {
+            ctx.metrics
+                .backup_interval
+                .remove(&Metrics::set(&ns, &name));
+        }
+    }
     write_status(&api, &name, old.as_ref(), &status).await?;
 
     let mut wait = plan.wake.map_or(IDLE, |w| until(now, w)).min(IDLE);

@@ -291,6 +291,18 @@ pub fn upcoming(s: &ValidSchedule, now: Timestamp, n: usize) -> Vec<(Timestamp, 
     out
 }
 
+/// The longest wait between two backups over the next weeks, what a "no successful backup
+/// for too long" alert measures against; `None` without backup entries. Looks at the gaps
+/// between the next 400 slots (more than a year of daily runs; a weekly or monthly
+/// schedule's longest gap shows within that too).
+pub fn longest_gap(s: &ValidSchedule, now: Timestamp) -> Option<SignedDuration> {
+    let slots = upcoming(s, now, 400);
+    slots
+        .windows(2)
+        .map(|w| w[1].0.duration_since(w[0].0))
+        .max()
+}
+
 /// Occurrences of `entry` in `[from, from + span)`: how many runs one Auto cycle holds.
 pub fn occurrences_within(
     entry: &CronEntry,
@@ -671,6 +683,31 @@ mod tests {
             parse_duration("2w").unwrap(),
             SignedDuration::from_hours(336)
         );
+    }
+
+    #[test]
+    fn longest_gap_between_backups() {
+        // (time zone, full, incremental, longest gap in hours)
+        type Case<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<i64>);
+        let cases: &[Case] = &[
+            ("UTC", Some("0 1 * * *"), None, Some(24)),
+            ("UTC", Some("0 1 * * 6"), Some("0 1 * * 0-4"), Some(48)),
+            ("UTC", Some("0 */6 * * *"), None, Some(6)),
+            ("UTC", Some("0 3 1 * *"), None, Some(31 * 24)),
+            // A DST change makes one gap 25 hours.
+            ("Europe/Paris", Some("30 2 * * *"), None, Some(25)),
+        ];
+        for (zone, full, incr, want) in cases {
+            let s = validate(&ScheduleSpec {
+                time_zone: (*zone).into(),
+                full: full.map(Into::into),
+                incremental: incr.map(Into::into),
+                ..ScheduleSpec::default()
+            })
+            .unwrap();
+            let got = longest_gap(&s, ts("2026-12-03T12:00:00Z")).map(|d| d.as_hours());
+            assert_eq!(got, *want, "{zone} {full:?} {incr:?}");
+        }
     }
 
     #[test]

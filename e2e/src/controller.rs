@@ -1,0 +1,254 @@
+//! The controller under test, as the scenarios run it: a separate `holdfast controller`
+//! process that watches only the scenario's namespace and authenticates with a
+//! ServiceAccount token bound to the RBAC the Helm chart renders for that namespace (never
+//! as admin), so a verb missing from the chart fails the scenario.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::harness::{Cluster, repo_root};
+
+/// The chart's release name in every scenario; objects are `hf-holdfast…`.
+pub const RELEASE: &str = "hf";
+/// The controller's ServiceAccount, Lease and role name the chart gives that release.
+pub const FULLNAME: &str = "hf-holdfast";
+
+/// One running controller process.
+pub struct Controller {
+    child: Option<Child>,
+    pub namespace: String,
+    pub identity: String,
+    /// `127.0.0.1:port` of /metrics, /healthz, /readyz.
+    pub listen: String,
+    pub log: PathBuf,
+    kubeconfig: PathBuf,
+    lease: bool,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("namespace", &self.namespace)
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The helm binary built beside the control plane.
+pub fn helm(c: &Cluster) -> PathBuf {
+    c.bin.join("helm")
+}
+
+/// Render the chart for `namespace` (namespace-scoped install) and apply its
+/// ServiceAccounts and RBAC as admin, as `helm install` would.
+pub fn install_rbac(c: &Cluster, namespace: &str) {
+    let chart = repo_root().join("helm/holdfast");
+    let out = Command::new(helm(c))
+        .args(["template", RELEASE])
+        .arg(&chart)
+        .args(["--namespace", namespace])
+        .args(["--set", &format!("watchNamespaces={{{namespace}}}")])
+        .args(["--show-only", "templates/rbac.yaml"])
+        .args(["--show-only", "templates/serviceaccount.yaml"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run helm: {e}"));
+    assert!(
+        out.status.success(),
+        "helm template failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rendered = String::from_utf8_lossy(&out.stdout).into_owned();
+    c.kubectl_ok(&["apply", "-f", "-"], Some(&rendered));
+}
+
+/// A kubeconfig holding a fresh token of the chart's ServiceAccount.
+fn kubeconfig(c: &Cluster, namespace: &str, identity: &str) -> PathBuf {
+    let token = c.kubectl_ok(
+        &[
+            "create",
+            "token",
+            FULLNAME,
+            "--namespace",
+            namespace,
+            "--duration",
+            "3h",
+        ],
+        None,
+    );
+    let ca = std::env::var("HOLDFAST_E2E_CA").unwrap_or_default();
+    let config = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "e2e", "cluster": {"server": c.api, "certificate-authority": ca}}],
+        "users": [{"name": FULLNAME, "user": {"token": token.trim()}}],
+        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": FULLNAME, "namespace": namespace}}],
+        "current-context": "e2e",
+    });
+    let path = c
+        .dir
+        .join(format!("controller-{namespace}-{identity}.kubeconfig"));
+    std::fs::write(&path, config.to_string()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+fn holdfast_bin() -> PathBuf {
+    PathBuf::from(std::env::var("HOLDFAST_BIN").unwrap_or_else(|_| {
+        panic!("HOLDFAST_BIN is not set: run the scenarios with `bash e2e/run.sh`")
+    }))
+}
+
+impl Controller {
+    /// Install the chart's RBAC for `namespace` and start one controller there.
+    pub async fn start(c: &Cluster, namespace: &str) -> Controller {
+        install_rbac(c, namespace);
+        Controller::spawn(c, namespace, "a", false).await
+    }
+
+    /// Start a replica that leads through the chart's Lease (RBAC already installed).
+    pub async fn replica(c: &Cluster, namespace: &str, identity: &str) -> Controller {
+        Controller::spawn(c, namespace, identity, true).await
+    }
+
+    async fn spawn(c: &Cluster, namespace: &str, identity: &str, lease: bool) -> Controller {
+        let kubeconfig = kubeconfig(c, namespace, identity);
+        let mut ctl = Controller {
+            child: None,
+            namespace: namespace.to_owned(),
+            identity: identity.to_owned(),
+            listen: String::new(),
+            log: c
+                .dir
+                .join("logs")
+                .join(format!("controller-{namespace}-{identity}.log")),
+            kubeconfig,
+            lease,
+        };
+        ctl.restart().await;
+        ctl
+    }
+
+    /// Start the process (again, after [`Controller::kill`] or [`Controller::stop`]).
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "the controller is running already");
+        self.listen = format!("127.0.0.1:{}", free_port());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap_or_else(|e| panic!("{}: {e}", self.log.display()));
+        let mut cmd = Command::new(holdfast_bin());
+        cmd.arg("controller")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["--namespace", &self.namespace])
+            .args(["--listen", &self.listen])
+            .args(["--identity", &self.identity])
+            .args(["--job-image", "ghcr.io/holdfast-io/holdfast:e2e"])
+            .args(["--job-service-account", &format!("{FULLNAME}-job")])
+            .args(["--log-format", "text"])
+            // Short enough for the scenarios to see a purge reclaim space.
+            .args(["--purge-grace", "0s"])
+            .env("HOLDFAST_LOG", "info,holdfast=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap_or_else(|e| panic!("log: {e}")))
+            .stderr(log);
+        if self.lease {
+            cmd.args(["--leader-lease", &format!("{}/{FULLNAME}", self.namespace)]);
+        }
+        self.child = Some(
+            cmd.spawn()
+                .unwrap_or_else(|e| panic!("cannot start the controller: {e}")),
+        );
+        // Up once it serves /healthz.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.get("/healthz").await.is_some() {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "the controller exited at start ({status}); its log:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the controller did not serve /healthz in 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// GET a path of the controller's HTTP port: the body of a 200 answer.
+    pub async fn get(&self, path: &str) -> Option<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(&self.listen).await.ok()?;
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.ok()?;
+        let (head, body) = out.split_once("\r\n\r\n")?;
+        head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+    }
+
+    /// The value of one metric series (`name{labels}` as printed), if present.
+    pub async fn metric(&self, series_prefix: &str) -> Option<f64> {
+        let text = self.get("/metrics").await?;
+        text.lines()
+            .find(|l| l.starts_with(series_prefix))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
+    /// The log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no graceful anything, as when a node dies.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait, as on a rollout.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = i32::try_from(child.id())
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+            {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the controller did not stop within 30 s of SIGTERM");
+        }
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,204 @@
+//! The setting most controller scenarios share: a namespace with its own controller (the
+//! chart's RBAC), a claim holding a real tree, the Secrets, a StorageSet on the s3s-fs
+//! bucket (or on a claim), and a BackupSet, all applied as a GitOps tool applies them.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::controller::Controller;
+use crate::harness::{self, Cluster, apply, claim, wait_holdfast};
+
+/// How long one backup, restore or purge of the test tree may take, pod start included.
+pub const RUN: Duration = Duration::from_secs(120);
+/// How long a status change after an action may take.
+pub const SOON: Duration = Duration::from_secs(60);
+
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+/// Where the repositories go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    S3,
+    Filesystem,
+}
+
+/// One scenario's namespace and what lives in it.
+pub struct Shop {
+    pub c: Cluster,
+    pub ns: String,
+    pub ctl: Controller,
+    /// The host directory behind the `uploads` claim.
+    pub data: PathBuf,
+    pub target: Target,
+}
+
+impl std::fmt::Debug for Shop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shop").field("ns", &self.ns).finish()
+    }
+}
+
+/// The Secrets and the StorageSet `offsite`.
+pub fn storage_manifests(c: &Cluster, ns: &str, target: Target) -> String {
+    let key = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: shop-key}}\nstringData: {{passphrase: {PASSPHRASE:?}}}\n"
+    );
+    let storage = match target {
+        Target::S3 => format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: s3-creds}}\nstringData:\n  AWS_ACCESS_KEY_ID: {}\n  AWS_SECRET_ACCESS_KEY: {}\n---\n\
+             apiVersion: holdfast.io/v1alpha1\nkind: StorageSet\nmetadata: {{name: offsite}}\nspec:\n  s3:\n    bucket: {}\n    prefix: {ns}\n    endpoint: {}\n    forcePathStyle: true\n    region: us-east-1\n    credentialsSecretRef: {{name: s3-creds}}\n",
+            c.s3_access_key, c.s3_secret_key, c.s3_bucket, c.s3_endpoint
+        ),
+        Target::Filesystem => "apiVersion: holdfast.io/v1alpha1\nkind: StorageSet\nmetadata: {name: offsite}\nspec:\n  filesystem:\n    persistentVolumeClaim: {claimName: backups}\n    path: /repos\n".into(),
+    };
+    format!("{key}---\n{storage}")
+}
+
+/// The BackupSet `shop` over the `uploads` claim; `extra` is more YAML of its spec.
+pub fn set_manifest(extra: &str) -> String {
+    format!(
+        "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: uploads\n    persistentVolumeClaim: {{claimName: uploads}}\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n{extra}"
+    )
+}
+
+impl Shop {
+    /// Namespace, controller, the `uploads` claim filled with the test tree, the Secrets
+    /// and StorageSet (and its claim, for a filesystem target). No BackupSet yet.
+    pub async fn new(prefix: &str, target: Target) -> Shop {
+        let c = Cluster::connect().await;
+        let ns = c.namespace(prefix).await;
+        let ctl = Controller::start(&c, &ns).await;
+        let data = claim(&c, &ns, "uploads").await;
+        crate::tree::fill(&data, 7);
+        if target == Target::Filesystem {
+            claim(&c, &ns, "backups").await;
+        }
+        apply(&c, &ns, &storage_manifests(&c, &ns, target));
+        Shop {
+            c,
+            ns,
+            ctl,
+            data,
+            target,
+        }
+    }
+
+    pub fn apply(&self, manifests: &str) -> String {
+        apply(&self.c, &self.ns, manifests)
+    }
+
+    pub async fn get(&self, kind: &str, name: &str) -> Option<Value> {
+        harness::holdfast(&self.c, &self.ns, kind, name).await
+    }
+
+    pub async fn wait<T>(
+        &self,
+        kind: &str,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        check: impl FnMut(&Value) -> Option<T>,
+    ) -> T {
+        wait_holdfast(&self.c, &self.ns, kind, name, what, timeout, check).await
+    }
+
+    pub async fn jobs(&self) -> Vec<String> {
+        harness::jobs(&self.c, &self.ns).await
+    }
+
+    /// Ask for a manual run with `token` (the BackupSet must carry `extra` again, as a
+    /// GitOps tool re-applies the whole object), and wait for the run that follows to end;
+    /// its `lastRun`.
+    pub async fn run(&self, extra: &str, token: &str, level: &str) -> Value {
+        let before: BTreeSet<String> = self.jobs().await.into_iter().collect();
+        self.apply(&set_manifest(&format!(
+            "{extra}  manualRun: {{token: {token}, level: {level}}}\n"
+        )));
+        self.next_run(&before).await
+    }
+
+    /// Wait for a backup run by a Job not in `before` to end; its `lastRun`.
+    pub async fn next_run(&self, before: &BTreeSet<String>) -> Value {
+        self.wait("BackupSet", "shop", "a new run to end", RUN, |o| {
+            let last = o.pointer("/status/lastRun")?;
+            let job = last["job"].as_str()?;
+            let phase = last["phase"].as_str()?;
+            (!before.contains(job) && !matches!(phase, "Running" | "Queued")).then(|| last.clone())
+        })
+        .await
+    }
+
+    /// Wait for the set to be Ready (its status caught up with its generation).
+    pub async fn ready(&self, kind: &str, name: &str) -> Value {
+        self.wait(kind, name, "Ready=True", SOON, |o| {
+            let (s, _, _) = harness::condition(o, "Ready")?;
+            (s == "True"
+                && o.pointer("/status/observedGeneration") == o.pointer("/metadata/generation"))
+            .then(|| o.clone())
+        })
+        .await
+    }
+
+    /// Wait for a Restore to finish; its status.
+    pub async fn restored(&self, name: &str) -> Value {
+        self.wait("Restore", name, "the restore to finish", RUN, |o| {
+            let phase = o.pointer("/status/phase")?.as_str()?;
+            matches!(phase, "Completed" | "PartiallyFailed" | "Failed").then(|| o["status"].clone())
+        })
+        .await
+    }
+
+    /// The engine's own view of the repository, through the CLI (as an operator would
+    /// check it from outside the cluster): `holdfast <args> --json` against the set's
+    /// repository.
+    pub fn cli(&self, args: &[&str]) -> (bool, Value, String) {
+        let (url, envs) = self.repository_url();
+        let bin = std::env::var("HOLDFAST_BIN").unwrap_or_else(|_| "holdfast".into());
+        let out = std::process::Command::new(bin)
+            .arg("--repo")
+            .arg(&url)
+            .arg("--json")
+            .args(args)
+            .env("HOLDFAST_PASSPHRASE", PASSPHRASE)
+            .envs(envs)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run holdfast: {e}"));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        (
+            out.status.success(),
+            serde_json::from_str(&stdout).unwrap_or(Value::Null),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The repository of the set `shop` as the CLI addresses it, with its environment.
+    pub fn repository_url(&self) -> (String, Vec<(String, String)>) {
+        match self.target {
+            Target::S3 => (
+                format!(
+                    "s3://{}/{}/{}/shop?endpoint={}&path_style=true&region=us-east-1",
+                    self.c.s3_bucket, self.ns, self.ns, self.c.s3_endpoint
+                ),
+                vec![
+                    ("AWS_ACCESS_KEY_ID".into(), self.c.s3_access_key.clone()),
+                    ("AWS_SECRET_ACCESS_KEY".into(), self.c.s3_secret_key.clone()),
+                ],
+            ),
+            Target::Filesystem => (
+                self.c
+                    .dir
+                    .join("volumes")
+                    .join(format!("{}-backups", self.ns))
+                    .join("repos")
+                    .join(&self.ns)
+                    .join("shop")
+                    .display()
+                    .to_string(),
+                Vec::new(),
+            ),
+        }
+    }
+}
