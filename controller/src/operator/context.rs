@@ -54,6 +54,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
     pub clock: Clock,
+    /// Job pods' results, kept from the pod watch.
+    pub pod_results: Arc<super::pod_results::PodResults>,
 }
 
 impl std::fmt::Debug for Context {
@@ -81,6 +83,7 @@ impl Context {
             settings,
             metrics,
             clock: Arc::new(Timestamp::now),
+            pod_results: Arc::default(),
         }
     }
 

@@ -10,10 +10,14 @@ use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::json;
 
+use std::time::Duration;
+
+use super::context::Context;
 use super::error::Error;
 use super::job::MAIN_CONTAINER;
 use super::names::{ANNOTATION_ABORTED, ANNOTATION_LEVEL, ANNOTATION_SLOT, LABEL_OPERATION};
 use super::plan::queue::{JobState, QueuedJob};
+use super::pod_results::{Terminated, main_terminated};
 
 /// How a finished Job ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,65 +123,85 @@ pub enum Report {
     Missing(String),
 }
 
-/// Read the termination message of the newest pod of `job` that ran the engine.
-pub async fn report(
+/// Read the termination message of the newest pod of `job` that ran the engine: from the
+/// pods still there, else from what the pod watch kept ([`PodResults`]). A Job that ended a
+/// moment ago may have lost its pod before the watch event arrived: wait for it briefly
+/// rather than declare the result lost.
+pub async fn report(ctx: &Context, namespace: &str, view: &JobView) -> Result<Report, Error> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (found, waiting) = from_pods(&ctx.client, namespace, &view.name).await?;
+        let found = match (found, ctx.pod_results.get(namespace, &view.name)) {
+            (Some(a), Some(b)) => Some(if b.finished > a.finished { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        if let Some(t) = found {
+            return Ok(match JobSummary::parse(&t.message) {
+                Some(s) => Report::Summary(Box::new(s)),
+                None => Report::Missing(format!(
+                    "the job's container ended ({}, exit code {}) without a summary: {}",
+                    t.reason,
+                    t.exit_code,
+                    t.message
+                        .lines()
+                        .rev()
+                        .take(3)
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                )),
+            });
+        }
+        let recent = view
+            .finished
+            .is_none_or(|f| ctx.now().duration_since(f).as_secs() < 20);
+        if waiting.is_some() || !recent || std::time::Instant::now() >= deadline {
+            return Ok(Report::Missing(match (&view.ending, waiting) {
+                (_, Some(w)) => format!("the job's pod never started: {w}"),
+                (Some(Ending::Failed { reason, message }), None) => {
+                    format!("{reason}: {message}")
+                }
+                _ => "the job's pod is gone, and its result with it".into(),
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The newest engine end among the pods of `job` still there, and why one is waiting.
+async fn from_pods(
     client: &kube::Client,
     namespace: &str,
-    view: &JobView,
-) -> Result<Report, Error> {
+    job: &str,
+) -> Result<(Option<Terminated>, Option<String>), Error> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let list = pods
-        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={}", view.name)))
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
         .await
-        .map_err(Error::api(format!("listing the pods of job {}", view.name)))?;
-    let mut terminated: Vec<(Timestamp, String, i32, String)> = Vec::new();
+        .map_err(Error::api(format!("listing the pods of job {job}")))?;
+    let mut newest: Option<Terminated> = None;
     let mut waiting: Option<String> = None;
-    for p in list.items {
-        let statuses = p
+    for p in &list.items {
+        if let Some(t) = main_terminated(p) {
+            if newest.as_ref().is_none_or(|n| t.finished > n.finished) {
+                newest = Some(t);
+            }
+            continue;
+        }
+        let w = p
             .status
             .as_ref()
-            .and_then(|s| s.container_statuses.clone())
-            .unwrap_or_default();
-        for c in statuses.iter().filter(|c| c.name == MAIN_CONTAINER) {
-            let Some(state) = &c.state else { continue };
-            if let Some(t) = &state.terminated {
-                terminated.push((
-                    t.finished_at
-                        .as_ref()
-                        .map_or(Timestamp::UNIX_EPOCH, |f| f.0),
-                    t.message.clone().unwrap_or_default(),
-                    t.exit_code,
-                    t.reason.clone().unwrap_or_default(),
-                ));
-            } else if let Some(w) = &state.waiting {
-                waiting = Some(format!(
-                    "{}: {}",
-                    w.reason.clone().unwrap_or_default(),
-                    w.message.clone().unwrap_or_default()
-                ));
-            }
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.name == MAIN_CONTAINER))
+            .and_then(|c| c.state.as_ref()?.waiting.clone());
+        if let Some(w) = w {
+            waiting = Some(format!(
+                "{}: {}",
+                w.reason.unwrap_or_default(),
+                w.message.unwrap_or_default()
+            ));
         }
     }
-    terminated.sort_by_key(|(t, ..)| *t);
-    if let Some((_, message, code, reason)) = terminated.last() {
-        return Ok(match JobSummary::parse(message) {
-            Some(s) => Report::Summary(Box::new(s)),
-            None => Report::Missing(format!(
-                "the job's container ended ({reason}, exit code {code}) without a summary: {}",
-                message
-                    .lines()
-                    .rev()
-                    .take(3)
-                    .collect::<Vec<_>>()
-                    .join(" | ")
-            )),
-        });
-    }
-    Ok(Report::Missing(match (&view.ending, waiting) {
-        (_, Some(w)) => format!("the job's pod never started: {w}"),
-        (Some(Ending::Failed { reason, message }), None) => format!("{reason}: {message}"),
-        _ => "the job's pod is gone, and its result with it".into(),
-    }))
+    Ok((newest, waiting))
 }
 
 /// Why a Job's pod cannot start yet, if it is stuck (a missing Secret key, an image).

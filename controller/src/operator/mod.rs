@@ -12,6 +12,7 @@ pub mod leader;
 pub mod metrics;
 pub mod names;
 pub mod plan;
+pub mod pod_results;
 pub mod restore;
 pub mod results;
 pub mod run;

@@ -444,7 +444,7 @@ pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Err
         .map(|j| JobView::of(&j));
     match mine {
         Some(view) if view.state == JobState::Done => {
-            let report = jobs::report(&ctx.client, &ns, &view).await?;
+            let report = jobs::report(&ctx, &ns, &view).await?;
             let (warning, reason, message) = finish(&mut status, &view, &report, now);
             let result = match status.phase {
                 Some(RestorePhase::Completed) => "complete",

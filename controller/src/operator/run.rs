@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -111,6 +112,7 @@ where
 async fn controllers(ctx: Arc<Context>, ns: Option<String>, stop: watch::Receiver<bool>) {
     let c = &ctx.client;
     let ns = ns.as_deref();
+    let stop_for_pods = stop.clone();
     let ours = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGED_BY_VALUE}"));
     let shutdown = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -239,7 +241,18 @@ async fn controllers(ctx: Arc<Context>, ns: Option<String>, stop: watch::Receive
             ctx.clone(),
         )
         .for_each(|_| async {});
-    futures::join!(sets, storages, schedules, restores);
+    // Job pods' results, kept before a pod can vanish; stops with the controllers.
+    let pods = {
+        let mut stop = stop_for_pods;
+        let watch = super::pod_results::watch(api::<Pod>(c, ns), ctx.pod_results.clone());
+        async move {
+            tokio::select! {
+                _ = watch => {},
+                _ = stop.wait_for(|s| *s) => {},
+            }
+        }
+    };
+    futures::join!(sets, storages, schedules, restores, pods);
 }
 
 /// Run the operator until SIGTERM/SIGINT (or the lease is lost).

@@ -294,7 +294,7 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
             .rsplit_once("-g")
             .and_then(|(_, g)| g.split('-').next()?.parse().ok());
         let object = s.object_ref(&());
-        match jobs::report(&ctx.client, &ns, done).await? {
+        match jobs::report(&ctx, &ns, done).await? {
             Report::Summary(sum) => match sum.as_ref() {
                 holdfast_engine::summary::JobSummary::StorageCheck(c) => {
                     status.failed_checks = c

@@ -140,7 +140,7 @@ pub async fn finalize(set: &BackupSet, ctx: &Context) -> Result<Action, Error> {
         .map_err(Error::api("reading the repository deletion job"))?;
     match existing.map(|j| JobView::of(&j)) {
         Some(view) if view.state == JobState::Done => {
-            match jobs::report(&ctx.client, &ns, &view).await? {
+            match jobs::report(ctx, &ns, &view).await? {
                 Report::Summary(s)
                     if matches!(
                         s.as_ref(),

@@ -150,7 +150,7 @@ pub async fn reconcile(set: Arc<BackupSet>, ctx: Arc<Context>) -> Result<Action,
         if view.state != JobState::Done || status.handled_jobs.contains(&view.name) {
             continue;
         }
-        let report = jobs::report(&ctx.client, &ns, &view).await?;
+        let report = jobs::report(&ctx, &ns, &view).await?;
         if let Some(a) = absorb(&mut status, &view, &report, now) {
             record(&ctx, &set, &a);
             ctx.event(&object, a.warning, &a.reason, "Run", a.message)

@@ -1,0 +1,247 @@
+//! The controller's operations on the real control plane: a cron slot at its planned
+//! level, command sources (a dump restored byte-identical, a failing dump as a Partial run
+//! with its reason), retention through the purge window, and aborting a running backup.
+#![allow(clippy::unwrap_used)] // reason: tests
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use holdfast_e2e::harness::{condition, events, prepared_volume};
+use holdfast_e2e::scenario::{RUN, SOON, Shop, Target, set_manifest};
+
+#[tokio::test]
+#[ignore = "needs the local control plane: bash e2e/run.sh"]
+async fn a_cron_slot_fires_at_its_planned_level_and_an_incremental_follows() {
+    let shop = Shop::new("cron", Target::S3).await;
+    // A full at the next whole minute (far enough ahead that the set exists before it),
+    // incrementals every minute.
+    let now = chrono::Utc::now();
+    let ahead = if chrono::Timelike::second(&now) < 45 {
+        1
+    } else {
+        2
+    };
+    let minute = (chrono::Timelike::minute(&now) + ahead) % 60;
+    shop.apply(&format!(
+        "apiVersion: holdfast.io/v1alpha1\nkind: Schedule\nmetadata: {{name: minutely}}\nspec:\n  timeZone: UTC\n  full: \"{minute} * * * *\"\n  incremental: \"* * * * *\"\n"
+    ));
+    let extra = "  scheduleRef: {name: minutely}\n";
+    shop.apply(&set_manifest(extra));
+    let set = shop.ready("BackupSet", "shop").await;
+    let next = set.pointer("/status/nextRun").unwrap().clone();
+    assert_eq!(next["level"], "full", "{next:#}");
+
+    let first = shop.next_run(&BTreeSet::new()).await;
+    assert_eq!(first["phase"], "Complete", "{first:#}");
+    assert_eq!(first["level"], "full", "{first:#}");
+    // The run's label is its slot's time, not the time the pod happened to start.
+    let label = first["label"].as_str().unwrap();
+    assert!(
+        label.ends_with(&format!("{minute:02}00")),
+        "label {label} is not the slot's minute {minute}"
+    );
+    let seen: BTreeSet<String> = [first["job"].as_str().unwrap().to_owned()].into();
+    let second = shop.next_run(&seen).await;
+    assert_eq!(second["phase"], "Complete", "{second:#}");
+    assert_eq!(second["level"], "incr", "{second:#}");
+    let s = shop.get("Schedule", "minutely").await.unwrap();
+    assert_eq!(s.pointer("/status/usedBy/0").unwrap(), "shop", "{s:#}");
+}
+
+fn dump_set(command: &str, with_claim: bool) -> String {
+    let claim = if with_claim {
+        "  - name: uploads\n    persistentVolumeClaim: {claimName: uploads}\n"
+    } else {
+        ""
+    };
+    format!(
+        "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n{claim}  - name: db\n    command:\n      image: docker.io/library/postgres:16\n      command: [sh, -c]\n      args: [{command:?}]\n      fileName: shop.sql\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n"
+    )
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: bash e2e/run.sh"]
+async fn a_dump_is_restored_byte_identical_and_a_failing_dump_is_a_partial_run() {
+    let shop = Shop::new("dump", Target::S3).await;
+    let dump = shop
+        .c
+        .host_dir(&format!("{}-dumps", shop.ns))
+        .join("dump.sql");
+    let content: Vec<u8> = holdfast_e2e::tree::noise(3, 2_000_000);
+    std::fs::write(&dump, &content).unwrap();
+    let set = dump_set(&format!("cat {}", dump.display()), false);
+    shop.apply(&format!("{set}  manualRun: {{token: one, level: full}}\n"));
+    let last = shop.next_run(&BTreeSet::new()).await;
+    assert_eq!(last["phase"], "Complete", "{last:#}");
+    assert_eq!(last["bytesRead"], 2_000_000, "{last:#}");
+
+    let target = prepared_volume(&shop.c, &shop.ns, "dump-copy");
+    shop.apply(
+        "apiVersion: holdfast.io/v1alpha1\nkind: Restore\nmetadata: {name: dump}\nspec:\n  backupSetRef: {name: shop}\n  target:\n    newPersistentVolumeClaim: {name: dump-copy, size: 1Gi, storageClassName: e2e-host}\n",
+    );
+    let status = shop.restored("dump").await;
+    assert_eq!(status["phase"], "Completed", "{status:#}");
+    assert_eq!(std::fs::read(target.join("shop.sql")).unwrap(), content);
+
+    // The database refuses: the claim is stored, the run is Partial, with the dump's exit
+    // status and what it said.
+    let failing = dump_set(
+        "echo '-- partial output'; echo 'pg_dumpall: error: role \"backup\" does not exist' >&2; exit 3",
+        true,
+    );
+    let before: BTreeSet<String> = shop.jobs().await.into_iter().collect();
+    shop.apply(&format!(
+        "{failing}  manualRun: {{token: two, level: full}}\n"
+    ));
+    let last = shop.next_run(&before).await;
+    assert_eq!(last["phase"], "Partial", "{last:#}");
+    let message = last["message"].as_str().unwrap_or_default();
+    assert!(message.contains("3"), "exit status in {message:?}");
+    assert!(
+        message.contains("role \"backup\" does not exist"),
+        "{message:?}"
+    );
+    let set = shop.get("BackupSet", "shop").await.unwrap();
+    let ev = events(&shop.c, &shop.ns, "shop").await;
+    assert!(
+        ev.iter()
+            .any(|(t, r, _)| t == "Warning" && r == "BackupPartial"),
+        "{ev:?}"
+    );
+    // A partial run is not a failed one.
+    assert_eq!(set.pointer("/status/consecutiveFailures").unwrap(), 0);
+
+    // With the dump as the only source nothing is stored: a Failed run, and the set says
+    // why in its Stalled condition until a run succeeds.
+    let only = dump_set("echo 'could not connect to server' >&2; exit 2", false);
+    let before: BTreeSet<String> = shop.jobs().await.into_iter().collect();
+    shop.apply(&format!(
+        "{only}  manualRun: {{token: three, level: full}}\n"
+    ));
+    let last = shop.next_run(&before).await;
+    assert_eq!(last["phase"], "Failed", "{last:#}");
+    let set = shop
+        .wait("BackupSet", "shop", "Stalled=True", SOON, |o| {
+            let (s, r, m) = condition(o, "Stalled")?;
+            (s == "True").then_some((r, m))
+        })
+        .await;
+    assert_eq!(set.0, "BackupFailed");
+    assert!(set.1.contains("could not connect to server"), "{}", set.1);
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: bash e2e/run.sh"]
+async fn the_purge_window_expires_runs_reclaims_space_and_updates_the_inventory() {
+    let shop = Shop::new("purge", Target::S3).await;
+    // Backups only on request (the yearly full never comes during the test); a purge every
+    // minute.
+    shop.apply(
+        "apiVersion: holdfast.io/v1alpha1\nkind: Schedule\nmetadata: {name: purging}\nspec:\n  timeZone: UTC\n  full: \"0 0 1 1 *\"\n  purge: \"* * * * *\"\n",
+    );
+    let extra = "  scheduleRef: {name: purging}\n  retention: {keepFulls: 1}\n";
+    shop.apply(&set_manifest(extra));
+    for (i, token) in ["a", "b", "c"].iter().enumerate() {
+        // Each full holds a new big file, so expiring it frees its chunks.
+        std::fs::write(
+            shop.data.join("docs/2026/11/invoice.pdf"),
+            holdfast_e2e::tree::noise(100 + i as u64, 1_000_000),
+        )
+        .unwrap();
+        let last = shop.run(extra, token, "full").await;
+        assert_eq!(last["phase"], "Complete", "{last:#}");
+    }
+    let status = shop
+        .wait(
+            "BackupSet",
+            "shop",
+            "a purge after the third full",
+            Duration::from_secs(150),
+            |o| {
+                let r = o.pointer("/status/retention")?;
+                (r["runsExpired"].as_u64()? >= 2).then(|| o["status"].clone())
+            },
+        )
+        .await;
+    let r = &status["retention"];
+    assert_eq!(r["runsKept"], 1, "{r:#}");
+    assert!(r["bytesReclaimed"].as_u64().unwrap() > 1_500_000, "{r:#}");
+    assert_eq!(status.pointer("/restorePoints/count").unwrap(), 1);
+    let storage = shop
+        .wait(
+            "StorageSet",
+            "offsite",
+            "the inventory after the purge",
+            SOON,
+            |o| {
+                let total = o.pointer("/status/inventory/totalBytes")?.as_u64()?;
+                (total < 3_500_000).then(|| o.clone())
+            },
+        )
+        .await;
+    assert!(
+        storage
+            .pointer("/status/inventory/perBackupSet/0/bytes")
+            .is_some()
+    );
+    // What the engine says agrees.
+    let (ok, runs, err) = shop.cli(&["runs"]);
+    assert!(ok, "{err}");
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs:#}");
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: bash e2e/run.sh"]
+async fn an_aborted_backup_is_recorded_the_repository_verifies_and_the_next_run_completes() {
+    let shop = Shop::new("abort", Target::S3).await;
+    let flag = shop.c.host_dir(&format!("{}-flag", shop.ns)).join("go");
+    // A dump that hangs after its first megabyte until the flag exists.
+    let set = format!(
+        "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: uploads\n    persistentVolumeClaim: {{claimName: uploads}}\n  - name: db\n    command:\n      image: docker.io/library/postgres:16\n      command: [sh, -c]\n      args: [\"head -c 1000000 /dev/zero; while [ ! -e {} ]; do sleep 0.2; done\"]\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n",
+        flag.display()
+    );
+    shop.apply(&format!("{set}  manualRun: {{token: one, level: full}}\n"));
+    let job = shop
+        .wait("BackupSet", "shop", "the backup to run", RUN, |o| {
+            let last = o.pointer("/status/lastRun")?;
+            (last["phase"] == "Running").then(|| last["job"].as_str().map(str::to_owned))?
+        })
+        .await;
+    // Give the engine time to store the claim and the dump's first megabyte.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    shop.c.kubectl_ok(
+        &[
+            "annotate",
+            "-n",
+            &shop.ns,
+            "backupset",
+            "shop",
+            "holdfast.io/abort=stop-1",
+        ],
+        None,
+    );
+    let last = shop
+        .wait("BackupSet", "shop", "the aborted run", RUN, |o| {
+            let last = o.pointer("/status/lastRun")?;
+            (last["job"] == job.as_str() && last["phase"] != "Running").then(|| last.clone())
+        })
+        .await;
+    assert_eq!(last["phase"], "Aborted", "{last:#}");
+    let ev = events(&shop.c, &shop.ns, "shop").await;
+    assert!(ev.iter().any(|(_, r, _)| r == "BackupAborting"), "{ev:?}");
+    assert!(ev.iter().any(|(_, r, _)| r == "BackupAborted"), "{ev:?}");
+
+    // Nothing is damaged, and no lock is left.
+    let (ok, _, err) = shop.cli(&["verify", "--deep"]);
+    assert!(ok, "verify after the abort: {err}");
+
+    std::fs::write(&flag, b"").unwrap();
+    // The aborted Job itself is deleted once taken in (a suspended Job would stay forever).
+    let mut before: BTreeSet<String> = shop.jobs().await.into_iter().collect();
+    before.insert(job.clone());
+    shop.apply(&format!("{set}  manualRun: {{token: two, level: full}}\n"));
+    let next = shop.next_run(&before).await;
+    assert_eq!(next["phase"], "Complete", "{next:#}");
+    let set = shop.ready("BackupSet", "shop").await;
+    assert!(condition(&set, "Stalled").is_some_and(|(s, _, _)| s == "False"));
+}
