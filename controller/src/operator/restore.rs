@@ -62,6 +62,9 @@ async fn write(
     Ok(())
 }
 
+/// The Pending reason of a Restore whose BackupSet has not backed anything up yet.
+const WAITING_FOR_BACKUP: &str = "WaitingForFirstBackup";
+
 async fn resolve(ctx: &Context, r: &Restore) -> Result<Result<Source, Problem>, Error> {
     let ns = r.namespace().unwrap_or_default();
     let (storage_name, repository, key, owner) = if let Some(b) = &r.spec.backup_set_ref {
@@ -79,6 +82,23 @@ async fn resolve(ctx: &Context, r: &Restore) -> Result<Result<Source, Problem>, 
                 ),
             )));
         };
+        // Applied together with its set (one GitOps sync), a Restore waits for the set's
+        // first backup rather than fail at once on an empty repository.
+        let points = set
+            .status
+            .as_ref()
+            .and_then(|s| s.restore_points.as_ref())
+            .map_or(0, |p| p.count);
+        if points == 0 {
+            return Ok(Err(Problem::new(
+                WAITING_FOR_BACKUP,
+                format!(
+                    "BackupSet {} has no restore point yet; the restore starts after its first backup",
+                    b.name
+                ),
+            )
+            .recheck(RECHECK)));
+        }
         (
             set.spec.storage_set_ref.name.clone(),
             super::backup_set::fetch::repository_of(&set),
@@ -404,12 +424,13 @@ pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Err
         status.phase = Some(RestorePhase::Pending);
         status.message = Some(p.message.clone());
         status.observed_generation = r.metadata.generation;
-        status.conditions = conditions(
-            &status.conditions,
-            &Health::stalled(p.reason, &p.message),
-            r.metadata.generation,
-            now,
-        );
+        // Waiting for a backup that is coming is progress, not a problem to fix.
+        let health = if p.reason == WAITING_FOR_BACKUP {
+            Health::progressing(p.reason, &p.message)
+        } else {
+            Health::stalled(p.reason, &p.message)
+        };
+        status.conditions = conditions(&status.conditions, &health, r.metadata.generation, now);
     };
     let src = match resolve(&ctx, &r).await? {
         Ok(s) => s,

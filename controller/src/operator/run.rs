@@ -224,8 +224,30 @@ async fn controllers(ctx: Arc<Context>, ns: Option<String>, stop: watch::Receive
         )
         .for_each(|_| async {});
 
-    let restores = Controller::new(api::<Restore>(c, ns), watcher::Config::default())
+    let restores = Controller::new(api::<Restore>(c, ns), watcher::Config::default());
+    let restore_store = restores.store();
+    let restores = restores
         .owns(api::<Job>(c, ns), ours)
+        // A Restore waiting for its set's first backup starts when the set has one.
+        .watches(
+            api::<BackupSet>(c, ns),
+            watcher::Config::default(),
+            move |b: BackupSet| {
+                let (name, ns) = (b.name_any(), b.namespace());
+                restore_store
+                    .state()
+                    .into_iter()
+                    .filter(move |r| {
+                        r.spec
+                            .backup_set_ref
+                            .as_ref()
+                            .is_some_and(|s| s.name == name)
+                            && r.namespace() == ns
+                    })
+                    .map(|r| ObjectRef::from(r.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
         .graceful_shutdown_on(shutdown(stop))
         .run(
             |o, ctx| {
