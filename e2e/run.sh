@@ -51,8 +51,12 @@ setsid "$target/debug/holdfast-node-agent" --state-dir "$dir/agent" \
 echo "node-agent $!" >>"$dir/pids"
 "$bin/kubectl" wait --for condition=Ready --timeout 60s node/node-a node/node-b
 
+# The CRDs, as an installation puts them first (the crds scenarios check them in detail).
+"$bin/kubectl" apply --server-side -f crds/ >/dev/null
+"$bin/kubectl" wait --for condition=Established --timeout 60s -f crds/ >/dev/null
+
 echo "== scenarios"
-export HOLDFAST_BIN="$target/debug/holdfast"
+export HOLDFAST_BIN="$target/debug/holdfast" HOLDFAST_E2E_BIN="$bin"
 cargo test --locked -p holdfast-e2e --tests -- --ignored --test-threads 4 "$@"
 status=0
 echo "end-to-end suite passed in $((SECONDS - started)) s"

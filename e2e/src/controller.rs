@@ -9,10 +9,21 @@ use std::time::Duration;
 
 use crate::harness::{Cluster, repo_root};
 
-/// The chart's release name in every scenario; objects are `hf-holdfast…`.
+/// The chart's release name in namespace-scoped scenarios; objects are `hf-holdfast…`.
 pub const RELEASE: &str = "hf";
 /// The controller's ServiceAccount, Lease and role name the chart gives that release.
 pub const FULLNAME: &str = "hf-holdfast";
+
+/// How the chart was installed for one controller.
+#[derive(Debug, Clone)]
+struct Install {
+    /// Where the controller's ServiceAccount and Lease live.
+    release_namespace: String,
+    /// The chart's full name for the release (ServiceAccount, Lease, roles).
+    fullname: String,
+    /// Namespace-scoped: job pods run as the chart's job ServiceAccount.
+    job_service_account: Option<String>,
+}
 
 /// One running controller process.
 pub struct Controller {
@@ -24,6 +35,7 @@ pub struct Controller {
     pub log: PathBuf,
     kubeconfig: PathBuf,
     lease: bool,
+    install: Install,
 }
 
 impl std::fmt::Debug for Controller {
@@ -43,12 +55,27 @@ pub fn helm(c: &Cluster) -> PathBuf {
 /// Render the chart for `namespace` (namespace-scoped install) and apply its
 /// ServiceAccounts and RBAC as admin, as `helm install` would.
 pub fn install_rbac(c: &Cluster, namespace: &str) {
+    render_and_apply(
+        c,
+        RELEASE,
+        namespace,
+        &["--set", &format!("watchNamespaces={{{namespace}}}")],
+    );
+}
+
+/// Render the chart cluster-wide (a ClusterRole) for release `release` in
+/// `release_namespace`, and apply its ServiceAccount and RBAC.
+fn install_cluster_rbac(c: &Cluster, release: &str, release_namespace: &str) {
+    render_and_apply(c, release, release_namespace, &[]);
+}
+
+fn render_and_apply(c: &Cluster, release: &str, namespace: &str, values: &[&str]) {
     let chart = repo_root().join("helm/holdfast");
     let out = Command::new(helm(c))
-        .args(["template", RELEASE])
+        .args(["template", release])
         .arg(&chart)
         .args(["--namespace", namespace])
-        .args(["--set", &format!("watchNamespaces={{{namespace}}}")])
+        .args(values)
         .args(["--show-only", "templates/rbac.yaml"])
         .args(["--show-only", "templates/serviceaccount.yaml"])
         .output()
@@ -63,12 +90,13 @@ pub fn install_rbac(c: &Cluster, namespace: &str) {
 }
 
 /// A kubeconfig holding a fresh token of the chart's ServiceAccount.
-fn kubeconfig(c: &Cluster, namespace: &str, identity: &str) -> PathBuf {
+fn kubeconfig(c: &Cluster, install: &Install, identity: &str) -> PathBuf {
+    let namespace = &install.release_namespace;
     let token = c.kubectl_ok(
         &[
             "create",
             "token",
-            FULLNAME,
+            &install.fullname,
             "--namespace",
             namespace,
             "--duration",
@@ -80,8 +108,8 @@ fn kubeconfig(c: &Cluster, namespace: &str, identity: &str) -> PathBuf {
     let config = serde_json::json!({
         "apiVersion": "v1", "kind": "Config",
         "clusters": [{"name": "e2e", "cluster": {"server": c.api, "certificate-authority": ca}}],
-        "users": [{"name": FULLNAME, "user": {"token": token.trim()}}],
-        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": FULLNAME, "namespace": namespace}}],
+        "users": [{"name": "holdfast", "user": {"token": token.trim()}}],
+        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": "holdfast", "namespace": namespace}}],
         "current-context": "e2e",
     });
     let path = c
@@ -89,6 +117,14 @@ fn kubeconfig(c: &Cluster, namespace: &str, identity: &str) -> PathBuf {
         .join(format!("controller-{namespace}-{identity}.kubeconfig"));
     std::fs::write(&path, config.to_string()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     path
+}
+
+fn namespaced(namespace: &str) -> Install {
+    Install {
+        release_namespace: namespace.to_owned(),
+        fullname: FULLNAME.to_owned(),
+        job_service_account: Some(format!("{FULLNAME}-job")),
+    }
 }
 
 fn free_port() -> u16 {
@@ -108,16 +144,39 @@ impl Controller {
     /// Install the chart's RBAC for `namespace` and start one controller there.
     pub async fn start(c: &Cluster, namespace: &str) -> Controller {
         install_rbac(c, namespace);
-        Controller::spawn(c, namespace, "a", false).await
+        Controller::spawn(c, namespace, "a", false, namespaced(namespace)).await
     }
 
     /// Start a replica that leads through the chart's Lease (RBAC already installed).
     pub async fn replica(c: &Cluster, namespace: &str, identity: &str) -> Controller {
-        Controller::spawn(c, namespace, identity, true).await
+        Controller::spawn(c, namespace, identity, true, namespaced(namespace)).await
     }
 
-    async fn spawn(c: &Cluster, namespace: &str, identity: &str, lease: bool) -> Controller {
-        let kubeconfig = kubeconfig(c, namespace, identity);
+    /// Install the chart cluster-wide (its ClusterRole, with the ServiceAccount in a
+    /// namespace of its own, `<namespace>-ctl`) and start a controller that watches only
+    /// `namespace`: what a cluster-wide install does, confined to the scenario, and
+    /// untouched when `namespace` is deleted.
+    pub async fn start_outside(c: &Cluster, namespace: &str) -> Controller {
+        let release_namespace = format!("{namespace}-ctl");
+        c.kubectl_ok(&["create", "namespace", &release_namespace], None);
+        let release = format!("hf-{namespace}");
+        install_cluster_rbac(c, &release, &release_namespace);
+        let install = Install {
+            release_namespace,
+            fullname: format!("{release}-holdfast"),
+            job_service_account: None,
+        };
+        Controller::spawn(c, namespace, "a", false, install).await
+    }
+
+    async fn spawn(
+        c: &Cluster,
+        namespace: &str,
+        identity: &str,
+        lease: bool,
+        install: Install,
+    ) -> Controller {
+        let kubeconfig = kubeconfig(c, &install, identity);
         let mut ctl = Controller {
             child: None,
             namespace: namespace.to_owned(),
@@ -129,6 +188,7 @@ impl Controller {
                 .join(format!("controller-{namespace}-{identity}.log")),
             kubeconfig,
             lease,
+            install,
         };
         ctl.restart().await;
         ctl
@@ -151,7 +211,6 @@ impl Controller {
             .args(["--listen", &self.listen])
             .args(["--identity", &self.identity])
             .args(["--job-image", "ghcr.io/holdfast-io/holdfast:e2e"])
-            .args(["--job-service-account", &format!("{FULLNAME}-job")])
             .args(["--log-format", "text"])
             // Short enough for the scenarios to see a purge reclaim space.
             .args(["--purge-grace", "0s"])
@@ -159,8 +218,15 @@ impl Controller {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap_or_else(|e| panic!("log: {e}")))
             .stderr(log);
+        if let Some(sa) = &self.install.job_service_account {
+            cmd.args(["--job-service-account", sa]);
+        }
         if self.lease {
-            cmd.args(["--leader-lease", &format!("{}/{FULLNAME}", self.namespace)]);
+            let lease = format!(
+                "{}/{}",
+                self.install.release_namespace, self.install.fullname
+            );
+            cmd.args(["--leader-lease", &lease]);
         }
         self.child = Some(
             cmd.spawn()

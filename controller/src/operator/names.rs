@@ -27,9 +27,9 @@ pub const ANNOTATION_ABORT: &str = "holdfast.io/abort";
 /// keeps the repository.
 pub const ANNOTATION_RELEASE: &str = "holdfast.io/release";
 
-/// The finalizer that runs a BackupSet's `deletionPolicy`.
+/// The finalizer that runs a BackupSet's `deletionPolicy: Purge` (a `Retain` set has none).
 pub const FINALIZER_CLEANUP: &str = "holdfast.io/cleanup";
-/// The finalizer that keeps a StorageSet while BackupSets keep repositories in it.
+/// The finalizer that keeps a StorageSet while BackupSets that purge on deletion use it.
 pub const FINALIZER_IN_USE: &str = "holdfast.io/in-use";
 
 /// FNV-1a, hex: short stable hashes for names and labels.

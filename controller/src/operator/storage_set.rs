@@ -1,13 +1,15 @@
 //! The StorageSet reconciler: a storage-check Job on every spec change and periodically
 //! (`Ready` from its result: reachable, writable, clock, bucket), the media inventory summed
 //! from the BackupSets keeping repositories here, capacity of filesystem targets, and the
-//! `holdfast.io/in-use` finalizer that keeps a StorageSet while BackupSets use it (so a
-//! deletion of everything at once still lets their `Purge` policies run).
+//! `holdfast.io/in-use` finalizer that keeps a StorageSet while BackupSets with
+//! `deletionPolicy: Purge` use it (so a deletion of everything at once still lets their
+//! purges run).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::api::backup_set::DeletionPolicy;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
@@ -233,8 +235,14 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
         .filter(|b| b.spec.storage_set_ref.name == name)
         .collect();
     status.used_by = users.iter().map(|b| b.name_any()).collect();
+    // Held only while a set would need this StorageSet to purge its repository.
+    let purging: Vec<String> = users
+        .iter()
+        .filter(|b| b.spec.deletion_policy == DeletionPolicy::Purge)
+        .map(|b| b.name_any())
+        .collect();
     if s.metadata.deletion_timestamp.is_some() {
-        if users.is_empty() {
+        if purging.is_empty() {
             set_finalizer(&api, &s, false).await?;
             ctx.metrics
                 .storage_ready
@@ -246,8 +254,8 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
             &Health::progressing(
                 "InUse",
                 format!(
-                    "deleted, kept until the BackupSets using it are gone: {}",
-                    status.used_by.join(", ")
+                    "deleted, kept until the BackupSets that purge their repositories here are gone: {}",
+                    purging.join(", ")
                 ),
             ),
             s.metadata.generation,
@@ -256,7 +264,7 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
         write(&api, &name, old.as_ref(), &status).await?;
         return Ok(Action::requeue(RECHECK));
     }
-    set_finalizer(&api, &s, true).await?;
+    set_finalizer(&api, &s, !purging.is_empty()).await?;
     status.inventory = Some(inventory(&users));
     if let Some(problem) = check_refs(&ctx, &s).await? {
         ctx.metrics

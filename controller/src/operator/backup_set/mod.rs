@@ -20,6 +20,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use crate::api::BackupSet;
+use crate::api::backup_set::DeletionPolicy;
 use crate::api::backup_set::{
     BackupSetStatus, NextRun, QueuedOperation, RunPhase, RunSummary, SetPhase, SlotState,
 };
@@ -101,13 +102,24 @@ pub async fn write_status(
     Ok(())
 }
 
-/// Make sure the cleanup finalizer is on the set (metadata only, never spec).
-async fn ensure_finalizer(api: &Api<BackupSet>, set: &BackupSet) -> Result<(), Error> {
-    if set.finalizers().iter().any(|f| f == FINALIZER_CLEANUP) {
+/// Keep the cleanup finalizer on a set exactly while its `deletionPolicy` is `Purge`
+/// (metadata only, never spec). A `Retain` set has nothing to do on deletion, so it never
+/// holds up its own deletion or its namespace's, whatever happens to the controller.
+async fn sync_finalizer(api: &Api<BackupSet>, set: &BackupSet) -> Result<(), Error> {
+    let want = set.spec.deletion_policy == DeletionPolicy::Purge;
+    let has = set.finalizers().iter().any(|f| f == FINALIZER_CLEANUP);
+    if want == has {
         return Ok(());
     }
-    let mut finalizers = set.finalizers().to_vec();
-    finalizers.push(FINALIZER_CLEANUP.to_owned());
+    let mut finalizers: Vec<String> = set
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER_CLEANUP)
+        .cloned()
+        .collect();
+    if want {
+        finalizers.push(FINALIZER_CLEANUP.to_owned());
+    }
     let patch = json!({"metadata": {"finalizers": finalizers,
         "resourceVersion": set.resource_version()}});
     api.patch(
@@ -116,7 +128,7 @@ async fn ensure_finalizer(api: &Api<BackupSet>, set: &BackupSet) -> Result<(), E
         &Patch::Merge(patch),
     )
     .await
-    .map_err(Error::api("adding the cleanup finalizer"))?;
+    .map_err(Error::api("updating the cleanup finalizer"))?;
     Ok(())
 }
 
@@ -137,7 +149,7 @@ pub async fn reconcile(set: Arc<BackupSet>, ctx: Arc<Context>) -> Result<Action,
     if set.metadata.deletion_timestamp.is_some() {
         return cleanup::finalize(&set, &ctx).await;
     }
-    ensure_finalizer(&api, &set).await?;
+    sync_finalizer(&api, &set).await?;
     let refs = fetch::fetch(&ctx.client, &set).await?;
     let now = ctx.now();
     let old = set.status.clone();
