@@ -1,0 +1,615 @@
+//! The reconcilers against an in-memory API (fast, exact about the writes they make):
+//! a due run becomes one Job, Job results become status, missing references stall without a
+//! hot loop, a finished Restore never runs again, finalizers follow the deletion policy, an
+//! abort suspends the running Job once. The flow test runs the real `holdfast job` process in
+//! place of the pod, so status is built from the engine's own output. The same behaviours
+//! against the real API server are in the end-to-end suite (`e2e/tests`).
+#![allow(clippy::unwrap_used)] // reason: tests
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use holdfast::api::{BackupSet, Restore, StorageSet};
+use holdfast::operator::context::{Context, Settings};
+use holdfast::operator::metrics::Metrics;
+use holdfast::operator::{backup_set, restore, storage_set};
+use kube::runtime::controller::Action;
+use serde_json::{Value, json};
+use support::fake_api::{Call, FakeApi};
+
+const NOW: &str = "2026-12-01T12:00:00Z";
+const SETS: &str = "/apis/holdfast.io/v1alpha1/namespaces/shop/backupsets";
+const JOBS: &str = "/apis/batch/v1/namespaces/shop/jobs";
+
+fn context(client: kube::Client) -> Arc<Context> {
+    let mut ctx = Context::new(
+        client,
+        Settings {
+            image: "ghcr.io/holdfast-io/holdfast:test".into(),
+            ..Settings::default()
+        },
+        Arc::new(Metrics::default()),
+        "test",
+    );
+    let now: jiff::Timestamp = NOW.parse().unwrap();
+    ctx.clock = Arc::new(move || now);
+    Arc::new(ctx)
+}
+
+/// The shop: Secrets, a bound claim, a StorageSet on S3 and a BackupSet with `spec`.
+fn shop(api: &FakeApi, spec: Value) {
+    for (name, keys) in [
+        // "super-secret-passphrase", "AKIAEXAMPLE123", "wJalrXUtnFEMIEXAMPLEKEY"
+        (
+            "shop-key",
+            json!({"passphrase": "c3VwZXItc2VjcmV0LXBhc3NwaHJhc2U="}),
+        ),
+        (
+            "s3-creds",
+            json!({"AWS_ACCESS_KEY_ID": "QUtJQUVYQU1QTEUxMjM=",
+                   "AWS_SECRET_ACCESS_KEY": "d0phbHJYVXRuRkVNSUVYQU1QTEVLRVk="}),
+        ),
+    ] {
+        api.put(json!({"apiVersion": "v1", "kind": "Secret",
+                       "metadata": {"name": name, "namespace": "shop"}, "data": keys}));
+    }
+    api.put(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "uploads", "namespace": "shop"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "volumeName": "pv-1",
+                 "resources": {"requests": {"storage": "1Gi"}}},
+        "status": {"phase": "Bound"}}));
+    api.put(
+        json!({"apiVersion": "holdfast.io/v1alpha1", "kind": "StorageSet",
+        "metadata": {"name": "offsite", "namespace": "shop"},
+        "spec": {"s3": {"bucket": "backups", "endpoint": "http://s3.test:9000",
+                        "forcePathStyle": true, "credentialsSecretRef": {"name": "s3-creds"}}}}),
+    );
+    let mut base = json!({"storageSetRef": {"name": "offsite"},
+        "sources": [{"name": "uploads", "persistentVolumeClaim": {"claimName": "uploads"}}],
+        "encryption": {"keySecretRef": {"name": "shop-key", "key": "passphrase"}}});
+    support::fake_api::merge(&mut base, &spec);
+    api.put(
+        json!({"apiVersion": "holdfast.io/v1alpha1", "kind": "BackupSet",
+        "metadata": {"name": "shop", "namespace": "shop"}, "spec": base}),
+    );
+}
+
+fn set_of(api: &FakeApi) -> Arc<BackupSet> {
+    Arc::new(serde_json::from_value(api.get(&format!("{SETS}/shop")).unwrap()).unwrap())
+}
+
+async fn reconcile_set(api: &FakeApi, ctx: &Arc<Context>) -> Action {
+    backup_set::reconcile(set_of(api), ctx.clone())
+        .await
+        .unwrap()
+}
+
+/// When the action reconciles again (kube-runtime keeps it private; its Debug shows it).
+fn requeue(action: &Action) -> Option<Duration> {
+    let text = format!("{action:?}");
+    let inner = text.split("Some(").nth(1)?.split(')').next()?;
+    let (num, unit) = inner.split_at(inner.find(|c: char| c.is_alphabetic())?);
+    let n: f64 = num.parse().ok()?;
+    Some(Duration::from_secs_f64(match unit {
+        "s" => n,
+        "ms" => n / 1000.0,
+        "µs" | "us" => n / 1e6,
+        "ns" => n / 1e9,
+        _ => return None,
+    }))
+}
+
+fn shorts(calls: &[Call]) -> Vec<String> {
+    calls.iter().map(Call::short).collect()
+}
+
+fn status(api: &FakeApi) -> Value {
+    api.get(&format!("{SETS}/shop")).unwrap()["status"].clone()
+}
+
+fn condition(status: &Value, t: &str) -> (String, String) {
+    let c = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == t)
+        .unwrap();
+    (
+        c["status"].as_str().unwrap().to_owned(),
+        c["reason"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// The Job's pod ended with `message` as termination message, and the Job is `condition`.
+fn finish_job(api: &FakeApi, job: &str, message: &str, condition: &str) {
+    api.edit(&format!("{JOBS}/{job}"), |j| {
+        j["status"] = json!({"conditions": [{"type": condition, "status": "True",
+            "lastTransitionTime": "2026-12-01T12:01:00Z"}],
+            "startTime": "2026-12-01T12:00:00Z", "completionTime": "2026-12-01T12:01:00Z",
+            "succeeded": if condition == "Complete" { 1 } else { 0 }});
+    });
+    api.put(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("{job}-x"), "namespace": "shop",
+                     "labels": {"batch.kubernetes.io/job-name": job}},
+        "status": {"phase": "Succeeded", "containerStatuses": [{
+            "name": "holdfast", "image": "h", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 0, "finishedAt": "2026-12-01T12:01:00Z",
+                                      "message": message, "reason": "Completed"}}}]}}));
+}
+
+fn backup_message(status: &str, read: u64) -> String {
+    let partial = status == "Partial";
+    json!({"op": "backup", "label": "full-20261201.120000", "level": "full", "status": status,
+           "started": "2026-12-01T12:00:00Z", "finished": "2026-12-01T12:01:00Z",
+           "durationMs": 60000, "files": 12, "bytesTotal": read, "bytesRead": read,
+           "bytesStored": read / 2, "errorCount": u64::from(partial),
+           "sources": [{"name": "uploads", "level": "full", "files": 12, "bytes": read,
+                        "errors": u64::from(partial),
+                        "status": if partial { "Partial" } else { "Complete" }}],
+           "errors": if partial { json!(["uploads:/a: permission denied"]) } else { json!([]) }})
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_manual_token_creates_one_job_then_a_second_reconcile_writes_nothing() {
+    let (api, client) = FakeApi::new();
+    let ctx = context(client);
+    shop(
+        &api,
+        json!({"manualRun": {"token": "one", "level": "full"}}),
+    );
+
+    let action = reconcile_set(&api, &ctx).await;
+    let writes = api.take_writes();
+    assert_eq!(
+        shorts(&writes),
+        ["POST jobs", "POST events", "PATCH backupsets/shop/status"],
+        "{writes:#?}"
+    );
+    let job = &writes[0].body;
+    let name = job["metadata"]["name"].as_str().unwrap();
+    assert!(name.starts_with("shop-backup-m"), "{name}");
+    assert_eq!(
+        job["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "holdfast"
+    );
+    assert_eq!(job["metadata"]["ownerReferences"][0]["kind"], "BackupSet");
+    // No Secret value anywhere in what the controller wrote.
+    let all = serde_json::to_string(&writes.iter().map(|c| &c.body).collect::<Vec<_>>()).unwrap();
+    for secret in [
+        "c3VwZXItc2VjcmV0LXBhc3NwaHJhc2U=",
+        "super-secret-passphrase",
+        "QUtJQUVYQU1QTEUxMjM=",
+        "AKIAEXAMPLE123",
+        "d0phbHJYVXRuRkVNSUVYQU1QTEVLRVk=",
+        "wJalrXUtnFEMIEXAMPLEKEY",
+    ] {
+        assert!(!all.contains(secret), "{secret} leaked");
+    }
+    assert_eq!(writes[1].body["reason"], "BackupStarted");
+    // Status by server-side apply under the controller's one field manager.
+    assert!(
+        writes[2].query.contains("fieldManager=holdfast-controller"),
+        "{}",
+        writes[2].query
+    );
+    let s = status(&api);
+    assert_eq!(s["lastManualToken"], "one");
+    assert_eq!(s["phase"], "Running");
+    assert_eq!(s["lastRun"]["phase"], "Running");
+    // While a job runs, the set is looked at again soon (a stuck pod is noticed).
+    assert!(
+        requeue(&action).is_some_and(|d| d <= Duration::from_secs(30)),
+        "{action:?}"
+    );
+
+    let _ = reconcile_set(&api, &ctx).await;
+    assert!(
+        api.take_writes().is_empty(),
+        "the same token twice starts nothing"
+    );
+}
+
+#[tokio::test]
+async fn job_results_complete_partial_and_failed_become_status_events_and_health() {
+    for (message, condition_type, phase, failures, stalled) in [
+        (
+            backup_message("Complete", 1_000_000),
+            "Complete",
+            "Complete",
+            0,
+            "False",
+        ),
+        (
+            backup_message("Partial", 1_000_000),
+            "Complete",
+            "Partial",
+            0,
+            "False",
+        ),
+        (
+            json!({"op": "failed", "operation": "backup", "category": "NotFound",
+                   "message": "bucket backups does not exist"})
+            .to_string(),
+            "Complete",
+            "Failed",
+            1,
+            "True",
+        ),
+        // A pod that died without a summary: the Job's own reason is the message.
+        ("segfault".to_owned(), "Failed", "Failed", 1, "True"),
+    ] {
+        let (api, client) = FakeApi::new();
+        let ctx = context(client);
+        shop(
+            &api,
+            json!({"manualRun": {"token": "one", "level": "full"}}),
+        );
+        reconcile_set(&api, &ctx).await;
+        let job = api.take_writes()[0].body["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        finish_job(&api, &job, &message, condition_type);
+        reconcile_set(&api, &ctx).await;
+        let writes = api.take_writes();
+        assert_eq!(
+            shorts(&writes),
+            ["POST events", "PATCH backupsets/shop/status"],
+            "{phase}: {writes:#?}"
+        );
+        let s = status(&api);
+        assert_eq!(s["lastRun"]["phase"], phase, "{s:#}");
+        assert_eq!(s["lastRun"]["job"], job.as_str());
+        assert_eq!(s["consecutiveFailures"], failures, "{phase}");
+        assert_eq!(condition(&s, "Stalled").0, stalled, "{phase}: {s:#}");
+        assert_eq!(s["handledJobs"][0], job.as_str());
+        let reason = writes[0].body["reason"].as_str().unwrap();
+        assert_eq!(reason, format!("Backup{phase}"));
+        if phase == "Complete" {
+            assert_eq!(
+                s["restorePoints"],
+                Value::Null,
+                "no repository totals in this summary"
+            );
+            assert!(s["lastSuccessfulTime"].is_string());
+        }
+        // Taken in once.
+        reconcile_set(&api, &ctx).await;
+        assert!(api.take_writes().is_empty(), "{phase}: absorbed twice");
+    }
+}
+
+#[tokio::test]
+async fn a_missing_storage_set_or_secret_stalls_with_a_reason_and_no_hot_loop() {
+    for (remove, reason) in [
+        (
+            "/apis/holdfast.io/v1alpha1/namespaces/shop/storagesets/offsite",
+            "StorageSetNotFound",
+        ),
+        (
+            "/api/v1/namespaces/shop/secrets/shop-key",
+            "KeySecretNotFound",
+        ),
+        (
+            "/api/v1/namespaces/shop/persistentvolumeclaims/uploads",
+            "SourceClaimNotFound",
+        ),
+    ] {
+        let (api, client) = FakeApi::new();
+        let ctx = context(client);
+        shop(&api, json!({"manualRun": {"token": "one"}}));
+        api.edit(remove, |_| {});
+        // Remove by editing it away: the fake has no delete helper, DELETE through the API.
+        let c = kube::Client::clone(&ctx.client);
+        let _ = c
+            .request::<Value>(http::Request::delete(remove).body(Vec::new()).unwrap())
+            .await;
+        api.take_calls();
+        let action = reconcile_set(&api, &ctx).await;
+        let writes = api.take_writes();
+        assert_eq!(
+            shorts(&writes),
+            ["POST events", "PATCH backupsets/shop/status"],
+            "{reason}: {writes:#?}"
+        );
+        assert_eq!(writes[0].body["reason"], reason);
+        assert_eq!(writes[0].body["type"], "Warning");
+        let s = status(&api);
+        assert_eq!(condition(&s, "Stalled"), ("True".into(), reason.into()));
+        assert_eq!(condition(&s, "Ready").0, "False");
+        assert!(
+            requeue(&action).is_some_and(|d| d >= Duration::from_secs(10)),
+            "{action:?}"
+        );
+        // Still missing: no second Event, no status write.
+        reconcile_set(&api, &ctx).await;
+        assert!(api.take_writes().is_empty(), "{reason}");
+    }
+}
+
+#[tokio::test]
+async fn a_finished_restore_reapplied_or_reconciled_again_does_nothing() {
+    let (api, client) = FakeApi::new();
+    let ctx = context(client);
+    shop(&api, json!({}));
+    api.put(
+        json!({"apiVersion": "holdfast.io/v1alpha1", "kind": "Restore",
+        "metadata": {"name": "copy", "namespace": "shop", "generation": 2},
+        "spec": {"backupSetRef": {"name": "shop"},
+                 "target": {"persistentVolumeClaim": {"claimName": "uploads"}}},
+        "status": {"phase": "Completed", "observedGeneration": 1, "restored": 3}}),
+    );
+    let r: Restore = serde_json::from_value(
+        api.get("/apis/holdfast.io/v1alpha1/namespaces/shop/restores/copy")
+            .unwrap(),
+    )
+    .unwrap();
+    api.take_calls();
+    let action = restore::reconcile(Arc::new(r), ctx.clone()).await.unwrap();
+    assert_eq!(action, Action::await_change());
+    let calls = api.take_calls();
+    assert_eq!(
+        shorts(&calls),
+        ["GET restores/copy"],
+        "only the read-your-writes GET: {calls:#?}"
+    );
+}
+
+#[tokio::test]
+async fn finalizers_follow_the_deletion_policy() {
+    // Retain: no finalizer, ever.
+    let (api, client) = FakeApi::new();
+    let ctx = context(client);
+    shop(&api, json!({}));
+    reconcile_set(&api, &ctx).await;
+    assert!(
+        !shorts(&api.take_writes()).contains(&"PATCH backupsets/shop".to_owned()),
+        "a Retain set gets no finalizer"
+    );
+
+    // Purge: the finalizer, then on deletion the repository deletion job, then release.
+    let (api, client) = FakeApi::new();
+    let ctx = context(client);
+    shop(&api, json!({"deletionPolicy": "Purge"}));
+    reconcile_set(&api, &ctx).await;
+    let writes = api.take_writes();
+    assert_eq!(shorts(&writes)[0], "PATCH backupsets/shop");
+    assert_eq!(
+        writes[0].body["metadata"]["finalizers"],
+        json!(["holdfast.io/cleanup"])
+    );
+    api.edit(&format!("{SETS}/shop"), |o| {
+        o["metadata"]["deletionTimestamp"] = json!("2026-12-01T12:00:00Z");
+    });
+    reconcile_set(&api, &ctx).await;
+    let writes = api.take_writes();
+    assert_eq!(shorts(&writes), ["POST jobs", "POST events"], "{writes:#?}");
+    let job = writes[0].body["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(job, "shop-delete-repository-final");
+    assert!(
+        writes[0].body["metadata"]["ownerReferences"].is_null(),
+        "not owned by the set"
+    );
+    finish_job(
+        &api,
+        &job,
+        &json!({"op": "delete-repository", "objectsDeleted": 10, "bytesDeleted": 1000}).to_string(),
+        "Complete",
+    );
+    reconcile_set(&api, &ctx).await;
+    let writes = api.take_writes();
+    assert_eq!(
+        shorts(&writes),
+        [
+            "POST events",
+            "DELETE jobs/shop-delete-repository-final",
+            "PATCH backupsets/shop"
+        ],
+        "{writes:#?}"
+    );
+    assert_eq!(writes[2].body["metadata"]["finalizers"], json!([]));
+    assert!(
+        api.get(&format!("{SETS}/shop")).is_none(),
+        "the set is gone"
+    );
+}
+
+#[tokio::test]
+async fn the_abort_annotation_suspends_the_running_backup_once() {
+    let (api, client) = FakeApi::new();
+    let ctx = context(client);
+    shop(
+        &api,
+        json!({"manualRun": {"token": "one", "level": "full"}}),
+    );
+    reconcile_set(&api, &ctx).await;
+    let job = api.take_writes()[0].body["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.edit(&format!("{JOBS}/{job}"), |j| {
+        j["status"] = json!({"active": 1, "startTime": "2026-12-01T12:00:00Z"});
+    });
+    api.edit(&format!("{SETS}/shop"), |o| {
+        o["metadata"]["annotations"] = json!({"holdfast.io/abort": "stop-1"});
+    });
+    reconcile_set(&api, &ctx).await;
+    let writes = api.take_writes();
+    assert_eq!(
+        shorts(&writes),
+        [
+            format!("PATCH jobs/{job}"),
+            "POST events".into(),
+            "PATCH backupsets/shop/status".into()
+        ],
+        "{writes:#?}"
+    );
+    assert_eq!(writes[0].body["spec"]["suspend"], true);
+    assert_eq!(
+        writes[0].body["metadata"]["annotations"]["holdfast.io/aborted"],
+        "true"
+    );
+    assert_eq!(status(&api)["lastAbortToken"], "stop-1");
+    reconcile_set(&api, &ctx).await;
+    let writes = api.take_writes();
+    assert!(
+        !shorts(&writes).iter().any(|w| w.starts_with("PATCH jobs")),
+        "aborted once: {writes:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_storage_set_starts_a_check_and_takes_its_result_in() {
+    let (api, client) = FakeApi::new();
+    let ctx = context(client);
+    shop(&api, json!({}));
+    let path = "/apis/holdfast.io/v1alpha1/namespaces/shop/storagesets/offsite";
+    let s: StorageSet = serde_json::from_value(api.get(path).unwrap()).unwrap();
+    storage_set::reconcile(Arc::new(s), ctx.clone())
+        .await
+        .unwrap();
+    let writes = api.take_writes();
+    assert_eq!(
+        shorts(&writes),
+        ["POST jobs", "PATCH storagesets/offsite/status"],
+        "{writes:#?}"
+    );
+    let job = writes[0].body["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let st = api.get(path).unwrap()["status"].clone();
+    assert_eq!(condition(&st, "Reconciling").0, "True", "checking: {st:#}");
+    finish_job(
+        &api,
+        &job,
+        &json!({"op": "storage-check", "ok": false, "items": [
+            {"check": "bucket", "ok": false, "detail": "bucket backups does not exist"}]})
+        .to_string(),
+        "Complete",
+    );
+    let s: StorageSet = serde_json::from_value(api.get(path).unwrap()).unwrap();
+    storage_set::reconcile(Arc::new(s), ctx.clone())
+        .await
+        .unwrap();
+    let writes = api.take_writes();
+    assert_eq!(
+        shorts(&writes),
+        ["POST events", "PATCH storagesets/offsite/status"],
+        "{writes:#?}"
+    );
+    let st = api.get(path).unwrap()["status"].clone();
+    assert_eq!(
+        condition(&st, "Ready"),
+        ("False".into(), "StorageCheckFailed".into())
+    );
+    assert!(
+        st["failedChecks"][0]
+            .as_str()
+            .unwrap()
+            .contains("does not exist")
+    );
+}
+
+/// The flow: the reconciler's Job, run by the real `holdfast job run` (its plan and paths
+/// mapped onto temporary directories, as the pod's volumes would be), its summary as the
+/// pod's termination message, and status built from it.
+#[tokio::test]
+async fn flow_backup_and_restore_through_the_real_job_process() {
+    let (api, client) = FakeApi::new();
+    let ctx = context(client);
+    let dir = tempfile::tempdir().unwrap();
+    let (data, storage, key) = (
+        dir.path().join("uploads"),
+        dir.path().join("storage"),
+        dir.path().join("key"),
+    );
+    std::fs::create_dir_all(data.join("docs")).unwrap();
+    std::fs::write(data.join("docs/a.txt"), b"hello").unwrap();
+    std::fs::write(data.join("big.bin"), vec![7u8; 300_000]).unwrap();
+    std::fs::create_dir_all(&storage).unwrap();
+    std::fs::create_dir_all(&key).unwrap();
+    std::fs::write(key.join("passphrase"), b"flow passphrase\n").unwrap();
+    shop(
+        &api,
+        json!({"manualRun": {"token": "one", "level": "full"}}),
+    );
+    api.edit(
+        "/apis/holdfast.io/v1alpha1/namespaces/shop/storagesets/offsite",
+        |s| {
+            s["spec"] = json!({"filesystem": {"persistentVolumeClaim": {"claimName": "backups"}}});
+        },
+    );
+    api.put(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "backups", "namespace": "shop"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+        "status": {"phase": "Bound"}}));
+    reconcile_set(&api, &ctx).await;
+    let job = api.take_writes()[0].body.clone();
+    let name = job["metadata"]["name"].as_str().unwrap().to_owned();
+    let message = run_job(
+        &job,
+        &[
+            ("/holdfast/sources/uploads", data.to_str().unwrap()),
+            ("/holdfast/storage", storage.to_str().unwrap()),
+            ("/holdfast/key", key.to_str().unwrap()),
+        ],
+    );
+    finish_job(&api, &name, &message, "Complete");
+    reconcile_set(&api, &ctx).await;
+    let s = status(&api);
+    assert_eq!(s["lastRun"]["phase"], "Complete", "{s:#}");
+    assert_eq!(s["lastRun"]["files"], 2);
+    assert_eq!(s["lastRun"]["bytesRead"], 300_005);
+    assert_eq!(s["restorePoints"]["count"], 1, "{s:#}");
+    assert_eq!(s["sources"][0]["lastLevel"], "full");
+    assert!(s["usage"]["storedBytes"].as_u64().unwrap() > 0);
+}
+
+/// Run a Job's container locally: its plan from `HOLDFAST_JOB_PLAN` with the pod's paths
+/// replaced, the key file, and the summary file; the summary.
+fn run_job(job: &Value, paths: &[(&str, &str)]) -> String {
+    let container = &job["spec"]["template"]["spec"]["containers"][0];
+    let env = container["env"].as_array().unwrap();
+    let mut plan = env
+        .iter()
+        .find(|e| e["name"] == "HOLDFAST_JOB_PLAN")
+        .unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut key_file = env
+        .iter()
+        .find(|e| e["name"] == "HOLDFAST_KEY_FILE")
+        .unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (pod, local) in paths {
+        plan = plan.replace(pod, local);
+        key_file = key_file.replace(pod, local);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("summary");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_holdfast"))
+        .args(["job", "run"])
+        .env("HOLDFAST_JOB_PLAN", &plan)
+        .env("HOLDFAST_KEY_FILE", &key_file)
+        .env("HOLDFAST_SUMMARY_FILE", &summary)
+        .env("HOLDFAST_LOCK_HOLDER", "flow-test")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "holdfast job run: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        plan
+    );
+    std::fs::read_to_string(summary).unwrap()
+}
