@@ -1,10 +1,12 @@
-//! `holdfast`: the Holdfast CLI (and, later, the Kubernetes controller).
+//! `holdfast`: the Holdfast CLI, the job runner of its pods, and the Kubernetes controller.
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    // Two TLS providers are linked (aws-lc-rs by the AWS SDK and kube, ring by others);
-    // rustls refuses to pick one by itself and building a Kubernetes client would panic.
+    // rustls refuses to pick a crypto provider when more than one is linked, and building a
+    // Kubernetes client then panics. Only aws-lc-rs is enabled today (the AWS SDK's, and
+    // kube's `aws-lc-rs` feature); choosing it here keeps a dependency that enables ring's
+    // provider from ever bringing that panic back.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     holdfast::cli::run()
 }

@@ -833,3 +833,30 @@ fn job_run_backs_up_command_streams_through_fifos_and_reports_a_failing_one() {
     );
     assert_eq!(s["operation"], "backup");
 }
+
+#[test]
+fn controller_builds_its_client_and_reports_an_unreachable_api_server_without_panicking() {
+    // rustls panics when building a client if two crypto providers are linked and none was
+    // chosen; kube is built with aws-lc-rs like the AWS SDK and `main` installs it anyway,
+    // so a dependency that turns ring's provider on cannot bring the panic back. The API
+    // server here refuses connections: the error must say so, plainly.
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:1', insecure-skip-tls-verify: true}\nusers:\n- name: u\n  user: {token: abc}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["controller", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_ne!(code(&out), 0);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!err.contains("CryptoProvider"), "{err}");
+    assert!(err.contains("cannot reach the Kubernetes API"), "{err}");
+    assert!(!err.contains("abc"), "the token is never printed: {err}");
+}
