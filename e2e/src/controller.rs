@@ -277,6 +277,11 @@ impl Controller {
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -11,6 +11,13 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// Requests to the Kubernetes API.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The HTTP method, or `WATCH` for a watch.
+    pub method: String,
+}
+
 /// One BackupSet.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SetLabels {
@@ -67,6 +74,7 @@ pub struct Metrics {
     pub backup_interval: Family<SetLabels, Gauge>,
     pub storage_ready: Family<StorageLabels, Gauge>,
     pub created: Family<SetLabels, Gauge>,
+    pub api_requests: Family<RequestLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -158,8 +166,15 @@ impl Default for Metrics {
             "When each BackupSet was created (Unix time): with no successful backup yet, the overdue clock starts here",
             created.clone(),
         );
+        let api_requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "kubernetes_requests",
+            "Requests this controller made to the Kubernetes API, by method (WATCH for watches)",
+            api_requests.clone(),
+        );
         Metrics {
             registry,
+            api_requests,
             created,
             backup_interval,
             storage_ready,

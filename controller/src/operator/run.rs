@@ -26,7 +26,7 @@ use super::context::{Context, Settings};
 use super::error::{Error, retry};
 use super::http::{self, Health};
 use super::leader::Election;
-use super::metrics::{ErrorLabels, Metrics};
+use super::metrics::{ErrorLabels, Metrics, RequestLabels};
 use super::names::{MANAGED_BY, MANAGED_BY_VALUE};
 
 /// How the operator runs.
@@ -58,7 +58,7 @@ pub enum RunError {
     },
 }
 
-async fn client(opts: &Options) -> Result<kube::Client, RunError> {
+async fn client(opts: &Options, metrics: &Arc<Metrics>) -> Result<kube::Client, RunError> {
     let config = match &opts.kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
@@ -71,7 +71,27 @@ async fn client(opts: &Options) -> Result<kube::Client, RunError> {
             .await
             .map_err(|e| RunError::Config(e.to_string()))?,
     };
-    kube::Client::try_from(config).map_err(RunError::Client)
+    // Every request counted by method: what the controller costs the API server shows in
+    // its own metrics.
+    let requests = metrics.api_requests.clone();
+    let count =
+        tower::util::MapRequestLayer::new(move |req: ::http::Request<kube::client::Body>| {
+            let watch = req
+                .uri()
+                .query()
+                .is_some_and(|q| q.split('&').any(|kv| kv == "watch=true"));
+            let method = if watch {
+                "WATCH".to_owned()
+            } else {
+                req.method().as_str().to_owned()
+            };
+            requests.get_or_create(&RequestLabels { method }).inc();
+            req
+        });
+    Ok(kube::client::ClientBuilder::try_from(config)
+        .map_err(RunError::Client)?
+        .with_layer(&count)
+        .build())
 }
 
 fn error_policy<K: kube::Resource<DynamicType = ()>>(
@@ -108,6 +128,43 @@ where
     }
 }
 
+/// The objects of `api` each time their spec changes (a new generation), appears or is
+/// deleted, but not on status-only writes: a StorageSet's inventory changes after every
+/// run of every set using it, and following those would reconcile all of its sets each
+/// time (quadratic in the number of sets).
+fn spec_changes<K>(api: Api<K>) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    use kube::runtime::WatchStreamExt;
+    let mut seen: std::collections::HashMap<String, Option<i64>> = Default::default();
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .filter_map(move |event| {
+            let out = match event {
+                Ok(watcher::Event::Apply(k) | watcher::Event::InitApply(k)) => {
+                    let uid = k.meta().uid.clone().unwrap_or_default();
+                    let generation = k.meta().generation;
+                    let changed = seen.insert(uid, generation) != Some(generation);
+                    changed.then_some(Ok(k))
+                }
+                Ok(watcher::Event::Delete(k)) => {
+                    seen.remove(&k.meta().uid.clone().unwrap_or_default());
+                    Some(Ok(k))
+                }
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+                Err(e) => Some(Err(e)),
+            };
+            futures::future::ready(out)
+        })
+}
+
 /// Run the four controllers for one namespace (or all) until `stop` fires.
 async fn controllers(ctx: Arc<Context>, ns: Option<String>, stop: watch::Receiver<bool>) {
     let c = &ctx.client;
@@ -124,9 +181,8 @@ async fn controllers(ctx: Arc<Context>, ns: Option<String>, stop: watch::Receive
     let by_storage = store.clone();
     let by_schedule = store.clone();
     let sets = sets
-        .watches(
-            api::<StorageSet>(c, ns),
-            watcher::Config::default(),
+        .watches_stream(
+            spec_changes(api::<StorageSet>(c, ns)),
             move |s: StorageSet| {
                 let (name, ns) = (s.name_any(), s.namespace());
                 by_storage
@@ -137,22 +193,18 @@ async fn controllers(ctx: Arc<Context>, ns: Option<String>, stop: watch::Receive
                     .collect::<Vec<_>>()
             },
         )
-        .watches(
-            api::<Schedule>(c, ns),
-            watcher::Config::default(),
-            move |s: Schedule| {
-                let (name, ns) = (s.name_any(), s.namespace());
-                by_schedule
-                    .state()
-                    .into_iter()
-                    .filter(move |b| {
-                        b.spec.schedule_ref.as_ref().is_some_and(|r| r.name == name)
-                            && b.namespace() == ns
-                    })
-                    .map(|b| ObjectRef::from(b.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches_stream(spec_changes(api::<Schedule>(c, ns)), move |s: Schedule| {
+            let (name, ns) = (s.name_any(), s.namespace());
+            by_schedule
+                .state()
+                .into_iter()
+                .filter(move |b| {
+                    b.spec.schedule_ref.as_ref().is_some_and(|r| r.name == name)
+                        && b.namespace() == ns
+                })
+                .map(|b| ObjectRef::from(b.as_ref()))
+                .collect::<Vec<_>>()
+        })
         .graceful_shutdown_on(shutdown(stop.clone()))
         .run(
             |o, ctx| {
@@ -198,16 +250,13 @@ async fn controllers(ctx: Arc<Context>, ns: Option<String>, stop: watch::Receive
         .for_each(|_| async {});
 
     let schedules = Controller::new(api::<Schedule>(c, ns), watcher::Config::default())
-        .watches(
-            api::<BackupSet>(c, ns),
-            watcher::Config::default(),
-            |b: BackupSet| {
-                b.spec
-                    .schedule_ref
-                    .as_ref()
-                    .map(|r| ObjectRef::new(&r.name).within(&b.namespace().unwrap_or_default()))
-            },
-        )
+        // Which sets use a Schedule changes with their specs only.
+        .watches_stream(spec_changes(api::<BackupSet>(c, ns)), |b: BackupSet| {
+            b.spec
+                .schedule_ref
+                .as_ref()
+                .map(|r| ObjectRef::new(&r.name).within(&b.namespace().unwrap_or_default()))
+        })
         .graceful_shutdown_on(shutdown(stop.clone()))
         .run(
             |o, ctx| {
@@ -279,8 +328,8 @@ async fn controllers(ctx: Arc<Context>, ns: Option<String>, stop: watch::Receive
 
 /// Run the operator until SIGTERM/SIGINT (or the lease is lost).
 pub async fn run(opts: Options) -> Result<(), RunError> {
-    let client = client(&opts).await?;
     let metrics = Arc::new(Metrics::default());
+    let client = client(&opts, &metrics).await?;
     let health = Arc::new(Health {
         ready: false.into(),
         metrics: metrics.clone(),
