@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the local control plane from Go modules: kube-apiserver, kube-controller-manager
 # and kubectl from k8s.io/kubernetes, etcd from go.etcd.io/etcd/server/v3, and helm from
-# helm.sh/helm/v4 (for the chart), each in its own module (e2e/controlplane, e2e/etcd,
-# e2e/helm) so their dependency trees never meet. Binaries go to a cache directory keyed by the
+# helm.sh/helm/v4 (for the chart), the kstatus checker (sigs.k8s.io/cli-utils) and
+# actionlint (the workflows), each in its own module (e2e/controlplane, e2e/etcd, e2e/helm,
+# e2e/kstatus, e2e/actionlint) so their dependency trees never meet. Binaries go to a cache directory keyed by the
 # pinned versions and the modules' go.sum, so a rebuild happens only when a pin changes; the
 # Go build and module caches are kept between runs as usual. Prints the directory holding
 # the binaries on its last line.
@@ -15,6 +16,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 KUBERNETES_VERSION=1.35.4
 ETCD_VERSION=3.6.16
 HELM_VERSION=4.3.1
+ACTIONLINT_VERSION=1.7.12
 cache="${HOLDFAST_E2E_CACHE:-$HOME/.cache/holdfast-e2e}"
 
 if [ "${1:-}" = "--update" ]; then
@@ -43,15 +45,19 @@ if [ "${1:-}" = "--update" ]; then
   go mod tidy
   cd "$here/helm"
   go get -tool "helm.sh/helm/v4/cmd/helm@v$HELM_VERSION"
-  echo "updated; commit e2e/{controlplane,etcd,helm}/go.{mod,sum}"
+  cd "$here/actionlint"
+  go get -tool "github.com/rhysd/actionlint/cmd/actionlint@v$ACTIONLINT_VERSION"
+  echo "updated; commit e2e/{controlplane,etcd,helm,actionlint}/go.{mod,sum}"
   exit 0
 fi
 
-key="$(cat "$here/controlplane/go.sum" "$here/etcd/go.sum" "$here/etcd/main.go" "$here/helm/go.sum" |
+key="$(cat "$here/controlplane/go.sum" "$here/etcd/go.sum" "$here/etcd/main.go" "$here/helm/go.sum" \
+  "$here/kstatus/go.sum" "$here/kstatus/main.go" "$here/actionlint/go.sum" |
   sha256sum | cut -c1-16)"
 out="$cache/k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-helm-$HELM_VERSION-$key/bin"
 if [ -x "$out/kube-apiserver" ] && [ -x "$out/kube-controller-manager" ] &&
-  [ -x "$out/kubectl" ] && [ -x "$out/etcd" ] && [ -x "$out/helm" ]; then
+  [ -x "$out/kubectl" ] && [ -x "$out/etcd" ] && [ -x "$out/helm" ] &&
+  [ -x "$out/kstatus-check" ] && [ -x "$out/actionlint" ]; then
   echo "control plane binaries up to date" >&2
   echo "$out"
   exit 0
@@ -77,7 +83,12 @@ echo "building helm $HELM_VERSION…" >&2
 (cd "$here/helm" && go build -trimpath \
   -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=v$HELM_VERSION" \
   -o "$out.partial/helm" helm.sh/helm/v4/cmd/helm)
+echo "building kstatus-check (sigs.k8s.io/cli-utils)…" >&2
+(cd "$here/kstatus" && go build -trimpath -ldflags "-s -w" -o "$out.partial/kstatus-check" .)
+echo "building actionlint (the workflows' linter)…" >&2
+(cd "$here/actionlint" && go build -trimpath -ldflags "-s -w" -o "$out.partial/actionlint" \
+  github.com/rhysd/actionlint/cmd/actionlint)
 rm -rf "$out"
 mv "$out.partial" "$out"
-echo "built the control plane in $((SECONDS - started)) s" >&2
+echo "built the control plane and Go tools in $((SECONDS - started)) s" >&2
 echo "$out"

@@ -49,6 +49,11 @@ setsid "$target/debug/holdfast-node-agent" --state-dir "$dir/agent" \
   --holdfast-bin "$target/debug/holdfast" --api-port "$api_port" \
   >"$dir/logs/node-agent.log" 2>&1 &
 echo "node-agent $!" >>"$dir/pids"
+# The agent registers the nodes a moment after it starts; `wait` needs them to exist.
+for _ in $(seq 1 120); do
+  "$bin/kubectl" get node node-a node-b >/dev/null 2>&1 && break
+  sleep 0.5
+done
 "$bin/kubectl" wait --for condition=Ready --timeout 60s node/node-a node/node-b
 
 # The CRDs, as an installation puts them first (the crds scenarios check them in detail).
@@ -58,5 +63,13 @@ echo "node-agent $!" >>"$dir/pids"
 echo "== scenarios"
 export HOLDFAST_BIN="$target/debug/holdfast" HOLDFAST_E2E_BIN="$bin"
 cargo test --locked -p holdfast-e2e --tests -- --ignored --test-threads 4 "$@"
+# How kstatus (Flux, kubectl-style waiters) reads what the scenarios captured, with the
+# health they expected; Argo CD's reading was checked as each was captured.
+if [ -d "$dir/statuses" ]; then
+  echo "== kstatus over the captured objects"
+  "$bin/kstatus-check" "$dir/statuses" helm/holdfast/argocd/testdata
+  rm -rf "$target/e2e-statuses"
+  cp -r "$dir/statuses" "$target/e2e-statuses"
+fi
 status=0
 echo "end-to-end suite passed in $((SECONDS - started)) s"

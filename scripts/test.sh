@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The test command (README.md). Installs what the tests need the first time — s3s-fs from
 # crates.io (an S3 server the tests start on loopback), moto and kubernetes-validate from
-# PyPI — then runs formatting, lints, every test of the workspace, and an independent schema
-# check of the CRDs and examples. Ends with one line: passed / failed / ignored counts and the
-# time each phase took.
+# PyPI, Lua 5.1 and shellcheck from Debian — then runs formatting, lints, every test of the
+# workspace, an independent schema check of the CRDs and examples, builds the control plane
+# and Go tools (helm, kstatus, actionlint) from their modules, lints the workflows, and runs
+# the end-to-end suite (chart checks included). Ends with one line: passed / failed /
+# ignored counts and the time each phase took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -32,6 +34,20 @@ if ! command -v kubernetes-validate >/dev/null 2>&1; then
   echo "installing kubernetes-validate from PyPI…"
   python3 -m pip install --disable-pip-version-check --progress-bar off kubernetes-validate
 fi
+apt_install() {
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+  $sudo apt-get install -y "$@" >/dev/null 2>&1 ||
+    { $sudo apt-get update >/dev/null 2>&1 && $sudo apt-get install -y "$@" >/dev/null; }
+}
+if ! command -v lua5.1 >/dev/null 2>&1; then
+  echo "installing lua5.1 (Argo CD's Lua, for the health script tests) from Debian…"
+  apt_install lua5.1
+fi
+if ! command -v shellcheck >/dev/null 2>&1; then
+  echo "installing shellcheck (the scripts and the workflows' run steps) from Debian…"
+  apt_install shellcheck
+fi
 # With the servers installed, an S3 test that cannot start one fails instead of skipping.
 export HOLDFAST_REQUIRE_S3=1
 
@@ -52,8 +68,16 @@ phase "schemas of CRDs and examples"
 kubernetes-validate --strict --quiet crds/*.yaml
 kubernetes-validate --strict --quiet --no-warn examples/*.yaml
 
+phase "control plane and Go tools from their modules"
+bin="$(bash e2e/build.sh | tail -n 1)"
+
+phase "scripts and workflows"
+shellcheck -S warning scripts/*.sh e2e/*.sh bench/run.sh .ci/run
+"$bin/actionlint"
+
 phase "end-to-end on a control plane built from source"
-# The scenarios are the ignored tests above; here they run against a real API server.
+# The scenarios are the ignored tests above; here they run against a real API server,
+# with the chart checks (they need the helm built above).
 e2e_log="$(mktemp)"
 bash e2e/run.sh 2>&1 | tee "$e2e_log" || status=1
 phase "done"

@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod controller;
 pub mod harness;
+pub mod health;
 pub mod scenario;
 pub mod tree;
 

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use holdfast_e2e::harness::{condition, events, prepared_volume};
+use holdfast_e2e::health::capture;
 use holdfast_e2e::scenario::{SOON, Shop, Target, set_manifest};
 use holdfast_e2e::tree;
 
@@ -37,6 +38,8 @@ async fn quick_start(target: Target) {
     );
     assert!(last["bytesRead"].as_u64().unwrap() > 2_000_000, "{last:#}");
     let set = shop.get("BackupSet", "shop").await.unwrap();
+    let label = format!("{target:?}").to_lowercase();
+    capture(&shop.c, &format!("backupset-ready-{label}"), &set, "Healthy", "Current");
     assert_eq!(set.pointer("/status/restorePoints/count").unwrap(), 1);
     assert_eq!(set.pointer("/status/consecutiveFailures").unwrap(), 0);
     assert_eq!(set.pointer("/status/sources/0/lastLevel").unwrap(), "full");
@@ -57,6 +60,9 @@ async fn quick_start(target: Target) {
         })
         .await;
     assert_eq!(storage.pointer("/status/usedBy/0").unwrap(), "shop");
+    capture(&shop.c, &format!("storageset-ready-{label}"), &storage, "Healthy", "Current");
+    let schedule = shop.ready("Schedule", "nightly").await;
+    capture(&shop.c, &format!("schedule-ready-{label}"), &schedule, "Healthy", "Current");
     if target == Target::Filesystem {
         assert!(storage.pointer("/status/capacity/availableBytes").is_some());
     }
@@ -142,6 +148,8 @@ async fn restores_into_a_new_claim_and_the_existing_one_are_exact_and_run_once()
     );
     let status = shop.restored("copy").await;
     assert_eq!(status["phase"], "Completed", "{status:#}");
+    let restore = shop.get("Restore", "copy").await.unwrap();
+    capture(&shop.c, "restore-completed", &restore, "Healthy", "Current");
     assert_eq!(status["unrestored"], 0);
     tree::assert_same(&original, &tree::snapshot(&fresh));
     // A fresh volume's root takes the backed-up root's mode.

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use holdfast_e2e::controller::{Controller, FULLNAME, install_rbac};
 use holdfast_e2e::harness::{Cluster, api, condition, events, obj, wait_for};
+use holdfast_e2e::health::capture;
 use holdfast_e2e::scenario::{
     PASSPHRASE, RUN, SOON, Shop, Target, set_manifest, storage_manifests,
 };
@@ -190,11 +191,17 @@ async fn a_gitops_resync_of_every_manifest_100_times_changes_nothing() {
     let schedule = "apiVersion: holdfast.io/v1alpha1\nkind: Schedule\nmetadata: {name: nightly}\nspec:\n  timeZone: Europe/Paris\n  full: \"0 1 * * 6\"\n  incremental: \"0 1 * * 0-5\"\n  purge: \"0 3 * * *\"\n";
     let restore = "apiVersion: holdfast.io/v1alpha1\nkind: Restore\nmetadata: {name: copy}\nspec:\n  backupSetRef: {name: shop}\n  target:\n    persistentVolumeClaim: {claimName: copy}\n";
     holdfast_e2e::harness::claim(&shop.c, &shop.ns, "copy").await;
+    // As Argo CD applies them: every object carries its tracking label.
     let all = format!(
         "{}---\n{schedule}---\n{}---\n{restore}",
         storage_manifests(&shop.c, &shop.ns, Target::S3),
         set_manifest("  scheduleRef: {name: nightly}\n  manualRun: {token: once, level: full}\n"),
+    )
+    .replace(
+        "metadata: {name: ",
+        "metadata: {labels: {app.kubernetes.io/instance: shop-app}, name: ",
     );
+    assert_eq!(all.matches("app.kubernetes.io/instance").count(), 6, "{all}");
     shop.apply(&all);
     let status = shop.restored("copy").await;
     assert_eq!(status["phase"], "Completed", "{status:#}");
@@ -244,6 +251,17 @@ async fn a_gitops_resync_of_every_manifest_100_times_changes_nothing() {
         "generation and resourceVersion (spec and status) of every object unchanged"
     );
     assert_eq!(jobs_before, shop.jobs().await, "no new Job");
+    // What the controller creates is not the application's: Argo CD never prunes it nor
+    // shows it out of sync (it appears under its owner instead).
+    let jobs: Api<Job> = api(&shop.c, &shop.ns);
+    for j in jobs.list(&Default::default()).await.unwrap().items {
+        let labels = j.metadata.labels.unwrap_or_default();
+        assert!(!labels.contains_key("app.kubernetes.io/instance"), "{labels:?}");
+        assert_eq!(
+            labels.get("app.kubernetes.io/managed-by").map(String::as_str),
+            Some("holdfast")
+        );
+    }
 }
 
 #[tokio::test]
@@ -297,6 +315,8 @@ async fn a_missing_secret_is_stalled_with_a_reason_and_recovers_when_created() {
         })
         .await;
     assert_eq!(reason, "KeySecretNotFound");
+    let set = shop.get("BackupSet", "shop").await.unwrap();
+    capture(&shop.c, "backupset-stalled-missing-secret", &set, "Degraded", "Failed");
     assert!(message.contains("shop-key"), "{message}");
     let ev = events(&shop.c, &shop.ns, "shop").await;
     assert!(
@@ -336,6 +356,8 @@ async fn a_wrong_passphrase_fails_the_run_clearly_damages_nothing_and_recovers()
         })
         .await;
     assert_eq!(reason, "BackupFailed");
+    let set = shop.get("BackupSet", "shop").await.unwrap();
+    capture(&shop.c, "backupset-backup-failed", &set, "Degraded", "Failed");
     // The repository is as it was.
     let (ok, runs, err) = shop.cli(&["runs"]);
     assert!(ok, "{err}");
@@ -379,6 +401,8 @@ async fn an_unreachable_bucket_makes_the_storage_set_not_ready_until_fixed() {
         (status.as_str(), reason.as_str()),
         ("False", "StorageCheckFailed")
     );
+    let storage = shop.get("StorageSet", "offsite").await.unwrap();
+    capture(&shop.c, "storageset-check-failed", &storage, "Degraded", "Failed");
     assert!(
         message.contains("127.0.0.1:9") || message.to_lowercase().contains("connect"),
         "{message}"

@@ -483,10 +483,12 @@ pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Err
                 .inc();
             ctx.event(&object, warning, &reason, "Restore", message.clone())
                 .await;
-            let health = if result == "failed" {
-                Health::stalled("RestoreFailed", message)
-            } else {
+            // Only a complete restore is Ready: a partial one needs a look (its unrestored
+            // items), and a script waiting for Ready must not take it for done.
+            let health = if result == "complete" {
                 Health::ready(&reason, message)
+            } else {
+                Health::stalled(&reason, message)
             };
             status.observed_generation = r.metadata.generation;
             status.conditions = conditions(&status.conditions, &health, r.metadata.generation, now);

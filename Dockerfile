@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1.7
+# The Holdfast image: one binary for the controller, the job pods (`holdfast job run`) and
+# the entrypoint helper command sources get through an init container. Built by the release
+# workflow; these machines have no container engine.
+ARG RUST_VERSION=1.95
+
+FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
+WORKDIR /src
+# Reproducible: no timestamps or build paths in the binary.
+ARG SOURCE_DATE_EPOCH=0
+ENV SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH} \
+    CARGO_INCREMENTAL=0 \
+    RUSTFLAGS="--remap-path-prefix=/src=. --remap-path-prefix=/usr/local/cargo=cargo"
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --locked --release -p holdfast \
+ && install -D -m 0755 target/release/holdfast /out/holdfast
+
+# glibc and nothing else: no shell, no package manager.
+FROM gcr.io/distroless/cc-debian12:nonroot
+ARG VERSION=dev
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="holdfast" \
+      org.opencontainers.image.description="Declarative, GitOps-style backups for Kubernetes" \
+      org.opencontainers.image.source="https://github.com/holdfast-io/holdfast" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"
+COPY --from=build /out/holdfast /usr/local/bin/holdfast
+# Non-root by default (the controller). Job pods that must read every file run as root
+# with only the capabilities their operation needs (see the README).
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/holdfast"]
