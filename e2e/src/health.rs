@@ -45,7 +45,11 @@ pub fn lua_literal(v: &Value) -> String {
             "{{{}}}",
             o.iter()
                 .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| format!("[{}] = {}", lua_literal(&Value::String(k.clone())), lua_literal(v)))
+                .map(|(k, v)| format!(
+                    "[{}] = {}",
+                    lua_literal(&Value::String(k.clone())),
+                    lua_literal(v)
+                ))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),

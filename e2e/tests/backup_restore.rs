@@ -39,7 +39,13 @@ async fn quick_start(target: Target) {
     assert!(last["bytesRead"].as_u64().unwrap() > 2_000_000, "{last:#}");
     let set = shop.get("BackupSet", "shop").await.unwrap();
     let label = format!("{target:?}").to_lowercase();
-    capture(&shop.c, &format!("backupset-ready-{label}"), &set, "Healthy", "Current");
+    capture(
+        &shop.c,
+        &format!("backupset-ready-{label}"),
+        &set,
+        "Healthy",
+        "Current",
+    );
     assert_eq!(set.pointer("/status/restorePoints/count").unwrap(), 1);
     assert_eq!(set.pointer("/status/consecutiveFailures").unwrap(), 0);
     assert_eq!(set.pointer("/status/sources/0/lastLevel").unwrap(), "full");
@@ -60,9 +66,21 @@ async fn quick_start(target: Target) {
         })
         .await;
     assert_eq!(storage.pointer("/status/usedBy/0").unwrap(), "shop");
-    capture(&shop.c, &format!("storageset-ready-{label}"), &storage, "Healthy", "Current");
+    capture(
+        &shop.c,
+        &format!("storageset-ready-{label}"),
+        &storage,
+        "Healthy",
+        "Current",
+    );
     let schedule = shop.ready("Schedule", "nightly").await;
-    capture(&shop.c, &format!("schedule-ready-{label}"), &schedule, "Healthy", "Current");
+    capture(
+        &shop.c,
+        &format!("schedule-ready-{label}"),
+        &schedule,
+        "Healthy",
+        "Current",
+    );
     if target == Target::Filesystem {
         assert!(storage.pointer("/status/capacity/availableBytes").is_some());
     }

@@ -11,9 +11,10 @@ use std::process::Command;
 use holdfast_e2e::harness::repo_root;
 
 fn helm() -> PathBuf {
-    PathBuf::from(std::env::var("HOLDFAST_E2E_BIN").unwrap_or_else(|_| {
-        panic!("HOLDFAST_E2E_BIN is not set: run with `bash e2e/run.sh`")
-    }))
+    PathBuf::from(
+        std::env::var("HOLDFAST_E2E_BIN")
+            .unwrap_or_else(|_| panic!("HOLDFAST_E2E_BIN is not set: run with `bash e2e/run.sh`")),
+    )
     .join("helm")
 }
 
@@ -53,8 +54,15 @@ const SHAPES: &[&[&str]] = &[
         "prometheusRule.enabled=true",
         "grafanaDashboard.enabled=true",
     ],
-    &["rbac.secretLookups=false", "image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"],
-    &["serviceAccount.create=false", "serviceAccount.name=existing", "rbac.create=false"],
+    &[
+        "rbac.secretLookups=false",
+        "image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    ],
+    &[
+        "serviceAccount.create=false",
+        "serviceAccount.name=existing",
+        "rbac.create=false",
+    ],
 ];
 
 #[test]
@@ -114,7 +122,10 @@ fn the_values_schema_refuses_bad_values_and_names_them() {
         ("metrics.port=80", "port"),
         ("watchNamespaces={Shop}", "watchNamespaces"),
         ("prometheusRule.overdueFactor=0.5", "overdueFactor"),
-        ("prometheusRule.consecutiveFailures=0", "consecutiveFailures"),
+        (
+            "prometheusRule.consecutiveFailures=0",
+            "consecutiveFailures",
+        ),
         ("rbac.secretLookups=maybe", "secretLookups"),
         ("unknownKey=1", "unknownKey"),
         ("metrics.serviceMonitor.scrape=true", "scrape"),
@@ -154,14 +165,20 @@ fn the_controller_accepts_every_flag_the_chart_gives_it() {
             .collect();
         assert!(args.len() >= 6, "{shape:?}: {args:?}");
         for a in args {
-            assert!(help.contains(&format!("--{a}")), "{shape:?}: --{a} is not a controller flag");
+            assert!(
+                help.contains(&format!("--{a}")),
+                "{shape:?}: --{a} is not a controller flag"
+            );
         }
     }
     // Namespace-scoped: the namespaces and the job account reach the controller.
     let scoped = template(&["watchNamespaces={shop,billing}"]);
     assert!(scoped.contains("--namespace=shop,billing"));
     assert!(scoped.contains("--job-service-account=hf-holdfast-job"));
-    assert!(!scoped.contains("kind: ClusterRole\n"), "no ClusterRole when scoped");
+    assert!(
+        !scoped.contains("kind: ClusterRole\n"),
+        "no ClusterRole when scoped"
+    );
     // Leader election only with more than one replica.
     assert!(template(&[]).contains("--leader-lease=holdfast-system/hf-holdfast"));
     assert!(!template(&["replicaCount=1"]).contains("--leader-lease"));
@@ -170,12 +187,20 @@ fn the_controller_accepts_every_flag_the_chart_gives_it() {
 #[test]
 #[ignore = "needs helm from e2e/build.sh: bash e2e/run.sh"]
 fn the_chart_ships_the_generated_crds_and_its_alerts_and_dashboard_parse() {
-    for f in ["backupset.yaml", "restore.yaml", "schedule.yaml", "storageset.yaml"] {
+    for f in [
+        "backupset.yaml",
+        "restore.yaml",
+        "schedule.yaml",
+        "storageset.yaml",
+    ] {
         let a = std::fs::read_to_string(repo_root().join("crds").join(f)).unwrap();
         let b = std::fs::read_to_string(repo_root().join("helm/holdfast/crds").join(f)).unwrap();
         assert_eq!(a, b, "{f}: the chart's copy drifted");
     }
-    let rendered = template(&["prometheusRule.enabled=true", "grafanaDashboard.enabled=true"]);
+    let rendered = template(&[
+        "prometheusRule.enabled=true",
+        "grafanaDashboard.enabled=true",
+    ]);
     let rule = rendered
         .split("\n---")
         .find(|d| d.contains("kind: PrometheusRule"))
@@ -198,18 +223,23 @@ fn the_chart_ships_the_generated_crds_and_its_alerts_and_dashboard_parse() {
         assert!(alerts.contains(&a), "{a} missing: {alerts:?}");
     }
     // Every metric an alert uses is one the controller exports.
-    let metrics = std::fs::read_to_string(repo_root().join("controller/src/operator/metrics.rs")).unwrap();
+    let metrics =
+        std::fs::read_to_string(repo_root().join("controller/src/operator/metrics.rs")).unwrap();
     for r in rule["spec"]["groups"][0]["rules"].as_array().unwrap() {
         let expr = r["expr"].as_str().unwrap();
         for word in expr.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
             if let Some(name) = word.strip_prefix("holdfast_") {
                 let name = name.trim_end_matches("_total");
-                assert!(metrics.contains(&format!("\"{name}\"")), "{word} in {expr} is not exported");
+                assert!(
+                    metrics.contains(&format!("\"{name}\"")),
+                    "{word} in {expr} is not exported"
+                );
             }
         }
     }
     let dashboard: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo_root().join("helm/holdfast/dashboards/holdfast.json")).unwrap(),
+        &std::fs::read_to_string(repo_root().join("helm/holdfast/dashboards/holdfast.json"))
+            .unwrap(),
     )
     .unwrap();
     assert!(dashboard["panels"].as_array().unwrap().len() >= 8);

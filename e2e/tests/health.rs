@@ -37,12 +37,24 @@ async fn argo_cd_and_kstatus_read_suspended_invalid_waiting_and_checking_objects
         "apiVersion: holdfast.io/v1alpha1\nkind: Restore\nmetadata: {name: early}\nspec:\n  backupSetRef: {name: shop}\n  target:\n    persistentVolumeClaim: {claimName: uploads}\n",
     );
     let restore = shop
-        .wait("Restore", "early", "waiting for the first backup", SOON, |o| {
-            let (s, r, _) = condition(o, "Reconciling")?;
-            (s == "True" && r == "WaitingForFirstBackup").then(|| o.clone())
-        })
+        .wait(
+            "Restore",
+            "early",
+            "waiting for the first backup",
+            SOON,
+            |o| {
+                let (s, r, _) = condition(o, "Reconciling")?;
+                (s == "True" && r == "WaitingForFirstBackup").then(|| o.clone())
+            },
+        )
         .await;
-    capture(&shop.c, "restore-waiting", &restore, "Progressing", "InProgress");
+    capture(
+        &shop.c,
+        "restore-waiting",
+        &restore,
+        "Progressing",
+        "InProgress",
+    );
 
     // A filesystem StorageSet on a claim that no volume binds: its check cannot run yet.
     apply(
@@ -58,5 +70,11 @@ async fn argo_cd_and_kstatus_read_suspended_invalid_waiting_and_checking_objects
             .then(|| o.clone())
         })
         .await;
-    capture(&shop.c, "storageset-checking", &storage, "Progressing", "InProgress");
+    capture(
+        &shop.c,
+        "storageset-checking",
+        &storage,
+        "Progressing",
+        "InProgress",
+    );
 }

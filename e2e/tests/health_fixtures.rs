@@ -16,7 +16,12 @@ fn captured_objects_have_the_health_their_scenario_expected() {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     files.sort();
-    assert!(files.len() >= 10, "{} captures in {}", files.len(), dir.display());
+    assert!(
+        files.len() >= 10,
+        "{} captures in {}",
+        files.len(),
+        dir.display()
+    );
     let mut seen = std::collections::BTreeSet::new();
     for f in files {
         let record: Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();

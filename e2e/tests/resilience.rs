@@ -201,7 +201,11 @@ async fn a_gitops_resync_of_every_manifest_100_times_changes_nothing() {
         "metadata: {name: ",
         "metadata: {labels: {app.kubernetes.io/instance: shop-app}, name: ",
     );
-    assert_eq!(all.matches("app.kubernetes.io/instance").count(), 6, "{all}");
+    assert_eq!(
+        all.matches("app.kubernetes.io/instance").count(),
+        6,
+        "{all}"
+    );
     shop.apply(&all);
     let status = shop.restored("copy").await;
     assert_eq!(status["phase"], "Completed", "{status:#}");
@@ -256,9 +260,14 @@ async fn a_gitops_resync_of_every_manifest_100_times_changes_nothing() {
     let jobs: Api<Job> = api(&shop.c, &shop.ns);
     for j in jobs.list(&Default::default()).await.unwrap().items {
         let labels = j.metadata.labels.unwrap_or_default();
-        assert!(!labels.contains_key("app.kubernetes.io/instance"), "{labels:?}");
+        assert!(
+            !labels.contains_key("app.kubernetes.io/instance"),
+            "{labels:?}"
+        );
         assert_eq!(
-            labels.get("app.kubernetes.io/managed-by").map(String::as_str),
+            labels
+                .get("app.kubernetes.io/managed-by")
+                .map(String::as_str),
             Some("holdfast")
         );
     }
@@ -316,7 +325,13 @@ async fn a_missing_secret_is_stalled_with_a_reason_and_recovers_when_created() {
         .await;
     assert_eq!(reason, "KeySecretNotFound");
     let set = shop.get("BackupSet", "shop").await.unwrap();
-    capture(&shop.c, "backupset-stalled-missing-secret", &set, "Degraded", "Failed");
+    capture(
+        &shop.c,
+        "backupset-stalled-missing-secret",
+        &set,
+        "Degraded",
+        "Failed",
+    );
     assert!(message.contains("shop-key"), "{message}");
     let ev = events(&shop.c, &shop.ns, "shop").await;
     assert!(
@@ -357,7 +372,13 @@ async fn a_wrong_passphrase_fails_the_run_clearly_damages_nothing_and_recovers()
         .await;
     assert_eq!(reason, "BackupFailed");
     let set = shop.get("BackupSet", "shop").await.unwrap();
-    capture(&shop.c, "backupset-backup-failed", &set, "Degraded", "Failed");
+    capture(
+        &shop.c,
+        "backupset-backup-failed",
+        &set,
+        "Degraded",
+        "Failed",
+    );
     // The repository is as it was.
     let (ok, runs, err) = shop.cli(&["runs"]);
     assert!(ok, "{err}");
@@ -402,7 +423,13 @@ async fn an_unreachable_bucket_makes_the_storage_set_not_ready_until_fixed() {
         ("False", "StorageCheckFailed")
     );
     let storage = shop.get("StorageSet", "offsite").await.unwrap();
-    capture(&shop.c, "storageset-check-failed", &storage, "Degraded", "Failed");
+    capture(
+        &shop.c,
+        "storageset-check-failed",
+        &storage,
+        "Degraded",
+        "Failed",
+    );
     assert!(
         message.contains("127.0.0.1:9") || message.to_lowercase().contains("connect"),
         "{message}"
