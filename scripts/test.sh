@@ -60,7 +60,7 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 phase "unit and integration tests"
 log="$(mktemp)"
 status=0
-cargo test --locked --workspace 2>&1 | tee "$log" || status=$?
+cargo test --locked --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
 
 phase "schemas of CRDs and examples"
 # CRDs against apiextensions.k8s.io/v1; Secrets and other core kinds in the examples against

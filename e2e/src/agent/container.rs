@@ -471,8 +471,13 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("mount -o remount,ro /"), "{s}");
+        // Sources are staged from outside the new root, then bound at their paths inside.
         assert!(
-            s.contains("mount --bind '\\''/state/term'\\'' '\\''/dev/termination-log'\\''"),
+            s.contains("mount --bind '/state/term' '/state/root'/.holdfast-volumes/1"),
+            "{s}"
+        );
+        assert!(
+            s.contains("mount --bind /.holdfast-volumes/1 '\\''/dev/termination-log'\\''"),
             "{s}"
         );
         assert!(
