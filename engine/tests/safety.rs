@@ -377,8 +377,16 @@ fn read_only_restore_target_lists_every_item_with_its_reason() {
     let r = restore_into(&repo, &ro.0, RestoreOptions::default());
     assert_eq!(r.status, RestoreStatus::Partial, "{r:?}");
     assert_eq!(r.restored, 0, "{r:?}");
-    // a.bin, c.txt and sub/ (whose contents cannot be reached once it cannot be created).
-    assert_eq!(r.unrestored_items.len(), 3, "{:?}", r.unrestored_items);
+    // The (empty, so fresh) root's owner and mode, a.bin, c.txt and sub/ (whose contents
+    // cannot be reached once it cannot be created).
+    assert_eq!(r.unrestored_items.len(), 4, "{:?}", r.unrestored_items);
+    assert!(
+        r.unrestored_items
+            .iter()
+            .any(|i| i.path == "data:/" && i.reason.starts_with("metadata not applied")),
+        "{:?}",
+        r.unrestored_items
+    );
     assert!(
         r.unrestored_items
             .iter()
