@@ -1,9 +1,11 @@
 //! Format stability: repositories made by earlier builds are checked in and must stay
 //! readable, byte for byte, by every later build: `golden-v1` (one level per run) and
-//! `golden-v2` (manifest version 2, levels per source, feature `source-levels`).
+//! `golden-v2` (manifest version 2, levels per source, feature `source-levels`), and
+//! `golden-blake3` (the same with keyed-BLAKE3 blob ids, feature `blake3-ids`).
 //!
 //! Regenerate only when deliberately introducing a new format version (and keep the old
-//! fixtures): `cargo test -p holdfast-engine --test golden -- --ignored generate_v2`.
+//! fixtures): `cargo test -p holdfast-engine --test golden -- --ignored generate_v2`
+//! (`generate_blake3` for the BLAKE3 one).
 #![allow(clippy::unwrap_used)] // reason: tests
 
 mod common;
@@ -15,7 +17,8 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use holdfast_engine::backup::BackupOptions;
-use holdfast_engine::format::config::FEATURE_SOURCE_LEVELS;
+use holdfast_engine::crypto::IdScheme;
+use holdfast_engine::format::config::{FEATURE_BLAKE3_IDS, FEATURE_SOURCE_LEVELS};
 use holdfast_engine::format::run::Level;
 use holdfast_engine::repo::{InitOptions, Repository, RunSelector};
 use holdfast_engine::restore::{RestoreOptions, RestoreStatus};
@@ -107,6 +110,8 @@ fn generate() {
     let opts = InitOptions {
         kdf_iterations: 1000,
         owner: Some("golden/set".into()),
+        // What builds of that format made.
+        ids: IdScheme::HmacSha256,
         ..InitOptions::default()
     };
     let mut repo = Repository::init(store(&dir.join("repo")), GOLDEN_PASS, &opts)
@@ -177,7 +182,18 @@ fn golden_v1_repository_still_restores_exactly() {
 #[test]
 #[ignore = "writes the checked-in fixture; run only to create a new format version's fixture"]
 fn generate_v2() {
-    let dir = fixture_named("golden-v2");
+    generate_two_sources("golden-v2", IdScheme::HmacSha256);
+}
+
+#[test]
+#[ignore = "writes the checked-in fixture; run only to create a new format version's fixture"]
+fn generate_blake3() {
+    generate_two_sources("golden-blake3", IdScheme::Blake3Keyed);
+}
+
+/// Two sources, a full then an incremental with one source at full: the v2 catalog.
+fn generate_two_sources(name: &str, ids: IdScheme) {
+    let dir = fixture_named(name);
     let _ = fs::remove_dir_all(&dir);
     let src = tmp();
     let (a, b) = (src.path().join("a"), src.path().join("b"));
@@ -193,6 +209,7 @@ fn generate_v2() {
     let opts = InitOptions {
         kdf_iterations: 1000,
         owner: Some("golden/set".into()),
+        ids,
         ..InitOptions::default()
     };
     let mut repo = Repository::init(store(&dir.join("repo")), GOLDEN_PASS, &opts)
@@ -224,12 +241,26 @@ fn generate_v2() {
 
 #[test]
 fn golden_v2_repository_keeps_levels_per_source() {
-    let (_copy, path) = copy_of("golden-v2");
+    two_sources_restore_exactly("golden-v2", IdScheme::HmacSha256);
+}
+
+#[test]
+fn golden_blake3_repository_computes_keyed_blake3_ids_and_restores_exactly() {
+    two_sources_restore_exactly("golden-blake3", IdScheme::Blake3Keyed);
+}
+
+fn two_sources_restore_exactly(name: &str, ids: IdScheme) {
+    let (_copy, path) = copy_of(name);
     let repo = Repository::open(store(&path), GOLDEN_PASS)
         .unwrap()
         .load_index()
         .unwrap();
     assert!(repo.config().features.requires(FEATURE_SOURCE_LEVELS));
+    assert_eq!(repo.key().id_scheme(), ids);
+    assert_eq!(
+        repo.config().features.requires(FEATURE_BLAKE3_IDS),
+        ids == IdScheme::Blake3Keyed
+    );
     let runs = repo.runs().unwrap();
     assert_eq!(runs.len(), 2);
     assert!(runs[0].label.starts_with("full-") && runs[1].label.starts_with("incr-"));
@@ -269,10 +300,9 @@ fn golden_v2_repository_keeps_levels_per_source() {
         "{:?}",
         r.unrestored_items
     );
-    let expected: BTreeMap<String, String> = serde_json::from_slice(
-        &fs::read(fixture_named("golden-v2").join("expected.json")).unwrap(),
-    )
-    .unwrap();
+    let expected: BTreeMap<String, String> =
+        serde_json::from_slice(&fs::read(fixture_named(name).join("expected.json")).unwrap())
+            .unwrap();
     assert_eq!(describe(out.path()), expected);
 }
 

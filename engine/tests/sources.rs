@@ -99,7 +99,11 @@ fn purge_never_expires_a_sources_only_run() {
     let (a, b) = (src.path().join("a"), src.path().join("b"));
     tree(&a, &[("photo.jpg", "pixels")]);
     tree(&b, &[("dump.sql", "rows")]);
-    let mut repo = init_repo(repo_dir.path());
+    // Version 1 repositories have HMAC-SHA256 ids.
+    let mut repo = init_repo_with(
+        repo_dir.path(),
+        holdfast_engine::crypto::IdScheme::HmacSha256,
+    );
     let uploads = run(&mut repo, &[("uploads", &a)], Level::Full, &[]).run;
     run(&mut repo, &[("db", &b)], Level::Full, &[]);
     run(&mut repo, &[("db", &b)], Level::Incr, &[]);
@@ -391,7 +395,11 @@ fn version_1_catalogs_are_read_per_source_and_upgraded_on_write() {
     let (a, b) = (src.path().join("a"), src.path().join("b"));
     tree(&a, &[("photo.jpg", "pixels")]);
     tree(&b, &[("dump.sql", "rows")]);
-    let mut repo = init_repo(repo_dir.path());
+    // Version 1 repositories have HMAC-SHA256 ids.
+    let mut repo = init_repo_with(
+        repo_dir.path(),
+        holdfast_engine::crypto::IdScheme::HmacSha256,
+    );
     let uploads = run(&mut repo, &[("uploads", &a)], Level::Full, &[]).run;
     run(&mut repo, &[("db", &b)], Level::Full, &[]);
     let db_incr = run(&mut repo, &[("db", &b)], Level::Incr, &[]).run;

@@ -8,7 +8,7 @@ mod key_file;
 mod master_key;
 
 pub use key_file::{DEFAULT_KDF_ITERATIONS, KdfParams, KeyFile, KeyFileError, MIN_KDF_ITERATIONS};
-pub use master_key::MasterKey;
+pub use master_key::{IdScheme, MasterKey};
 
 /// A sealed object could not be opened.
 #[derive(Debug, thiserror::Error)]

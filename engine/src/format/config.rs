@@ -13,14 +13,26 @@ pub const FORMAT_VERSION: u32 = 1;
 /// source's only run.
 pub const FEATURE_SOURCE_LEVELS: &str = "source-levels";
 
+/// Blob identifiers are keyed BLAKE3 instead of HMAC-SHA256. Required for every
+/// operation: each one computes or checks ids (a restore re-checks every blob's), and a
+/// build that computed them the other way would see every blob as corrupt, or store
+/// duplicates that never match.
+pub const FEATURE_BLAKE3_IDS: &str = "blake3-ids";
+
 /// Feature flags this build understands, per operation. A repository may require features
 /// for an operation; a build that does not know one of them refuses that operation only.
-pub const KNOWN_FEATURES: &[&str] = &[FEATURE_SOURCE_LEVELS];
+pub const KNOWN_FEATURES: &[&str] = &[FEATURE_SOURCE_LEVELS, FEATURE_BLAKE3_IDS];
 
 /// The operations each feature this build writes is required for.
 pub fn feature_operations(feature: &str) -> &'static [Operation] {
     match feature {
         FEATURE_SOURCE_LEVELS => &[Operation::Write, Operation::Delete],
+        FEATURE_BLAKE3_IDS => &[
+            Operation::Read,
+            Operation::Write,
+            Operation::Check,
+            Operation::Delete,
+        ],
         _ => &[],
     }
 }

@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use crate::chunker::ChunkerParams;
-use crate::crypto::{DEFAULT_KDF_ITERATIONS, KeyFile, MasterKey};
+use crate::crypto::{DEFAULT_KDF_ITERATIONS, IdScheme, KeyFile, MasterKey};
 use crate::format::aad;
 use crate::format::config::{
-    CONFIG_KIND, DEFAULT_PACK_SIZE, FEATURE_SOURCE_LEVELS, FORMAT_VERSION, Features, RepoConfig,
+    CONFIG_KIND, DEFAULT_PACK_SIZE, FEATURE_BLAKE3_IDS, FEATURE_SOURCE_LEVELS, FORMAT_VERSION,
+    Features, RepoConfig,
 };
 use crate::storage::Store;
 use crate::{Error, Result};
@@ -23,6 +24,9 @@ pub struct InitOptions {
     pub pack_size: u32,
     /// Create the repository even where other data already is.
     pub allow_non_empty: bool,
+    /// How blob ids are computed (keyed BLAKE3 for new repositories; HMAC-SHA256 only to
+    /// make repositories older builds can read).
+    pub ids: IdScheme,
 }
 
 impl Default for InitOptions {
@@ -33,6 +37,7 @@ impl Default for InitOptions {
             chunker: ChunkerParams::default(),
             pack_size: DEFAULT_PACK_SIZE,
             allow_non_empty: false,
+            ids: IdScheme::Blake3Keyed,
         }
     }
 }
@@ -83,7 +88,8 @@ impl Repository<Opened> {
         check_empty(&store, opts.allow_non_empty)?;
         let created = chrono::Utc::now().to_rfc3339();
         let id = hex::encode(crate::crypto::random_bytes::<16>()?);
-        let key = MasterKey::generate()?;
+        let mut key = MasterKey::generate()?;
+        key.set_id_scheme(opts.ids);
         let key_file = KeyFile::wrap(&key, passphrase, &id, opts.kdf_iterations, created.clone())
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let key_json = serde_json::to_vec_pretty(&key_file).map_err(Error::internal)?;
@@ -104,6 +110,9 @@ impl Repository<Opened> {
             features: {
                 let mut f = Features::default();
                 f.add(FEATURE_SOURCE_LEVELS);
+                if opts.ids == IdScheme::Blake3Keyed {
+                    f.add(FEATURE_BLAKE3_IDS);
+                }
                 f
             },
             chunker: opts.chunker,

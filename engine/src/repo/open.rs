@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::crypto::KeyFile;
+use crate::crypto::{IdScheme, KeyFile};
 use crate::format::aad;
-use crate::format::config::{CONFIG_KIND, FORMAT_VERSION, RepoConfig};
+use crate::format::config::{CONFIG_KIND, FEATURE_BLAKE3_IDS, FORMAT_VERSION, RepoConfig};
 use crate::storage::{StorageError, Store};
 use crate::{Error, Result};
 
@@ -49,6 +49,16 @@ pub fn read_config(store: &Store) -> Result<RepoConfig> {
     serde_json::from_value(value).map_err(|e| Error::corrupt(format!("config: {e}")))
 }
 
+/// The id scheme a repository's config records (HMAC-SHA256 unless it requires
+/// `blake3-ids`).
+pub fn id_scheme(config: &RepoConfig) -> IdScheme {
+    if config.features.read.iter().any(|f| f == FEATURE_BLAKE3_IDS) {
+        IdScheme::Blake3Keyed
+    } else {
+        IdScheme::HmacSha256
+    }
+}
+
 impl Repository<Opened> {
     /// Open with a passphrase (or key file content); a passphrase that opens no key file is
     /// [`Error::WrongKey`], never reported as corruption.
@@ -80,7 +90,7 @@ impl Repository<Opened> {
                 Err(e) => malformed.push(format!("{name}: {e}")),
             }
         }
-        let Some(key) = key else {
+        let Some(mut key) = key else {
             if malformed.len() == key_names.len() {
                 return Err(Error::corrupt(format!(
                     "no usable key file: {}",
@@ -91,6 +101,7 @@ impl Repository<Opened> {
                 location: store.location(),
             });
         };
+        key.set_id_scheme(id_scheme(&config));
         let sealed_owner = store.get("owner")?;
         let owner_json = key
             .open(aad::OWNER, &sealed_owner)

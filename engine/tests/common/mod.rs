@@ -21,9 +21,16 @@ pub fn store(path: &Path) -> Store {
 }
 
 pub fn init_repo(path: &Path) -> Repository<Indexed> {
+    init_repo_with(path, InitOptions::default().ids)
+}
+
+/// A repository whose blob ids use `ids` (HMAC-SHA256 ones are what builds before BLAKE3
+/// ids made).
+pub fn init_repo_with(path: &Path, ids: holdfast_engine::crypto::IdScheme) -> Repository<Indexed> {
     let opts = InitOptions {
         kdf_iterations: 1000,
         pack_size: 1 << 20,
+        ids,
         ..InitOptions::default()
     };
     Repository::init(store(path), PASS, &opts)
