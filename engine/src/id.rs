@@ -1,9 +1,12 @@
-//! 32-byte identifiers: keyed MACs for blobs, SHA-256 of ciphertext for volumes.
+//! 32-byte identifiers: keyed MACs for blobs; a hash of the ciphertext for volumes and
+//! index segments (SHA-256, or BLAKE3 in repositories with BLAKE3 ids).
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::crypto::IdScheme;
 
 /// A 32-byte object identifier, shown as lowercase hex.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -23,6 +26,13 @@ impl Id {
         let mut out = [0u8; 32];
         out.copy_from_slice(digest.as_ref());
         Id(out)
+    }
+
+    /// The name of stored ciphertext (a volume, an index segment) under `scheme`.
+    pub fn content(scheme: IdScheme, data: &[u8]) -> Self {
+        let mut h = ContentHasher::new(scheme);
+        h.update(data);
+        h.finish()
     }
 
     pub fn to_hex(&self) -> String {
@@ -48,6 +58,54 @@ impl fmt::Display for Id {
 impl fmt::Debug for Id {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Id({})", self.short())
+    }
+}
+
+/// Hashes stored ciphertext as it streams by, the way the repository names it.
+pub struct ContentHasher(Hasher);
+
+enum Hasher {
+    Sha256(Box<ring::digest::Context>),
+    Blake3(Box<blake3::Hasher>),
+}
+
+impl fmt::Debug for ContentHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 {
+            Hasher::Sha256(_) => "ContentHasher(sha256)",
+            Hasher::Blake3(_) => "ContentHasher(blake3)",
+        })
+    }
+}
+
+impl ContentHasher {
+    pub fn new(scheme: IdScheme) -> Self {
+        ContentHasher(match scheme {
+            IdScheme::HmacSha256 => {
+                Hasher::Sha256(ring::digest::Context::new(&ring::digest::SHA256))
+            }
+            IdScheme::Blake3Keyed => Hasher::Blake3(Box::new(blake3::Hasher::new())),
+        })
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        match &mut self.0 {
+            Hasher::Sha256(c) => c.update(data),
+            Hasher::Blake3(h) => {
+                h.update(data);
+            }
+        }
+    }
+
+    pub fn finish(self) -> Id {
+        match self.0 {
+            Hasher::Sha256(c) => {
+                let mut out = [0u8; 32];
+                out.copy_from_slice(c.finish().as_ref());
+                Id(out)
+            }
+            Hasher::Blake3(h) => Id(*h.finalize().as_bytes()),
+        }
     }
 }
 

@@ -172,7 +172,9 @@ impl Shared {
             let mut builders = self.builders.lock().unwrap_or_else(|p| p.into_inner());
             let slot = &mut builders[slot(job.kind)];
             if slot.is_none() {
-                match SpoolFile::create(&self.spool_dir).and_then(PackBuilder::new) {
+                match SpoolFile::create(&self.spool_dir)
+                    .and_then(|f| PackBuilder::new(f, self.repo.key().id_scheme()))
+                {
                     Ok(b) => *slot = Some(b),
                     Err(e) => return self.fail(self.spool_error(e)),
                 }

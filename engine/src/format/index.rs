@@ -93,7 +93,7 @@ impl IndexSegment {
         }
         let compressed = zstd::bulk::compress(&out, 3).map_err(crate::Error::internal)?;
         let sealed = key.seal(aad::INDEX, &compressed)?;
-        Ok((Id::sha256(&sealed), sealed))
+        Ok((Id::content(key.id_scheme(), &sealed), sealed))
     }
 
     pub fn open(key: &MasterKey, sealed: &[u8], name: &str) -> Result<Self, crate::Error> {
@@ -355,7 +355,7 @@ mod tests {
         let mut seg = IndexSegment::default();
         seg.add_pack(Id([9; 32]), 1000, &[entry(3, 8), entry(1, 90)]);
         let (id, sealed) = seg.seal(&key).unwrap();
-        assert_eq!(id, Id::sha256(&sealed));
+        assert_eq!(id, Id::content(key.id_scheme(), &sealed));
         let back = IndexSegment::open(&key, &sealed, "x").unwrap();
         assert_eq!(back.packs, seg.packs);
         assert_eq!(back.entries.len(), 2);

@@ -10,7 +10,9 @@
 //! `(offset u32, header)` for every entry, sealed, so a lost index can be rebuilt from volumes.
 
 use crate::compress::{self, Compressor, Encoding};
+use crate::crypto::IdScheme;
 use crate::crypto::MasterKey;
+use crate::id::ContentHasher;
 use crate::id::Id;
 
 use super::{FormatError, Reader, aad};
@@ -202,7 +204,7 @@ pub struct PackEntry {
 pub struct PackBuilder<W> {
     out: W,
     len: u64,
-    hasher: ring::digest::Context,
+    hasher: ContentHasher,
     entries: Vec<PackEntry>,
 }
 
@@ -216,11 +218,12 @@ impl<W> std::fmt::Debug for PackBuilder<W> {
 }
 
 impl<W: std::io::Write> PackBuilder<W> {
-    pub fn new(out: W) -> std::io::Result<Self> {
+    /// A volume named the way `scheme`'s repositories name them.
+    pub fn new(out: W, scheme: IdScheme) -> std::io::Result<Self> {
         let mut b = PackBuilder {
             out,
             len: 0,
-            hasher: ring::digest::Context::new(&ring::digest::SHA256),
+            hasher: ContentHasher::new(scheme),
             entries: Vec::new(),
         };
         let mut header = [0u8; PACK_HEADER_LEN];
@@ -275,11 +278,8 @@ impl<W: std::io::Write> PackBuilder<W> {
         self.write(&(sealed.len() as u32).to_le_bytes())?;
         self.write(TRAILER_MAGIC)?;
         self.out.flush()?;
-        let digest = self.hasher.finish();
-        let mut id = [0u8; 32];
-        id.copy_from_slice(digest.as_ref());
         Ok(FinishedPack {
-            id: Id(id),
+            id: self.hasher.finish(),
             size: self.len,
             out: self.out,
             entries: self.entries,
@@ -427,7 +427,7 @@ mod tests {
 
     fn build(key: &MasterKey, blobs: &[&[u8]]) -> Built {
         let mut c = Compressor::new(CompressionLevel::FAST).unwrap();
-        let mut p = PackBuilder::new(Vec::new()).unwrap();
+        let mut p = PackBuilder::new(Vec::new(), key.id_scheme()).unwrap();
         for b in blobs {
             p.add(&encode_blob(key, &mut c, BlobKind::Data, key.blob_id(b), b).unwrap())
                 .unwrap();
@@ -446,7 +446,7 @@ mod tests {
         let key = MasterKey::generate().unwrap();
         let big = vec![1u8; 5000];
         let pack = build(&key, &[b"alpha", &big, b""]);
-        assert_eq!(pack.id, Id::sha256(&pack.bytes));
+        assert_eq!(pack.id, Id::content(key.id_scheme(), &pack.bytes));
         let entries = read_trailer(&key, &pack.bytes).unwrap();
         assert_eq!(entries, pack.entries);
         assert_eq!(scan_entries(&pack.bytes), entries);

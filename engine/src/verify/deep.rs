@@ -87,7 +87,7 @@ fn check_one(
         }
     };
     let mut problems = Vec::new();
-    if scan.sha256 != volume {
+    if scan.name != volume {
         problems.push("content does not match its SHA-256 name".to_owned());
     }
     match parse_trailer(repo.key(), &scan.head, &scan.tail, scan.len) {

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use crate::crypto::MasterKey;
 use crate::format::pack::{FOOTER_LEN, PACK_HEADER_LEN, decode_blob, trailer_start};
-use crate::id::Id;
+use crate::id::{ContentHasher, Id};
 
 /// A local volume's length and last bytes, read before streaming it so the trailer can be
 /// kept when the stream reaches it.
@@ -28,7 +28,7 @@ pub(super) fn trailer_from(len: u64, footer: &[u8]) -> u64 {
 /// What reading a volume once found.
 pub(super) struct Scan {
     pub len: u64,
-    pub sha256: Id,
+    pub name: Id,
     /// The volume's first bytes (its header).
     pub head: Vec<u8>,
     /// The volume's bytes from where its trailer begins.
@@ -48,7 +48,7 @@ pub(super) fn scan(
     window: usize,
     buf: &mut Vec<u8>,
 ) -> Result<Scan, String> {
-    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut hasher = ContentHasher::new(key.id_scheme());
     let mut head = Vec::with_capacity(PACK_HEADER_LEN);
     let mut bad_blobs = HashSet::new();
     // `buf` holds the volume's bytes from offset `base`.
@@ -102,11 +102,9 @@ pub(super) fn scan(
     // Blobs the volume ends before are missing.
     bad_blobs.extend(expected[next..].iter().map(|e| e.0));
     let len = base + buf.len() as u64;
-    let mut sha = [0u8; 32];
-    sha.copy_from_slice(hasher.finish().as_ref());
     Ok(Scan {
         len,
-        sha256: Id(sha),
+        name: hasher.finish(),
         head,
         tail: buf.to_vec(),
         bad_blobs,
@@ -128,7 +126,7 @@ mod tests {
     /// Blobs of mixed sizes, some incompressible, so entries straddle small windows.
     fn volume(key: &MasterKey) -> Volume {
         let mut c = Compressor::new(CompressionLevel::FAST).unwrap();
-        let mut p = PackBuilder::new(Vec::new()).unwrap();
+        let mut p = PackBuilder::new(Vec::new(), key.id_scheme()).unwrap();
         let mut seed = 7u64;
         for size in [0usize, 1, 300, 5000, 70_000, 12, 20_000] {
             let data: Vec<u8> = (0..size)
@@ -176,7 +174,7 @@ mod tests {
         for window in [1, 7, 44, 100, 4096, 65_536, 1 << 20] {
             let s = scan_bytes(&key, &v, &v.bytes, window);
             assert_eq!(s.len, v.bytes.len() as u64, "window {window}");
-            assert_eq!(s.sha256, v.id, "window {window}");
+            assert_eq!(s.name, v.id, "window {window}");
             assert!(s.bad_blobs.is_empty(), "window {window}: {:?}", s.bad_blobs);
             assert_eq!(
                 parse_trailer(&key, &s.head, &s.tail, s.len).unwrap(),
@@ -197,7 +195,7 @@ mod tests {
         bytes[(off + len / 2) as usize] ^= 0x01;
         for window in [3, 1000, 1 << 20] {
             let s = scan_bytes(&key, &v, &bytes, window);
-            assert_ne!(s.sha256, v.id);
+            assert_ne!(s.name, v.id);
             assert_eq!(s.bad_blobs, HashSet::from([id]), "window {window}");
             assert!(parse_trailer(&key, &s.head, &s.tail, s.len).is_ok());
         }
