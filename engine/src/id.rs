@@ -82,7 +82,7 @@ impl ContentHasher {
     pub fn new(scheme: IdScheme) -> Self {
         ContentHasher(match scheme {
             IdScheme::HmacSha256 => {
-                Hasher::Sha256(ring::digest::Context::new(&ring::digest::SHA256))
+                Hasher::Sha256(Box::new(ring::digest::Context::new(&ring::digest::SHA256)))
             }
             IdScheme::Blake3Keyed => Hasher::Blake3(Box::new(blake3::Hasher::new())),
         })
