@@ -78,11 +78,16 @@ pub fn is_holdfast_image(image: &str) -> bool {
     last.split(':').next() == Some("holdfast")
 }
 
-fn argv(c: &Container, holdfast_bin: &Path) -> Result<Vec<String>, Unsupported> {
+/// Where the binary under test appears in a container of the holdfast image. Bound there
+/// from the host, as an image would carry it: the host path may lie under a directory that
+/// a volume covers in the container (a checkout under `/tmp`, an emptyDir at `/tmp`).
+pub const IMAGE_BIN: &str = "/.holdfast-image/holdfast";
+
+fn argv(c: &Container) -> Result<Vec<String>, Unsupported> {
     let image = c.image.clone().unwrap_or_default();
     let command = c.command.clone().unwrap_or_default();
     let args = c.args.clone().unwrap_or_default();
-    let bin = holdfast_bin.display().to_string();
+    let bin = IMAGE_BIN.to_owned();
     if is_holdfast_image(&image) {
         // The image's entrypoint is the holdfast binary.
         let mut out = match command.split_first() {
@@ -183,13 +188,20 @@ pub fn plan(
             read_only: m.read_only == Some(true),
         });
     }
+    if is_holdfast_image(c.image.as_deref().unwrap_or_default()) {
+        mounts.push(Mount {
+            host: holdfast_bin.to_path_buf(),
+            target: IMAGE_BIN.into(),
+            read_only: true,
+        });
+    }
     if c.volume_devices.as_ref().is_some_and(|d| !d.is_empty()) {
         return Err(Unsupported(
             "volumeDevices (block volumes) are not emulated".into(),
         ));
     }
     Ok(Launch {
-        argv: argv(c, holdfast_bin)?,
+        argv: argv(c)?,
         env,
         working_dir: c.working_dir.clone(),
         mounts,
@@ -394,7 +406,6 @@ mod tests {
         }
         assert!(!is_holdfast_image("ghcr.io/holdfast-io/holdfast-helper:1"));
         assert!(!is_holdfast_image("postgres:16"));
-        let bin = Path::new("/build/holdfast");
         let c = |command: Option<Vec<&str>>, args: Vec<&str>, image: &str| Container {
             name: "c".into(),
             image: Some(image.into()),
@@ -403,28 +414,26 @@ mod tests {
             ..Default::default()
         };
         let h = "ghcr.io/holdfast-io/holdfast:1";
+        assert_eq!(argv(&c(None, vec!["job"], h)).unwrap(), [IMAGE_BIN, "job"]);
         assert_eq!(
-            argv(&c(None, vec!["job"], h), bin).unwrap(),
-            ["/build/holdfast", "job"]
-        );
-        assert_eq!(
-            argv(
-                &c(Some(vec!["/usr/local/bin/holdfast", "job"]), vec!["x"], h),
-                bin
-            )
+            argv(&c(
+                Some(vec!["/usr/local/bin/holdfast", "job"]),
+                vec!["x"],
+                h
+            ))
             .unwrap(),
-            ["/build/holdfast", "job", "x"]
+            [IMAGE_BIN, "job", "x"]
         );
         assert_eq!(
-            argv(&c(Some(vec!["/tools/helper"]), vec![], h), bin).unwrap(),
+            argv(&c(Some(vec!["/tools/helper"]), vec![], h)).unwrap(),
             ["/tools/helper"],
             "other programs of the holdfast image are taken as given"
         );
         assert_eq!(
-            argv(&c(Some(vec!["sh", "-c"]), vec!["echo hi"], "busybox"), bin).unwrap(),
+            argv(&c(Some(vec!["sh", "-c"]), vec!["echo hi"], "busybox")).unwrap(),
             ["sh", "-c", "echo hi"]
         );
-        assert!(argv(&c(None, vec!["pg_dumpall"], "postgres:16"), bin).is_err());
+        assert!(argv(&c(None, vec!["pg_dumpall"], "postgres:16")).is_err());
     }
 
     #[test]
@@ -473,11 +482,20 @@ mod tests {
         assert!(s.contains("mount -o remount,ro /"), "{s}");
         // Sources are staged from outside the new root, then bound at their paths inside.
         assert!(
-            s.contains("mount --bind '/state/term' '/state/root'/.holdfast-volumes/1"),
+            s.contains("mount --bind '/state/term' '/state/root'/.holdfast-volumes/2"),
             "{s}"
         );
         assert!(
-            s.contains("mount --bind /.holdfast-volumes/1 '\\''/dev/termination-log'\\''"),
+            s.contains("mount --bind /.holdfast-volumes/2 '\\''/dev/termination-log'\\''"),
+            "{s}"
+        );
+        // The binary under test is in the image, out of reach of any volume.
+        assert!(
+            s.contains("mount --bind '/b/holdfast' '/state/root'/.holdfast-volumes/1"),
+            "{s}"
+        );
+        assert!(
+            s.contains("mount -o remount,bind,ro '\\''/.holdfast-image/holdfast'\\''"),
             "{s}"
         );
         assert!(
