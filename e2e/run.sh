@@ -6,6 +6,9 @@
 # under target/e2e/ and the path is printed.
 #
 #   bash e2e/run.sh [TEST-NAME-FILTER]
+#
+# HOLDFAST_E2E_RELEASE=1 runs the controller from a release build (for measurements; the job
+# pods keep the debug build).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -61,7 +64,12 @@ done
 "$bin/kubectl" wait --for condition=Established --timeout 60s -f crds/ >/dev/null
 
 echo "== scenarios"
-export HOLDFAST_BIN="$target/debug/holdfast" HOLDFAST_E2E_BIN="$bin"
+controller_bin="$target/debug/holdfast"
+if [ "${HOLDFAST_E2E_RELEASE:-}" = 1 ]; then
+  cargo build --locked --release -p holdfast
+  controller_bin="$target/release/holdfast"
+fi
+export HOLDFAST_BIN="$controller_bin" HOLDFAST_E2E_BIN="$bin"
 cargo test --locked -p holdfast-e2e --tests -- --ignored --test-threads 4 "$@"
 # How kstatus (Flux, kubectl-style waiters) reads what the scenarios captured, with the
 # health they expected; Argo CD's reading was checked as each was captured.
