@@ -72,7 +72,7 @@ phase "control plane and Go tools from their modules"
 bin="$(bash e2e/build.sh | tail -n 1)"
 
 phase "scripts and workflows"
-shellcheck -S warning scripts/*.sh e2e/*.sh bench/run.sh .ci/run
+shellcheck -S warning scripts/*.sh e2e/*.sh bench/*.sh .ci/run
 "$bin/actionlint"
 
 phase "end-to-end on a control plane built from source"
@@ -83,7 +83,7 @@ bash e2e/run.sh 2>&1 | tee "$e2e_log" || status=1
 phase "done"
 
 # Scenario tests count once: as passed or failed in the end-to-end run, not as ignored.
-counts="$(cat "$log" "$e2e_log" | awk '/^test result:/ {p+=$4; f+=$6; i+=$8} END {print p, f, i}')"
+counts="$(cat "$log" "$e2e_log" | awk '/^test result:/ {p+=$4; f+=$6; i+=$8} END {print p+0, f+0, i+0}')"
 read -r passed failed ignored <<<"$counts"
 scenarios="$(awk '/^test result:/ {n+=$4+$6} END {print n+0}' "$e2e_log")"
 counts="$passed passed, $failed failed, $((ignored - scenarios)) ignored"
