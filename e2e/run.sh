@@ -18,8 +18,9 @@ started=$SECONDS
 echo "== building the control plane"
 bin="$(bash e2e/build.sh | tail -n 1)"
 echo "== building holdfast and the node agent"
-cargo build --locked -p holdfast -p holdfast-e2e --bins
-cargo test --locked -p holdfast-e2e --no-run
+# One build for the workspace's tests: it also builds the binaries (integration tests run
+# them), with the same features as `cargo test --workspace`, so nothing builds twice.
+cargo test --locked --workspace --no-run
 target="$(bash scripts/target-dir.sh)"
 
 echo "== starting the control plane"
@@ -70,7 +71,11 @@ if [ "${HOLDFAST_E2E_RELEASE:-}" = 1 ]; then
   controller_bin="$target/release/holdfast"
 fi
 export HOLDFAST_BIN="$controller_bin" HOLDFAST_E2E_BIN="$bin"
-cargo test --locked -p holdfast-e2e --tests -- --ignored --test-threads 4 "$@"
+# The scenario binaries by name, selected within the workspace build above (a `-p` build
+# would resolve features anew and compile kube and its dependencies a second time).
+scenario_tests=()
+for f in e2e/tests/*.rs; do scenario_tests+=(--test "$(basename "$f" .rs)"); done
+cargo test --locked --workspace "${scenario_tests[@]}" -- --ignored --test-threads 4 "$@"
 # How kstatus (Flux, kubectl-style waiters) reads what the scenarios captured, with the
 # health they expected; Argo CD's reading was checked as each was captured.
 if [ -d "$dir/statuses" ]; then

@@ -13,10 +13,10 @@ use holdfast_e2e::scenario::{RUN, SOON, Shop, Target, set_manifest};
 #[ignore = "needs the local control plane: bash e2e/run.sh"]
 async fn a_cron_slot_fires_at_its_planned_level_and_an_incremental_follows() {
     let shop = Shop::new("cron", Target::S3).await;
-    // A full at the next whole minute (far enough ahead that the set exists before it),
-    // incrementals every minute.
+    // A full at a whole minute at least 30 s ahead (the set must be planned before it, on a
+    // loaded CI machine too), incrementals every minute.
     let now = chrono::Utc::now();
-    let ahead = if chrono::Timelike::second(&now) < 45 {
+    let ahead = if chrono::Timelike::second(&now) < 30 {
         1
     } else {
         2
