@@ -75,7 +75,7 @@ export HOLDFAST_BIN="$controller_bin" HOLDFAST_E2E_BIN="$bin"
 # would resolve features anew and compile kube and its dependencies a second time).
 scenario_tests=()
 for f in e2e/tests/*.rs; do scenario_tests+=(--test "$(basename "$f" .rs)"); done
-cargo test --locked --workspace "${scenario_tests[@]}" -- --ignored --test-threads 4 "$@"
+cargo test --locked --workspace --no-fail-fast "${scenario_tests[@]}" -- --ignored --test-threads 4 "$@"
 # How kstatus (Flux, kubectl-style waiters) reads what the scenarios captured, with the
 # health they expected; Argo CD's reading was checked as each was captured.
 if [ -d "$dir/statuses" ]; then
