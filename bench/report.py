@@ -155,7 +155,7 @@ c = json.load(open(a.controller_scale)) if a.controller_scale and os.path.exists
 if "idleSeconds" in c:
     out.append("\n## The controller at scale (real API server, `e2e/tests/scale.rs`)\n")
     out.append(f"Measured by `HOLDFAST_SCALE_SETS={c['backupSets']} HOLDFAST_SCALE_IDLE_SECS={c['idleSeconds']} "
-               f"bash e2e/run.sh scale` on the control plane built from source (see e2e/README.md), "
+               f"bash e2e/run.sh many_scheduled_sets` on the control plane built from source (see e2e/README.md), "
                f"controller {c.get('controllerBuild', 'debug')} build; every set on a nightly schedule, "
                f"{c['slotToJobSeconds']['runs']} more sets running every minute for the slot and write figures.\n")
     out.append("| figure | value |")

@@ -3,7 +3,7 @@
 //! its Job, the API writes per run, the requests of an idle period, and its memory.
 //! Measured on the real API server; the numbers are printed (and kept in
 //! target/e2e-measurements/) and bounded so a regression fails. CI runs 100 sets idle for a
-//! minute; `HOLDFAST_SCALE_SETS=1000 HOLDFAST_SCALE_IDLE_SECS=3600 bash e2e/run.sh scale`
+//! minute; `HOLDFAST_SCALE_SETS=1000 HOLDFAST_SCALE_IDLE_SECS=3600 bash e2e/run.sh many_scheduled_sets`
 //! measures the figures bench/RESULTS.md quotes.
 #![allow(clippy::unwrap_used)] // reason: tests
 
@@ -151,7 +151,7 @@ async fn many_scheduled_sets_cost_few_requests_and_little_memory() {
         tokio::time::sleep(Duration::from_secs(61 - second)).await;
     }
     let mut busy = String::from(
-        "apiVersion: holdfast.io/v1alpha1\nkind: Schedule\nmetadata: {name: minutely}\nspec:\n  timeZone: UTC\n  incremental: \"* * * * *\"\n",
+        "apiVersion: holdfast.io/v1alpha1\nkind: Schedule\nmetadata: {name: minutely}\nspec:\n  timeZone: UTC\n  full: \"0 0 1 1 *\"\n  incremental: \"* * * * *\"\n",
     );
     for i in 0..BUSY {
         write!(
