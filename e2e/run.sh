@@ -7,8 +7,8 @@
 #
 #   bash e2e/run.sh [TEST-NAME-FILTER]
 #
-# HOLDFAST_E2E_RELEASE=1 runs the controller from a release build (for measurements; the job
-# pods keep the debug build).
+# HOLDFAST_E2E_RELEASE=1 runs the controller from a release build, HOLDFAST_E2E_CONTROLLER_BIN
+# from a given binary (for measurements; the job pods keep the debug build).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -65,7 +65,7 @@ done
 "$bin/kubectl" wait --for condition=Established --timeout 60s -f crds/ >/dev/null
 
 echo "== scenarios"
-controller_bin="$target/debug/holdfast"
+controller_bin="${HOLDFAST_E2E_CONTROLLER_BIN:-$target/debug/holdfast}"
 if [ "${HOLDFAST_E2E_RELEASE:-}" = 1 ]; then
   cargo build --locked --release -p holdfast
   controller_bin="$target/release/holdfast"
