@@ -613,3 +613,63 @@ fn run_job(job: &Value, paths: &[(&str, &str)]) -> String {
     );
     std::fs::read_to_string(summary).unwrap()
 }
+
+#[tokio::test]
+async fn a_set_on_an_older_sets_repository_stalls_from_the_watch_cache_without_listing_sets() {
+    let (api, client) = FakeApi::new();
+    let ctx = context(client);
+    shop(&api, json!({"manualRun": {"token": "one"}}));
+    let mut older: BackupSet = serde_json::from_value(json!({
+        "apiVersion": "holdfast.io/v1alpha1", "kind": "BackupSet",
+        "metadata": {"name": "legacy", "namespace": "shop", "uid": "u-legacy",
+                     "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"storageSetRef": {"name": "offsite"}, "repository": "shop/shop",
+                 "sources": [{"name": "uploads", "persistentVolumeClaim": {"claimName": "uploads"}}],
+                 "encryption": {"keySecretRef": {"name": "shop-key", "key": "passphrase"}}}}))
+    .unwrap();
+    let mut mine = (*set_of(&api)).clone();
+    mine.metadata.uid = Some("u-shop".into());
+    mine.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2026-06-01T00:00:00Z".parse().unwrap(),
+    ));
+    api.edit(&format!("{SETS}/shop"), |o| {
+        o["metadata"]["uid"] = json!("u-shop");
+        o["metadata"]["creationTimestamp"] = json!("2026-06-01T00:00:00Z");
+    });
+    // The watch cache holds both sets; the API itself does not know the older one, so only
+    // the cache can tell the reconcile about it.
+    let (reader, mut writer) = kube::runtime::reflector::store::<BackupSet>();
+    for e in [
+        kube::runtime::watcher::Event::InitApply(older.clone()),
+        kube::runtime::watcher::Event::InitApply(mine),
+        kube::runtime::watcher::Event::InitDone,
+    ] {
+        writer.apply_watcher_event(&e);
+    }
+    ctx.set_stores.insert(Some("shop"), reader);
+    api.take_calls();
+    reconcile_set(&api, &ctx).await;
+    let calls = api.take_calls();
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.method == "GET" && c.path.ends_with("/backupsets")),
+        "siblings come from the cache, not a list: {calls:#?}"
+    );
+    let s = status(&api);
+    assert_eq!(
+        condition(&s, "Stalled"),
+        ("True".into(), "RepositoryClaimed".into())
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.is_write() && c.path.contains("/jobs")),
+        "no Job for a claimed repository: {calls:#?}"
+    );
+    // Once the older set moves elsewhere, the same cache lets this one through.
+    older.spec.repository = Some("shop/legacy".into());
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(older));
+    reconcile_set(&api, &ctx).await;
+    assert_eq!(condition(&status(&api), "Stalled").0, "False");
+}

@@ -6,8 +6,10 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::Store;
 
 use super::metrics::Metrics;
+use crate::api::BackupSet;
 
 /// How job pods are made and how often things are checked.
 #[derive(Debug, Clone)]
@@ -56,6 +58,36 @@ pub struct Context {
     pub clock: Clock,
     /// Job pods' results, kept from the pod watch.
     pub pod_results: Arc<super::pod_results::PodResults>,
+    /// BackupSets as the controllers' watches hold them.
+    pub set_stores: SetStores,
+}
+
+/// The BackupSet controllers' caches, one per watched scope (a namespace, or all). A
+/// reconcile finds the sets that share its repository here: listing every set of the
+/// namespace on each reconcile made a resync cost N² objects (1,000 sets overloaded the API
+/// server).
+#[derive(Default)]
+pub struct SetStores(std::sync::RwLock<std::collections::HashMap<String, Store<BackupSet>>>);
+
+impl std::fmt::Debug for SetStores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let map = self.0.read().unwrap_or_else(|p| p.into_inner());
+        f.debug_set().entries(map.keys()).finish()
+    }
+}
+
+impl SetStores {
+    /// Keep `store` for `scope` (`None`: every namespace), replacing an earlier one.
+    pub fn insert(&self, scope: Option<&str>, store: Store<BackupSet>) {
+        let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
+        map.insert(scope.unwrap_or_default().to_owned(), store);
+    }
+
+    /// The cache that holds the sets of `namespace`, if a controller keeps one.
+    pub fn for_namespace(&self, namespace: &str) -> Option<Store<BackupSet>> {
+        let map = self.0.read().unwrap_or_else(|p| p.into_inner());
+        map.get(namespace).or_else(|| map.get("")).cloned()
+    }
 }
 
 impl std::fmt::Debug for Context {
@@ -84,6 +116,7 @@ impl Context {
             metrics,
             clock: Arc::new(Timestamp::now),
             pod_results: Arc::default(),
+            set_stores: SetStores::default(),
         }
     }
 

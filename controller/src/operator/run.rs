@@ -178,6 +178,7 @@ async fn controllers(ctx: Arc<Context>, ns: Option<String>, stop: watch::Receive
     let sets = Controller::new(api::<BackupSet>(c, ns), watcher::Config::default())
         .owns(api::<Job>(c, ns), ours.clone());
     let store = sets.store();
+    ctx.set_stores.insert(ns, store.clone());
     let by_storage = store.clone();
     let by_schedule = store.clone();
     let sets = sets

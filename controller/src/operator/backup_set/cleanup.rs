@@ -118,7 +118,7 @@ pub async fn finalize(set: &BackupSet, ctx: &Context) -> Result<Action, Error> {
         return release(ctx, &api, set).await;
     }
     // Purge: delete the repository first.
-    let refs = fetch::fetch(&ctx.client, set).await?;
+    let refs = fetch::fetch(&ctx.client, set, &ctx.set_stores).await?;
     let valid = match validate::validate(set, &refs) {
         Ok(v) => v,
         Err(p) => {

@@ -10,6 +10,7 @@ use kube::Api;
 use kube::api::ListParams;
 
 use crate::api::{BackupSet, Schedule, StorageSet};
+use crate::operator::context::SetStores;
 use crate::operator::error::Error;
 use crate::operator::names::{LABEL_BACKUP_SET, LABEL_REPOSITORY, repository_label};
 
@@ -34,6 +35,7 @@ pub struct Refs {
     pub jobs: Vec<Job>,
     /// Every Job of its repository (restores too): the queue.
     pub repo_jobs: Vec<Job>,
+    /// The other sets of the namespace that keep their repository at the same place.
     pub siblings: Vec<BackupSet>,
 }
 
@@ -57,7 +59,11 @@ pub fn repo_label_of(set: &BackupSet) -> String {
     )
 }
 
-pub async fn fetch(client: &kube::Client, set: &BackupSet) -> Result<Refs, Error> {
+pub async fn fetch(
+    client: &kube::Client,
+    set: &BackupSet,
+    stores: &SetStores,
+) -> Result<Refs, Error> {
     let ns = set.metadata.namespace.as_deref().unwrap_or("default");
     let name = set.metadata.name.as_deref().unwrap_or_default();
     let mut refs = Refs::default();
@@ -169,11 +175,34 @@ pub async fn fetch(client: &kube::Client, set: &BackupSet) -> Result<Refs, Error
         .await
         .map_err(Error::api("listing the repository's jobs"))?
         .items;
-    let sets: Api<BackupSet> = Api::namespaced(client.clone(), ns);
-    refs.siblings = sets
-        .list(&ListParams::default())
-        .await
-        .map_err(Error::api("listing backup sets"))?
-        .items;
+    let place = |s: &BackupSet| {
+        s.metadata.namespace.as_deref() == Some(ns)
+            && s.metadata.uid != set.metadata.uid
+            && s.spec.storage_set_ref.name == set.spec.storage_set_ref.name
+            && repository_of(s) == repository_of(set)
+    };
+    // From the watch cache once it has been filled; a list where no controller keeps one.
+    let cached = match stores.for_namespace(ns) {
+        Some(store) if store.wait_until_ready().await.is_ok() => Some(store),
+        _ => None,
+    };
+    refs.siblings = match cached {
+        Some(store) => store
+            .state()
+            .iter()
+            .filter(|s| place(s))
+            .map(|s| (**s).clone())
+            .collect(),
+        None => {
+            let sets: Api<BackupSet> = Api::namespaced(client.clone(), ns);
+            sets.list(&ListParams::default())
+                .await
+                .map_err(Error::api("listing backup sets"))?
+                .items
+                .into_iter()
+                .filter(place)
+                .collect()
+        }
+    };
     Ok(refs)
 }

@@ -150,7 +150,7 @@ pub async fn reconcile(set: Arc<BackupSet>, ctx: Arc<Context>) -> Result<Action,
         return cleanup::finalize(&set, &ctx).await;
     }
     sync_finalizer(&api, &set).await?;
-    let refs = fetch::fetch(&ctx.client, &set).await?;
+    let refs = fetch::fetch(&ctx.client, &set, &ctx.set_stores).await?;
     let now = ctx.now();
     let old = set.status.clone();
     let mut status = old.clone().unwrap_or_default();
