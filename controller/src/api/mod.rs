@@ -20,6 +20,11 @@ pub const GROUP: &str = "holdfast.io";
 /// The served and stored version.
 pub const VERSION: &str = "v1alpha1";
 
+/// The most names a status lists (the sets using a StorageSet or a Schedule, the per-set
+/// inventory): a status grows with the objects it names, and an object must stay well
+/// under etcd's size limit with thousands of sets. Counts next to the lists give the totals.
+pub const STATUS_LIST_LIMIT: usize = 100;
+
 /// Every CRD, with the file it is kept in under `crds/`.
 pub fn crds() -> Vec<(
     &'static str,

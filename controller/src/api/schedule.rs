@@ -159,9 +159,13 @@ pub struct ScheduleStatus {
     /// The next few planned runs and their levels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub next_runs: Vec<PlannedRun>,
-    /// The BackupSets that run on this schedule.
+    /// The BackupSets that run on this schedule, by name (the first 100; `usedByCount` counts
+    /// them all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub used_by: Vec<String>,
+    /// How many BackupSets run on this schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_by_count: Option<u32>,
 }
 
 /// A planned run.

@@ -159,9 +159,13 @@ pub struct StorageSetStatus {
     /// The generation the last storage check tested.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checked_generation: Option<i64>,
-    /// The BackupSets keeping their repositories here.
+    /// The BackupSets keeping their repositories here, by name (the first 100; `usedByCount`
+    /// counts them all).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub used_by: Vec<String>,
+    /// How many BackupSets keep their repositories here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_by_count: Option<u32>,
     /// The checks of the last storage check that failed, with what to fix.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_checks: Vec<String>,
@@ -184,9 +188,12 @@ pub struct StorageInventory {
     pub live_bytes: u64,
     /// Bytes a purge could reclaim (as of each set's last purge).
     pub reclaimable_bytes: u64,
-    /// Per backup set (repository).
+    /// Per backup set (repository): the 100 largest, largest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub per_backup_set: Vec<BackupSetUsage>,
+    /// How many backup sets the totals cover.
+    #[serde(default)]
+    pub backup_sets: u32,
 }
 
 /// One repository's share of a storage target.

@@ -36,15 +36,16 @@ pub async fn reconcile(s: Arc<Schedule>, ctx: Arc<Context>) -> Result<Action, Er
     let old = s.status.clone();
     let mut status: ScheduleStatus = old.clone().unwrap_or_default();
     let sets: Api<BackupSet> = Api::namespaced(ctx.client.clone(), &ns);
-    status.used_by = sets
-        .list(&ListParams::default())
-        .await
-        .map_err(Error::api("listing backup sets"))?
-        .items
-        .iter()
-        .filter(|b| b.spec.schedule_ref.as_ref().is_some_and(|r| r.name == name))
-        .map(|b| b.name_any())
-        .collect();
+    (status.used_by, status.used_by_count) = super::storage_set::bounded_names(
+        sets.list(&ListParams::default())
+            .await
+            .map_err(Error::api("listing backup sets"))?
+            .items
+            .iter()
+            .filter(|b| b.spec.schedule_ref.as_ref().is_some_and(|r| r.name == name))
+            .map(|b| b.name_any())
+            .collect(),
+    );
     let (health, wake) = match validate(&s.spec) {
         Ok(v) => {
             let runs = upcoming(&v, now, LISTED);

@@ -19,7 +19,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use crate::api::storage_set::{BackupSetUsage, Capacity, StorageInventory, StorageSetStatus};
-use crate::api::{BackupSet, StorageSet};
+use crate::api::{BackupSet, STATUS_LIST_LIMIT, StorageSet};
 use crate::job_plan::{self, JobPlan, Operation, RepositoryRef, StorageCheckPlan, paths};
 use crate::operator::conditions::{Health, conditions};
 use crate::operator::context::Context;
@@ -52,8 +52,20 @@ pub fn inventory(sets: &[&BackupSet]) -> StorageInventory {
             bytes: usage.stored_bytes,
         });
     }
+    inv.backup_sets = u32::try_from(sets.len()).unwrap_or(u32::MAX);
+    inv.per_backup_set
+        .sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.name.cmp(&b.name)));
+    inv.per_backup_set.truncate(STATUS_LIST_LIMIT);
     inv.total_size = crate::human::bytes(inv.total_bytes);
     inv
+}
+
+/// The first names (sorted) up to the status limit, and how many there are.
+pub fn bounded_names(mut names: Vec<String>) -> (Vec<String>, Option<u32>) {
+    let count = u32::try_from(names.len()).unwrap_or(u32::MAX);
+    names.sort();
+    names.truncate(STATUS_LIST_LIMIT);
+    (names, (count > 0).then_some(count))
 }
 
 async fn write(
@@ -234,7 +246,8 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
         .iter()
         .filter(|b| b.spec.storage_set_ref.name == name)
         .collect();
-    status.used_by = users.iter().map(|b| b.name_any()).collect();
+    (status.used_by, status.used_by_count) =
+        bounded_names(users.iter().map(|b| b.name_any()).collect());
     // Held only while a set would need this StorageSet to purge its repository.
     let purging: Vec<String> = users
         .iter()
@@ -399,4 +412,42 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
         crate::operator::plan::set::until(now, last + jiff::SignedDuration::from_secs(interval))
     };
     Ok(Action::requeue(next.min(Duration::from_secs(3600))))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // reason: tests
+    use super::*;
+
+    fn set(i: usize, bytes: u64) -> BackupSet {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "holdfast.io/v1alpha1", "kind": "BackupSet",
+            "metadata": {"name": format!("app-{i:04}"), "namespace": "shop"},
+            "spec": {"storageSetRef": {"name": "offsite"}, "sources": [],
+                     "encryption": {"keySecretRef": {"name": "k", "key": "p"}}},
+            "status": {"usage": {"volumes": 1, "storedBytes": bytes, "logicalBytes": bytes}}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn status_lists_stay_bounded_while_totals_count_every_set() {
+        let sets: Vec<BackupSet> = (0..1000).map(|i| set(i, i as u64)).collect();
+        let refs: Vec<&BackupSet> = sets.iter().collect();
+        let inv = inventory(&refs);
+        assert_eq!(inv.backup_sets, 1000);
+        assert_eq!(inv.volumes, 1000);
+        assert_eq!(inv.total_bytes, (0..1000u64).sum::<u64>());
+        assert_eq!(inv.per_backup_set.len(), STATUS_LIST_LIMIT);
+        assert_eq!(inv.per_backup_set[0].name, "app-0999", "largest first");
+        assert_eq!(inv.per_backup_set[99].bytes, 900);
+
+        let (names, count) = bounded_names((0..1000).rev().map(|i| format!("s{i:04}")).collect());
+        assert_eq!((names.len(), count), (STATUS_LIST_LIMIT, Some(1000)));
+        assert_eq!(names[0], "s0000", "sorted by name");
+        assert_eq!(bounded_names(vec![]), (vec![], None));
+        assert_eq!(
+            bounded_names(vec!["b".into(), "a".into()]),
+            (vec!["a".into(), "b".into()], Some(2))
+        );
+    }
 }
