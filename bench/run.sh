@@ -74,7 +74,7 @@ can_drop=yes
 [ "$can_drop" = yes ] || echo "note: cannot drop the page cache (not root?); steps start after sync only"
 
 src_files=$(find "${SRC[@]}" -type f | wc -l)
-src_bytes=$(find "${SRC[@]}" -type f -print0 | xargs -0 stat -c %s | awk '{s+=$1} END {printf "%d", s}')
+src_bytes=$(find "${SRC[@]}" -type f -print0 | xargs -0 stat -c %s | awk '{s+=$1} END {printf "%.0f", s}')
 results="$BENCH/results.tsv"
 : > "$results"
 timing="$BENCH/timing.txt"
@@ -158,7 +158,7 @@ kopia_verify() { echo "$(kopia_cmd "$1") snapshot verify --verify-files-percent=
 
 # counts PATH...: "<files> <bytes>" of the regular files under PATH.
 counts() {
-  echo "$(find "$@" -type f | wc -l) $(find "$@" -type f -print0 | xargs -0 stat -c %s | awk '{s+=$1} END {printf "%d", s}')"
+  echo "$(find "$@" -type f | wc -l) $(find "$@" -type f -print0 | xargs -0 stat -c %s | awk '{s+=$1} END {printf "%.0f", s}')"
 }
 
 run_tool() { # TOOL REP DIR

@@ -8,7 +8,8 @@
 #   bash e2e/run.sh [TEST-NAME-FILTER]
 #
 # HOLDFAST_E2E_RELEASE=1 runs the controller from a release build, HOLDFAST_E2E_CONTROLLER_BIN
-# from a given binary (for measurements; the job pods keep the debug build).
+# from a given binary (with HOLDFAST_E2E_CONTROLLER_PROFILE naming its build profile), for
+# measurements; the job pods keep the debug build.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -66,9 +67,12 @@ done
 
 echo "== scenarios"
 controller_bin="${HOLDFAST_E2E_CONTROLLER_BIN:-$target/debug/holdfast}"
+# The build profile measurements report: say it when giving a binary.
+export HOLDFAST_E2E_CONTROLLER_PROFILE="${HOLDFAST_E2E_CONTROLLER_PROFILE:-debug}"
 if [ "${HOLDFAST_E2E_RELEASE:-}" = 1 ]; then
   cargo build --locked --release -p holdfast
   controller_bin="$target/release/holdfast"
+  HOLDFAST_E2E_CONTROLLER_PROFILE=release
 fi
 export HOLDFAST_BIN="$controller_bin" HOLDFAST_E2E_BIN="$bin"
 # The scenario binaries by name, selected within the workspace build above (a `-p` build

@@ -3,7 +3,7 @@
 //! its Job, the API writes per run, the requests of an idle period, and its memory.
 //! Measured on the real API server; the numbers are printed (and kept in
 //! target/e2e-measurements/) and bounded so a regression fails. CI runs 100 sets idle for a
-//! minute; `HOLDFAST_SCALE_SETS=1000 HOLDFAST_SCALE_IDLE_SECS=3600 bash e2e/run.sh many_scheduled_sets`
+//! minute; `HOLDFAST_E2E_RELEASE=1 HOLDFAST_SCALE_SETS=1000 HOLDFAST_SCALE_IDLE_SECS=3600 bash e2e/run.sh many_scheduled_sets`
 //! measures the figures bench/RESULTS.md quotes.
 #![allow(clippy::unwrap_used)] // reason: tests
 
@@ -227,14 +227,7 @@ async fn many_scheduled_sets_cost_few_requests_and_little_memory() {
     let per_reconcile = (sync_requests - sync_watches) / all_reconciles.max(1.0);
     let streams = sync_watches;
     let idle_hour = (sets as f64 + 2.0) * per_reconcile + streams * 3600.0 / 290.0;
-    let build = if std::env::var("HOLDFAST_BIN")
-        .unwrap_or_default()
-        .contains("/release/")
-    {
-        "release"
-    } else {
-        "debug"
-    };
+    let build = std::env::var("HOLDFAST_E2E_CONTROLLER_PROFILE").unwrap_or_else(|_| "debug".into());
     let report = serde_json::json!({
         "backupSets": sets,
         "controllerBuild": build,
