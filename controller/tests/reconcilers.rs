@@ -139,6 +139,23 @@ fn finish_job(api: &FakeApi, job: &str, message: &str, condition: &str) {
                                       "message": message, "reason": "Completed"}}}]}}));
 }
 
+/// A shop whose manual full run has just created its Job: the API, the context and the
+/// Job's name.
+async fn shop_with_a_started_backup() -> (FakeApi, Arc<Context>, String) {
+    let (api, client) = FakeApi::new();
+    let ctx = context(client);
+    shop(
+        &api,
+        json!({"manualRun": {"token": "one", "level": "full"}}),
+    );
+    reconcile_set(&api, &ctx).await;
+    let job = api.take_writes()[0].body["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (api, ctx, job)
+}
+
 fn backup_message(status: &str, read: u64) -> String {
     let partial = status == "Partial";
     json!({"op": "backup", "label": "full-20261201.120000", "level": "full", "status": status,
@@ -241,17 +258,7 @@ async fn job_results_complete_partial_and_failed_become_status_events_and_health
         // A pod that died without a summary: the Job's own reason is the message.
         ("segfault".to_owned(), "Failed", "Failed", 1, "True"),
     ] {
-        let (api, client) = FakeApi::new();
-        let ctx = context(client);
-        shop(
-            &api,
-            json!({"manualRun": {"token": "one", "level": "full"}}),
-        );
-        reconcile_set(&api, &ctx).await;
-        let job = api.take_writes()[0].body["metadata"]["name"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let (api, ctx, job) = shop_with_a_started_backup().await;
         finish_job(&api, &job, &message, condition_type);
         reconcile_set(&api, &ctx).await;
         let writes = api.take_writes();
@@ -422,17 +429,7 @@ async fn finalizers_follow_the_deletion_policy() {
 
 #[tokio::test]
 async fn the_abort_annotation_suspends_the_running_backup_once() {
-    let (api, client) = FakeApi::new();
-    let ctx = context(client);
-    shop(
-        &api,
-        json!({"manualRun": {"token": "one", "level": "full"}}),
-    );
-    reconcile_set(&api, &ctx).await;
-    let job = api.take_writes()[0].body["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (api, ctx, job) = shop_with_a_started_backup().await;
     api.edit(&format!("{JOBS}/{job}"), |j| {
         j["status"] = json!({"active": 1, "startTime": "2026-12-01T12:00:00Z"});
     });
