@@ -24,6 +24,22 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// A Schedule named `schedule` with `spec` (its YAML body) and a BackupSet on it, backing up
+/// the `uploads` claim, for each name.
+fn scheduled_sets(schedule: &str, spec: &str, names: impl Iterator<Item = String>) -> String {
+    let mut out = format!(
+        "apiVersion: holdfast.io/v1alpha1\nkind: Schedule\nmetadata: {{name: {schedule}}}\nspec:\n  {spec}\n"
+    );
+    for name in names {
+        write!(
+            out,
+            "---\napiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: {name}}}\nspec:\n  storageSetRef: {{name: offsite}}\n  scheduleRef: {{name: {schedule}}}\n  sources:\n  - name: data\n    persistentVolumeClaim: {{claimName: uploads}}\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n"
+        )
+        .unwrap();
+    }
+    out
+}
+
 /// Requests so far: (all, WATCH, writes: POST + PUT + PATCH + DELETE).
 async fn requests(ctl: &Controller) -> (f64, f64, f64) {
     let text = ctl.get("/metrics").await.unwrap_or_default();
@@ -92,17 +108,12 @@ async fn many_scheduled_sets_cost_few_requests_and_little_memory() {
     let ns = c.namespace("scale").await;
     claim(&c, &ns, "uploads").await;
     apply(&c, &ns, &storage_manifests(&c, &ns, Target::S3));
-    let mut manifests = String::from(
-        "apiVersion: holdfast.io/v1alpha1\nkind: Schedule\nmetadata: {name: nightly}\nspec:\n  timeZone: Europe/Paris\n  full: \"0 1 * * 6\"\n  incremental: \"0 1 * * 0-5\"\n  purge: \"0 4 * * *\"\n  jitter: 30m\n",
+    let nightly = scheduled_sets(
+        "nightly",
+        "timeZone: Europe/Paris\n  full: \"0 1 * * 6\"\n  incremental: \"0 1 * * 0-5\"\n  purge: \"0 4 * * *\"\n  jitter: 30m",
+        (0..sets).map(|i| format!("app-{i:03}")),
     );
-    for i in 0..sets {
-        write!(
-            manifests,
-            "---\napiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: app-{i:03}}}\nspec:\n  storageSetRef: {{name: offsite}}\n  scheduleRef: {{name: nightly}}\n  sources:\n  - name: data\n    persistentVolumeClaim: {{claimName: uploads}}\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n"
-        )
-        .unwrap();
-    }
-    apply(&c, &ns, &manifests);
+    apply(&c, &ns, &nightly);
 
     let started = Instant::now();
     let ctl = Controller::start(&c, &ns).await;
@@ -150,18 +161,13 @@ async fn many_scheduled_sets_cost_few_requests_and_little_memory() {
     if second >= 40 {
         tokio::time::sleep(Duration::from_secs(61 - second)).await;
     }
-    let mut busy = String::from(
-        "apiVersion: holdfast.io/v1alpha1\nkind: Schedule\nmetadata: {name: minutely}\nspec:\n  timeZone: UTC\n  full: \"0 0 1 1 *\"\n  incremental: \"* * * * *\"\n",
+    let busy_names: Vec<String> = (0..BUSY).map(|i| format!("busy-{i}")).collect();
+    let busy = scheduled_sets(
+        "minutely",
+        "timeZone: UTC\n  full: \"0 0 1 1 *\"\n  incremental: \"* * * * *\"",
+        busy_names.iter().cloned(),
     );
-    for i in 0..BUSY {
-        write!(
-            busy,
-            "---\napiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: busy-{i}}}\nspec:\n  storageSetRef: {{name: offsite}}\n  scheduleRef: {{name: minutely}}\n  sources:\n  - name: data\n    persistentVolumeClaim: {{claimName: uploads}}\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n"
-        )
-        .unwrap();
-    }
     apply(&c, &ns, &busy);
-    let mut busy_names: Vec<String> = (0..BUSY).map(|i| format!("busy-{i}")).collect();
     for name in &busy_names {
         holdfast_e2e::harness::wait_holdfast(
             &c,
@@ -193,9 +199,7 @@ async fn many_scheduled_sets_cost_few_requests_and_little_memory() {
     let (_, _, writes_after) = requests(&ctl).await;
     let delays = slot_delays(&c, &ns).await;
     let writes_per_run = (writes_after - writes_before) / delays.len().max(1) as f64;
-    busy_names.insert(0, "delete".into());
-    busy_names.insert(1, "backupsets".into());
-    let mut args: Vec<&str> = vec!["-n", &ns];
+    let mut args: Vec<&str> = vec!["-n", &ns, "delete", "backupsets"];
     args.extend(busy_names.iter().map(String::as_str));
     c.kubectl_ok(&args, None);
     c.kubectl_ok(&["-n", &ns, "delete", "schedule", "minutely"], None);
