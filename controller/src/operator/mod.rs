@@ -4,6 +4,7 @@ pub mod backup_set;
 pub mod conditions;
 pub mod context;
 pub mod error;
+pub mod finalizer;
 pub mod http;
 pub mod job;
 pub mod jobs;

@@ -90,26 +90,8 @@ async fn write(
 }
 
 async fn set_finalizer(api: &Api<StorageSet>, s: &StorageSet, on: bool) -> Result<(), Error> {
-    let has = s.finalizers().iter().any(|f| f == FINALIZER_IN_USE);
-    if has == on {
-        return Ok(());
-    }
-    let mut finalizers: Vec<String> = s
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER_IN_USE)
-        .cloned()
-        .collect();
-    if on {
-        finalizers.push(FINALIZER_IN_USE.to_owned());
-    }
-    let patch =
-        json!({"metadata": {"finalizers": finalizers, "resourceVersion": s.resource_version()}});
-    match api
-        .patch(&s.name_any(), &PatchParams::default(), &Patch::Merge(patch))
-        .await
-    {
-        Ok(_) => Ok(()),
+    match crate::operator::finalizer::set(api, s, FINALIZER_IN_USE, on).await {
+        Ok(()) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
         Err(e) => Err(Error::api("updating the in-use finalizer")(e)),
     }

@@ -8,10 +8,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
 
 use crate::api::BackupSet;
 use crate::api::backup_set::{DeletionPolicy, SetPhase};
@@ -32,23 +31,8 @@ const RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
 async fn release(ctx: &Context, api: &Api<BackupSet>, set: &BackupSet) -> Result<Action, Error> {
     ctx.metrics
         .forget(&set.namespace().unwrap_or_default(), &set.name_any());
-    let finalizers: Vec<String> = set
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER_CLEANUP)
-        .cloned()
-        .collect();
-    let patch =
-        json!({"metadata": {"finalizers": finalizers, "resourceVersion": set.resource_version()}});
-    match api
-        .patch(
-            &set.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(patch),
-        )
-        .await
-    {
-        Ok(_) => Ok(Action::await_change()),
+    match crate::operator::finalizer::set(api, set, FINALIZER_CLEANUP, false).await {
+        Ok(()) => Ok(Action::await_change()),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(Action::await_change()),
         Err(e) => Err(Error::api("removing the cleanup finalizer")(e)),
     }

@@ -107,29 +107,9 @@ pub async fn write_status(
 /// holds up its own deletion or its namespace's, whatever happens to the controller.
 async fn sync_finalizer(api: &Api<BackupSet>, set: &BackupSet) -> Result<(), Error> {
     let want = set.spec.deletion_policy == DeletionPolicy::Purge;
-    let has = set.finalizers().iter().any(|f| f == FINALIZER_CLEANUP);
-    if want == has {
-        return Ok(());
-    }
-    let mut finalizers: Vec<String> = set
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER_CLEANUP)
-        .cloned()
-        .collect();
-    if want {
-        finalizers.push(FINALIZER_CLEANUP.to_owned());
-    }
-    let patch = json!({"metadata": {"finalizers": finalizers,
-        "resourceVersion": set.resource_version()}});
-    api.patch(
-        &set.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(patch),
-    )
-    .await
-    .map_err(Error::api("updating the cleanup finalizer"))?;
-    Ok(())
+    crate::operator::finalizer::set(api, set, FINALIZER_CLEANUP, want)
+        .await
+        .map_err(Error::api("updating the cleanup finalizer"))
 }
 
 /// Reconcile one BackupSet.
