@@ -13,15 +13,14 @@ use holdfast_e2e::scenario::{RUN, SOON, Shop, Target, set_manifest};
 #[ignore = "needs the local control plane: bash e2e/run.sh"]
 async fn a_cron_slot_fires_at_its_planned_level_and_an_incremental_follows() {
     let shop = Shop::new("cron", Target::S3).await;
-    // A full at a whole minute at least 30 s ahead (the set must be planned before it, on a
-    // loaded CI machine too), incrementals every minute.
-    let now = chrono::Utc::now();
-    let ahead = if chrono::Timelike::second(&now) < 30 {
-        1
-    } else {
-        2
-    };
-    let minute = (chrono::Timelike::minute(&now) + ahead) % 60;
+    // A full at the next whole minute, at least 30 s ahead (the set must be planned before
+    // it, on a loaded CI machine too), incrementals every minute. Late in a minute, wait for
+    // the next one: a full two minutes ahead would leave an incremental slot before it.
+    let second = u64::from(chrono::Timelike::second(&chrono::Utc::now()));
+    if second >= 30 {
+        tokio::time::sleep(std::time::Duration::from_secs(61 - second)).await;
+    }
+    let minute = (chrono::Timelike::minute(&chrono::Utc::now()) + 1) % 60;
     shop.apply(&format!(
         "apiVersion: holdfast.io/v1alpha1\nkind: Schedule\nmetadata: {{name: minutely}}\nspec:\n  timeZone: UTC\n  full: \"{minute} * * * *\"\n  incremental: \"* * * * *\"\n"
     ));
