@@ -195,6 +195,61 @@ fn hostile_tree_round_trips_exactly() {
     }
 }
 
+/// The walk runs ahead of the readers and stores a directory's tree once its files are
+/// read; however far ahead it may run, the same run is recorded and restores exactly.
+#[test]
+fn how_far_the_walk_runs_ahead_changes_nothing_stored() {
+    let (src, repo_dir, out) = (tmp(), tmp(), tmp());
+    let root = src.path().join("data");
+    for a in 0..5 {
+        for b in 0..5 {
+            let dir = root.join(format!("d{a}/e{b}"));
+            fs::create_dir_all(&dir).unwrap();
+            for f in 0..7 {
+                let body = format!("{a}/{b}/{f} ").repeat(f * 300 + a + b);
+                fs::write(dir.join(format!("f{f}")), body).unwrap();
+            }
+        }
+        fs::write(
+            root.join(format!("d{a}/top")),
+            pseudo_random(70_000, a as u64),
+        )
+        .unwrap();
+    }
+    fs::create_dir_all(root.join("d1/e1/deep/deeper/deepest")).unwrap();
+    fs::write(root.join("d1/e1/deep/deeper/deepest/leaf"), b"leaf").unwrap();
+    // A hard link whose other name is in a directory finished long before.
+    fs::hard_link(root.join("d0/e0/f3"), root.join("d4/e4/link-to-d0-e0-f3")).unwrap();
+    let before = snapshot(&root);
+
+    let mut repo = init_repo(repo_dir.path());
+    let mut trees = Vec::new();
+    for ahead in [1, 5, 8192] {
+        let opts = BackupOptions {
+            read_ahead_files: ahead,
+            read_threads: 2,
+            ..BackupOptions::default()
+        };
+        let report = backup_paths(&mut repo, &[&root], &opts);
+        assert_eq!(report.run.status, RunStatus::Complete, "ahead {ahead}");
+        assert_eq!(report.run.stats.files, 5 * 5 * 7 + 5 + 2, "ahead {ahead}");
+        trees.push(report.run.sources[0].tree);
+    }
+    assert!(
+        trees.iter().all(|t| t.is_some() && *t == trees[0]),
+        "{trees:?}"
+    );
+    let target = out.path().join("restored");
+    let r = restore_into(&repo, &target, RestoreOptions::default());
+    assert_eq!(
+        r.status,
+        RestoreStatus::Complete,
+        "{:?}",
+        r.unrestored_items
+    );
+    assert_same_tree(&before, &snapshot(&target));
+}
+
 #[test]
 fn restore_report_counts_and_overwrite_policies() {
     let (src, repo_dir, out) = (tmp(), tmp(), tmp());

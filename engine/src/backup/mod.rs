@@ -134,6 +134,9 @@ pub struct BackupOptions {
     pub one_file_system: bool,
     pub compression: CompressionLevel,
     pub read_threads: usize,
+    /// How many files the walk may be ahead of the readers (listed, not yet stored in a
+    /// directory tree) before it waits; bounds memory on huge trees.
+    pub read_ahead_files: usize,
     pub encode_threads: usize,
     pub uploads: usize,
     pub host: String,
@@ -165,6 +168,7 @@ impl Default for BackupOptions {
             one_file_system: false,
             compression: CompressionLevel::default(),
             read_threads: cpus,
+            read_ahead_files: 8192,
             encode_threads: cpus,
             uploads: 4,
             host: hostname(),
@@ -408,7 +412,7 @@ struct Session<'a> {
 impl Session<'_> {
     /// Walk every source, feeding files to a pool of reader threads.
     fn run(&self, sources: &[SourceSpec]) -> Result<Walked> {
-        let (file_tx, file_rx) = bounded::<walk::FileJob>(self.opts.read_threads.max(1) * 4);
+        let (file_tx, file_rx) = bounded::<Vec<walk::FileJob>>(self.opts.read_threads.max(1) * 2);
         let scan_stop = std::sync::atomic::AtomicBool::new(false);
         let run_filter = PathFilter::new(&[], &self.opts.exclude)?;
         std::thread::scope(|scope| {
@@ -421,7 +425,7 @@ impl Session<'_> {
                 let (chunker, sink, progress) = (&self.chunker, self.sink, self.progress);
                 scope.spawn(move || {
                     let mut buf = Vec::new();
-                    for job in rx {
+                    for job in rx.iter().flatten() {
                         let r = file::read_file(
                             &job.path, &job.stat, chunker, sink, progress, &mut buf,
                         );
@@ -441,7 +445,7 @@ impl Session<'_> {
     fn walk_sources(
         &self,
         sources: &[SourceSpec],
-        files: &crossbeam_channel::Sender<walk::FileJob>,
+        files: &crossbeam_channel::Sender<Vec<walk::FileJob>>,
     ) -> Result<Walked> {
         let mut out = Walked {
             sources: Vec::new(),
@@ -481,7 +485,7 @@ impl Session<'_> {
         &self,
         source: &SourceSpec,
         level: &SourceLevelPlan,
-        files: &crossbeam_channel::Sender<walk::FileJob>,
+        files: &crossbeam_channel::Sender<Vec<walk::FileJob>>,
         link_group: &mut u64,
     ) -> Result<SourceManifest> {
         if self.sink.should_stop() {
@@ -652,7 +656,7 @@ struct SourceCtx<'a> {
     repo: &'a Repository<Indexed>,
     sink: &'a BlobSink,
     filter: &'a PathFilter,
-    files: &'a crossbeam_channel::Sender<walk::FileJob>,
+    files: &'a crossbeam_channel::Sender<Vec<walk::FileJob>>,
     progress: &'a Progress,
     opts: &'a BackupOptions,
     chunker: &'a ChunkerConfig,
@@ -710,12 +714,14 @@ fn backup_source(
         repo,
         sink,
         filter,
-        files,
+        files: walk::FileQueue::new(files),
         progress,
         reuse_unchanged,
         root_device: opts.one_file_system.then_some(stat.device),
         hardlinks: HashMap::new(),
         next_link_group: *link_group,
+        pending_files: 0,
+        pending_limit: opts.read_ahead_files.max(1),
         errors: Vec::new(),
         warnings: Vec::new(),
         stats: RunStats::default(),
@@ -733,7 +739,7 @@ fn backup_source(
                 .as_ref()
                 .filter(|n| n.kind == NodeKind::Dir)
                 .and_then(|n| n.subtree);
-            match walker.walk_dir(path, b"", prev)? {
+            match walker.walk_root(path, prev)? {
                 Some(id) => {
                     root.subtree = Some(id);
                     true
@@ -761,14 +767,12 @@ fn backup_source(
             walker.stats.bytes_total += stat.size;
             // Through the reader pool, whose chunk windows are already allocated.
             let promise = promise::Promise::new();
-            let job = walk::FileJob {
+            walker.files.push(walk::FileJob {
                 path: path.clone(),
                 stat: stat.clone(),
                 promise: promise.clone(),
-            };
-            if files.send(job).is_err() {
-                return Err(Error::Interrupted);
-            }
+            })?;
+            walker.files.flush()?;
             match promise.wait() {
                 Ok(c) => {
                     root.content = c.content;

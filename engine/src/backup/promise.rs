@@ -5,7 +5,16 @@ use std::sync::{Arc, Condvar, Mutex};
 /// Set once by a worker, read by any number of waiters.
 #[derive(Debug)]
 pub struct Promise<T> {
-    inner: Arc<(Mutex<Option<T>>, Condvar)>,
+    inner: Arc<(Mutex<State<T>>, Condvar)>,
+}
+
+#[derive(Debug)]
+struct State<T> {
+    value: Option<T>,
+    /// Someone sleeps on the condition variable. Most promises are set before anyone asks,
+    /// and a wake-up is a system call: one per file of a source tree was most of a backup's
+    /// futex calls.
+    waiting: bool,
 }
 
 impl<T> Clone for Promise<T> {
@@ -19,25 +28,45 @@ impl<T> Clone for Promise<T> {
 impl<T: Clone> Promise<T> {
     pub fn new() -> Self {
         Promise {
-            inner: Arc::new((Mutex::new(None), Condvar::new())),
+            inner: Arc::new((
+                Mutex::new(State {
+                    value: None,
+                    waiting: false,
+                }),
+                Condvar::new(),
+            )),
         }
     }
 
     pub fn set(&self, value: T) {
         let (lock, cvar) = &*self.inner;
-        let mut slot = lock.lock().unwrap_or_else(|p| p.into_inner());
-        *slot = Some(value);
-        cvar.notify_all();
+        let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
+        state.value = Some(value);
+        let waiting = state.waiting;
+        drop(state);
+        if waiting {
+            cvar.notify_all();
+        }
+    }
+
+    /// Whether the value is there (`wait` would not block).
+    pub fn is_set(&self) -> bool {
+        let (lock, _) = &*self.inner;
+        lock.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .value
+            .is_some()
     }
 
     pub fn wait(&self) -> T {
         let (lock, cvar) = &*self.inner;
-        let mut slot = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            if let Some(v) = slot.as_ref() {
+            if let Some(v) = state.value.as_ref() {
                 return v.clone();
             }
-            slot = cvar.wait(slot).unwrap_or_else(|p| p.into_inner());
+            state.waiting = true;
+            state = cvar.wait(state).unwrap_or_else(|p| p.into_inner());
         }
     }
 }
@@ -54,5 +83,25 @@ mod tests {
         p.set(5u32);
         assert_eq!(h.join().unwrap(), 5);
         assert_eq!(p.wait(), 5);
+    }
+
+    #[test]
+    fn a_waiter_asleep_before_the_value_is_set_wakes() {
+        let p = Promise::new();
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let q = p.clone();
+                std::thread::spawn(move || q.wait())
+            })
+            .collect();
+        // Give the waiters time to fall asleep, so the wake-up path is the one taken.
+        while !p.inner.0.lock().unwrap().waiting {
+            std::thread::yield_now();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        p.set(7u32);
+        for w in waiters {
+            assert_eq!(w.join().unwrap(), 7);
+        }
     }
 }

@@ -26,6 +26,12 @@ use super::spool::{SpoolFile, TempPath};
 /// (the volumes themselves stay, unreferenced, until a purge).
 const PACKS_PER_SEGMENT: usize = 64;
 
+/// New blobs go to the encoders in batches of about this many bytes (or [`BATCH_BLOBS`]
+/// blobs): a source tree of small files handed over one blob at a time spent more time
+/// waking threads (futex, sched_yield) than compressing.
+const BATCH_BYTES: usize = 1024 * 1024;
+const BATCH_BLOBS: usize = 64;
+
 /// Tuning for the sink.
 #[derive(Debug, Clone)]
 pub struct SinkOptions {
@@ -53,6 +59,27 @@ struct EncodeJob {
     data: Vec<u8>,
 }
 
+/// New blobs not yet handed to an encoder.
+#[derive(Default)]
+struct Batch {
+    jobs: Vec<EncodeJob>,
+    bytes: usize,
+}
+
+impl Batch {
+    /// Add a job; returns the batch to send once it is full.
+    fn push(&mut self, job: EncodeJob) -> Option<Vec<EncodeJob>> {
+        self.bytes += job.data.len();
+        self.jobs.push(job);
+        (self.bytes >= BATCH_BYTES || self.jobs.len() >= BATCH_BLOBS).then(|| self.take())
+    }
+
+    fn take(&mut self) -> Vec<EncodeJob> {
+        self.bytes = 0;
+        std::mem::take(&mut self.jobs)
+    }
+}
+
 /// A finished volume waiting in the spool for upload.
 struct Spooled {
     id: Id,
@@ -68,6 +95,7 @@ struct Shared {
     /// Volumes marked for deletion: their blobs must be stored again, never referenced.
     excluded_packs: HashSet<Id>,
     seen: Mutex<HashSet<Id>>,
+    batch: Mutex<Batch>,
     builders: Mutex<[Option<PackBuilder<SpoolFile>>; 2]>,
     spool_dir: std::path::PathBuf,
     segment: Mutex<IndexSegment>,
@@ -83,7 +111,7 @@ struct Shared {
 /// Accepts blobs from any thread; see the module docs.
 pub struct BlobSink {
     shared: Arc<Shared>,
-    encode_tx: Option<Sender<EncodeJob>>,
+    encode_tx: Option<Sender<Vec<EncodeJob>>>,
     encoders: Vec<JoinHandle<()>>,
     uploaders: Vec<JoinHandle<()>>,
 }
@@ -249,13 +277,14 @@ impl BlobSink {
         excluded_packs: HashSet<Id>,
         opts: &SinkOptions,
     ) -> Result<Self> {
-        let (encode_tx, encode_rx) = bounded::<EncodeJob>(opts.encoders);
+        let (encode_tx, encode_rx) = bounded::<Vec<EncodeJob>>(opts.encoders);
         let (upload_tx, upload_rx) = bounded::<Spooled>(opts.uploads.max(1));
         let shared = Arc::new(Shared {
             repo: repo.clone(),
             known: repo.index().clone(),
             excluded_packs,
             seen: Mutex::new(HashSet::new()),
+            batch: Mutex::new(Batch::default()),
             builders: Mutex::new([None, None]),
             spool_dir: repo.store().spool_dir(),
             segment: Mutex::new(IndexSegment::default()),
@@ -269,17 +298,19 @@ impl BlobSink {
         });
         let mut encoders = Vec::new();
         for i in 0..opts.encoders.max(1) {
-            let rx: Receiver<EncodeJob> = encode_rx.clone();
+            let rx: Receiver<Vec<EncodeJob>> = encode_rx.clone();
             let sh = shared.clone();
             let mut compressor = Compressor::new(opts.compression).map_err(Error::internal)?;
             encoders.push(
                 std::thread::Builder::new()
                     .name(format!("holdfast-encode-{i}"))
                     .spawn(move || {
-                        for job in rx {
-                            // After a failure, drain so producers never block forever.
-                            if !sh.failed.load(Ordering::Relaxed) {
-                                sh.encode(&mut compressor, job);
+                        for batch in rx {
+                            for job in batch {
+                                // After a failure, drain so producers never block forever.
+                                if !sh.failed.load(Ordering::Relaxed) {
+                                    sh.encode(&mut compressor, job);
+                                }
                             }
                         }
                     })
@@ -361,16 +392,39 @@ impl BlobSink {
             id,
             data: data.to_vec(),
         };
-        match &self.encode_tx {
-            Some(tx) => tx.send(job).map_err(|_| Error::Interrupted)?,
-            None => return Err(Error::Interrupted),
+        let full = self
+            .shared
+            .batch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(job);
+        if let Some(batch) = full {
+            self.send(batch)?;
         }
         Ok(true)
+    }
+
+    fn send(&self, batch: Vec<EncodeJob>) -> Result<()> {
+        match &self.encode_tx {
+            Some(tx) => tx.send(batch).map_err(|_| Error::Interrupted),
+            None => Err(Error::Interrupted),
+        }
     }
 
     /// Flush everything, wait for storage, write the last index segment. On any failure the
     /// first error is returned and nothing further is indexed.
     pub fn finish(mut self) -> Result<SinkSummary> {
+        let last = self
+            .shared
+            .batch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if !last.is_empty() && self.send(last).is_err() {
+            self.shared.fail(Error::internal(
+                "the encoders stopped before the last blobs",
+            ));
+        }
         self.encode_tx.take();
         for h in self.encoders.drain(..) {
             if h.join().is_err() {

@@ -32,6 +32,80 @@ pub(super) struct FileJob {
     pub promise: Promise<FileResult>,
 }
 
+/// Files go to the reader pool in batches of up to this many files or bytes: handing over
+/// a small file cost more than reading it.
+const BATCH_FILES: usize = 32;
+const BATCH_BYTES: u64 = 1024 * 1024;
+
+/// The walker's end of the reader pool's queue. Whoever waits for a file's promise must
+/// [`FileQueue::flush`] first, or the file may still be here.
+pub(super) struct FileQueue<'a> {
+    tx: &'a Sender<Vec<FileJob>>,
+    pending: Vec<FileJob>,
+    bytes: u64,
+}
+
+impl<'a> FileQueue<'a> {
+    pub fn new(tx: &'a Sender<Vec<FileJob>>) -> Self {
+        FileQueue {
+            tx,
+            pending: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    pub fn push(&mut self, job: FileJob) -> Result<()> {
+        self.bytes += job.stat.size;
+        self.pending.push(job);
+        if self.pending.len() >= BATCH_FILES || self.bytes >= BATCH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.bytes = 0;
+        // The reader pool only goes away after the walk: a refused send means it died.
+        self.tx
+            .send(std::mem::take(&mut self.pending))
+            .map_err(|_| Error::Interrupted)
+    }
+}
+
+/// A directory's tree: stored, or waiting for files still being read.
+enum Subtree {
+    Stored(Id),
+    Pending(Box<PendingDir>),
+}
+
+/// A listed directory whose tree waits for some of its files or subdirectories.
+struct PendingDir {
+    /// Its entries in name order; `None` where a file or subdirectory is pending (or failed).
+    nodes: Vec<Option<Node>>,
+    files: Vec<PendingFile>,
+    /// Subdirectories still pending: position, node, contents.
+    dirs: Vec<(usize, Node, Box<PendingDir>)>,
+}
+
+struct PendingFile {
+    pos: usize,
+    node: Node,
+    rel: Vec<u8>,
+    promise: Promise<FileResult>,
+}
+
+impl PendingDir {
+    /// Whether its tree can be stored without waiting.
+    fn is_ready(&self) -> bool {
+        // Files finish roughly in the order they were queued: ask the last first.
+        self.files.iter().rev().all(|f| f.promise.is_set())
+            && self.dirs.iter().all(|(_, _, d)| d.is_ready())
+    }
+}
+
 enum Slot {
     Ready(Node),
     File {
@@ -52,7 +126,7 @@ pub(super) struct Walker<'a> {
     pub repo: &'a Repository<Indexed>,
     pub sink: &'a BlobSink,
     pub filter: &'a PathFilter,
-    pub files: &'a Sender<FileJob>,
+    pub files: FileQueue<'a>,
     pub progress: &'a Progress,
     /// Compare with the parent run and reuse unchanged files' chunk lists.
     pub reuse_unchanged: bool,
@@ -60,6 +134,11 @@ pub(super) struct Walker<'a> {
     pub root_device: Option<u64>,
     pub hardlinks: HashMap<(u64, u64), (u64, Promise<FileResult>)>,
     pub next_link_group: u64,
+    /// Files submitted whose directory's tree is not stored yet.
+    pub pending_files: usize,
+    /// How many such files the walk may run ahead by before it waits for the oldest
+    /// directory (it bounds the listings held in memory).
+    pub pending_limit: usize,
     pub errors: Vec<ItemError>,
     pub warnings: Vec<ItemError>,
     pub stats: RunStats,
@@ -177,7 +256,7 @@ impl Walker<'_> {
                     Ok(None)
                 }
             },
-            NodeKind::File => Ok(Some(self.visit_file(path, rel, node, &stat, prev))),
+            NodeKind::File => self.visit_file(path, rel, node, &stat, prev).map(Some),
             _ => {
                 self.stats.others += 1;
                 Ok(Some(Slot::Ready(node)))
@@ -192,17 +271,17 @@ impl Walker<'_> {
         mut node: Node,
         stat: &EntryStat,
         prev: Option<&Node>,
-    ) -> Slot {
+    ) -> Result<Slot> {
         self.stats.files += 1;
         self.stats.bytes_total += stat.size;
         if stat.nlink > 1 {
             if let Some((group, promise)) = self.hardlinks.get(&(stat.device, stat.inode)) {
                 node.link_group = Some(*group);
-                return Slot::File {
+                return Ok(Slot::File {
                     node,
                     rel,
                     promise: promise.clone(),
-                };
+                });
             }
             node.link_group = Some(self.next_link_group);
         }
@@ -225,19 +304,34 @@ impl Walker<'_> {
                 changed: false,
                 size: prev.size,
             }));
-            return Slot::File { node, rel, promise };
+            return Ok(Slot::File { node, rel, promise });
         }
-        // The reader pool only goes away after the walk; a send cannot fail before then.
-        let _ = self.files.send(FileJob {
+        self.files.push(FileJob {
             path,
             stat: stat.clone(),
             promise: promise.clone(),
-        });
-        Slot::File { node, rel, promise }
+        })?;
+        Ok(Slot::File { node, rel, promise })
     }
 
-    /// Walk a directory; `None` when it could not be listed (reported as an error).
-    pub fn walk_dir(&mut self, path: &Path, rel: &[u8], parent: Option<Id>) -> Result<Option<Id>> {
+    /// Walk a source's root directory and store its tree; `None` when it could not be
+    /// listed (reported as an error).
+    pub fn walk_root(&mut self, path: &Path, parent: Option<Id>) -> Result<Option<Id>> {
+        match self.walk_dir(path, b"", parent)? {
+            None => Ok(None),
+            Some(Subtree::Stored(id)) => Ok(Some(id)),
+            Some(Subtree::Pending(dir)) => {
+                self.files.flush()?;
+                self.settle(*dir).map(Some)
+            }
+        }
+    }
+
+    /// List a directory and submit its files. Its tree is stored at once when nothing of it
+    /// is still being read; otherwise it is returned pending, and the walk goes on: waiting
+    /// here for each directory's files kept the readers idle while the walker listed the
+    /// next directory, and a tree of small files backed up at half speed.
+    fn walk_dir(&mut self, path: &Path, rel: &[u8], parent: Option<Id>) -> Result<Option<Subtree>> {
         if self.sink.has_failed() || self.sink.should_stop() {
             return Err(Error::Interrupted);
         }
@@ -292,13 +386,15 @@ impl Walker<'_> {
             }
         }
         drop(prev_nodes);
-        let mut nodes = Vec::with_capacity(slots.len());
-        // Subdirectories first, so their files join the reader queue before we wait here.
-        let mut resolved: Vec<Option<Node>> = Vec::with_capacity(slots.len());
-        let mut pending_files = Vec::new();
+        let mut dir = PendingDir {
+            nodes: Vec::with_capacity(slots.len()),
+            files: Vec::new(),
+            dirs: Vec::new(),
+        };
         for slot in slots {
+            let pos = dir.nodes.len();
             match slot {
-                Slot::Ready(n) => resolved.push(Some(n)),
+                Slot::Ready(n) => dir.nodes.push(Some(n)),
                 Slot::Dir {
                     mut node,
                     path,
@@ -308,25 +404,82 @@ impl Walker<'_> {
                     let other_fs = self.root_device.is_some_and(|d| d != node.device);
                     let subtree = if other_fs {
                         self.warn(&rel, "on another filesystem, contents skipped");
-                        Some(self.store_tree(Tree::default())?)
+                        Some(Subtree::Stored(self.store_tree(Tree::default())?))
                     } else {
                         self.walk_dir(&path, &rel, parent)?
                     };
                     match subtree {
-                        Some(id) => {
+                        Some(Subtree::Stored(id)) => {
                             node.subtree = Some(id);
-                            resolved.push(Some(node));
+                            dir.nodes.push(Some(node));
                         }
-                        None => resolved.push(None),
+                        Some(Subtree::Pending(child)) => {
+                            dir.dirs.push((pos, node, child));
+                            dir.nodes.push(None);
+                        }
+                        None => dir.nodes.push(None),
                     }
+                    self.settle_ready(&mut dir)?;
                 }
                 Slot::File { node, rel, promise } => {
-                    pending_files.push((resolved.len(), node, rel, promise));
-                    resolved.push(None);
+                    self.pending_files += 1;
+                    dir.files.push(PendingFile {
+                        pos,
+                        node,
+                        rel,
+                        promise,
+                    });
+                    dir.nodes.push(None);
                 }
             }
         }
-        for (pos, mut node, rel, promise) in pending_files {
+        if dir.is_ready() {
+            return self.settle(dir).map(|id| Some(Subtree::Stored(id)));
+        }
+        Ok(Some(Subtree::Pending(Box::new(dir))))
+    }
+
+    /// Store the trees of `dir`'s subdirectories that can be stored without waiting, and,
+    /// when too many files are pending, wait for the oldest: the walk may run ahead of the
+    /// readers, but not hold a whole tree's listing in memory.
+    fn settle_ready(&mut self, dir: &mut PendingDir) -> Result<()> {
+        let mut i = 0;
+        while i < dir.dirs.len() {
+            let blocking = i == 0 && self.pending_files > self.pending_limit;
+            if blocking || dir.dirs[i].2.is_ready() {
+                if blocking {
+                    self.files.flush()?;
+                }
+                let (pos, mut node, child) = dir.dirs.remove(i);
+                node.subtree = Some(self.settle(*child)?);
+                dir.nodes[pos] = Some(node);
+            } else {
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Store a pending directory's tree, waiting for its files as needed. The caller flushes
+    /// the file queue first if anything may still be in it.
+    fn settle(&mut self, dir: PendingDir) -> Result<Id> {
+        let PendingDir {
+            mut nodes,
+            files,
+            dirs,
+        } = dir;
+        for (pos, mut node, child) in dirs {
+            node.subtree = Some(self.settle(*child)?);
+            nodes[pos] = Some(node);
+        }
+        for PendingFile {
+            pos,
+            mut node,
+            rel,
+            promise,
+        } in files
+        {
+            self.pending_files -= 1;
             match promise.wait() {
                 Ok(c) => {
                     if c.changed {
@@ -340,14 +493,15 @@ impl Walker<'_> {
                     node.content = c.content;
                     node.extents = c.extents;
                     node.size = c.size;
-                    resolved[pos] = Some(node);
+                    nodes[pos] = Some(node);
                 }
                 Err(FileFailure::Unreadable(msg)) => self.error(&rel, format!("not read: {msg}")),
                 Err(FileFailure::Aborted) => return Err(Error::Interrupted),
             }
         }
-        nodes.extend(resolved.into_iter().flatten());
-        self.store_tree(Tree { nodes }).map(Some)
+        self.store_tree(Tree {
+            nodes: nodes.into_iter().flatten().collect(),
+        })
     }
 
     pub fn store_tree(&mut self, tree: Tree) -> Result<Id> {
