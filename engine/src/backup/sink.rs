@@ -98,6 +98,8 @@ struct Shared {
     batch: Mutex<Batch>,
     builders: Mutex<[Option<PackBuilder<SpoolFile>>; 2]>,
     spool_dir: std::path::PathBuf,
+    /// The spool file is the stored volume (a filesystem repository): bypass the page cache.
+    spool_direct: bool,
     segment: Mutex<IndexSegment>,
     segments_written: Mutex<Vec<(String, IndexSegment)>>,
     pack_size: usize,
@@ -200,7 +202,7 @@ impl Shared {
             let mut builders = self.builders.lock().unwrap_or_else(|p| p.into_inner());
             let slot = &mut builders[slot(job.kind)];
             if slot.is_none() {
-                match SpoolFile::create(&self.spool_dir)
+                match SpoolFile::create(&self.spool_dir, self.spool_direct)
                     .and_then(|f| PackBuilder::new(f, self.repo.key().id_scheme()))
                 {
                     Ok(b) => *slot = Some(b),
@@ -287,6 +289,7 @@ impl BlobSink {
             batch: Mutex::new(Batch::default()),
             builders: Mutex::new([None, None]),
             spool_dir: repo.store().spool_dir(),
+            spool_direct: repo.store().spool_is_destination(),
             segment: Mutex::new(IndexSegment::default()),
             segments_written: Mutex::new(Vec::new()),
             pack_size: opts.pack_size,

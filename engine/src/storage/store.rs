@@ -104,6 +104,12 @@ impl Store {
         self.backend.spool_dir().unwrap_or_else(std::env::temp_dir)
     }
 
+    /// Whether a spooled volume is stored by moving it (a filesystem repository), so it is
+    /// never read again by this process; otherwise it is read back to upload it.
+    pub fn spool_is_destination(&self) -> bool {
+        self.backend.spool_dir().is_some()
+    }
+
     pub fn put_new(&self, key: &str, data: impl Into<Bytes>) -> Result<bool, StorageError> {
         self.runtime
             .block_on(self.backend.put_new(key, data.into()))
