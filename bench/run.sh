@@ -241,6 +241,6 @@ versions="$BENCH/versions.tsv"
 } > "$versions"
 python3 "$here/report.py" --results "$results" --limits "$limits" --versions "$versions" \
   --notes "$notes" --bytes "$src_bytes" --files "$src_files" --disk-fs "$disk_fs" \
-  --dropped-caches "$can_drop" --controller-scale "${CONTROLLER_SCALE:-$root/target/e2e-measurements/controller-scale.json}" \
+  --dropped-caches "$can_drop" --controller-scale "${CONTROLLER_SCALE:-$here/controller-scale.json}" \
   > "${RESULTS:-$here/RESULTS.md}"
 echo "wrote ${RESULTS:-bench/RESULTS.md}"
