@@ -4,7 +4,7 @@
 //! them; it recurses into subdirectories before waiting for a directory's files, so the
 //! readers stay busy while the walk goes on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 use crossbeam_channel::Sender;
@@ -86,8 +86,8 @@ struct PendingDir {
     /// Its entries in name order; `None` where a file or subdirectory is pending (or failed).
     nodes: Vec<Option<Node>>,
     files: Vec<PendingFile>,
-    /// Subdirectories still pending: position, node, contents.
-    dirs: Vec<(usize, Node, Box<PendingDir>)>,
+    /// Subdirectories still pending, oldest first: position, node, contents.
+    dirs: VecDeque<(usize, Node, Box<PendingDir>)>,
 }
 
 struct PendingFile {
@@ -389,7 +389,7 @@ impl Walker<'_> {
         let mut dir = PendingDir {
             nodes: Vec::with_capacity(slots.len()),
             files: Vec::new(),
-            dirs: Vec::new(),
+            dirs: VecDeque::new(),
         };
         for slot in slots {
             let pos = dir.nodes.len();
@@ -414,7 +414,7 @@ impl Walker<'_> {
                             dir.nodes.push(Some(node));
                         }
                         Some(Subtree::Pending(child)) => {
-                            dir.dirs.push((pos, node, child));
+                            dir.dirs.push_back((pos, node, child));
                             dir.nodes.push(None);
                         }
                         None => dir.nodes.push(None),
@@ -439,22 +439,23 @@ impl Walker<'_> {
         Ok(Some(Subtree::Pending(Box::new(dir))))
     }
 
-    /// Store the trees of `dir`'s subdirectories that can be stored without waiting, and,
-    /// when too many files are pending, wait for the oldest: the walk may run ahead of the
-    /// readers, but not hold a whole tree's listing in memory.
+    /// Store the trees of `dir`'s oldest subdirectories while they can be stored without
+    /// waiting, and, when too many files are pending, wait for the oldest: the walk may run
+    /// ahead of the readers, but not hold a whole tree's listing in memory. Only the oldest
+    /// are looked at (files are read in the order they were queued), so a directory with
+    /// many pending subdirectories costs no more per entry.
     fn settle_ready(&mut self, dir: &mut PendingDir) -> Result<()> {
-        let mut i = 0;
-        while i < dir.dirs.len() {
-            let blocking = i == 0 && self.pending_files > self.pending_limit;
-            if blocking || dir.dirs[i].2.is_ready() {
-                if blocking {
-                    self.files.flush()?;
-                }
-                let (pos, mut node, child) = dir.dirs.remove(i);
+        while let Some((_, _, oldest)) = dir.dirs.front() {
+            let blocking = self.pending_files > self.pending_limit;
+            if !blocking && !oldest.is_ready() {
+                break;
+            }
+            if blocking {
+                self.files.flush()?;
+            }
+            if let Some((pos, mut node, child)) = dir.dirs.pop_front() {
                 node.subtree = Some(self.settle(*child)?);
                 dir.nodes[pos] = Some(node);
-            } else {
-                i += 1;
             }
         }
         Ok(())
