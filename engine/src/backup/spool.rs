@@ -9,6 +9,9 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, bounded};
 
 use rustix::fs::OFlags;
 
@@ -44,6 +47,9 @@ const PIECE: usize = 1024 * 1024;
 /// Alignment of buffers, offsets and lengths for direct I/O.
 const ALIGN: usize = 4096;
 
+/// Pieces one spool file may have: one being filled, the others queued for its writer.
+const PIECES: usize = 3;
+
 /// A spool file being written; removed if dropped before [`SpoolFile::finish`].
 ///
 /// When the spool file is the stored volume itself (a filesystem repository), it is written
@@ -51,17 +57,81 @@ const ALIGN: usize = 4096;
 /// up rely on nor pays for allocating and writing back a gigabyte of cache pages it never
 /// reads again (on the benchmark machine that was 0.3–1.5 s of a 4 s backup, and most of its
 /// variance). Where the filesystem refuses direct I/O, writes fall back to the page cache.
+/// A thread per file does the writing, so an encoder filling the volume never waits for the
+/// disk (a direct write returns only once the device has the data).
 #[derive(Debug)]
 pub struct SpoolFile {
-    file: File,
-    /// `PIECE` bytes starting at `start`, aligned for direct I/O, plus slack for the alignment.
-    buf: Vec<u8>,
-    start: usize,
-    filled: usize,
-    /// Bytes written to the file so far.
-    written: u64,
+    current: Piece,
+    /// Pieces made so far (at most `PIECES`).
+    pieces: usize,
+    to_writer: Option<Sender<(Piece, bool)>>,
+    free: Receiver<Piece>,
+    writer: Option<JoinHandle<io::Result<()>>>,
+    /// Whether the file was opened for direct I/O (only the tests ask).
+    #[cfg_attr(not(test), allow(dead_code))] // reason: read by the tests alone
     direct: bool,
     path: TempPath,
+}
+
+/// `PIECE` bytes starting at `start`, aligned for direct I/O (the slack before is for the
+/// alignment); `len` of them hold data.
+#[derive(Debug)]
+struct Piece {
+    buf: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl Piece {
+    fn new() -> Self {
+        let buf = vec![0u8; PIECE + ALIGN];
+        let start = buf.as_ptr().align_offset(ALIGN).min(ALIGN);
+        Piece { buf, start, len: 0 }
+    }
+}
+
+/// The writing end: one file, written piece by piece in order.
+struct Writer {
+    file: File,
+    direct: bool,
+    /// Bytes of data written so far.
+    written: u64,
+}
+
+impl Writer {
+    fn write(&mut self, piece: &mut Piece, last: bool) -> io::Result<()> {
+        let mut len = piece.len;
+        if self.direct && last && !len.is_multiple_of(ALIGN) {
+            // Direct writes are whole blocks: pad the last one, then cut the file back.
+            len = len.div_ceil(ALIGN) * ALIGN;
+            piece.buf[piece.start + piece.len..piece.start + len].fill(0);
+        }
+        let data = &piece.buf[piece.start..piece.start + len];
+        let mut done = 0;
+        while done < data.len() {
+            match (&self.file).write(&data[done..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // The filesystem refused this direct write (alignment, or no support after
+                // all): go on through the page cache; nothing was written by the refused call.
+                Err(e)
+                    if self.direct
+                        && e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) =>
+                {
+                    let flags = rustix::fs::fcntl_getfl(&self.file)?;
+                    rustix::fs::fcntl_setfl(&self.file, flags - OFlags::DIRECT)?;
+                    self.direct = false;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.written += piece.len as u64;
+        if len != piece.len {
+            self.file.set_len(self.written)?;
+        }
+        Ok(())
+    }
 }
 
 impl SpoolFile {
@@ -89,80 +159,114 @@ impl SpoolFile {
             Some(Err(e)) => return Err(e),
             None => (open(OFlags::empty())?, false),
         };
-        let buf = vec![0u8; PIECE + ALIGN];
-        let start = buf.as_ptr().align_offset(ALIGN).min(ALIGN);
-        Ok(SpoolFile {
+        let path = TempPath(Some(path));
+        let (to_writer, pieces) = bounded::<(Piece, bool)>(PIECES);
+        let (give_back, free) = bounded::<Piece>(PIECES);
+        let mut w = Writer {
             file,
-            buf,
-            start,
-            filled: 0,
-            written: 0,
             direct,
-            path: TempPath(Some(path)),
+            written: 0,
+        };
+        let writer = std::thread::Builder::new()
+            .name("holdfast-spool".into())
+            .spawn(move || {
+                let mut result = Ok(());
+                for (mut piece, last) in pieces {
+                    if result.is_ok() {
+                        result = w.write(&mut piece, last);
+                    }
+                    piece.len = 0;
+                    let _ = give_back.send(piece);
+                }
+                result
+            })?;
+        Ok(SpoolFile {
+            current: Piece::new(),
+            pieces: 1,
+            to_writer: Some(to_writer),
+            free,
+            writer: Some(writer),
+            direct,
+            path,
         })
     }
 
-    /// Whether writes bypass the page cache.
+    /// Whether writes were asked to bypass the page cache and the filesystem took it.
     #[cfg(test)]
     pub fn is_direct(&self) -> bool {
         self.direct
     }
 
-    /// Write the first `len` bytes of the buffer (a multiple of `ALIGN` when direct).
-    fn write_out(&mut self, len: usize) -> io::Result<()> {
-        let data = &self.buf[self.start..self.start + len];
-        let mut done = 0;
-        while done < data.len() {
-            match (&self.file).write(&data[done..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // The filesystem refused this direct write (alignment, or no support after
-                // all): go on through the page cache; nothing was written by the refused call.
-                Err(e)
-                    if self.direct
-                        && e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) =>
-                {
-                    let flags = rustix::fs::fcntl_getfl(&self.file)?;
-                    rustix::fs::fcntl_setfl(&self.file, flags - OFlags::DIRECT)?;
-                    self.direct = false;
-                }
-                Err(e) => return Err(e),
-            }
+    /// Hand `piece` to the writer; a failed writer's error comes back here.
+    fn send(&mut self, piece: Piece, last: bool) -> io::Result<()> {
+        let sent = match &self.to_writer {
+            Some(tx) => tx.send((piece, last)).is_ok(),
+            None => false,
+        };
+        if sent {
+            Ok(())
+        } else {
+            Err(self
+                .stop_writer()
+                .err()
+                .unwrap_or_else(|| io::Error::other("the spool file's writer stopped early")))
         }
-        self.written += len as u64;
-        Ok(())
+    }
+
+    /// Close the writer's queue and wait for it: its result is the file's.
+    fn stop_writer(&mut self) -> io::Result<()> {
+        self.to_writer.take();
+        match self.writer.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::Error::other("the spool file's writer panicked")),
+            None => Ok(()),
+        }
     }
 
     /// Write out what is buffered and close; the returned path still removes the file when
     /// dropped.
     pub fn finish(mut self) -> io::Result<TempPath> {
-        let tail = self.filled;
-        if tail > 0 {
-            if self.direct {
-                // Direct writes are whole blocks: pad the last one, then cut the file back.
-                let padded = tail.div_ceil(ALIGN) * ALIGN;
-                self.buf[self.start + tail..self.start + padded].fill(0);
-                self.write_out(padded)?;
-                self.written -= (padded - tail) as u64;
-                self.file.set_len(self.written)?;
-            } else {
-                self.write_out(tail)?;
-            }
-        }
-        Ok(self.path)
+        let last = std::mem::replace(
+            &mut self.current,
+            Piece {
+                buf: Vec::new(),
+                start: 0,
+                len: 0,
+            },
+        );
+        self.send(last, true)?;
+        self.stop_writer()?;
+        Ok(std::mem::replace(&mut self.path, TempPath(None)))
+    }
+}
+
+impl Drop for SpoolFile {
+    fn drop(&mut self) {
+        // Let the writer finish before the file is removed.
+        let _ = self.stop_writer();
     }
 }
 
 impl Write for SpoolFile {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let n = data.len().min(PIECE - self.filled);
-        let at = self.start + self.filled;
-        self.buf[at..at + n].copy_from_slice(&data[..n]);
-        self.filled += n;
-        if self.filled == PIECE {
-            self.write_out(PIECE)?;
-            self.filled = 0;
+        let cur = &mut self.current;
+        let n = data.len().min(PIECE - cur.len);
+        let at = cur.start + cur.len;
+        cur.buf[at..at + n].copy_from_slice(&data[..n]);
+        cur.len += n;
+        if cur.len == PIECE {
+            let next = if self.pieces < PIECES {
+                self.pieces += 1;
+                self.free.try_recv().unwrap_or_else(|_| Piece::new())
+            } else {
+                // Every piece is queued: wait for the writer to give one back.
+                match self.free.recv() {
+                    Ok(p) => p,
+                    Err(_) => Piece::new(),
+                }
+            };
+            let full = std::mem::replace(&mut self.current, next);
+            self.send(full, false)?;
         }
         Ok(n)
     }
