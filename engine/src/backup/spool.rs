@@ -20,7 +20,7 @@ use crate::storage::TEMP_PREFIX;
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A path removed when dropped, unless [`TempPath::keep`] was called.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct TempPath(Option<PathBuf>);
 
 impl TempPath {
@@ -74,8 +74,9 @@ pub struct SpoolFile {
 }
 
 /// `PIECE` bytes starting at `start`, aligned for direct I/O (the slack before is for the
-/// alignment); `len` of them hold data.
-#[derive(Debug)]
+/// alignment); `len` of them hold data. The default, with no buffer, stands in for a piece
+/// handed over.
+#[derive(Debug, Default)]
 struct Piece {
     buf: Vec<u8>,
     start: usize,
@@ -88,6 +89,11 @@ impl Piece {
         let start = buf.as_ptr().align_offset(ALIGN).min(ALIGN);
         Piece { buf, start, len: 0 }
     }
+}
+
+/// How a filesystem says no to direct I/O (at open, or for a write it cannot align): EINVAL.
+fn refuses_direct_io(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error())
 }
 
 /// The writing end: one file, written piece by piece in order.
@@ -115,10 +121,7 @@ impl Writer {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // The filesystem refused this direct write (alignment, or no support after
                 // all): go on through the page cache; nothing was written by the refused call.
-                Err(e)
-                    if self.direct
-                        && e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) =>
-                {
+                Err(e) if self.direct && refuses_direct_io(&e) => {
                     let flags = rustix::fs::fcntl_getfl(&self.file)?;
                     rustix::fs::fcntl_setfl(&self.file, flags - OFlags::DIRECT)?;
                     self.direct = false;
@@ -152,10 +155,7 @@ impl SpoolFile {
         };
         let (file, direct) = match direct.then(|| open(OFlags::DIRECT)) {
             Some(Ok(f)) => (f, true),
-            // EINVAL: this filesystem has no direct I/O.
-            Some(Err(e)) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
-                (open(OFlags::empty())?, false)
-            }
+            Some(Err(e)) if refuses_direct_io(&e) => (open(OFlags::empty())?, false),
             Some(Err(e)) => return Err(e),
             None => (open(OFlags::empty())?, false),
         };
@@ -226,17 +226,10 @@ impl SpoolFile {
     /// Write out what is buffered and close; the returned path still removes the file when
     /// dropped.
     pub fn finish(mut self) -> io::Result<TempPath> {
-        let last = std::mem::replace(
-            &mut self.current,
-            Piece {
-                buf: Vec::new(),
-                start: 0,
-                len: 0,
-            },
-        );
+        let last = std::mem::take(&mut self.current);
         self.send(last, true)?;
         self.stop_writer()?;
-        Ok(std::mem::replace(&mut self.path, TempPath(None)))
+        Ok(std::mem::take(&mut self.path))
     }
 }
 

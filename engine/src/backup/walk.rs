@@ -1,8 +1,9 @@
 //! Walking a source tree: one tree blob per directory, written bottom-up.
 //!
-//! The walker runs on one thread and hands regular files to the reader pool as it meets
-//! them; it recurses into subdirectories before waiting for a directory's files, so the
-//! readers stay busy while the walk goes on.
+//! The walker runs on one thread and hands regular files to the reader pool, in batches, as
+//! it meets them. It does not wait for a directory's files: a directory still being read is
+//! kept pending and its tree stored once they are in (children before parents), so the
+//! readers stay busy while the walk goes on, up to a bound on the files pending.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
