@@ -21,7 +21,7 @@ use holdfast_engine::crypto::IdScheme;
 use holdfast_engine::format::config::{FEATURE_BLAKE3_IDS, FEATURE_SOURCE_LEVELS};
 use holdfast_engine::format::run::Level;
 use holdfast_engine::repo::{InitOptions, Repository, RunSelector};
-use holdfast_engine::restore::{RestoreOptions, RestoreStatus};
+use holdfast_engine::restore::RestoreOptions;
 use holdfast_engine::verify::{VerifyDepth, verify};
 
 const GOLDEN_PASS: &[u8] = b"golden fixture passphrase";
@@ -168,12 +168,7 @@ fn golden_v1_repository_still_restores_exactly() {
             ..RestoreOptions::default()
         },
     );
-    assert_eq!(
-        r.status,
-        RestoreStatus::Complete,
-        "{:?}",
-        r.unrestored_items
-    );
+    assert_complete(&r, "golden v1 repository");
     let expected: BTreeMap<String, String> =
         serde_json::from_slice(&fs::read(dir.join("expected.json")).unwrap()).unwrap();
     assert_eq!(describe(&target), expected);
@@ -294,12 +289,7 @@ fn two_sources_restore_exactly(name: &str, ids: IdScheme) {
             ..RestoreOptions::default()
         },
     );
-    assert_eq!(
-        r.status,
-        RestoreStatus::Complete,
-        "{:?}",
-        r.unrestored_items
-    );
+    assert_complete(&r, &format!("fixture {name}"));
     let expected: BTreeMap<String, String> =
         serde_json::from_slice(&fs::read(fixture_named(name).join("expected.json")).unwrap())
             .unwrap();

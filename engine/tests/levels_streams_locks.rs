@@ -147,12 +147,7 @@ fn command_source_round_trips_and_a_failing_command_makes_the_run_partial() {
             ..Default::default()
         },
     );
-    assert_eq!(
-        r.status,
-        RestoreStatus::Complete,
-        "{:?}",
-        r.unrestored_items
-    );
+    assert_complete(&r, "command source");
     let restored = fs::read_to_string(out.path().join("dump.sql")).unwrap();
     assert_eq!(restored.lines().count(), 20000);
     assert!(restored.ends_with("INSERT INTO t VALUES (20000);\n"));
@@ -481,12 +476,7 @@ fn backup_does_not_reference_volumes_marked_for_deletion() {
         out.path(),
         RestoreOptions::default(),
     );
-    assert_eq!(
-        r.status,
-        RestoreStatus::Complete,
-        "{:?}",
-        r.unrestored_items
-    );
+    assert_complete(&r, "volumes marked for deletion");
     assert_eq!(
         fs::read(out.path().join("data")).unwrap(),
         pseudo_random(1 << 20, 5)

@@ -175,12 +175,7 @@ fn hostile_tree_round_trips_exactly() {
 
     let target = out.path().join("restored");
     let r = restore_into(&repo, &target, RestoreOptions::default());
-    assert_eq!(
-        r.status,
-        RestoreStatus::Complete,
-        "{:?}",
-        r.unrestored_items
-    );
+    assert_complete(&r, "hostile tree");
     let after = snapshot(&target);
     assert_same_tree(&before, &after);
     assert!(
@@ -241,12 +236,7 @@ fn how_far_the_walk_runs_ahead_changes_nothing_stored() {
     );
     let target = out.path().join("restored");
     let r = restore_into(&repo, &target, RestoreOptions::default());
-    assert_eq!(
-        r.status,
-        RestoreStatus::Complete,
-        "{:?}",
-        r.unrestored_items
-    );
+    assert_complete(&r, "run-ahead walk");
     assert_same_tree(&before, &snapshot(&target));
 }
 

@@ -16,7 +16,7 @@ use holdfast_engine::backup::{BackupOptions, SourceSpec, backup};
 use holdfast_engine::progress::Progress;
 use holdfast_engine::purge::{PurgeOptions, purge};
 use holdfast_engine::repo::{Indexed, InitOptions, Repository};
-use holdfast_engine::restore::{RestoreOptions, RestoreStatus};
+use holdfast_engine::restore::RestoreOptions;
 use holdfast_engine::retention::RetentionPolicy;
 use holdfast_engine::storage::check::check;
 use holdfast_engine::storage::{RepoUrl, StaticCredentials, StorageError, Store};
@@ -102,12 +102,7 @@ fn full_cycle(store: Store, what: &str) {
     assert!(v.ok && v.data_verified, "{what}: {v:?}");
     let target = out.path().join("r");
     let r = restore_into(&repo, &target, RestoreOptions::default());
-    assert_eq!(
-        r.status,
-        RestoreStatus::Complete,
-        "{what}: {:?}",
-        r.unrestored_items
-    );
+    assert_complete(&r, what);
     assert_same_tree(&snapshot(&root), &snapshot(&target));
     let policy = RetentionPolicy {
         keep_fulls: Some(1),
@@ -363,12 +358,7 @@ fn multipart_cycle(store: Store, what: &str) {
     assert!(v.ok && v.data_verified, "{what}: {v:?}");
     let target = out.path().join("r");
     let r = restore_into(&repo, &target, RestoreOptions::default());
-    assert_eq!(
-        r.status,
-        RestoreStatus::Complete,
-        "{what}: {:?}",
-        r.unrestored_items
-    );
+    assert_complete(&r, what);
     assert_same_tree(&snapshot(&root), &snapshot(&target));
 }
 

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use holdfast_engine::backup::{BackupOptions, BackupReport, SourceSpec, backup};
 use holdfast_engine::progress::Progress;
 use holdfast_engine::repo::{Indexed, InitOptions, Repository};
-use holdfast_engine::restore::{RestoreOptions, RestoreReport, RestoreTarget, restore};
+use holdfast_engine::restore::{
+    RestoreOptions, RestoreReport, RestoreStatus, RestoreTarget, restore,
+};
 use holdfast_engine::storage::{LocalStorage, Store};
 
 pub const PASS: &[u8] = b"correct horse battery staple";
@@ -68,6 +70,16 @@ pub fn restore_into(
         ..opts
     };
     restore(repo, &opts, &Progress::default()).unwrap()
+}
+
+/// The restore brought everything back; otherwise the failure lists what it did not.
+pub fn assert_complete(r: &RestoreReport, what: &str) {
+    assert_eq!(
+        r.status,
+        RestoreStatus::Complete,
+        "{what}: {:?}",
+        r.unrestored_items
+    );
 }
 
 /// Everything about one entry that a restore must reproduce.
