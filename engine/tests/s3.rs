@@ -423,3 +423,70 @@ fn errors_count_the_attempts_really_made() {
         "{err}"
     );
 }
+
+/// 1,500 small files in 30 directories and two files of several chunks: with 1 MiB
+/// volumes, about a dozen volumes and one of listings.
+fn many_small_files(root: &Path) {
+    for d in 0..30u64 {
+        let dir = root.join(format!("d{d:02}"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..50u64 {
+            let n = d * 50 + f;
+            fs::write(
+                dir.join(format!("f{f:02}")),
+                pseudo_random(500 + (n * 7919 % 6000) as usize, n + 1),
+            )
+            .unwrap();
+        }
+    }
+    fs::write(root.join("big1"), pseudo_random(3 << 20, 7001)).unwrap();
+    fs::write(root.join("big2"), pseudo_random(5 << 19, 7002)).unwrap();
+}
+
+#[test]
+fn a_restore_from_s3_reads_each_volume_once_not_each_blob() {
+    let Some(server) = s3s_fs(BUCKET) else { return };
+    let proxy = FaultProxy::start(server.port, 0.0, &[], Duration::ZERO);
+    let (src, out) = (tmp(), tmp());
+    let root = src.path().join("site");
+    many_small_files(&root);
+    let mut repo = init(store(&proxy.endpoint(), ""));
+    let first = backup_paths(&mut repo, &[&root], &BackupOptions::default());
+    let volumes = repo.list_volumes().unwrap().len() as u64;
+    let blobs = first.run.stats.blobs_new;
+    assert!(blobs > 1500, "{blobs} blobs");
+
+    let gets = |p: &FaultProxy| {
+        p.stats
+            .object_gets
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let before = gets(&proxy);
+    let target = out.path().join("all");
+    let r = restore_into(&repo, &target, RestoreOptions::default());
+    assert_complete(&r, "restore from S3");
+    assert_same_tree(&snapshot(&root), &snapshot(&target));
+    let whole = gets(&proxy) - before;
+    // One read per volume (a few more for listings, the catalog and locks), never one per
+    // blob: before, this restore made a ranged GET for each of its 1,500 blobs.
+    assert!(
+        whole <= 2 * volumes + 10,
+        "{whole} GETs to restore {blobs} blobs from {volumes} volumes"
+    );
+
+    // A few files from one directory: a few reads, not one per blob either.
+    let before = gets(&proxy);
+    let some = out.path().join("some");
+    let r = restore_into(
+        &repo,
+        &some,
+        RestoreOptions {
+            include: vec!["/d07/**".into()],
+            ..RestoreOptions::default()
+        },
+    );
+    assert_complete(&r, "partial restore from S3");
+    assert_eq!(r.restored, 51, "the directory and its 50 files");
+    let part = gets(&proxy) - before;
+    assert!(part <= 12, "{part} GETs to restore 50 small files");
+}

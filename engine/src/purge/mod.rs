@@ -14,7 +14,7 @@
 mod live;
 mod plan;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -25,9 +25,12 @@ use crate::compress::CompressionLevel;
 use crate::faults::crash_point;
 use crate::format::config::Operation;
 use crate::format::index::MasterIndex;
+use crate::format::pack::BlobKind;
 use crate::id::Id;
 use crate::progress::Progress;
-use crate::repo::{Indexed, LockKind, MarkRecord, Repository};
+use crate::repo::{
+    Coalescing, Indexed, LockKind, MarkRecord, Repository, WantedBlob, plan_volume_reads,
+};
 use crate::retention::{RetentionPlan, RetentionPolicy, facts_of, plan_retention};
 use crate::storage::pack_key;
 use crate::{Error, Result};
@@ -281,13 +284,32 @@ fn repack(
             stop: None,
         },
     )?;
+    // Each volume is read once, in a few coalesced ranges, not one request per blob.
+    let mut by_volume: BTreeMap<Id, Vec<(WantedBlob, BlobKind)>> = BTreeMap::new();
     for e in index.entries() {
-        if !avoid.contains(&index.pack_id(e)) || !live.contains(&e.id) {
+        let volume = index.pack_id(e);
+        if !avoid.contains(&volume) || !live.contains(&e.id) {
             continue;
         }
-        let data = repo.load_blob(&e.id)?;
-        sink.add(e.kind, e.id, &data)?;
-        progress.add_done(0, data.len() as u64);
+        let wanted = WantedBlob {
+            id: e.id,
+            offset: e.offset,
+            length: e.length,
+        };
+        by_volume.entry(volume).or_default().push((wanted, e.kind));
+    }
+    let coalescing = Coalescing::for_store(repo.store());
+    for (volume, mut blobs) in by_volume {
+        blobs.sort_unstable_by_key(|(b, _)| b.offset);
+        let wanted: Vec<WantedBlob> = blobs.iter().map(|(b, _)| *b).collect();
+        for read in plan_volume_reads(&wanted, coalescing) {
+            let bytes = repo.fetch_volume_read(&volume, &read)?;
+            for (blob, kind) in &blobs[read.blobs.clone()] {
+                let data = repo.decode_from_read(&volume, &bytes, read.start, blob)?;
+                sink.add(*kind, blob.id, &data)?;
+                progress.add_done(0, data.len() as u64);
+            }
+        }
     }
     let summary = sink.finish()?;
     repo.extend_index(summary.index_segments);

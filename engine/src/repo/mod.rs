@@ -10,6 +10,7 @@ mod open;
 
 mod runs;
 mod tree_cache;
+mod volume_reads;
 mod walk;
 
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub use lock::{
 pub use marks::MarkRecord;
 pub use open::read_config;
 pub use runs::{RunSelector, SourceChoice, select_run, select_sources};
+pub use volume_reads::{Coalescing, VolumeRead, WantedBlob, plan_volume_reads};
 
 /// Marker: configuration and key loaded.
 #[derive(Debug, Clone, Copy)]
@@ -178,8 +180,8 @@ impl<S> Repository<S> {
 }
 
 impl Repository<Indexed> {
-    /// Forget the tree volumes kept from walking runs, when the walk is over and the memory
-    /// is better spent elsewhere (deep verify reads data volumes next).
+    /// Forget the tree volumes kept from walking runs, when the walk is over and the disk
+    /// space is better spent elsewhere (deep verify reads data volumes next).
     pub fn drop_cached_trees(&self) {
         self.state.trees.clear();
     }
@@ -210,40 +212,50 @@ impl Repository<Indexed> {
         }
     }
 
-    /// A tree blob, read through the tree-volume cache.
+    /// A tree blob. Locally it is read where the index places it; from an object store
+    /// through the tree-volume spill (see `tree_cache`), so walking a run costs about one
+    /// request per tree volume, not one per directory.
     fn load_tree_blob(&self, id: &Id) -> Result<Vec<u8>> {
         let loc = self
             .index()
             .lookup(id)
             .ok_or_else(|| Error::corrupt(format!("listing {} is not in the index", id.short())))?;
-        let size = loc.pack_size;
-        let volume = match self.state.trees.get(&loc.pack) {
-            Some(v) => v,
-            None if loc.kind == crate::format::pack::BlobKind::Tree => {
-                let v = self.store().get(&pack_key(&loc.pack))?;
-                if v.len() as u64 != size {
-                    return Err(Error::corrupt(format!(
-                        "volume {} has {} bytes, the index says {size}",
-                        loc.pack.short(),
-                        v.len()
-                    )));
-                }
-                self.state.trees.insert(loc.pack, v.clone());
-                v
-            }
-            _ => return self.load_blob(id),
-        };
-        let (start, end) = (
-            loc.offset as usize,
-            loc.offset as usize + loc.length as usize,
-        );
-        let entry = volume.get(start..end).ok_or_else(|| {
+        if loc.kind != crate::format::pack::BlobKind::Tree || !self.store().reads_wait_on_latency()
+        {
+            return self.load_blob(id);
+        }
+        let short = || {
             Error::corrupt(format!(
                 "volume {} is shorter than the index says",
                 loc.pack.short()
             ))
-        })?;
-        self.decode_entry(id, &loc.pack, entry)
+        };
+        match self.state.trees.plan(&loc.pack, u64::from(loc.offset)) {
+            tree_cache::TreeRead::Spilled(file, at) => {
+                use std::os::unix::fs::FileExt;
+                let mut entry = vec![0u8; loc.length as usize];
+                file.read_exact_at(&mut entry, at).map_err(|_| short())?;
+                self.decode_entry(id, &loc.pack, &entry)
+            }
+            tree_cache::TreeRead::FetchRange => self.load_blob(id),
+            tree_cache::TreeRead::FetchVolume => {
+                let volume = self.store().get(&pack_key(&loc.pack))?;
+                if volume.len() as u64 != loc.pack_size {
+                    return Err(Error::corrupt(format!(
+                        "volume {} has {} bytes, the index says {}",
+                        loc.pack.short(),
+                        volume.len(),
+                        loc.pack_size
+                    )));
+                }
+                self.state.trees.insert(loc.pack, &volume);
+                let start = loc.offset as usize;
+                let entry = volume
+                    .get(start..start + loc.length as usize)
+                    .ok_or_else(short)?;
+                self.decode_entry(id, &loc.pack, entry)
+            }
+        }
     }
 
     /// Decode one volume entry and check it is the blob the index promised.

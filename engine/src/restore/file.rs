@@ -1,12 +1,9 @@
-//! Writing file content and replacing entries atomically.
+//! Building entries under temporary names and moving them into place atomically; what an
+//! interrupted restore left behind; later members of hard-link groups.
 
-use std::fs::OpenOptions;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use crate::fsmeta::apply_file_metadata;
 
 use super::report::ItemOutcome;
 use super::{Ctx, FileJob};
@@ -16,7 +13,7 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Entries are built under `<TEMP_PREFIX><pid>-<n>` next to their final path.
 const TEMP_PREFIX: &str = ".holdfast-restore-";
 
-fn temp_path(path: &Path) -> PathBuf {
+pub(super) fn temp_path(path: &Path) -> PathBuf {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     dir.join(format!(
         "{TEMP_PREFIX}{}-{}",
@@ -90,15 +87,21 @@ pub(super) fn with_replacement(
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
+    move_into_place(&tmp, path, replace)
+}
+
+/// Move a finished entry from its temporary name to `path` (see [`with_replacement`]); the
+/// temporary entry is removed if the move fails.
+pub(super) fn move_into_place(tmp: &Path, path: &Path, replace: bool) -> io::Result<()> {
     let flags = if replace {
         rustix::fs::RenameFlags::empty()
     } else {
         rustix::fs::RenameFlags::NOREPLACE
     };
-    match rustix::fs::renameat_with(rustix::fs::CWD, &tmp, rustix::fs::CWD, path, flags) {
+    match rustix::fs::renameat_with(rustix::fs::CWD, tmp, rustix::fs::CWD, path, flags) {
         Ok(()) => Ok(()),
         Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = std::fs::remove_file(tmp);
             Err(if e == rustix::io::Errno::EXIST {
                 io::Error::new(
                     io::ErrorKind::AlreadyExists,
@@ -113,44 +116,10 @@ pub(super) fn with_replacement(
     }
 }
 
-fn restore_content(ctx: &Ctx<'_>, job: &FileJob) -> io::Result<u64> {
-    let mut bytes = 0;
-    with_replacement(&job.path, job.replace, |tmp| {
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(tmp)?;
-        // Extending first leaves holes wherever the data extents do not reach; a dense file
-        // is written end to end and needs no extending.
-        if job.node.extents.is_some() {
-            file.set_len(job.node.size)?;
-        }
-        bytes = super::content::write_content(ctx, &job.node, &file)?;
-        apply_file_metadata(&file, &job.node, ctx.meta)
-    })?;
-    Ok(bytes)
-}
-
-/// Restore a file's content; the first file of a hard-link group records its path.
-pub(super) fn restore_file(ctx: &Ctx<'_>, job: &FileJob) -> ItemOutcome {
-    let outcome = match restore_content(ctx, job) {
-        Ok(bytes) => ItemOutcome::Restored { bytes },
-        Err(e) => ItemOutcome::Unrestored(e.to_string()),
-    };
-    ctx.progress.add_done(1, 0);
-    if let (Some(g), ItemOutcome::Restored { .. }) = (job.node.link_group, &outcome) {
-        ctx.link_firsts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(g, job.path.clone());
-    }
-    outcome
-}
-
 /// A later member of a hard-link group: link to the first restored member, or, when that
-/// one was not restored, write the content and become the group's first.
-pub(super) fn restore_link_or_copy(ctx: &Ctx<'_>, job: &FileJob) -> ItemOutcome {
+/// one was not restored, write the content and become the group's first. Records the
+/// outcome.
+pub(super) fn restore_link_or_copy(ctx: &Ctx<'_>, job: FileJob) {
     let first = job.node.link_group.and_then(|g| {
         ctx.link_firsts
             .lock()
@@ -164,14 +133,15 @@ pub(super) fn restore_link_or_copy(ctx: &Ctx<'_>, job: &FileJob) -> ItemOutcome 
                 std::fs::hard_link(&first, tmp)
             });
             ctx.progress.add_done(1, 0);
-            match r {
+            let outcome = match r {
                 Ok(()) => ItemOutcome::Restored { bytes: 0 },
                 Err(e) => ItemOutcome::Unrestored(format!(
                     "hard link to {} not created: {e}",
                     first.display()
                 )),
-            }
+            };
+            ctx.record(&job.rel, outcome);
         }
-        None => restore_file(ctx, job),
+        None => super::volumes::restore_files(ctx, vec![job]),
     }
 }

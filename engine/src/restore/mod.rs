@@ -5,6 +5,7 @@ mod content;
 mod file;
 mod plan;
 mod report;
+mod volumes;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -40,7 +41,7 @@ pub struct RestoreOptions {
     pub continue_on_error: bool,
     /// Restore ownership (uid/gid). Effective only as root.
     pub owner: bool,
-    /// Files restored in parallel; `None` picks by storage: one per core when reads are
+    /// Volumes read in parallel; `None` picks by storage: one per core when reads are
     /// local, four per core when they wait on an object store's latency.
     pub threads: Option<usize>,
     /// How long to wait for a conflicting (exclusive) lock.
@@ -88,9 +89,7 @@ struct Ctx<'a> {
     /// Set at the first unrestored item when not continuing on errors; checked per item
     /// without taking the report's lock.
     stopped: std::sync::atomic::AtomicBool,
-    /// Usable cores, asked once: the answer comes from cgroup files, too slow to read per file.
-    cores: usize,
-    /// File writers running.
+    /// Volume readers running.
     threads: usize,
 }
 
@@ -152,7 +151,6 @@ pub fn restore(
         progress,
         link_firsts: Mutex::new(HashMap::new()),
         stopped: std::sync::atomic::AtomicBool::new(false),
-        cores,
         threads,
     };
     for (c, _) in &roots {
@@ -168,25 +166,20 @@ pub fn restore(
 
     let mut deferred_links: Vec<FileJob> = Vec::new();
     let mut dirs: Vec<plan::PendingDir> = Vec::new();
-    let (tx, rx) = bounded::<FileJob>(threads * 4);
+    // The walk hands files over in batches; one batch is written while the next is walked.
+    let (tx, rx) = bounded::<Vec<FileJob>>(1);
     let walk_result = std::thread::scope(|scope| {
-        for _ in 0..threads {
-            let rx = rx.clone();
-            let ctx = &ctx;
-            scope.spawn(move || {
-                for job in rx {
-                    if ctx.should_stop() {
-                        continue;
-                    }
-                    let outcome = file::restore_file(ctx, &job);
-                    ctx.record(&job.rel, outcome);
+        let ctx = &ctx;
+        scope.spawn(move || {
+            for batch in rx {
+                if !ctx.should_stop() {
+                    volumes::restore_files(ctx, batch);
                 }
-            });
-        }
-        drop(rx);
+            }
+        });
         let mut walker = plan::Walker {
-            ctx: &ctx,
-            files: &tx,
+            ctx,
+            files: plan::FileBatches::new(tx),
             deferred_links: &mut deferred_links,
             dirs: &mut dirs,
         };
@@ -197,7 +190,7 @@ pub fn restore(
                 break;
             }
         }
-        drop(tx);
+        walker.files.flush();
         result
     });
     walk_result?;
@@ -205,8 +198,7 @@ pub fn restore(
         if ctx.should_stop() {
             break;
         }
-        let outcome = file::restore_link_or_copy(&ctx, &job);
-        ctx.record(&job.rel, outcome);
+        file::restore_link_or_copy(&ctx, job);
     }
     // Directory times last, deepest first, so creating children does not disturb them.
     dirs.sort_by_key(|d| std::cmp::Reverse(d.depth));

@@ -134,11 +134,48 @@ struct DirState<'p> {
     created: bool,
 }
 
-/// Walks a run's trees, creating directories and small entries inline and handing file
-/// content to the worker pool.
+/// Files gathered by the walk, handed over in batches (see `volumes`).
+pub(super) struct FileBatches {
+    tx: Sender<Vec<FileJob>>,
+    batch: Vec<FileJob>,
+    blobs: usize,
+}
+
+impl FileBatches {
+    pub fn new(tx: Sender<Vec<FileJob>>) -> Self {
+        FileBatches {
+            tx,
+            batch: Vec::new(),
+            blobs: 0,
+        }
+    }
+
+    fn push(&mut self, job: FileJob) {
+        self.blobs += job.node.content.len();
+        self.batch.push(job);
+        if self.batch.len() >= super::volumes::BATCH_FILES
+            || self.blobs >= super::volumes::BATCH_BLOBS
+        {
+            self.flush();
+        }
+    }
+
+    /// Hand over what is gathered.
+    pub fn flush(&mut self) {
+        self.blobs = 0;
+        let batch = std::mem::take(&mut self.batch);
+        if !batch.is_empty() {
+            // The writer lives until the walk ends, so the send cannot fail before then.
+            let _ = self.tx.send(batch);
+        }
+    }
+}
+
+/// Walks a run's trees, creating directories and small entries inline and handing files
+/// over in batches to be written by volume.
 pub(super) struct Walker<'c, 'a> {
     pub ctx: &'c Ctx<'a>,
-    pub files: &'c Sender<FileJob>,
+    pub files: FileBatches,
     pub deferred_links: &'c mut Vec<FileJob>,
     pub dirs: &'c mut Vec<PendingDir>,
 }
@@ -429,8 +466,7 @@ impl Walker<'_, '_> {
                     None => true,
                 };
                 if first_of_group {
-                    // Workers live until the walk ends, so the send cannot fail before then.
-                    let _ = self.files.send(job);
+                    self.files.push(job);
                 } else {
                     self.deferred_links.push(job);
                 }

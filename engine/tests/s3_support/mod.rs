@@ -191,6 +191,9 @@ pub enum Rewrite {
 #[derive(Debug, Default)]
 pub struct FaultStats {
     pub requests: AtomicU64,
+    /// GETs of an object (listings not counted), and of those the ranged ones.
+    pub object_gets: AtomicU64,
+    pub ranged_gets: AtomicU64,
     pub faults: AtomicU64,
     /// Completion answers rewritten.
     pub rewritten: AtomicU64,
@@ -426,6 +429,13 @@ fn serve(
         return;
     }
     let n = stats.requests.fetch_add(1, Ordering::Relaxed);
+    if first_line.starts_with("GET ") && !first_line.contains("list-type") {
+        stats.object_gets.fetch_add(1, Ordering::Relaxed);
+        let head = String::from_utf8_lossy(&request).to_ascii_lowercase();
+        if head.contains("\r\nrange:") {
+            stats.ranged_gets.fetch_add(1, Ordering::Relaxed);
+        }
+    }
     if roll(n) < rate && !kinds.is_empty() {
         let k = counter.fetch_add(1, Ordering::Relaxed) as usize % kinds.len();
         stats.faults.fetch_add(1, Ordering::Relaxed);
