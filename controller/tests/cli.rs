@@ -664,7 +664,22 @@ fn sigterm_records_an_aborted_run_and_leaves_a_clean_repository() {
     assert_eq!(code(&out), 5, "aborted: {}", stderr(&out));
     let runs = env.json(&["runs"]);
     let run = &runs[0];
-    assert_eq!(run["status"], "Partial", "{runs}");
+    assert_eq!(run["status"], "Aborted", "{runs}");
+    // What was read before the stop counts, also of the source it was reading: about the
+    // new data it stored (which also holds a few listings). Before, it counted only `a`.
+    let (read, added) = (
+        run["bytesRead"].as_u64().unwrap(),
+        run["bytesAdded"].as_u64().unwrap(),
+    );
+    assert!(
+        added > 1_000_000 && read * 10 >= added * 9,
+        "read {read}, added {added}: {runs}"
+    );
+    let aborted = env.json(&["runs", "--status", "aborted"]);
+    assert_eq!(aborted.as_array().unwrap().len(), 1, "{aborted}");
+    assert_eq!(aborted[0]["label"], run["label"]);
+    let partial = env.json(&["runs", "--status", "Partial"]);
+    assert_eq!(partial.as_array().unwrap().len(), 0, "{partial}");
     let levels = run["sourceLevels"].as_array().unwrap();
     let status_of = |n: &str| levels.iter().find(|s| s["name"] == n).unwrap()["status"].clone();
     assert_eq!(

@@ -230,6 +230,17 @@ async fn an_aborted_backup_is_recorded_the_repository_verifies_and_the_next_run_
     assert!(ev.iter().any(|(_, r, _)| r == "BackupAborting"), "{ev:?}");
     assert!(ev.iter().any(|(_, r, _)| r == "BackupAborted"), "{ev:?}");
 
+    // What it read counts (the claim and the dump's first megabyte), and the repository
+    // records the run as Aborted, as the status does.
+    assert!(
+        last["bytesRead"].as_u64().unwrap_or(0) >= 1_000_000,
+        "{last:#}"
+    );
+    let (ok, runs, err) = shop.cli(&["runs", "--status", "aborted"]);
+    assert!(ok, "{err}");
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs:#}");
+    assert_eq!(runs[0]["status"], "Aborted", "{runs:#}");
+
     // Nothing is damaged, and no lock is left.
     let (ok, _, err) = shop.cli(&["verify", "--deep"]);
     assert!(ok, "verify after the abort: {err}");

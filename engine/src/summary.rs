@@ -372,12 +372,10 @@ impl BackupReport {
         JobSummary::Backup(BackupSummary {
             label: r.label.clone(),
             level: r.level,
-            status: if r.aborted {
-                BackupOutcome::Aborted
-            } else if r.status == RunStatus::Complete {
-                BackupOutcome::Complete
-            } else {
-                BackupOutcome::Partial
+            status: match r.status {
+                RunStatus::Complete => BackupOutcome::Complete,
+                RunStatus::Partial => BackupOutcome::Partial,
+                RunStatus::Aborted => BackupOutcome::Aborted,
             },
             promoted: self.promoted,
             started: r.started,

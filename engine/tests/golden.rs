@@ -1,11 +1,13 @@
 //! Format stability: repositories made by earlier builds are checked in and must stay
 //! readable, byte for byte, by every later build: `golden-v1` (one level per run) and
 //! `golden-v2` (manifest version 2, levels per source, feature `source-levels`), and
-//! `golden-blake3` (the same with keyed-BLAKE3 blob ids, feature `blake3-ids`).
+//! `golden-blake3` (the same with keyed-BLAKE3 blob ids, feature `blake3-ids`), and
+//! `golden-aborted` (a full, then a run stopped on request: status `Aborted`, feature
+//! `aborted-runs`).
 //!
 //! Regenerate only when deliberately introducing a new format version (and keep the old
 //! fixtures): `cargo test -p holdfast-engine --test golden -- --ignored generate_v2`
-//! (`generate_blake3` for the BLAKE3 one).
+//! (`generate_blake3` for the BLAKE3 one, `generate_aborted` for the aborted one).
 #![allow(clippy::unwrap_used)] // reason: tests
 
 mod common;
@@ -18,8 +20,10 @@ use std::path::{Path, PathBuf};
 use common::*;
 use holdfast_engine::backup::BackupOptions;
 use holdfast_engine::crypto::IdScheme;
-use holdfast_engine::format::config::{FEATURE_BLAKE3_IDS, FEATURE_SOURCE_LEVELS};
-use holdfast_engine::format::run::Level;
+use holdfast_engine::format::config::{
+    FEATURE_ABORTED_RUNS, FEATURE_BLAKE3_IDS, FEATURE_SOURCE_LEVELS,
+};
+use holdfast_engine::format::run::{Level, RunStatus, SourceStatus};
 use holdfast_engine::repo::{InitOptions, Repository, RunSelector};
 use holdfast_engine::restore::RestoreOptions;
 use holdfast_engine::verify::{VerifyDepth, verify};
@@ -69,6 +73,21 @@ fn describe(root: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// A deep verify reads back every byte and finds nothing wrong.
+fn assert_verifies_deeply(
+    repo: &holdfast_engine::repo::Repository<holdfast_engine::repo::Indexed>,
+) {
+    let report = verify(
+        repo,
+        VerifyDepth::Deep {
+            sample_percent: None,
+        },
+        &holdfast_engine::progress::Progress::default(),
+    )
+    .unwrap();
+    assert!(report.ok && report.data_verified, "{report:?}");
+}
+
 fn golden_source(root: &Path) {
     fs::create_dir_all(root.join("docs/empty")).unwrap();
     fs::write(
@@ -98,11 +117,16 @@ fn golden_source(root: &Path) {
     set_mtime(&root.join("docs"), 1_700_000_600, 0);
 }
 
-#[test]
-#[ignore = "writes the checked-in fixture; run only to create a new format version's fixture"]
-fn generate() {
-    let dir = fixture();
-    let _ = fs::remove_dir_all(&dir);
+/// A new fixture repository at `dir/repo` (replacing any) holding one full run of the
+/// golden source, which lives in the returned directory under `golden`.
+fn fixture_with_a_full(
+    dir: &Path,
+    ids: IdScheme,
+) -> (
+    tempfile::TempDir,
+    holdfast_engine::repo::Repository<holdfast_engine::repo::Indexed>,
+) {
+    let _ = fs::remove_dir_all(dir);
     let src = tmp();
     let root = src.path().join("golden");
     fs::create_dir(&root).unwrap();
@@ -110,8 +134,7 @@ fn generate() {
     let opts = InitOptions {
         kdf_iterations: 1000,
         owner: Some("golden/set".into()),
-        // What builds of that format made.
-        ids: IdScheme::HmacSha256,
+        ids,
         ..InitOptions::default()
     };
     let mut repo = Repository::init(store(&dir.join("repo")), GOLDEN_PASS, &opts)
@@ -119,6 +142,16 @@ fn generate() {
         .load_index()
         .unwrap();
     backup_paths(&mut repo, &[&root], &BackupOptions::default());
+    (src, repo)
+}
+
+#[test]
+#[ignore = "writes the checked-in fixture; run only to create a new format version's fixture"]
+fn generate() {
+    let dir = fixture();
+    // What builds of that format made.
+    let (src, _repo) = fixture_with_a_full(&dir, IdScheme::HmacSha256);
+    let root = src.path().join("golden");
     fs::write(
         dir.join("expected.json"),
         serde_json::to_string_pretty(&describe(&root)).unwrap(),
@@ -148,15 +181,7 @@ fn golden_v1_repository_still_restores_exactly() {
     assert_eq!(runs.len(), 1);
     assert!(runs[0].label.starts_with("full-"));
 
-    let report = verify(
-        &repo,
-        VerifyDepth::Deep {
-            sample_percent: None,
-        },
-        &holdfast_engine::progress::Progress::default(),
-    )
-    .unwrap();
-    assert!(report.ok && report.data_verified, "{report:?}");
+    assert_verifies_deeply(&repo);
     let out = tmp();
     let target = out.path().join("t");
     let r = restore_into(
@@ -271,15 +296,7 @@ fn two_sources_restore_exactly(name: &str, ids: IdScheme) {
             ("b".into(), Some(Level::Full), None)
         ]
     );
-    let report = verify(
-        &repo,
-        VerifyDepth::Deep {
-            sample_percent: None,
-        },
-        &holdfast_engine::progress::Progress::default(),
-    )
-    .unwrap();
-    assert!(report.ok && report.data_verified, "{report:?}");
+    assert_verifies_deeply(&repo);
     let out = tmp();
     let r = restore_into(
         &repo,
@@ -346,13 +363,75 @@ fn golden_v1_repository_takes_new_runs_and_purges_per_source() {
     )
     .unwrap();
     assert!(report.runs_expired.is_empty(), "{report:?}");
-    let v = verify(
-        &repo,
-        VerifyDepth::Deep {
-            sample_percent: None,
+    assert_verifies_deeply(&repo);
+}
+
+#[test]
+#[ignore = "writes the checked-in fixture; run only to create a new format version's fixture"]
+fn generate_aborted() {
+    let dir = fixture_named("golden-aborted");
+    let (src, mut repo) = fixture_with_a_full(&dir, IdScheme::Blake3Keyed);
+    let root = src.path().join("golden");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // Stopped before it read anything (as a SIGTERM at its start): recorded as Aborted.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let aborted = backup_paths(
+        &mut repo,
+        &[&root],
+        &BackupOptions {
+            level: Level::Incr,
+            stop: Some(stop),
+            ..BackupOptions::default()
         },
-        &holdfast_engine::progress::Progress::default(),
+    );
+    assert_eq!(aborted.run.status, RunStatus::Aborted);
+    fs::write(
+        dir.join("expected.json"),
+        serde_json::to_string_pretty(&describe(&root)).unwrap(),
     )
     .unwrap();
-    assert!(v.ok, "{v:?}");
+}
+
+#[test]
+fn golden_aborted_repository_lists_its_aborted_run_and_restores_the_complete_one() {
+    let (_copy, path) = copy_of("golden-aborted");
+    let repo = Repository::open(store(&path), GOLDEN_PASS)
+        .unwrap()
+        .load_index()
+        .unwrap();
+    // Every operation reads the catalog, so every one needs to know the status.
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&fs::read(path.join("config")).unwrap()).unwrap();
+    for op in ["read", "write", "check", "delete"] {
+        assert!(
+            cfg["features"][op]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!(FEATURE_ABORTED_RUNS)),
+            "{op}: {cfg}"
+        );
+    }
+    let runs = repo.runs().unwrap();
+    let statuses: Vec<RunStatus> = runs.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [RunStatus::Complete, RunStatus::Aborted]);
+    assert!(runs[1].aborted);
+    assert_eq!(runs[1].sources[0].status, SourceStatus::Failed);
+    assert_verifies_deeply(&repo);
+    // The newest restore point is the complete run before the aborted one.
+    let out = tmp();
+    let r = restore_into(
+        &repo,
+        out.path(),
+        RestoreOptions {
+            owner: false,
+            ..RestoreOptions::default()
+        },
+    );
+    assert_complete(&r, "fixture golden-aborted");
+    assert_eq!(r.run, runs[0].label);
+    let expected: BTreeMap<String, String> = serde_json::from_slice(
+        &fs::read(fixture_named("golden-aborted").join("expected.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(describe(out.path()), expected);
 }

@@ -108,7 +108,11 @@ pub async fn watch(api: Api<Pod>, results: std::sync::Arc<PodResults>) {
     let mut events = std::pin::pin!(watcher::watcher(api, config));
     while let Some(event) = events.next().await {
         match event {
-            Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => results.observe(&p),
+            // A deletion carries the pod's last state too: the one chance left when the
+            // update before it was not seen (a watch that restarted in between).
+            Ok(
+                watcher::Event::Apply(p) | watcher::Event::InitApply(p) | watcher::Event::Delete(p),
+            ) => results.observe(&p),
             Ok(_) => {}
             Err(e) => tracing::debug!("watching job pods: {e}"),
         }

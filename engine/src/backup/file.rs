@@ -124,6 +124,7 @@ pub fn chunk_stream<R: Read>(
         }
         match chunks.next_chunk() {
             Ok(Some(chunk)) => {
+                sink.count_read(chunk.len() as u64);
                 let id = sink.key().blob_id(chunk);
                 // The sink only refuses blobs once the whole backup is failing.
                 if sink.add(BlobKind::Data, id, chunk).is_err() {

@@ -323,6 +323,10 @@ pub fn backup(
     lock.confirm()?;
     // Binaries that read one level per run must not purge or extend this catalog.
     repo.require_feature(crate::format::config::FEATURE_SOURCE_LEVELS)?;
+    if manifest.status == RunStatus::Aborted {
+        // Binaries that know no Aborted status could not read the catalog at all.
+        repo.require_feature(crate::format::config::FEATURE_ABORTED_RUNS)?;
+    }
     let label_time = opts.slot.as_ref().map_or(started, |s| s.time);
     let run = repo.save_run(manifest, label_time)?;
     drop(lock);
@@ -456,6 +460,7 @@ impl Session<'_> {
             let Some(level) = self.plan.source(&source.name) else {
                 continue;
             };
+            let read_before = self.sink.bytes_read();
             let manifest = if out.aborted {
                 Ok(stopped_manifest(
                     source,
@@ -468,7 +473,11 @@ impl Session<'_> {
                 Ok(m) => m,
                 Err(Error::Interrupted) if self.sink.should_stop() && !self.sink.has_failed() => {
                     out.aborted = true;
-                    stopped_manifest(source, "aborted while this source was being read")
+                    let mut m =
+                        stopped_manifest(source, "aborted while this source was being read");
+                    // Nothing of it is listed, but what was read was read (and stored).
+                    m.stats.bytes_read = self.sink.bytes_read() - read_before;
+                    m
                 }
                 Err(e) => return Err(e),
             };
@@ -592,7 +601,9 @@ fn assemble(
         version: MANIFEST_VERSION,
         label: String::new(),
         level: plan.level,
-        status: if complete {
+        status: if walked.aborted {
+            RunStatus::Aborted
+        } else if complete {
             RunStatus::Complete
         } else {
             RunStatus::Partial

@@ -47,6 +47,9 @@ pub struct SinkOptions {
 /// Byte and blob counters of what the sink stored.
 #[derive(Debug, Default)]
 pub struct SinkStats {
+    /// Bytes of source data chunked so far (what was read, whether new or not), so a run
+    /// stopped in the middle of a file still counts what it read.
+    pub bytes_read: AtomicU64,
     pub blobs_new: AtomicU64,
     pub bytes_new: AtomicU64,
     pub bytes_stored: AtomicU64,
@@ -354,6 +357,16 @@ impl BlobSink {
     /// Whether an earlier step failed; producers should stop early.
     pub fn has_failed(&self) -> bool {
         self.shared.failed.load(Ordering::Relaxed)
+    }
+
+    /// Count `n` bytes read from a source.
+    pub fn count_read(&self, n: u64) {
+        self.shared.stats.bytes_read.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Bytes read from the sources so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.shared.stats.bytes_read.load(Ordering::Relaxed)
     }
 
     /// Whether the backup was asked to stop (the run is then recorded as Aborted).

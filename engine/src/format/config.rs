@@ -19,15 +19,24 @@ pub const FEATURE_SOURCE_LEVELS: &str = "source-levels";
 /// duplicates that never match.
 pub const FEATURE_BLAKE3_IDS: &str = "blake3-ids";
 
+/// Run manifests may have the status `Aborted` (a run stopped on request). Required for
+/// every operation, since each one reads the catalog and a build that does not know the
+/// status could not read the manifest at all.
+pub const FEATURE_ABORTED_RUNS: &str = "aborted-runs";
+
 /// Feature flags this build understands, per operation. A repository may require features
 /// for an operation; a build that does not know one of them refuses that operation only.
-pub const KNOWN_FEATURES: &[&str] = &[FEATURE_SOURCE_LEVELS, FEATURE_BLAKE3_IDS];
+pub const KNOWN_FEATURES: &[&str] = &[
+    FEATURE_SOURCE_LEVELS,
+    FEATURE_BLAKE3_IDS,
+    FEATURE_ABORTED_RUNS,
+];
 
 /// The operations each feature this build writes is required for.
 pub fn feature_operations(feature: &str) -> &'static [Operation] {
     match feature {
         FEATURE_SOURCE_LEVELS => &[Operation::Write, Operation::Delete],
-        FEATURE_BLAKE3_IDS => &[
+        FEATURE_BLAKE3_IDS | FEATURE_ABORTED_RUNS => &[
             Operation::Read,
             Operation::Write,
             Operation::Check,

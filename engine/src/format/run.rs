@@ -73,6 +73,43 @@ pub enum RunStatus {
     Complete,
     /// Some items failed and are listed; everything else was stored.
     Partial,
+    /// Stopped on request (a signal, an abort) before every source was read; what it stored
+    /// is recorded, the sources it did not finish are listed as failed. Restorable and
+    /// retained like a Partial run. Written with feature `aborted-runs`.
+    Aborted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Complete => "Complete",
+            RunStatus::Partial => "Partial",
+            RunStatus::Aborted => "Aborted",
+        }
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A status name that is not one of the accepted spellings.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown status {0:?}: use complete, partial or aborted")]
+pub struct ParseRunStatusError(String);
+
+impl FromStr for RunStatus {
+    type Err = ParseRunStatusError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "complete" => Ok(RunStatus::Complete),
+            "partial" => Ok(RunStatus::Partial),
+            "aborted" => Ok(RunStatus::Aborted),
+            _ => Err(ParseRunStatusError(s.to_owned())),
+        }
+    }
 }
 
 /// Label `<level>-YYYYMMDD.HHMMSS` in UTC.
@@ -244,10 +281,22 @@ pub struct RunManifest {
     /// Free-form tags given at backup time (and `job:<name>` for a controller's job).
     #[serde(default)]
     pub tags: Vec<String>,
-    /// The run was stopped on request before every source was read; its status is Partial
-    /// (older binaries read it as such) and the sources not finished are listed as failed.
+    /// The run was stopped on request before every source was read. Its status is Aborted
+    /// (feature `aborted-runs`); binaries before that feature wrote Partial with this flag,
+    /// which readers take as Aborted (see [`RunManifest::normalize`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub aborted: bool,
+}
+
+impl RunManifest {
+    /// Read a manifest the way this build writes it: a stopped run written before feature
+    /// `aborted-runs` (status Partial, flag `aborted`) is an Aborted run.
+    pub fn normalize(mut self) -> Self {
+        if self.aborted && self.status == RunStatus::Partial {
+            self.status = RunStatus::Aborted;
+        }
+        self
+    }
 }
 
 #[cfg(test)]
@@ -272,6 +321,14 @@ mod tests {
         let json = serde_json::to_string(&p).unwrap();
         assert_eq!(serde_json::from_str::<PathText>(&json).unwrap(), p);
         assert_eq!(PathText::from_bytes(b"/ok"), PathText::Utf8("/ok".into()));
+    }
+
+    #[test]
+    fn status_names_parse_in_any_case() {
+        for s in [RunStatus::Complete, RunStatus::Partial, RunStatus::Aborted] {
+            assert_eq!(s.as_str().to_uppercase().parse::<RunStatus>().unwrap(), s);
+        }
+        assert!("failed".parse::<RunStatus>().is_err());
     }
 
     #[test]

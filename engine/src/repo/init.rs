@@ -6,8 +6,8 @@ use crate::chunker::ChunkerParams;
 use crate::crypto::{DEFAULT_KDF_ITERATIONS, IdScheme, KeyFile, MasterKey};
 use crate::format::aad;
 use crate::format::config::{
-    CONFIG_KIND, DEFAULT_PACK_SIZE, FEATURE_BLAKE3_IDS, FEATURE_SOURCE_LEVELS, FORMAT_VERSION,
-    Features, RepoConfig,
+    CONFIG_KIND, DEFAULT_PACK_SIZE, FEATURE_ABORTED_RUNS, FEATURE_BLAKE3_IDS,
+    FEATURE_SOURCE_LEVELS, FORMAT_VERSION, Features, RepoConfig,
 };
 use crate::storage::Store;
 use crate::{Error, Result};
@@ -110,6 +110,7 @@ impl Repository<Opened> {
             features: {
                 let mut f = Features::default();
                 f.add(FEATURE_SOURCE_LEVELS);
+                f.add(FEATURE_ABORTED_RUNS);
                 if opts.ids == IdScheme::Blake3Keyed {
                     f.add(FEATURE_BLAKE3_IDS);
                 }

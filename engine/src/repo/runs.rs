@@ -52,7 +52,7 @@ impl<S> Repository<S> {
                 manifest.label
             )));
         }
-        Ok(manifest)
+        Ok(manifest.normalize())
     }
 
     /// Every run manifest, oldest first, fetched concurrently.

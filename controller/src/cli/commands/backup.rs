@@ -94,13 +94,7 @@ pub(crate) fn render(r: &BackupReport) -> String {
     let _ = writeln!(
         out,
         "run {}  {}  level {}",
-        run.label,
-        if run.aborted {
-            "Aborted".to_owned()
-        } else {
-            format!("{:?}", run.status)
-        },
-        run.level
+        run.label, run.status, run.level
     );
     if r.promoted {
         let _ = writeln!(
@@ -194,7 +188,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
     ctx.summary(&report.summary());
     ctx.emit(&report, || render(&report))?;
     Ok(match report.run.status {
-        _ if report.run.aborted => exit::ABORTED,
+        RunStatus::Aborted => exit::ABORTED,
         RunStatus::Complete => exit::OK,
         RunStatus::Partial => exit::PARTIAL,
     })

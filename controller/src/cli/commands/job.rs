@@ -22,6 +22,7 @@ use holdfast_engine::backup::{
     BackupOptions, PipeSpec, PipeStatus, Slot, SourceSpec, backup, repository_totals, with_suffix,
 };
 use holdfast_engine::compress::CompressionLevel;
+use holdfast_engine::format::run::RunStatus;
 use holdfast_engine::progress::Progress;
 use holdfast_engine::purge::{PurgeOptions, purge};
 use holdfast_engine::repo::{InitOptions, Repository, RunSelector};
@@ -333,7 +334,7 @@ fn job_backup(
     ctx.summary(&report.summary());
     print_out(&super::backup::render(&report))?;
     // A Partial run is a recorded run: the job succeeded (a retry would only find it again).
-    Ok(if report.run.aborted {
+    Ok(if report.run.status == RunStatus::Aborted {
         exit::ABORTED
     } else {
         exit::OK

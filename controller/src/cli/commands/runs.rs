@@ -30,7 +30,7 @@ pub struct Args {
     #[arg(long, value_name = "TIME")]
     to: Option<String>,
 
-    /// Only runs with this status: complete or partial.
+    /// Only runs with this status: complete, partial or aborted.
     #[arg(long)]
     status: Option<String>,
 
@@ -101,7 +101,7 @@ fn row<'a>(
     Row {
         label: &r.label,
         level: r.level.to_string(),
-        status: format!("{:?}", r.status),
+        status: r.status.to_string(),
         started: r.started.to_rfc3339(),
         finished: r.finished.to_rfc3339(),
         duration_ms: (r.finished - r.started).num_milliseconds(),
@@ -158,21 +158,12 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
         .as_deref()
         .map(super::restore::parse_time)
         .transpose()?;
-    let status = match args
+    let status = args
         .status
         .as_deref()
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        None => None,
-        Some("complete") => Some(RunStatus::Complete),
-        Some("partial") => Some(RunStatus::Partial),
-        Some(other) => {
-            return Err(CliError::Usage(format!(
-                "unknown status {other:?}: use complete or partial"
-            )));
-        }
-    };
+        .map(str::parse::<RunStatus>)
+        .transpose()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     let repo = ctx.open()?;
     let runs = repo.runs()?;
     let archived = repo.archived_labels()?;
@@ -249,7 +240,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
                 "{:<22} {:<5} {:<8} {:<20} {:>9} {:>8} {:>10} {:>10} {:>10}  {:<22} {:<10} {retention}",
                 r.label,
                 r.level.to_string(),
-                format!("{:?}", r.status),
+                r.status.to_string(),
                 r.started.format("%Y-%m-%d %H:%M:%S"),
                 human::duration_ms((r.finished - r.started).num_milliseconds().max(0) as u64),
                 human::count(r.stats.files),
