@@ -20,6 +20,8 @@ pub enum ErrorCategory {
     RepositoryExists,
     /// `init` found other data at the location.
     LocationNotEmpty,
+    /// A repository would lie inside another, or around one.
+    NestedRepository,
     WrongKey,
     /// The repository's format version or features are newer than this build.
     UnsupportedFormat,
@@ -59,6 +61,7 @@ impl ErrorCategory {
             ErrorCategory::NotARepository => "NotARepository",
             ErrorCategory::RepositoryExists => "RepositoryExists",
             ErrorCategory::LocationNotEmpty => "LocationNotEmpty",
+            ErrorCategory::NestedRepository => "NestedRepository",
             ErrorCategory::WrongKey => "WrongKey",
             ErrorCategory::UnsupportedFormat => "UnsupportedFormat",
             ErrorCategory::OwnedByOther => "OwnedByOther",
@@ -121,6 +124,23 @@ pub enum Error {
          pass --allow-non-empty to create the repository beside what is there"
     )]
     LocationNotEmpty { location: String, sample: String },
+
+    #[error(
+        "{location} lies inside the repository at {outer}: a repository cannot hold another (its \
+         purge or deletion would destroy the inner one); choose a location outside it"
+    )]
+    InsideRepository { location: String, outer: String },
+
+    #[error(
+        "other repositories lie inside {location} (at {}): a repository cannot hold another (its \
+         purge or deletion would destroy the inner one); nothing was changed. Move or delete the \
+         inner ones first, or choose another location",
+        .inner.join(", ")
+    )]
+    ContainsRepository {
+        location: String,
+        inner: Vec<String>,
+    },
 
     #[error("wrong key: the passphrase or key file does not open the repository at {location}")]
     WrongKey { location: String },
@@ -248,6 +268,9 @@ impl Error {
             Error::NotARepository { .. } => ErrorCategory::NotARepository,
             Error::AlreadyExists { .. } => ErrorCategory::RepositoryExists,
             Error::LocationNotEmpty { .. } => ErrorCategory::LocationNotEmpty,
+            Error::InsideRepository { .. } | Error::ContainsRepository { .. } => {
+                ErrorCategory::NestedRepository
+            }
             Error::WrongKey { .. } => ErrorCategory::WrongKey,
             Error::UnsupportedVersion { .. } | Error::UnsupportedFeature { .. } => {
                 ErrorCategory::UnsupportedFormat

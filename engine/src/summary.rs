@@ -279,6 +279,10 @@ pub struct StorageCheckSummary {
     pub items: Vec<CheckLine>,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// What deleting a repository did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -287,6 +291,9 @@ pub struct DeleteSummary {
     pub objects_deleted: u64,
     #[serde(default)]
     pub bytes_deleted: u64,
+    /// Objects under the repository's location that were not part of it, left in place.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub objects_kept: u64,
     /// There was no repository to delete.
     #[serde(default)]
     pub absent: bool,

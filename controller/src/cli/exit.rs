@@ -27,7 +27,8 @@ pub const OWNED_BY_OTHER: u8 = 14;
 /// Storage failed (full, unreachable, permission denied).
 pub const STORAGE: u8 = 15;
 
-/// A repository already exists at the location, or it holds other data (`init`).
+/// A repository already exists at the location, or it holds other data (`init`); a
+/// repository would lie inside another or around one (`init`, deleting a repository).
 pub const EXISTS: u8 = 16;
 /// Output was cut short: the reader of stdout went away (e.g. `holdfast ls | head`).
 pub const BROKEN_PIPE: u8 = 141;
@@ -41,7 +42,7 @@ pub fn for_error(e: &Error) -> u8 {
         C::Locked => LOCKED,
         C::UnsupportedFormat => UNSUPPORTED,
         C::OwnedByOther => OWNED_BY_OTHER,
-        C::RepositoryExists | C::LocationNotEmpty => EXISTS,
+        C::RepositoryExists | C::LocationNotEmpty | C::NestedRepository => EXISTS,
         C::NotFound
         | C::PermissionDenied
         | C::NoSpace

@@ -79,6 +79,9 @@ enum Command {
     Purge(commands::purge::Args),
     /// Show every volume, live and reclaimable bytes, and dedup and compression ratios.
     Inventory(commands::inventory::Args),
+    /// Delete the whole repository (a dry run unless --yes); objects under its location
+    /// that are not part of it are kept, and another repository inside it stops it.
+    Destroy(commands::destroy::Args),
     /// Keep a run forever, whatever the retention policy.
     Archive(commands::archive::Args),
     /// Return an archived run to normal retention.
@@ -111,6 +114,7 @@ impl Command {
             Command::Verify(_) => "verify",
             Command::Purge(_) => "purge",
             Command::Inventory(_) => "inventory",
+            Command::Destroy(_) => "destroy",
             Command::Archive(_) => "archive",
             Command::Unarchive(_) => "unarchive",
             Command::Locks => "locks",
@@ -298,6 +302,7 @@ pub fn run() -> ExitCode {
         Command::Verify(a) => commands::verify::run(&ctx, a),
         Command::Purge(a) => commands::purge::run(&ctx, a),
         Command::Inventory(a) => commands::inventory::run(&ctx, a),
+        Command::Destroy(a) => commands::destroy::run(&ctx, a),
         Command::Archive(a) => commands::archive::archive(&ctx, a),
         Command::Unarchive(a) => commands::archive::unarchive(&ctx, a),
         Command::Locks => commands::locks::list(&ctx),

@@ -86,6 +86,7 @@ impl Repository<Opened> {
             });
         }
         check_empty(&store, opts.allow_non_empty)?;
+        super::layout::check_not_nested(&store)?;
         let created = chrono::Utc::now().to_rfc3339();
         let id = hex::encode(crate::crypto::random_bytes::<16>()?);
         let mut key = MasterKey::generate()?;

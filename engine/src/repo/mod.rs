@@ -4,6 +4,7 @@
 //! a [`Repository<Indexed>`], the only state that can read or write blobs.
 
 mod init;
+mod layout;
 mod lock;
 mod marks;
 mod open;
@@ -25,6 +26,7 @@ use crate::storage::{Store, pack_key};
 use crate::{Error, Result};
 
 pub use init::{InitOptions, check_empty};
+pub use layout::{check_not_nested, enclosing_repository, is_layout_key};
 pub use lock::{
     Blocker, DEFAULT_LEASE, FoundLock, LockGuard, LockInfo, LockKind, ProcessId, default_holder,
 };
@@ -294,42 +296,79 @@ impl Repository<Indexed> {
     }
 }
 
-/// What destroying a repository removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+/// What destroying a repository removed (or, in a dry run, would remove).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DestroyReport {
     pub objects_deleted: u64,
     pub bytes_deleted: u64,
+    /// Objects under the repository's location that are not part of it, left alone (the
+    /// first 20 keys; `objects_kept` counts them all).
+    pub kept: Vec<String>,
+    pub objects_kept: u64,
+    /// Nothing was deleted: the counts say what would have been.
+    pub dry_run: bool,
 }
 
 impl Repository<Opened> {
-    /// Delete the whole repository (a BackupSet deleted with `deletionPolicy: Purge`). Only
-    /// with the key, so a wrong location or another set's repository is never touched by
-    /// mistake; under an exclusive lock, so nothing runs meanwhile. `config` goes last: a
-    /// destroy stopped half-way leaves a repository that says it is one, and running it again
-    /// finishes the job.
+    /// Delete the whole repository (a BackupSet deleted with `deletionPolicy: Purge`, or
+    /// `holdfast destroy`). Only with the key, so a wrong location or another set's
+    /// repository is never touched by mistake; under an exclusive lock, so nothing runs
+    /// meanwhile. Only the objects of the repository's own layout go: anything else under
+    /// its location is kept and reported, and when another repository lies inside, nothing
+    /// is deleted. `config` goes last: a destroy stopped half-way leaves a repository that
+    /// says it is one, and running it again finishes the job. A dry run takes no lock and
+    /// deletes nothing.
     pub fn destroy(
         self,
         owner: Option<&str>,
         lock_wait: std::time::Duration,
+        dry_run: bool,
     ) -> Result<DestroyReport> {
         self.check_features(Operation::Delete)?;
         self.check_owner(owner, false)?;
-        let lock = self.lock(LockKind::Exclusive, "destroy", lock_wait)?;
+        let lock = if dry_run {
+            None
+        } else {
+            Some(self.lock(LockKind::Exclusive, "destroy", lock_wait)?)
+        };
         let objects = self.store().list("")?;
-        let mut report = DestroyReport::default();
+        let keys: Vec<String> = objects.iter().map(|o| o.key.clone()).collect();
+        let inner = layout::nested_repositories(self.store(), &keys)?;
+        if !inner.is_empty() {
+            if let Some(lock) = lock {
+                lock.release()?;
+            }
+            return Err(Error::ContainsRepository {
+                location: self.location(),
+                inner,
+            });
+        }
+        let (own, foreign): (Vec<_>, Vec<_>) =
+            objects.iter().partition(|o| layout::is_layout_key(&o.key));
+        let mut report = DestroyReport {
+            objects_kept: foreign.len() as u64,
+            kept: foreign.iter().take(20).map(|o| o.key.clone()).collect(),
+            dry_run,
+            ..DestroyReport::default()
+        };
+        let Some(lock) = lock else {
+            report.objects_deleted = own.len() as u64;
+            report.bytes_deleted = own.iter().map(|o| o.size).sum();
+            return Ok(report);
+        };
         let last = |k: &str| k == "config" || k.starts_with("locks/");
-        for o in objects.iter().filter(|o| !last(&o.key)) {
+        for o in own.iter().filter(|o| !last(&o.key)) {
             self.store().delete(&o.key)?;
             report.objects_deleted += 1;
             report.bytes_deleted += o.size;
         }
         lock.release()?;
-        for o in objects.iter().filter(|o| o.key.starts_with("locks/")) {
+        for o in own.iter().filter(|o| o.key.starts_with("locks/")) {
             self.store().delete(&o.key)?;
             report.objects_deleted += 1;
         }
-        if let Some(c) = objects.iter().find(|o| o.key == "config") {
+        if let Some(c) = own.iter().find(|o| o.key == "config") {
             self.store().delete("config")?;
             report.objects_deleted += 1;
             report.bytes_deleted += c.size;

@@ -316,6 +316,21 @@ impl Storage for LocalStorage {
         .await
     }
 
+    async fn enclosing_objects(&self, name: &str) -> Result<Vec<(String, Bytes)>, StorageError> {
+        let name = name.to_owned();
+        self.blocking("", move |s| {
+            let mut found = Vec::new();
+            for dir in s.root.ancestors().skip(1) {
+                // Unreadable or absent: nothing to say about that directory.
+                if let Ok(bytes) = fs::read(dir.join(&name)) {
+                    found.push((dir.display().to_string(), Bytes::from(bytes)));
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
     async fn sample_entries(&self, limit: usize) -> Result<Vec<String>, StorageError> {
         // Any entry counts, not only what a repository would hold.
         let root = self.root.clone();

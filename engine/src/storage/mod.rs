@@ -85,6 +85,16 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
             .collect())
     }
 
+    /// The object named `name` in each location that encloses this one (a parent
+    /// directory, a shorter prefix in the same bucket), nearest first, where one exists and
+    /// can be read: `init` looks for a repository `config` there, so that no repository is
+    /// created inside another. A location this one's credentials may not read is passed
+    /// over.
+    async fn enclosing_objects(&self, name: &str) -> Result<Vec<(String, Bytes)>, StorageError> {
+        let _ = name;
+        Ok(Vec::new())
+    }
+
     /// Remove what deleting every object left behind (empty directories); object stores
     /// have nothing to remove.
     async fn prune_empty(&self) -> Result<(), StorageError> {

@@ -765,6 +765,31 @@ impl Storage for S3Storage {
         Ok(out)
     }
 
+    async fn enclosing_objects(&self, name: &str) -> Result<Vec<(String, Bytes)>, StorageError> {
+        let mut found = Vec::new();
+        if self.opts.prefix.is_empty() {
+            return Ok(found);
+        }
+        // "a/b/c" is enclosed by "a/b", "a" and the bucket root.
+        let parts: Vec<&str> = self.opts.prefix.split('/').collect();
+        for n in (0..parts.len()).rev() {
+            let outer = S3Storage {
+                opts: S3Options {
+                    prefix: parts[..n].join("/"),
+                    ..self.opts.clone()
+                },
+                ..self.clone()
+            };
+            match outer.fetch(name, None).await {
+                Ok(bytes) => found.push((outer.location(), bytes)),
+                // Credentials scoped to this prefix may not read the ones around it.
+                Err(StorageError::NotFound { .. } | StorageError::PermissionDenied { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(found)
+    }
+
     async fn sample_entries(&self, limit: usize) -> Result<Vec<String>, StorageError> {
         // One page, not the whole prefix: a bucket may hold millions of objects.
         let tries = self.attempts("ListObjectsV2", "");

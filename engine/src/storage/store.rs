@@ -64,6 +64,11 @@ impl Store {
         self.backend.not_created_yet()
     }
 
+    /// See [`Storage::enclosing_objects`].
+    pub fn enclosing_objects(&self, name: &str) -> Result<Vec<(String, Bytes)>, StorageError> {
+        self.runtime.block_on(self.backend.enclosing_objects(name))
+    }
+
     /// See [`Storage::sample_entries`].
     pub fn sample_entries(&self, limit: usize) -> Result<Vec<String>, StorageError> {
         self.runtime.block_on(self.backend.sample_entries(limit))

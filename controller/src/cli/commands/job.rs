@@ -236,17 +236,29 @@ fn execute(ctx: &Ctx, plan: &JobPlan) -> Result<u8, CliError> {
                 Err(Error::NotARepository { .. }) => DeleteSummary {
                     objects_deleted: 0,
                     bytes_deleted: 0,
+                    objects_kept: 0,
                     absent: true,
                 },
                 Err(e) => return Err(e.into()),
                 Ok(_) => {
                     let pass = ctx.passphrase(false)?;
                     let repo = Repository::open(store, &pass)?;
-                    let r =
-                        repo.destroy(plan.repository.owner.as_deref(), Duration::from_secs(600))?;
+                    let r = repo.destroy(
+                        plan.repository.owner.as_deref(),
+                        Duration::from_secs(600),
+                        false,
+                    )?;
+                    if !r.kept.is_empty() {
+                        print_out(&format!(
+                            "kept {} objects that are not part of the repository: {}",
+                            r.objects_kept,
+                            r.kept.join(", ")
+                        ))?;
+                    }
                     DeleteSummary {
                         objects_deleted: r.objects_deleted,
                         bytes_deleted: r.bytes_deleted,
+                        objects_kept: r.objects_kept,
                         absent: false,
                     }
                 }

@@ -4,6 +4,7 @@ pub mod archive;
 pub mod backup;
 pub mod controller;
 pub mod crd;
+pub mod destroy;
 pub mod init;
 pub mod inventory;
 pub mod job;
