@@ -8,7 +8,12 @@ FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
 # Reproducible: no timestamps or build paths in the binary.
 ARG SOURCE_DATE_EPOCH=0
+# What `holdfast --version` prints (the .git directory is not copied in).
+ARG REVISION=unknown
+ARG BUILD_DATE=unknown
 ENV SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH} \
+    HOLDFAST_COMMIT=${REVISION} \
+    HOLDFAST_BUILD_DATE=${BUILD_DATE} \
     CARGO_INCREMENTAL=0 \
     RUSTFLAGS="--remap-path-prefix=/src=. --remap-path-prefix=/usr/local/cargo=cargo"
 COPY . .

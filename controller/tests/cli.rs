@@ -627,6 +627,84 @@ fn runs_show_levels_per_source_and_preview_gfs_retention() {
     );
 }
 
+#[test]
+fn a_device_node_restored_without_the_mknod_capability_names_it() {
+    // Needs root to make the device node, and setpriv to restore without CAP_MKNOD (as a
+    // restore pod without `deviceNodes: true` runs).
+    if rustix_free_euid() != 0 || Command::new("setpriv").arg("--help").output().is_err() {
+        eprintln!("SKIP: needs root and setpriv");
+        return;
+    }
+    let env = Env::new();
+    let src = env.path("src");
+    write_tree(&src, 2, 100, 9);
+    let made = Command::new("mknod")
+        .arg(src.join("null"))
+        .args(["c", "1", "3"])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = env.run(&["backup", "--quiet", &src.display().to_string()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let target = env.path("out");
+    let out = Command::new("setpriv")
+        .args(["--bounding-set", "-mknod", "--inh-caps", "-mknod", "--"])
+        .arg(BIN)
+        .args(["restore", "--json", "--target"])
+        .arg(&target)
+        .env("HOLDFAST_REPO", format!("file://{}", env.repo().display()))
+        .env("HOLDFAST_PASSPHRASE", PASS)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 3, "partial: {}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let items = report["unrestoredItems"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{report:#}");
+    assert!(
+        items[0]["path"].as_str().unwrap().ends_with("/null"),
+        "{report:#}"
+    );
+    let reason = items[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("CAP_MKNOD"), "{reason}");
+    // With the capability (root as it is), it is restored.
+    let again = env.path("again");
+    let out = env.run(&["restore", "--target", &again.display().to_string()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        fs::symlink_metadata(again.join("null"))
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+}
+
+#[test]
+fn version_names_the_commit_and_date_of_the_build() {
+    let out = Command::new(env!("CARGO_BIN_EXE_holdfast"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let text = text.trim();
+    let rest = text
+        .strip_prefix(concat!("holdfast ", env!("CARGO_PKG_VERSION"), " (commit "))
+        .unwrap_or_else(|| panic!("{text}"));
+    let (commit, date) = rest
+        .trim_end_matches(')')
+        .split_once(", ")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 12 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{text}"
+    );
+    assert!(
+        date == "unknown" || (date.len() == 10 && date.as_bytes()[4] == b'-'),
+        "{text}"
+    );
+}
+
 fn sigterm(child: &std::process::Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -17,9 +17,20 @@ use holdfast_engine::repo::{Opened, Repository};
 use holdfast_engine::storage::{RepoUrl, Store};
 use serde::Serialize;
 
+/// The version with the commit and date of the build, e.g. `0.1.0 (commit 019efc9a1b2c,
+/// 2026-12-02)`: what a user quotes to say which build they run.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("HOLDFAST_COMMIT"),
+    ", ",
+    env!("HOLDFAST_BUILD_DATE"),
+    ")"
+);
+
 /// Holdfast: encrypted, deduplicating backups with levels, retention and point-in-time restore.
 #[derive(Debug, Parser)]
-#[command(name = "holdfast", version, about, max_term_width = 100)]
+#[command(name = "holdfast", version = VERSION, about, max_term_width = 100)]
 pub struct Cli {
     /// Repository location: file:///path or a plain path.
     #[arg(long, short = 'r', env = "HOLDFAST_REPO", global = true)]

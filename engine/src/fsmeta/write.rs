@@ -128,18 +128,26 @@ pub fn create_special(path: &Path, node: &Node) -> io::Result<()> {
             )));
         }
     };
-    if file_type != FileType::Fifo && !is_root() {
-        return Err(io::Error::new(
+    let needs_mknod = || {
+        io::Error::new(
             io::ErrorKind::PermissionDenied,
-            "creating device nodes needs root",
-        ));
+            "creating a device node needs the MKNOD capability (CAP_MKNOD), which this restore \
+             does not have: restore it as root outside a container, or give the restore the \
+             capability",
+        )
+    };
+    if file_type != FileType::Fifo && !is_root() {
+        return Err(needs_mknod());
     }
-    rustix::fs::mknodat(
+    match rustix::fs::mknodat(
         CWD,
         path,
         file_type,
         Mode::from_raw_mode(node.mode & 0o777),
         node.rdev,
-    )?;
-    Ok(())
+    ) {
+        // Root without CAP_MKNOD (a container that did not add it) is refused with EPERM.
+        Err(rustix::io::Errno::PERM) if file_type != FileType::Fifo => Err(needs_mknod()),
+        r => Ok(r?),
+    }
 }
