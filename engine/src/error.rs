@@ -88,6 +88,22 @@ impl ErrorCategory {
     }
 }
 
+impl ErrorCategory {
+    /// Whether a failure of this kind may pass by itself: the same operation, retried later
+    /// with nothing changed, can succeed (a timeout, a lock). The others need someone to fix
+    /// something (a missing bucket, a wrong key, a full disk).
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            ErrorCategory::Unreachable
+                | ErrorCategory::StorageIo
+                | ErrorCategory::Locked
+                | ErrorCategory::Interrupted
+                | ErrorCategory::Internal
+        )
+    }
+}
+
 impl std::fmt::Display for ErrorCategory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

@@ -263,6 +263,9 @@ pub struct CheckLine {
     pub check: String,
     pub ok: bool,
     pub detail: String,
+    /// The category of the error behind a failure, where there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<crate::ErrorCategory>,
 }
 
 /// What a storage check found.
@@ -520,6 +523,7 @@ impl CheckReport {
                     check: i.check.clone(),
                     ok: i.ok,
                     detail: clip(&i.detail),
+                    category: i.category,
                 })
                 .collect(),
         })

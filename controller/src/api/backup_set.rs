@@ -118,8 +118,9 @@ pub struct BackupSetSpec {
     /// schedule).
     #[serde(default)]
     pub run_on_create: bool,
-    /// Ask for a run now, GitOps style: set a new token value (e.g. a date) and commit; each
-    /// new value runs once, re-applying the same value does nothing.
+    /// Ask for a run now, GitOps style: set a new token value (e.g. a date) and commit. A
+    /// value that differs from the last one handled runs once (so reverting to an earlier
+    /// value runs again); re-applying the same value does nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manual_run: Option<ManualRun>,
     /// Resources for the job pods.
@@ -265,7 +266,7 @@ pub enum DeletionPolicy {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ManualRun {
-    /// Any value; each new value runs once.
+    /// Any value; a value that differs from the last one handled runs once.
     #[schemars(length(min = 1, max = 128))]
     pub token: String,
     /// Level of the manual run: `full`, `diff` or `incr` (default `incr`, promoted to full

@@ -92,6 +92,11 @@ pub struct RestoreSpec {
     /// failure.
     #[serde(default = "default_true")]
     pub continue_on_error: bool,
+    /// Also recreate device nodes (character and block devices): the restore pod then gets
+    /// the `MKNOD` capability as well (still within the baseline Pod Security level).
+    /// Without it, device nodes are listed as unrestored, naming the capability.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub device_nodes: bool,
 }
 
 fn default_true() -> bool {

@@ -169,6 +169,12 @@ pub struct StorageSetStatus {
     /// The checks of the last storage check that failed, with what to fix.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_checks: Vec<String>,
+    /// Why the last storage check failed, when only a user can fix it (e.g.
+    /// `BucketNotFound`, `InvalidCredentials`, `PermissionDenied`): BackupSets using this
+    /// StorageSet start no backup until a check passes. Absent when the check passed or
+    /// failed in a way that may pass by itself (a timeout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
     /// The last storage-check Job whose result this status holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_check_job: Option<String>,

@@ -90,6 +90,9 @@ pub struct Problem {
     /// PascalCase, e.g. `StorageSetNotFound`.
     pub reason: &'static str,
     pub message: String,
+    /// What is wrong, without what to do about it, where the message adds advice (so a
+    /// caller that knows better advice can give its own).
+    pub fact: Option<String>,
     /// Something the controller does not watch may fix it (a Secret appearing): look again
     /// after this long. `None` waits for a change of a watched object.
     pub recheck: Option<Duration>,
@@ -100,8 +103,23 @@ impl Problem {
         Problem {
             reason,
             message: message.into(),
+            fact: None,
             recheck: None,
         }
+    }
+
+    /// Something the set refers to is missing: `what`, then what to do.
+    pub fn missing(reason: &'static str, what: String, advice: &str) -> Self {
+        Problem {
+            message: format!("{what}: {advice}"),
+            fact: Some(what),
+            ..Problem::new(reason, "")
+        }
+    }
+
+    /// What is wrong, without the advice.
+    pub fn fact(&self) -> &str {
+        self.fact.as_deref().unwrap_or(&self.message)
     }
 
     /// A problem that objects the controller does not watch (Secrets, claims) may resolve.

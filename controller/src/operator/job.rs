@@ -10,7 +10,7 @@
 //! | operation | capabilities | level |
 //! | --- | --- | --- |
 //! | backup | `DAC_READ_SEARCH` (read every file, whoever owns it) | privileged |
-//! | restore | `CHOWN`, `DAC_OVERRIDE`, `FOWNER`, `FSETID` (owners, modes, times) | baseline |
+//! | restore | `CHOWN`, `DAC_OVERRIDE`, `FOWNER`, `FSETID` (owners, modes, times); `MKNOD` too with `deviceNodes: true` | baseline |
 //! | purge, verify, storage check, repository deletion | none | baseline |
 //!
 //! (`DAC_READ_SEARCH` is outside the baseline level's list, hence privileged for backups;
@@ -40,6 +40,8 @@ pub enum Privilege {
     Backup,
     /// Writes files with their owners, modes and times.
     Restore,
+    /// As `Restore`, and creates device nodes.
+    RestoreDevices,
     /// Touches only the repository.
     Maintenance,
 }
@@ -49,6 +51,7 @@ impl Privilege {
         match self {
             Privilege::Backup => &["DAC_READ_SEARCH"],
             Privilege::Restore => &["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID"],
+            Privilege::RestoreDevices => &["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "MKNOD"],
             Privilege::Maintenance => &[],
         }
     }
@@ -136,11 +139,8 @@ pub fn build(input: &JobInput<'_>) -> Result<Job, serde_json::Error> {
     match input.storage {
         StorageMount::S3 { credentials_secret } => {
             if let Some(secret) = credentials_secret {
-                for (var, optional) in [
-                    ("AWS_ACCESS_KEY_ID", false),
-                    ("AWS_SECRET_ACCESS_KEY", false),
-                    ("AWS_SESSION_TOKEN", true),
-                ] {
+                let required = super::storage::CREDENTIAL_KEYS.map(|k| (k, false));
+                for (var, optional) in required.into_iter().chain([("AWS_SESSION_TOKEN", true)]) {
                     env.push(json!({"name": var, "valueFrom": {"secretKeyRef": {
                         "name": secret, "key": var, "optional": optional}}}));
                 }

@@ -5,7 +5,7 @@
 use holdfast_engine::summary::JobSummary;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::json;
@@ -15,9 +15,14 @@ use std::time::Duration;
 use super::context::Context;
 use super::error::Error;
 use super::job::MAIN_CONTAINER;
-use super::names::{ANNOTATION_ABORTED, ANNOTATION_LEVEL, ANNOTATION_SLOT, LABEL_OPERATION};
+use super::names::{
+    ANNOTATION_ABORTED, ANNOTATION_FAILURE, ANNOTATION_LEVEL, ANNOTATION_SLOT, LABEL_OPERATION,
+};
 use super::plan::queue::{JobState, QueuedJob};
 use super::pod_results::{Terminated, main_terminated};
+
+/// The reason of a Job the controller failed because its pod could not start.
+const POD_CANNOT_START: &str = "PodCannotStart";
 
 /// How a finished Job ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,9 +70,16 @@ impl JobView {
         let ending = if let Some(_c) = cond("Complete") {
             Some(Ending::Succeeded)
         } else if let Some(c) = cond("Failed") {
-            Some(Ending::Failed {
-                reason: c.reason.unwrap_or_default(),
-                message: c.message.unwrap_or_default(),
+            // Failed by the controller because its pod could not start: say why.
+            Some(match ann.get(ANNOTATION_FAILURE) {
+                Some(why) => Ending::Failed {
+                    reason: POD_CANNOT_START.into(),
+                    message: why.clone(),
+                },
+                None => Ending::Failed {
+                    reason: c.reason.unwrap_or_default(),
+                    message: c.message.unwrap_or_default(),
+                },
             })
         } else if aborted && active == 0 {
             Some(Ending::Aborted)
@@ -128,6 +140,14 @@ pub enum Report {
 /// moment ago may have lost its pod before the watch event arrived: wait for it briefly
 /// rather than declare the result lost.
 pub async fn report(ctx: &Context, namespace: &str, view: &JobView) -> Result<Report, Error> {
+    // Failed by the controller because its pod could not start: that is the whole story.
+    if let Some(Ending::Failed { reason, message }) = &view.ending
+        && reason == POD_CANNOT_START
+    {
+        return Ok(Report::Missing(format!(
+            "the job's pod never started: {message}"
+        )));
+    }
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let (found, waiting) = from_pods(&ctx.client, namespace, &view.name).await?;
@@ -204,30 +224,111 @@ async fn from_pods(
     Ok((newest, waiting))
 }
 
+/// A job pod that cannot start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stuck {
+    /// The kubelet's reason and message.
+    pub why: String,
+    /// It will not start without someone changing something (a Secret or a key it names
+    /// is missing): the run is failed with this reason rather than left "running".
+    pub fatal: bool,
+}
+
+/// A pod still starting after this long with a config or mount error is not going to
+/// start by itself (a Secret created in the same sync has had time to arrive).
+const STUCK_GRACE: Duration = Duration::from_secs(20);
+/// A mount that fails for another reason (a slow attach) is given this long.
+const MOUNT_GRACE: Duration = Duration::from_secs(300);
+
 /// Why a Job's pod cannot start yet, if it is stuck (a missing Secret key, an image).
-pub async fn stuck_reason(client: &kube::Client, namespace: &str, job: &str) -> Option<String> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+pub async fn stuck(ctx: &Context, namespace: &str, job: &str) -> Option<Stuck> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
     let list = pods
         .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
         .await
         .ok()?;
-    list.items.iter().find_map(|p| {
-        let status = p.status.as_ref()?;
+    for p in &list.items {
+        let Some(status) = p.status.as_ref() else {
+            continue;
+        };
+        let age = p
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or(Duration::ZERO, |t| {
+                Duration::try_from(ctx.now().duration_since(t.0)).unwrap_or_default()
+            });
         let waiting = status
             .container_statuses
             .iter()
             .flatten()
-            .find_map(|c| c.state.as_ref()?.waiting.clone())?;
-        let reason = waiting.reason.unwrap_or_default();
-        // Normal steps of starting; anything else means stuck.
-        if matches!(
-            reason.as_str(),
-            "ContainerCreating" | "PodInitializing" | ""
-        ) {
-            return None;
+            .find_map(|c| c.state.as_ref()?.waiting.clone());
+        let reason = waiting
+            .as_ref()
+            .and_then(|w| w.reason.clone())
+            .unwrap_or_default();
+        match reason.as_str() {
+            // Starting normally, unless a volume cannot be mounted: the kubelet says so
+            // only in Events.
+            "ContainerCreating" | "" if status.phase.as_deref() == Some("Pending") => {
+                if age < STUCK_GRACE {
+                    continue;
+                }
+                let pod = p.metadata.name.as_deref().unwrap_or_default();
+                if let Some(message) = failed_mount(&ctx.client, namespace, pod).await {
+                    // A missing Secret or key never appears by itself; anything else may
+                    // be slow storage.
+                    let fatal = message.contains("secret") || age >= MOUNT_GRACE;
+                    return Some(Stuck {
+                        why: format!("FailedMount: {message}"),
+                        fatal,
+                    });
+                }
+            }
+            "ContainerCreating" | "PodInitializing" | "" => {}
+            _ => {
+                let message = waiting.and_then(|w| w.message).unwrap_or_default();
+                return Some(Stuck {
+                    fatal: reason == "CreateContainerConfigError" && age >= STUCK_GRACE,
+                    why: format!("{reason}: {message}"),
+                });
+            }
         }
-        Some(format!("{reason}: {}", waiting.message.unwrap_or_default()))
-    })
+    }
+    None
+}
+
+/// The newest `FailedMount` event of a pod, if any (what a kubelet reports when a volume,
+/// such as a Secret item naming a missing key, cannot be mounted).
+async fn failed_mount(client: &kube::Client, namespace: &str, pod: &str) -> Option<String> {
+    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let list = events
+        .list(&ListParams::default().fields(&format!(
+            "involvedObject.kind=Pod,involvedObject.name={pod},reason=FailedMount"
+        )))
+        .await
+        .ok()?;
+    list.items
+        .into_iter()
+        .max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0))
+        .and_then(|e| e.message)
+}
+
+/// End a Job whose pod cannot start: the job controller fails it (its deadline lowered to
+/// what has passed) and removes the pod; the reason is kept on the Job for the run's record.
+pub async fn fail(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    why: &str,
+) -> Result<(), Error> {
+    let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let patch = json!({"metadata": {"annotations": {ANNOTATION_FAILURE: why}},
+                       "spec": {"activeDeadlineSeconds": 1}});
+    jobs.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map_err(Error::api(format!("failing job {name}")))?;
+    Ok(())
 }
 
 /// Release a waiting Job (its turn in the repository's queue).

@@ -12,6 +12,7 @@ pub mod latest;
 pub mod leader;
 pub mod metrics;
 pub mod names;
+pub mod namespace;
 pub mod plan;
 pub mod pod_results;
 pub mod restore;

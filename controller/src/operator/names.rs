@@ -21,6 +21,8 @@ pub const ANNOTATION_LEVEL: &str = "holdfast.io/level";
 pub const ANNOTATION_REASON: &str = "holdfast.io/reason";
 /// On a Job: stopped on request, not to be released again.
 pub const ANNOTATION_ABORTED: &str = "holdfast.io/aborted";
+/// On a Job: failed by the controller because its pod cannot start, and why.
+pub const ANNOTATION_FAILURE: &str = "holdfast.io/failure";
 /// On a BackupSet: each new value aborts the running backup once.
 pub const ANNOTATION_ABORT: &str = "holdfast.io/abort";
 /// On a BackupSet being deleted with `Purge` that cannot purge: `"true"` lets it go and

@@ -29,6 +29,7 @@ use crate::operator::jobs::{self, JobView, Report};
 use crate::operator::metrics::{KindLabels, RunLabels};
 use crate::operator::names::*;
 use crate::operator::plan::queue::{JobState, must_wait, next_to_release};
+use crate::operator::secrets;
 use crate::operator::storage::{self, StorageMount};
 
 const RECHECK: Duration = Duration::from_secs(15);
@@ -147,20 +148,37 @@ async fn resolve(ctx: &Context, r: &Restore) -> Result<Result<Source, Problem>, 
             "the StorageSet names no target",
         )));
     };
-    let mut needed = vec![(key.name.clone(), "KeySecretNotFound")];
+    let mut needed = vec![(
+        key.name.clone(),
+        "KeySecretNotFound",
+        "KeySecretInvalid",
+        vec![key.key.as_str()],
+    )];
     if let StorageMount::S3 {
         credentials_secret: Some(c),
     } = &mount
     {
-        needed.push((c.clone(), "CredentialsSecretNotFound"));
+        needed.push((
+            c.clone(),
+            "CredentialsSecretNotFound",
+            "CredentialsSecretInvalid",
+            storage::CREDENTIAL_KEYS.to_vec(),
+        ));
     }
-    for (secret, reason) in needed {
-        if !crate::operator::secrets::exists(&ctx.client, &ns, &secret).await? {
+    for (secret, missing, invalid, keys) in needed {
+        let found = secrets::lookup(&ctx.client, &ns, &secret).await?;
+        let secrets::Found::Present(names) = found else {
             return Ok(Err(Problem::new(
-                reason,
+                missing,
                 format!("Secret {secret} does not exist"),
             )
             .recheck(RECHECK)));
+        };
+        if let Some(why) = keys
+            .iter()
+            .find_map(|k| secrets::missing_key(&secret, k, names.as_ref()))
+        {
+            return Ok(Err(Problem::new(invalid, why).recheck(RECHECK)));
         }
     }
     Ok(Ok(Source {
@@ -170,6 +188,18 @@ async fn resolve(ctx: &Context, r: &Restore) -> Result<Result<Source, Problem>, 
         key,
         owner,
     }))
+}
+
+/// Whether this Restore created the claim (an earlier reconcile of it did).
+fn made_by(claim: &PersistentVolumeClaim, r: &Restore) -> bool {
+    claim
+        .labels()
+        .get(LABEL_RESTORE)
+        .is_some_and(|v| *v == r.name_any())
+        && claim
+            .labels()
+            .get(MANAGED_BY)
+            .is_some_and(|v| v == MANAGED_BY_VALUE)
 }
 
 fn owner_ref(r: &Restore) -> OwnerReference {
@@ -209,12 +239,28 @@ async fn target(
         }
         existing.claim_name.clone()
     } else if let Some(new) = &r.spec.target.new_persistent_volume_claim {
-        if pvcs
+        let found = pvcs
             .get_opt(&new.name)
             .await
-            .map_err(Error::api("reading the new claim"))?
-            .is_none()
+            .map_err(Error::api("reading the new claim"))?;
+        if let Some(existing) = &found
+            && !made_by(existing, r)
         {
+            // "New" means new: restoring into a claim that holds data is a choice to make
+            // explicitly, with an overwrite policy.
+            return Ok(Err(Problem::new(
+                "TargetClaimExists",
+                format!(
+                    "PersistentVolumeClaim {} already exists, and newPersistentVolumeClaim restores \
+                     only into a claim this Restore creates: delete that claim or choose another \
+                     name, or restore into it on purpose with target.persistentVolumeClaim \
+                     ({{claimName: {}}}) and an overwrite policy (Never, IfNewer or Always)",
+                    new.name, new.name
+                ),
+            )
+            .recheck(RECHECK)));
+        }
+        if found.is_none() {
             let modes = if new.access_modes.is_empty() {
                 vec!["ReadWriteOnce".to_owned()]
             } else {
@@ -361,7 +407,7 @@ fn finish(
                     }
                     holdfast_engine::restore::RestoreStatus::Failed => RestorePhase::Failed,
                 };
-                let message = format!(
+                let mut message = format!(
                     "{} restored ({}), {} skipped, {} unrestored, from run {}",
                     rs.restored,
                     crate::human::bytes(rs.bytes_restored),
@@ -369,6 +415,12 @@ fn finish(
                     rs.unrestored,
                     rs.run
                 );
+                if rs.unrestored_items.iter().any(|i| i.contains("CAP_MKNOD")) {
+                    message.push_str(
+                        "; device nodes need the MKNOD capability: create a new Restore with \
+                         spec.deviceNodes: true",
+                    );
+                }
                 status.message = Some(message.clone());
                 status.phase = Some(phase);
                 let (warning, reason) = match phase {
@@ -513,10 +565,13 @@ pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Err
             status.start_time = status.start_time.clone().or(view.started.map(Time));
             let mut health =
                 Health::progressing("Restoring", format!("job {} restores", view.name));
-            if let Some(why) = jobs::stuck_reason(&ctx.client, &ns, &view.name).await {
+            if let Some(stuck) = jobs::stuck(&ctx, &ns, &view.name).await {
+                if stuck.fatal {
+                    jobs::fail(&ctx.client, &ns, &view.name, &stuck.why).await?;
+                }
                 health = Health::stalled(
                     "JobPodStuck",
-                    format!("the pod of job {} cannot start: {why}", view.name),
+                    format!("the pod of job {} cannot start: {}", view.name, stuck.why),
                 );
             }
             status.observed_generation = r.metadata.generation;
@@ -566,7 +621,11 @@ pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Err
         pull_policy: ctx.settings.pull_policy.as_deref(),
         service_account: ctx.settings.job_service_account.as_deref(),
         plan: &plan,
-        privilege: Privilege::Restore,
+        privilege: if r.spec.device_nodes {
+            Privilege::RestoreDevices
+        } else {
+            Privilege::Restore
+        },
         storage: &src.storage,
         key: Some(&src.key),
         sources: &[],

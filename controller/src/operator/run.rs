@@ -132,26 +132,67 @@ where
 /// deleted, but not on status-only writes: a StorageSet's inventory changes after every
 /// run of every set using it, and following those would reconcile all of its sets each
 /// time (quadratic in the number of sets).
-fn spec_changes<K>(api: Api<K>) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send
-where
+fn spec_changes<K: Watched>(
+    api: Api<K>,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send {
+    changes(api, |k: &K| format!("{:?}", k.meta().generation))
+}
+
+/// What a watch stream of one kind needs of it.
+trait Watched:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Watched for K where
     K: kube::Resource<DynamicType = ()>
         + Clone
         + serde::de::DeserializeOwned
         + std::fmt::Debug
         + Send
         + Sync
-        + 'static,
+        + 'static
 {
+}
+
+/// A StorageSet's spec changes and its storage check's verdict (whether its sets must
+/// wait for it), not its inventory.
+fn storage_changes(
+    api: Api<StorageSet>,
+) -> impl futures::Stream<Item = Result<StorageSet, watcher::Error>> + Send {
+    changes(api, |s: &StorageSet| {
+        let verdict = s.status.as_ref().map(|st| {
+            (
+                st.checked_generation,
+                st.failure_reason.clone(),
+                st.failed_checks.is_empty(),
+            )
+        });
+        format!("{:?} {verdict:?}", s.metadata.generation)
+    })
+}
+
+/// The objects of `api` when `fingerprint` changes, appears or is deleted.
+fn changes<K: Watched>(
+    api: Api<K>,
+    fingerprint: fn(&K) -> String,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send {
     use kube::runtime::WatchStreamExt;
-    let mut seen: std::collections::HashMap<String, Option<i64>> = Default::default();
+    let mut seen: std::collections::HashMap<String, String> = Default::default();
     watcher(api, watcher::Config::default())
         .default_backoff()
         .filter_map(move |event| {
             let out = match event {
                 Ok(watcher::Event::Apply(k) | watcher::Event::InitApply(k)) => {
                     let uid = k.meta().uid.clone().unwrap_or_default();
-                    let generation = k.meta().generation;
-                    let changed = seen.insert(uid, generation) != Some(generation);
+                    let print = fingerprint(&k);
+                    let changed = seen.insert(uid, print.clone()) != Some(print);
                     changed.then_some(Ok(k))
                 }
                 Ok(watcher::Event::Delete(k)) => {
@@ -183,7 +224,7 @@ async fn controllers(ctx: Arc<Context>, ns: Option<String>, stop: watch::Receive
     let by_schedule = store.clone();
     let sets = sets
         .watches_stream(
-            spec_changes(api::<StorageSet>(c, ns)),
+            storage_changes(api::<StorageSet>(c, ns)),
             move |s: StorageSet| {
                 let (name, ns) = (s.name_any(), s.namespace());
                 by_storage

@@ -37,6 +37,10 @@ fn join(parts: &[&str]) -> String {
 }
 
 /// The URL of `repository` in the StorageSet (or of the StorageSet's root, for a check).
+/// The keys a StorageSet's credentials Secret must have (a job pod reads them with
+/// `secretKeyRef`; `AWS_SESSION_TOKEN` is optional).
+pub const CREDENTIAL_KEYS: [&str; 2] = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"];
+
 pub fn url(spec: &StorageSetSpec, repository: Option<&str>) -> Result<String, String> {
     let repository = repository.unwrap_or("");
     if let Some(s3) = &spec.s3 {
@@ -85,6 +89,18 @@ pub fn url(spec: &StorageSetSpec, repository: Option<&str>) -> Result<String, St
     Err("the StorageSet names neither s3 nor filesystem".into())
 }
 
+/// Whether two repository paths of one StorageSet are the same place, or one lies inside
+/// the other: either way the two repositories cannot be kept apart (the outer one's purge
+/// or deletion would reach into the inner one).
+pub fn repositories_overlap(a: &str, b: &str) -> bool {
+    let inside = |inner: &str, outer: &str| {
+        inner
+            .strip_prefix(outer)
+            .is_some_and(|rest| rest.starts_with('/'))
+    };
+    a == b || inside(a, b) || inside(b, a)
+}
+
 /// A repository path must stay inside its StorageSet.
 pub fn check_repository(path: &str) -> Result<(), String> {
     if path.is_empty()
@@ -102,6 +118,16 @@ pub fn check_repository(path: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repositories_overlap_when_equal_or_nested_but_not_when_merely_alike() {
+        assert!(repositories_overlap("ns/outer", "ns/outer"));
+        assert!(repositories_overlap("ns/outer", "ns/outer/nested"));
+        assert!(repositories_overlap("ns/outer/nested/deeper", "ns/outer"));
+        assert!(!repositories_overlap("ns/outer", "ns/outer2"));
+        assert!(!repositories_overlap("ns/outer2/x", "ns/outer"));
+        assert!(!repositories_overlap("ns/a", "ns/b"));
+    }
     use crate::api::common::{ClaimReference, LocalObjectReference};
     use crate::api::storage_set::{FilesystemTarget, S3Target, TransferSettings};
 

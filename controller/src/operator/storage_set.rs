@@ -32,6 +32,8 @@ use crate::operator::plan::queue::JobState;
 use crate::operator::storage::{self, StorageMount};
 
 const RECHECK: Duration = Duration::from_secs(30);
+/// How often a failing target is checked again (at most).
+const FAILING_RECHECK_SECS: u64 = 120;
 
 /// The inventory of a StorageSet from the sets that use it (their last reports).
 pub fn inventory(sets: &[&BackupSet]) -> StorageInventory {
@@ -306,6 +308,12 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
                         .filter(|i| !i.ok)
                         .map(|i| format!("{}: {}", i.check, i.detail))
                         .collect();
+                    status.failure_reason = c
+                        .items
+                        .iter()
+                        .filter(|i| !i.ok)
+                        .find_map(|i| i.category.filter(|c| !c.is_transient()))
+                        .map(|c| c.as_str().to_owned());
                     status.capacity = match (c.total_bytes, c.available_bytes) {
                         (Some(t), Some(a)) => Some(Capacity {
                             total_bytes: t,
@@ -335,14 +343,25 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
                 }
                 other => {
                     status.failed_checks = vec![format!("the check did not run: {other:?}")];
+                    status.failure_reason = None;
                 }
             },
             Report::Missing(m) => {
-                status.failed_checks = vec![format!("the check did not run: {m}")]
+                status.failed_checks = vec![format!("the check did not run: {m}")];
+                status.failure_reason = None;
             }
         }
     }
-    let interval = ctx.settings.storage_check_interval.as_secs().max(60) as i64;
+    // A failing target is checked again sooner, so the sets waiting for it start soon
+    // after it is fixed.
+    let interval = if status.failed_checks.is_empty() {
+        ctx.settings.storage_check_interval.as_secs().max(60)
+    } else {
+        ctx.settings
+            .storage_check_interval
+            .as_secs()
+            .clamp(60, FAILING_RECHECK_SECS)
+    } as i64;
     let epoch = now.as_second() / interval;
     let due = status.checked_generation != s.metadata.generation
         || status
@@ -373,7 +392,10 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
         Health::ready("Ready", "reachable and writable")
     } else {
         Health::stalled(
-            "StorageCheckFailed",
+            status
+                .failure_reason
+                .as_deref()
+                .unwrap_or("StorageCheckFailed"),
             format!(
                 "the storage check failed: {}",
                 status.failed_checks.join("; ")

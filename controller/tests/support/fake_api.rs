@@ -32,8 +32,13 @@ impl Call {
         format!("{} {tail}", self.method)
     }
 
+    /// Whether it changed anything (a dry run changes nothing).
     pub fn is_write(&self) -> bool {
-        self.method != Method::GET
+        self.method != Method::GET && !self.dry_run()
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.query.split('&').any(|kv| kv == "dryRun=All")
     }
 }
 
@@ -232,6 +237,9 @@ impl FakeApi {
                     StatusCode::NOT_FOUND,
                     status(404, "NotFound", &format!("{path} not found")),
                 )
+            }
+            Method::POST if params.get("dryRun").is_some_and(|v| v == "All") => {
+                (StatusCode::CREATED, body)
             }
             Method::POST => {
                 let name = body["metadata"]["name"].as_str().unwrap_or_default();

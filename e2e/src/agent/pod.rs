@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, Event, EventSource, ObjectReference, Pod, Secret,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use tokio::sync::watch;
@@ -32,6 +35,8 @@ pub enum Stop {
 enum Prepare {
     /// Not yet possible; retried (the reason shows as ContainerCreating).
     Wait(String),
+    /// A volume cannot be mounted; retried, and reported as a `FailedMount` Event.
+    MountFailed(String),
     /// Never possible here.
     Refuse(String),
 }
@@ -85,6 +90,43 @@ impl PodRun {
         }
     }
 
+    /// Post a Warning Event about this pod, as a kubelet does.
+    async fn event(&self, reason: &str, message: &str) {
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::now(),
+        );
+        let event = Event {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{}.", self.name())),
+                namespace: Some(self.namespace().to_owned()),
+                ..Default::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: Some(self.name().to_owned()),
+                namespace: Some(self.namespace().to_owned()),
+                uid: self.pod.metadata.uid.clone(),
+                ..Default::default()
+            },
+            reason: Some(reason.to_owned()),
+            message: Some(message.to_owned()),
+            type_: Some("Warning".into()),
+            source: Some(EventSource {
+                component: Some("kubelet".into()),
+                host: self.pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+            }),
+            first_timestamp: Some(now.clone()),
+            last_timestamp: Some(now),
+            count: Some(1),
+            ..Default::default()
+        };
+        let api: Api<Event> = Api::namespaced(self.agent.client.clone(), self.namespace());
+        if let Err(e) = api.create(&Default::default(), &event).await {
+            tracing::warn!(pod = self.name(), "event {reason} not recorded: {e}");
+        }
+    }
+
     fn stopping(&self) -> Stop {
         *self.stop.borrow()
     }
@@ -112,12 +154,25 @@ impl PodRun {
             message: None,
         };
         // Volumes and environment: retried until ready, refused if never possible.
+        let mut reported: Option<String> = None;
         let prepared = loop {
             match self.prepare(&init_specs, &specs).await {
                 Ok(p) => break Some(p),
                 Err(Prepare::Refuse(why)) => {
                     self.refuse(&mut status, &why).await;
                     break None;
+                }
+                Err(Prepare::MountFailed(why)) => {
+                    // A kubelet shows only ContainerCreating in the status; the reason is
+                    // in an Event of the pod.
+                    if reported.as_deref() != Some(why.as_str()) {
+                        self.event("FailedMount", &why).await;
+                        reported = Some(why);
+                    }
+                    self.write(&status).await;
+                    if self.wait_or_stop(Duration::from_secs(1)).await {
+                        break None;
+                    }
                 }
                 Err(Prepare::Wait(why)) => {
                     for c in &mut status.containers {
@@ -235,6 +290,7 @@ impl PodRun {
         .await
         .map_err(|e| match e {
             VolumeError::NotReady(m) => Prepare::Wait(m),
+            VolumeError::MountFailed(m) => Prepare::MountFailed(m),
             VolumeError::Api { .. } => Prepare::Wait(e.to_string()),
             other => Prepare::Refuse(other.to_string()),
         })?;

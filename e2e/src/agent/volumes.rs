@@ -23,6 +23,10 @@ pub enum VolumeError {
     /// Will likely resolve itself (a claim not bound yet, a Secret not created yet).
     #[error("{0}")]
     NotReady(String),
+    /// The volume cannot be set up as asked (a Secret item naming a key the Secret does not
+    /// have): the pod waits, and a kubelet reports it as a `FailedMount` Event.
+    #[error("{0}")]
+    MountFailed(String),
     /// The agent cannot provide this kind of volume.
     #[error("{0}")]
     Unsupported(String),
@@ -175,7 +179,22 @@ impl Volumes<'_> {
         if let Some(s) = &v.secret {
             let name = s.secret_name.clone().unwrap_or_default();
             let files = match self.data.secrets.get(&name) {
-                Some(values) => select(values, s.items.as_ref()),
+                Some(values) => {
+                    // As a kubelet: an item naming a key the Secret lacks fails the mount.
+                    if s.optional != Some(true)
+                        && let Some(missing) = s
+                            .items
+                            .iter()
+                            .flatten()
+                            .find(|i| !values.contains_key(&i.key))
+                    {
+                        return Err(VolumeError::MountFailed(format!(
+                            "MountVolume.SetUp failed for volume {:?} : references non-existent secret key: {}",
+                            v.name, missing.key
+                        )));
+                    }
+                    select(values, s.items.as_ref())
+                }
                 None if s.optional == Some(true) => Vec::new(),
                 None => return Err(VolumeError::NotReady(format!("secret {name:?} not found"))),
             };

@@ -10,6 +10,10 @@ pub struct CheckItem {
     pub check: String,
     pub ok: bool,
     pub detail: String,
+    /// For a failure that came from an error: its category, which says whether only a
+    /// user can fix it (a missing bucket) or it may pass by itself (a timeout).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<crate::ErrorCategory>,
 }
 
 impl CheckItem {
@@ -18,6 +22,7 @@ impl CheckItem {
             check: check.to_owned(),
             ok: true,
             detail: detail.into(),
+            category: None,
         }
     }
 
@@ -26,7 +31,21 @@ impl CheckItem {
             check: check.to_owned(),
             ok: false,
             detail: detail.into(),
+            category: None,
         }
+    }
+
+    /// A failure with its error's category.
+    pub fn error(check: &str, category: crate::ErrorCategory, detail: impl Into<String>) -> Self {
+        CheckItem {
+            category: Some(category),
+            ..Self::failed(check, detail)
+        }
+    }
+
+    /// A failure caused by a storage error.
+    pub fn storage_error(check: &str, e: &super::StorageError) -> Self {
+        Self::error(check, e.category(), e.to_string())
     }
 }
 
@@ -64,14 +83,14 @@ pub fn check(store: &Store) -> CheckReport {
         )),
         // Every further probe would wait out the same retries to fail the same way.
         Err(e @ super::StorageError::Unreachable { .. }) => {
-            items.push(CheckItem::failed("access", e.to_string()));
+            items.push(CheckItem::storage_error("access", &e));
             return CheckReport {
                 location: store.location(),
                 ok: false,
                 items,
             };
         }
-        Err(e) => items.push(CheckItem::failed("access", e.to_string())),
+        Err(e) => items.push(CheckItem::storage_error("access", &e)),
     }
     let probe = format!(
         ".holdfast-check-{}",
@@ -92,14 +111,14 @@ pub fn check(store: &Store) -> CheckReport {
                     "read",
                     "probe read back with different content",
                 )),
-                Err(e) => items.push(CheckItem::failed("read", e.to_string())),
+                Err(e) => items.push(CheckItem::storage_error("read", &e)),
             }
             match store.delete(&probe) {
                 Ok(()) => items.push(CheckItem::ok("delete", "probe deleted")),
-                Err(e) => items.push(CheckItem::failed("delete", e.to_string())),
+                Err(e) => items.push(CheckItem::storage_error("delete", &e)),
             }
         }
-        Err(e) => items.push(CheckItem::failed("write", e.to_string())),
+        Err(e) => items.push(CheckItem::storage_error("write", &e)),
     }
     items.extend(store.diagnose());
     match crate::repo::read_config(store) {
@@ -111,7 +130,7 @@ pub fn check(store: &Store) -> CheckReport {
             "repository",
             "none yet (`holdfast init` creates one)",
         )),
-        Err(e) => items.push(CheckItem::failed("repository", e.to_string())),
+        Err(e) => items.push(CheckItem::error("repository", e.category(), e.to_string())),
     }
     let ok = items.iter().all(|i| i.ok);
     CheckReport {

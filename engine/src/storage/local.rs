@@ -266,7 +266,11 @@ impl Storage for LocalStorage {
             return None;
         }
         let Some(ancestor) = self.root.ancestors().skip(1).find(|p| p.exists()) else {
-            return Some(CheckItem::failed("location", "no part of this path exists"));
+            return Some(CheckItem::error(
+                "location",
+                crate::ErrorCategory::NotFound,
+                "no part of this path exists",
+            ));
         };
         Some(
             match rustix::fs::access(ancestor, rustix::fs::Access::WRITE_OK) {
@@ -277,8 +281,9 @@ impl Storage for LocalStorage {
                         ancestor.display()
                     ),
                 ),
-                Err(e) => CheckItem::failed(
+                Err(e) => CheckItem::error(
                     "location",
+                    crate::ErrorCategory::PermissionDenied,
                     format!(
                         "does not exist, and {} is not writable ({e}): create it, or choose \
                          another path",

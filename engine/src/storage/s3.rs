@@ -909,9 +909,9 @@ impl Storage for S3Storage {
                     format!("{} exists (region {region})", self.opts.bucket),
                 ));
             }
-            Err(e) => items.push(CheckItem::failed(
+            Err(e) => items.push(CheckItem::storage_error(
                 "bucket",
-                self.error("", e, &tries).to_string(),
+                &self.error("", e, &tries),
             )),
         }
         if let Some(server) = self.last_server_date() {
@@ -919,8 +919,9 @@ impl Storage for S3Storage {
             let detail = format!("local clock is {skew:+} s from the server's");
             // S3 refuses signatures more than 15 minutes off; warn well before that.
             if skew.abs() > 300 {
-                items.push(CheckItem::failed(
+                items.push(CheckItem::error(
                     "clock",
+                    crate::ErrorCategory::ClockSkew,
                     format!("{detail}: fix the time (NTP) before it passes 15 minutes"),
                 ));
             } else {

@@ -38,8 +38,22 @@ async fn release(ctx: &Context, api: &Api<BackupSet>, set: &BackupSet) -> Result
     }
 }
 
-/// Report why the set cannot go yet.
+/// Report why the set cannot go yet, and how to let it go.
 async fn stalled(
+    ctx: &Context,
+    api: &Api<BackupSet>,
+    set: &BackupSet,
+    reason: &str,
+    message: String,
+) -> Result<Action, Error> {
+    let message = format!(
+        "{message}. To delete the set and keep the repository instead, annotate it \
+         holdfast.io/release=true or set deletionPolicy: Retain"
+    );
+    report_stalled(ctx, api, set, reason, message).await
+}
+
+async fn report_stalled(
     ctx: &Context,
     api: &Api<BackupSet>,
     set: &BackupSet,
@@ -48,10 +62,6 @@ async fn stalled(
 ) -> Result<Action, Error> {
     let old = set.status.clone();
     let mut status = old.clone().unwrap_or_default();
-    let message = format!(
-        "{message}. To delete the set and keep the repository instead, annotate it \
-         holdfast.io/release=true or set deletionPolicy: Retain"
-    );
     let was = old.as_ref().and_then(|s| {
         s.conditions
             .iter()
@@ -77,6 +87,18 @@ async fn stalled(
     );
     write_status(api, &set.name_any(), old.as_ref(), &status).await?;
     Ok(Action::requeue(RECHECK))
+}
+
+/// The namespace is going: nothing can be created in it, so say what can still be done.
+async fn stalled_terminating(
+    ctx: &Context,
+    api: &Api<BackupSet>,
+    set: &BackupSet,
+    what: &str,
+) -> Result<Action, Error> {
+    let ns = set.namespace().unwrap_or_default();
+    let message = crate::operator::namespace::advice(&ns, what, true);
+    report_stalled(ctx, api, set, "NamespaceTerminating", message).await
 }
 
 pub async fn finalize(set: &BackupSet, ctx: &Context) -> Result<Action, Error> {
@@ -105,6 +127,9 @@ pub async fn finalize(set: &BackupSet, ctx: &Context) -> Result<Action, Error> {
     let refs = fetch::fetch(&ctx.client, set, &ctx.set_stores).await?;
     let valid = match validate::validate(set, &refs) {
         Ok(v) => v,
+        Err(p) if crate::operator::namespace::terminating(&ctx.client, &ns).await => {
+            return stalled_terminating(ctx, &api, set, p.fact()).await;
+        }
         Err(p) => {
             return stalled(
                 ctx,
@@ -226,9 +251,9 @@ pub async fn finalize(set: &BackupSet, ctx: &Context) -> Result<Action, Error> {
                 }
                 Err(kube::Error::Api(e)) if e.code == 409 => Ok(Action::requeue(RECHECK)),
                 // The namespace is being deleted: nothing new may be created in it.
-                Err(kube::Error::Api(e)) if e.code == 403 && e.message.contains("being terminated") => {
-                    stalled(ctx, &api, set, "NamespaceTerminating",
-                        format!("the namespace {ns} is being deleted, and Kubernetes refuses to start the job that would delete the repository {} in it; delete the BackupSet before its namespace next time", valid.repository)).await
+                Err(e) if crate::operator::namespace::refuses_as_terminating(&e) => {
+                    stalled_terminating(ctx, &api, set,
+                        &format!("it refuses the job that would delete the repository {}; next time delete the BackupSet before its namespace", valid.repository)).await
                 }
                 Err(e) => Err(Error::api(format!("creating job {job_name}"))(e)),
             }

@@ -28,6 +28,8 @@ pub struct Refs {
     pub schedule: Option<Schedule>,
     /// Secrets of the namespace the set names that exist.
     pub secrets: BTreeSet<String>,
+    /// The key names of those Secrets, where their metadata tells them.
+    pub secret_keys: BTreeMap<String, BTreeSet<String>>,
     pub claims: BTreeMap<String, PersistentVolumeClaim>,
     /// Running or starting pods using each claim.
     pub claim_users: BTreeMap<String, Vec<ClaimUser>>,
@@ -35,7 +37,8 @@ pub struct Refs {
     pub jobs: Vec<Job>,
     /// Every Job of its repository (restores too): the queue.
     pub repo_jobs: Vec<Job>,
-    /// The other sets of the namespace that keep their repository at the same place.
+    /// The other sets of the namespace that keep their repository at the same place, or
+    /// around or inside this set's.
     pub siblings: Vec<BackupSet>,
 }
 
@@ -89,7 +92,12 @@ pub async fn fetch(
         wanted.push(c.name.clone());
     }
     for w in wanted {
-        if crate::operator::secrets::exists(client, ns, &w).await? {
+        if let crate::operator::secrets::Found::Present(keys) =
+            crate::operator::secrets::lookup(client, ns, &w).await?
+        {
+            if let Some(keys) = keys {
+                refs.secret_keys.insert(w.clone(), keys);
+            }
             refs.secrets.insert(w);
         }
     }
@@ -179,7 +187,10 @@ pub async fn fetch(
         s.metadata.namespace.as_deref() == Some(ns)
             && s.metadata.uid != set.metadata.uid
             && s.spec.storage_set_ref.name == set.spec.storage_set_ref.name
-            && repository_of(s) == repository_of(set)
+            && crate::operator::storage::repositories_overlap(
+                &repository_of(s),
+                &repository_of(set),
+            )
     };
     // From the watch cache once it has been filled; a list where no controller keeps one.
     let cached = match stores.for_namespace(ns) {

@@ -157,7 +157,20 @@ pub async fn reconcile(set: Arc<BackupSet>, ctx: Arc<Context>) -> Result<Action,
 
     let valid = match validate::validate(&set, &refs) {
         Ok(v) => v,
-        Err(problem) => {
+        Err(mut problem) => {
+            // A missing reference in a namespace being deleted cannot be created again.
+            if problem.reason.ends_with("NotFound")
+                && crate::operator::namespace::terminating(&ctx.client, &ns).await
+            {
+                problem = crate::operator::error::Problem::new(
+                    "NamespaceTerminating",
+                    crate::operator::namespace::advice(
+                        &ns,
+                        problem.fact(),
+                        set.spec.deletion_policy == DeletionPolicy::Purge,
+                    ),
+                );
+            }
             let was = stalled_reason(old.as_ref());
             if was.as_deref() != Some(problem.reason) {
                 ctx.event(
@@ -352,11 +365,16 @@ pub async fn reconcile(set: Arc<BackupSet>, ctx: Arc<Context>) -> Result<Action,
     });
     let mut health = health_of(&status, &valid);
     if let Some(active) = mine.iter().find(|j| j.state == JobState::Active)
-        && let Some(why) = jobs::stuck_reason(&ctx.client, &ns, &active.name).await
+        && let Some(stuck) = jobs::stuck(&ctx, &ns, &active.name).await
     {
+        if stuck.fatal {
+            // It will not start by itself: the run fails with the kubelet's reason (taken
+            // in once the Job has failed) and the next one can start.
+            jobs::fail(&ctx.client, &ns, &active.name, &stuck.why).await?;
+        }
         health = Health::stalled(
             "JobPodStuck",
-            format!("the pod of job {} cannot start: {why}", active.name),
+            format!("the pod of job {} cannot start: {}", active.name, stuck.why),
         );
     }
     status.observed_generation = set.metadata.generation;
@@ -484,6 +502,21 @@ fn record(ctx: &Context, set: &BackupSet, a: &crate::operator::results::Absorbed
         .inc_by(a.bytes_stored);
 }
 
+/// What tells a start's Job apart from the set's others: its slot, or for a manual run its
+/// token and the set's generation. The generation too, because a token reverted to an
+/// earlier value (A → B → A) is a new request that runs once whether or not the first A's
+/// Job still exists; the same generation always names the same Job, so a retried reconcile
+/// never runs it twice.
+fn job_tail(start: &Start, generation: i64) -> String {
+    match &start.reason {
+        Reason::Scheduled => slot_tail(start.slot),
+        Reason::Manual(token) => {
+            format!("m{}", &short_hash(&format!("{token}\0{generation}"))[..8])
+        }
+        Reason::OnCreate => format!("c{}", slot_tail(start.slot)),
+    }
+}
+
 /// The Job for a start.
 fn build_job(
     ctx: &Context,
@@ -494,11 +527,7 @@ fn build_job(
 ) -> Result<Job, Error> {
     let ns = set.namespace().unwrap_or_default();
     let name = set.name_any();
-    let tail = match &start.reason {
-        Reason::Scheduled => slot_tail(start.slot),
-        Reason::Manual(token) => format!("m{}", &short_hash(token)[..8]),
-        Reason::OnCreate => format!("c{}", slot_tail(start.slot)),
-    };
+    let tail = job_tail(start, set.metadata.generation.unwrap_or_default());
     let job_name = names::job_name(&name, start.kind.name(), &tail);
     let repository = RepositoryRef {
         url: valid.url.clone(),
@@ -604,4 +633,35 @@ fn build_job(
         what: "a job".into(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manual_token_names_a_new_job_per_generation_and_the_same_one_within_it() {
+        let start = |token: &str| Start {
+            kind: OpKind::Backup,
+            reason: Reason::Manual(token.into()),
+            slot: "2026-12-01T00:00:00Z".parse().unwrap(),
+            level: holdfast_engine::format::run::Level::Incr,
+            source_levels: Default::default(),
+        };
+        // A at generation 5, B at 6, A again at 7: three Jobs.
+        let names = [
+            job_tail(&start("a"), 5),
+            job_tail(&start("b"), 6),
+            job_tail(&start("a"), 7),
+        ];
+        assert_eq!(
+            names
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            3
+        );
+        // A retried reconcile of one generation: one Job.
+        assert_eq!(job_tail(&start("a"), 7), names[2]);
+    }
 }

@@ -12,6 +12,7 @@ use crate::operator::job::PodSource;
 use crate::operator::plan::schedule::{
     ValidSchedule, parse_duration, validate as validate_schedule,
 };
+use crate::operator::secrets::missing_key;
 use crate::operator::storage::{self, StorageMount};
 
 use super::fetch::{Refs, repo_label_of, repository_of};
@@ -49,9 +50,10 @@ pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
     let name = set.metadata.name.as_deref().unwrap_or_default();
     let storage_name = &set.spec.storage_set_ref.name;
     let storage = refs.storage.as_ref().ok_or_else(|| {
-        Problem::new(
+        Problem::missing(
             "StorageSetNotFound",
-            format!("StorageSet {storage_name} does not exist in namespace {ns}: create it (the set waits for it)"),
+            format!("StorageSet {storage_name} does not exist in namespace {ns}"),
+            "create it (the set waits for it)",
         )
     })?;
     let repository = repository_of(set);
@@ -68,9 +70,8 @@ pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
             format!("StorageSet {storage_name} names no target"),
         )
     })?;
-    // Another set keeping its repository at the same place: the older one keeps it.
-    let key_of = |s: &BackupSet| (s.spec.storage_set_ref.name.clone(), repository_of(s));
-    let mine = key_of(set);
+    // Another set keeping its repository at the same place, or around or inside this one:
+    // the older one keeps it.
     let created = |s: &BackupSet| {
         (
             s.metadata.creation_timestamp.clone().map(|t| t.0),
@@ -80,36 +81,64 @@ pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
     if let Some(other) = refs.siblings.iter().find(|o| {
         o.metadata.name.as_deref() != Some(name)
             && o.metadata.deletion_timestamp.is_none()
-            && key_of(o) == mine
+            && o.spec.storage_set_ref.name == *storage_name
+            && storage::repositories_overlap(&repository_of(o), &repository)
             && created(o) < created(set)
     }) {
+        let theirs = repository_of(other);
+        let how = if theirs == repository {
+            format!("already keeps its repository at {repository}")
+        } else if theirs.len() < repository.len() {
+            format!("keeps its repository at {theirs}, around this set's {repository}")
+        } else {
+            format!("keeps its repository at {theirs}, inside this set's {repository}")
+        };
         return Err(Problem::new(
             "RepositoryClaimed",
             format!(
-                "BackupSet {} already keeps its repository at {repository} in StorageSet {storage_name}: \
-                 each set needs its own; set spec.repository to another path",
+                "BackupSet {} {how} in StorageSet {storage_name}: each set needs a repository of \
+                 its own, neither inside another nor around one (the outer one's purge or deletion \
+                 would destroy the inner one); set spec.repository to a path apart from it",
                 other.metadata.name.as_deref().unwrap_or_default()
             ),
         ));
     }
     let key = set.spec.encryption.key_secret_ref.clone();
     if !refs.secrets.contains(&key.name) {
-        return Err(Problem::new(
+        return Err(Problem::missing(
             "KeySecretNotFound",
-            format!("Secret {} (the repository key) does not exist: create it with the passphrase under key {:?}", key.name, key.key),
+            format!("Secret {} (the repository key) does not exist", key.name),
+            &format!("create it with the passphrase under key {:?}", key.key),
         )
         .recheck(RECHECK));
+    }
+    if let Some(why) = missing_key(&key.name, &key.key, refs.secret_keys.get(&key.name)) {
+        return Err(
+            Problem::new("KeySecretInvalid", format!("{why} (the repository key)"))
+                .recheck(RECHECK),
+        );
     }
     if let StorageMount::S3 {
         credentials_secret: Some(c),
     } = &mount
-        && !refs.secrets.contains(c)
     {
-        return Err(Problem::new(
-            "CredentialsSecretNotFound",
-            format!("Secret {c} (S3 credentials of StorageSet {storage_name}) does not exist: create it with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
-        )
-        .recheck(RECHECK));
+        if !refs.secrets.contains(c) {
+            return Err(Problem::missing(
+                "CredentialsSecretNotFound",
+                format!("Secret {c} (S3 credentials of StorageSet {storage_name}) does not exist"),
+                "create it with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            )
+            .recheck(RECHECK));
+        }
+        for needed in storage::CREDENTIAL_KEYS {
+            if let Some(why) = missing_key(c, needed, refs.secret_keys.get(c)) {
+                return Err(Problem::new(
+                    "CredentialsSecretInvalid",
+                    format!("{why} (S3 credentials of StorageSet {storage_name})"),
+                )
+                .recheck(RECHECK));
+            }
+        }
     }
     if let StorageMount::Filesystem { claim } = &mount
         && !refs.claims.contains_key(claim)
@@ -120,23 +149,37 @@ pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
         )
         .recheck(RECHECK));
     }
-    let schedule = match (&set.spec.schedule_ref, &refs.schedule) {
-        (None, _) => None,
-        (Some(r), None) => {
-            return Err(Problem::new(
-                "ScheduleNotFound",
-                format!(
-                    "Schedule {} does not exist in namespace {ns}: create it (the set waits for it)",
-                    r.name
-                ),
-            ));
-        }
-        (Some(r), Some(s)) => {
-            Some(validate_schedule(&s.spec).map_err(|m| {
+    // A target that only a user can fix holds every run back; a transient failure (a
+    // timeout, a 5xx) does not, and a check of an older spec says nothing of this one.
+    if let Some(st) = &storage.status
+        && st.checked_generation == storage.metadata.generation
+        && let Some(reason) = &st.failure_reason
+    {
+        return Err(Problem::new(
+            "StorageNotReady",
+            format!(
+                "StorageSet {storage_name} is not ready ({reason}: {}): no run starts until its \
+                 storage check passes (it checks again every few minutes, and at once when its \
+                 spec changes)",
+                st.failed_checks.join("; ")
+            ),
+        )
+        .recheck(RECHECK));
+    }
+    let schedule =
+        match (&set.spec.schedule_ref, &refs.schedule) {
+            (None, _) => None,
+            (Some(r), None) => {
+                return Err(Problem::missing(
+                    "ScheduleNotFound",
+                    format!("Schedule {} does not exist in namespace {ns}", r.name),
+                    "create it (the set waits for it)",
+                ));
+            }
+            (Some(r), Some(s)) => Some(validate_schedule(&s.spec).map_err(|m| {
                 Problem::new("ScheduleInvalid", format!("Schedule {}: {m}", r.name))
-            })?)
-        }
-    };
+            })?),
+        };
     let mut sources = Vec::new();
     let mut nodes: Vec<(String, String)> = Vec::new();
     for s in &set.spec.sources {

@@ -218,3 +218,109 @@ fn a_bad_time_zone_and_two_sets_on_one_repository() {
     assert_eq!(p.reason, "SourcesOnDifferentNodes");
     assert!(p.recheck.is_some());
 }
+
+#[test]
+fn a_repository_inside_or_around_an_older_sets_is_claimed_but_a_mere_prefix_is_not() {
+    let at = |name: &str, repo: &str, day: u32| {
+        let mut s = set(json!({"repository": repo}));
+        s.metadata.name = Some(name.into());
+        s.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            format!("2026-11-{day:02}T00:00:00Z").parse().unwrap(),
+        ));
+        s
+    };
+    let outer = at("outer", "shop/outer", 1);
+    for (what, younger, claimed) in [
+        ("inside", at("inner", "shop/outer/nested", 2), true),
+        ("around", at("around", "shop", 2), true),
+        (
+            "a name that only starts alike",
+            at("outer2", "shop/outer2", 2),
+            false,
+        ),
+    ] {
+        let r = Refs {
+            siblings: vec![outer.clone(), younger.clone()],
+            ..refs()
+        };
+        let got = validate(&younger, &r);
+        match (claimed, got) {
+            (true, Err(p)) => {
+                assert_eq!(p.reason, "RepositoryClaimed", "{what}");
+                assert!(
+                    p.message.contains("BackupSet outer"),
+                    "{what}: {}",
+                    p.message
+                );
+            }
+            (false, Ok(_)) => {}
+            (_, other) => panic!("{what}: {:?}", other.map(|v| v.repository)),
+        }
+        assert!(
+            validate(&outer, &r).is_ok(),
+            "{what}: the older set keeps its own"
+        );
+    }
+    // A sibling on another StorageSet is another place altogether.
+    let mut elsewhere = at("elsewhere", "shop/outer/nested", 1);
+    elsewhere.spec.storage_set_ref.name = "other".into();
+    let r = Refs {
+        siblings: vec![elsewhere],
+        ..refs()
+    };
+    assert!(validate(&at("inner", "shop/outer/nested", 2), &r).is_ok());
+}
+
+#[test]
+fn a_secret_lacking_the_named_key_is_reported_when_its_key_names_are_known() {
+    let keys = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
+    let mut r = refs();
+    r.secret_keys.insert("key".into(), keys(&["pass"]));
+    let p = validate(&set(json!({})), &r).unwrap_err();
+    assert_eq!(p.reason, "KeySecretInvalid");
+    assert!(
+        p.message
+            .contains("Secret key has no key \"passphrase\" (it has pass)"),
+        "{}",
+        p.message
+    );
+    assert!(p.recheck.is_some(), "a Secret is not watched: look again");
+
+    let mut r = refs();
+    r.secret_keys.insert("key".into(), keys(&["passphrase"]));
+    r.secret_keys
+        .insert("creds".into(), keys(&["AWS_ACCESS_KEY_ID"]));
+    let p = validate(&set(json!({})), &r).unwrap_err();
+    assert_eq!(p.reason, "CredentialsSecretInvalid");
+    assert!(p.message.contains("AWS_SECRET_ACCESS_KEY"), "{}", p.message);
+
+    // Key names unknown (no field records): nothing to say before the pod does.
+    assert!(validate(&set(json!({})), &refs()).is_ok());
+}
+
+#[test]
+fn a_storage_set_failing_for_a_reason_only_a_user_can_fix_holds_the_set() {
+    let failing = |reason: Option<&str>, checked: Option<i64>| {
+        let mut r = refs();
+        let storage = r.storage.as_mut().unwrap();
+        storage.metadata.generation = Some(3);
+        storage.status = Some(crate::api::storage_set::StorageSetStatus {
+            checked_generation: checked,
+            failed_checks: vec!["bucket: bucket \"backups\" does not exist".into()],
+            failure_reason: reason.map(str::to_owned),
+            ..Default::default()
+        });
+        r
+    };
+    let p = validate(&set(json!({})), &failing(Some("BucketNotFound"), Some(3))).unwrap_err();
+    assert_eq!(p.reason, "StorageNotReady");
+    assert!(
+        p.message.contains("StorageSet offsite") && p.message.contains("BucketNotFound"),
+        "{}",
+        p.message
+    );
+    // A failure that may pass by itself holds nothing back, nor does a check of an older
+    // spec (the new spec's check is on its way).
+    assert!(validate(&set(json!({})), &failing(None, Some(3))).is_ok());
+    assert!(validate(&set(json!({})), &failing(Some("BucketNotFound"), Some(2))).is_ok());
+}

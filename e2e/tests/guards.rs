@@ -1,0 +1,326 @@
+//! What the controller refuses, or waits for, before it starts anything: a repository inside
+//! another set's, a "new" claim that already exists, a Secret without the key a set names,
+//! a StorageSet whose bucket does not exist; and what it does when a job pod cannot mount
+//! its key, or a manual token is reverted. Each was found trying Holdfast as a new user.
+#![allow(clippy::unwrap_used)] // reason: tests
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use holdfast_e2e::harness::{claim, condition, events};
+use holdfast_e2e::scenario::{PASSPHRASE, RUN, SOON, Shop, Target, set_manifest};
+use serde_json::Value;
+
+/// The BackupSet `name` over the `uploads` claim; `extra` is more YAML of its spec.
+fn named_set(name: &str, extra: &str) -> String {
+    set_manifest(extra).replace(
+        "metadata: {name: shop}",
+        &format!("metadata: {{name: {name}}}"),
+    )
+}
+
+/// Wait for `Stalled=True` with `reason`; its message.
+async fn stalled(shop: &Shop, kind: &str, name: &str, reason: &str) -> String {
+    stalled_within(shop, kind, name, reason, SOON).await
+}
+
+async fn stalled_within(
+    shop: &Shop,
+    kind: &str,
+    name: &str,
+    reason: &str,
+    timeout: std::time::Duration,
+) -> String {
+    shop.wait(
+        kind,
+        name,
+        &format!("Stalled=True ({reason})"),
+        timeout,
+        |o| {
+            let (s, r, m) = condition(o, "Stalled")?;
+            (s == "True" && r == reason).then_some(m)
+        },
+    )
+    .await
+}
+
+async fn jobs_of(shop: &Shop, prefix: &str) -> Vec<String> {
+    shop.jobs()
+        .await
+        .into_iter()
+        .filter(|j| j.starts_with(prefix))
+        .collect()
+}
+
+/// The repository URL of set `name` in this scenario's bucket (the CLI's view).
+fn repository_of(shop: &Shop, path: &str) -> String {
+    format!(
+        "s3://{}/{}/{path}?endpoint={}&path_style=true&region=us-east-1",
+        shop.c.s3_bucket, shop.ns, shop.c.s3_endpoint
+    )
+}
+
+/// `holdfast <args> --json` against `url`, as an operator would run it from outside.
+fn cli_at(shop: &Shop, url: &str, args: &[&str]) -> (i32, Value, String) {
+    let bin = std::env::var("HOLDFAST_BIN").unwrap_or_else(|_| "holdfast".into());
+    let out = std::process::Command::new(bin)
+        .arg("--repo")
+        .arg(url)
+        .arg("--json")
+        .args(args)
+        .env("HOLDFAST_PASSPHRASE", PASSPHRASE)
+        .env("AWS_ACCESS_KEY_ID", &shop.c.s3_access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &shop.c.s3_secret_key)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: bash e2e/run.sh"]
+async fn a_repository_inside_another_sets_is_refused_and_deleting_the_outer_set_spares_it() {
+    let shop = Shop::new("nested", Target::S3).await;
+    let ns = shop.ns.clone();
+    shop.apply(&named_set(
+        "outer",
+        "  deletionPolicy: Purge\n  manualRun: {token: one, level: full}\n",
+    ));
+    shop.wait("BackupSet", "outer", "the outer run", RUN, |o| {
+        (o.pointer("/status/lastRun/phase")? == "Complete").then_some(())
+    })
+    .await;
+
+    // A set keeping its repository inside the outer one's: refused, nothing runs.
+    shop.apply(&named_set(
+        "inner",
+        &format!("  repository: {ns}/outer/nested\n  manualRun: {{token: one, level: full}}\n"),
+    ));
+    let message = stalled(&shop, "BackupSet", "inner", "RepositoryClaimed").await;
+    assert!(
+        message.contains("outer") && message.contains("around this set's"),
+        "{message}"
+    );
+    assert!(
+        jobs_of(&shop, "inner-").await.is_empty(),
+        "no job for inner"
+    );
+    // The engine refuses it too, from outside the cluster.
+    let inner_url = repository_of(&shop, &format!("{ns}/outer/nested"));
+    let (code, _, err) = cli_at(&shop, &inner_url, &["init"]);
+    assert_eq!(code, 16, "{err}");
+    assert!(err.contains("lies inside the repository"), "{err}");
+
+    // One made by a build before that refusal: copied in beside the outer repository's own
+    // objects, straight into the bucket's directory.
+    let (code, _, err) = cli_at(&shop, &repository_of(&shop, "elsewhere"), &["init"]);
+    assert_eq!(code, 0, "{err}");
+    let bucket: PathBuf = shop.c.s3_dir.join(&shop.c.s3_bucket).join(&ns);
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(bucket.join("elsewhere"))
+        .arg(bucket.join(&ns).join("outer/nested"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (code, runs, err) = cli_at(&shop, &inner_url, &["runs"]);
+    assert_eq!((code, runs.as_array().map(Vec::len)), (0, Some(0)), "{err}");
+
+    // Deleting the outer set (Purge) deletes nothing while another repository is inside:
+    // the set says why, and the inner repository is intact.
+    shop.c.kubectl_ok(
+        &["delete", "backupset", "outer", "-n", &ns, "--wait=false"],
+        None,
+    );
+    // (the deletion job is retried by Kubernetes before it counts as failed)
+    let message = stalled_within(&shop, "BackupSet", "outer", "PurgeFailed", RUN).await;
+    assert!(message.contains("nested/"), "{message}");
+    let (code, _, err) = cli_at(&shop, &inner_url, &["runs"]);
+    assert_eq!(code, 0, "the inner repository survives: {err}");
+    let (code, runs, err) = cli_at(
+        &shop,
+        &repository_of(&shop, &format!("{ns}/outer")),
+        &["runs"],
+    );
+    assert_eq!((code, runs.as_array().map(Vec::len)), (0, Some(1)), "{err}");
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: bash e2e/run.sh"]
+async fn a_new_claim_that_already_exists_is_refused_and_keeps_its_data() {
+    let shop = Shop::new("newclaim", Target::S3).await;
+    shop.apply(&set_manifest(""));
+    let last = shop.run("", "one", "full").await;
+    assert_eq!(last["phase"], "Complete", "{last:#}");
+    let existing = claim(&shop.c, &shop.ns, "uploads-copy").await;
+    std::fs::write(existing.join("keep.txt"), b"mine").unwrap();
+    shop.apply(
+        "apiVersion: holdfast.io/v1alpha1\nkind: Restore\nmetadata: {name: copy}\nspec:\n  backupSetRef: {name: shop}\n  target:\n    newPersistentVolumeClaim: {name: uploads-copy, size: 1Gi, storageClassName: e2e-host}\n",
+    );
+    let message = stalled(&shop, "Restore", "copy", "TargetClaimExists").await;
+    assert!(
+        message.contains("uploads-copy") && message.contains("target.persistentVolumeClaim"),
+        "{message}"
+    );
+    assert!(jobs_of(&shop, "copy-").await.is_empty(), "no restore job");
+    let entries: Vec<_> = std::fs::read_dir(&existing)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(entries, ["keep.txt"], "the claim holds what it held");
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: bash e2e/run.sh"]
+async fn a_secret_without_the_named_key_stalls_before_any_job_and_a_pod_that_cannot_mount_it_fails_the_run()
+ {
+    let shop = Shop::new("nokey", Target::S3).await;
+    let wrong = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: shop-key}}\nstringData: {{pass: {PASSPHRASE:?}}}\n"
+    );
+    shop.c
+        .kubectl_ok(&["delete", "secret", "shop-key", "-n", &shop.ns], None);
+    shop.apply(&wrong);
+    shop.apply(&set_manifest("  manualRun: {token: one, level: full}\n"));
+    let message = stalled(&shop, "BackupSet", "shop", "KeySecretInvalid").await;
+    assert!(
+        message.contains("Secret shop-key has no key \"passphrase\" (it has pass)"),
+        "{message}"
+    );
+    assert!(
+        jobs_of(&shop, "shop-").await.is_empty(),
+        "no job before the key exists"
+    );
+
+    // When the key names cannot be told (the Secret's field records were cleared), the job
+    // starts, its pod cannot mount the key, and the run fails with the kubelet's reason
+    // instead of staying "running".
+    shop.c.kubectl_ok(
+        &[
+            "patch",
+            "secret",
+            "shop-key",
+            "-n",
+            &shop.ns,
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"managedFields":[{}]}}"#,
+        ],
+        None,
+    );
+    let last = shop.next_run(&BTreeSet::new()).await;
+    assert_eq!(last["phase"], "Failed", "{last:#}");
+    let why = last["message"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("FailedMount") && why.contains("non-existent secret key: passphrase"),
+        "{last:#}"
+    );
+
+    // With the key, the next token runs.
+    shop.apply(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: shop-key}}\nstringData: {{passphrase: {PASSPHRASE:?}}}\n"
+    ));
+    let last = shop.run("", "two", "full").await;
+    assert_eq!(last["phase"], "Complete", "{last:#}");
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: bash e2e/run.sh"]
+async fn a_missing_bucket_holds_the_sets_runs_until_it_exists() {
+    let shop = Shop::new("nobucket-wait", Target::S3).await;
+    let good = holdfast_e2e::scenario::storage_manifests(&shop.c, &shop.ns, Target::S3);
+    let missing = good.replace(
+        &format!("bucket: {}", shop.c.s3_bucket),
+        "bucket: no-such-bucket",
+    );
+    shop.apply(&missing);
+    let (reason, message) = shop
+        .wait("StorageSet", "offsite", "Ready=False", RUN, |o| {
+            let (s, r, m) = condition(o, "Ready")?;
+            (s == "False" && o.pointer("/status/failureReason").is_some()).then_some((r, m))
+        })
+        .await;
+    assert_eq!(reason, "BucketNotFound", "{message}");
+    shop.apply(&set_manifest("  manualRun: {token: one, level: full}\n"));
+    let message = stalled(&shop, "BackupSet", "shop", "StorageNotReady").await;
+    assert!(
+        message.contains("StorageSet offsite") && message.contains("no-such-bucket"),
+        "{message}"
+    );
+    assert!(
+        jobs_of(&shop, "shop-").await.is_empty(),
+        "no job while the bucket is missing"
+    );
+    let ev = events(&shop.c, &shop.ns, "shop").await;
+    assert!(ev.iter().any(|(_, r, _)| r == "StorageNotReady"), "{ev:?}");
+
+    // Fixed (here by pointing at the bucket that exists): the waiting token runs.
+    shop.apply(&good);
+    let last = shop.next_run(&BTreeSet::new()).await;
+    assert_eq!(last["phase"], "Complete", "{last:#}");
+}
+
+/// How often an Event `reason` about `name` occurred (repeats are one Event with a series).
+async fn occurrences(shop: &Shop, name: &str, reason: &str) -> i32 {
+    let api: kube::Api<k8s_openapi::api::events::v1::Event> =
+        holdfast_e2e::harness::api(&shop.c, &shop.ns);
+    api.list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+        })
+        .map(|e| e.series.as_ref().map_or(1, |s| s.count))
+        .sum()
+}
+
+/// Ask for a manual run with `token`, and wait for its run, from a Job not in `seen`.
+async fn manual_run(shop: &Shop, token: &str, seen: &mut BTreeSet<String>) {
+    shop.apply(&set_manifest(&format!(
+        "  manualRun: {{token: {token}, level: incr}}\n"
+    )));
+    let last = shop.next_run(seen).await;
+    assert_eq!(last["phase"], "Complete", "token {token}: {last:#}");
+    seen.insert(last["job"].as_str().unwrap().to_owned());
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: bash e2e/run.sh"]
+async fn a_reverted_manual_token_runs_again_whether_or_not_its_old_job_remains() {
+    let shop = Shop::new("revert", Target::S3).await;
+    shop.apply(&set_manifest(""));
+    // Every Job seen so far: each token's run must come from a Job not among them.
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    // A, B, then A again while A's first Job still exists.
+    for token in ["a", "b", "a"] {
+        manual_run(&shop, token, &mut seen).await;
+    }
+    assert_eq!(seen.len(), 3, "three runs, three Jobs: {seen:?}");
+    // B again once every old Job is gone.
+    shop.c.kubectl_ok(
+        &["delete", "jobs", "--all", "-n", &shop.ns, "--wait=true"],
+        None,
+    );
+    manual_run(&shop, "b", &mut seen).await;
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    // Re-applying the same token does nothing.
+    let before: BTreeSet<String> = shop.jobs().await.into_iter().collect();
+    shop.apply(&set_manifest("  manualRun: {token: b, level: incr}\n"));
+    shop.ready("BackupSet", "shop").await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let after: BTreeSet<String> = shop.jobs().await.into_iter().collect();
+    assert_eq!(before, after);
+    let set = shop.get("BackupSet", "shop").await.unwrap();
+    assert_eq!(set.pointer("/status/lastManualToken").unwrap(), "b");
+    assert_eq!(
+        occurrences(&shop, "shop", "BackupStarted").await,
+        4,
+        "a, b, a, b each ran once"
+    );
+}
