@@ -1,5 +1,6 @@
-//! What the engine reads from a repository on local disk: listings by their own range, not
-//! their whole volume, so walking a run of many directories reads about what it needs.
+//! What the engine reads from a repository: listings by their own range, not their whole
+//! volume, so walking a run of many directories reads about what it needs; and volume reads
+//! that break off mid-way, asked for again from where they broke.
 #![allow(clippy::unwrap_used)] // reason: tests
 
 mod common;
@@ -14,7 +15,8 @@ use bytes::Bytes;
 use common::*;
 use holdfast_engine::backup::BackupOptions;
 use holdfast_engine::format::run::Level;
-use holdfast_engine::repo::{InitOptions, Repository};
+use holdfast_engine::repo::{Indexed, InitOptions, Repository};
+use holdfast_engine::restore::{RestoreOptions, RestoreStatus};
 use holdfast_engine::storage::{LocalStorage, ObjectInfo, Storage, StorageError, Store};
 
 /// A real local repository that counts the bytes read from it (every read goes through
@@ -132,4 +134,156 @@ fn a_listing_is_read_by_its_range_not_with_its_whole_volume() {
         "an unchanged incremental read {read} bytes; the listings take {}",
         loc.pack_size
     );
+}
+
+/// A real local repository whose range reads arrive in small pieces, as a network body
+/// does, and break off half-way (a transient error) as often as `breaks` says; it records
+/// each range asked for.
+#[derive(Debug)]
+struct BreaksOff {
+    inner: LocalStorage,
+    breaks: Arc<AtomicU64>,
+    asked: Asked,
+}
+
+/// The ranges asked for: key, offset, length.
+type Asked = Arc<std::sync::Mutex<Vec<(String, u64, u64)>>>;
+
+struct SlicedPieces {
+    rest: Bytes,
+    break_after: Option<usize>,
+    key: String,
+}
+
+#[async_trait]
+impl holdfast_engine::storage::Pieces for SlicedPieces {
+    async fn next_piece(&mut self) -> Option<Result<Bytes, StorageError>> {
+        if self.break_after == Some(0) {
+            self.break_after = None;
+            self.rest = Bytes::new();
+            return Some(Err(StorageError::Io {
+                location: "test".into(),
+                key: self.key.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer"),
+            }));
+        }
+        if self.rest.is_empty() {
+            return None;
+        }
+        let n = self.rest.len().min(4096);
+        self.break_after = self.break_after.map(|b| b - 1);
+        Some(Ok(self.rest.split_to(n)))
+    }
+}
+
+#[async_trait]
+impl Storage for BreaksOff {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn reads_wait_on_latency(&self) -> bool {
+        true
+    }
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
+        self.inner.put(key, data).await
+    }
+    async fn put_file(&self, key: &str, path: &Path) -> Result<(), StorageError> {
+        self.inner.put_file(key, path).await
+    }
+    async fn put_new(&self, key: &str, data: Bytes) -> Result<bool, StorageError> {
+        self.inner.put_new(key, data).await
+    }
+    async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
+        self.inner.get(key).await
+    }
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StorageError> {
+        self.inner.get_range(key, offset, len).await
+    }
+    async fn get_range_pieces(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Box<dyn holdfast_engine::storage::Pieces>, StorageError> {
+        self.asked
+            .lock()
+            .unwrap()
+            .push((key.to_owned(), offset, len));
+        let rest = self.inner.get_range(key, offset, len).await?;
+        let pieces = rest.len().div_ceil(4096);
+        let break_after = (pieces > 2
+            && self
+                .breaks
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(1))
+                .is_ok())
+        .then_some(pieces / 2);
+        Ok(Box::new(SlicedPieces {
+            rest,
+            break_after,
+            key: key.to_owned(),
+        }))
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StorageError> {
+        self.inner.list(prefix).await
+    }
+    async fn stat(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        self.inner.stat(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.inner.delete(key).await
+    }
+}
+
+/// A repository of 3 MiB of data in one file, behind a `BreaksOff` that breaks `breaks`
+/// times.
+fn breaking_repo(src: &Path, repo_dir: &Path, breaks: u64) -> (Repository<Indexed>, Asked) {
+    fs::create_dir_all(src).unwrap();
+    fs::write(src.join("big"), pseudo_random(3 << 20, 7)).unwrap();
+    let mut repo = init_repo(repo_dir);
+    backup_paths(&mut repo, &[src], &BackupOptions::default());
+    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let backend = BreaksOff {
+        inner: LocalStorage::new(repo_dir),
+        breaks: Arc::new(AtomicU64::new(breaks)),
+        asked: asked.clone(),
+    };
+    let store = Store::new(Arc::new(backend)).unwrap();
+    let repo = Repository::open(store, PASS).unwrap().load_index().unwrap();
+    (repo, asked)
+}
+
+#[test]
+fn a_volume_read_that_breaks_off_is_asked_for_again_from_where_it_broke() {
+    let (src, repo_dir, out) = (tmp(), tmp(), tmp());
+    let data = src.path().join("data");
+    let (repo, asked) = breaking_repo(&data, repo_dir.path(), 2);
+    let report = restore_into(&repo, out.path(), RestoreOptions::default());
+    assert_complete(&report, "restore through two broken reads");
+    assert_same_tree(&snapshot(&data), &snapshot(out.path()));
+    // Each break asked for the rest of its range: same volume and end, a later start; no
+    // range was asked for whole again.
+    let asked = asked.lock().unwrap();
+    let again = asked
+        .iter()
+        .enumerate()
+        .filter(|(i, (key, at, len))| {
+            asked[..*i]
+                .iter()
+                .any(|(k, a, l)| k == key && at > a && at + len == a + l)
+        })
+        .count();
+    assert_eq!(again, 2, "ranges asked for: {asked:?}");
+    let keys: std::collections::BTreeSet<_> = asked.iter().map(|(k, ..)| k).collect();
+    assert_eq!(asked.len(), keys.len() + 2, "ranges asked for: {asked:?}");
+}
+
+#[test]
+fn a_volume_read_that_keeps_breaking_off_fails_the_items_and_says_why() {
+    let (src, repo_dir, out) = (tmp(), tmp(), tmp());
+    let data = src.path().join("data");
+    let (repo, _) = breaking_repo(&data, repo_dir.path(), u64::MAX);
+    let report = restore_into(&repo, out.path(), RestoreOptions::default());
+    assert_ne!(report.status, RestoreStatus::Complete);
+    let why = format!("{:?}", report.unrestored_items);
+    assert!(why.contains("reset by peer"), "{why}");
 }

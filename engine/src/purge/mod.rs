@@ -303,9 +303,9 @@ fn repack(
         blobs.sort_unstable_by_key(|(b, _)| b.offset);
         let wanted: Vec<WantedBlob> = blobs.iter().map(|(b, _)| *b).collect();
         for read in plan_volume_reads(&wanted, coalescing) {
-            let bytes = repo.fetch_volume_read(&volume, &read)?;
+            let mut reader = repo.read_volume(&volume, &read);
             for (blob, kind) in &blobs[read.blobs.clone()] {
-                let data = repo.decode_from_read(&volume, &bytes, read.start, blob)?;
+                let data = reader.blob(blob)?;
                 sink.add(*kind, blob.id, &data)?;
                 progress.add_done(0, data.len() as u64);
             }

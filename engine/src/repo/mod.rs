@@ -33,7 +33,7 @@ pub use lock::{
 pub use marks::MarkRecord;
 pub use open::read_config;
 pub use runs::{RunSelector, SourceChoice, select_run, select_sources};
-pub use volume_reads::{Coalescing, VolumeRead, WantedBlob, plan_volume_reads};
+pub use volume_reads::{Coalescing, VolumeRead, VolumeReader, WantedBlob, plan_volume_reads};
 
 /// Marker: configuration and key loaded.
 #[derive(Debug, Clone, Copy)]
@@ -332,7 +332,10 @@ impl Repository<Opened> {
         } else {
             Some(self.lock(LockKind::Exclusive, "destroy", lock_wait)?)
         };
-        let objects = self.store().list("")?;
+        // Everything but this operation's own lock, which its release removes.
+        let own_lock = lock.as_ref().map(|l| l.key().to_owned());
+        let mut objects = self.store().list("")?;
+        objects.retain(|o| Some(&o.key) != own_lock.as_ref());
         let keys: Vec<String> = objects.iter().map(|o| o.key.clone()).collect();
         let inner = layout::nested_repositories(self.store(), &keys)?;
         if !inner.is_empty() {

@@ -1,19 +1,18 @@
 //! Reading many blobs by volume: each volume is fetched once, whole or as a few coalesced
-//! ranges, instead of one request per blob.
+//! ranges, instead of one request per blob, and streamed: a read holds a few pieces of the
+//! volume at a time, not the whole range.
 //!
 //! On an object store a request costs tens of milliseconds whatever its size, so a restore
 //! that asked for each blob on its own spent its time waiting (one ranged GET per blob); on
 //! local disk, reading neighbouring blobs in one call lets the kernel read ahead. Callers
-//! plan which blobs they need from each volume, then fetch the planned reads and decode the
-//! blobs out of them.
+//! plan which blobs they need from each volume, then start each planned read and take its
+//! blobs in order.
 
 use std::ops::Range;
 
-use bytes::Bytes;
-
+use crate::Result;
 use crate::id::Id;
-use crate::storage::{Store, pack_key};
-use crate::{Error, Result};
+use crate::storage::{RangeReader, Store, pack_key};
 
 use super::{Indexed, Repository};
 
@@ -44,13 +43,14 @@ pub struct Coalescing {
 
 impl Coalescing {
     /// For an object store a request costs about as much as a few MiB of transfer, so
-    /// gaps up to 4 MiB are read through and a 16 MiB volume is one request; for local
-    /// files a read costs a system call, so only near neighbours are joined.
+    /// gaps up to 4 MiB are read through and a volume is one request (reads stream, so
+    /// their length costs no memory); for local files a read costs a system call and is
+    /// held whole, so only near neighbours are joined, up to 8 MiB.
     pub fn for_store(store: &Store) -> Self {
         if store.reads_wait_on_latency() {
             Coalescing {
                 gap: 4 << 20,
-                max_read: 24 << 20,
+                max_read: 64 << 20,
             }
         } else {
             Coalescing {
@@ -93,42 +93,36 @@ pub fn plan_volume_reads(blobs: &[WantedBlob], c: Coalescing) -> Vec<VolumeRead>
     reads
 }
 
-impl Repository<Indexed> {
-    /// Fetch one planned read of `volume`.
-    pub fn fetch_volume_read(&self, volume: &Id, read: &VolumeRead) -> Result<Bytes> {
-        let bytes = self
-            .store()
-            .get_range(&pack_key(volume), read.start, read.len)?;
-        if bytes.len() as u64 != read.len {
-            return Err(Error::corrupt(format!(
-                "volume {} is shorter than the index says",
-                volume.short()
-            )));
-        }
-        Ok(bytes)
-    }
+/// One planned read of a volume, as it arrives: its blobs are taken in offset order, so
+/// the read holds a few pieces of the volume at a time, never the whole range.
+#[derive(Debug)]
+pub struct VolumeReader<'r> {
+    repo: &'r Repository<Indexed>,
+    volume: Id,
+    reader: RangeReader,
+}
 
-    /// Decode `blob` out of a read of `volume` that starts `read_start` bytes into it.
-    pub fn decode_from_read(
-        &self,
-        volume: &Id,
-        fetched: &[u8],
-        read_start: u64,
-        blob: &WantedBlob,
-    ) -> Result<Vec<u8>> {
-        let from = u64::from(blob.offset)
-            .checked_sub(read_start)
-            .ok_or_else(|| Error::internal("blob before the start of its read"))?;
-        let entry = usize::try_from(from)
-            .ok()
-            .and_then(|from| fetched.get(from..from + blob.length as usize))
-            .ok_or_else(|| {
-                Error::corrupt(format!(
-                    "volume {} is shorter than the index says",
-                    volume.short()
-                ))
-            })?;
-        self.decode_entry(&blob.id, volume, entry)
+impl Repository<Indexed> {
+    /// Start one planned read of `volume`.
+    pub fn read_volume(&self, volume: &Id, read: &VolumeRead) -> VolumeReader<'_> {
+        VolumeReader {
+            repo: self,
+            volume: *volume,
+            reader: self
+                .store()
+                .read_range(&pack_key(volume), read.start, read.len),
+        }
+    }
+}
+
+impl VolumeReader<'_> {
+    /// The next wanted blob of the read (each at or after the one before), authenticated
+    /// and decoded.
+    pub fn blob(&mut self, blob: &WantedBlob) -> Result<Vec<u8>> {
+        let entry = self
+            .reader
+            .read_at(u64::from(blob.offset), blob.length as usize)?;
+        self.repo.decode_entry(&blob.id, &self.volume, &entry)
     }
 }
 

@@ -13,7 +13,7 @@ use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::fsmeta::apply_file_metadata;
 use crate::id::Id;
@@ -24,9 +24,10 @@ use super::report::ItemOutcome;
 use super::{Ctx, FileJob};
 
 /// A batch closes at this many files or blobs, so the plan of a huge tree stays bounded in
-/// memory; a larger batch groups more of each volume's blobs into one read.
-pub(super) const BATCH_FILES: usize = 65_536;
-pub(super) const BATCH_BLOBS: usize = 1 << 20;
+/// memory (a few hundred bytes a file); a larger batch groups more of each volume's blobs
+/// into one read (a volume that straddles two batches is read twice).
+pub(super) const BATCH_FILES: usize = 16_384;
+pub(super) const BATCH_BLOBS: usize = 1 << 18;
 
 /// Files kept open between writes of their blobs (a file whose blobs sit in several
 /// volumes is written by several reads); past this, a file is reopened for each write.
@@ -78,43 +79,6 @@ impl Slot {
     }
 }
 
-/// Bytes of volume reads held in memory at once, across workers.
-struct ByteBudget {
-    free: Mutex<u64>,
-    freed: Condvar,
-    capacity: u64,
-}
-
-impl ByteBudget {
-    fn new(capacity: u64) -> Self {
-        ByteBudget {
-            free: Mutex::new(capacity),
-            freed: Condvar::new(),
-            capacity,
-        }
-    }
-
-    /// Wait until `want` bytes (at most the whole budget) are free and take them.
-    fn take(&self, want: u64) -> u64 {
-        let want = want.min(self.capacity);
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        while *free < want {
-            free = self.freed.wait(free).unwrap_or_else(|p| p.into_inner());
-        }
-        *free -= want;
-        want
-    }
-
-    fn give(&self, n: u64) {
-        *self.free.lock().unwrap_or_else(|p| p.into_inner()) += n;
-        self.freed.notify_all();
-    }
-}
-
-/// Memory for volume reads in flight: enough for every worker to hold a whole volume when
-/// volumes are the usual 16 MiB, never more than this.
-const READ_BUDGET: u64 = 160 << 20;
-
 /// Restore the content of `files` (first members of hard-link groups and plain files; the
 /// walk has decided each one's place and overwrite), recording each file's outcome.
 pub(super) fn restore_files(ctx: &Ctx<'_>, files: Vec<FileJob>) {
@@ -133,7 +97,6 @@ pub(super) fn restore_files(ctx: &Ctx<'_>, files: Vec<FileJob>) {
         }
     }
     let next = AtomicUsize::new(0);
-    let budget = ByteBudget::new(READ_BUDGET);
     let workers = ctx.threads.min(volumes.len()).max(1);
     std::thread::scope(|scope| {
         for _ in 0..workers {
@@ -144,7 +107,7 @@ pub(super) fn restore_files(ctx: &Ctx<'_>, files: Vec<FileJob>) {
                     if ctx.should_stop() {
                         break;
                     }
-                    run.volume(work, &budget);
+                    run.volume(work);
                 }
             });
         }
@@ -237,24 +200,18 @@ struct Run<'r, 'c> {
 }
 
 impl Run<'_, '_> {
-    /// Read one volume's planned ranges and write every blob where it goes.
-    fn volume(&self, work: &VolumeWork, budget: &ByteBudget) {
+    /// Read one volume's planned ranges and write every blob where it goes, as it comes.
+    fn volume(&self, work: &VolumeWork) {
         for read in &work.reads {
             if self.ctx.should_stop() {
                 return;
             }
-            let held = budget.take(read.len);
-            let fetched = self.ctx.repo.fetch_volume_read(&work.volume, read);
+            let mut reader = self.ctx.repo.read_volume(&work.volume, read);
             for wanted in &work.blobs[read.blobs.clone()] {
-                let data = fetched
-                    .as_ref()
-                    .map_err(|e| e.to_string())
-                    .and_then(|bytes| {
-                        self.ctx
-                            .repo
-                            .decode_from_read(&work.volume, bytes, read.start, &wanted.blob)
-                            .map_err(|e| e.to_string())
-                    })
+                let data = reader
+                    .blob(&wanted.blob)
+                    // The cause (a reset connection, a short body) is what a user acts on.
+                    .map_err(|e| crate::error::error_chain(&e))
                     .and_then(|data| {
                         if data.len() == wanted.raw_len as usize {
                             Ok(data)
@@ -272,8 +229,6 @@ impl Run<'_, '_> {
                     self.write(*target, data.as_deref());
                 }
             }
-            drop(fetched);
-            budget.give(held);
         }
     }
 

@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 pub use local::{LocalStorage, TEMP_PREFIX};
 pub use s3::{S3Options, S3Storage, StaticCredentials};
-pub use store::Store;
+pub use store::{RangeReader, Store};
 pub use url::RepoUrl;
 
 /// One object in a listing.
@@ -118,6 +118,19 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StorageError>;
 
+    /// A byte range of an object as it arrives, piece by piece, so that a large read need
+    /// not be held whole. By default the range is read in one piece.
+    async fn get_range_pieces(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Box<dyn Pieces>, StorageError> {
+        Ok(Box::new(OnePiece(Some(
+            self.get_range(key, offset, len).await?,
+        ))))
+    }
+
     /// Read a whole object on the calling thread, if this backend's reads are plain local
     /// file reads; `None` otherwise. Besides skipping the hand-off to the I/O runtime, the
     /// buffer then belongs to the caller's allocator arena (volume-sized buffers allocated on
@@ -154,6 +167,23 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     /// Remove the object; removing an absent object is not an error.
     async fn delete(&self, key: &str) -> Result<(), StorageError>;
+}
+
+/// The pieces of a range as they arrive.
+#[async_trait]
+pub trait Pieces: Send {
+    /// The next piece, or `None` at the end.
+    async fn next_piece(&mut self) -> Option<Result<Bytes, StorageError>>;
+}
+
+/// A range read whole.
+struct OnePiece(Option<Bytes>);
+
+#[async_trait]
+impl Pieces for OnePiece {
+    async fn next_piece(&mut self) -> Option<Result<Bytes, StorageError>> {
+        self.0.take().map(Ok)
+    }
 }
 
 /// A storage operation failed.

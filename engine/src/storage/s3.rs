@@ -606,8 +606,14 @@ impl S3Storage {
                 .send()
                 .await
                 .map_err(|e| self.error(key, e, &tries))?;
-            let body = match out.body.collect().await {
-                Ok(b) => b.into_bytes(),
+            // Into one buffer of the expected size as the body streams in: collecting the
+            // pieces and joining them held every large read twice.
+            let expected = range
+                .map(|(_, len)| len)
+                .or(out.content_length().and_then(|l| u64::try_from(l).ok()))
+                .unwrap_or(0);
+            let body = match read_body(out.body, expected).await {
+                Ok(b) => b,
                 Err(_) if attempt < self.opts.max_attempts => {
                     tokio::time::sleep(Duration::from_millis(100 << attempt.min(7))).await;
                     continue;
@@ -654,6 +660,54 @@ impl S3Storage {
             .ok()
             .map(|t| t.with_timezone(&chrono::Utc))
     }
+}
+
+/// A response body as it streams in; the download rate limit applies to each piece.
+struct BodyPieces {
+    body: Option<ByteStream>,
+    storage: S3Storage,
+    key: String,
+}
+
+impl BodyPieces {
+    fn empty(storage: S3Storage, key: &str) -> Self {
+        BodyPieces {
+            body: None,
+            storage,
+            key: key.to_owned(),
+        }
+    }
+}
+
+#[async_trait]
+impl super::Pieces for BodyPieces {
+    async fn next_piece(&mut self) -> Option<Result<Bytes, StorageError>> {
+        let piece = self.body.as_mut()?.next().await?;
+        Some(match piece {
+            Ok(b) => {
+                if let Some(l) = &self.storage.download {
+                    l.acquire(b.len() as u64).await;
+                }
+                Ok(b)
+            }
+            Err(e) => Err(self.storage.io(
+                &self.key,
+                std::io::Error::other(format!("download broke off: {e}")),
+            )),
+        })
+    }
+}
+
+/// A response body, read into one buffer sized for `expected` bytes (more if more come).
+async fn read_body(
+    mut body: aws_sdk_s3::primitives::ByteStream,
+    expected: u64,
+) -> Result<Bytes, aws_sdk_s3::primitives::ByteStreamError> {
+    let mut buf = Vec::with_capacity(usize::try_from(expected).unwrap_or(0).min(64 << 20));
+    while let Some(piece) = body.next().await {
+        buf.extend_from_slice(&piece?);
+    }
+    Ok(Bytes::from(buf))
 }
 
 #[async_trait]
@@ -721,6 +775,34 @@ impl Storage for S3Storage {
             return Ok(Bytes::new());
         }
         self.fetch(key, Some((offset, len))).await
+    }
+
+    async fn get_range_pieces(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Box<dyn super::Pieces>, StorageError> {
+        if len == 0 {
+            return Ok(Box::new(BodyPieces::empty(self.clone(), key)));
+        }
+        let tries = self.attempts("GetObject", key);
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.opts.bucket)
+            .key(self.object_key(key))
+            .range(format!("bytes={}-{}", offset, offset + len - 1))
+            .customize()
+            .interceptor(tries.clone())
+            .send()
+            .await
+            .map_err(|e| self.error(key, e, &tries))?;
+        Ok(Box::new(BodyPieces {
+            body: Some(out.body),
+            storage: self.clone(),
+            key: key.to_owned(),
+        }))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StorageError> {

@@ -140,6 +140,28 @@ impl Store {
             .block_on(self.backend.get_range(key, offset, len))
     }
 
+    /// Read a range of an object as it arrives (see [`RangeReader`]).
+    pub fn read_range(&self, key: &str, offset: u64, len: u64) -> RangeReader {
+        let (tx, rx) = tokio::sync::mpsc::channel(PIECES_AHEAD);
+        if let Some(r) = self.backend.read_range_now(key, offset, len) {
+            // A local file: one piece, read on this thread.
+            let _ = tx.try_send(r);
+        } else {
+            let backend = self.backend.clone();
+            let key = key.to_owned();
+            self.runtime
+                .spawn(async move { pump(backend, key, offset, len, tx).await });
+        }
+        RangeReader {
+            rx,
+            piece: Bytes::new(),
+            at: offset,
+            location: self.backend.location(),
+            key: key.to_owned(),
+            broken: None,
+        }
+    }
+
     pub fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StorageError> {
         self.runtime.block_on(self.backend.list(prefix))
     }
@@ -191,5 +213,153 @@ impl Store {
 
     pub fn delete(&self, key: &str) -> Result<(), StorageError> {
         self.runtime.block_on(self.backend.delete(key))
+    }
+}
+
+/// Pieces a range reader may have received but not read yet.
+const PIECES_AHEAD: usize = 4;
+/// A network body arrives in pieces of a few KiB; the reader gets them joined into pieces of
+/// about this size, so handing them over costs a wake-up per MiB, not per packet.
+const PIECE: usize = 1 << 20;
+/// How often a range that breaks off while streaming is asked for again (from where it
+/// broke off) before the read fails.
+const STREAM_ATTEMPTS: u32 = 5;
+
+/// A range of an object, read as it arrives: a task of the store's runtime receives the
+/// pieces a little ahead of the reader (so the network and the reader's work overlap, and
+/// memory holds a few pieces, not the range), and asks for the rest again when a
+/// connection breaks off mid-way. Reads go forward only.
+#[derive(Debug)]
+pub struct RangeReader {
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, StorageError>>,
+    piece: Bytes,
+    /// Offset in the object of the first byte of `piece`.
+    at: u64,
+    location: String,
+    key: String,
+    /// Why the range could not be read, once it could not.
+    broken: Option<String>,
+}
+
+impl RangeReader {
+    fn failure(&self, detail: &str) -> StorageError {
+        StorageError::Io {
+            location: self.location.clone(),
+            key: self.key.clone(),
+            source: std::io::Error::other(detail.to_owned()),
+        }
+    }
+
+    /// The `len` bytes at offset `at` of the object (at or after what was read before).
+    pub fn read_at(&mut self, at: u64, len: usize) -> Result<Vec<u8>, StorageError> {
+        if let Some(why) = &self.broken {
+            return Err(self.failure(why));
+        }
+        if at < self.at {
+            return Err(self.failure("a range is read forward only"));
+        }
+        let mut skip = at - self.at;
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            if self.piece.is_empty() {
+                match self.rx.blocking_recv() {
+                    Some(Ok(b)) => self.piece = b,
+                    Some(Err(e)) => {
+                        self.broken = Some(e.to_string());
+                        return Err(e);
+                    }
+                    None => {
+                        let why = "the object ended before the range did".to_owned();
+                        self.broken = Some(why.clone());
+                        return Err(self.failure(&why));
+                    }
+                }
+            }
+            let dropped = usize::try_from(skip)
+                .unwrap_or(usize::MAX)
+                .min(self.piece.len());
+            let _ = self.piece.split_to(dropped);
+            skip -= dropped as u64;
+            self.at += dropped as u64;
+            if skip > 0 {
+                continue;
+            }
+            let take = (len - out.len()).min(self.piece.len());
+            out.extend_from_slice(&self.piece.split_to(take));
+            self.at += take as u64;
+        }
+        Ok(out)
+    }
+}
+
+/// Feed a range's pieces to its reader, asking again from where it broke off.
+async fn pump(
+    backend: Arc<dyn Storage>,
+    key: String,
+    offset: u64,
+    len: u64,
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, StorageError>>,
+) {
+    let end = offset + len;
+    let mut pos = offset;
+    let mut breaks = 0u32;
+    while pos < end {
+        let mut pieces = match backend.get_range_pieces(&key, pos, end - pos).await {
+            Ok(p) => p,
+            // The request itself was retried already (by the backend).
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        };
+        let mut joined = bytes::BytesMut::new();
+        let broke = loop {
+            let piece = pieces.next_piece().await;
+            if let Some(Ok(b)) = &piece {
+                pos += b.len() as u64;
+                if joined.capacity() == 0 {
+                    joined.reserve(PIECE.max(b.len()));
+                }
+                joined.extend_from_slice(b);
+            }
+            // Hand over whole MiBs, and whatever is there at the end or before asking again
+            // (those bytes were counted in `pos`).
+            let ending = !matches!(piece, Some(Ok(_)));
+            if (joined.len() >= PIECE || (ending && !joined.is_empty()))
+                && tx.send(Ok(joined.split().freeze())).await.is_err()
+            {
+                // The reader has what it wanted, or stopped.
+                return;
+            }
+            match piece {
+                Some(Ok(_)) => {}
+                Some(Err(e)) if e.is_transient() => break e,
+                Some(Err(e)) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+                None if pos < end => {
+                    break StorageError::Io {
+                        location: backend.location(),
+                        key: key.clone(),
+                        source: std::io::Error::other(format!(
+                            "the body ended after {} of {len} bytes",
+                            pos - offset
+                        )),
+                    };
+                }
+                None => return,
+            }
+        };
+        breaks += 1;
+        if breaks >= STREAM_ATTEMPTS {
+            let _ = tx.send(Err(broke)).await;
+            return;
+        }
+        tracing::warn!(
+            "reading {key} broke off ({broke}); asking again for the rest (attempt {} of {STREAM_ATTEMPTS})",
+            breaks + 1
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100 << breaks)).await;
     }
 }
