@@ -193,10 +193,13 @@ async fn the_purge_window_expires_runs_reclaims_space_and_updates_the_inventory(
 #[ignore = "needs the local control plane: bash e2e/run.sh"]
 async fn an_aborted_backup_is_recorded_the_repository_verifies_and_the_next_run_completes() {
     let shop = Shop::new("abort", Target::S3).await;
-    let flag = shop.c.host_dir(&format!("{}-flag", shop.ns)).join("go");
-    // A dump that hangs after its first megabyte until the flag exists.
+    let flags = shop.c.host_dir(&format!("{}-flag", shop.ns));
+    let (started, flag) = (flags.join("started"), flags.join("go"));
+    // A dump that says when it has written its first megabyte, then hangs until the flag
+    // exists.
     let set = format!(
-        "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: uploads\n    persistentVolumeClaim: {{claimName: uploads}}\n  - name: db\n    command:\n      image: docker.io/library/postgres:16\n      command: [sh, -c]\n      args: [\"head -c 1000000 /dev/zero; while [ ! -e {} ]; do sleep 0.2; done\"]\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n",
+        "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: uploads\n    persistentVolumeClaim: {{claimName: uploads}}\n  - name: db\n    command:\n      image: docker.io/library/postgres:16\n      command: [sh, -c]\n      args: [\"head -c 1000000 /dev/zero; touch {}; while [ ! -e {} ]; do sleep 0.2; done\"]\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n",
+        started.display(),
         flag.display()
     );
     shop.apply(&format!("{set}  manualRun: {{token: one, level: full}}\n"));
@@ -206,8 +209,17 @@ async fn an_aborted_backup_is_recorded_the_repository_verifies_and_the_next_run_
             (last["phase"] == "Running").then(|| last["job"].as_str().map(str::to_owned))?
         })
         .await;
-    // Give the engine time to store the claim and the dump's first megabyte.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Abort once the dump's first megabyte is in the engine's hands (a fixed wait raced a
+    // slow pod start on a loaded machine), and the pipe's last buffer had time to drain.
+    let deadline = tokio::time::Instant::now() + RUN;
+    while !started.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the dump never wrote its first megabyte"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
     shop.c.kubectl_ok(
         &[
             "annotate",
