@@ -407,3 +407,22 @@ fn every_job_is_locked_down_and_carries_no_secret() {
         }
     }
 }
+
+#[test]
+fn only_a_restore_asked_for_device_nodes_gets_mknod() {
+    let mknod = |p: Privilege| p.capabilities().contains(&"MKNOD");
+    assert!(mknod(Privilege::RestoreDevices));
+    assert!(!mknod(Privilege::Restore));
+    assert!(!mknod(Privilege::Backup));
+    assert!(!mknod(Privilege::Maintenance));
+    // Apart from MKNOD, the two restore privileges are the same.
+    let without: Vec<_> = Privilege::RestoreDevices
+        .capabilities()
+        .iter()
+        .filter(|c| **c != "MKNOD")
+        .collect();
+    assert_eq!(
+        without,
+        Privilege::Restore.capabilities().iter().collect::<Vec<_>>()
+    );
+}
