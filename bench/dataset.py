@@ -5,6 +5,8 @@ between the unchanged and the changed incremental (and reverted afterwards).
   dataset.py pages PATH SIZE_MIB          write the page file (half random, half compressible)
   dataset.py mutate DATA_DIR PAGEFILE SAVE_DIR   change 1% of files and 2% of pages
   dataset.py revert DATA_DIR PAGEFILE SAVE_DIR   undo exactly that
+  dataset.py smallfiles DIR FILES DIRS MIN MAX   a deep tree of FILES small files (MIN..MAX
+                                                 bytes, half compressible) in DIRS directories
 """
 import json
 import os
@@ -92,6 +94,28 @@ def revert(data_dir, pagefile, save_dir):
             fh.write(src.read(PAGE))
 
 
+def small_files(root, files, dirs, low, high):
+    """A deterministic deep tree: directory i hangs under directory (i - 1) // 6, so the
+    tree is about log6(DIRS) levels deep; files are dealt round-robin over the directories."""
+    rng = random.Random(20261202)
+    paths = [root]
+    os.makedirs(root, exist_ok=True)
+    for i in range(1, dirs):
+        p = os.path.join(paths[(i - 1) // 6], f"d{i:05d}")
+        os.mkdir(p)
+        paths.append(p)
+    text = b"lorem ipsum dolor sit amet, consectetur adipiscing elit; " * 200
+    for n in range(files):
+        size = rng.randint(low, high)
+        if n % 2:
+            body = rng.randbytes(size)
+        else:
+            start = rng.randrange(len(text) - high)
+            body = text[start:start + size]
+        with open(os.path.join(paths[n % dirs], f"f{n:06d}.dat"), "wb") as f:
+            f.write(body)
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "pages":
@@ -100,5 +124,7 @@ if __name__ == "__main__":
         mutate(*sys.argv[2:5])
     elif cmd == "revert":
         revert(*sys.argv[2:5])
+    elif cmd == "smallfiles":
+        small_files(sys.argv[2], *map(int, sys.argv[3:7]))
     else:
         sys.exit(__doc__)
