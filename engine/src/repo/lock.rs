@@ -211,12 +211,12 @@ impl<S> std::fmt::Debug for LockGuard<S> {
 }
 
 impl<S> LockGuard<S> {
-    /// Whether a refresh failed, so others may already treat the lock as stale.
     /// The lock's object key (`locks/…`).
     pub fn key(&self) -> &str {
         &self.id
     }
 
+    /// Whether a refresh failed, so others may already treat the lock as stale.
     pub fn lease_lost(&self) -> bool {
         self.lost.load(Ordering::Relaxed)
     }
