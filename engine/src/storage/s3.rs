@@ -585,27 +585,36 @@ impl S3Storage {
         Ok(())
     }
 
+    /// Send a GET of an object (or of `(offset, len)` of it), retried by the SDK; the body
+    /// is left to stream.
+    async fn get_object(
+        &self,
+        key: &str,
+        range: Option<(u64, u64)>,
+    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StorageError> {
+        let mut req = self
+            .client
+            .get_object()
+            .bucket(&self.opts.bucket)
+            .key(self.object_key(key));
+        if let Some((offset, len)) = range {
+            req = req.range(format!("bytes={}-{}", offset, offset + len - 1));
+        }
+        let tries = self.attempts("GetObject", key);
+        req.customize()
+            .interceptor(tries.clone())
+            .send()
+            .await
+            .map_err(|e| self.error(key, e, &tries))
+    }
+
     /// GET an object (or a byte range). The SDK retries the request itself; a connection
     /// that breaks while the body streams in is retried here, with backoff.
     async fn fetch(&self, key: &str, range: Option<(u64, u64)>) -> Result<Bytes, StorageError> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let mut req = self
-                .client
-                .get_object()
-                .bucket(&self.opts.bucket)
-                .key(self.object_key(key));
-            if let Some((offset, len)) = range {
-                req = req.range(format!("bytes={}-{}", offset, offset + len - 1));
-            }
-            let tries = self.attempts("GetObject", key);
-            let out = req
-                .customize()
-                .interceptor(tries.clone())
-                .send()
-                .await
-                .map_err(|e| self.error(key, e, &tries))?;
+            let out = self.get_object(key, range).await?;
             // Into one buffer of the expected size as the body streams in: collecting the
             // pieces and joining them held every large read twice.
             let expected = range
@@ -786,18 +795,7 @@ impl Storage for S3Storage {
         if len == 0 {
             return Ok(Box::new(BodyPieces::empty(self.clone(), key)));
         }
-        let tries = self.attempts("GetObject", key);
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.opts.bucket)
-            .key(self.object_key(key))
-            .range(format!("bytes={}-{}", offset, offset + len - 1))
-            .customize()
-            .interceptor(tries.clone())
-            .send()
-            .await
-            .map_err(|e| self.error(key, e, &tries))?;
+        let out = self.get_object(key, Some((offset, len))).await?;
         Ok(Box::new(BodyPieces {
             body: Some(out.body),
             storage: self.clone(),
