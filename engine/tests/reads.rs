@@ -19,55 +19,6 @@ use holdfast_engine::repo::{Indexed, InitOptions, Repository};
 use holdfast_engine::restore::{RestoreOptions, RestoreStatus};
 use holdfast_engine::storage::{LocalStorage, ObjectInfo, Storage, StorageError, Store};
 
-/// A real local repository that counts the bytes read from it (every read goes through
-/// `get` or `get_range`, none through the on-thread shortcuts).
-#[derive(Debug)]
-struct Counting {
-    inner: LocalStorage,
-    bytes_read: Arc<AtomicU64>,
-}
-
-#[async_trait]
-impl Storage for Counting {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn reads_wait_on_latency(&self) -> bool {
-        self.inner.reads_wait_on_latency()
-    }
-    fn spool_dir(&self) -> Option<PathBuf> {
-        self.inner.spool_dir()
-    }
-    async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
-        self.inner.put(key, data).await
-    }
-    async fn put_file(&self, key: &str, path: &Path) -> Result<(), StorageError> {
-        self.inner.put_file(key, path).await
-    }
-    async fn put_new(&self, key: &str, data: Bytes) -> Result<bool, StorageError> {
-        self.inner.put_new(key, data).await
-    }
-    async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
-        let b = self.inner.get(key).await?;
-        self.bytes_read.fetch_add(b.len() as u64, Ordering::Relaxed);
-        Ok(b)
-    }
-    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StorageError> {
-        let b = self.inner.get_range(key, offset, len).await?;
-        self.bytes_read.fetch_add(b.len() as u64, Ordering::Relaxed);
-        Ok(b)
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StorageError> {
-        self.inner.list(prefix).await
-    }
-    async fn stat(&self, key: &str) -> Result<Option<u64>, StorageError> {
-        self.inner.stat(key).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        self.inner.delete(key).await
-    }
-}
-
 #[test]
 fn a_listing_is_read_by_its_range_not_with_its_whole_volume() {
     let (src, repo_dir) = (tmp(), tmp());
@@ -78,11 +29,8 @@ fn a_listing_is_read_by_its_range_not_with_its_whole_volume() {
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join("file"), format!("file {d}")).unwrap();
     }
-    let counter = Arc::new(AtomicU64::new(0));
-    let backend = Counting {
-        inner: LocalStorage::new(repo_dir.path()),
-        bytes_read: counter.clone(),
-    };
+    let backend = Observed::new(repo_dir.path(), false, 0);
+    let counter = backend.bytes_read.clone();
     let opts = InitOptions {
         kdf_iterations: 1000,
         pack_size: 1 << 20,
@@ -136,14 +84,30 @@ fn a_listing_is_read_by_its_range_not_with_its_whole_volume() {
     );
 }
 
-/// A real local repository whose range reads arrive in small pieces, as a network body
-/// does, and break off half-way (a transient error) as often as `breaks` says; it records
-/// each range asked for.
+/// A real local repository seen through a wrapper that counts the bytes read from it (every
+/// read goes through `get`, `get_range` or `get_range_pieces`, none through the on-thread
+/// shortcuts) and records each range streamed. Streamed ranges arrive in small pieces, as a
+/// network body does, and break off half-way (a transient error) as often as `breaks` says;
+/// `remote` makes it answer as an object store does (reads wait on latency).
 #[derive(Debug)]
-struct BreaksOff {
+struct Observed {
     inner: LocalStorage,
+    remote: bool,
+    bytes_read: Arc<AtomicU64>,
     breaks: Arc<AtomicU64>,
     asked: Asked,
+}
+
+impl Observed {
+    fn new(dir: &Path, remote: bool, breaks: u64) -> Self {
+        Observed {
+            inner: LocalStorage::new(dir),
+            remote,
+            bytes_read: Arc::new(AtomicU64::new(0)),
+            breaks: Arc::new(AtomicU64::new(breaks)),
+            asked: Arc::new(std::sync::Mutex::new(Vec::new())),
+        }
+    }
 }
 
 /// The ranges asked for: key, offset, length.
@@ -177,12 +141,15 @@ impl holdfast_engine::storage::Pieces for SlicedPieces {
 }
 
 #[async_trait]
-impl Storage for BreaksOff {
+impl Storage for Observed {
     fn location(&self) -> String {
         self.inner.location()
     }
     fn reads_wait_on_latency(&self) -> bool {
-        true
+        self.remote || self.inner.reads_wait_on_latency()
+    }
+    fn spool_dir(&self) -> Option<PathBuf> {
+        self.inner.spool_dir()
     }
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
         self.inner.put(key, data).await
@@ -194,10 +161,14 @@ impl Storage for BreaksOff {
         self.inner.put_new(key, data).await
     }
     async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
-        self.inner.get(key).await
+        let b = self.inner.get(key).await?;
+        self.bytes_read.fetch_add(b.len() as u64, Ordering::Relaxed);
+        Ok(b)
     }
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StorageError> {
-        self.inner.get_range(key, offset, len).await
+        let b = self.inner.get_range(key, offset, len).await?;
+        self.bytes_read.fetch_add(b.len() as u64, Ordering::Relaxed);
+        Ok(b)
     }
     async fn get_range_pieces(
         &self,
@@ -209,7 +180,7 @@ impl Storage for BreaksOff {
             .lock()
             .unwrap()
             .push((key.to_owned(), offset, len));
-        let rest = self.inner.get_range(key, offset, len).await?;
+        let rest = self.get_range(key, offset, len).await?;
         let pieces = rest.len().div_ceil(4096);
         let break_after = (pieces > 2
             && self
@@ -234,19 +205,15 @@ impl Storage for BreaksOff {
     }
 }
 
-/// A repository of 3 MiB of data in one file, behind a `BreaksOff` that breaks `breaks`
-/// times.
+/// A repository of 3 MiB of data in one file, seen as an object store whose streamed reads
+/// break off `breaks` times.
 fn breaking_repo(src: &Path, repo_dir: &Path, breaks: u64) -> (Repository<Indexed>, Asked) {
     fs::create_dir_all(src).unwrap();
     fs::write(src.join("big"), pseudo_random(3 << 20, 7)).unwrap();
     let mut repo = init_repo(repo_dir);
     backup_paths(&mut repo, &[src], &BackupOptions::default());
-    let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let backend = BreaksOff {
-        inner: LocalStorage::new(repo_dir),
-        breaks: Arc::new(AtomicU64::new(breaks)),
-        asked: asked.clone(),
-    };
+    let backend = Observed::new(repo_dir, true, breaks);
+    let asked = backend.asked.clone();
     let store = Store::new(Arc::new(backend)).unwrap();
     let repo = Repository::open(store, PASS).unwrap().load_index().unwrap();
     (repo, asked)
