@@ -168,6 +168,16 @@ where
     }
 }
 
+/// Wait until a file appears on the host (a container's sign that it got somewhere); panic
+/// with `what` after `timeout`.
+pub async fn wait_for_file(path: &Path, what: &str, timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !path.exists() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// An object from a JSON literal.
 pub fn obj<K: DeserializeOwned>(v: serde_json::Value) -> K {
     serde_json::from_value(v).unwrap_or_else(|e| panic!("test object does not parse: {e}"))

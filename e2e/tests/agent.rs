@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use holdfast_e2e::harness::{Cluster, api, claim, obj, wait_for, wait_gone};
+use holdfast_e2e::harness::{Cluster, api, claim, obj, wait_for, wait_for_file, wait_gone};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
@@ -169,14 +169,7 @@ async fn deleting_a_running_pod_stops_it_with_sigterm_within_its_grace_period() 
         (p.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(())
     })
     .await;
-    let deadline = tokio::time::Instant::now() + T;
-    while !data.join("up").exists() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the container never started"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_file(&data.join("up"), "the container never started", T).await;
     pods.delete("sleeper", &DeleteParams::default())
         .await
         .unwrap();

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use holdfast_e2e::harness::{condition, events, prepared_volume};
+use holdfast_e2e::harness::{condition, events, prepared_volume, wait_for_file};
 use holdfast_e2e::scenario::{RUN, SOON, Shop, Target, set_manifest};
 
 #[tokio::test]
@@ -211,14 +211,7 @@ async fn an_aborted_backup_is_recorded_the_repository_verifies_and_the_next_run_
         .await;
     // Abort once the dump's first megabyte is in the engine's hands (a fixed wait raced a
     // slow pod start on a loaded machine), and the pipe's last buffer had time to drain.
-    let deadline = tokio::time::Instant::now() + RUN;
-    while !started.exists() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the dump never wrote its first megabyte"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_file(&started, "the dump never wrote its first megabyte", RUN).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     shop.c.kubectl_ok(
         &[
