@@ -122,60 +122,74 @@ new_bucket() { # sets $bucket to a new, empty bucket
   echo "s3.bucket.create -name $bucket" | "$WEED" shell -master=127.0.0.1:19333 >/dev/null 2>&1
 }
 
-run_small() { # TOOL REP
-  local t=$1 rep=$2 d="$BENCH/small-$1" want
-  rm -rf "$d"; mkdir -p "$d"
-  want=$(counts "${SMALL[@]}")
-  case $t in
-    restic) restic init -q -r "$d/repo" --cache-dir "$d/cache";;
-    *) "$(bin_of "$t")" --repo "$d/repo" init --quiet;;
-  esac
-  for level in full unchanged; do
-    prepare "${SMALL[@]}"
-    case $t in
-      restic) step "$t" "small-$level" "$rep" restic -r "$d/repo" --cache-dir "$d/cache" backup -q "${SMALL[@]}";;
-      *) local lv=(); [ "$level" = full ] || lv=(--level incr)
-         step "$t" "small-$level" "$rep" "$(bin_of "$t")" --repo "$d/repo" backup --quiet --no-progress "${lv[@]}" "${SMALL[@]}";;
+# tool_cmd TOOL WHAT REPO CACHE [ARG...]: sets cmd to TOOL's command line for WHAT (init,
+# full, unchanged: a backup of the ARG paths, restore: into the ARG directory) on REPO (a
+# directory, or the tool's URL of an S3 repository); CACHE is restic's cache directory.
+tool_cmd() {
+  local t=$1 what=$2 repo=$3 cache=$4
+  shift 4
+  if [ "$t" = restic ]; then
+    local r=(restic -r "$repo" --cache-dir "$cache")
+    case $what in
+      init) cmd=("${r[@]}" init -q);;
+      full|unchanged) cmd=("${r[@]}" backup -q "$@");;
+      restore) cmd=("${r[@]}" restore -q latest --target "$1");;
     esac
+  else
+    local h=("$(bin_of "$t")" --repo "$repo")
+    case $what in
+      init) cmd=("${h[@]}" init --quiet);;
+      full) cmd=("${h[@]}" backup --quiet --no-progress "$@");;
+      unchanged) cmd=("${h[@]}" backup --quiet --no-progress --level incr "$@");;
+      restore) cmd=("${h[@]}" restore --quiet --no-progress --target "$1");;
+    esac
+  fi
+}
+
+# measure TOOL REP NAME REPO CACHE LEVELS STORED INPUT...: a new repository at REPO, a
+# backup of INPUT at each of LEVELS (space-separated), then a restore checked against INPUT,
+# each step timed as NAME-<level> and NAME-restore; STORED is where the repository's bytes
+# lie on disk (read once before the restore, as the input is before a backup).
+measure() {
+  local t=$1 rep=$2 name=$3 repo=$4 cache=$5 levels=$6 stored=$7 want level
+  shift 7
+  want=$(counts "$@")
+  tool_cmd "$t" init "$repo" "$cache"
+  "${cmd[@]}"
+  for level in $levels; do
+    prepare "$@"
+    tool_cmd "$t" "$level" "$repo" "$cache" "$@"
+    step "$t" "$name-$level" "$rep" "${cmd[@]}"
   done
   rm -rf "$target/out"; mkdir -p "$target/out"
-  prepare "$d/repo"
-  case $t in
-    restic) step "$t" small-restore "$rep" restic -r "$d/repo" --cache-dir "$d/cache" restore -q latest --target "$target/out";;
-    *) step "$t" small-restore "$rep" "$(bin_of "$t")" --repo "$d/repo" restore --quiet --no-progress --target "$target/out";;
-  esac
+  prepare "$stored"
+  tool_cmd "$t" restore "$repo" "$cache" "$target/out"
+  step "$t" "$name-restore" "$rep" "${cmd[@]}"
   check_restore "$want" "$target/out"
-  rm -rf "$target/out" "$d"
+  rm -rf "$target/out"
+}
+
+run_small() { # TOOL REP
+  local d="$BENCH/small-$1"
+  rm -rf "$d"; mkdir -p "$d"
+  measure "$1" "$2" small "$d/repo" "$d/cache" "full unchanged" "$d/repo" "${SMALL[@]}"
+  rm -rf "$d"
 }
 
 run_s3() { # TOOL REP
-  local t=$1 rep=$2 d="$BENCH/s3-$1" b want
+  local d="$BENCH/s3-$1" repo
   new_bucket
-  b=$bucket
   rm -rf "$d"; mkdir -p "$d"
-  want=$(counts "${BIG[@]}")
-  local hurl="s3://$b/repo?endpoint=$s3&path_style=true&region=us-east-1"
-  local rurl="s3:$s3/$b/repo"
-  case $t in
-    restic) restic init -q -r "$rurl" --cache-dir "$d/cache";;
-    *) "$(bin_of "$t")" --repo "$hurl" init --quiet;;
-  esac
-  prepare "${BIG[@]}"
-  case $t in
-    restic) step "$t" s3-full "$rep" restic -r "$rurl" --cache-dir "$d/cache" backup -q "${BIG[@]}";;
-    *) step "$t" s3-full "$rep" "$(bin_of "$t")" --repo "$hurl" backup --quiet --no-progress "${BIG[@]}";;
-  esac
-  rm -rf "$target/out"; mkdir -p "$target/out"
-  # The repository is on the server's disk: drop the cache so the server reads it too.
-  prepare "$BENCH/seaweedfs"
-  case $t in
-    restic) step "$t" s3-restore "$rep" restic -r "$rurl" --cache-dir "$d/cache" restore -q latest --target "$target/out";;
-    *) step "$t" s3-restore "$rep" "$(bin_of "$t")" --repo "$hurl" restore --quiet --no-progress --target "$target/out";;
-  esac
-  check_restore "$want" "$target/out"
-  rm -rf "$target/out" "$d"
+  if [ "$1" = restic ]; then
+    repo="s3:$s3/$bucket/repo"
+  else
+    repo="s3://$bucket/repo?endpoint=$s3&path_style=true&region=us-east-1"
+  fi
+  # The repository is on the server's disk: the server reads it after a dropped cache too.
+  measure "$1" "$2" s3 "$repo" "$d/cache" full "$BENCH/seaweedfs" "${BIG[@]}"
+  rm -rf "$d"
   # Each bucket holds volumes of its own on the server: free them for the next one.
-  echo "s3.bucket.delete -name $b" | "$WEED" shell -master=127.0.0.1:19333 >/dev/null 2>&1
+  echo "s3.bucket.delete -name $bucket" | "$WEED" shell -master=127.0.0.1:19333 >/dev/null 2>&1
 }
 
 for rep in $(seq 1 "$REPS"); do
