@@ -22,7 +22,8 @@ pub mod paths {
     pub const SOURCES: &str = "/holdfast/sources";
     /// FIFOs of command sources and their markers.
     pub const STREAMS: &str = "/holdfast/streams";
-    /// The holdfast binary, copied for command containers.
+    /// The holdfast binary, copied for command containers, with the dynamic loader
+    /// (`ld.so`) and shared libraries (`lib/`) it runs with.
     pub const TOOLS: &str = "/holdfast/tools";
     /// A filesystem StorageSet's claim.
     pub const STORAGE: &str = "/holdfast/storage";
@@ -32,6 +33,18 @@ pub mod paths {
     pub const KEY: &str = "/holdfast/key";
     /// Scratch space (the root filesystem is read-only).
     pub const TMP: &str = "/tmp";
+}
+
+/// How a command container starts the helper `job tools` copied: through the loader and
+/// libraries copied beside it, so that it runs in whatever image the dump needs — musl
+/// (Alpine), static (busybox), distroless or another glibc — never with the image's own.
+pub fn helper_command() -> Vec<String> {
+    vec![
+        format!("{}/ld.so", paths::TOOLS),
+        "--library-path".into(),
+        format!("{}/lib", paths::TOOLS),
+        format!("{}/holdfast", paths::TOOLS),
+    ]
 }
 
 /// One job's work.

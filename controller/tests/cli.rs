@@ -820,10 +820,15 @@ fn job_run_backs_up_command_streams_through_fifos_and_reports_a_failing_one() {
     ]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(tools.join("holdfast").exists());
-    let helper = tools.join("holdfast");
+    // The helper starts as a command container starts it: through the loader and the
+    // libraries copied beside it, whatever the image's own libc.
+    assert!(tools.join("ld.so").exists() && tools.join("lib").is_dir());
     let pipe = |fifo: &Path, cmd: &[&str]| {
-        let mut c = Command::new(&helper);
-        c.args(["job", "pipe", "--fifo", fifo.to_str().unwrap(), "--"])
+        let mut c = Command::new(tools.join("ld.so"));
+        c.arg("--library-path")
+            .arg(tools.join("lib"))
+            .arg(tools.join("holdfast"))
+            .args(["job", "pipe", "--fifo", fifo.to_str().unwrap(), "--"])
             .args(cmd);
         c.stdout(Stdio::null())
             .stderr(Stdio::null())

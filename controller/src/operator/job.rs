@@ -178,14 +178,14 @@ pub fn build(input: &JobInput<'_>) -> Result<Job, serde_json::Error> {
             }
             PodSource::Command { name, command } => {
                 let fifo = format!("{}/{name}", paths::STREAMS);
-                let mut argv: Vec<String> = vec![
-                    format!("{}/holdfast", paths::TOOLS),
+                let mut argv: Vec<String> = crate::job_plan::helper_command();
+                argv.extend([
                     "job".into(),
                     "pipe".into(),
                     "--fifo".into(),
                     fifo.clone(),
                     "--".into(),
-                ];
+                ]);
                 // An image's entrypoint is unknown here: with no command, args are the whole
                 // command line (documented on the field).
                 argv.extend(command.command.iter().cloned());

@@ -6,8 +6,9 @@
 //!   whenever it produced a result (a Partial backup, a damaged verify: the summary says
 //!   so), 5 when stopped by a signal, and the CLI's codes when it could not produce one, so
 //!   that a Job retries only what a retry can fix.
-//! * `job tools` (an init container) copies this binary into a shared volume and creates the
-//!   FIFOs of command sources, so that images without a shell can run `job pipe`.
+//! * `job tools` (an init container) copies this binary, with the dynamic loader and shared
+//!   libraries it runs with, into a shared volume and creates the FIFOs of command sources,
+//!   so that any image (without a shell, without glibc) can run `job pipe`.
 //! * `job pipe` (the command container's entrypoint) runs the user's command with its stdout
 //!   on a FIFO and records how it ended; it always exits 0, so a failing dump makes the run
 //!   Partial instead of failing the pod.
@@ -383,6 +384,7 @@ fn tools(into: &Path, fifos: &[PathBuf]) -> Result<u8, CliError> {
     std::fs::copy(&me, &dest).map_err(|e| CliError::Io(format!("{}: {e}", dest.display())))?;
     std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .map_err(|e| CliError::Io(format!("{}: {e}", dest.display())))?;
+    copy_runtime(into)?;
     for f in fifos {
         if let Some(dir) = f.parent() {
             std::fs::create_dir_all(dir)
@@ -404,6 +406,44 @@ fn tools(into: &Path, fifos: &[PathBuf]) -> Result<u8, CliError> {
             .map_err(|e| CliError::Io(format!("{}: {e}", f.display())))?;
     }
     Ok(exit::OK)
+}
+
+/// Copy the dynamic loader (as `ld.so`) and every shared library this process has mapped
+/// (into `lib/`): what `helper_command` starts the copied binary with, so that it never
+/// depends on the command image's libc.
+fn copy_runtime(into: &Path) -> Result<(), CliError> {
+    let maps = std::fs::read_to_string("/proc/self/maps")
+        .map_err(|e| CliError::Io(format!("/proc/self/maps: {e}")))?;
+    let libs = into.join("lib");
+    std::fs::create_dir_all(&libs).map_err(|e| CliError::Io(format!("{}: {e}", libs.display())))?;
+    let mut loader = false;
+    let mut seen = std::collections::BTreeSet::new();
+    for path in maps.lines().filter_map(|l| l.split_whitespace().nth(5)) {
+        let file = Path::new(path);
+        let Some(name) = file.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if !path.starts_with('/') || !name.contains(".so") || !seen.insert(path.to_owned()) {
+            continue;
+        }
+        let dest = if name.starts_with("ld-") {
+            loader = true;
+            into.join("ld.so")
+        } else {
+            libs.join(name)
+        };
+        std::fs::copy(file, &dest).map_err(|e| CliError::Io(format!("{path}: {e}")))?;
+        std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .map_err(|e| CliError::Io(format!("{}: {e}", dest.display())))?;
+    }
+    if !loader {
+        return Err(CliError::Io(
+            "this holdfast binary runs without a dynamic loader (a static build): command \
+             sources need the image's glibc build, whose loader the helper carries"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Write `status` next to the FIFO, atomically (a reader never sees half of it).
