@@ -158,17 +158,7 @@ pub async fn report(ctx: &Context, namespace: &str, view: &JobView) -> Result<Re
         if let Some(t) = found {
             return Ok(match JobSummary::parse(&t.message) {
                 Some(s) => Report::Summary(Box::new(s)),
-                None => Report::Missing(format!(
-                    "the job's container ended ({}, exit code {}) without a summary: {}",
-                    t.reason,
-                    t.exit_code,
-                    t.message
-                        .lines()
-                        .rev()
-                        .take(3)
-                        .collect::<Vec<_>>()
-                        .join(" | ")
-                )),
+                None => Report::Missing(without_summary(&t)),
             });
         }
         let recent = view
@@ -185,6 +175,31 @@ pub async fn report(ctx: &Context, namespace: &str, view: &JobView) -> Result<Re
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Why a container that ended without a summary ended, as the run's message says it. The
+/// kernel's OOM kill gets its own words: the fix is the job pods' memory limit, and its
+/// exit code alone (137) reads like any other SIGKILL.
+fn without_summary(t: &Terminated) -> String {
+    let tail = t
+        .message
+        .lines()
+        .rev()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" | ");
+    if t.reason == "OOMKilled" {
+        return format!(
+            "the job's container was killed by the kernel for using more memory than its limit \
+             (OOMKilled, exit code {}): raise spec.resources.limits.memory{}",
+            t.exit_code,
+            if tail.is_empty() { String::new() } else { format!("; it said: {tail}") }
+        );
+    }
+    format!(
+        "the job's container ended ({}, exit code {}) without a summary: {tail}",
+        t.reason, t.exit_code
+    )
 }
 
 /// The newest engine end among the pods of `job` still there, and why one is waiting.
@@ -417,5 +432,21 @@ mod tests {
             (aborted.state, aborted.ending),
             (JobState::Done, Some(Ending::Aborted))
         );
+    }
+
+    #[test]
+    fn a_container_oom_killed_without_a_summary_names_the_memory_limit() {
+        let ended = |reason: &str, message: &str| Terminated {
+            finished: jiff::Timestamp::UNIX_EPOCH,
+            message: message.into(),
+            exit_code: 137,
+            reason: reason.into(),
+        };
+        let oom = without_summary(&ended("OOMKilled", ""));
+        assert!(oom.contains("OOMKilled"), "{oom}");
+        assert!(oom.contains("spec.resources.limits.memory"), "{oom}");
+        let killed = without_summary(&ended("Error", "a\nb\nc\nlast words"));
+        assert!(!killed.contains("memory"), "{killed}");
+        assert!(killed.ends_with("last words | c | b"), "{killed}");
     }
 }
