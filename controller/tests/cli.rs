@@ -958,3 +958,55 @@ fn controller_builds_its_client_and_reports_an_unreachable_api_server_without_pa
     assert!(err.contains("cannot reach the Kubernetes API"), "{err}");
     assert!(!err.contains("abc"), "the token is never printed: {err}");
 }
+
+/// A pod being deleted (a drain, an abort) sends its containers SIGTERM: `job pipe`, its
+/// container's pid 1, stops the dump and exits, recording the signal, instead of holding
+/// the pod for its whole grace period.
+#[test]
+fn job_pipe_stops_its_command_and_exits_on_sigterm() {
+    let env = Env::new();
+    let fifo = env.path("streams").join("db");
+    let tools = env.path("tools");
+    let out = env.run(&[
+        "job",
+        "tools",
+        "--into",
+        tools.to_str().unwrap(),
+        "--fifo",
+        fifo.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let mut helper = env
+        .cmd(&["job", "pipe", "--fifo", fifo.to_str().unwrap(), "--"])
+        .args(["sleep", "600"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = env.path("streams").join("db.started");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "the helper never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The handler is installed just after the marker: give it a moment.
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    let _ = Command::new("kill")
+        .args(["-TERM", &helper.id().to_string()])
+        .status();
+    let status = loop {
+        if let Some(s) = helper.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "the helper outlived SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    let recorded: serde_json::Value =
+        serde_json::from_slice(&fs::read(env.path("streams").join("db.status")).unwrap()).unwrap();
+    assert_eq!(recorded["signal"], 15, "{recorded}");
+}

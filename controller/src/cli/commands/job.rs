@@ -477,6 +477,10 @@ fn pipe(fifo: &Path, command: &[String]) -> Result<u8, CliError> {
     let stdout = end
         .try_clone()
         .map_err(|e| CliError::Io(format!("cannot share the FIFO: {e}")))?;
+    // This helper is its container's pid 1, which the kernel spares signals it has no
+    // handler for: without one, a pod being deleted (a drain, an abort) would wait its whole
+    // grace period for the dump. With it, SIGTERM stops the dump like the end of reading.
+    let stop = crate::cli::signals::stop_flag();
     let spawned = std::process::Command::new(&command[0])
         .args(&command[1..])
         .stdin(std::process::Stdio::null())
@@ -522,8 +526,9 @@ fn pipe(fifo: &Path, command: &[String]) -> Result<u8, CliError> {
             Ok(None) => {}
             Err(e) => break Err(e),
         }
-        if done.exists() {
-            // The reader is gone (finished or stopped): stop the command, kindly first.
+        if done.exists() || stop.load(std::sync::atomic::Ordering::Relaxed) {
+            // The reader is gone (finished or stopped), or the pod is: stop the command,
+            // kindly first.
             let pid = rustix::process::Pid::from_raw(child.id() as i32);
             if let Some(pid) = pid {
                 let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
@@ -559,7 +564,11 @@ fn pipe(fifo: &Path, command: &[String]) -> Result<u8, CliError> {
     // destroy the pipe with whatever short output it still holds.
     let reading = with_suffix(fifo, ".reading");
     let until = std::time::Instant::now() + PIPE_START_TIMEOUT;
-    while !reading.exists() && !done.exists() && std::time::Instant::now() < until {
+    while !reading.exists()
+        && !done.exists()
+        && !stop.load(std::sync::atomic::Ordering::Relaxed)
+        && std::time::Instant::now() < until
+    {
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(end);
