@@ -271,13 +271,15 @@ pub fn build(input: &JobInput<'_>) -> Result<Job, serde_json::Error> {
     }
     let mut spec = json!({
         "backoffLimit": input.backoff_limit,
-        // A retry cannot fix a wrong key, a foreign repository, a bad plan or a refused
-        // init (the job's exit codes): fail at once. A node going away is not the pod's
-        // fault: do not count it.
+        // A node going away (a drain, a preemption) is not the pod's fault: do not count
+        // it, and let the Job start the work again elsewhere. This rule comes first, as the
+        // engine stopped by the eviction's SIGTERM exits 5 (an Aborted run), which the next
+        // rule would take for a deliberate stop. A retry cannot fix a wrong key, a foreign
+        // repository, a bad plan or a refused init (the job's exit codes): fail at once.
         "podFailurePolicy": {"rules": [
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
             {"action": "FailJob", "onExitCodes": {"containerName": MAIN_CONTAINER,
                 "operator": "In", "values": [2, 5, 10, 11, 13, 14, 16]}},
-            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
         ]},
         "ttlSecondsAfterFinished": input.ttl_seconds_after_finished,
         "suspend": input.suspend,
