@@ -1010,3 +1010,67 @@ fn job_pipe_stops_its_command_and_exits_on_sigterm() {
         serde_json::from_slice(&fs::read(env.path("streams").join("db.status")).unwrap()).unwrap();
     assert_eq!(recorded["signal"], 15, "{recorded}");
 }
+
+/// A dump that writes nothing (a database waiting on a lock) must not hold a stopping
+/// backup: on SIGTERM `job run` gives up the blocked read of its FIFO and records an
+/// Aborted run at once, instead of waiting for the dump (a deleted or drained pod would
+/// otherwise wait out its grace period).
+#[test]
+fn job_run_stops_on_sigterm_while_a_dump_writes_nothing() {
+    let env = Env::new();
+    let fifo = env.path("streams").join("db");
+    let out = env.run(&[
+        "job",
+        "tools",
+        "--into",
+        env.path("tools").to_str().unwrap(),
+        "--fifo",
+        fifo.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let mut helper = env
+        .cmd(&["job", "pipe", "--fifo", fifo.to_str().unwrap(), "--"])
+        .args(["sh", "-c", "echo dump; sleep 600"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let plan = serde_json::json!({
+        "version": 1,
+        "repository": {"url": format!("file://{}", env.repo().display()), "owner": "shop/db", "create": false},
+        "operation": {"type": "backup", "slotTime": "2026-12-01T01:00:00Z", "slotId": "db-backup-1",
+            "level": "full", "sources": [{"name": "db", "fifo": fifo}]},
+    });
+    let mut run = env
+        .cmd(&["job", "run"])
+        .env("HOLDFAST_JOB_PLAN", plan.to_string())
+        .env("HOLDFAST_SUMMARY_FILE", env.path("summary"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let reading = env.path("streams").join("db.reading");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !reading.exists() {
+        assert!(Instant::now() < deadline, "the backup never read the FIFO");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    let _ = Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status();
+    let status = loop {
+        if let Some(s) = run.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "job run outlived SIGTERM while the dump was silent"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(5), "aborted: {status:?}");
+    let _ = helper.kill();
+    let _ = helper.wait();
+}

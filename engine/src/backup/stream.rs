@@ -234,6 +234,39 @@ impl PipeStatus {
     }
 }
 
+/// A FIFO whose reads give up once the backup is stopping. A dump that writes nothing (a
+/// database holding a lock, a command waiting on input) would otherwise keep a blocking
+/// read, and with it the whole job, past a SIGTERM: a pod being deleted or drained would
+/// wait out its grace period, and an abort would not abort.
+struct StoppableFifo<'a> {
+    file: std::fs::File,
+    sink: &'a BlobSink,
+}
+
+impl Read for StoppableFifo<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let tick = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 200_000_000,
+        };
+        loop {
+            if self.sink.should_stop() {
+                return Err(std::io::Error::other("the backup is stopping"));
+            }
+            let mut fds = [rustix::event::PollFd::new(
+                &self.file,
+                rustix::event::PollFlags::IN,
+            )];
+            match rustix::event::poll(&mut fds, Some(&tick)) {
+                Ok(0) | Err(rustix::io::Errno::INTR) => {}
+                // Data, or no writer left (the read then says end of stream).
+                Ok(_) => return self.file.read(buf),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
 /// Wait for `path` to exist, up to `timeout`, giving up early if the backup is stopping.
 fn wait_for_file(path: &std::path::Path, timeout: std::time::Duration, sink: &BlobSink) -> bool {
     let deadline = std::time::Instant::now() + timeout;
@@ -290,7 +323,17 @@ pub(super) fn read_pipe(
     rustix::fs::fcntl_setfl(&fifo, rustix::fs::OFlags::empty())
         .map_err(|e| Error::io(&pipe.fifo, e.into()))?;
     std::fs::write(pipe.reading_marker(), b"").map_err(|e| Error::io(pipe.reading_marker(), e))?;
-    let outcome = read_stream(name, fifo, chunker, sink, progress)?;
+    let outcome = read_stream(
+        name,
+        StoppableFifo { file: fifo, sink },
+        chunker,
+        sink,
+        progress,
+    );
+    if sink.should_stop() {
+        return Err(Error::Interrupted);
+    }
+    let outcome = outcome?;
     let status_path = pipe.status_file();
     // Written before the writer closed its end; a moment's grace for slow filesystems.
     wait_for_file(&status_path, std::time::Duration::from_secs(30), sink);
