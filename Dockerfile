@@ -1,10 +1,18 @@
-# syntax=docker/dockerfile:1.7
 # The Holdfast image: one binary for the controller, the job pods (`holdfast job run`) and
-# the entrypoint helper command sources get through an init container. Built by the release
-# workflow; these machines have no container engine.
+# the entrypoint helper command sources get through an init container.
+#
+# The release builds it as it is (BuildKit). Where no registry is reachable the bases are
+# build arguments: `e2e/kind/image.sh` passes a runtime base made from the same Debian
+# packages distroless/cc is made of and `BINARY_FROM=prebuilt` with a context holding only
+# the host's release binary. No `# syntax=` line: that would pull a frontend image.
 ARG RUST_VERSION=1.95
+ARG BUILDER_IMAGE=docker.io/library/rust:${RUST_VERSION}-bookworm
+ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
+# Which stage provides /out/holdfast: `build` compiles it here, `prebuilt` copies it from
+# the build context.
+ARG BINARY_FROM=build
 
-FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
+FROM ${BUILDER_IMAGE} AS build
 WORKDIR /src
 # Reproducible: no timestamps or build paths in the binary.
 ARG SOURCE_DATE_EPOCH=0
@@ -22,8 +30,13 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --locked --release -p holdfast \
  && install -D -m 0755 target/release/holdfast /out/holdfast
 
+FROM scratch AS prebuilt
+COPY holdfast /out/holdfast
+
+FROM ${BINARY_FROM} AS binary
+
 # glibc and nothing else: no shell, no package manager.
-FROM gcr.io/distroless/cc-debian12:nonroot
+FROM ${RUNTIME_IMAGE}
 ARG VERSION=dev
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="holdfast" \
@@ -32,7 +45,7 @@ LABEL org.opencontainers.image.title="holdfast" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}"
-COPY --from=build /out/holdfast /usr/local/bin/holdfast
+COPY --from=binary /out/holdfast /usr/local/bin/holdfast
 # Non-root by default (the controller). Job pods that must read every file run as root
 # with only the capabilities their operation needs (see the README).
 USER 65532:65532

@@ -36,6 +36,7 @@ pub struct Controller {
     kubeconfig: PathBuf,
     lease: bool,
     install: Install,
+    job_image: String,
 }
 
 impl std::fmt::Debug for Controller {
@@ -189,6 +190,7 @@ impl Controller {
             kubeconfig,
             lease,
             install,
+            job_image: c.job_image.clone(),
         };
         ctl.restart().await;
         ctl
@@ -210,7 +212,7 @@ impl Controller {
             .args(["--namespace", &self.namespace])
             .args(["--listen", &self.listen])
             .args(["--identity", &self.identity])
-            .args(["--job-image", "ghcr.io/holdfast-io/holdfast:e2e"])
+            .args(["--job-image", &self.job_image])
             .args(["--log-format", "text"])
             // Short enough for the scenarios to see a purge reclaim space.
             .args(["--purge-grace", "0s"])

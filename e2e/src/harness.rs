@@ -11,9 +11,26 @@ use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim};
 use kube::api::{Api, PostParams};
 use serde::de::DeserializeOwned;
 
+/// Which cluster the scenarios run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The loopback control plane with the node agent standing in for the kubelet
+    /// (`e2e/run.sh`).
+    Loopback,
+    /// A kind cluster: real kubelets, containerd, images (`e2e/kind/run.sh`).
+    Kind,
+}
+
 /// The running control plane.
 #[derive(Clone)]
 pub struct Cluster {
+    pub backend: Backend,
+    /// The image job pods run (the controller's `--job-image`).
+    pub job_image: String,
+    /// An image with a POSIX shell and `wget`, for dumps and test pods.
+    pub shell_image: String,
+    /// The address pods reach the test host at (see [`crate::link`]).
+    pub host_ip: String,
     pub client: kube::Client,
     pub dir: PathBuf,
     pub bin: PathBuf,
@@ -47,7 +64,16 @@ impl Cluster {
         let client = kube::Client::try_default()
             .await
             .unwrap_or_else(|e| panic!("cannot reach the control plane: {e}"));
+        let backend = match std::env::var("HOLDFAST_E2E_BACKEND").as_deref() {
+            Ok("kind") => Backend::Kind,
+            _ => Backend::Loopback,
+        };
+        let or = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
         Cluster {
+            backend,
+            job_image: or("HOLDFAST_E2E_JOB_IMAGE", "ghcr.io/holdfast-io/holdfast:e2e"),
+            shell_image: or("HOLDFAST_E2E_SHELL_IMAGE", "docker.io/library/busybox:1"),
+            host_ip: or("HOLDFAST_E2E_HOST_IP", "127.0.0.1"),
             client,
             dir: PathBuf::from(var("HOLDFAST_E2E_DIR")),
             bin: PathBuf::from(var("HOLDFAST_E2E_BIN")),
@@ -95,13 +121,25 @@ impl Cluster {
         out
     }
 
-    /// A new namespace named `<prefix>-<n>`, unique within the run.
+    /// A new namespace named `<prefix>-<n>`, unique within the run, enforcing the
+    /// `privileged` Pod Security level: the level the README documents for backups (their
+    /// pods add `DAC_READ_SEARCH`), which every scenario runs.
     pub async fn namespace(&self, prefix: &str) -> String {
+        self.namespace_at(prefix, "privileged").await
+    }
+
+    /// A new namespace enforcing the Pod Security `level` (`privileged`, `baseline`,
+    /// `restricted`).
+    pub async fn namespace_at(&self, prefix: &str, level: &str) -> String {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("{prefix}-{}-{n}", std::process::id() % 10_000);
         let ns: Namespace = serde_json::from_value(serde_json::json!({
-            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": {
+                "pod-security.kubernetes.io/enforce": level,
+                "pod-security.kubernetes.io/enforce-version": "latest",
+            }}
         }))
         .unwrap_or_default();
         Api::<Namespace>::all(self.client.clone())
@@ -109,6 +147,27 @@ impl Cluster {
             .await
             .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
         name
+    }
+
+    /// The nodes pods run on, by name (the agent's `node-a`, `node-b`; kind's control
+    /// plane and worker).
+    pub async fn nodes(&self) -> Vec<String> {
+        let mut names: Vec<String> =
+            Api::<k8s_openapi::api::core::v1::Node>::all(self.client.clone())
+                .list(&Default::default())
+                .await
+                .unwrap_or_else(|e| panic!("listing nodes: {e}"))
+                .items
+                .into_iter()
+                .filter_map(|n| n.metadata.name)
+                .collect();
+        names.sort();
+        names
+    }
+
+    /// The host link of a scenario: flags and files its pods reach.
+    pub async fn link(&self) -> crate::link::Link {
+        crate::link::Link::start(&self.host_ip).await
     }
 
     /// A directory for host-path volumes of this run.

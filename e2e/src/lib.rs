@@ -6,6 +6,7 @@ pub mod agent;
 pub mod controller;
 pub mod harness;
 pub mod health;
+pub mod link;
 pub mod scenario;
 pub mod tree;
 

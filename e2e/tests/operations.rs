@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use holdfast_e2e::harness::{condition, events, prepared_volume, wait_for_file};
+use holdfast_e2e::harness::{Cluster, condition, events, prepared_volume};
 use holdfast_e2e::scenario::{RUN, SOON, Shop, Target, set_manifest};
 
 #[tokio::test]
@@ -47,14 +47,15 @@ async fn a_cron_slot_fires_at_its_planned_level_and_an_incremental_follows() {
     assert_eq!(s.pointer("/status/usedBy/0").unwrap(), "shop", "{s:#}");
 }
 
-fn dump_set(command: &str, with_claim: bool) -> String {
+fn dump_set(c: &Cluster, command: &str, with_claim: bool) -> String {
     let claim = if with_claim {
         "  - name: uploads\n    persistentVolumeClaim: {claimName: uploads}\n"
     } else {
         ""
     };
     format!(
-        "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n{claim}  - name: db\n    command:\n      image: docker.io/library/postgres:16\n      command: [sh, -c]\n      args: [{command:?}]\n      fileName: shop.sql\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n"
+        "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n{claim}  - name: db\n    command:\n      image: {}\n      command: [sh, -c]\n      args: [{command:?}]\n      fileName: shop.sql\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n",
+        c.shell_image
     )
 }
 
@@ -62,13 +63,10 @@ fn dump_set(command: &str, with_claim: bool) -> String {
 #[ignore = "needs the local control plane: bash e2e/run.sh"]
 async fn a_dump_is_restored_byte_identical_and_a_failing_dump_is_a_partial_run() {
     let shop = Shop::new("dump", Target::S3).await;
-    let dump = shop
-        .c
-        .host_dir(&format!("{}-dumps", shop.ns))
-        .join("dump.sql");
+    let link = shop.c.link().await;
     let content: Vec<u8> = holdfast_e2e::tree::noise(3, 2_000_000);
-    std::fs::write(&dump, &content).unwrap();
-    let set = dump_set(&format!("cat {}", dump.display()), false);
+    link.publish("dump.sql", content.clone());
+    let set = dump_set(&shop.c, &link.cat_cmd("dump.sql"), false);
     shop.apply(&format!("{set}  manualRun: {{token: one, level: full}}\n"));
     let last = shop.next_run(&BTreeSet::new()).await;
     assert_eq!(last["phase"], "Complete", "{last:#}");
@@ -85,6 +83,7 @@ async fn a_dump_is_restored_byte_identical_and_a_failing_dump_is_a_partial_run()
     // The database refuses: the claim is stored, the run is Partial, with the dump's exit
     // status and what it said.
     let failing = dump_set(
+        &shop.c,
         "echo '-- partial output'; echo 'pg_dumpall: error: role \"backup\" does not exist' >&2; exit 3",
         true,
     );
@@ -112,7 +111,11 @@ async fn a_dump_is_restored_byte_identical_and_a_failing_dump_is_a_partial_run()
 
     // With the dump as the only source nothing is stored: a Failed run, and the set says
     // why in its Stalled condition until a run succeeds.
-    let only = dump_set("echo 'could not connect to server' >&2; exit 2", false);
+    let only = dump_set(
+        &shop.c,
+        "echo 'could not connect to server' >&2; exit 2",
+        false,
+    );
     let before: BTreeSet<String> = shop.jobs().await.into_iter().collect();
     shop.apply(&format!(
         "{only}  manualRun: {{token: three, level: full}}\n"
@@ -138,7 +141,9 @@ async fn the_purge_window_expires_runs_reclaims_space_and_updates_the_inventory(
     shop.apply(
         "apiVersion: holdfast.io/v1alpha1\nkind: Schedule\nmetadata: {name: purging}\nspec:\n  timeZone: UTC\n  full: \"0 0 1 1 *\"\n  purge: \"* * * * *\"\n",
     );
-    let extra = "  scheduleRef: {name: purging}\n  retention: {keepFulls: 1}\n";
+    // The schedule comes after the three fulls: a purge between two of them (fulls take
+    // longer on a real node) would expire one run at a time.
+    let extra = "  retention: {keepFulls: 1}\n";
     shop.apply(&set_manifest(extra));
     for (i, token) in ["a", "b", "c"].iter().enumerate() {
         // Each full holds a new big file, so expiring it frees its chunks.
@@ -150,6 +155,9 @@ async fn the_purge_window_expires_runs_reclaims_space_and_updates_the_inventory(
         let last = shop.run(extra, token, "full").await;
         assert_eq!(last["phase"], "Complete", "{last:#}");
     }
+    shop.apply(&set_manifest(&format!(
+        "  scheduleRef: {{name: purging}}\n{extra}  manualRun: {{token: c, level: full}}\n"
+    )));
     let status = shop
         .wait(
             "BackupSet",
@@ -193,14 +201,17 @@ async fn the_purge_window_expires_runs_reclaims_space_and_updates_the_inventory(
 #[ignore = "needs the local control plane: bash e2e/run.sh"]
 async fn an_aborted_backup_is_recorded_the_repository_verifies_and_the_next_run_completes() {
     let shop = Shop::new("abort", Target::S3).await;
-    let flags = shop.c.host_dir(&format!("{}-flag", shop.ns));
-    let (started, flag) = (flags.join("started"), flags.join("go"));
+    let link = shop.c.link().await;
     // A dump that says when it has written its first megabyte, then hangs until the flag
-    // exists.
+    // `go` is raised.
     let set = format!(
-        "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: uploads\n    persistentVolumeClaim: {{claimName: uploads}}\n  - name: db\n    command:\n      image: docker.io/library/postgres:16\n      command: [sh, -c]\n      args: [\"head -c 1000000 /dev/zero; touch {}; while [ ! -e {} ]; do sleep 0.2; done\"]\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n",
-        started.display(),
-        flag.display()
+        "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: uploads\n    persistentVolumeClaim: {{claimName: uploads}}\n  - name: db\n    command:\n      image: {}\n      command: [sh, -c]\n      args: [{:?}]\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n",
+        shop.c.shell_image,
+        format!(
+            "head -c 1000000 /dev/zero; {}; {}",
+            link.raise_cmd("started"),
+            link.wait_cmd("go")
+        )
     );
     shop.apply(&format!("{set}  manualRun: {{token: one, level: full}}\n"));
     let job = shop
@@ -211,7 +222,8 @@ async fn an_aborted_backup_is_recorded_the_repository_verifies_and_the_next_run_
         .await;
     // Abort once the dump's first megabyte is in the engine's hands (a fixed wait raced a
     // slow pod start on a loaded machine), and the pipe's last buffer had time to drain.
-    wait_for_file(&started, "the dump never wrote its first megabyte", RUN).await;
+    link.wait_raised("started", "the dump never wrote its first megabyte", RUN)
+        .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     shop.c.kubectl_ok(
         &[
@@ -250,7 +262,7 @@ async fn an_aborted_backup_is_recorded_the_repository_verifies_and_the_next_run_
     let (ok, _, err) = shop.cli(&["verify", "--deep"]);
     assert!(ok, "verify after the abort: {err}");
 
-    std::fs::write(&flag, b"").unwrap();
+    link.raise("go");
     // The aborted Job itself is deleted once taken in (a suspended Job would stay forever).
     let mut before: BTreeSet<String> = shop.jobs().await.into_iter().collect();
     before.insert(job.clone());

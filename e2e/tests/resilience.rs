@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use holdfast_e2e::controller::{Controller, FULLNAME, install_rbac};
 use holdfast_e2e::harness::{Cluster, api, condition, events, obj, wait_for};
 use holdfast_e2e::health::capture;
+use holdfast_e2e::link::Link;
 use holdfast_e2e::scenario::{
     PASSPHRASE, RUN, SOON, Shop, Target, set_manifest, storage_manifests,
 };
@@ -19,11 +20,12 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::PostParams;
 
-/// A set whose `db` dump hangs until `flag` exists, beside the claim.
-fn slow_set(flag: &std::path::Path) -> String {
+/// A set whose `db` dump hangs until the link's flag `go` is raised, beside the claim.
+fn slow_set(c: &Cluster, link: &Link) -> String {
     format!(
-        "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: uploads\n    persistentVolumeClaim: {{claimName: uploads}}\n  - name: db\n    command:\n      image: docker.io/library/postgres:16\n      command: [sh, -c]\n      args: [\"echo dump; while [ ! -e {} ]; do sleep 0.2; done\"]\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n",
-        flag.display()
+        "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: uploads\n    persistentVolumeClaim: {{claimName: uploads}}\n  - name: db\n    command:\n      image: {}\n      command: [sh, -c]\n      args: [{:?}]\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n",
+        c.shell_image,
+        format!("echo dump; {}", link.wait_cmd("go"))
     )
 }
 
@@ -39,8 +41,8 @@ async fn backup_jobs(shop: &Shop) -> Vec<String> {
 #[ignore = "needs the local control plane: bash e2e/run.sh"]
 async fn a_controller_killed_mid_run_and_restarted_starts_nothing_twice_and_catches_up() {
     let mut shop = Shop::new("restart", Target::S3).await;
-    let flag = shop.c.host_dir(&format!("{}-flag", shop.ns)).join("go");
-    let set = slow_set(&flag);
+    let link = shop.c.link().await;
+    let set = slow_set(&shop.c, &link);
     shop.apply(&format!("{set}  manualRun: {{token: one, level: full}}\n"));
     shop.wait("BackupSet", "shop", "the run to start", RUN, |o| {
         (o.pointer("/status/lastRun/phase")? == "Running").then_some(())
@@ -48,7 +50,7 @@ async fn a_controller_killed_mid_run_and_restarted_starts_nothing_twice_and_catc
     .await;
     shop.ctl.kill();
     // While it is down, the run finishes; a re-sync re-applies the same token.
-    std::fs::write(&flag, b"").unwrap();
+    link.raise("go");
     shop.apply(&format!("{set}  manualRun: {{token: one, level: full}}\n"));
     let jobs: Api<Job> = api(&shop.c, &shop.ns);
     let name = backup_jobs(&shop).await.pop().unwrap();
@@ -277,12 +279,13 @@ async fn a_gitops_resync_of_every_manifest_100_times_changes_nothing() {
 #[ignore = "needs the local control plane: bash e2e/run.sh"]
 async fn a_readwriteonce_claim_in_use_on_node_b_is_backed_up_on_node_b() {
     let shop = Shop::new("rwo", Target::S3).await;
+    let node_b = shop.c.nodes().await.pop().unwrap();
     let pods: Api<Pod> = api(&shop.c, &shop.ns);
     let app: Pod = obj(serde_json::json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "shop-app"},
-        "spec": {"nodeName": "node-b", "terminationGracePeriodSeconds": 1,
-                 "containers": [{"name": "app", "image": "docker.io/library/busybox:1",
+        "spec": {"nodeName": node_b, "terminationGracePeriodSeconds": 1,
+                 "containers": [{"name": "app", "image": shop.c.shell_image,
                                  "command": ["sleep", "3600"],
                                  "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
                  "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "uploads"}}]},
@@ -307,7 +310,7 @@ async fn a_readwriteonce_claim_in_use_on_node_b_is_backed_up_on_node_b() {
         .iter()
         .filter_map(|p| p.spec.as_ref()?.node_name.clone())
         .collect();
-    assert_eq!(nodes, BTreeSet::from(["node-b".to_owned()]));
+    assert_eq!(nodes, BTreeSet::from([node_b.clone()]));
 }
 
 #[tokio::test]

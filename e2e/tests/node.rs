@@ -1,0 +1,200 @@
+//! What only a real node proves (`e2e/kind/run.sh`; the loopback suite leaves this file
+//! out): a job pod over its memory limit is OOM-killed by the kernel and the run says so,
+//! S3 reached through a Service's DNS name, and the chart's Deployment (probes, two
+//! replicas behind the Lease) losing its leader pod.
+#![allow(clippy::unwrap_used)] // reason: tests
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Instant;
+
+use holdfast_e2e::controller::helm;
+use holdfast_e2e::harness::{Backend, Cluster, api, apply, claim, repo_root, wait_for};
+use holdfast_e2e::scenario::{RUN, SOON, Shop, Target, set_manifest};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams};
+
+async fn kind() -> Cluster {
+    let c = Cluster::connect().await;
+    assert_eq!(
+        c.backend,
+        Backend::Kind,
+        "these scenarios need real kubelets: bash e2e/kind/run.sh"
+    );
+    c
+}
+
+#[tokio::test]
+#[ignore = "needs real kubelets: bash e2e/kind/run.sh"]
+async fn a_job_pod_over_its_memory_limit_is_oom_killed_the_run_says_so_and_the_next_run_works() {
+    kind().await;
+    let shop = Shop::new("oom", Target::S3).await;
+    // Backing up a 64 MiB file takes the engine about 40 MiB (chunks in flight, compression
+    // contexts, the S3 client; a small tree about 13): 16 MiB lets it start, not finish.
+    std::fs::write(
+        shop.data.join("big.bin"),
+        holdfast_e2e::tree::noise(64, 64 << 20),
+    )
+    .unwrap();
+    let tight = "  resources: {limits: {memory: 16Mi}, requests: {memory: 16Mi}}\n";
+    let last = shop.run(tight, "one", "full").await;
+    assert_eq!(last["phase"], "Failed", "{last:#}");
+    let message = last["message"].as_str().unwrap_or_default();
+    assert!(message.contains("OOMKilled"), "{message}");
+    assert!(message.contains("memory"), "{message}");
+
+    let last = shop.run("", "two", "full").await;
+    assert_eq!(last["phase"], "Complete", "{last:#}");
+}
+
+#[tokio::test]
+#[ignore = "needs real kubelets: bash e2e/kind/run.sh"]
+async fn a_bucket_behind_a_service_is_reached_by_its_dns_name() {
+    let c = kind().await;
+    let s3_image = std::env::var("HOLDFAST_E2E_S3_IMAGE").unwrap();
+    let shop = Shop::new("svc", Target::S3).await;
+    apply(
+        &c,
+        &shop.ns,
+        &format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: s3}}\nspec:\n  selector: {{matchLabels: {{app: s3}}}}\n  template:\n    metadata: {{labels: {{app: s3}}}}\n    spec:\n      initContainers:\n      - {{name: bucket, image: {shell}, command: [mkdir, -p, /data/in-cluster]}}\n      containers:\n      - name: s3\n        image: {s3_image}\n        args: [--host, 0.0.0.0, --port, \"9000\", --access-key, in-cluster, --secret-key, in-cluster-secret, /data]\n        ports: [{{containerPort: 9000}}]\n        readinessProbe: {{tcpSocket: {{port: 9000}}, periodSeconds: 1}}\n      volumes: [{{name: data, emptyDir: {{}}}}]\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: s3}}\nspec:\n  selector: {{app: s3}}\n  ports: [{{port: 9000, targetPort: 9000}}]\n",
+            shell = c.shell_image,
+        )
+        .replace(
+            "command: [mkdir, -p, /data/in-cluster]}",
+            "command: [mkdir, -p, /data/in-cluster], volumeMounts: [{name: data, mountPath: /data}]}",
+        )
+        .replace(
+            "        readinessProbe:",
+            "        volumeMounts: [{name: data, mountPath: /data}]\n        readinessProbe:",
+        ),
+    );
+    let deployments: Api<Deployment> = api(&c, &shop.ns);
+    wait_for(&deployments, "s3", "the S3 server to be ready", RUN, |d| {
+        (d.status.as_ref()?.ready_replicas? == 1).then_some(())
+    })
+    .await;
+    // A second StorageSet, on the in-cluster bucket by its Service's name.
+    apply(
+        &c,
+        &shop.ns,
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: s3-in-cluster}}\nstringData:\n  AWS_ACCESS_KEY_ID: in-cluster\n  AWS_SECRET_ACCESS_KEY: in-cluster-secret\n---\napiVersion: holdfast.io/v1alpha1\nkind: StorageSet\nmetadata: {{name: incluster}}\nspec:\n  s3:\n    bucket: in-cluster\n    endpoint: http://s3.{ns}.svc.cluster.local:9000\n    forcePathStyle: true\n    region: us-east-1\n    credentialsSecretRef: {{name: s3-in-cluster}}\n",
+            ns = shop.ns
+        ),
+    );
+    shop.ready("StorageSet", "incluster").await;
+    let set = set_manifest("  manualRun: {token: one, level: full}\n").replace(
+        "storageSetRef: {name: offsite}",
+        "storageSetRef: {name: incluster}",
+    );
+    let before = BTreeSet::new();
+    shop.apply(&set);
+    let last = shop.next_run(&before).await;
+    assert_eq!(last["phase"], "Complete", "{last:#}");
+    let storage = shop.ready("StorageSet", "incluster").await;
+    assert!(
+        storage
+            .pointer("/status/inventory/totalBytes")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+            > 0,
+        "{storage:#}"
+    );
+    // And back, exact.
+    let original = holdfast_e2e::tree::snapshot(&shop.data);
+    let fresh = holdfast_e2e::harness::prepared_volume(&c, &shop.ns, "uploads-copy");
+    shop.apply(
+        "apiVersion: holdfast.io/v1alpha1\nkind: Restore\nmetadata: {name: copy}\nspec:\n  backupSetRef: {name: shop}\n  target:\n    newPersistentVolumeClaim: {name: uploads-copy, size: 1Gi, storageClassName: e2e-host}\n",
+    );
+    let status = shop.restored("copy").await;
+    assert_eq!(status["phase"], "Completed", "{status:#}");
+    holdfast_e2e::tree::assert_same(&original, &holdfast_e2e::tree::snapshot(&fresh));
+}
+
+#[tokio::test]
+#[ignore = "needs real kubelets: bash e2e/kind/run.sh"]
+async fn the_charts_two_replicas_pass_their_probes_and_the_other_takes_over_when_the_leader_pod_dies()
+ {
+    let c = kind().await;
+    let ns = c.namespace("ha").await;
+    let chart = repo_root().join("helm/holdfast");
+    let (repository, tag) = c.job_image.rsplit_once(':').unwrap();
+    let out = Command::new(helm(&c))
+        .args(["install", "hf", chart.to_str().unwrap(), "--namespace", &ns])
+        .args(["--set", &format!("watchNamespaces={{{ns}}}")])
+        .args(["--set", "replicaCount=2"])
+        .args(["--set", &format!("image.repository={repository}")])
+        .args(["--set", &format!("image.tag={tag}")])
+        .args(["--wait", "--timeout", "120s"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "helm install: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deployments: Api<Deployment> = api(&c, &ns);
+    wait_for(
+        &deployments,
+        "hf-holdfast",
+        "both replicas ready (their readiness probes pass)",
+        RUN,
+        |d| (d.status.as_ref()?.ready_replicas? == 2).then_some(()),
+    )
+    .await;
+    let leases: Api<Lease> = api(&c, &ns);
+    let leader = wait_for(&leases, "hf-holdfast", "a leader", SOON, |l| {
+        l.spec.as_ref()?.holder_identity.clone()
+    })
+    .await;
+    let pods: Api<Pod> = api(&c, &ns);
+    let replicas: Vec<String> = pods
+        .list(&ListParams::default().labels("app.kubernetes.io/component=controller"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    assert!(replicas.contains(&leader), "{leader} not in {replicas:?}");
+
+    // The leader's pod dies without a goodbye: the other replica takes the Lease over and
+    // does the work.
+    let died = Instant::now();
+    pods.delete(&leader, &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    let new = wait_for(&leases, "hf-holdfast", "another leader", RUN, |l| {
+        let h = l.spec.as_ref()?.holder_identity.clone()?;
+        (h != leader && replicas.contains(&h)).then_some(h)
+    })
+    .await;
+    eprintln!(
+        "leader pod {leader} deleted; {new} leads after {:?}",
+        died.elapsed()
+    );
+    let data = claim(&c, &ns, "uploads").await;
+    holdfast_e2e::tree::fill(&data, 3);
+    apply(
+        &c,
+        &ns,
+        &holdfast_e2e::scenario::storage_manifests(&c, &ns, Target::S3),
+    );
+    apply(
+        &c,
+        &ns,
+        &set_manifest("  manualRun: {token: one, level: full}\n"),
+    );
+    let last =
+        holdfast_e2e::harness::wait_holdfast(&c, &ns, "BackupSet", "shop", "a run", RUN, |o| {
+            let last = o.pointer("/status/lastRun")?;
+            matches!(last["phase"].as_str()?, "Complete" | "Partial" | "Failed")
+                .then(|| last.clone())
+        })
+        .await;
+    assert_eq!(last["phase"], "Complete", "{last:#}");
+}
