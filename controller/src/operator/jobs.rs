@@ -193,7 +193,11 @@ fn without_summary(t: &Terminated) -> String {
             "the job's container was killed by the kernel for using more memory than its limit \
              (OOMKilled, exit code {}): raise spec.resources.limits.memory{}",
             t.exit_code,
-            if tail.is_empty() { String::new() } else { format!("; it said: {tail}") }
+            if tail.is_empty() {
+                String::new()
+            } else {
+                format!("; it said: {tail}")
+            }
         );
     }
     format!(
