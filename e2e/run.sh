@@ -6,6 +6,7 @@
 # under target/e2e/ and the path is printed.
 #
 #   bash e2e/run.sh [TEST-NAME-FILTER]
+#   HOLDFAST_E2E_TESTS="agent guards" bash e2e/run.sh   only these scenario files
 #
 # HOLDFAST_E2E_RELEASE=1 runs the controller from a release build, HOLDFAST_E2E_CONTROLLER_BIN
 # from a given binary (with HOLDFAST_E2E_CONTROLLER_PROFILE naming its build profile), for
@@ -77,11 +78,17 @@ fi
 export HOLDFAST_BIN="$controller_bin" HOLDFAST_E2E_BIN="$bin"
 # The scenario binaries by name, selected within the workspace build above (a `-p` build
 # would resolve features anew and compile kube and its dependencies a second time).
+# HOLDFAST_E2E_TESTS names the scenario files to run (default: all but the real-node ones,
+# which run on kind only): scripts/test.sh keeps here only the agent's own tests when the
+# kind suite runs every other scenario on real kubelets.
 scenario_tests=()
 for f in e2e/tests/*.rs; do
   name="$(basename "$f" .rs)"
-  # Real-node scenarios run on kind only (e2e/kind/run.sh).
-  [ "$name" = node ] && continue
+  if [ -n "${HOLDFAST_E2E_TESTS:-}" ]; then
+    case " $HOLDFAST_E2E_TESTS " in *" $name "*) ;; *) continue ;; esac
+  elif [ "$name" = node ]; then
+    continue
+  fi
   scenario_tests+=(--test "$name")
 done
 cargo test --locked --workspace --no-fail-fast "${scenario_tests[@]}" -- --ignored --test-threads 4 "$@"

@@ -75,5 +75,11 @@ for f in e2e/tests/*.rs; do
   scenario_tests+=(--test "$name")
 done
 cargo test --locked --workspace --no-fail-fast "${scenario_tests[@]}" -- --ignored --test-threads 3 "$@"
+# How kstatus (Flux, kubectl-style waiters) reads what the scenarios captured, with the
+# health they expected, as the loopback run does.
+if [ -d "$dir/statuses" ]; then
+  echo "== kstatus over the captured objects"
+  "$HOLDFAST_E2E_BIN/kstatus-check" "$dir/statuses" helm/holdfast/argocd/testdata
+fi
 status=0
 echo "kind suite passed in $((SECONDS - started)) s"
