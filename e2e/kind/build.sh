@@ -31,6 +31,14 @@ started=$SECONDS
 
 engine_start
 export DOCKER_BUILDKIT=1
+# Debian's debootstrap (the node root) and busybox-static (the shell test image).
+if ! command -v debootstrap >/dev/null 2>&1 || ! dpkg -s busybox-static >/dev/null 2>&1; then
+  echo "installing debootstrap and busybox-static from Debian…" >&2
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+  $sudo apt-get install -y debootstrap busybox-static >/dev/null 2>&1 ||
+    { $sudo apt-get update >/dev/null 2>&1 && $sudo apt-get install -y debootstrap busybox-static >/dev/null; }
+fi
 
 # The Kubernetes and etcd binaries of the loopback plane, plus the node's.
 bin="$(bash "$e2e/build.sh" | tail -n 1)"
