@@ -72,7 +72,7 @@ phase "control plane and Go tools from their modules"
 bin="$(bash e2e/build.sh | tail -n 1)"
 
 # The kind images (node image, control plane, test images; cached by their pins) build in
-# the background while the loopback suite runs: its scenarios mostly wait.
+# the background from here on, beside the script checks and the loopback run.
 kind_build_log="$(mktemp)"
 if [ "${HOLDFAST_SKIP_KIND:-}" != 1 ]; then
   (bash e2e/kind/build.sh >"$kind_build_log" 2>&1; echo $? >"$kind_build_log.rc") &
