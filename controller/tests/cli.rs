@@ -713,6 +713,32 @@ fn sigterm(child: &std::process::Child) {
     assert!(status.success());
 }
 
+/// Wait until `path` exists (a process's sign that it got somewhere), at most 20 s.
+fn wait_for_path(path: &Path, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// SIGTERM `child` and wait for it to exit within `limit`; its exit status.
+fn terminate_within(
+    child: &mut std::process::Child,
+    limit: Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    sigterm(child);
+    let t = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(t.elapsed() < limit, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn sigterm_records_an_aborted_run_and_leaves_a_clean_repository() {
     let env = Env::new();
@@ -983,28 +1009,17 @@ fn job_pipe_stops_its_command_and_exits_on_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let started = env.path("streams").join("db.started");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !started.exists() {
-        assert!(Instant::now() < deadline, "the helper never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_path(
+        &env.path("streams").join("db.started"),
+        "the helper never started",
+    );
     // The handler is installed just after the marker: give it a moment.
     std::thread::sleep(Duration::from_millis(500));
-    let t = Instant::now();
-    let _ = Command::new("kill")
-        .args(["-TERM", &helper.id().to_string()])
-        .status();
-    let status = loop {
-        if let Some(s) = helper.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(15),
-            "the helper outlived SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = terminate_within(
+        &mut helper,
+        Duration::from_secs(15),
+        "the helper outlived SIGTERM",
+    );
     assert!(status.success(), "{status:?}");
     let recorded: serde_json::Value =
         serde_json::from_slice(&fs::read(env.path("streams").join("db.status")).unwrap()).unwrap();
@@ -1049,27 +1064,16 @@ fn job_run_stops_on_sigterm_while_a_dump_writes_nothing() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let reading = env.path("streams").join("db.reading");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !reading.exists() {
-        assert!(Instant::now() < deadline, "the backup never read the FIFO");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_path(
+        &env.path("streams").join("db.reading"),
+        "the backup never read the FIFO",
+    );
     std::thread::sleep(Duration::from_millis(500));
-    let t = Instant::now();
-    let _ = Command::new("kill")
-        .args(["-TERM", &run.id().to_string()])
-        .status();
-    let status = loop {
-        if let Some(s) = run.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "job run outlived SIGTERM while the dump was silent"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = terminate_within(
+        &mut run,
+        Duration::from_secs(10),
+        "job run outlived SIGTERM while the dump was silent",
+    );
     assert_eq!(status.code(), Some(5), "aborted: {status:?}");
     let _ = helper.kill();
     let _ = helper.wait();
