@@ -69,12 +69,9 @@ export CGO_ENABLED=0 GOFLAGS=-mod=readonly
 echo "building etcd $ETCD_VERSION…" >&2
 (cd "$here/etcd" && go build -trimpath -ldflags "-s -w" -o "$out.partial/etcd" .)
 echo "building kube-apiserver, kube-controller-manager, kubectl $KUBERNETES_VERSION (a cold build takes about 7 minutes on 2 cores)…" >&2
-minor="${KUBERNETES_VERSION#1.}"
-minor="${minor%%.*}"
-ldflags="-s -w -X k8s.io/component-base/version.gitVersion=v$KUBERNETES_VERSION"
-ldflags+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
-ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
-ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=v$KUBERNETES_VERSION"
+# shellcheck source=e2e/lib.sh
+source "$here/lib.sh"
+ldflags="$(kube_ldflags "$KUBERNETES_VERSION")"
 (cd "$here/controlplane" && go build -trimpath -ldflags "$ldflags" -o "$out.partial/" \
   k8s.io/kubernetes/cmd/kube-apiserver \
   k8s.io/kubernetes/cmd/kube-controller-manager \

@@ -14,6 +14,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
+# shellcheck source=e2e/lib.sh
+source e2e/lib.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 started=$SECONDS
 
@@ -76,27 +78,12 @@ if [ "${HOLDFAST_E2E_RELEASE:-}" = 1 ]; then
   HOLDFAST_E2E_CONTROLLER_PROFILE=release
 fi
 export HOLDFAST_BIN="$controller_bin" HOLDFAST_E2E_BIN="$bin"
-# The scenario binaries by name, selected within the workspace build above (a `-p` build
-# would resolve features anew and compile kube and its dependencies a second time).
-# HOLDFAST_E2E_TESTS names the scenario files to run (default: all but the real-node ones,
-# which run on kind only): scripts/test.sh keeps here only the agent's own tests when the
-# kind suite runs every other scenario on real kubelets.
-scenario_tests=()
-for f in e2e/tests/*.rs; do
-  name="$(basename "$f" .rs)"
-  if [ -n "${HOLDFAST_E2E_TESTS:-}" ]; then
-    case " $HOLDFAST_E2E_TESTS " in *" $name "*) ;; *) continue ;; esac
-  elif [ "$name" = node ]; then
-    continue
-  fi
-  scenario_tests+=(--test "$name")
-done
-cargo test --locked --workspace --no-fail-fast "${scenario_tests[@]}" -- --ignored --test-threads 4 "$@"
-# How kstatus (Flux, kubectl-style waiters) reads what the scenarios captured, with the
-# health they expected; Argo CD's reading was checked as each was captured.
+# Every scenario but the real-node ones (e2e/tests/node.rs: kind only). scripts/test.sh
+# keeps here only the agent's own tests (HOLDFAST_E2E_TESTS=agent) when the kind suite runs
+# every other scenario on real kubelets.
+run_scenarios 4 node "$@"
+kstatus_check "$bin" "$dir"
 if [ -d "$dir/statuses" ]; then
-  echo "== kstatus over the captured objects"
-  "$bin/kstatus-check" "$dir/statuses" helm/holdfast/argocd/testdata
   rm -rf "$target/e2e-statuses"
   cp -r "$dir/statuses" "$target/e2e-statuses"
 fi

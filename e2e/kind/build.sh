@@ -78,12 +78,9 @@ chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT
 
 # --- binaries -------------------------------------------------------------------------
-minor="${KUBERNETES_VERSION#1.}"
-minor="${minor%%.*}"
-ldflags="-s -w -X k8s.io/component-base/version.gitVersion=v$KUBERNETES_VERSION"
-ldflags+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
-ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
-ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=v$KUBERNETES_VERSION"
+# shellcheck source=e2e/lib.sh
+source "$e2e/lib.sh"
+ldflags="$(kube_ldflags "$KUBERNETES_VERSION")"
 if [ ! -x "$out/bin/kubelet" ]; then
   echo "building kubelet, kubeadm, kube-scheduler, kube-proxy $KUBERNETES_VERSION…" >&2
   (cd "$here/node" && CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath \

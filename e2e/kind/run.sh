@@ -12,6 +12,8 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 export PATH="$HOME/.cargo/bin:$PATH"
 started=$SECONDS
+# shellcheck source=e2e/lib.sh
+source e2e/lib.sh
 # shellcheck source=e2e/kind/engine.sh
 source e2e/kind/engine.sh
 engine_start
@@ -67,19 +69,8 @@ source "$dir/env"
 
 echo "== scenarios on kind"
 export HOLDFAST_BIN="$target/debug/holdfast" HOLDFAST_E2E_CONTROLLER_PROFILE=debug
-scenario_tests=()
-for f in e2e/tests/*.rs; do
-  name="$(basename "$f" .rs)"
-  # The node agent's own tests test the stand-in for the kubelet, not Holdfast.
-  [ "$name" = agent ] && continue
-  scenario_tests+=(--test "$name")
-done
-cargo test --locked --workspace --no-fail-fast "${scenario_tests[@]}" -- --ignored --test-threads 3 "$@"
-# How kstatus (Flux, kubectl-style waiters) reads what the scenarios captured, with the
-# health they expected, as the loopback run does.
-if [ -d "$dir/statuses" ]; then
-  echo "== kstatus over the captured objects"
-  "$HOLDFAST_E2E_BIN/kstatus-check" "$dir/statuses" helm/holdfast/argocd/testdata
-fi
+# The node agent's own tests (e2e/tests/agent.rs) test the stand-in for the kubelet.
+run_scenarios 3 agent "$@"
+kstatus_check "$HOLDFAST_E2E_BIN" "$dir"
 status=0
 echo "kind suite passed in $((SECONDS - started)) s"
