@@ -1031,7 +1031,7 @@ fn job_pipe_stops_its_command_and_exits_on_sigterm() {
 /// Aborted run at once, instead of waiting for the dump (a deleted or drained pod would
 /// otherwise wait out its grace period).
 #[test]
-fn job_run_stops_on_sigterm_while_a_dump_writes_nothing() {
+fn job_run_stops_on_sigterm_while_a_dump_writes_nothing_and_the_retry_runs_again() {
     let env = Env::new();
     let fifo = env.path("streams").join("db");
     let out = env.run(&[
@@ -1077,4 +1077,49 @@ fn job_run_stops_on_sigterm_while_a_dump_writes_nothing() {
     assert_eq!(status.code(), Some(5), "aborted: {status:?}");
     let _ = helper.kill();
     let _ = helper.wait();
+
+    // The Job retries the evicted pod (fresh volumes, same slot): the stopped attempt is no
+    // result, so the retry runs the backup again instead of reporting the aborted run.
+    let fifo = env.path("retry-streams").join("db");
+    let out = env.run(&[
+        "job",
+        "tools",
+        "--into",
+        env.path("tools").to_str().unwrap(),
+        "--fifo",
+        fifo.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let mut helper = env
+        .cmd(&["job", "pipe", "--fifo", fifo.to_str().unwrap(), "--"])
+        .args(["sh", "-c", "echo dump"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut plan = plan;
+    plan["operation"]["sources"][0]["fifo"] = serde_json::json!(fifo);
+    let summary = env.path("retry-summary");
+    let retry = env
+        .cmd(&["job", "run"])
+        .env("HOLDFAST_JOB_PLAN", plan.to_string())
+        .env("HOLDFAST_SUMMARY_FILE", &summary)
+        .output()
+        .unwrap();
+    assert_eq!(code(&retry), 0, "{}", stderr(&retry));
+    let _ = helper.wait();
+    let s: serde_json::Value = serde_json::from_slice(&fs::read(&summary).unwrap()).unwrap();
+    assert_eq!(
+        (s["status"].as_str(), s["reused"].as_bool()),
+        (Some("Complete"), Some(false)),
+        "{s}"
+    );
+    let statuses: Vec<String> = env
+        .json(&["runs"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(statuses, ["Aborted", "Complete"]);
 }

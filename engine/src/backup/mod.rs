@@ -274,8 +274,13 @@ pub fn backup(
     }
     let lock = repo.lock(crate::repo::LockKind::Shared, "backup", opts.lock_wait)?;
     let catalog = repo.runs()?;
+    // An attempt that was stopped (a pod evicted by a drain, the engine signalled) is no
+    // result: the retry runs again, and its run is saved beside it under the next free label.
     if let Some(slot) = &opts.slot
-        && let Some(done) = catalog.iter().find(|r| r.tags.contains(&slot.tag()))
+        && let Some(done) = catalog
+            .iter()
+            .rev()
+            .find(|r| r.tags.contains(&slot.tag()) && r.status != RunStatus::Aborted)
     {
         return reused(repo, done.clone(), opts, started_clock);
     }
