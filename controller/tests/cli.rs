@@ -1004,7 +1004,8 @@ fn job_pipe_stops_its_command_and_exits_on_sigterm() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let mut helper = env
         .cmd(&["job", "pipe", "--fifo", fifo.to_str().unwrap(), "--"])
-        .args(["sleep", "600"])
+        // A shell whose own child (as `pg_dump | gzip` has) holds stderr open.
+        .args(["sh", "-c", "sleep 600 & wait"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -1024,6 +1025,45 @@ fn job_pipe_stops_its_command_and_exits_on_sigterm() {
     let recorded: serde_json::Value =
         serde_json::from_slice(&fs::read(env.path("streams").join("db.status")).unwrap()).unwrap();
     assert_eq!(recorded["signal"], 15, "{recorded}");
+}
+
+/// A dump that ends but leaves a background process behind (holding its stderr) must still
+/// be recorded, and its helper exit once the backup is done reading.
+#[test]
+fn job_pipe_records_a_command_that_leaves_a_process_behind_and_exits() {
+    let env = Env::new();
+    let fifo = env.path("streams").join("db");
+    let out = env.run(&[
+        "job",
+        "tools",
+        "--into",
+        env.path("tools").to_str().unwrap(),
+        "--fifo",
+        fifo.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let mut helper = env
+        .cmd(&["job", "pipe", "--fifo", fifo.to_str().unwrap(), "--"])
+        .args(["sh", "-c", "sleep 600 & echo dump; echo done >&2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status_file = env.path("streams").join("db.status");
+    wait_for_path(&status_file, "the command's end was never recorded");
+    let recorded: serde_json::Value =
+        serde_json::from_slice(&fs::read(&status_file).unwrap()).unwrap();
+    assert_eq!(recorded["exitCode"], 0, "{recorded}");
+    // The backup is done reading: the helper goes.
+    fs::write(env.path("streams").join(".done"), b"").unwrap();
+    let t = Instant::now();
+    while helper.try_wait().unwrap().is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the helper outlived the backup"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A dump that writes nothing (a database waiting on a lock) must not hold a stopping

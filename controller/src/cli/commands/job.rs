@@ -14,6 +14,7 @@
 //!   Partial instead of failing the pod.
 
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -481,11 +482,14 @@ fn pipe(fifo: &Path, command: &[String]) -> Result<u8, CliError> {
     // handler for: without one, a pod being deleted (a drain, an abort) would wait its whole
     // grace period for the dump. With it, SIGTERM stops the dump like the end of reading.
     let stop = crate::cli::signals::stop_flag();
+    // In a process group of its own, so that stopping it reaches what it started too (a
+    // shell's `pg_dump | gzip`, a background job): a survivor would hold the pod open.
     let spawned = std::process::Command::new(&command[0])
         .args(&command[1..])
         .stdin(std::process::Stdio::null())
         .stdout(stdout)
         .stderr(std::process::Stdio::piped())
+        .process_group(0)
         .spawn();
     let mut child = match spawned {
         Ok(c) => c,
@@ -502,7 +506,8 @@ fn pipe(fifo: &Path, command: &[String]) -> Result<u8, CliError> {
         }
     };
     // Forward stderr to this container's log, keeping the tail for the report.
-    let tail = child.stderr.take().map(|mut err| {
+    let (tail_sent, tail_received) = std::sync::mpsc::channel::<String>();
+    if let Some(mut err) = child.stderr.take() {
         std::thread::spawn(move || {
             let mut tail: Vec<u8> = Vec::new();
             let mut chunk = [0u8; 8192];
@@ -517,9 +522,15 @@ fn pipe(fifo: &Path, command: &[String]) -> Result<u8, CliError> {
                 }
             }
             let start = tail.len().saturating_sub(STDERR_TAIL);
-            String::from_utf8_lossy(&tail[start..]).trim().to_owned()
-        })
-    });
+            let _ = tail_sent.send(String::from_utf8_lossy(&tail[start..]).trim().to_owned());
+        });
+    }
+    let group = rustix::process::Pid::from_raw(child.id() as i32);
+    let signal_group = |signal| {
+        if let Some(group) = group {
+            let _ = rustix::process::kill_process_group(group, signal);
+        }
+    };
     let status = loop {
         match child.try_wait() {
             Ok(Some(s)) => break Ok(s),
@@ -529,10 +540,7 @@ fn pipe(fifo: &Path, command: &[String]) -> Result<u8, CliError> {
         if done.exists() || stop.load(std::sync::atomic::Ordering::Relaxed) {
             // The reader is gone (finished or stopped), or the pod is: stop the command,
             // kindly first.
-            let pid = rustix::process::Pid::from_raw(child.id() as i32);
-            if let Some(pid) = pid {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-            }
+            signal_group(rustix::process::Signal::TERM);
             let until = std::time::Instant::now() + Duration::from_secs(10);
             while std::time::Instant::now() < until {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -540,12 +548,18 @@ fn pipe(fifo: &Path, command: &[String]) -> Result<u8, CliError> {
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
-            let _ = child.kill();
+            signal_group(rustix::process::Signal::KILL);
             break child.wait();
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let stderr_tail = tail.and_then(|h| h.join().ok()).unwrap_or_default();
+    // What the command left behind in its group ends with it: a stray holding its stderr
+    // would keep this helper, and the pod, from ever finishing.
+    signal_group(rustix::process::Signal::KILL);
+    // One that left the group may still hold stderr: the report does not wait for it.
+    let stderr_tail = tail_received
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_default();
     let recorded = match status {
         Ok(s) => PipeStatus {
             exit_code: s.code(),
