@@ -1,7 +1,7 @@
 //! What only a real node proves (`e2e/kind/run.sh`; the loopback suite leaves this file
 //! out): a job pod over its memory limit is OOM-killed by the kernel and the run says so,
-//! S3 reached through a Service's DNS name, and the chart's Deployment (probes, two
-//! replicas behind the Lease) losing its leader pod.
+//! S3 reached through a Service's DNS name, the chart's Deployment (probes, two replicas
+//! behind the Lease) losing its leader pod, and a node drained in the middle of a backup.
 #![allow(clippy::unwrap_used)] // reason: tests
 
 use std::collections::BTreeSet;
@@ -197,4 +197,117 @@ async fn the_charts_two_replicas_pass_their_probes_and_the_other_takes_over_when
         })
         .await;
     assert_eq!(last["phase"], "Complete", "{last:#}");
+}
+
+#[tokio::test]
+#[ignore = "needs real kubelets: bash e2e/kind/run.sh"]
+async fn a_node_drained_mid_backup_records_the_attempt_as_aborted_and_the_retry_completes_on_the_other_node()
+ {
+    let c = kind().await;
+    let shop = Shop::new("drain", Target::S3).await;
+    let link = c.link().await;
+    // A dump that says it has started (each attempt), then waits for the flag `go`.
+    let set = format!(
+        "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: uploads\n    persistentVolumeClaim: {{claimName: uploads}}\n  - name: db\n    command:\n      image: {}\n      command: [sh, -c]\n      args: [{:?}]\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n  manualRun: {{token: one, level: full}}\n",
+        c.shell_image,
+        format!(
+            "echo dump; {}; {}",
+            link.raise_cmd("started"),
+            link.wait_cmd("go")
+        )
+    );
+    shop.apply(&set);
+    let job = shop
+        .wait("BackupSet", "shop", "the backup to run", RUN, |o| {
+            let last = o.pointer("/status/lastRun")?;
+            (last["phase"] == "Running").then(|| last["job"].as_str().map(str::to_owned))?
+        })
+        .await;
+    link.wait_raised("started", "the dump never started", RUN)
+        .await;
+    let pods: Api<Pod> = api(&c, &shop.ns);
+    let selector = format!("job-name={job}");
+    let first = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(first.len(), 1, "one pod of the job before the drain");
+    let first_pod = first[0].metadata.name.clone().unwrap();
+    let node = first[0]
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .unwrap();
+
+    // Drain the job's node (only the job's pod: other scenarios share the cluster), as an
+    // upgrade would: cordon, then evict.
+    let _uncordon = Uncordon(c.clone(), node.clone());
+    let drained = Instant::now();
+    // Off the test's thread: the host link the dump is waiting on must keep answering.
+    let (cluster, on) = (c.clone(), node.clone());
+    let drain = selector.clone();
+    tokio::task::spawn_blocking(move || {
+        cluster.kubectl_ok(
+            &[
+                "drain",
+                &on,
+                "--pod-selector",
+                &drain,
+                "--delete-emptydir-data",
+                "--ignore-daemonsets",
+                "--timeout",
+                "60s",
+            ],
+            None,
+        )
+    })
+    .await
+    .unwrap();
+    eprintln!("{node} drained of {first_pod} in {:?}", drained.elapsed());
+    link.raise("go");
+    let last = shop
+        .wait("BackupSet", "shop", "the retried run to end", RUN, |o| {
+            let last = o.pointer("/status/lastRun")?;
+            (last["job"] == job.as_str() && last["phase"] != "Running").then(|| last.clone())
+        })
+        .await;
+    assert_eq!(last["phase"], "Complete", "{last:#}");
+    let all = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .unwrap()
+        .items;
+    let elsewhere: Vec<_> = all
+        .iter()
+        .filter(|p| p.metadata.name.as_deref() != Some(first_pod.as_str()))
+        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+        .collect();
+    assert!(
+        !elsewhere.is_empty() && elsewhere.iter().all(|n| *n != node),
+        "the retry ran on {elsewhere:?}, the drained node is {node}"
+    );
+    // The evicted attempt stopped cleanly: the repository records it as Aborted, beside the
+    // complete run, and verifies.
+    let (ok, runs, err) = shop.cli(&["runs"]);
+    assert!(ok, "{err}");
+    let statuses: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["status"].as_str())
+        .collect();
+    assert!(statuses.contains(&"Aborted"), "{runs:#}");
+    assert!(statuses.contains(&"Complete"), "{runs:#}");
+    let (ok, _, err) = shop.cli(&["verify", "--deep"]);
+    assert!(ok, "verify after the drain: {err}");
+}
+
+/// Uncordons a node when dropped, so a failing scenario leaves the cluster whole.
+struct Uncordon(Cluster, String);
+
+impl Drop for Uncordon {
+    fn drop(&mut self) {
+        let _ = self.0.kubectl(&["uncordon", &self.1], None);
+    }
 }
