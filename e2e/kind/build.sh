@@ -43,7 +43,18 @@ fi
 # The Kubernetes and etcd binaries of the loopback plane, plus the node's.
 bin="$(bash "$e2e/build.sh" | tail -n 1)"
 export GOFLAGS=-mod=mod
-kind_dir="$(cd "$here/tools" && go list -m -f '{{.Dir}}' sigs.k8s.io/kind)"
+# The source directory of a module in the module cache, downloaded first: `go list -m`
+# alone answers nothing for a module a cold cache does not hold yet.
+module_dir() {
+  local dir
+  dir="$(cd "$1" && go mod download "$2" && go list -m -f '{{.Dir}}' "$2")"
+  if [ -z "$dir" ] || [ ! -d "$dir" ]; then
+    echo "cannot find the source of $2 (module of $1) in the Go module cache" >&2
+    return 1
+  fi
+  echo "$dir"
+}
+kind_dir="$(module_dir "$here/tools" sigs.k8s.io/kind)"
 # The images keep the names kubeadm and kind's containerd configuration run them by; the
 # content is ours, built from the pins here (the cluster's kubeadm patch names our etcd and
 # CoreDNS versions).
@@ -94,7 +105,7 @@ if [ ! -x "$out/bin/coredns" ]; then
     -o "$out/bin/coredns" github.com/coredns/coredns)
 fi
 if [ ! -x "$out/bin/pause" ]; then
-  k8s_dir="$(cd "$here/node" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)"
+  k8s_dir="$(module_dir "$here/node" k8s.io/kubernetes)"
   gcc -Os -static -DVERSION="$PAUSE_TAG" -o "$out/bin/pause" "$k8s_dir/build/pause/linux/pause.c"
 fi
 
