@@ -21,6 +21,47 @@ phase() {
   echo "== $1"
 }
 
+# The Go builds (the control plane and Go tools, then the kind images) run in the background
+# from the start: their module downloads and debootstrap's wait on the network, and their
+# compiles (niced) take what the Rust phases leave idle. Each writes its log and exit status
+# beside go_log; the phases that need them wait for them.
+go_log="$(mktemp -d)"
+(
+  nice -n 10 bash e2e/build.sh >"$go_log/controlplane" 2>&1
+  echo $? >"$go_log/controlplane.rc"
+  if [ "${HOLDFAST_SKIP_KIND:-}" != 1 ]; then
+    nice -n 10 bash e2e/kind/build.sh >"$go_log/kind" 2>&1
+    echo $? >"$go_log/kind.rc"
+  fi
+) &
+go_builds=$!
+# On an early exit (a failed lint, say), the background builds stop with this script, and
+# the Docker engine the kind build started (kind/run.sh stops it when the suite runs).
+kill_tree() {
+  local child
+  for child in $(pgrep -P "$1" || true); do kill_tree "$child"; done
+  kill -TERM "$1" 2>/dev/null || true
+}
+stop_background() {
+  kill_tree "$go_builds"
+  if [ -f /tmp/holdfast-dockerd/pid ]; then
+    kill "$(cat /tmp/holdfast-dockerd/pid)" 2>/dev/null || true
+  fi
+}
+trap stop_background EXIT
+# wait_for_build NAME: wait for the background build NAME, print its log; fails with it.
+wait_for_build() {
+  while [ ! -f "$go_log/$1.rc" ]; do
+    if ! kill -0 "$go_builds" 2>/dev/null && [ ! -f "$go_log/$1.rc" ]; then
+      echo "the background builds ended before $1" >&2
+      return 1
+    fi
+    sleep 2
+  done
+  cat "$go_log/$1"
+  return "$(cat "$go_log/$1.rc")"
+}
+
 phase "test tools"
 if ! command -v s3s-fs >/dev/null 2>&1; then
   echo "installing s3s-fs 0.14.1 (the S3 server the tests start on loopback)…"
@@ -69,15 +110,9 @@ kubernetes-validate --strict --quiet crds/*.yaml
 kubernetes-validate --strict --quiet --no-warn examples/*.yaml
 
 phase "control plane and Go tools from their modules"
-bin="$(bash e2e/build.sh | tail -n 1)"
-
-# The kind images (node image, control plane, test images; cached by their pins) build in
-# the background from here on, beside the script checks and the loopback run.
-kind_build_log="$(mktemp)"
-if [ "${HOLDFAST_SKIP_KIND:-}" != 1 ]; then
-  (bash e2e/kind/build.sh >"$kind_build_log" 2>&1; echo $? >"$kind_build_log.rc") &
-  kind_build=$!
-fi
+# Built in the background since the start; the kind images build on from here.
+wait_for_build controlplane
+bin="$(tail -n 1 "$go_log/controlplane")"
 
 phase "scripts and workflows"
 shellcheck -S warning scripts/*.sh e2e/*.sh e2e/kind/*.sh bench/*.sh .ci/run
@@ -103,16 +138,15 @@ phase "end-to-end on kind (real kubelets, images built here)"
 if [ "${HOLDFAST_SKIP_KIND:-}" = 1 ]; then
   echo "skipped: HOLDFAST_SKIP_KIND=1"
 else
-  wait "$kind_build" || true
-  cat "$kind_build_log"
-  if [ "$(cat "$kind_build_log.rc" 2>/dev/null)" != 0 ]; then
+  if ! wait_for_build kind; then
     echo "building the kind images failed" >&2
     status=1
   else
     bash e2e/kind/run.sh 2>&1 | tee -a "$e2e_log" || status=1
   fi
 fi
-rm -f "$kind_build_log" "$kind_build_log.rc"
+wait "$go_builds" || true
+rm -rf "$go_log"
 phase "done"
 
 # Scenario tests count as passed or failed in each end-to-end run (loopback, kind), not as
