@@ -3,6 +3,6 @@
 pub mod api;
 pub mod cli;
 pub mod human;
-pub mod job_plan;
+pub mod job;
 pub mod logging;
 pub mod operator;

@@ -11,10 +11,10 @@ use common::*;
 use holdfast_engine::backup::BackupOptions;
 use holdfast_engine::progress::Progress;
 use holdfast_engine::purge::{PurgeOptions, purge};
+use holdfast_engine::repo::check_location;
 use holdfast_engine::repo::{InitOptions, LockKind, Repository};
 use holdfast_engine::restore::RestoreOptions;
 use holdfast_engine::retention::RetentionPolicy;
-use holdfast_engine::storage::check::check;
 use holdfast_engine::verify::{VerifyDepth, verify};
 use holdfast_engine::{Error, ErrorCategory};
 
@@ -22,7 +22,7 @@ use holdfast_engine::{Error, ErrorCategory};
 fn storage_check_passes_on_an_existing_local_repository() {
     let dir = tmp();
     init_repo(dir.path());
-    let report = check(&store(dir.path()));
+    let report = check_location(&store(dir.path()));
     assert!(report.ok, "{report:#?}");
     let repo = report
         .items
@@ -36,7 +36,7 @@ fn storage_check_passes_on_an_existing_local_repository() {
 fn storage_check_of_a_missing_directory_creates_nothing() {
     let dir = tmp();
     let missing = dir.path().join("not/yet");
-    let report = check(&store(&missing));
+    let report = check_location(&store(&missing));
     assert!(report.ok, "{report:#?}");
     let loc = report.items.iter().find(|i| i.check == "location").unwrap();
     assert!(loc.detail.contains("does not exist yet"), "{loc:?}");

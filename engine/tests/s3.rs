@@ -15,10 +15,10 @@ use holdfast_engine::Error;
 use holdfast_engine::backup::{BackupOptions, SourceSpec, backup};
 use holdfast_engine::progress::Progress;
 use holdfast_engine::purge::{PurgeOptions, purge};
+use holdfast_engine::repo::check_location;
 use holdfast_engine::repo::{Indexed, InitOptions, Repository};
 use holdfast_engine::restore::RestoreOptions;
 use holdfast_engine::retention::RetentionPolicy;
-use holdfast_engine::storage::check::check;
 use holdfast_engine::storage::{RepoUrl, StaticCredentials, StorageError, Store};
 use holdfast_engine::verify::{VerifyDepth, verify};
 use s3_support::*;
@@ -273,10 +273,10 @@ fn bad_configuration_gives_distinct_actionable_errors() {
         started.elapsed()
     );
     // The storage check reports each line.
-    let report = check(&store(&server.endpoint(), ""));
+    let report = check_location(&store(&server.endpoint(), ""));
     assert!(report.ok, "{report:?}");
     assert!(report.items.iter().any(|i| i.check == "write" && i.ok));
-    let report = check(&missing);
+    let report = check_location(&missing);
     assert!(!report.ok);
     assert!(
         report

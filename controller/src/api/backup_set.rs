@@ -548,3 +548,16 @@ pub struct Usage {
     /// Logical bytes of the newest run.
     pub logical_bytes: u64,
 }
+
+impl BackupSet {
+    /// The repository path of the set: `spec.repository` or `<namespace>/<name>`.
+    pub fn repository(&self) -> String {
+        self.spec.repository.clone().unwrap_or_else(|| {
+            format!(
+                "{}/{}",
+                self.metadata.namespace.as_deref().unwrap_or_default(),
+                self.metadata.name.as_deref().unwrap_or_default()
+            )
+        })
+    }
+}

@@ -152,6 +152,17 @@ pub enum CliError {
     BrokenPipe,
 }
 
+impl From<crate::job::error::JobError> for CliError {
+    fn from(e: crate::job::error::JobError) -> Self {
+        use crate::job::error::JobError;
+        match e {
+            JobError::Engine(e) => CliError::Engine(e),
+            JobError::Plan(m) => CliError::Usage(m),
+            JobError::Io(m) => CliError::Io(m),
+        }
+    }
+}
+
 impl CliError {
     fn exit_code(&self) -> u8 {
         match self {
@@ -330,12 +341,12 @@ pub fn run() -> ExitCode {
             let text = holdfast_engine::error_chain(&e);
             eprintln!("holdfast: error: {text}");
             if !ctx.summary_done.get() {
-                let failure = holdfast_engine::summary::FailureSummary {
+                let failure = crate::job::summary::FailureSummary {
                     operation: op.to_owned(),
                     category: e.category(),
                     message: text.clone(),
                 };
-                ctx.summary(&holdfast_engine::summary::JobSummary::Failed(failure).to_message());
+                ctx.summary(&crate::job::summary::JobSummary::Failed(failure).to_message());
             }
             if ctx.json {
                 let v = serde_json::json!({"error": {"category": e.category(), "message": e.to_string()}});

@@ -24,14 +24,12 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::{Value, json};
 
+use super::names::MAIN_CONTAINER;
 use crate::api::backup_set::CommandSource;
 use crate::api::common::SecretKeyReference;
-use crate::job_plan::{JobPlan, PLAN_ENV, paths};
+use crate::job::plan::{JobPlan, PLAN_ENV, paths};
 
 use super::storage::StorageMount;
-
-/// The container that runs the engine.
-pub const MAIN_CONTAINER: &str = "holdfast";
 
 /// What runs where, for the capabilities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,7 +176,7 @@ pub fn build(input: &JobInput<'_>) -> Result<Job, serde_json::Error> {
             }
             PodSource::Command { name, command } => {
                 let fifo = format!("{}/{name}", paths::STREAMS);
-                let mut argv: Vec<String> = crate::job_plan::helper_command();
+                let mut argv: Vec<String> = crate::job::plan::helper_command();
                 argv.extend([
                     "job".into(),
                     "pipe".into(),

@@ -85,6 +85,9 @@ pub fn slot_tail(slot: jiff::Timestamp) -> String {
     slot.strftime("%Y%m%d%H%M").to_string()
 }
 
+/// The container that runs the engine.
+pub const MAIN_CONTAINER: &str = "holdfast";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::runtime::watcher;
 
-use super::job::MAIN_CONTAINER;
+use super::names::MAIN_CONTAINER;
 use super::names::{MANAGED_BY, MANAGED_BY_VALUE};
 
 /// The engine container's end, as its pod reported it.

@@ -20,12 +20,13 @@ use serde_json::json;
 use crate::api::common::SecretKeyReference;
 use crate::api::restore::{Overwrite, RestorePhase, RestoreStatus, RestoredSource, UnrestoredItem};
 use crate::api::{BackupSet, Restore, StorageSet};
-use crate::job_plan::{self, JobPlan, Operation, RepositoryRef, RestorePlan, paths};
+use crate::job::plan::{self as job_plan, JobPlan, Operation, RepositoryRef, RestorePlan, paths};
 use crate::operator::conditions::{Health, conditions};
 use crate::operator::context::Context;
 use crate::operator::error::{Error, Problem};
 use crate::operator::job::{self, JobInput, Privilege};
-use crate::operator::jobs::{self, JobView, Report};
+use crate::operator::job_control;
+use crate::operator::job_view::{JobView, Report};
 use crate::operator::metrics::{KindLabels, RunLabels};
 use crate::operator::names::*;
 use crate::operator::plan::queue::{JobState, must_wait, next_to_release};
@@ -102,7 +103,7 @@ async fn resolve(ctx: &Context, r: &Restore) -> Result<Result<Source, Problem>, 
         }
         (
             set.spec.storage_set_ref.name.clone(),
-            super::backup_set::fetch::repository_of(&set),
+            set.repository(),
             set.spec.encryption.key_secret_ref.clone(),
             Some(format!("{ns}/{}", b.name)),
         )
@@ -375,7 +376,7 @@ fn finish(
     status.completion_time = Some(Time(view.finished.unwrap_or(now)));
     match report {
         Report::Summary(s) => match s.as_ref() {
-            holdfast_engine::summary::JobSummary::Restore(rs) => {
+            crate::job::summary::JobSummary::Restore(rs) => {
                 status.run = Some(rs.run.clone()).filter(|r| !r.is_empty());
                 status.restored = rs.restored;
                 status.skipped = rs.skipped;
@@ -430,7 +431,7 @@ fn finish(
                 };
                 (warning, reason.into(), message)
             }
-            holdfast_engine::summary::JobSummary::Failed(f) => {
+            crate::job::summary::JobSummary::Failed(f) => {
                 let message = format!("{}: {}", f.category, f.message);
                 status.message = Some(message.clone());
                 status.phase = Some(RestorePhase::Failed);
@@ -517,7 +518,7 @@ pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Err
         .map(|j| JobView::of(&j));
     match mine {
         Some(view) if view.state == JobState::Done => {
-            let report = jobs::report(&ctx, &ns, &view).await?;
+            let report = job_control::report(&ctx, &ns, &view).await?;
             let (warning, reason, message) = finish(&mut status, &view, &report, now);
             let result = match status.phase {
                 Some(RestorePhase::Completed) => "complete",
@@ -550,7 +551,7 @@ pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Err
         Some(view) => {
             let queued: Vec<_> = repo_jobs.iter().map(JobView::queued).collect();
             if let Some(next) = next_to_release(&queued) {
-                jobs::release(&ctx.client, &ns, &next.name).await?;
+                job_control::release(&ctx.client, &ns, &next.name).await?;
             }
             status.phase = Some(
                 if view.state == JobState::Waiting
@@ -565,9 +566,9 @@ pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Err
             status.start_time = status.start_time.clone().or(view.started.map(Time));
             let mut health =
                 Health::progressing("Restoring", format!("job {} restores", view.name));
-            if let Some(stuck) = jobs::stuck(&ctx, &ns, &view.name).await {
+            if let Some(stuck) = job_control::stuck(&ctx, &ns, &view.name).await {
                 if stuck.fatal {
-                    jobs::fail(&ctx.client, &ns, &view.name, &stuck.why).await?;
+                    job_control::fail(&ctx.client, &ns, &view.name, &stuck.why).await?;
                 }
                 health = Health::stalled(
                     "JobPodStuck",

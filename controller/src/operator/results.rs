@@ -2,7 +2,8 @@
 //! the state of each source, restore points, usage, the last purge and verification. Pure:
 //! from the job's report to status fields, table-tested.
 
-use holdfast_engine::summary::{BackupOutcome, BackupSummary, JobSummary, RepositoryTotals};
+use crate::job::summary::{BackupOutcome, BackupSummary, JobSummary};
+use holdfast_engine::repo::RepositoryTotals;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -11,7 +12,7 @@ use crate::api::backup_set::{
     Usage, VerifyResult,
 };
 
-use super::jobs::{Ending, JobView, Report};
+use super::job_view::{Ending, JobView, Report};
 
 /// Runs kept in `recentRuns`.
 pub const RECENT_RUNS: usize = 10;

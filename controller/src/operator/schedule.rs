@@ -36,7 +36,7 @@ pub async fn reconcile(s: Arc<Schedule>, ctx: Arc<Context>) -> Result<Action, Er
     let old = s.status.clone();
     let mut status: ScheduleStatus = old.clone().unwrap_or_default();
     let sets: Api<BackupSet> = Api::namespaced(ctx.client.clone(), &ns);
-    (status.used_by, status.used_by_count) = super::storage_set::bounded_names(
+    (status.used_by, status.used_by_count) = crate::api::bounded_names(
         sets.list(&ListParams::default())
             .await
             .map_err(Error::api("listing backup sets"))?

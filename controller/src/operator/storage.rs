@@ -3,7 +3,7 @@
 //! S3 keys as environment, or a claim mounted at `/holdfast/storage`). Pure.
 
 use crate::api::storage_set::{ServerSideEncryption, StorageSetSpec};
-use crate::job_plan::paths;
+use crate::job::plan::paths;
 
 /// How a job pod reaches the storage.
 #[derive(Debug, Clone, PartialEq, Eq)]

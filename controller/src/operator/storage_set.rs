@@ -20,12 +20,15 @@ use serde_json::json;
 
 use crate::api::storage_set::{BackupSetUsage, Capacity, StorageInventory, StorageSetStatus};
 use crate::api::{BackupSet, STATUS_LIST_LIMIT, StorageSet};
-use crate::job_plan::{self, JobPlan, Operation, RepositoryRef, StorageCheckPlan, paths};
+use crate::job::plan::{
+    self as job_plan, JobPlan, Operation, RepositoryRef, StorageCheckPlan, paths,
+};
 use crate::operator::conditions::{Health, conditions};
 use crate::operator::context::Context;
 use crate::operator::error::{Error, Problem};
 use crate::operator::job::{self, JobInput, Privilege};
-use crate::operator::jobs::{self, JobView, Report};
+use crate::operator::job_control;
+use crate::operator::job_view::{JobView, Report};
 use crate::operator::metrics::KindLabels;
 use crate::operator::names::*;
 use crate::operator::plan::queue::JobState;
@@ -50,7 +53,7 @@ pub fn inventory(sets: &[&BackupSet]) -> StorageInventory {
         inv.reclaimable_bytes += usage.reclaimable_bytes.unwrap_or(0);
         inv.per_backup_set.push(BackupSetUsage {
             name: s.name_any(),
-            repository: super::backup_set::fetch::repository_of(s),
+            repository: s.repository(),
             bytes: usage.stored_bytes,
         });
     }
@@ -60,14 +63,6 @@ pub fn inventory(sets: &[&BackupSet]) -> StorageInventory {
     inv.per_backup_set.truncate(STATUS_LIST_LIMIT);
     inv.total_size = crate::human::bytes(inv.total_bytes);
     inv
-}
-
-/// The first names (sorted) up to the status limit, and how many there are.
-pub fn bounded_names(mut names: Vec<String>) -> (Vec<String>, Option<u32>) {
-    let count = u32::try_from(names.len()).unwrap_or(u32::MAX);
-    names.sort();
-    names.truncate(STATUS_LIST_LIMIT);
-    (names, (count > 0).then_some(count))
 }
 
 async fn write(
@@ -231,7 +226,7 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
         .filter(|b| b.spec.storage_set_ref.name == name)
         .collect();
     (status.used_by, status.used_by_count) =
-        bounded_names(users.iter().map(|b| b.name_any()).collect());
+        crate::api::bounded_names(users.iter().map(|b| b.name_any()).collect());
     // Held only while a set would need this StorageSet to purge its repository.
     let purging: Vec<String> = users
         .iter()
@@ -299,9 +294,9 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
             .rsplit_once("-g")
             .and_then(|(_, g)| g.split('-').next()?.parse().ok());
         let object = s.object_ref(&());
-        match jobs::report(&ctx, &ns, done).await? {
+        match job_control::report(&ctx, &ns, done).await? {
             Report::Summary(sum) => match sum.as_ref() {
-                holdfast_engine::summary::JobSummary::StorageCheck(c) => {
+                crate::job::summary::JobSummary::StorageCheck(c) => {
                     status.failed_checks = c
                         .items
                         .iter()
@@ -445,12 +440,13 @@ mod tests {
         assert_eq!(inv.per_backup_set[0].name, "app-0999", "largest first");
         assert_eq!(inv.per_backup_set[99].bytes, 900);
 
-        let (names, count) = bounded_names((0..1000).rev().map(|i| format!("s{i:04}")).collect());
+        let (names, count) =
+            crate::api::bounded_names((0..1000).rev().map(|i| format!("s{i:04}")).collect());
         assert_eq!((names.len(), count), (STATUS_LIST_LIMIT, Some(1000)));
         assert_eq!(names[0], "s0000", "sorted by name");
-        assert_eq!(bounded_names(vec![]), (vec![], None));
+        assert_eq!(crate::api::bounded_names(vec![]), (vec![], None));
         assert_eq!(
-            bounded_names(vec!["b".into(), "a".into()]),
+            crate::api::bounded_names(vec!["b".into(), "a".into()]),
             (vec!["a".into(), "b".into()], Some(2))
         );
     }

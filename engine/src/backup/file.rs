@@ -12,7 +12,7 @@ use crate::fsmeta::{EntryStat, data_extents};
 use crate::id::Id;
 use crate::progress::Progress;
 
-use super::sink::BlobSink;
+use crate::sink::BlobSink;
 
 /// The content of one file as stored.
 #[derive(Debug, Clone, Default)]

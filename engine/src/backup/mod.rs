@@ -4,8 +4,6 @@ mod file;
 mod level;
 mod promise;
 mod scan;
-mod sink;
-mod spool;
 mod stream;
 mod walk;
 
@@ -31,10 +29,10 @@ use crate::id::Id;
 use crate::pattern::PathFilter;
 use crate::progress::Progress;
 use crate::repo::{Indexed, Repository};
+use crate::sink::{BlobSink, SinkOptions, SinkSummary};
 use crate::{Error, Result};
 
 pub use level::{LevelPlan, SourceLevelPlan, plan_levels, plan_source};
-pub use sink::{BlobSink, SinkOptions, SinkSummary};
 pub use stream::{PipeSpec, PipeStatus, with_suffix};
 
 /// Where a source's data comes from.
@@ -171,7 +169,7 @@ impl Default for BackupOptions {
             read_ahead_files: 8192,
             encode_threads: cpus,
             uploads: 4,
-            host: hostname(),
+            host: crate::repo::hostname(),
             tags: Vec::new(),
             scan_totals: false,
             lock_wait: std::time::Duration::ZERO,
@@ -180,15 +178,6 @@ impl Default for BackupOptions {
             totals: false,
         }
     }
-}
-
-/// This machine's host name, for the manifest.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// The result of a backup that wrote a run.
@@ -208,7 +197,7 @@ pub struct BackupReport {
     /// The slot's run already existed (a retried job): it is reported, nothing was read.
     pub reused: bool,
     /// The repository's size after the run, when asked for.
-    pub repository: Option<crate::summary::RepositoryTotals>,
+    pub repository: Option<crate::repo::RepositoryTotals>,
 }
 
 fn validate_sources(sources: &[SourceSpec]) -> Result<()> {
@@ -350,7 +339,7 @@ pub fn backup(
         index_segments_written: segments_written,
         reused: false,
         repository: if opts.totals {
-            Some(repository_totals(repo)?)
+            Some(repo.totals()?)
         } else {
             None
         },
@@ -373,30 +362,11 @@ fn reused(
         index_segments_written: 0,
         reused: true,
         repository: if opts.totals {
-            Some(repository_totals(repo)?)
+            Some(repo.totals()?)
         } else {
             None
         },
         run,
-    })
-}
-
-/// Volumes and bytes in the repository, and its restore points.
-pub fn repository_totals(repo: &Repository<Indexed>) -> Result<crate::summary::RepositoryTotals> {
-    let volumes = repo.list_volumes()?;
-    let runs = repo.runs()?;
-    let restorable: Vec<&RunManifest> = runs
-        .iter()
-        .filter(|r| r.sources.iter().any(crate::catalog::source_restorable))
-        .collect();
-    Ok(crate::summary::RepositoryTotals {
-        volumes: volumes.len() as u64,
-        bytes: volumes.iter().map(|(_, s)| s).sum(),
-        live_bytes: None,
-        reclaimable_bytes: None,
-        runs: restorable.len() as u64,
-        oldest_run: restorable.first().map(|r| r.started),
-        newest_run: restorable.last().map(|r| r.started),
     })
 }
 

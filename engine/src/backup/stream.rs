@@ -11,7 +11,7 @@ use crate::progress::Progress;
 use crate::{Error, Result};
 
 use super::file::{FileFailure, chunk_stream};
-use super::sink::BlobSink;
+use crate::sink::BlobSink;
 
 /// How many trailing bytes of a failing command's stderr the report keeps.
 pub const STDERR_TAIL: usize = 2048;

@@ -22,7 +22,7 @@ use crate::{Error, Result};
 
 use super::file::{FileContent, FileFailure};
 use super::promise::Promise;
-use super::sink::BlobSink;
+use crate::sink::BlobSink;
 
 pub(super) type FileResult = std::result::Result<FileContent, FileFailure>;
 

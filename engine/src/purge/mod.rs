@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::backup::{BlobSink, SinkOptions};
 use crate::compress::CompressionLevel;
 use crate::faults::crash_point;
 use crate::format::config::Operation;
@@ -32,6 +31,7 @@ use crate::repo::{
     Coalescing, Indexed, LockKind, MarkRecord, Repository, WantedBlob, plan_volume_reads,
 };
 use crate::retention::{RetentionPlan, RetentionPolicy, facts_of, plan_retention};
+use crate::sink::{BlobSink, SinkOptions};
 use crate::storage::pack_key;
 use crate::{Error, Result};
 

@@ -53,7 +53,7 @@ impl ProcessId {
     /// A process of this machine and PID namespace, while it runs.
     pub fn of(pid: u32) -> Option<Self> {
         Some(ProcessId {
-            host: crate::backup::hostname(),
+            host: hostname(),
             boot_id: read_trimmed("/proc/sys/kernel/random/boot_id")?,
             pid_namespace: std::fs::read_link("/proc/self/ns/pid")
                 .ok()?
@@ -179,13 +179,22 @@ fn lock_hint(lease_until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
     }
 }
 
+/// This machine's host name: lock holders and run manifests name it.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 /// The holder identity: `HOLDFAST_LOCK_HOLDER` (the controller sets the pod name), else
 /// `host:pid`.
 pub fn default_holder() -> String {
     std::env::var("HOLDFAST_LOCK_HOLDER")
         .ok()
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| format!("{}:{}", crate::backup::hostname(), std::process::id()))
+        .unwrap_or_else(|| format!("{}:{}", hostname(), std::process::id()))
 }
 
 struct Refresher {

@@ -3,6 +3,7 @@
 //! Typestate: [`Repository<Opened>`] has its key and configuration; loading the index gives
 //! a [`Repository<Indexed>`], the only state that can read or write blobs.
 
+mod check;
 mod init;
 mod layout;
 mod lock;
@@ -10,6 +11,7 @@ mod marks;
 mod open;
 
 mod runs;
+mod totals;
 mod tree_cache;
 mod volume_reads;
 mod walk;
@@ -25,14 +27,17 @@ use crate::id::Id;
 use crate::storage::{Store, pack_key};
 use crate::{Error, Result};
 
+pub use check::{CheckReport, check_location};
 pub use init::{InitOptions, check_empty};
 pub use layout::{check_not_nested, enclosing_repository, is_layout_key};
 pub use lock::{
     Blocker, DEFAULT_LEASE, FoundLock, LockGuard, LockInfo, LockKind, ProcessId, default_holder,
+    hostname,
 };
 pub use marks::MarkRecord;
 pub use open::read_config;
 pub use runs::{RunSelector, SourceChoice, select_run, select_sources};
+pub use totals::RepositoryTotals;
 pub use volume_reads::{Coalescing, VolumeRead, VolumeReader, WantedBlob, plan_volume_reads};
 
 /// Marker: configuration and key loaded.

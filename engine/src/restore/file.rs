@@ -5,8 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::report::ItemOutcome;
-use super::{Ctx, FileJob};
+use super::report::Leftover;
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -20,14 +19,6 @@ pub(super) fn temp_path(path: &Path) -> PathBuf {
         std::process::id(),
         TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ))
-}
-
-/// What was found of an earlier restore's temporary entries in a directory.
-pub(super) enum Leftover {
-    /// A killed restore's half-built entry, now removed.
-    Removed(PathBuf),
-    /// Another restore that is still running owns it (or it could not be removed).
-    Kept(PathBuf, String),
 }
 
 /// Find the temporary entries an interrupted restore (killed, out of power) left in `dir`,
@@ -113,35 +104,5 @@ pub(super) fn move_into_place(tmp: &Path, path: &Path, replace: bool) -> io::Res
                 e.into()
             })
         }
-    }
-}
-
-/// A later member of a hard-link group: link to the first restored member, or, when that
-/// one was not restored, write the content and become the group's first. Records the
-/// outcome.
-pub(super) fn restore_link_or_copy(ctx: &Ctx<'_>, job: FileJob) {
-    let first = job.node.link_group.and_then(|g| {
-        ctx.link_firsts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&g)
-            .cloned()
-    });
-    match first.filter(|p| !p.as_os_str().is_empty()) {
-        Some(first) => {
-            let r = with_replacement(&job.path, job.replace, |tmp| {
-                std::fs::hard_link(&first, tmp)
-            });
-            ctx.progress.add_done(1, 0);
-            let outcome = match r {
-                Ok(()) => ItemOutcome::Restored { bytes: 0 },
-                Err(e) => ItemOutcome::Unrestored(format!(
-                    "hard link to {} not created: {e}",
-                    first.display()
-                )),
-            };
-            ctx.record(&job.rel, outcome);
-        }
-        None => super::volumes::restore_files(ctx, vec![job]),
     }
 }

@@ -3,6 +3,7 @@
 
 mod content;
 mod file;
+mod links;
 mod plan;
 mod report;
 mod volumes;
@@ -105,7 +106,7 @@ impl Ctx<'_> {
             .record(rel, outcome);
     }
 
-    fn record_leftover(&self, found: file::Leftover) {
+    fn record_leftover(&self, found: report::Leftover) {
         self.report
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -198,7 +199,7 @@ pub fn restore(
         if ctx.should_stop() {
             break;
         }
-        file::restore_link_or_copy(&ctx, job);
+        links::restore_link_or_copy(&ctx, job);
     }
     // Directory times last, deepest first, so creating children does not disturb them.
     dirs.sort_by_key(|d| std::cmp::Reverse(d.depth));

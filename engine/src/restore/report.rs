@@ -1,5 +1,6 @@
 //! The restore report: restored, skipped and unrestored items with reasons.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -78,6 +79,14 @@ pub struct RestoreReport {
 
 const SKIPPED_LISTED: usize = 1000;
 
+/// What was found of an earlier restore's temporary entries in a directory.
+pub(super) enum Leftover {
+    /// A killed restore's half-built entry, now removed.
+    Removed(PathBuf),
+    /// Another restore that is still running owns it (or it could not be removed).
+    Kept(PathBuf, String),
+}
+
 #[derive(Debug, Default)]
 pub(super) struct Builder {
     restored: u64,
@@ -90,13 +99,13 @@ pub(super) struct Builder {
 }
 
 impl Builder {
-    pub fn leftover(&mut self, found: super::file::Leftover) {
+    pub fn leftover(&mut self, found: Leftover) {
         let (path, reason) = match found {
-            super::file::Leftover::Removed(p) => {
+            Leftover::Removed(p) => {
                 self.leftovers_removed += 1;
                 (p, "removed: left by an interrupted restore".to_owned())
             }
-            super::file::Leftover::Kept(p, why) => (p, format!("kept: {why}")),
+            Leftover::Kept(p, why) => (p, format!("kept: {why}")),
         };
         if self.leftovers.len() < SKIPPED_LISTED {
             self.leftovers.push(UnrestoredItem {

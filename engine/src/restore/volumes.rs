@@ -211,7 +211,7 @@ impl Run<'_, '_> {
                 let data = reader
                     .blob(&wanted.blob)
                     // The cause (a reset connection, a short body) is what a user acts on.
-                    .map_err(|e| crate::error::error_chain(&e))
+                    .map_err(|e| crate::error_category::error_chain(&e))
                     .and_then(|data| {
                         if data.len() == wanted.raw_len as usize {
                             Ok(data)

@@ -268,7 +268,7 @@ impl Storage for LocalStorage {
         let Some(ancestor) = self.root.ancestors().skip(1).find(|p| p.exists()) else {
             return Some(CheckItem::error(
                 "location",
-                crate::ErrorCategory::NotFound,
+                crate::error_category::ErrorCategory::NotFound,
                 "no part of this path exists",
             ));
         };
@@ -283,7 +283,7 @@ impl Storage for LocalStorage {
                 ),
                 Err(e) => CheckItem::error(
                     "location",
-                    crate::ErrorCategory::PermissionDenied,
+                    crate::error_category::ErrorCategory::PermissionDenied,
                     format!(
                         "does not exist, and {} is not writable ({e}): create it, or choose \
                          another path",

@@ -224,8 +224,8 @@ pub enum StorageError {
 
 impl StorageError {
     /// The category: exit code, event reason and metric label.
-    pub fn category(&self) -> crate::ErrorCategory {
-        use crate::ErrorCategory as C;
+    pub fn category(&self) -> crate::error_category::ErrorCategory {
+        use crate::error_category::ErrorCategory as C;
         match self {
             StorageError::NotFound { .. } => C::NotFound,
             StorageError::PermissionDenied { .. } => C::PermissionDenied,

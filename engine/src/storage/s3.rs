@@ -31,7 +31,7 @@ use bytes::Bytes;
 use super::check::CheckItem;
 use super::rate::RateLimiter;
 use super::{ObjectInfo, Storage, StorageError};
-use crate::error_chain;
+use crate::error_category::error_chain;
 
 /// Files above this size are uploaded in parts.
 const MULTIPART_THRESHOLD: u64 = 8 * 1024 * 1024;
@@ -1001,7 +1001,7 @@ impl Storage for S3Storage {
             if skew.abs() > 300 {
                 items.push(CheckItem::error(
                     "clock",
-                    crate::ErrorCategory::ClockSkew,
+                    crate::error_category::ErrorCategory::ClockSkew,
                     format!("{detail}: fix the time (NTP) before it passes 15 minutes"),
                 ));
             } else {

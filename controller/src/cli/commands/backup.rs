@@ -9,6 +9,7 @@ use holdfast_engine::format::run::{Level, RunStatus};
 use holdfast_engine::progress::Progress;
 
 use crate::cli::{CliError, Ctx, exit, human};
+use crate::job::summary::JobSummary;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -185,7 +186,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
         let _bar = ctx.bar(&progress, "backup");
         backup(&mut repo, &sources, &opts, &progress)?
     };
-    ctx.summary(&report.summary());
+    ctx.summary(&JobSummary::from(&report).to_message());
     ctx.emit(&report, || render(&report))?;
     Ok(match report.run.status {
         RunStatus::Aborted => exit::ABORTED,

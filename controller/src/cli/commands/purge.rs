@@ -9,6 +9,7 @@ use holdfast_engine::purge::{PurgeOptions, PurgeReport, purge};
 use holdfast_engine::retention::{MaxAge, RetentionPolicy};
 
 use crate::cli::{CliError, Ctx, exit, human};
+use crate::job::summary::JobSummary;
 
 /// Retention rules, shared by `purge` and the `runs` preview. Each applies per source.
 #[derive(Debug, Clone, clap::Args)]
@@ -162,7 +163,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
         let _bar = ctx.bar(&progress, "purge");
         purge(&mut repo, &opts, &progress)?
     };
-    ctx.summary(&report.summary());
+    ctx.summary(&JobSummary::purge(&report, None).to_message());
     ctx.emit(&report, || render(&report))?;
     Ok(if report.delete_deferred.is_some() {
         exit::LOCKED

@@ -11,6 +11,7 @@ use holdfast_engine::restore::{
 };
 
 use crate::cli::{CliError, Ctx, exit, human};
+use crate::job::summary::JobSummary;
 
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("where").required(true).args(["target", "original"])))]
@@ -161,7 +162,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
         let _bar = ctx.bar(&progress, "restore");
         restore(&repo, &opts, &progress)?
     };
-    ctx.summary(&report.summary());
+    ctx.summary(&JobSummary::from(&report).to_message());
     ctx.emit(&report, || render(&report))?;
     Ok(match report.status {
         _ if report.aborted => exit::ABORTED,

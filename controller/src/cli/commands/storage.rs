@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use holdfast_engine::storage::check::check;
+use holdfast_engine::repo::check_location;
 use holdfast_engine::storage::{RepoUrl, Store};
 
 use crate::cli::{CliError, Ctx, exit};
@@ -25,7 +25,7 @@ pub fn run(ctx: &Ctx, cmd: StorageCommand) -> Result<u8, CliError> {
             .map_err(holdfast_engine::Error::from)?,
         None => ctx.store()?,
     };
-    let report = check(&store);
+    let report = check_location(&store);
     ctx.emit(&report, || {
         let mut out = String::new();
         let _ = writeln!(out, "storage check of {}", report.location);

@@ -7,6 +7,7 @@ use holdfast_engine::progress::Progress;
 use holdfast_engine::verify::{VerifyDepth, VerifyReport, verify_with};
 
 use crate::cli::{CliError, Ctx, exit, human};
+use crate::job::summary::JobSummary;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -110,7 +111,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
         let _bar = ctx.bar(&progress, "verify");
         verify_with(&repo, depth, ctx.lock_wait, &progress)?
     };
-    ctx.summary(&report.summary());
+    ctx.summary(&JobSummary::verify(&report, None).to_message());
     ctx.emit(&report, || render(&report))?;
     Ok(if report.ok { exit::OK } else { exit::DAMAGED })
 }

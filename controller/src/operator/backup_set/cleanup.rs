@@ -14,12 +14,13 @@ use kube::{Api, Resource, ResourceExt};
 
 use crate::api::BackupSet;
 use crate::api::backup_set::{DeletionPolicy, SetPhase};
-use crate::job_plan::{self, JobPlan, Operation, RepositoryRef};
+use crate::job::plan::{self as job_plan, JobPlan, Operation, RepositoryRef};
 use crate::operator::conditions::{Health, conditions};
 use crate::operator::context::Context;
 use crate::operator::error::Error;
 use crate::operator::job::{self, JobInput, Privilege};
-use crate::operator::jobs::{self, JobView, Report};
+use crate::operator::job_control;
+use crate::operator::job_view::{JobView, Report};
 use crate::operator::names::*;
 use crate::operator::plan::queue::{JobState, must_wait};
 
@@ -149,11 +150,11 @@ pub async fn finalize(set: &BackupSet, ctx: &Context) -> Result<Action, Error> {
         .map_err(Error::api("reading the repository deletion job"))?;
     match existing.map(|j| JobView::of(&j)) {
         Some(view) if view.state == JobState::Done => {
-            match jobs::report(ctx, &ns, &view).await? {
+            match job_control::report(ctx, &ns, &view).await? {
                 Report::Summary(s)
                     if matches!(
                         s.as_ref(),
-                        holdfast_engine::summary::JobSummary::DeleteRepository(_)
+                        crate::job::summary::JobSummary::DeleteRepository(_)
                     ) =>
                 {
                     ctx.event(
@@ -173,7 +174,7 @@ pub async fn finalize(set: &BackupSet, ctx: &Context) -> Result<Action, Error> {
                 other => {
                     let why = match other {
                         Report::Summary(s) => match s.as_ref() {
-                            holdfast_engine::summary::JobSummary::Failed(f) => {
+                            crate::job::summary::JobSummary::Failed(f) => {
                                 format!("{}: {}", f.category, f.message)
                             }
                             other => format!("{other:?}"),
@@ -192,7 +193,7 @@ pub async fn finalize(set: &BackupSet, ctx: &Context) -> Result<Action, Error> {
                 .map(|j| JobView::of(j).queued())
                 .collect();
             if let Some(next) = crate::operator::plan::queue::next_to_release(&queued) {
-                jobs::release(&ctx.client, &ns, &next.name).await?;
+                job_control::release(&ctx.client, &ns, &next.name).await?;
             }
             Ok(Action::requeue(RECHECK))
         }

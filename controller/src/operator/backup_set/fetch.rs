@@ -42,23 +42,12 @@ pub struct Refs {
     pub siblings: Vec<BackupSet>,
 }
 
-/// The repository path of a set: `spec.repository` or `<namespace>/<name>`.
-pub fn repository_of(set: &BackupSet) -> String {
-    set.spec.repository.clone().unwrap_or_else(|| {
-        format!(
-            "{}/{}",
-            set.metadata.namespace.as_deref().unwrap_or_default(),
-            set.metadata.name.as_deref().unwrap_or_default()
-        )
-    })
-}
-
 /// The repository label of a set's Jobs.
 pub fn repo_label_of(set: &BackupSet) -> String {
     repository_label(
         set.metadata.namespace.as_deref().unwrap_or_default(),
         &set.spec.storage_set_ref.name,
-        &repository_of(set),
+        &set.repository(),
     )
 }
 
@@ -187,10 +176,7 @@ pub async fn fetch(
         s.metadata.namespace.as_deref() == Some(ns)
             && s.metadata.uid != set.metadata.uid
             && s.spec.storage_set_ref.name == set.spec.storage_set_ref.name
-            && crate::operator::storage::repositories_overlap(
-                &repository_of(s),
-                &repository_of(set),
-            )
+            && crate::operator::storage::repositories_overlap(&s.repository(), &set.repository())
     };
     // From the watch cache once it has been filled; a list where no controller keeps one.
     let cached = match stores.for_namespace(ns) {

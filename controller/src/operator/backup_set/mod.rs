@@ -24,12 +24,15 @@ use crate::api::backup_set::DeletionPolicy;
 use crate::api::backup_set::{
     BackupSetStatus, NextRun, QueuedOperation, RunPhase, RunSummary, SetPhase, SlotState,
 };
-use crate::job_plan::{self, BackupPlan, JobPlan, Operation, PurgePlan, RepositoryRef, VerifyPlan};
+use crate::job::plan::{
+    self as job_plan, BackupPlan, JobPlan, Operation, PurgePlan, RepositoryRef, VerifyPlan,
+};
 use crate::operator::conditions::{Health, conditions};
 use crate::operator::context::Context;
 use crate::operator::error::Error;
 use crate::operator::job::{self, JobInput, Privilege};
-use crate::operator::jobs::{self, Ending, JobView};
+use crate::operator::job_control;
+use crate::operator::job_view::{Ending, JobView};
 use crate::operator::metrics::{KindLabels, Metrics, RunLabels};
 use crate::operator::names::{self, *};
 use crate::operator::plan::auto::SourceHistory;
@@ -142,7 +145,7 @@ pub async fn reconcile(set: Arc<BackupSet>, ctx: Arc<Context>) -> Result<Action,
         if view.state != JobState::Done || status.handled_jobs.contains(&view.name) {
             continue;
         }
-        let report = jobs::report(&ctx, &ns, &view).await?;
+        let report = job_control::report(&ctx, &ns, &view).await?;
         if let Some(a) = absorb(&mut status, &view, &report, now) {
             record(&ctx, &set, &a);
             ctx.event(&object, a.warning, &a.reason, "Run", a.message)
@@ -201,7 +204,7 @@ pub async fn reconcile(set: Arc<BackupSet>, ctx: Arc<Context>) -> Result<Action,
         for j in &refs.jobs {
             let v = JobView::of(j);
             if v.operation == "backup" && v.state != JobState::Done {
-                jobs::abort(&ctx.client, &ns, &v.name).await?;
+                job_control::abort(&ctx.client, &ns, &v.name).await?;
                 ctx.event(&object, false, "BackupAborting", "Abort",
                     format!("stopping {} on request (holdfast.io/abort); what it read is recorded as an Aborted run", v.name)).await;
             }
@@ -295,7 +298,7 @@ pub async fn reconcile(set: Arc<BackupSet>, ctx: Arc<Context>) -> Result<Action,
     }
     let queued: Vec<_> = repo.iter().map(JobView::queued).collect();
     if let Some(next) = next_to_release(&queued) {
-        jobs::release(&ctx.client, &ns, &next.name).await?;
+        job_control::release(&ctx.client, &ns, &next.name).await?;
         if let Some(v) = repo.iter_mut().find(|v| v.name == next.name) {
             v.state = JobState::Active;
         }
@@ -365,12 +368,12 @@ pub async fn reconcile(set: Arc<BackupSet>, ctx: Arc<Context>) -> Result<Action,
     });
     let mut health = health_of(&status, &valid);
     if let Some(active) = mine.iter().find(|j| j.state == JobState::Active)
-        && let Some(stuck) = jobs::stuck(&ctx, &ns, &active.name).await
+        && let Some(stuck) = job_control::stuck(&ctx, &ns, &active.name).await
     {
         if stuck.fatal {
             // It will not start by itself: the run fails with the kubelet's reason (taken
             // in once the Job has failed) and the next one can start.
-            jobs::fail(&ctx.client, &ns, &active.name, &stuck.why).await?;
+            job_control::fail(&ctx.client, &ns, &active.name, &stuck.why).await?;
         }
         health = Health::stalled(
             "JobPodStuck",

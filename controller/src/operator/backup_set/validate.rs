@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use crate::api::BackupSet;
 use crate::api::backup_set::Retention;
 use crate::api::common::SecretKeyReference;
-use crate::job_plan::{SourcePlan, paths};
+use crate::job::plan::{SourcePlan, paths};
 use crate::operator::error::Problem;
 use crate::operator::job::PodSource;
 use crate::operator::plan::schedule::{
@@ -15,7 +15,7 @@ use crate::operator::plan::schedule::{
 use crate::operator::secrets::missing_key;
 use crate::operator::storage::{self, StorageMount};
 
-use super::fetch::{Refs, repo_label_of, repository_of};
+use super::fetch::{Refs, repo_label_of};
 
 /// Secrets and claims may appear any time and are not watched: look again this often.
 const RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
@@ -56,7 +56,7 @@ pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
             "create it (the set waits for it)",
         )
     })?;
-    let repository = repository_of(set);
+    let repository = set.repository();
     storage::check_repository(&repository).map_err(|m| Problem::new("RepositoryInvalid", m))?;
     let url = storage::url(&storage.spec, Some(&repository)).map_err(|m| {
         Problem::new(
@@ -82,10 +82,10 @@ pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
         o.metadata.name.as_deref() != Some(name)
             && o.metadata.deletion_timestamp.is_none()
             && o.spec.storage_set_ref.name == *storage_name
-            && storage::repositories_overlap(&repository_of(o), &repository)
+            && storage::repositories_overlap(&o.repository(), &repository)
             && created(o) < created(set)
     }) {
-        let theirs = repository_of(other);
+        let theirs = other.repository();
         let how = if theirs == repository {
             format!("already keeps its repository at {repository}")
         } else if theirs.len() < repository.len() {
@@ -270,7 +270,7 @@ pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
         .recheck(RECHECK));
     }
     if let Some(r) = &set.spec.retention {
-        crate::job_plan::retention_policy(r).map_err(|m| Problem::new("RetentionInvalid", m))?;
+        crate::job::plan::retention_policy(r).map_err(|m| Problem::new("RetentionInvalid", m))?;
     }
     let timeout = |v: &Option<String>, what: &str| -> Result<Option<i64>, Problem> {
         v.as_deref()

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::api::backup_set::{CommandSource, Retention};
-use crate::job_plan::{
+use crate::job::plan::{
     BackupPlan, Operation, PurgePlan, RepositoryRef, RestorePlan, SourcePlan, StorageCheckPlan,
     VerifyPlan,
 };
@@ -29,7 +29,7 @@ fn owner(kind: &str, name: &str) -> OwnerReference {
 
 fn plan(op: Operation) -> JobPlan {
     JobPlan {
-        version: crate::job_plan::PLAN_VERSION,
+        version: crate::job::plan::PLAN_VERSION,
         repository: RepositoryRef {
             url: "s3://backups/prod/shop/shop?endpoint=http://s3.example:9000&path_style=true"
                 .into(),

@@ -1,6 +1,6 @@
+use crate::job::summary::{FailureSummary, PurgeSummary, SourceSummary, VerifySummary};
 use chrono::TimeZone;
 use holdfast_engine::format::run::{Level as EngineLevel, SourceStatus};
-use holdfast_engine::summary::{FailureSummary, PurgeSummary, SourceSummary, VerifySummary};
 
 use super::*;
 use crate::operator::plan::queue::JobState;

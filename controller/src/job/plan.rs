@@ -1,7 +1,7 @@
 //! The plan a job pod runs: what the controller renders into the pod (the `HOLDFAST_JOB_PLAN`
 //! variable) and `holdfast job run` executes. It names no secret: credentials and the
 //! passphrase reach the pod as Secret references, never through the plan. Results come back
-//! as an engine [`holdfast_engine::summary::JobSummary`] in the termination message.
+//! as an engine [`crate::job::summary::JobSummary`] in the termination message.
 
 use std::collections::BTreeMap;
 

@@ -1,19 +1,19 @@
 //! Compact summaries of results, small enough for a Kubernetes container termination
 //! message (4 KiB): how job pods hand results to the controller. [`JobSummary`] is the one
-//! typed contract between the two: the engine writes it, the controller reads it, and
-//! neither builds or picks apart untyped JSON.
+//! typed contract between the two: the runner writes it from the engine's reports, the
+//! controller reads it, and neither builds or picks apart untyped JSON.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::ErrorCategory;
-use crate::backup::BackupReport;
-use crate::format::run::{Level, RunStatus, SourceStatus};
-use crate::purge::PurgeReport;
-use crate::restore::{RestoreReport, RestoreStatus};
-use crate::storage::check::CheckReport;
-use crate::verify::VerifyReport;
+use holdfast_engine::ErrorCategory;
+use holdfast_engine::backup::BackupReport;
+use holdfast_engine::format::run::{Level, RunStatus, SourceStatus};
+use holdfast_engine::purge::PurgeReport;
+use holdfast_engine::repo::{CheckReport, RepositoryTotals};
+use holdfast_engine::restore::{RestoreReport, RestoreStatus};
+use holdfast_engine::verify::VerifyReport;
 
 /// Kubernetes truncates termination messages beyond 4096 bytes.
 pub const TERMINATION_MESSAGE_LIMIT: usize = 4096;
@@ -137,27 +137,6 @@ pub struct BackupSummary {
     pub errors: Vec<String>,
 }
 
-/// Size of a repository.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RepositoryTotals {
-    pub volumes: u64,
-    pub bytes: u64,
-    /// Bytes retained runs need (known after a purge or verify walked the runs).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub live_bytes: Option<u64>,
-    /// Bytes a purge could reclaim.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reclaimable_bytes: Option<u64>,
-    /// Restore points: (count, oldest start, newest start) over every source.
-    #[serde(default)]
-    pub runs: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oldest_run: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub newest_run: Option<DateTime<Utc>>,
-}
-
 /// One restored source.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -265,7 +244,7 @@ pub struct CheckLine {
     pub detail: String,
     /// The category of the error behind a failure, where there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub category: Option<crate::ErrorCategory>,
+    pub category: Option<ErrorCategory>,
 }
 
 /// What a storage check found.
@@ -349,10 +328,9 @@ impl JobSummary {
     }
 }
 
-impl BackupReport {
-    /// The compact form of this report.
-    pub fn job_summary(&self) -> JobSummary {
-        let r = &self.run;
+impl From<&BackupReport> for JobSummary {
+    fn from(report: &BackupReport) -> Self {
+        let r = &report.run;
         let errors: Vec<String> = r
             .sources
             .iter()
@@ -387,44 +365,39 @@ impl BackupReport {
                 RunStatus::Partial => BackupOutcome::Partial,
                 RunStatus::Aborted => BackupOutcome::Aborted,
             },
-            promoted: self.promoted,
+            promoted: report.promoted,
             started: r.started,
             finished: r.finished,
-            duration_ms: self.duration_ms,
+            duration_ms: report.duration_ms,
             files: r.stats.files,
             dirs: r.stats.dirs,
             bytes_total: r.stats.bytes_total,
             bytes_read: r.stats.bytes_read,
             bytes_new: r.stats.bytes_new,
             bytes_stored: r.stats.bytes_stored,
-            volumes: self.volumes_written,
+            volumes: report.volumes_written,
             error_count: r.stats.errors,
             warning_count: r.stats.warnings,
-            reused: self.reused,
-            repository: self.repository,
+            reused: report.reused,
+            repository: report.repository,
             sources,
             errors,
         })
     }
-
-    /// The termination message.
-    pub fn summary(&self) -> String {
-        self.job_summary().to_message()
-    }
 }
 
-impl RestoreReport {
-    pub fn job_summary(&self) -> JobSummary {
+impl From<&RestoreReport> for JobSummary {
+    fn from(report: &RestoreReport) -> Self {
         JobSummary::Restore(RestoreSummary {
-            run: self.run.clone(),
-            status: self.status,
-            restored: self.restored,
-            skipped: self.skipped,
-            unrestored: self.unrestored,
-            bytes_restored: self.bytes_restored,
-            duration_ms: self.duration_ms,
-            aborted: self.aborted,
-            sources: self
+            run: report.run.clone(),
+            status: report.status,
+            restored: report.restored,
+            skipped: report.skipped,
+            unrestored: report.unrestored,
+            bytes_restored: report.bytes_restored,
+            duration_ms: report.duration_ms,
+            aborted: report.aborted,
+            sources: report
                 .targets
                 .iter()
                 .map(|t| RestoredSource {
@@ -433,7 +406,7 @@ impl RestoreReport {
                     target: t.target.clone(),
                 })
                 .collect(),
-            unrestored_items: self
+            unrestored_items: report
                 .unrestored_items
                 .iter()
                 .take(20)
@@ -441,33 +414,30 @@ impl RestoreReport {
                 .collect(),
         })
     }
-
-    pub fn summary(&self) -> String {
-        self.job_summary().to_message()
-    }
 }
 
-impl VerifyReport {
-    pub fn job_summary(&self, repository: Option<RepositoryTotals>) -> JobSummary {
+impl JobSummary {
+    /// A verify's report, with the repository's size when it was measured.
+    pub fn verify(report: &VerifyReport, repository: Option<RepositoryTotals>) -> Self {
         JobSummary::Verify(VerifySummary {
-            depth: self.depth.clone(),
-            ok: self.ok,
-            data_verified: self.data_verified,
-            runs: self.runs_checked as u64,
-            volumes: self.volumes_indexed as u64,
-            volumes_read: self.volumes_read as u64,
-            bytes_read: self.bytes_read,
-            duration_ms: self.duration_ms,
-            damaged_volume_count: self.damaged_volumes.len() as u64,
-            problem_count: self.problems.len() as u64,
-            unreferenced_volumes: self.unreferenced_volumes.len() as u64,
+            depth: report.depth.clone(),
+            ok: report.ok,
+            data_verified: report.data_verified,
+            runs: report.runs_checked as u64,
+            volumes: report.volumes_indexed as u64,
+            volumes_read: report.volumes_read as u64,
+            bytes_read: report.bytes_read,
+            duration_ms: report.duration_ms,
+            damaged_volume_count: report.damaged_volumes.len() as u64,
+            problem_count: report.problems.len() as u64,
+            unreferenced_volumes: report.unreferenced_volumes.len() as u64,
             repository,
-            problems: self
+            problems: report
                 .problems
                 .iter()
                 .take(10)
                 .map(|p| clip(p))
-                .chain(self.damaged_volumes.iter().take(5).map(|d| {
+                .chain(report.damaged_volumes.iter().take(5).map(|d| {
                     clip(&format!(
                         "damaged volume {}: {} ({} runs, {} files)",
                         &d.volume[..8.min(d.volume.len())],
@@ -480,43 +450,37 @@ impl VerifyReport {
         })
     }
 
-    pub fn summary(&self) -> String {
-        self.job_summary(None).to_message()
-    }
-}
-
-impl PurgeReport {
-    pub fn job_summary(&self, repository: Option<RepositoryTotals>) -> JobSummary {
+    /// A purge's report, with the repository's size when it was measured.
+    pub fn purge(report: &PurgeReport, repository: Option<RepositoryTotals>) -> Self {
         JobSummary::Purge(PurgeSummary {
-            dry_run: self.dry_run,
-            runs_expired_count: self.runs_expired.len() as u64,
-            runs_kept: self.runs_kept as u64,
-            volumes_marked: self.volumes_marked as u64,
-            bytes_marked: self.bytes_marked,
-            volumes_repacked: self.volumes_repacked as u64,
-            volumes_deleted: self.volumes_deleted as u64,
-            bytes_reclaimed: self.bytes_reclaimed,
-            volumes_pending: self.volumes_pending as u64,
-            pending_until: self.pending_until,
-            duration_ms: self.duration_ms,
-            delete_deferred: self.delete_deferred.as_deref().map(clip),
+            dry_run: report.dry_run,
+            runs_expired_count: report.runs_expired.len() as u64,
+            runs_kept: report.runs_kept as u64,
+            volumes_marked: report.volumes_marked as u64,
+            bytes_marked: report.bytes_marked,
+            volumes_repacked: report.volumes_repacked as u64,
+            volumes_deleted: report.volumes_deleted as u64,
+            bytes_reclaimed: report.bytes_reclaimed,
+            volumes_pending: report.volumes_pending as u64,
+            pending_until: report.pending_until,
+            duration_ms: report.duration_ms,
+            delete_deferred: report.delete_deferred.as_deref().map(clip),
             repository,
-            runs_expired: self.runs_expired.iter().map(|e| e.label.clone()).collect(),
+            runs_expired: report
+                .runs_expired
+                .iter()
+                .map(|e| e.label.clone())
+                .collect(),
         })
     }
 
-    pub fn summary(&self) -> String {
-        self.job_summary(None).to_message()
-    }
-}
-
-impl CheckReport {
-    pub fn job_summary(&self, total: Option<u64>, available: Option<u64>) -> JobSummary {
+    /// A storage check's report, with the capacity of a filesystem location.
+    pub fn storage_check(report: &CheckReport, total: Option<u64>, available: Option<u64>) -> Self {
         JobSummary::StorageCheck(StorageCheckSummary {
-            ok: self.ok,
+            ok: report.ok,
             total_bytes: total,
             available_bytes: available,
-            items: self
+            items: report
                 .items
                 .iter()
                 .map(|i| CheckLine {
@@ -531,11 +495,11 @@ impl CheckReport {
 }
 
 impl FailureSummary {
-    pub fn of(operation: &str, e: &crate::Error) -> JobSummary {
+    pub fn of(operation: &str, e: &holdfast_engine::Error) -> JobSummary {
         JobSummary::Failed(FailureSummary {
             operation: operation.to_owned(),
             category: e.category(),
-            message: clip(&crate::error_chain(e)),
+            message: clip(&holdfast_engine::error_chain(e)),
         })
     }
 }
@@ -609,7 +573,7 @@ mod tests {
         };
         assert_eq!(back.error_count, 400, "counts stay exact");
         assert!(back.sources.len() < 40);
-        let failed = FailureSummary::of("backup", &crate::Error::NoRuns);
+        let failed = FailureSummary::of("backup", &holdfast_engine::Error::NoRuns);
         let JobSummary::Failed(f) = JobSummary::parse(&failed.to_message()).unwrap() else {
             panic!()
         };

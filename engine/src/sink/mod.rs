@@ -5,6 +5,8 @@
 //! threads store finished volumes → index segments are written only for stored volumes.
 //! Queues are bounded, so memory stays flat however large the backup.
 
+mod spool;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,7 +22,7 @@ use crate::repo::{Indexed, Repository};
 use crate::storage::{StorageError, pack_key};
 use crate::{Error, Result};
 
-use super::spool::{SpoolFile, TempPath};
+use spool::{SpoolFile, TempPath};
 
 /// Volumes per index segment: a crash loses at most this many volumes' worth of index
 /// (the volumes themselves stay, unreferenced, until a purge).

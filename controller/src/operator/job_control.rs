@@ -1,9 +1,9 @@
-//! Reading Jobs back: where each stands (waiting, active, done), and what it produced: the
-//! [`JobSummary`] its pod left as termination message. The controller learns results only
-//! this way; it never opens the repository.
+//! Reading Jobs back and acting on them: what a finished Job produced (the [`JobSummary`]
+//! its pod left as termination message: the controller learns results only this way; it
+//! never opens the repository), a Job stuck because its pod cannot start, and releasing,
+//! aborting or failing a Job.
 
-use holdfast_engine::summary::JobSummary;
-use jiff::Timestamp;
+use crate::job::summary::JobSummary;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::Api;
@@ -14,126 +14,10 @@ use std::time::Duration;
 
 use super::context::Context;
 use super::error::Error;
-use super::job::MAIN_CONTAINER;
-use super::names::{
-    ANNOTATION_ABORTED, ANNOTATION_FAILURE, ANNOTATION_LEVEL, ANNOTATION_SLOT, LABEL_OPERATION,
-};
-use super::plan::queue::{JobState, QueuedJob};
+use super::job_view::{Ending, JobView, POD_CANNOT_START, Report};
+use super::names::MAIN_CONTAINER;
+use super::names::{ANNOTATION_ABORTED, ANNOTATION_FAILURE};
 use super::pod_results::{Terminated, main_terminated};
-
-/// The reason of a Job the controller failed because its pod could not start.
-const POD_CANNOT_START: &str = "PodCannotStart";
-
-/// How a finished Job ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ending {
-    Succeeded,
-    /// With the Job's reason and message (e.g. `DeadlineExceeded`).
-    Failed {
-        reason: String,
-        message: String,
-    },
-    /// Stopped on request.
-    Aborted,
-}
-
-/// A Job as the reconcilers see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobView {
-    pub name: String,
-    pub operation: String,
-    pub created: Timestamp,
-    pub slot: Option<Timestamp>,
-    pub level: Option<String>,
-    pub state: JobState,
-    pub ending: Option<Ending>,
-    pub started: Option<Timestamp>,
-    pub finished: Option<Timestamp>,
-}
-
-impl JobView {
-    pub fn of(job: &Job) -> JobView {
-        let meta = &job.metadata;
-        let ann = meta.annotations.clone().unwrap_or_default();
-        let status = job.status.clone().unwrap_or_default();
-        let cond = |t: &str| {
-            status
-                .conditions
-                .iter()
-                .flatten()
-                .find(|c| c.type_ == t && c.status == "True")
-                .cloned()
-        };
-        let aborted = ann.get(ANNOTATION_ABORTED).is_some_and(|v| v == "true");
-        let suspended = job.spec.as_ref().and_then(|s| s.suspend) == Some(true);
-        let active = status.active.unwrap_or(0) + status.terminating.unwrap_or(0);
-        let ending = if let Some(_c) = cond("Complete") {
-            Some(Ending::Succeeded)
-        } else if let Some(c) = cond("Failed") {
-            // Failed by the controller because its pod could not start: say why.
-            Some(match ann.get(ANNOTATION_FAILURE) {
-                Some(why) => Ending::Failed {
-                    reason: POD_CANNOT_START.into(),
-                    message: why.clone(),
-                },
-                None => Ending::Failed {
-                    reason: c.reason.unwrap_or_default(),
-                    message: c.message.unwrap_or_default(),
-                },
-            })
-        } else if aborted && active == 0 {
-            Some(Ending::Aborted)
-        } else {
-            None
-        };
-        let state = match (&ending, suspended && !aborted) {
-            (Some(_), _) => JobState::Done,
-            (None, true) => JobState::Waiting,
-            (None, false) => JobState::Active,
-        };
-        JobView {
-            name: meta.name.clone().unwrap_or_default(),
-            operation: meta
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(LABEL_OPERATION).cloned())
-                .unwrap_or_default(),
-            created: meta
-                .creation_timestamp
-                .as_ref()
-                .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
-            slot: ann.get(ANNOTATION_SLOT).and_then(|s| s.parse().ok()),
-            level: ann.get(ANNOTATION_LEVEL).cloned(),
-            state,
-            ending,
-            started: status.start_time.map(|t| t.0),
-            finished: status.completion_time.map(|t| t.0).or_else(|| {
-                cond("Failed").map(|c| {
-                    c.last_transition_time
-                        .map_or(Timestamp::UNIX_EPOCH, |t| t.0)
-                })
-            }),
-        }
-    }
-
-    /// As the queue sees it.
-    pub fn queued(&self) -> QueuedJob {
-        QueuedJob {
-            name: self.name.clone(),
-            created: self.created,
-            state: self.state,
-            operation: self.operation.clone(),
-        }
-    }
-}
-
-/// What a finished Job's pod reported: its summary, or why there is none.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Report {
-    Summary(Box<JobSummary>),
-    /// No summary (the pod never ran, was deleted, or crashed): the best explanation.
-    Missing(String),
-}
 
 /// Read the termination message of the newest pod of `job` that ran the engine: from the
 /// pods still there, else from what the pod watch kept ([`PodResults`]). A Job that ended a
@@ -378,65 +262,6 @@ pub async fn abort(client: &kube::Client, namespace: &str, name: &str) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn job(v: serde_json::Value) -> Job {
-        serde_json::from_value(v).unwrap()
-    }
-
-    #[test]
-    fn job_states_from_their_status() {
-        let base = json!({"metadata": {"name": "j", "creationTimestamp": "2026-12-01T01:00:00Z",
-            "labels": {LABEL_OPERATION: "backup"}, "annotations": {ANNOTATION_SLOT: "2026-12-01T01:00:00Z"}},
-            "spec": {"template": {}}});
-        let with = |spec: serde_json::Value, status: serde_json::Value| {
-            let mut v = base.clone();
-            for (k, val) in spec.as_object().unwrap() {
-                v["spec"][k] = val.clone();
-            }
-            v["status"] = status;
-            JobView::of(&job(v))
-        };
-        let waiting = with(json!({"suspend": true}), json!({}));
-        assert_eq!(
-            (waiting.state, waiting.ending.clone()),
-            (JobState::Waiting, None)
-        );
-        assert_eq!(waiting.slot, Some("2026-12-01T01:00:00Z".parse().unwrap()));
-        let running = with(json!({}), json!({"active": 1}));
-        assert_eq!(running.state, JobState::Active);
-        let done = with(
-            json!({}),
-            json!({"conditions": [{"type": "Complete", "status": "True"}]}),
-        );
-        assert_eq!(
-            (done.state, done.ending),
-            (JobState::Done, Some(Ending::Succeeded))
-        );
-        let failed = with(
-            json!({}),
-            json!({"conditions": [{"type": "Failed", "status": "True",
-            "reason": "DeadlineExceeded", "message": "Job was active longer than specified deadline"}]}),
-        );
-        assert!(
-            matches!(failed.ending, Some(Ending::Failed { ref reason, .. }) if reason == "DeadlineExceeded")
-        );
-        let mut v = base.clone();
-        v["metadata"]["annotations"][ANNOTATION_ABORTED] = json!("true");
-        v["spec"]["suspend"] = json!(true);
-        v["status"] = json!({"active": 1});
-        let stopping = JobView::of(&job(v.clone()));
-        assert_eq!(
-            stopping.state,
-            JobState::Active,
-            "still stopping: keeps its turn"
-        );
-        v["status"] = json!({});
-        let aborted = JobView::of(&job(v));
-        assert_eq!(
-            (aborted.state, aborted.ending),
-            (JobState::Done, Some(Ending::Aborted))
-        );
-    }
 
     #[test]
     fn a_container_oom_killed_without_a_summary_names_the_memory_limit() {
