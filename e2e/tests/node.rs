@@ -17,6 +17,11 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams};
 
+/// The drain cordons a node of the cluster every scenario shares: while it does, the other
+/// scenarios here (whose pods it would push onto one node, or off their node) wait, and it
+/// waits for them. Scenarios of other files run after this file's.
+static NODES: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 async fn kind() -> Cluster {
     let c = Cluster::connect().await;
     assert_eq!(
@@ -31,6 +36,7 @@ async fn kind() -> Cluster {
 #[ignore = "needs real kubelets: bash e2e/kind/run.sh"]
 async fn a_job_pod_over_its_memory_limit_is_oom_killed_the_run_says_so_and_the_next_run_works() {
     kind().await;
+    let _nodes = NODES.read().await;
     let shop = Shop::new("oom", Target::S3).await;
     // Backing up a 64 MiB file takes the engine about 40 MiB (chunks in flight, compression
     // contexts, the S3 client; a small tree about 13): 16 MiB lets it start, not finish.
@@ -54,6 +60,7 @@ async fn a_job_pod_over_its_memory_limit_is_oom_killed_the_run_says_so_and_the_n
 #[ignore = "needs real kubelets: bash e2e/kind/run.sh"]
 async fn a_bucket_behind_a_service_is_reached_by_its_dns_name() {
     let c = kind().await;
+    let _nodes = NODES.read().await;
     let s3_image = std::env::var("HOLDFAST_E2E_S3_IMAGE").unwrap();
     let shop = Shop::new("svc", Target::S3).await;
     apply(
@@ -120,6 +127,7 @@ async fn a_bucket_behind_a_service_is_reached_by_its_dns_name() {
 async fn the_charts_two_replicas_pass_their_probes_and_the_other_takes_over_when_the_leader_pod_dies()
  {
     let c = kind().await;
+    let _nodes = NODES.read().await;
     let ns = c.namespace("ha").await;
     let chart = repo_root().join("helm/holdfast");
     let (repository, tag) = c.job_image.rsplit_once(':').unwrap();
@@ -204,6 +212,7 @@ async fn the_charts_two_replicas_pass_their_probes_and_the_other_takes_over_when
 async fn a_node_drained_mid_backup_records_the_attempt_as_aborted_and_the_retry_completes_on_the_other_node()
  {
     let c = kind().await;
+    let _nodes = NODES.write().await;
     let shop = Shop::new("drain", Target::S3).await;
     let link = c.link().await;
     // A dump that says it has started (each attempt), then waits for the flag `go`.
