@@ -35,8 +35,10 @@ pub type Key<'a> = dyn Fn() -> Result<Vec<u8>, String> + 'a;
 pub struct Job<'a> {
     pub plan: &'a JobPlan,
     pub key: &'a Key<'a>,
-    /// Set on SIGTERM: the operation stops cleanly (an Aborted run, a stopped restore).
-    pub stop: &'a Arc<AtomicBool>,
+    /// Installs the stop-on-SIGTERM handler and gives its flag: the operations that can stop
+    /// cleanly (a backup records an Aborted run, a restore stops) ask for it; the others
+    /// keep the signal's default action.
+    pub stop: &'a dyn Fn() -> Arc<AtomicBool>,
     pub progress: &'a Arc<Progress>,
 }
 
@@ -162,7 +164,7 @@ pub fn execute(job: &Job<'_>) -> Result<Outcome, JobError> {
                 owner: true,
                 lock_wait: LOCK_WAIT,
                 threads: None,
-                stop: Some(job.stop.clone()),
+                stop: Some((job.stop)()),
             };
             let report = restore(&repo, &opts, job.progress)?;
             // Partial and failed restores are results the summary carries; only a stop on
@@ -243,6 +245,7 @@ fn open(job: &Job<'_>, store: Store) -> Result<Repository, JobError> {
 }
 
 fn backup_job(job: &Job<'_>, b: &BackupPlan, store: Store) -> Result<Outcome, JobError> {
+    let stop = (job.stop)();
     let sources: Vec<SourceSpec> = b
         .sources
         .iter()
@@ -284,7 +287,7 @@ fn backup_job(job: &Job<'_>, b: &BackupPlan, store: Store) -> Result<Outcome, Jo
             compression,
             uploads: b.uploads.map_or(4, |u| u as usize).max(1),
             lock_wait: LOCK_WAIT,
-            stop: Some(job.stop.clone()),
+            stop: Some(stop.clone()),
             slot: Some(Slot {
                 time: b.slot_time,
                 id: b.slot_id.clone(),

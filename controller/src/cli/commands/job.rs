@@ -74,13 +74,12 @@ pub fn run(ctx: &Ctx, cmd: JobCommand) -> Result<u8, CliError> {
 
 fn run_plan(ctx: &Ctx, file: Option<&Path>) -> Result<u8, CliError> {
     let plan = read_plan(file)?;
-    let stop = crate::cli::signals::stop_flag();
     let progress = Arc::new(Progress::default());
     let key = || ctx.passphrase(false).map_err(|e| e.to_string());
     let job = Job {
         plan: &plan,
         key: &key,
-        stop: &stop,
+        stop: &crate::cli::signals::stop_flag,
         progress: &progress,
     };
     match execute(&job) {
