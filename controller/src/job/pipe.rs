@@ -4,13 +4,12 @@
 //! pipe source; the `.done` marker the runner leaves when it stops reading
 //! ([`DONE_MARKER`]) tells this side to stop the command.
 
-use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use holdfast_engine::backup::{PipeStatus, with_suffix};
+use holdfast_engine::backup::{PipeStatus, stderr_tail, with_suffix};
 
 use super::error::JobError;
 
@@ -18,8 +17,6 @@ use super::error::JobError;
 pub const PIPE_START_TIMEOUT: Duration = Duration::from_secs(600);
 /// The marker a backup leaves when it is done reading, so that command containers stop.
 pub const DONE_MARKER: &str = ".done";
-/// Bytes of a command's stderr kept for the report.
-const STDERR_TAIL: usize = 2048;
 
 /// Write `status` next to the FIFO, atomically (a reader never sees half of it).
 fn write_status(fifo: &Path, status: &PipeStatus) {
@@ -79,22 +76,9 @@ pub fn pipe(fifo: &Path, command: &[String], stop: &AtomicBool) -> Result<(), Jo
     };
     // Forward stderr to this container's log, keeping the tail for the report.
     let (tail_sent, tail_received) = std::sync::mpsc::channel::<String>();
-    if let Some(mut err) = child.stderr.take() {
+    if let Some(err) = child.stderr.take() {
         std::thread::spawn(move || {
-            let mut tail: Vec<u8> = Vec::new();
-            let mut chunk = [0u8; 8192];
-            while let Ok(n) = err.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                let _ = std::io::stderr().write_all(&chunk[..n]);
-                tail.extend_from_slice(&chunk[..n]);
-                if tail.len() > 2 * STDERR_TAIL {
-                    tail.drain(..tail.len() - STDERR_TAIL);
-                }
-            }
-            let start = tail.len().saturating_sub(STDERR_TAIL);
-            let _ = tail_sent.send(String::from_utf8_lossy(&tail[start..]).trim().to_owned());
+            let _ = tail_sent.send(stderr_tail(err, Some(&mut std::io::stderr())));
         });
     }
     let group = rustix::process::Pid::from_raw(child.id() as i32);

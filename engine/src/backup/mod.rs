@@ -33,7 +33,7 @@ use crate::sink::{BlobSink, SinkOptions, SinkSummary};
 use crate::{Error, Result};
 
 pub use level::{LevelPlan, SourceLevelPlan, plan_levels, plan_source};
-pub use stream::{PipeSpec, PipeStatus, with_suffix};
+pub use stream::{PipeSpec, PipeStatus, stderr_tail, with_suffix};
 
 /// Where a source's data comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

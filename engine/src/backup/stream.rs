@@ -1,7 +1,7 @@
 //! Stream sources: stdin, a command's stdout (e.g. `pg_dumpall`), or a FIFO, stored as one
 //! file named after the source.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
 use crate::chunker::ChunkerConfig;
@@ -15,6 +15,27 @@ use crate::sink::BlobSink;
 
 /// How many trailing bytes of a failing command's stderr the report keeps.
 pub const STDERR_TAIL: usize = 2048;
+
+/// Read a command's stderr to its end, copying it to `forward` if given, and keep its last
+/// [`STDERR_TAIL`] bytes for the report: a chatty command must not grow memory.
+pub fn stderr_tail(mut err: impl Read, mut forward: Option<&mut dyn Write>) -> String {
+    let mut tail: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 8192];
+    while let Ok(n) = err.read(&mut chunk) {
+        if n == 0 {
+            break;
+        }
+        if let Some(out) = forward.as_mut() {
+            let _ = out.write_all(&chunk[..n]);
+        }
+        tail.extend_from_slice(&chunk[..n]);
+        if tail.len() > 2 * STDERR_TAIL {
+            tail.drain(..tail.len() - STDERR_TAIL);
+        }
+    }
+    let start = tail.len().saturating_sub(STDERR_TAIL);
+    String::from_utf8_lossy(&tail[start..]).trim().to_owned()
+}
 
 /// The outcome of reading one stream.
 pub(super) struct StreamOutcome {
@@ -120,24 +141,10 @@ pub(super) fn read_command(
         Ok(c) => c,
         Err(e) => return Ok(failed(format!("command could not start: {e}"))),
     };
-    let stderr_tail = child.stderr.take().map(|mut err| {
-        std::thread::spawn(move || {
-            // Keep only the tail; a chatty command must not grow memory.
-            let mut tail: Vec<u8> = Vec::new();
-            let mut chunk = [0u8; 8192];
-            while let Ok(n) = err.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                tail.extend_from_slice(&chunk[..n]);
-                if tail.len() > 2 * STDERR_TAIL {
-                    tail.drain(..tail.len() - STDERR_TAIL);
-                }
-            }
-            let start = tail.len().saturating_sub(STDERR_TAIL);
-            String::from_utf8_lossy(&tail[start..]).trim().to_owned()
-        })
-    });
+    let stderr_tail = child
+        .stderr
+        .take()
+        .map(|err| std::thread::spawn(move || stderr_tail(err, None)));
     let outcome = match child.stdout.take() {
         Some(out) => read_stream(name, out, chunker, sink, progress),
         None => Ok(failed("command stdout unavailable".into())),
