@@ -713,6 +713,29 @@ fn sigterm(child: &std::process::Child) {
     assert!(status.success());
 }
 
+/// `job tools` into `tools/` with the FIFO `fifo`, as a backup pod's init container runs it.
+fn job_tools(env: &Env, fifo: &Path) {
+    let out = env.run(&[
+        "job",
+        "tools",
+        "--into",
+        env.path("tools").to_str().unwrap(),
+        "--fifo",
+        fifo.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+/// `job pipe` running `command` into `fifo`, as a command container runs it.
+fn spawn_pipe(env: &Env, fifo: &Path, command: &[&str]) -> std::process::Child {
+    env.cmd(&["job", "pipe", "--fifo", fifo.to_str().unwrap(), "--"])
+        .args(command)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// Wait until `path` exists (a process's sign that it got somewhere), at most 20 s.
 fn wait_for_path(path: &Path, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -992,24 +1015,9 @@ fn controller_builds_its_client_and_reports_an_unreachable_api_server_without_pa
 fn job_pipe_stops_its_command_and_exits_on_sigterm() {
     let env = Env::new();
     let fifo = env.path("streams").join("db");
-    let tools = env.path("tools");
-    let out = env.run(&[
-        "job",
-        "tools",
-        "--into",
-        tools.to_str().unwrap(),
-        "--fifo",
-        fifo.to_str().unwrap(),
-    ]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let mut helper = env
-        .cmd(&["job", "pipe", "--fifo", fifo.to_str().unwrap(), "--"])
-        // A shell whose own child (as `pg_dump | gzip` has) holds stderr open.
-        .args(["sh", "-c", "sleep 600 & wait"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    job_tools(&env, &fifo);
+    // A shell whose own child (as `pg_dump | gzip` has) holds stderr open.
+    let mut helper = spawn_pipe(&env, &fifo, &["sh", "-c", "sleep 600 & wait"]);
     wait_for_path(
         &env.path("streams").join("db.started"),
         "the helper never started",
@@ -1033,22 +1041,12 @@ fn job_pipe_stops_its_command_and_exits_on_sigterm() {
 fn job_pipe_records_a_command_that_leaves_a_process_behind_and_exits() {
     let env = Env::new();
     let fifo = env.path("streams").join("db");
-    let out = env.run(&[
-        "job",
-        "tools",
-        "--into",
-        env.path("tools").to_str().unwrap(),
-        "--fifo",
-        fifo.to_str().unwrap(),
-    ]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let mut helper = env
-        .cmd(&["job", "pipe", "--fifo", fifo.to_str().unwrap(), "--"])
-        .args(["sh", "-c", "sleep 600 & echo dump; echo done >&2"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    job_tools(&env, &fifo);
+    let mut helper = spawn_pipe(
+        &env,
+        &fifo,
+        &["sh", "-c", "sleep 600 & echo dump; echo done >&2"],
+    );
     let status_file = env.path("streams").join("db.status");
     wait_for_path(&status_file, "the command's end was never recorded");
     let recorded: serde_json::Value =
@@ -1074,22 +1072,8 @@ fn job_pipe_records_a_command_that_leaves_a_process_behind_and_exits() {
 fn job_run_stops_on_sigterm_while_a_dump_writes_nothing_and_the_retry_runs_again() {
     let env = Env::new();
     let fifo = env.path("streams").join("db");
-    let out = env.run(&[
-        "job",
-        "tools",
-        "--into",
-        env.path("tools").to_str().unwrap(),
-        "--fifo",
-        fifo.to_str().unwrap(),
-    ]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let mut helper = env
-        .cmd(&["job", "pipe", "--fifo", fifo.to_str().unwrap(), "--"])
-        .args(["sh", "-c", "echo dump; sleep 600"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    job_tools(&env, &fifo);
+    let mut helper = spawn_pipe(&env, &fifo, &["sh", "-c", "echo dump; sleep 600"]);
     let plan = serde_json::json!({
         "version": 1,
         "repository": {"url": format!("file://{}", env.repo().display()), "owner": "shop/db", "create": false},
@@ -1121,22 +1105,8 @@ fn job_run_stops_on_sigterm_while_a_dump_writes_nothing_and_the_retry_runs_again
     // The Job retries the evicted pod (fresh volumes, same slot): the stopped attempt is no
     // result, so the retry runs the backup again instead of reporting the aborted run.
     let fifo = env.path("retry-streams").join("db");
-    let out = env.run(&[
-        "job",
-        "tools",
-        "--into",
-        env.path("tools").to_str().unwrap(),
-        "--fifo",
-        fifo.to_str().unwrap(),
-    ]);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let mut helper = env
-        .cmd(&["job", "pipe", "--fifo", fifo.to_str().unwrap(), "--"])
-        .args(["sh", "-c", "echo dump"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    job_tools(&env, &fifo);
+    let mut helper = spawn_pipe(&env, &fifo, &["sh", "-c", "echo dump"]);
     let mut plan = plan;
     plan["operation"]["sources"][0]["fifo"] = serde_json::json!(fifo);
     let summary = env.path("retry-summary");
