@@ -64,6 +64,15 @@ pub fn set_manifest(extra: &str) -> String {
     )
 }
 
+/// The BackupSet `shop` over the `uploads` claim and a `db` dump running `script` in the
+/// shell image; `extra` is more YAML of its spec.
+pub fn command_set(c: &Cluster, script: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: uploads\n    persistentVolumeClaim: {{claimName: uploads}}\n  - name: db\n    command:\n      image: {}\n      command: [sh, -c]\n      args: [{:?}]\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n{extra}",
+        c.shell_image, script
+    )
+}
+
 impl Shop {
     /// Namespace, controller, the `uploads` claim filled with the test tree, the Secrets
     /// and StorageSet (and its claim, for a filesystem target). No BackupSet yet.

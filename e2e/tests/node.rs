@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use holdfast_e2e::controller::helm;
 use holdfast_e2e::harness::{Backend, Cluster, api, apply, claim, repo_root, wait_for};
-use holdfast_e2e::scenario::{RUN, SOON, Shop, Target, set_manifest};
+use holdfast_e2e::scenario::{RUN, SOON, Shop, Target, command_set, set_manifest};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
@@ -216,14 +216,14 @@ async fn a_node_drained_mid_backup_records_the_attempt_as_aborted_and_the_retry_
     let shop = Shop::new("drain", Target::S3).await;
     let link = c.link().await;
     // A dump that says it has started (each attempt), then waits for the flag `go`.
-    let set = format!(
-        "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: uploads\n    persistentVolumeClaim: {{claimName: uploads}}\n  - name: db\n    command:\n      image: {}\n      command: [sh, -c]\n      args: [{:?}]\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n  manualRun: {{token: one, level: full}}\n",
-        c.shell_image,
-        format!(
+    let set = command_set(
+        &c,
+        &format!(
             "echo dump; {}; {}",
             link.raise_cmd("started"),
             link.wait_cmd("go")
-        )
+        ),
+        "  manualRun: {token: one, level: full}\n",
     );
     shop.apply(&set);
     let job = shop

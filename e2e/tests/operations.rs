@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use holdfast_e2e::harness::{Cluster, condition, events, prepared_volume};
-use holdfast_e2e::scenario::{RUN, SOON, Shop, Target, set_manifest};
+use holdfast_e2e::scenario::{RUN, SOON, Shop, Target, command_set, set_manifest};
 
 #[tokio::test]
 #[ignore = "needs the local control plane: bash e2e/run.sh"]
@@ -204,14 +204,14 @@ async fn an_aborted_backup_is_recorded_the_repository_verifies_and_the_next_run_
     let link = shop.c.link().await;
     // A dump that says when it has written its first megabyte, then hangs until the flag
     // `go` is raised.
-    let set = format!(
-        "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: uploads\n    persistentVolumeClaim: {{claimName: uploads}}\n  - name: db\n    command:\n      image: {}\n      command: [sh, -c]\n      args: [{:?}]\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n",
-        shop.c.shell_image,
-        format!(
+    let set = command_set(
+        &shop.c,
+        &format!(
             "head -c 1000000 /dev/zero; {}; {}",
             link.raise_cmd("started"),
             link.wait_cmd("go")
-        )
+        ),
+        "",
     );
     shop.apply(&format!("{set}  manualRun: {{token: one, level: full}}\n"));
     let job = shop

@@ -12,7 +12,7 @@ use holdfast_e2e::harness::{Cluster, api, condition, events, obj, wait_for};
 use holdfast_e2e::health::capture;
 use holdfast_e2e::link::Link;
 use holdfast_e2e::scenario::{
-    PASSPHRASE, RUN, SOON, Shop, Target, set_manifest, storage_manifests,
+    PASSPHRASE, RUN, SOON, Shop, Target, command_set, set_manifest, storage_manifests,
 };
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -22,11 +22,7 @@ use kube::api::PostParams;
 
 /// A set whose `db` dump hangs until the link's flag `go` is raised, beside the claim.
 fn slow_set(c: &Cluster, link: &Link) -> String {
-    format!(
-        "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: uploads\n    persistentVolumeClaim: {{claimName: uploads}}\n  - name: db\n    command:\n      image: {}\n      command: [sh, -c]\n      args: [{:?}]\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n",
-        c.shell_image,
-        format!("echo dump; {}", link.wait_cmd("go"))
-    )
+    command_set(c, &format!("echo dump; {}", link.wait_cmd("go")), "")
 }
 
 async fn backup_jobs(shop: &Shop) -> Vec<String> {
