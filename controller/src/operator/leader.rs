@@ -3,6 +3,7 @@
 //! down on shutdown (it gives the lease up). Updates use the lease's resourceVersion, so two
 //! candidates never both win.
 
+use crate::operator::write;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -79,11 +80,7 @@ impl Election {
                     },
                     spec: Some(self.spec(None)),
                 };
-                match self.api.create(&PostParams::default(), &lease).await {
-                    Ok(_) => Ok(true),
-                    Err(e) if crate::operator::error::code(&e) == Some(409) => Ok(false),
-                    Err(e) => Err(e),
-                }
+                Ok(write::create_once(&self.api, &lease).await?.is_some())
             }
             Some(mut lease) => {
                 let holder = lease.spec.as_ref().and_then(|s| s.holder_identity.clone());
@@ -111,7 +108,7 @@ impl Election {
                     .await
                 {
                     Ok(_) => Ok(true),
-                    Err(e) if crate::operator::error::code(&e) == Some(409) => Ok(false),
+                    Err(e) if write::is_conflict(&e) => Ok(false),
                     Err(e) => Err(e),
                 }
             }

@@ -194,6 +194,13 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Count one reconcile of an object of `kind`.
+    pub fn reconciled(&self, kind: &str) {
+        self.reconciles
+            .get_or_create(&KindLabels { kind: kind.into() })
+            .inc();
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();

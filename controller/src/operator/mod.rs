@@ -23,3 +23,4 @@ pub mod schedule;
 pub mod secrets;
 pub mod storage;
 pub mod storage_set;
+pub mod write;

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
@@ -27,11 +27,12 @@ use crate::operator::error::{Error, Problem};
 use crate::operator::job::{self, JobInput, Privilege};
 use crate::operator::job_control;
 use crate::operator::job_view::{JobView, Report};
-use crate::operator::metrics::{KindLabels, RunLabels};
+use crate::operator::metrics::RunLabels;
 use crate::operator::names::*;
 use crate::operator::plan::queue::{JobState, must_wait, next_to_release};
 use crate::operator::secrets;
 use crate::operator::storage::{self, StorageMount};
+use crate::operator::write;
 
 const RECHECK: Duration = Duration::from_secs(15);
 
@@ -42,26 +43,6 @@ struct Source {
     storage: StorageMount,
     key: SecretKeyReference,
     owner: Option<String>,
-}
-
-async fn write(
-    api: &Api<Restore>,
-    name: &str,
-    old: Option<&RestoreStatus>,
-    status: &RestoreStatus,
-) -> Result<(), Error> {
-    if old == Some(status) {
-        return Ok(());
-    }
-    let patch = json!({"apiVersion": "holdfast.io/v1alpha1", "kind": "Restore", "status": status});
-    api.patch_status(
-        name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(patch),
-    )
-    .await
-    .map_err(Error::api("writing Restore status"))?;
-    Ok(())
 }
 
 /// The Pending reason of a Restore whose BackupSet has not backed anything up yet.
@@ -203,17 +184,6 @@ fn made_by(claim: &PersistentVolumeClaim, r: &Restore) -> bool {
             .is_some_and(|v| v == MANAGED_BY_VALUE)
 }
 
-fn owner_ref(r: &Restore) -> OwnerReference {
-    OwnerReference {
-        api_version: "holdfast.io/v1alpha1".into(),
-        kind: "Restore".into(),
-        name: r.name_any(),
-        uid: r.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
-}
-
 /// The target claim: the existing one, or a new one created now. Its name, and the node a
 /// running pod mounts it on (ReadWriteOnce).
 async fn target(
@@ -271,7 +241,8 @@ async fn target(
                 "labels": base_labels("restore")});
             meta["labels"][LABEL_RESTORE] = json!(r.name_any());
             if new.delete_with_restore {
-                meta["ownerReferences"] = json!([owner_ref(r)]);
+                meta["ownerReferences"] =
+                    json!(r.controller_owner_ref(&()).into_iter().collect::<Vec<_>>());
             }
             let mut spec = json!({"accessModes": modes,
                 "resources": {"requests": {"storage": new.size}}});
@@ -284,11 +255,9 @@ async fn target(
                 what: "the target claim".into(),
                 source,
             })?;
-            match pvcs.create(&PostParams::default(), &pvc).await {
-                Ok(_) => {}
-                Err(e) if crate::operator::error::code(&e) == Some(409) => {}
-                Err(e) => return Err(Error::api("creating the target claim")(e)),
-            }
+            write::create_once(&pvcs, &pvc)
+                .await
+                .map_err(Error::api("creating the target claim"))?;
         }
         new.name.clone()
     } else {
@@ -453,12 +422,7 @@ fn finish(
 }
 
 pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Error> {
-    ctx.metrics
-        .reconciles
-        .get_or_create(&KindLabels {
-            kind: "Restore".into(),
-        })
-        .inc();
+    ctx.metrics.reconciled("Restore");
     let ns = r.namespace().unwrap_or_default();
     let name = r.name_any();
     let api: Api<Restore> = Api::namespaced(ctx.client.clone(), &ns);
@@ -489,7 +453,7 @@ pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Err
         Ok(s) => s,
         Err(p) => {
             stall(&mut status, &p);
-            write(&api, &name, old.as_ref(), &status).await?;
+            write::status(&api, &name, old.as_ref(), &status).await?;
             return Ok(p.action());
         }
     };
@@ -545,7 +509,7 @@ pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Err
             };
             status.observed_generation = r.metadata.generation;
             status.conditions = conditions(&status.conditions, &health, r.metadata.generation, now);
-            write(&api, &name, old.as_ref(), &status).await?;
+            write::status(&api, &name, old.as_ref(), &status).await?;
             return Ok(Action::await_change());
         }
         Some(view) => {
@@ -577,7 +541,7 @@ pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Err
             }
             status.observed_generation = r.metadata.generation;
             status.conditions = conditions(&status.conditions, &health, r.metadata.generation, now);
-            write(&api, &name, old.as_ref(), &status).await?;
+            write::status(&api, &name, old.as_ref(), &status).await?;
             return Ok(Action::requeue(RECHECK));
         }
         None if status.job.is_some() => {
@@ -592,7 +556,7 @@ pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Err
                 r.metadata.generation,
                 now,
             );
-            write(&api, &name, old.as_ref(), &status).await?;
+            write::status(&api, &name, old.as_ref(), &status).await?;
             return Ok(Action::await_change());
         }
         None => {}
@@ -601,7 +565,7 @@ pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Err
         Ok(t) => t,
         Err(p) => {
             stall(&mut status, &p);
-            write(&api, &name, old.as_ref(), &status).await?;
+            write::status(&api, &name, old.as_ref(), &status).await?;
             return Ok(p.action());
         }
     };
@@ -615,7 +579,7 @@ pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Err
     let job = job::build(&JobInput {
         name: job_name.clone(),
         namespace: &ns,
-        owner: Some(owner_ref(&r)),
+        owner: r.controller_owner_ref(&()),
         labels,
         annotations: BTreeMap::new(),
         image: &ctx.settings.image,
@@ -642,11 +606,9 @@ pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Err
         what: "the restore job".into(),
         source,
     })?;
-    match jobs_api.create(&PostParams::default(), &job).await {
-        Ok(_) => {}
-        Err(e) if crate::operator::error::code(&e) == Some(409) => {}
-        Err(e) => return Err(Error::api(format!("creating job {job_name}"))(e)),
-    }
+    write::create_once(&jobs_api, &job)
+        .await
+        .map_err(Error::api(format!("creating job {job_name}")))?;
     ctx.event(
         &object,
         false,
@@ -673,6 +635,6 @@ pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Err
         r.metadata.generation,
         now,
     );
-    write(&api, &name, old.as_ref(), &status).await?;
+    write::status(&api, &name, old.as_ref(), &status).await?;
     Ok(Action::requeue(RECHECK))
 }

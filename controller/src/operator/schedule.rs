@@ -5,31 +5,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
 
 use crate::api::schedule::{PlannedRun, ScheduleStatus};
 use crate::api::{BackupSet, Schedule};
 use crate::operator::conditions::{Health, conditions};
 use crate::operator::context::Context;
 use crate::operator::error::Error;
-use crate::operator::metrics::KindLabels;
-use crate::operator::names::MANAGER;
 use crate::operator::plan::schedule::{upcoming, validate};
 use crate::operator::plan::set::until;
+use crate::operator::write;
 
 /// Planned runs listed in status.
 const LISTED: usize = 5;
 
 pub async fn reconcile(s: Arc<Schedule>, ctx: Arc<Context>) -> Result<Action, Error> {
-    ctx.metrics
-        .reconciles
-        .get_or_create(&KindLabels {
-            kind: "Schedule".into(),
-        })
-        .inc();
+    ctx.metrics.reconciled("Schedule");
     let ns = s.namespace().unwrap_or_default();
     let name = s.name_any();
     let now = ctx.now();
@@ -83,18 +76,8 @@ pub async fn reconcile(s: Arc<Schedule>, ctx: Arc<Context>) -> Result<Action, Er
     };
     status.observed_generation = s.metadata.generation;
     status.conditions = conditions(&status.conditions, &health, s.metadata.generation, now);
-    if old.as_ref() != Some(&status) {
-        let api: Api<Schedule> = Api::namespaced(ctx.client.clone(), &ns);
-        let patch =
-            json!({"apiVersion": "holdfast.io/v1alpha1", "kind": "Schedule", "status": status});
-        api.patch_status(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(patch),
-        )
-        .await
-        .map_err(Error::api("writing Schedule status"))?;
-    }
+    let api: Api<Schedule> = Api::namespaced(ctx.client.clone(), &ns);
+    write::status(&api, &name, old.as_ref(), &status).await?;
     // Refresh the planned runs once the first has passed.
     Ok(Action::requeue(
         wake.unwrap_or(Duration::from_secs(3600))

@@ -10,15 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::backup_set::DeletionPolicy;
+use crate::operator::write;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
 
-use crate::api::storage_set::{BackupSetUsage, Capacity, StorageInventory, StorageSetStatus};
+use crate::api::storage_set::{BackupSetUsage, Capacity, StorageInventory};
 use crate::api::{BackupSet, STATUS_LIST_LIMIT, StorageSet};
 use crate::job::plan::{
     self as job_plan, JobPlan, Operation, RepositoryRef, StorageCheckPlan, paths,
@@ -29,7 +29,6 @@ use crate::operator::error::{Error, Problem};
 use crate::operator::job::{self, JobInput, Privilege};
 use crate::operator::job_control;
 use crate::operator::job_view::{JobView, Report};
-use crate::operator::metrics::KindLabels;
 use crate::operator::names::*;
 use crate::operator::plan::queue::JobState;
 use crate::operator::storage::{self, StorageMount};
@@ -63,27 +62,6 @@ pub fn inventory(sets: &[&BackupSet]) -> StorageInventory {
     inv.per_backup_set.truncate(STATUS_LIST_LIMIT);
     inv.total_size = crate::human::bytes(inv.total_bytes);
     inv
-}
-
-async fn write(
-    api: &Api<StorageSet>,
-    name: &str,
-    old: Option<&StorageSetStatus>,
-    status: &StorageSetStatus,
-) -> Result<(), Error> {
-    if old == Some(status) {
-        return Ok(());
-    }
-    let patch =
-        json!({"apiVersion": "holdfast.io/v1alpha1", "kind": "StorageSet", "status": status});
-    api.patch_status(
-        name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(patch),
-    )
-    .await
-    .map_err(Error::api("writing StorageSet status"))?;
-    Ok(())
 }
 
 async fn set_finalizer(api: &Api<StorageSet>, s: &StorageSet, on: bool) -> Result<(), Error> {
@@ -167,14 +145,7 @@ fn check_job(ctx: &Context, s: &StorageSet, name: &str) -> Result<Job, Error> {
     job::build(&JobInput {
         name: name.to_owned(),
         namespace: &ns,
-        owner: Some(OwnerReference {
-            api_version: "holdfast.io/v1alpha1".into(),
-            kind: "StorageSet".into(),
-            name: s.name_any(),
-            uid: s.metadata.uid.clone().unwrap_or_default(),
-            controller: Some(true),
-            block_owner_deletion: Some(true),
-        }),
+        owner: s.controller_owner_ref(&()),
         labels,
         annotations: BTreeMap::new(),
         image: &ctx.settings.image,
@@ -200,12 +171,7 @@ fn check_job(ctx: &Context, s: &StorageSet, name: &str) -> Result<Job, Error> {
 }
 
 pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, Error> {
-    ctx.metrics
-        .reconciles
-        .get_or_create(&KindLabels {
-            kind: "StorageSet".into(),
-        })
-        .inc();
+    ctx.metrics.reconciled("StorageSet");
     let ns = s.namespace().unwrap_or_default();
     let name = s.name_any();
     let api: Api<StorageSet> = Api::namespaced(ctx.client.clone(), &ns);
@@ -253,7 +219,7 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
             s.metadata.generation,
             now,
         );
-        write(&api, &name, old.as_ref(), &status).await?;
+        write::status(&api, &name, old.as_ref(), &status).await?;
         return Ok(Action::requeue(RECHECK));
     }
     set_finalizer(&api, &s, !purging.is_empty()).await?;
@@ -270,7 +236,7 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
             s.metadata.generation,
             now,
         );
-        write(&api, &name, old.as_ref(), &status).await?;
+        write::status(&api, &name, old.as_ref(), &status).await?;
         return Ok(problem.action());
     }
     // Results of check jobs.
@@ -371,11 +337,9 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
             &format!("g{}-{epoch}", s.metadata.generation.unwrap_or(0)),
         );
         let job = check_job(&ctx, &s, &job_name)?;
-        match jobs_api.create(&PostParams::default(), &job).await {
-            Ok(_) => {}
-            Err(e) if crate::operator::error::code(&e) == Some(409) => {}
-            Err(e) => return Err(Error::api(format!("creating job {job_name}"))(e)),
-        }
+        write::create_once(&jobs_api, &job)
+            .await
+            .map_err(Error::api(format!("creating job {job_name}")))?;
     }
     let checked_now = status.checked_generation == s.metadata.generation;
     let health = if !checked_now {
@@ -403,7 +367,7 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
         .set(i64::from(checked_now && status.failed_checks.is_empty()));
     status.observed_generation = s.metadata.generation;
     status.conditions = conditions(&status.conditions, &health, s.metadata.generation, now);
-    write(&api, &name, old.as_ref(), &status).await?;
+    write::status(&api, &name, old.as_ref(), &status).await?;
     let next = if due || active {
         RECHECK
     } else {

@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::PostParams;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 
@@ -24,7 +23,8 @@ use crate::operator::job_view::{JobView, Report};
 use crate::operator::names::*;
 use crate::operator::plan::queue::{JobState, must_wait};
 
-use super::{fetch, validate, write_status};
+use super::{fetch, validate};
+use crate::operator::write;
 
 const RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -86,7 +86,7 @@ async fn report_stalled(
         set.metadata.generation,
         ctx.now(),
     );
-    write_status(api, &set.name_any(), old.as_ref(), &status).await?;
+    write::status(api, &set.name_any(), old.as_ref(), &status).await?;
     Ok(Action::requeue(RECHECK))
 }
 
@@ -244,13 +244,13 @@ pub async fn finalize(set: &BackupSet, ctx: &Context) -> Result<Action, Error> {
                 what: "the repository deletion job".into(),
                 source,
             })?;
-            match jobs_api.create(&PostParams::default(), &job).await {
-                Ok(_) => {
+            match write::create_once(&jobs_api, &job).await {
+                Ok(Some(_)) => {
                     ctx.event(&object, false, "RepositoryDeleting", "Delete",
                         format!("deleting the repository {} (deletionPolicy Purge) with job {job_name}", valid.repository)).await;
                     Ok(Action::requeue(RECHECK))
                 }
-                Err(kube::Error::Api(e)) if e.code == 409 => Ok(Action::requeue(RECHECK)),
+                Ok(None) => Ok(Action::requeue(RECHECK)),
                 // The namespace is being deleted: nothing new may be created in it.
                 Err(e) if crate::operator::namespace::refuses_as_terminating(&e) => {
                     stalled_terminating(ctx, &api, set,

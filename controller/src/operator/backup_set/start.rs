@@ -1,0 +1,267 @@
+//! Starting what the plan says is due, queued behind whatever else of the repository runs,
+//! and releasing the repository's queue: the BackupSet stages that create and resume Jobs.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::Job;
+use kube::{Api, Resource, ResourceExt};
+
+use super::RepoJobs;
+use super::validate::ValidSet;
+use crate::api::BackupSet;
+use crate::job::plan::{
+    self as job_plan, BackupPlan, JobPlan, Operation, PurgePlan, RepositoryRef, VerifyPlan,
+};
+use crate::operator::context::Context;
+use crate::operator::error::Error;
+use crate::operator::job::{self, JobInput, Privilege};
+use crate::operator::job_control;
+use crate::operator::job_view::JobView;
+use crate::operator::names::{self, *};
+use crate::operator::plan::queue::{JobState, must_wait, next_to_release};
+use crate::operator::plan::set::{OpKind, Reason, SetPlan, Start};
+use crate::operator::write;
+
+/// Create a Job for each start of the plan (suspended while the repository is busy).
+/// Returns how many scheduled starts were skipped because the previous one of the same
+/// operation still waits.
+pub(super) async fn start_due(
+    ctx: &Context,
+    set: &BackupSet,
+    valid: &ValidSet,
+    plan: &SetPlan,
+    jobs: &mut RepoJobs,
+) -> Result<u64, Error> {
+    let ns = set.namespace().unwrap_or_default();
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let object = set.object_ref(&());
+    let mut missed = plan.missed;
+    for start in &plan.start {
+        let already_waiting = jobs.all.iter().any(|j| {
+            j.state == JobState::Waiting
+                && j.operation == start.kind.name()
+                && jobs.own.contains(&j.name)
+        });
+        if already_waiting && start.reason == Reason::Scheduled {
+            // One queued run per operation: the previous one has not started yet.
+            missed += 1;
+            continue;
+        }
+        let suspend = must_wait(&jobs.queued());
+        let job = build_job(ctx, set, valid, start, suspend)?;
+        let job_name = job.name_any();
+        let Some(created) = write::create_once(&jobs_api, &job)
+            .await
+            .map_err(Error::api(format!("creating job {job_name}")))?
+        else {
+            // Made by an earlier reconcile of the same slot.
+            continue;
+        };
+        let (verb, reason) = if suspend {
+            ("queued", "Queued")
+        } else {
+            ("started", "Started")
+        };
+        ctx.event(
+            &object,
+            false,
+            &format!(
+                "{}{reason}",
+                crate::operator::results::title(start.kind.name())
+            ),
+            "Start",
+            format!(
+                "{} {verb} as job {job_name} ({:?})",
+                start.kind.name(),
+                start.reason
+            ),
+        )
+        .await;
+        jobs.own.push(job_name);
+        jobs.all.push(JobView::of(&created));
+    }
+    Ok(missed)
+}
+
+/// Resume the repository's next waiting Job once nothing of it runs.
+pub(super) async fn release_queue(
+    ctx: &Context,
+    set: &BackupSet,
+    jobs: &mut RepoJobs,
+) -> Result<(), Error> {
+    let queued = jobs.queued();
+    let Some(next) = next_to_release(&queued) else {
+        return Ok(());
+    };
+    let ns = set.namespace().unwrap_or_default();
+    job_control::release(&ctx.client, &ns, &next.name).await?;
+    if let Some(v) = jobs.all.iter_mut().find(|v| v.name == next.name) {
+        v.state = JobState::Active;
+    }
+    Ok(())
+}
+
+/// What tells a start's Job apart from the set's others: its slot, or for a manual run its
+/// token and the set's generation. The generation too, because a token reverted to an
+/// earlier value (A → B → A) is a new request that runs once whether or not the first A's
+/// Job still exists; the same generation always names the same Job, so a retried reconcile
+/// never runs it twice.
+fn job_tail(start: &Start, generation: i64) -> String {
+    match &start.reason {
+        Reason::Scheduled => slot_tail(start.slot),
+        Reason::Manual(token) => {
+            format!("m{}", &short_hash(&format!("{token}\0{generation}"))[..8])
+        }
+        Reason::OnCreate => format!("c{}", slot_tail(start.slot)),
+    }
+}
+
+/// The Job for a start.
+fn build_job(
+    ctx: &Context,
+    set: &BackupSet,
+    valid: &ValidSet,
+    start: &Start,
+    suspend: bool,
+) -> Result<Job, Error> {
+    let ns = set.namespace().unwrap_or_default();
+    let name = set.name_any();
+    let tail = job_tail(start, set.metadata.generation.unwrap_or_default());
+    let job_name = names::job_name(&name, start.kind.name(), &tail);
+    let repository = RepositoryRef {
+        url: valid.url.clone(),
+        owner: Some(format!("{ns}/{name}")),
+        create: start.kind == OpKind::Backup,
+    };
+    let (operation, privilege, timeout) = match start.kind {
+        OpKind::Backup => (
+            Operation::Backup(BackupPlan {
+                slot_time: chrono::DateTime::from_timestamp(start.slot.as_second(), 0)
+                    .unwrap_or_default(),
+                slot_id: job_name.clone(),
+                level: start.level,
+                source_levels: start.source_levels.clone(),
+                sources: valid.sources.iter().map(|(_, p)| p.clone()).collect(),
+                compression: set.spec.compression.as_ref().map(|c| c.level.clone()),
+                uploads: None,
+            }),
+            Privilege::Backup,
+            valid
+                .backup_timeout
+                .unwrap_or(ctx.settings.default_backup_timeout.as_secs() as i64),
+        ),
+        OpKind::Purge => (
+            Operation::Purge(PurgePlan {
+                retention: valid.retention.clone().unwrap_or_default(),
+                grace_seconds: ctx.settings.purge_grace.as_secs(),
+            }),
+            Privilege::Maintenance,
+            valid
+                .maintenance_timeout
+                .unwrap_or(ctx.settings.default_maintenance_timeout.as_secs() as i64),
+        ),
+        OpKind::Verify => {
+            let (deep, sample) = valid
+                .schedule
+                .as_ref()
+                .and_then(|s| s.verify.as_ref())
+                .map(|(_, d, p)| {
+                    (
+                        *d == crate::api::schedule::VerifyDepth::Deep,
+                        p.map(f64::from),
+                    )
+                })
+                .unwrap_or((false, None));
+            (
+                Operation::Verify(VerifyPlan {
+                    deep,
+                    sample_percent: sample,
+                }),
+                Privilege::Maintenance,
+                valid
+                    .maintenance_timeout
+                    .unwrap_or(ctx.settings.default_maintenance_timeout.as_secs() as i64),
+            )
+        }
+    };
+    let plan = JobPlan {
+        version: job_plan::PLAN_VERSION,
+        repository,
+        operation,
+    };
+    let mut labels = base_labels(start.kind.name());
+    labels.insert(LABEL_BACKUP_SET.into(), name.clone());
+    labels.insert(LABEL_OPERATION.into(), start.kind.name().into());
+    labels.insert(LABEL_REPOSITORY.into(), valid.repo_label.clone());
+    let annotations = BTreeMap::from([
+        (ANNOTATION_SLOT.to_owned(), start.slot.to_string()),
+        (ANNOTATION_LEVEL.to_owned(), start.level.to_string()),
+        (ANNOTATION_REASON.to_owned(), format!("{:?}", start.reason)),
+    ]);
+    let pod_sources: Vec<job::PodSource> = match start.kind {
+        OpKind::Backup => valid.sources.iter().map(|(s, _)| s.clone()).collect(),
+        _ => Vec::new(),
+    };
+    let input = JobInput {
+        name: job_name,
+        namespace: &ns,
+        owner: set.controller_owner_ref(&()),
+        labels,
+        annotations,
+        image: &ctx.settings.image,
+        pull_policy: ctx.settings.pull_policy.as_deref(),
+        service_account: ctx.settings.job_service_account.as_deref(),
+        plan: &plan,
+        privilege,
+        storage: &valid.storage,
+        key: Some(&valid.key),
+        sources: &pod_sources,
+        target: None,
+        node: if start.kind == OpKind::Backup {
+            valid.node.as_deref()
+        } else {
+            None
+        },
+        resources: set.spec.resources.as_ref(),
+        active_deadline_seconds: Some(timeout),
+        ttl_seconds_after_finished: ctx.settings.job_ttl_seconds,
+        backoff_limit: 2,
+        suspend,
+    };
+    job::build(&input).map_err(|source| Error::Build {
+        what: "a job".into(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operator::plan::set::{OpKind, Reason, Start};
+
+    #[test]
+    fn a_manual_token_names_a_new_job_per_generation_and_the_same_one_within_it() {
+        let start = |token: &str| Start {
+            kind: OpKind::Backup,
+            reason: Reason::Manual(token.into()),
+            slot: "2026-12-01T00:00:00Z".parse().unwrap(),
+            level: holdfast_engine::format::run::Level::Incr,
+            source_levels: Default::default(),
+        };
+        // A at generation 5, B at 6, A again at 7: three Jobs.
+        let names = [
+            job_tail(&start("a"), 5),
+            job_tail(&start("b"), 6),
+            job_tail(&start("a"), 7),
+        ];
+        assert_eq!(
+            names
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            3
+        );
+        // A retried reconcile of one generation: one Job.
+        assert_eq!(job_tail(&start("a"), 7), names[2]);
+    }
+}
