@@ -38,6 +38,10 @@ impl Health {
             message: message.into(),
         }
     }
+
+    pub fn is_ready(&self) -> bool {
+        matches!(self, Health::Ready { .. })
+    }
 }
 
 fn condition(

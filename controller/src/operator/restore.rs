@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -424,48 +425,38 @@ fn finish(
 pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.metrics.reconciled("Restore");
     let ns = r.namespace().unwrap_or_default();
-    let name = r.name_any();
     let api: Api<Restore> = Api::namespaced(ctx.client.clone(), &ns);
     let Some(r) = crate::operator::latest::latest(&api, &r).await? else {
         return Ok(Action::await_change());
     };
-    let old = r.status.clone();
-    let mut status = old.clone().unwrap_or_default();
+    let mut status = r.status.clone().unwrap_or_default();
     // One-shot.
     if status.phase.is_some_and(RestorePhase::is_final) || r.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
     let now = ctx.now();
-    let object = r.object_ref(&());
-    let stall = |status: &mut RestoreStatus, p: &Problem| {
-        status.phase = Some(RestorePhase::Pending);
-        status.message = Some(p.message.clone());
-        status.observed_generation = r.metadata.generation;
-        // Waiting for a backup that is coming is progress, not a problem to fix.
-        let health = if p.reason == WAITING_FOR_BACKUP {
-            Health::progressing(p.reason, &p.message)
-        } else {
-            Health::stalled(p.reason, &p.message)
-        };
-        status.conditions = conditions(&status.conditions, &health, r.metadata.generation, now);
-    };
-    let src = match resolve(&ctx, &r).await? {
+    let (health, action) = advance(&ctx, &r, &mut status, now).await?;
+    status.observed_generation = r.metadata.generation;
+    status.conditions = conditions(&status.conditions, &health, r.metadata.generation, now);
+    write::status(&api, &r.name_any(), r.status.as_ref(), &status).await?;
+    Ok(action)
+}
+
+/// The stages of a Restore: resolve its repository → find its Job → record the result of a
+/// finished one, watch a running one, fail a lost one, or prepare the target claim and
+/// start one. Returns its health and when to look again.
+async fn advance(
+    ctx: &Context,
+    r: &Restore,
+    status: &mut RestoreStatus,
+    now: Timestamp,
+) -> Result<(Health, Action), Error> {
+    let src = match resolve(ctx, r).await? {
         Ok(s) => s,
-        Err(p) => {
-            stall(&mut status, &p);
-            write::status(&api, &name, old.as_ref(), &status).await?;
-            return Ok(p.action());
-        }
+        Err(p) => return Ok(pending(status, &p)),
     };
-    let uid = r.metadata.uid.clone().unwrap_or_default();
-    let job_name = job_name(
-        &name,
-        "restore",
-        &uid.chars()
-            .filter(|c| c.is_ascii_hexdigit())
-            .take(8)
-            .collect::<String>(),
-    );
+    let ns = r.namespace().unwrap_or_default();
+    let job_name = restore_job_name(r);
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let repo_jobs: Vec<JobView> = jobs_api
         .list(&ListParams::default().labels(&format!("{LABEL_REPOSITORY}={}", src.repo_label)))
@@ -481,104 +472,206 @@ pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Err
         .map_err(Error::api("reading the restore job"))?
         .map(|j| JobView::of(&j));
     match mine {
-        Some(view) if view.state == JobState::Done => {
-            let report = job_control::report(&ctx, &ns, &view).await?;
-            let (warning, reason, message) = finish(&mut status, &view, &report, now);
-            let result = match status.phase {
-                Some(RestorePhase::Completed) => "complete",
-                Some(RestorePhase::PartiallyFailed) => "partial",
-                _ => "failed",
+        Some(view) if view.state == JobState::Done => finished(ctx, r, status, &view, now).await,
+        Some(view) => running(ctx, r, status, &view, &repo_jobs).await,
+        // It ran, and its Job went before it reported: never run again.
+        None if status.job.is_some() => Ok(lost(status, &job_name)),
+        None => {
+            let (claim, node) = match target(ctx, r).await? {
+                Ok(t) => t,
+                Err(p) => return Ok(pending(status, &p)),
             };
-            ctx.metrics
-                .runs
-                .get_or_create(&RunLabels {
-                    namespace: ns.clone(),
-                    owner: name.clone(),
-                    kind: "restore".into(),
-                    result: result.into(),
-                })
-                .inc();
-            ctx.event(&object, warning, &reason, "Restore", message.clone())
-                .await;
-            // Only a complete restore is Ready: a partial one needs a look (its unrestored
-            // items), and a script waiting for Ready must not take it for done.
-            let health = if result == "complete" {
-                Health::ready(&reason, message)
-            } else {
-                Health::stalled(&reason, message)
-            };
-            status.observed_generation = r.metadata.generation;
-            status.conditions = conditions(&status.conditions, &health, r.metadata.generation, now);
-            write::status(&api, &name, old.as_ref(), &status).await?;
-            return Ok(Action::await_change());
+            let target = Target { claim, node };
+            start(ctx, r, status, &src, &target, &job_name, &repo_jobs, now).await
         }
-        Some(view) => {
-            let queued: Vec<_> = repo_jobs.iter().map(JobView::queued).collect();
-            if let Some(next) = next_to_release(&queued) {
-                job_control::release(&ctx.client, &ns, &next.name).await?;
-            }
-            status.phase = Some(
-                if view.state == JobState::Waiting
-                    && next_to_release(&queued).map(|n| n.name.as_str()) != Some(view.name.as_str())
-                {
-                    RestorePhase::Queued
-                } else {
-                    RestorePhase::Running
-                },
-            );
-            status.job = Some(view.name.clone());
-            status.start_time = status.start_time.clone().or(view.started.map(Time));
-            let mut health =
-                Health::progressing("Restoring", format!("job {} restores", view.name));
-            if let Some(stuck) = job_control::stuck(&ctx, &ns, &view.name).await {
-                if stuck.fatal {
-                    job_control::fail(&ctx.client, &ns, &view.name, &stuck.why).await?;
-                }
-                health = Health::stalled(
-                    "JobPodStuck",
-                    format!("the pod of job {} cannot start: {}", view.name, stuck.why),
-                );
-            }
-            status.observed_generation = r.metadata.generation;
-            status.conditions = conditions(&status.conditions, &health, r.metadata.generation, now);
-            write::status(&api, &name, old.as_ref(), &status).await?;
-            return Ok(Action::requeue(RECHECK));
-        }
-        None if status.job.is_some() => {
-            // It ran, and its Job went before it reported: never run again.
-            status.phase = Some(RestorePhase::Failed);
-            status.message = Some(format!(
-                "the job {job_name} disappeared before reporting a result; create a new Restore to try again"
-            ));
-            status.conditions = conditions(
-                &status.conditions,
-                &Health::stalled("JobLost", status.message.clone().unwrap_or_default()),
-                r.metadata.generation,
-                now,
-            );
-            write::status(&api, &name, old.as_ref(), &status).await?;
-            return Ok(Action::await_change());
-        }
-        None => {}
     }
-    let (claim, node) = match target(&ctx, &r).await? {
-        Ok(t) => t,
-        Err(p) => {
-            stall(&mut status, &p);
-            write::status(&api, &name, old.as_ref(), &status).await?;
-            return Ok(p.action());
-        }
+}
+
+/// Waiting for something the user or a backup must provide: Pending with why.
+fn pending(status: &mut RestoreStatus, p: &Problem) -> (Health, Action) {
+    status.phase = Some(RestorePhase::Pending);
+    status.message = Some(p.message.clone());
+    // Waiting for a backup that is coming is progress, not a problem to fix.
+    let health = if p.reason == WAITING_FOR_BACKUP {
+        Health::progressing(p.reason, &p.message)
+    } else {
+        Health::stalled(p.reason, &p.message)
     };
-    let plan = plan_of(&r, &src);
-    let mut labels = base_labels("restore");
-    labels.insert(LABEL_RESTORE.into(), name.clone());
-    labels.insert(LABEL_OPERATION.into(), "restore".into());
-    labels.insert(LABEL_REPOSITORY.into(), src.repo_label.clone());
+    (health, p.action())
+}
+
+/// The Restore's one Job, named by its uid so a re-created Restore of the same name is a
+/// new restore.
+fn restore_job_name(r: &Restore) -> String {
+    let uid = r.metadata.uid.clone().unwrap_or_default();
+    job_name(
+        &r.name_any(),
+        "restore",
+        &uid.chars()
+            .filter(|c| c.is_ascii_hexdigit())
+            .take(8)
+            .collect::<String>(),
+    )
+}
+
+/// Its Job finished: the result, an Event, the run metric.
+async fn finished(
+    ctx: &Context,
+    r: &Restore,
+    status: &mut RestoreStatus,
+    view: &JobView,
+    now: Timestamp,
+) -> Result<(Health, Action), Error> {
+    let ns = r.namespace().unwrap_or_default();
+    let report = job_control::report(ctx, &ns, view).await?;
+    let (warning, reason, message) = finish(status, view, &report, now);
+    let result = match status.phase {
+        Some(RestorePhase::Completed) => "complete",
+        Some(RestorePhase::PartiallyFailed) => "partial",
+        _ => "failed",
+    };
+    ctx.metrics
+        .runs
+        .get_or_create(&RunLabels {
+            namespace: ns,
+            owner: r.name_any(),
+            kind: "restore".into(),
+            result: result.into(),
+        })
+        .inc();
+    ctx.event(
+        &r.object_ref(&()),
+        warning,
+        &reason,
+        "Restore",
+        message.clone(),
+    )
+    .await;
+    // Only a complete restore is Ready: a partial one needs a look (its unrestored items),
+    // and a script waiting for Ready must not take it for done.
+    let health = if result == "complete" {
+        Health::ready(&reason, message)
+    } else {
+        Health::stalled(&reason, message)
+    };
+    Ok((health, Action::await_change()))
+}
+
+/// Its Job waits or runs: release the repository's queue, and watch for a pod that cannot
+/// start.
+async fn running(
+    ctx: &Context,
+    r: &Restore,
+    status: &mut RestoreStatus,
+    view: &JobView,
+    repo_jobs: &[JobView],
+) -> Result<(Health, Action), Error> {
+    let ns = r.namespace().unwrap_or_default();
+    let queued: Vec<_> = repo_jobs.iter().map(JobView::queued).collect();
+    let next = next_to_release(&queued);
+    if let Some(next) = next {
+        job_control::release(&ctx.client, &ns, &next.name).await?;
+    }
+    status.phase = Some(
+        if view.state == JobState::Waiting
+            && next.map(|n| n.name.as_str()) != Some(view.name.as_str())
+        {
+            RestorePhase::Queued
+        } else {
+            RestorePhase::Running
+        },
+    );
+    status.job = Some(view.name.clone());
+    status.start_time = status.start_time.clone().or(view.started.map(Time));
+    let mut health = Health::progressing("Restoring", format!("job {} restores", view.name));
+    if let Some(stuck) = job_control::stuck(ctx, &ns, &view.name).await {
+        if stuck.fatal {
+            job_control::fail(&ctx.client, &ns, &view.name, &stuck.why).await?;
+        }
+        health = Health::stalled(
+            "JobPodStuck",
+            format!("the pod of job {} cannot start: {}", view.name, stuck.why),
+        );
+    }
+    Ok((health, Action::requeue(RECHECK)))
+}
+
+/// Its Job is gone without a report: Failed, never run again.
+fn lost(status: &mut RestoreStatus, job_name: &str) -> (Health, Action) {
+    status.phase = Some(RestorePhase::Failed);
+    let message = format!(
+        "the job {job_name} disappeared before reporting a result; create a new Restore to try again"
+    );
+    status.message = Some(message.clone());
+    (Health::stalled("JobLost", message), Action::await_change())
+}
+
+/// The claim restored into, and the node a running pod mounts it on (ReadWriteOnce).
+struct Target {
+    claim: String,
+    node: Option<String>,
+}
+
+/// Create its Job, queued behind the repository's other operations.
+#[allow(clippy::too_many_arguments)] // reason: one stage's inputs, each read by an earlier stage
+async fn start(
+    ctx: &Context,
+    r: &Restore,
+    status: &mut RestoreStatus,
+    src: &Source,
+    target: &Target,
+    job_name: &str,
+    repo_jobs: &[JobView],
+    now: Timestamp,
+) -> Result<(Health, Action), Error> {
+    let ns = r.namespace().unwrap_or_default();
     let queued: Vec<_> = repo_jobs.iter().map(JobView::queued).collect();
     let suspend = must_wait(&queued);
-    let job = job::build(&JobInput {
-        name: job_name.clone(),
-        namespace: &ns,
+    let job = build_job(ctx, r, src, target, job_name, suspend)?;
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    write::create_once(&jobs_api, &job)
+        .await
+        .map_err(Error::api(format!("creating job {job_name}")))?;
+    let claim = &target.claim;
+    ctx.event(
+        &r.object_ref(&()),
+        false,
+        if suspend {
+            "RestoreQueued"
+        } else {
+            "RestoreStarted"
+        },
+        "Restore",
+        format!("restoring into claim {claim} with job {job_name}"),
+    )
+    .await;
+    status.job = Some(job_name.to_owned());
+    status.phase = Some(if suspend {
+        RestorePhase::Queued
+    } else {
+        RestorePhase::Running
+    });
+    status.start_time = Some(Time(now));
+    let health = Health::progressing("Restoring", format!("job {job_name} restores into {claim}"));
+    Ok((health, Action::requeue(RECHECK)))
+}
+
+fn build_job(
+    ctx: &Context,
+    r: &Restore,
+    src: &Source,
+    target: &Target,
+    job_name: &str,
+    suspend: bool,
+) -> Result<Job, Error> {
+    let plan = plan_of(r, src);
+    let mut labels = base_labels("restore");
+    labels.insert(LABEL_RESTORE.into(), r.name_any());
+    labels.insert(LABEL_OPERATION.into(), "restore".into());
+    labels.insert(LABEL_REPOSITORY.into(), src.repo_label.clone());
+    job::build(&JobInput {
+        name: job_name.to_owned(),
+        namespace: &r.namespace().unwrap_or_default(),
         owner: r.controller_owner_ref(&()),
         labels,
         annotations: BTreeMap::new(),
@@ -594,8 +687,8 @@ pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Err
         storage: &src.storage,
         key: Some(&src.key),
         sources: &[],
-        target: Some(&claim),
-        node: node.as_deref(),
+        target: Some(&target.claim),
+        node: target.node.as_deref(),
         resources: None,
         active_deadline_seconds: Some(ctx.settings.default_maintenance_timeout.as_secs() as i64),
         ttl_seconds_after_finished: ctx.settings.job_ttl_seconds,
@@ -605,36 +698,5 @@ pub async fn reconcile(r: Arc<Restore>, ctx: Arc<Context>) -> Result<Action, Err
     .map_err(|source| Error::Build {
         what: "the restore job".into(),
         source,
-    })?;
-    write::create_once(&jobs_api, &job)
-        .await
-        .map_err(Error::api(format!("creating job {job_name}")))?;
-    ctx.event(
-        &object,
-        false,
-        if suspend {
-            "RestoreQueued"
-        } else {
-            "RestoreStarted"
-        },
-        "Restore",
-        format!("restoring into claim {claim} with job {job_name}"),
-    )
-    .await;
-    status.job = Some(job_name.clone());
-    status.phase = Some(if suspend {
-        RestorePhase::Queued
-    } else {
-        RestorePhase::Running
-    });
-    status.start_time = Some(Time(now));
-    status.observed_generation = r.metadata.generation;
-    status.conditions = conditions(
-        &status.conditions,
-        &Health::progressing("Restoring", format!("job {job_name} restores into {claim}")),
-        r.metadata.generation,
-        now,
-    );
-    write::status(&api, &name, old.as_ref(), &status).await?;
-    Ok(Action::requeue(RECHECK))
+    })
 }

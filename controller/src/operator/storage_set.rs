@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::api::backup_set::DeletionPolicy;
 use crate::operator::write;
+use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -18,7 +19,7 @@ use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 
-use crate::api::storage_set::{BackupSetUsage, Capacity, StorageInventory};
+use crate::api::storage_set::{BackupSetUsage, Capacity, StorageInventory, StorageSetStatus};
 use crate::api::{BackupSet, STATUS_LIST_LIMIT, StorageSet};
 use crate::job::plan::{
     self as job_plan, JobPlan, Operation, RepositoryRef, StorageCheckPlan, paths,
@@ -179,8 +180,7 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
         return Ok(Action::await_change());
     };
     let now = ctx.now();
-    let old = s.status.clone();
-    let mut status = old.clone().unwrap_or_default();
+    let mut status = s.status.clone().unwrap_or_default();
     let sets: Api<BackupSet> = Api::namespaced(ctx.client.clone(), &ns);
     let all = sets
         .list(&ListParams::default())
@@ -199,7 +199,7 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
         .filter(|b| b.spec.deletion_policy == DeletionPolicy::Purge)
         .map(|b| b.name_any())
         .collect();
-    if s.metadata.deletion_timestamp.is_some() {
+    let action = if s.metadata.deletion_timestamp.is_some() {
         if purging.is_empty() {
             set_finalizer(&api, &s, false).await?;
             ctx.metrics
@@ -219,30 +219,39 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
             s.metadata.generation,
             now,
         );
-        write::status(&api, &name, old.as_ref(), &status).await?;
-        return Ok(Action::requeue(RECHECK));
-    }
-    set_finalizer(&api, &s, !purging.is_empty()).await?;
-    status.inventory = Some(inventory(&users));
-    if let Some(problem) = check_refs(&ctx, &s).await? {
+        Action::requeue(RECHECK)
+    } else {
+        set_finalizer(&api, &s, !purging.is_empty()).await?;
+        status.inventory = Some(inventory(&users));
+        let (health, action) = check(&ctx, &s, &mut status, now).await?;
         ctx.metrics
             .storage_ready
             .get_or_create(&storage_labels(&ns, &name))
-            .set(0);
+            .set(i64::from(health.is_ready()));
         status.observed_generation = s.metadata.generation;
-        status.conditions = conditions(
-            &status.conditions,
-            &Health::stalled(problem.reason, &problem.message),
-            s.metadata.generation,
-            now,
-        );
-        write::status(&api, &name, old.as_ref(), &status).await?;
-        return Ok(problem.action());
+        status.conditions = conditions(&status.conditions, &health, s.metadata.generation, now);
+        action
+    };
+    write::status(&api, &name, s.status.as_ref(), &status).await?;
+    Ok(action)
+}
+
+/// The stages of a StorageSet in use: its references → the result of its last check → the
+/// next check when due → its health. Returns the health and when to look again.
+async fn check(
+    ctx: &Context,
+    s: &StorageSet,
+    status: &mut StorageSetStatus,
+    now: Timestamp,
+) -> Result<(Health, Action), Error> {
+    if let Some(problem) = check_refs(ctx, s).await? {
+        let health = Health::stalled(problem.reason, &problem.message);
+        return Ok((health, problem.action()));
     }
-    // Results of check jobs.
+    let ns = s.namespace().unwrap_or_default();
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let mut checks: Vec<JobView> = jobs_api
-        .list(&ListParams::default().labels(&format!("{LABEL_STORAGE_SET}={name}")))
+        .list(&ListParams::default().labels(&format!("{LABEL_STORAGE_SET}={}", s.name_any())))
         .await
         .map_err(Error::api("listing storage check jobs"))?
         .items
@@ -253,65 +262,7 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
     if let Some(done) = checks.iter().rev().find(|j| j.state == JobState::Done)
         && status.last_check_job.as_deref() != Some(&done.name)
     {
-        status.last_check_job = Some(done.name.clone());
-        status.last_check_time = Some(Time(done.finished.unwrap_or(now)));
-        status.checked_generation = done
-            .name
-            .rsplit_once("-g")
-            .and_then(|(_, g)| g.split('-').next()?.parse().ok());
-        let object = s.object_ref(&());
-        match job_control::report(&ctx, &ns, done).await? {
-            Report::Summary(sum) => match sum.as_ref() {
-                crate::job::summary::JobSummary::StorageCheck(c) => {
-                    status.failed_checks = c
-                        .items
-                        .iter()
-                        .filter(|i| !i.ok)
-                        .map(|i| format!("{}: {}", i.check, i.detail))
-                        .collect();
-                    status.failure_reason = c
-                        .items
-                        .iter()
-                        .filter(|i| !i.ok)
-                        .find_map(|i| i.category.filter(|c| !c.is_transient()))
-                        .map(|c| c.as_str().to_owned());
-                    status.capacity = match (c.total_bytes, c.available_bytes) {
-                        (Some(t), Some(a)) => Some(Capacity {
-                            total_bytes: t,
-                            available_bytes: a,
-                        }),
-                        _ => None,
-                    };
-                    if c.ok {
-                        ctx.event(
-                            &object,
-                            false,
-                            "StorageReady",
-                            "Check",
-                            "storage check passed",
-                        )
-                        .await;
-                    } else {
-                        ctx.event(
-                            &object,
-                            true,
-                            "StorageCheckFailed",
-                            "Check",
-                            status.failed_checks.join("; "),
-                        )
-                        .await;
-                    }
-                }
-                other => {
-                    status.failed_checks = vec![format!("the check did not run: {other:?}")];
-                    status.failure_reason = None;
-                }
-            },
-            Report::Missing(m) => {
-                status.failed_checks = vec![format!("the check did not run: {m}")];
-                status.failure_reason = None;
-            }
-        }
+        absorb_check(ctx, s, done, status, now).await?;
     }
     // A failing target is checked again sooner, so the sets waiting for it start soon
     // after it is fixed.
@@ -323,7 +274,6 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
             .as_secs()
             .clamp(60, FAILING_RECHECK_SECS)
     } as i64;
-    let epoch = now.as_second() / interval;
     let due = status.checked_generation != s.metadata.generation
         || status
             .last_check_time
@@ -331,18 +281,97 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
             .is_none_or(|t| now.duration_since(t.0).as_secs() >= interval);
     let active = checks.iter().any(|j| j.state != JobState::Done);
     if due && !active {
+        let epoch = now.as_second() / interval;
         let job_name = job_name(
-            &name,
+            &s.name_any(),
             "check",
             &format!("g{}-{epoch}", s.metadata.generation.unwrap_or(0)),
         );
-        let job = check_job(&ctx, &s, &job_name)?;
+        let job = check_job(ctx, s, &job_name)?;
         write::create_once(&jobs_api, &job)
             .await
             .map_err(Error::api(format!("creating job {job_name}")))?;
     }
-    let checked_now = status.checked_generation == s.metadata.generation;
-    let health = if !checked_now {
+    let next = if due || active {
+        RECHECK
+    } else {
+        let last = status.last_check_time.as_ref().map_or(now, |t| t.0);
+        crate::operator::plan::set::until(now, last + jiff::SignedDuration::from_secs(interval))
+    };
+    let health = health_of(status, s.metadata.generation);
+    Ok((health, Action::requeue(next.min(Duration::from_secs(3600)))))
+}
+
+/// Take in a finished check: what failed and why, the capacity, an Event.
+async fn absorb_check(
+    ctx: &Context,
+    s: &StorageSet,
+    done: &JobView,
+    status: &mut StorageSetStatus,
+    now: Timestamp,
+) -> Result<(), Error> {
+    status.last_check_job = Some(done.name.clone());
+    status.last_check_time = Some(Time(done.finished.unwrap_or(now)));
+    status.checked_generation = done
+        .name
+        .rsplit_once("-g")
+        .and_then(|(_, g)| g.split('-').next()?.parse().ok());
+    let ns = s.namespace().unwrap_or_default();
+    let check = match job_control::report(ctx, &ns, done).await? {
+        Report::Summary(sum) => match *sum {
+            crate::job::summary::JobSummary::StorageCheck(c) => c,
+            other => {
+                status.failed_checks = vec![format!("the check did not run: {other:?}")];
+                status.failure_reason = None;
+                return Ok(());
+            }
+        },
+        Report::Missing(m) => {
+            status.failed_checks = vec![format!("the check did not run: {m}")];
+            status.failure_reason = None;
+            return Ok(());
+        }
+    };
+    let failed = || check.items.iter().filter(|i| !i.ok);
+    status.failed_checks = failed()
+        .map(|i| format!("{}: {}", i.check, i.detail))
+        .collect();
+    status.failure_reason = failed()
+        .find_map(|i| i.category.filter(|c| !c.is_transient()))
+        .map(|c| c.as_str().to_owned());
+    status.capacity = match (check.total_bytes, check.available_bytes) {
+        (Some(t), Some(a)) => Some(Capacity {
+            total_bytes: t,
+            available_bytes: a,
+        }),
+        _ => None,
+    };
+    let object = s.object_ref(&());
+    if check.ok {
+        ctx.event(
+            &object,
+            false,
+            "StorageReady",
+            "Check",
+            "storage check passed",
+        )
+        .await;
+    } else {
+        ctx.event(
+            &object,
+            true,
+            "StorageCheckFailed",
+            "Check",
+            status.failed_checks.join("; "),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// Ready once the current generation was checked and nothing failed (pure).
+fn health_of(status: &StorageSetStatus, generation: Option<i64>) -> Health {
+    if status.checked_generation != generation {
         Health::progressing(
             "Checking",
             "checking the storage target (a storage-check job runs)",
@@ -360,21 +389,7 @@ pub async fn reconcile(s: Arc<StorageSet>, ctx: Arc<Context>) -> Result<Action, 
                 status.failed_checks.join("; ")
             ),
         )
-    };
-    ctx.metrics
-        .storage_ready
-        .get_or_create(&storage_labels(&ns, &name))
-        .set(i64::from(checked_now && status.failed_checks.is_empty()));
-    status.observed_generation = s.metadata.generation;
-    status.conditions = conditions(&status.conditions, &health, s.metadata.generation, now);
-    write::status(&api, &name, old.as_ref(), &status).await?;
-    let next = if due || active {
-        RECHECK
-    } else {
-        let last = status.last_check_time.as_ref().map_or(now, |t| t.0);
-        crate::operator::plan::set::until(now, last + jiff::SignedDuration::from_secs(interval))
-    };
-    Ok(Action::requeue(next.min(Duration::from_secs(3600))))
+    }
 }
 
 #[cfg(test)]
