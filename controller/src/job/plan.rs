@@ -83,16 +83,73 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// Which operation, without its parameters.
+    pub fn kind(&self) -> OperationKind {
+        match self {
+            Operation::Backup(_) => OperationKind::Backup,
+            Operation::Purge(_) => OperationKind::Purge,
+            Operation::Verify(_) => OperationKind::Verify,
+            Operation::Restore(_) => OperationKind::Restore,
+            Operation::StorageCheck(_) => OperationKind::StorageCheck,
+            Operation::DeleteRepository => OperationKind::DeleteRepository,
+        }
+    }
+
     /// The name used in job names, labels, events and metrics.
     pub fn name(&self) -> &'static str {
+        self.kind().as_str()
+    }
+}
+
+/// The kinds of operation a job runs: the vocabulary of job names, the operation label,
+/// events and metric labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OperationKind {
+    Backup,
+    Purge,
+    Verify,
+    Restore,
+    StorageCheck,
+    DeleteRepository,
+}
+
+impl OperationKind {
+    pub const ALL: [OperationKind; 6] = [
+        OperationKind::Backup,
+        OperationKind::Purge,
+        OperationKind::Verify,
+        OperationKind::Restore,
+        OperationKind::StorageCheck,
+        OperationKind::DeleteRepository,
+    ];
+
+    /// `backup`, `storage-check` …: labels, job names, metric labels.
+    pub fn as_str(self) -> &'static str {
         match self {
-            Operation::Backup(_) => "backup",
-            Operation::Purge(_) => "purge",
-            Operation::Verify(_) => "verify",
-            Operation::Restore(_) => "restore",
-            Operation::StorageCheck(_) => "storage-check",
-            Operation::DeleteRepository => "delete-repository",
+            OperationKind::Backup => "backup",
+            OperationKind::Purge => "purge",
+            OperationKind::Verify => "verify",
+            OperationKind::Restore => "restore",
+            OperationKind::StorageCheck => "storage-check",
+            OperationKind::DeleteRepository => "delete-repository",
         }
+    }
+}
+
+impl std::fmt::Display for OperationKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for OperationKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OperationKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown operation {s:?}"))
     }
 }
 
@@ -239,5 +296,13 @@ mod tests {
         assert!(json.contains(r#""type":"backup""#), "{json}");
         let bad = json.replace(r#""create":true"#, r#""create":true,"passphrase":"x""#);
         assert!(serde_json::from_str::<JobPlan>(&bad).is_err());
+    }
+
+    #[test]
+    fn every_operation_kind_reads_back_from_its_label() {
+        for kind in OperationKind::ALL {
+            assert_eq!(kind.as_str().parse::<OperationKind>(), Ok(kind));
+        }
+        assert!("copy".parse::<OperationKind>().is_err());
     }
 }

@@ -8,6 +8,7 @@ use super::names::{
     ANNOTATION_ABORTED, ANNOTATION_FAILURE, ANNOTATION_LEVEL, ANNOTATION_SLOT, LABEL_OPERATION,
 };
 use super::plan::queue::{JobState, QueuedJob};
+use crate::job::plan::OperationKind;
 use crate::job::summary::JobSummary;
 
 /// The reason of a Job the controller failed because its pod could not start.
@@ -30,7 +31,8 @@ pub enum Ending {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobView {
     pub name: String,
-    pub operation: String,
+    /// From its operation label; `None` for a Job without a known one.
+    pub operation: Option<OperationKind>,
     pub created: Timestamp,
     pub slot: Option<Timestamp>,
     pub level: Option<String>,
@@ -85,8 +87,7 @@ impl JobView {
             operation: meta
                 .labels
                 .as_ref()
-                .and_then(|l| l.get(LABEL_OPERATION).cloned())
-                .unwrap_or_default(),
+                .and_then(|l| l.get(LABEL_OPERATION)?.parse().ok()),
             created: meta
                 .creation_timestamp
                 .as_ref()
@@ -111,7 +112,10 @@ impl JobView {
             name: self.name.clone(),
             created: self.created,
             state: self.state,
-            operation: self.operation.clone(),
+            operation: self
+                .operation
+                .map(|k| k.as_str().to_owned())
+                .unwrap_or_default(),
         }
     }
 }

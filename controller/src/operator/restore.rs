@@ -21,7 +21,9 @@ use serde_json::json;
 use crate::api::common::SecretKeyReference;
 use crate::api::restore::{Overwrite, RestorePhase, RestoreStatus, RestoredSource, UnrestoredItem};
 use crate::api::{BackupSet, Restore, StorageSet};
-use crate::job::plan::{self as job_plan, JobPlan, Operation, RepositoryRef, RestorePlan, paths};
+use crate::job::plan::{
+    self as job_plan, JobPlan, Operation, OperationKind, RepositoryRef, RestorePlan, paths,
+};
 use crate::operator::conditions::{Health, conditions};
 use crate::operator::context::Context;
 use crate::operator::error::{Error, Problem};
@@ -31,6 +33,7 @@ use crate::operator::job_view::{JobView, Report};
 use crate::operator::metrics::RunLabels;
 use crate::operator::names::*;
 use crate::operator::plan::queue::{JobState, must_wait, next_to_release};
+use crate::operator::results::Outcome;
 use crate::operator::secrets;
 use crate::operator::storage::{self, StorageMount};
 use crate::operator::write;
@@ -239,7 +242,7 @@ async fn target(
                 new.access_modes.clone()
             };
             let mut meta = json!({"name": new.name, "namespace": ns,
-                "labels": base_labels("restore")});
+                "labels": base_labels(OperationKind::Restore.as_str())});
             meta["labels"][LABEL_RESTORE] = json!(r.name_any());
             if new.delete_with_restore {
                 meta["ownerReferences"] =
@@ -506,7 +509,7 @@ fn restore_job_name(r: &Restore) -> String {
     let uid = r.metadata.uid.clone().unwrap_or_default();
     job_name(
         &r.name_any(),
-        "restore",
+        OperationKind::Restore.as_str(),
         &uid.chars()
             .filter(|c| c.is_ascii_hexdigit())
             .take(8)
@@ -526,17 +529,17 @@ async fn finished(
     let report = job_control::report(ctx, &ns, view).await?;
     let (warning, reason, message) = finish(status, view, &report, now);
     let result = match status.phase {
-        Some(RestorePhase::Completed) => "complete",
-        Some(RestorePhase::PartiallyFailed) => "partial",
-        _ => "failed",
+        Some(RestorePhase::Completed) => Outcome::Complete,
+        Some(RestorePhase::PartiallyFailed) => Outcome::Partial,
+        _ => Outcome::Failed,
     };
     ctx.metrics
         .runs
         .get_or_create(&RunLabels {
             namespace: ns,
             owner: r.name_any(),
-            kind: "restore".into(),
-            result: result.into(),
+            kind: OperationKind::Restore.as_str().into(),
+            result: result.as_str().into(),
         })
         .inc();
     ctx.event(
@@ -549,7 +552,7 @@ async fn finished(
     .await;
     // Only a complete restore is Ready: a partial one needs a look (its unrestored items),
     // and a script waiting for Ready must not take it for done.
-    let health = if result == "complete" {
+    let health = if result == Outcome::Complete {
         Health::ready(&reason, message)
     } else {
         Health::stalled(&reason, message)
@@ -665,9 +668,12 @@ fn build_job(
     suspend: bool,
 ) -> Result<Job, Error> {
     let plan = plan_of(r, src);
-    let mut labels = base_labels("restore");
+    let mut labels = base_labels(OperationKind::Restore.as_str());
     labels.insert(LABEL_RESTORE.into(), r.name_any());
-    labels.insert(LABEL_OPERATION.into(), "restore".into());
+    labels.insert(
+        LABEL_OPERATION.into(),
+        OperationKind::Restore.as_str().into(),
+    );
     labels.insert(LABEL_REPOSITORY.into(), src.repo_label.clone());
     job::build(&JobInput {
         name: job_name.to_owned(),

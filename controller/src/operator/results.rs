@@ -2,6 +2,7 @@
 //! the state of each source, restore points, usage, the last purge and verification. Pure:
 //! from the job's report to status fields, table-tested.
 
+use crate::job::plan::OperationKind;
 use crate::job::summary::{BackupOutcome, BackupSummary, JobSummary};
 use holdfast_engine::repo::RepositoryTotals;
 use jiff::Timestamp;
@@ -24,13 +25,34 @@ pub fn time(t: chrono::DateTime<chrono::Utc>) -> Time {
     Time(Timestamp::from_second(t.timestamp()).unwrap_or(Timestamp::UNIX_EPOCH))
 }
 
+/// How an operation ended: the `result` label of the runs metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Complete,
+    Partial,
+    Failed,
+    Aborted,
+    /// A verification that found damage.
+    Damaged,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Complete => "complete",
+            Outcome::Partial => "partial",
+            Outcome::Failed => "failed",
+            Outcome::Aborted => "aborted",
+            Outcome::Damaged => "damaged",
+        }
+    }
+}
+
 /// What absorbing a report amounts to, for events and metrics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Absorbed {
-    /// `backup`, `purge`, `verify` …
-    pub kind: String,
-    /// `complete`, `partial`, `failed`, `aborted`.
-    pub result: &'static str,
+    pub kind: OperationKind,
+    pub result: Outcome,
     /// PascalCase event reason, e.g. `BackupComplete`.
     pub reason: String,
     pub message: String,
@@ -66,11 +88,11 @@ fn push_run(status: &mut BackupSetStatus, run: RunSummary) {
     status.last_run = Some(run);
 }
 
-fn backup_run(job: &JobView, b: &BackupSummary) -> (RunSummary, &'static str) {
+fn backup_run(job: &JobView, b: &BackupSummary) -> (RunSummary, Outcome) {
     let (phase, result) = match b.status {
-        BackupOutcome::Complete => (RunPhase::Complete, "complete"),
-        BackupOutcome::Partial => (RunPhase::Partial, "partial"),
-        BackupOutcome::Aborted => (RunPhase::Aborted, "aborted"),
+        BackupOutcome::Complete => (RunPhase::Complete, Outcome::Complete),
+        BackupOutcome::Partial => (RunPhase::Partial, Outcome::Partial),
+        BackupOutcome::Aborted => (RunPhase::Aborted, Outcome::Aborted),
     };
     let message = match b.status {
         BackupOutcome::Complete => None,
@@ -152,7 +174,8 @@ pub fn absorb(
         _ => 0.0,
     };
     let aborted = job.ending == Some(Ending::Aborted);
-    let kind = job.operation.clone();
+    // Every Job the controller makes carries its operation.
+    let kind = job.operation?;
     let failed = |message: String| -> (RunSummary, Absorbed) {
         let level = match job.level.as_deref() {
             Some("full") => Level::Full,
@@ -179,12 +202,16 @@ pub fn absorb(
                 message: Some(message.clone()),
             },
             Absorbed {
-                kind: kind.clone(),
-                result: if aborted { "aborted" } else { "failed" },
-                reason: if aborted {
-                    format!("{}Aborted", title(&kind))
+                kind,
+                result: if aborted {
+                    Outcome::Aborted
                 } else {
-                    format!("{}Failed", title(&kind))
+                    Outcome::Failed
+                },
+                reason: if aborted {
+                    format!("{}Aborted", title(kind.as_str()))
+                } else {
+                    format!("{}Failed", title(kind.as_str()))
                 },
                 message,
                 warning: !aborted,
@@ -209,8 +236,8 @@ pub fn absorb(
         Report::Missing(m) => m.clone(),
         Report::Summary(_) => String::new(),
     };
-    match (kind.as_str(), summary) {
-        ("backup", Some(JobSummary::Backup(b))) => {
+    match (kind, summary) {
+        (OperationKind::Backup, Some(JobSummary::Backup(b))) => {
             let (run, result) = backup_run(job, b);
             sources(status, b);
             if let Some(t) = &b.repository {
@@ -224,7 +251,7 @@ pub fn absorb(
             let message = format!(
                 "run {} ({}): {} files, {} read, {} stored{}",
                 b.label,
-                result,
+                result.as_str(),
                 b.files,
                 crate::human::bytes(b.bytes_read),
                 crate::human::bytes(b.bytes_stored),
@@ -238,19 +265,19 @@ pub fn absorb(
                 kind,
                 result,
                 reason: match result {
-                    "complete" => "BackupComplete",
-                    "partial" => "BackupPartial",
+                    Outcome::Complete => "BackupComplete",
+                    Outcome::Partial => "BackupPartial",
                     _ => "BackupAborted",
                 }
                 .into(),
                 message,
-                warning: result != "complete",
+                warning: result != Outcome::Complete,
                 seconds,
                 bytes_read: if b.reused { 0 } else { b.bytes_read },
                 bytes_stored: if b.reused { 0 } else { b.bytes_stored },
             })
         }
-        ("backup", _) => {
+        (OperationKind::Backup, _) => {
             let why = explain(&missing);
             let (run, absorbed) = failed(if aborted {
                 format!(
@@ -265,7 +292,7 @@ pub fn absorb(
             push_run(status, run);
             Some(absorbed)
         }
-        ("purge", Some(JobSummary::Purge(p))) => {
+        (OperationKind::Purge, Some(JobSummary::Purge(p))) => {
             status.retention = Some(RetentionResult {
                 last_purge_time: Some(Time(job.finished.unwrap_or(now))),
                 runs_expired: p.runs_expired_count,
@@ -279,7 +306,7 @@ pub fn absorb(
             }
             Some(Absorbed {
                 kind,
-                result: "complete",
+                result: Outcome::Complete,
                 reason: "PurgeComplete".into(),
                 message: format!(
                     "{} runs expired, {} kept, {} reclaimed{}",
@@ -297,7 +324,7 @@ pub fn absorb(
                 bytes_stored: 0,
             })
         }
-        ("verify", Some(JobSummary::Verify(v))) => {
+        (OperationKind::Verify, Some(JobSummary::Verify(v))) => {
             let message = (!v.ok).then(|| v.problems.join("; "));
             status.verification = Some(VerifyResult {
                 time: Some(Time(job.finished.unwrap_or(now))),
@@ -312,7 +339,11 @@ pub fn absorb(
             }
             Some(Absorbed {
                 kind,
-                result: if v.ok { "complete" } else { "damaged" },
+                result: if v.ok {
+                    Outcome::Complete
+                } else {
+                    Outcome::Damaged
+                },
                 reason: if v.ok { "VerifyOk" } else { "VerifyDamaged" }.into(),
                 message: if v.ok {
                     format!(
@@ -335,13 +366,13 @@ pub fn absorb(
         (_, _) => {
             let why = explain(&missing);
             let (_, absorbed) = failed(why.clone());
-            match kind.as_str() {
-                "purge" => {
+            match kind {
+                OperationKind::Purge => {
                     let mut r = status.retention.clone().unwrap_or_default();
                     r.message = Some(format!("the last purge failed: {why}"));
                     status.retention = Some(r);
                 }
-                "verify" => {
+                OperationKind::Verify => {
                     status.verification = Some(VerifyResult {
                         time: Some(Time(job.finished.unwrap_or(now))),
                         depth: "unknown".into(),

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::backup_set::DeletionPolicy;
+use crate::job::plan::OperationKind;
 use crate::operator::write;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
@@ -140,9 +141,12 @@ fn check_job(ctx: &Context, s: &StorageSet, name: &str) -> Result<Job, Error> {
                 .then(|| paths::STORAGE.to_owned()),
         }),
     };
-    let mut labels = base_labels("storage-check");
+    let mut labels = base_labels(OperationKind::StorageCheck.as_str());
     labels.insert(LABEL_STORAGE_SET.into(), s.name_any());
-    labels.insert(LABEL_OPERATION.into(), "storage-check".into());
+    labels.insert(
+        LABEL_OPERATION.into(),
+        OperationKind::StorageCheck.as_str().into(),
+    );
     job::build(&JobInput {
         name: name.to_owned(),
         namespace: &ns,

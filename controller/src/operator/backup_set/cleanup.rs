@@ -13,6 +13,7 @@ use kube::{Api, Resource, ResourceExt};
 
 use crate::api::BackupSet;
 use crate::api::backup_set::{DeletionPolicy, SetPhase};
+use crate::job::plan::OperationKind;
 use crate::job::plan::{self as job_plan, JobPlan, Operation, RepositoryRef};
 use crate::operator::conditions::{Health, conditions};
 use crate::operator::context::Context;
@@ -142,7 +143,7 @@ pub async fn finalize(set: &BackupSet, ctx: &Context) -> Result<Action, Error> {
             .await;
         }
     };
-    let job_name = job_name(&name, "delete-repository", "final");
+    let job_name = job_name(&name, OperationKind::DeleteRepository.as_str(), "final");
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let existing = jobs_api
         .get_opt(&job_name)
@@ -212,8 +213,11 @@ pub async fn finalize(set: &BackupSet, ctx: &Context) -> Result<Action, Error> {
                 },
                 operation: Operation::DeleteRepository,
             };
-            let mut labels = base_labels("delete-repository");
-            labels.insert(LABEL_OPERATION.into(), "delete-repository".into());
+            let mut labels = base_labels(OperationKind::DeleteRepository.as_str());
+            labels.insert(
+                LABEL_OPERATION.into(),
+                OperationKind::DeleteRepository.as_str().into(),
+            );
             labels.insert(LABEL_REPOSITORY.into(), valid.repo_label.clone());
             // No owner: a foreground deletion of the set would take the Job with it.
             let job = job::build(&JobInput {

@@ -20,6 +20,7 @@ use kube::{Api, Resource, ResourceExt};
 
 use crate::api::BackupSet;
 use crate::api::backup_set::{BackupSetStatus, DeletionPolicy, SetPhase};
+use crate::job::plan::OperationKind;
 use crate::operator::conditions::{Health, conditions};
 use crate::operator::context::Context;
 use crate::operator::error::{Error, Problem};
@@ -29,7 +30,7 @@ use crate::operator::metrics::{KindLabels, Metrics, RunLabels};
 use crate::operator::names::*;
 use crate::operator::plan::auto::SourceHistory;
 use crate::operator::plan::queue::{JobState, QueuedJob};
-use crate::operator::plan::set::{OpKind, SetPlan, Timing, plan_set, until};
+use crate::operator::plan::set::{SetPlan, Timing, plan_set, until};
 use crate::operator::results::absorb;
 use crate::operator::write;
 use validate::ValidSet;
@@ -216,7 +217,7 @@ async fn abort_on_request(
     let object = set.object_ref(&());
     for j in &refs.jobs {
         let v = JobView::of(j);
-        if v.operation == OpKind::Backup.name() && v.state != JobState::Done {
+        if v.operation == Some(OperationKind::Backup) && v.state != JobState::Done {
             job_control::abort(&ctx.client, &ns, &v.name).await?;
             ctx.event(&object, false, "BackupAborting", "Abort",
                 format!("stopping {} on request (holdfast.io/abort); what it read is recorded as an Aborted run", v.name)).await;
@@ -407,14 +408,14 @@ fn record(ctx: &Context, set: &BackupSet, a: &crate::operator::results::Absorbed
         .get_or_create(&RunLabels {
             namespace: ns.clone(),
             owner: name.clone(),
-            kind: a.kind.clone(),
-            result: a.result.into(),
+            kind: a.kind.as_str().into(),
+            result: a.result.as_str().into(),
         })
         .inc();
     ctx.metrics
         .run_duration
         .get_or_create(&KindLabels {
-            kind: a.kind.clone(),
+            kind: a.kind.as_str().into(),
         })
         .observe(a.seconds);
     let l = Metrics::set(&ns, &name);

@@ -39,7 +39,7 @@ pub(super) async fn start_due(
     for start in &plan.start {
         let already_waiting = jobs.all.iter().any(|j| {
             j.state == JobState::Waiting
-                && j.operation == start.kind.name()
+                && j.operation == Some(start.kind.kind())
                 && jobs.own.contains(&j.name)
         });
         if already_waiting && start.reason == Reason::Scheduled {

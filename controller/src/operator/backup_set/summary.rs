@@ -9,10 +9,11 @@ use crate::api::BackupSet;
 use crate::api::backup_set::{
     BackupSetStatus, NextRun, QueuedOperation, RunPhase, RunSummary, SetPhase, SlotState,
 };
+use crate::job::plan::OperationKind;
 use crate::operator::conditions::Health;
 use crate::operator::job_view::JobView;
 use crate::operator::plan::queue::{JobState, waiting};
-use crate::operator::plan::set::{OpKind, SetPlan};
+use crate::operator::plan::set::SetPlan;
 
 /// Write the plan's bookkeeping and the Jobs' state into `status`.
 pub(super) fn summarise(
@@ -46,7 +47,7 @@ pub(super) fn summarise(
         .collect();
     let running = jobs
         .own_unfinished()
-        .find(|j| j.operation == OpKind::Backup.name());
+        .find(|j| j.operation == Some(OperationKind::Backup));
     if let Some(running) = running
         && status.last_run.as_ref().and_then(|r| r.job.as_ref()) != Some(&running.name)
     {

@@ -2,6 +2,7 @@
 //! verifications, a manual run token, the `runOnCreate` backup; what was missed; when to
 //! look again. A pure function of the set's spec, its bookkeeping in status, and `now`.
 
+use crate::job::plan::OperationKind;
 use std::collections::BTreeMap;
 
 use holdfast_engine::format::run::Level;
@@ -22,12 +23,16 @@ pub enum OpKind {
 }
 
 impl OpKind {
-    pub fn name(self) -> &'static str {
+    pub fn kind(self) -> OperationKind {
         match self {
-            OpKind::Backup => "backup",
-            OpKind::Purge => "purge",
-            OpKind::Verify => "verify",
+            OpKind::Backup => OperationKind::Backup,
+            OpKind::Purge => OperationKind::Purge,
+            OpKind::Verify => OperationKind::Verify,
         }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.kind().as_str()
     }
 }
 

@@ -8,7 +8,7 @@ use crate::operator::plan::queue::JobState;
 fn job(name: &str, op: &str, ending: Option<Ending>) -> JobView {
     JobView {
         name: name.into(),
-        operation: op.into(),
+        operation: op.parse().ok(),
         created: "2026-12-01T01:00:00Z".parse().unwrap(),
         slot: Some("2026-12-01T01:00:00Z".parse().unwrap()),
         level: Some("incr".into()),
@@ -95,7 +95,7 @@ fn a_partial_backup_with_a_failing_dump_fills_run_sources_and_points() {
     )
     .unwrap();
     assert_eq!(
-        (a.result, a.reason.as_str(), a.warning),
+        (a.result.as_str(), a.reason.as_str(), a.warning),
         ("partial", "BackupPartial", true)
     );
     let last = s.last_run.as_ref().unwrap();
@@ -154,7 +154,10 @@ fn failures_count_up_and_aborts_do_not() {
         now(),
     )
     .unwrap();
-    assert_eq!((a.result, a.reason.as_str()), ("failed", "BackupFailed"));
+    assert_eq!(
+        (a.result.as_str(), a.reason.as_str()),
+        ("failed", "BackupFailed")
+    );
     assert!(a.message.contains("WrongKey"), "{}", a.message);
     assert_eq!(s.consecutive_failures, 1);
     let gone =
@@ -182,7 +185,7 @@ fn failures_count_up_and_aborts_do_not() {
     )
     .unwrap();
     assert_eq!(
-        (a.result, a.reason.as_str(), a.warning),
+        (a.result.as_str(), a.reason.as_str(), a.warning),
         ("aborted", "BackupAborted", false)
     );
     assert_eq!(s.last_run.as_ref().unwrap().phase, RunPhase::Aborted);
