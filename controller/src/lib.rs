@@ -6,3 +6,4 @@ pub mod human;
 pub mod job;
 pub mod logging;
 pub mod operator;
+pub mod text;

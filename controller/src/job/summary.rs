@@ -21,14 +21,11 @@ pub const TERMINATION_MESSAGE_LIMIT: usize = 4096;
 const TEXT_LIMIT: usize = 240;
 
 fn clip(s: &str) -> String {
-    if s.len() <= TEXT_LIMIT {
+    let kept = crate::text::prefix(s, TEXT_LIMIT);
+    if kept.len() == s.len() {
         return s.to_owned();
     }
-    let mut end = TEXT_LIMIT;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
+    format!("{kept}…")
 }
 
 /// Serialize `value` within `limit` bytes: the arrays named in `shrinkable` lose elements

@@ -135,13 +135,7 @@ impl Context {
     ) {
         let mut note: String = note.into();
         // Events carry at most 1 KiB of note.
-        if note.len() > 1000 {
-            let mut end = 1000;
-            while !note.is_char_boundary(end) {
-                end -= 1;
-            }
-            note.truncate(end);
-        }
+        note.truncate(crate::text::prefix(&note, 1000).len());
         // The same line in the log, for those who read logs rather than Events (and for
         // Events the API server drops under rate limits).
         let (kind, name) = (

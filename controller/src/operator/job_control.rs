@@ -96,14 +96,10 @@ async fn from_pods(
     namespace: &str,
     job: &str,
 ) -> Result<(Option<Terminated>, Option<String>), Error> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let list = pods
-        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
-        .await
-        .map_err(Error::api(format!("listing the pods of job {job}")))?;
+    let list = pods_of(client, namespace, job).await?;
     let mut newest: Option<Terminated> = None;
     let mut waiting: Option<String> = None;
-    for p in &list.items {
+    for p in &list {
         if let Some(t) = main_terminated(p) {
             if newest.as_ref().is_none_or(|n| t.finished > n.finished) {
                 newest = Some(t);
@@ -127,6 +123,16 @@ async fn from_pods(
     Ok((newest, waiting))
 }
 
+/// The pods of `job` (its retries too).
+async fn pods_of(client: &kube::Client, namespace: &str, job: &str) -> Result<Vec<Pod>, Error> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    Ok(pods
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
+        .await
+        .map_err(Error::api(format!("listing the pods of job {job}")))?
+        .items)
+}
+
 /// A job pod that cannot start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stuck {
@@ -144,13 +150,8 @@ const STUCK_GRACE: Duration = Duration::from_secs(20);
 const MOUNT_GRACE: Duration = Duration::from_secs(300);
 
 /// Why a Job's pod cannot start yet, if it is stuck (a missing Secret key, an image).
-pub async fn stuck(ctx: &Context, namespace: &str, job: &str) -> Option<Stuck> {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
-    let list = pods
-        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
-        .await
-        .ok()?;
-    for p in &list.items {
+pub async fn stuck(ctx: &Context, namespace: &str, job: &str) -> Result<Option<Stuck>, Error> {
+    for p in &pods_of(&ctx.client, namespace, job).await? {
         let Some(status) = p.status.as_ref() else {
             continue;
         };
@@ -182,23 +183,23 @@ pub async fn stuck(ctx: &Context, namespace: &str, job: &str) -> Option<Stuck> {
                     // A missing Secret or key never appears by itself; anything else may
                     // be slow storage.
                     let fatal = message.contains("secret") || age >= MOUNT_GRACE;
-                    return Some(Stuck {
+                    return Ok(Some(Stuck {
                         why: format!("FailedMount: {message}"),
                         fatal,
-                    });
+                    }));
                 }
             }
             "ContainerCreating" | "PodInitializing" | "" => {}
             _ => {
                 let message = waiting.and_then(|w| w.message).unwrap_or_default();
-                return Some(Stuck {
+                return Ok(Some(Stuck {
                     fatal: reason == "CreateContainerConfigError" && age >= STUCK_GRACE,
                     why: format!("{reason}: {message}"),
-                });
+                }));
             }
         }
     }
-    None
+    Ok(None)
 }
 
 /// The newest `FailedMount` event of a pod, if any (what a kubelet reports when a volume,

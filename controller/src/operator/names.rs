@@ -36,12 +36,7 @@ pub const FINALIZER_IN_USE: &str = "holdfast.io/in-use";
 
 /// FNV-1a, hex: short stable hashes for names and labels.
 pub fn short_hash(s: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
+    format!("{:016x}", crate::text::fnv1a(s))
 }
 
 /// A Job name `<base>-<op>-<tail>` within 52 characters (pods add a suffix and must stay

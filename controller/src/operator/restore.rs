@@ -587,7 +587,7 @@ async fn running(
     status.job = Some(view.name.clone());
     status.start_time = status.start_time.clone().or(view.started.map(Time));
     let mut health = Health::progressing("Restoring", format!("job {} restores", view.name));
-    if let Some(stuck) = job_control::stuck(ctx, &ns, &view.name).await {
+    if let Some(stuck) = job_control::stuck(ctx, &ns, &view.name).await? {
         if stuck.fatal {
             job_control::fail(&ctx.client, &ns, &view.name, &stuck.why).await?;
         }

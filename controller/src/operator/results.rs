@@ -177,11 +177,11 @@ pub fn absorb(
     // Every Job the controller makes carries its operation.
     let kind = job.operation?;
     let failed = |message: String| -> (RunSummary, Absorbed) {
-        let level = match job.level.as_deref() {
-            Some("full") => Level::Full,
-            Some("diff") => Level::Diff,
-            _ => Level::Incr,
-        };
+        let level = job
+            .level
+            .as_deref()
+            .and_then(|l| l.parse::<holdfast_engine::format::run::Level>().ok())
+            .map_or(Level::Incr, Into::into);
         let phase = if aborted {
             RunPhase::Aborted
         } else {

@@ -19,6 +19,7 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use tokio::sync::watch;
 use tracing::Instrument;
+use tracing::instrument::Instrumented;
 
 use crate::api::{BackupSet, Restore, Schedule, StorageSet};
 
@@ -129,7 +130,9 @@ where
 }
 
 /// The objects of `api` each time their spec changes (a new generation), appears or is
-/// deleted, but not on status-only writes: a StorageSet's inventory changes after every
+/// deleted (kube's `predicate_filter(predicates::generation)` drops deletions, which keep
+/// their generation: a set must see its Schedule go to report it missing), but not on
+/// status-only writes: a StorageSet's inventory changes after every
 /// run of every set using it, and following those would reconcile all of its sets each
 /// time (quadratic in the number of sets).
 fn spec_changes<K: Watched>(
@@ -206,6 +209,23 @@ fn changes<K: Watched>(
         })
 }
 
+/// Each reconcile of a `K` in a span that names the object, so its log lines say which.
+fn traced<K, F, Fut>(reconcile: F) -> impl FnMut(Arc<K>, Arc<Context>) -> Instrumented<Fut>
+where
+    K: kube::Resource<DynamicType = ()>,
+    F: Fn(Arc<K>, Arc<Context>) -> Fut,
+{
+    move |o, ctx| {
+        let span = tracing::info_span!(
+            "reconcile",
+            kind = K::kind(&()).as_ref(),
+            namespace = o.namespace().unwrap_or_default(),
+            name = o.name_any()
+        );
+        reconcile(o, ctx).instrument(span)
+    }
+}
+
 /// Run the four controllers for one namespace (or all) until `stop` fires.
 async fn controllers(ctx: Arc<Context>, ns: Option<String>, stop: watch::Receiver<bool>) {
     let c = &ctx.client;
@@ -249,15 +269,7 @@ async fn controllers(ctx: Arc<Context>, ns: Option<String>, stop: watch::Receive
         })
         .graceful_shutdown_on(shutdown(stop.clone()))
         .run(
-            |o, ctx| {
-                let span = tracing::info_span!(
-                    "reconcile",
-                    kind = "BackupSet",
-                    namespace = o.namespace().unwrap_or_default(),
-                    name = o.name_any()
-                );
-                super::backup_set::reconcile(o, ctx).instrument(span)
-            },
+            traced(super::backup_set::reconcile),
             error_policy,
             ctx.clone(),
         )
@@ -277,15 +289,7 @@ async fn controllers(ctx: Arc<Context>, ns: Option<String>, stop: watch::Receive
         )
         .graceful_shutdown_on(shutdown(stop.clone()))
         .run(
-            |o, ctx| {
-                let span = tracing::info_span!(
-                    "reconcile",
-                    kind = "StorageSet",
-                    namespace = o.namespace().unwrap_or_default(),
-                    name = o.name_any()
-                );
-                super::storage_set::reconcile(o, ctx).instrument(span)
-            },
+            traced(super::storage_set::reconcile),
             error_policy,
             ctx.clone(),
         )
@@ -301,15 +305,7 @@ async fn controllers(ctx: Arc<Context>, ns: Option<String>, stop: watch::Receive
         })
         .graceful_shutdown_on(shutdown(stop.clone()))
         .run(
-            |o, ctx| {
-                let span = tracing::info_span!(
-                    "reconcile",
-                    kind = "Schedule",
-                    namespace = o.namespace().unwrap_or_default(),
-                    name = o.name_any()
-                );
-                super::schedule::reconcile(o, ctx).instrument(span)
-            },
+            traced(super::schedule::reconcile),
             error_policy,
             ctx.clone(),
         )
@@ -340,19 +336,7 @@ async fn controllers(ctx: Arc<Context>, ns: Option<String>, stop: watch::Receive
             },
         )
         .graceful_shutdown_on(shutdown(stop))
-        .run(
-            |o, ctx| {
-                let span = tracing::info_span!(
-                    "reconcile",
-                    kind = "Restore",
-                    namespace = o.namespace().unwrap_or_default(),
-                    name = o.name_any()
-                );
-                super::restore::reconcile(o, ctx).instrument(span)
-            },
-            error_policy,
-            ctx.clone(),
-        )
+        .run(traced(super::restore::reconcile), error_policy, ctx.clone())
         .for_each(|_| async {});
     // Job pods' results, kept before a pod can vanish; stops with the controllers.
     let pods = {

@@ -232,11 +232,11 @@ fn plan(set: &BackupSet, valid: &ValidSet, status: &BackupSetStatus, now: Timest
     let timing = timing_of(status);
     let sources = history(set, status);
     let manual = set.spec.manual_run.as_ref().map(|m| {
-        let level = match m.level.as_deref() {
-            Some("full") => holdfast_engine::format::run::Level::Full,
-            Some("diff") => holdfast_engine::format::run::Level::Diff,
-            _ => holdfast_engine::format::run::Level::Incr,
-        };
+        let level = m
+            .level
+            .as_deref()
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(holdfast_engine::format::run::Level::Incr);
         (m.token.as_str(), level)
     });
     let key = format!("{}/{}", set.namespace().unwrap_or_default(), set.name_any());
@@ -285,7 +285,7 @@ async fn watch_stuck(
     let Some(active) = jobs.own_unfinished().find(|j| j.state == JobState::Active) else {
         return Ok(health);
     };
-    let Some(stuck) = job_control::stuck(ctx, &ns, &active.name).await else {
+    let Some(stuck) = job_control::stuck(ctx, &ns, &active.name).await? else {
         return Ok(health);
     };
     if stuck.fatal {

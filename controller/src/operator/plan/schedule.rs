@@ -154,11 +154,7 @@ pub fn jitter_offset(key: &str, jitter: Option<SignedDuration>) -> SignedDuratio
     let Some(j) = jitter.filter(|j| j.as_secs() > 0) else {
         return SignedDuration::ZERO;
     };
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = crate::text::fnv1a(key);
     SignedDuration::from_secs((h % j.as_secs().unsigned_abs()) as i64)
 }
 
