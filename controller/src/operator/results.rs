@@ -3,7 +3,7 @@
 //! from the job's report to status fields, table-tested.
 
 use crate::job::plan::OperationKind;
-use crate::job::summary::{BackupOutcome, BackupSummary, JobSummary};
+use crate::job::summary::{BackupOutcome, BackupSummary, JobSummary, PurgeSummary, VerifySummary};
 use holdfast_engine::repo::RepositoryTotals;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -169,223 +169,253 @@ pub fn absorb(
     status.handled_jobs.push(job.name.clone());
     let overflow = status.handled_jobs.len().saturating_sub(HANDLED_JOBS);
     status.handled_jobs.drain(..overflow);
-    let seconds = match (job.started, job.finished) {
-        (Some(s), Some(f)) => f.duration_since(s).as_secs_f64().max(0.0),
-        _ => 0.0,
-    };
-    let aborted = job.ending == Some(Ending::Aborted);
     // Every Job the controller makes carries its operation.
     let kind = job.operation?;
-    let failed = |message: String| -> (RunSummary, Absorbed) {
-        let level = job
-            .level
-            .as_deref()
-            .and_then(|l| l.parse::<holdfast_engine::format::run::Level>().ok())
-            .map_or(Level::Incr, Into::into);
-        let phase = if aborted {
-            RunPhase::Aborted
-        } else {
-            RunPhase::Failed
-        };
-        (
-            RunSummary {
-                label: job.name.clone(),
-                level,
-                phase,
-                job: Some(job.name.clone()),
-                start_time: job.started.map(Time),
-                completion_time: Some(Time(job.finished.unwrap_or(now))),
-                files: 0,
-                bytes_read: 0,
-                bytes_stored: 0,
-                errors: 0,
-                message: Some(message.clone()),
-            },
-            Absorbed {
-                kind,
-                result: if aborted {
-                    Outcome::Aborted
-                } else {
-                    Outcome::Failed
-                },
-                reason: if aborted {
-                    format!("{}Aborted", title(kind.as_str()))
-                } else {
-                    format!("{}Failed", title(kind.as_str()))
-                },
-                message,
-                warning: !aborted,
-                seconds,
-                bytes_read: 0,
-                bytes_stored: 0,
-            },
-        )
-    };
+    let ended = Ended { job, now };
     let summary = match report {
         Report::Summary(s) => Some(s.as_ref()),
         Report::Missing(_) => None,
     };
-    let explain = |missing: &str| -> String {
-        match summary {
-            Some(JobSummary::Failed(f)) => format!("{}: {}", f.category, f.message),
-            Some(s) => format!("unexpected report {s:?}"),
-            None => missing.to_owned(),
-        }
-    };
-    let missing = match report {
-        Report::Missing(m) => m.clone(),
-        Report::Summary(_) => String::new(),
-    };
-    match (kind, summary) {
-        (OperationKind::Backup, Some(JobSummary::Backup(b))) => {
-            let (run, result) = backup_run(job, b);
-            sources(status, b);
-            if let Some(t) = &b.repository {
-                status.restore_points = Some(restore_points(t));
-                status.usage = Some(usage(status.usage.as_ref(), t, Some(b.bytes_total)));
-            }
-            if b.status != BackupOutcome::Aborted {
-                status.consecutive_failures = 0;
-                status.last_successful_time = Some(time(b.finished));
-            }
-            let message = format!(
-                "run {} ({}): {} files, {} read, {} stored{}",
-                b.label,
-                result.as_str(),
-                b.files,
-                crate::human::bytes(b.bytes_read),
-                crate::human::bytes(b.bytes_stored),
-                run.message
-                    .as_deref()
-                    .map(|m| format!("; {m}"))
-                    .unwrap_or_default()
-            );
-            push_run(status, run);
-            Some(Absorbed {
-                kind,
-                result,
-                reason: match result {
-                    Outcome::Complete => "BackupComplete",
-                    Outcome::Partial => "BackupPartial",
-                    _ => "BackupAborted",
-                }
-                .into(),
-                message,
-                warning: result != Outcome::Complete,
-                seconds,
-                bytes_read: if b.reused { 0 } else { b.bytes_read },
-                bytes_stored: if b.reused { 0 } else { b.bytes_stored },
-            })
-        }
-        (OperationKind::Backup, _) => {
-            let why = explain(&missing);
-            let (run, absorbed) = failed(if aborted {
-                format!(
-                    "aborted on request; what was read before is recorded as an Aborted run ({why})"
-                )
-            } else {
-                why
-            });
-            if !aborted {
-                status.consecutive_failures += 1;
-            }
-            push_run(status, run);
-            Some(absorbed)
-        }
-        (OperationKind::Purge, Some(JobSummary::Purge(p))) => {
-            status.retention = Some(RetentionResult {
-                last_purge_time: Some(Time(job.finished.unwrap_or(now))),
-                runs_expired: p.runs_expired_count,
-                runs_kept: p.runs_kept,
-                bytes_reclaimed: p.bytes_reclaimed,
-                message: p.delete_deferred.clone(),
-            });
-            if let Some(t) = &p.repository {
-                status.restore_points = Some(restore_points(t));
-                status.usage = Some(usage(status.usage.as_ref(), t, None));
-            }
-            Some(Absorbed {
-                kind,
-                result: Outcome::Complete,
-                reason: "PurgeComplete".into(),
-                message: format!(
-                    "{} runs expired, {} kept, {} reclaimed{}",
-                    p.runs_expired_count,
-                    p.runs_kept,
-                    crate::human::bytes(p.bytes_reclaimed),
-                    p.delete_deferred
-                        .as_deref()
-                        .map(|d| format!("; {d}"))
-                        .unwrap_or_default()
-                ),
-                warning: false,
-                seconds,
-                bytes_read: 0,
-                bytes_stored: 0,
-            })
-        }
-        (OperationKind::Verify, Some(JobSummary::Verify(v))) => {
-            let message = (!v.ok).then(|| v.problems.join("; "));
-            status.verification = Some(VerifyResult {
-                time: Some(Time(job.finished.unwrap_or(now))),
-                depth: v.depth.clone(),
-                ok: v.ok,
-                volumes_read: v.volumes_read,
-                message: message.clone(),
-            });
-            if let Some(t) = &v.repository {
-                status.restore_points = Some(restore_points(t));
-                status.usage = Some(usage(status.usage.as_ref(), t, None));
-            }
-            Some(Absorbed {
-                kind,
-                result: if v.ok {
-                    Outcome::Complete
-                } else {
-                    Outcome::Damaged
-                },
-                reason: if v.ok { "VerifyOk" } else { "VerifyDamaged" }.into(),
-                message: if v.ok {
-                    format!(
-                        "{} verification: intact ({} volumes read)",
-                        v.depth, v.volumes_read
-                    )
-                } else {
-                    format!(
-                        "{} verification found damage: {}",
-                        v.depth,
-                        message.unwrap_or_default()
-                    )
-                },
-                warning: !v.ok,
-                seconds,
-                bytes_read: 0,
-                bytes_stored: 0,
-            })
-        }
-        (_, _) => {
-            let why = explain(&missing);
-            let (_, absorbed) = failed(why.clone());
-            match kind {
-                OperationKind::Purge => {
-                    let mut r = status.retention.clone().unwrap_or_default();
-                    r.message = Some(format!("the last purge failed: {why}"));
-                    status.retention = Some(r);
-                }
-                OperationKind::Verify => {
-                    status.verification = Some(VerifyResult {
-                        time: Some(Time(job.finished.unwrap_or(now))),
-                        depth: "unknown".into(),
-                        ok: false,
-                        volumes_read: 0,
-                        message: Some(format!("the verification could not run: {why}")),
-                    });
-                }
-                _ => {}
-            }
-            Some(absorbed)
+    Some(match (kind, summary) {
+        (OperationKind::Backup, Some(JobSummary::Backup(b))) => backed_up(status, &ended, b),
+        (OperationKind::Backup, _) => backup_failed(status, &ended, why(report)),
+        (OperationKind::Purge, Some(JobSummary::Purge(p))) => purged(status, &ended, p),
+        (OperationKind::Verify, Some(JobSummary::Verify(v))) => verified(status, &ended, v),
+        (_, _) => failed(status, &ended, kind, why(report)),
+    })
+}
+
+/// A finished Job, and when it is taken in.
+struct Ended<'a> {
+    job: &'a JobView,
+    now: Timestamp,
+}
+
+impl Ended<'_> {
+    fn seconds(&self) -> f64 {
+        match (self.job.started, self.job.finished) {
+            (Some(s), Some(f)) => f.duration_since(s).as_secs_f64().max(0.0),
+            _ => 0.0,
         }
     }
+
+    fn finished(&self) -> Time {
+        Time(self.job.finished.unwrap_or(self.now))
+    }
+
+    fn aborted(&self) -> bool {
+        self.job.ending == Some(Ending::Aborted)
+    }
+
+    /// What is taken in for the events and metrics, nothing read or stored.
+    fn absorbed(
+        &self,
+        kind: OperationKind,
+        result: Outcome,
+        reason: String,
+        message: String,
+    ) -> Absorbed {
+        Absorbed {
+            kind,
+            warning: !matches!(result, Outcome::Complete | Outcome::Aborted),
+            result,
+            reason,
+            message,
+            seconds: self.seconds(),
+            bytes_read: 0,
+            bytes_stored: 0,
+        }
+    }
+}
+
+/// Why a Job reported no result of its kind: its failure, or why there is no report.
+fn why(report: &Report) -> String {
+    match report {
+        Report::Summary(s) => match s.as_ref() {
+            JobSummary::Failed(f) => format!("{}: {}", f.category, f.message),
+            s => format!("unexpected report {s:?}"),
+        },
+        Report::Missing(m) => m.clone(),
+    }
+}
+
+fn backed_up(status: &mut BackupSetStatus, ended: &Ended<'_>, b: &BackupSummary) -> Absorbed {
+    let (run, result) = backup_run(ended.job, b);
+    sources(status, b);
+    if let Some(t) = &b.repository {
+        status.restore_points = Some(restore_points(t));
+        status.usage = Some(usage(status.usage.as_ref(), t, Some(b.bytes_total)));
+    }
+    if b.status != BackupOutcome::Aborted {
+        status.consecutive_failures = 0;
+        status.last_successful_time = Some(time(b.finished));
+    }
+    let message = format!(
+        "run {} ({}): {} files, {} read, {} stored{}",
+        b.label,
+        result.as_str(),
+        b.files,
+        crate::human::bytes(b.bytes_read),
+        crate::human::bytes(b.bytes_stored),
+        run.message
+            .as_deref()
+            .map(|m| format!("; {m}"))
+            .unwrap_or_default()
+    );
+    push_run(status, run);
+    let reason = match result {
+        Outcome::Complete => "BackupComplete",
+        Outcome::Partial => "BackupPartial",
+        _ => "BackupAborted",
+    };
+    Absorbed {
+        warning: result != Outcome::Complete,
+        bytes_read: if b.reused { 0 } else { b.bytes_read },
+        bytes_stored: if b.reused { 0 } else { b.bytes_stored },
+        ..ended.absorbed(OperationKind::Backup, result, reason.into(), message)
+    }
+}
+
+fn backup_failed(status: &mut BackupSetStatus, ended: &Ended<'_>, why: String) -> Absorbed {
+    let message = if ended.aborted() {
+        format!("aborted on request; what was read before is recorded as an Aborted run ({why})")
+    } else {
+        why
+    };
+    if !ended.aborted() {
+        status.consecutive_failures += 1;
+    }
+    push_run(status, failed_run(ended, &message));
+    ended_badly(ended, OperationKind::Backup, message)
+}
+
+/// A run that recorded nothing: Failed, or Aborted when stopped on request.
+fn failed_run(ended: &Ended<'_>, message: &str) -> RunSummary {
+    let job = ended.job;
+    RunSummary {
+        label: job.name.clone(),
+        level: job
+            .level
+            .as_deref()
+            .and_then(|l| l.parse::<holdfast_engine::format::run::Level>().ok())
+            .map_or(Level::Incr, Into::into),
+        phase: if ended.aborted() {
+            RunPhase::Aborted
+        } else {
+            RunPhase::Failed
+        },
+        job: Some(job.name.clone()),
+        start_time: job.started.map(Time),
+        completion_time: Some(ended.finished()),
+        files: 0,
+        bytes_read: 0,
+        bytes_stored: 0,
+        errors: 0,
+        message: Some(message.to_owned()),
+    }
+}
+
+/// `<Kind>Failed`, or `<Kind>Aborted` when stopped on request.
+fn ended_badly(ended: &Ended<'_>, kind: OperationKind, message: String) -> Absorbed {
+    let (result, reason) = if ended.aborted() {
+        (Outcome::Aborted, format!("{}Aborted", title(kind.as_str())))
+    } else {
+        (Outcome::Failed, format!("{}Failed", title(kind.as_str())))
+    };
+    ended.absorbed(kind, result, reason, message)
+}
+
+fn purged(status: &mut BackupSetStatus, ended: &Ended<'_>, p: &PurgeSummary) -> Absorbed {
+    status.retention = Some(RetentionResult {
+        last_purge_time: Some(ended.finished()),
+        runs_expired: p.runs_expired_count,
+        runs_kept: p.runs_kept,
+        bytes_reclaimed: p.bytes_reclaimed,
+        message: p.delete_deferred.clone(),
+    });
+    if let Some(t) = &p.repository {
+        status.restore_points = Some(restore_points(t));
+        status.usage = Some(usage(status.usage.as_ref(), t, None));
+    }
+    let message = format!(
+        "{} runs expired, {} kept, {} reclaimed{}",
+        p.runs_expired_count,
+        p.runs_kept,
+        crate::human::bytes(p.bytes_reclaimed),
+        p.delete_deferred
+            .as_deref()
+            .map(|d| format!("; {d}"))
+            .unwrap_or_default()
+    );
+    ended.absorbed(
+        OperationKind::Purge,
+        Outcome::Complete,
+        "PurgeComplete".into(),
+        message,
+    )
+}
+
+fn verified(status: &mut BackupSetStatus, ended: &Ended<'_>, v: &VerifySummary) -> Absorbed {
+    let problems = (!v.ok).then(|| v.problems.join("; "));
+    status.verification = Some(VerifyResult {
+        time: Some(ended.finished()),
+        depth: v.depth.clone(),
+        ok: v.ok,
+        volumes_read: v.volumes_read,
+        message: problems.clone(),
+    });
+    if let Some(t) = &v.repository {
+        status.restore_points = Some(restore_points(t));
+        status.usage = Some(usage(status.usage.as_ref(), t, None));
+    }
+    let (result, reason, message) = if v.ok {
+        (
+            Outcome::Complete,
+            "VerifyOk",
+            format!(
+                "{} verification: intact ({} volumes read)",
+                v.depth, v.volumes_read
+            ),
+        )
+    } else {
+        (
+            Outcome::Damaged,
+            "VerifyDamaged",
+            format!(
+                "{} verification found damage: {}",
+                v.depth,
+                problems.unwrap_or_default()
+            ),
+        )
+    };
+    ended.absorbed(OperationKind::Verify, result, reason.into(), message)
+}
+
+/// Any other operation that reported no result of its kind.
+fn failed(
+    status: &mut BackupSetStatus,
+    ended: &Ended<'_>,
+    kind: OperationKind,
+    why: String,
+) -> Absorbed {
+    match kind {
+        OperationKind::Purge => {
+            let mut r = status.retention.clone().unwrap_or_default();
+            r.message = Some(format!("the last purge failed: {why}"));
+            status.retention = Some(r);
+        }
+        OperationKind::Verify => {
+            status.verification = Some(VerifyResult {
+                time: Some(ended.finished()),
+                depth: "unknown".into(),
+                ok: false,
+                volumes_read: 0,
+                message: Some(format!("the verification could not run: {why}")),
+            });
+        }
+        _ => {}
+    }
+    ended_badly(ended, kind, why)
 }
 
 /// `backup` → `Backup`, `storage-check` → `StorageCheck`.
