@@ -3,9 +3,10 @@
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 
-use crate::api::BackupSet;
+use crate::api::backup_set::PvcSource;
 use crate::api::backup_set::Retention;
 use crate::api::common::SecretKeyReference;
+use crate::api::{BackupSet, StorageSet};
 use crate::job::plan::{SourcePlan, paths};
 use crate::operator::error::Problem;
 use crate::operator::job::PodSource;
@@ -44,21 +45,65 @@ fn access_modes(pvc: &PersistentVolumeClaim) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Check the set against what was read.
+/// Check the set against what was read: each stage below in turn, the first problem found
+/// reported (pure).
 pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
-    let ns = set.metadata.namespace.as_deref().unwrap_or_default();
-    let name = set.metadata.name.as_deref().unwrap_or_default();
-    let storage_name = &set.spec.storage_set_ref.name;
-    let storage = refs.storage.as_ref().ok_or_else(|| {
-        Problem::missing(
-            "StorageSetNotFound",
-            format!("StorageSet {storage_name} does not exist in namespace {ns}"),
-            "create it (the set waits for it)",
-        )
-    })?;
+    let storage = storage_set(set, refs)?;
     let repository = set.repository();
     storage::check_repository(&repository).map_err(|m| Problem::new("RepositoryInvalid", m))?;
-    let url = storage::url(&storage.spec, Some(&repository)).map_err(|m| {
+    let (url, mount) = target(set, storage, &repository)?;
+    unclaimed(set, refs, &repository)?;
+    let key = key(set, refs)?;
+    credentials(set, refs, &mount)?;
+    storage_ready(storage)?;
+    let schedule = schedule(set, refs)?;
+    let Sources { each, node } = sources(set, refs)?;
+    if let Some(r) = &set.spec.retention {
+        crate::job::plan::retention_policy(r).map_err(|m| Problem::new("RetentionInvalid", m))?;
+    }
+    let timeouts = set.spec.timeouts.clone().unwrap_or_default();
+    Ok(ValidSet {
+        repo_label: repo_label_of(set),
+        repository,
+        url,
+        storage: mount,
+        key,
+        sources: each,
+        schedule,
+        node,
+        retention: set.spec.retention.clone(),
+        backup_timeout: timeout(&timeouts.backup, "backup")?,
+        maintenance_timeout: timeout(&timeouts.maintenance, "maintenance")?,
+    })
+}
+
+fn namespace(set: &BackupSet) -> &str {
+    set.metadata.namespace.as_deref().unwrap_or_default()
+}
+
+/// The StorageSet it names exists.
+fn storage_set<'a>(set: &BackupSet, refs: &'a Refs) -> Result<&'a StorageSet, Problem> {
+    refs.storage.as_ref().ok_or_else(|| {
+        Problem::missing(
+            "StorageSetNotFound",
+            format!(
+                "StorageSet {} does not exist in namespace {}",
+                set.spec.storage_set_ref.name,
+                namespace(set)
+            ),
+            "create it (the set waits for it)",
+        )
+    })
+}
+
+/// The repository's URL and how job pods reach the StorageSet's target.
+fn target(
+    set: &BackupSet,
+    storage: &StorageSet,
+    repository: &str,
+) -> Result<(String, StorageMount), Problem> {
+    let storage_name = &set.spec.storage_set_ref.name;
+    let url = storage::url(&storage.spec, Some(repository)).map_err(|m| {
         Problem::new(
             "StorageSetInvalid",
             format!("StorageSet {storage_name}: {m}"),
@@ -70,39 +115,50 @@ pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
             format!("StorageSet {storage_name} names no target"),
         )
     })?;
-    // Another set keeping its repository at the same place, or around or inside this one:
-    // the older one keeps it.
+    Ok((url, mount))
+}
+
+/// No older set keeps its repository at the same place, or around or inside this one: the
+/// older one keeps it.
+fn unclaimed(set: &BackupSet, refs: &Refs, repository: &str) -> Result<(), Problem> {
+    let name = set.metadata.name.as_deref().unwrap_or_default();
+    let storage_name = &set.spec.storage_set_ref.name;
     let created = |s: &BackupSet| {
         (
             s.metadata.creation_timestamp.clone().map(|t| t.0),
             s.metadata.name.clone().unwrap_or_default(),
         )
     };
-    if let Some(other) = refs.siblings.iter().find(|o| {
+    let Some(other) = refs.siblings.iter().find(|o| {
         o.metadata.name.as_deref() != Some(name)
             && o.metadata.deletion_timestamp.is_none()
             && o.spec.storage_set_ref.name == *storage_name
-            && storage::repositories_overlap(&o.repository(), &repository)
+            && storage::repositories_overlap(&o.repository(), repository)
             && created(o) < created(set)
-    }) {
-        let theirs = other.repository();
-        let how = if theirs == repository {
-            format!("already keeps its repository at {repository}")
-        } else if theirs.len() < repository.len() {
-            format!("keeps its repository at {theirs}, around this set's {repository}")
-        } else {
-            format!("keeps its repository at {theirs}, inside this set's {repository}")
-        };
-        return Err(Problem::new(
-            "RepositoryClaimed",
-            format!(
-                "BackupSet {} {how} in StorageSet {storage_name}: each set needs a repository of \
-                 its own, neither inside another nor around one (the outer one's purge or deletion \
-                 would destroy the inner one); set spec.repository to a path apart from it",
-                other.metadata.name.as_deref().unwrap_or_default()
-            ),
-        ));
-    }
+    }) else {
+        return Ok(());
+    };
+    let theirs = other.repository();
+    let how = if theirs == repository {
+        format!("already keeps its repository at {repository}")
+    } else if theirs.len() < repository.len() {
+        format!("keeps its repository at {theirs}, around this set's {repository}")
+    } else {
+        format!("keeps its repository at {theirs}, inside this set's {repository}")
+    };
+    Err(Problem::new(
+        "RepositoryClaimed",
+        format!(
+            "BackupSet {} {how} in StorageSet {storage_name}: each set needs a repository of \
+             its own, neither inside another nor around one (the outer one's purge or deletion \
+             would destroy the inner one); set spec.repository to a path apart from it",
+            other.metadata.name.as_deref().unwrap_or_default()
+        ),
+    ))
+}
+
+/// The key Secret exists and holds the key it names.
+fn key(set: &BackupSet, refs: &Refs) -> Result<SecretKeyReference, Problem> {
     let key = set.spec.encryption.key_secret_ref.clone();
     if !refs.secrets.contains(&key.name) {
         return Err(Problem::missing(
@@ -118,39 +174,51 @@ pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
                 .recheck(RECHECK),
         );
     }
-    if let StorageMount::S3 {
-        credentials_secret: Some(c),
-    } = &mount
-    {
-        if !refs.secrets.contains(c) {
-            return Err(Problem::missing(
-                "CredentialsSecretNotFound",
-                format!("Secret {c} (S3 credentials of StorageSet {storage_name}) does not exist"),
-                "create it with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-            )
-            .recheck(RECHECK));
-        }
-        for needed in storage::CREDENTIAL_KEYS {
-            if let Some(why) = missing_key(c, needed, refs.secret_keys.get(c)) {
-                return Err(Problem::new(
-                    "CredentialsSecretInvalid",
-                    format!("{why} (S3 credentials of StorageSet {storage_name})"),
+    Ok(key)
+}
+
+/// What the target needs exists: S3 credentials with both keys, or the filesystem's claim.
+fn credentials(set: &BackupSet, refs: &Refs, mount: &StorageMount) -> Result<(), Problem> {
+    let storage_name = &set.spec.storage_set_ref.name;
+    match mount {
+        StorageMount::S3 {
+            credentials_secret: Some(c),
+        } => {
+            if !refs.secrets.contains(c) {
+                return Err(Problem::missing(
+                    "CredentialsSecretNotFound",
+                    format!(
+                        "Secret {c} (S3 credentials of StorageSet {storage_name}) does not exist"
+                    ),
+                    "create it with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
                 )
                 .recheck(RECHECK));
             }
+            for needed in storage::CREDENTIAL_KEYS {
+                if let Some(why) = missing_key(c, needed, refs.secret_keys.get(c)) {
+                    return Err(Problem::new(
+                        "CredentialsSecretInvalid",
+                        format!("{why} (S3 credentials of StorageSet {storage_name})"),
+                    )
+                    .recheck(RECHECK));
+                }
+            }
+            Ok(())
         }
+        StorageMount::Filesystem { claim } if !refs.claims.contains_key(claim) => {
+            Err(Problem::new(
+                "StorageClaimNotFound",
+                format!("PersistentVolumeClaim {claim} (the filesystem of StorageSet {storage_name}) does not exist"),
+            )
+            .recheck(RECHECK))
+        }
+        _ => Ok(()),
     }
-    if let StorageMount::Filesystem { claim } = &mount
-        && !refs.claims.contains_key(claim)
-    {
-        return Err(Problem::new(
-            "StorageClaimNotFound",
-            format!("PersistentVolumeClaim {claim} (the filesystem of StorageSet {storage_name}) does not exist"),
-        )
-        .recheck(RECHECK));
-    }
-    // A target that only a user can fix holds every run back; a transient failure (a
-    // timeout, a 5xx) does not, and a check of an older spec says nothing of this one.
+}
+
+/// A target that only a user can fix holds every run back; a transient failure (a timeout,
+/// a 5xx) does not, and a check of an older spec says nothing of this one.
+fn storage_ready(storage: &StorageSet) -> Result<(), Problem> {
     if let Some(st) = &storage.status
         && st.checked_generation == storage.metadata.generation
         && let Some(reason) = &st.failure_reason
@@ -158,62 +226,50 @@ pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
         return Err(Problem::new(
             "StorageNotReady",
             format!(
-                "StorageSet {storage_name} is not ready ({reason}: {}): no run starts until its \
-                 storage check passes (it checks again every few minutes, and at once when its \
-                 spec changes)",
+                "StorageSet {} is not ready ({reason}: {}): no run starts until its storage \
+                 check passes (it checks again every few minutes, and at once when its spec \
+                 changes)",
+                storage.metadata.name.as_deref().unwrap_or_default(),
                 st.failed_checks.join("; ")
             ),
         )
         .recheck(RECHECK));
     }
-    let schedule =
-        match (&set.spec.schedule_ref, &refs.schedule) {
-            (None, _) => None,
-            (Some(r), None) => {
-                return Err(Problem::missing(
-                    "ScheduleNotFound",
-                    format!("Schedule {} does not exist in namespace {ns}", r.name),
-                    "create it (the set waits for it)",
-                ));
-            }
-            (Some(r), Some(s)) => Some(validate_schedule(&s.spec).map_err(|m| {
-                Problem::new("ScheduleInvalid", format!("Schedule {}: {m}", r.name))
-            })?),
-        };
+    Ok(())
+}
+
+/// The Schedule it names exists and is valid.
+fn schedule(set: &BackupSet, refs: &Refs) -> Result<Option<ValidSchedule>, Problem> {
+    match (&set.spec.schedule_ref, &refs.schedule) {
+        (None, _) => Ok(None),
+        (Some(r), None) => Err(Problem::missing(
+            "ScheduleNotFound",
+            format!(
+                "Schedule {} does not exist in namespace {}",
+                r.name,
+                namespace(set)
+            ),
+            "create it (the set waits for it)",
+        )),
+        (Some(r), Some(s)) => validate_schedule(&s.spec)
+            .map(Some)
+            .map_err(|m| Problem::new("ScheduleInvalid", format!("Schedule {}: {m}", r.name))),
+    }
+}
+
+/// The sources as a pod mounts or runs each and as the plan names it, and the node a
+/// ReadWriteOnce source is mounted on now (all such sources must be on one).
+struct Sources {
+    each: Vec<(PodSource, SourcePlan)>,
+    node: Option<String>,
+}
+
+fn sources(set: &BackupSet, refs: &Refs) -> Result<Sources, Problem> {
     let mut sources = Vec::new();
     let mut nodes: Vec<(String, String)> = Vec::new();
     for s in &set.spec.sources {
         if let Some(p) = &s.persistent_volume_claim {
-            let Some(pvc) = refs.claims.get(&p.claim_name) else {
-                return Err(Problem::new(
-                    "SourceClaimNotFound",
-                    format!(
-                        "source {}: PersistentVolumeClaim {} does not exist",
-                        s.name, p.claim_name
-                    ),
-                )
-                .recheck(RECHECK));
-            };
-            let modes = access_modes(pvc);
-            let users = refs
-                .claim_users
-                .get(&p.claim_name)
-                .cloned()
-                .unwrap_or_default();
-            if modes.iter().any(|m| m == "ReadWriteOncePod") && !users.is_empty() {
-                return Err(Problem::new(
-                    "ReadWriteOncePodInUse",
-                    format!(
-                        "source {}: claim {} is ReadWriteOncePod and pod {} uses it, so no backup pod can mount it; \
-                         back it up from inside that workload (a command source) or make the claim ReadWriteOnce",
-                        s.name, p.claim_name, users[0].pod
-                    ),
-                )
-                .recheck(RECHECK));
-            }
-            if modes.iter().any(|m| m == "ReadWriteOnce")
-                && let Some(node) = users.iter().find_map(|u| u.node.clone())
-            {
+            if let Some(node) = claim_node(&s.name, p, refs)? {
                 nodes.push((s.name.clone(), node));
             }
             sources.push((
@@ -269,32 +325,56 @@ pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
         )
         .recheck(RECHECK));
     }
-    if let Some(r) = &set.spec.retention {
-        crate::job::plan::retention_policy(r).map_err(|m| Problem::new("RetentionInvalid", m))?;
-    }
-    let timeout = |v: &Option<String>, what: &str| -> Result<Option<i64>, Problem> {
-        v.as_deref()
-            .map(|d| {
-                parse_duration(d)
-                    .map(|d| d.as_secs())
-                    .map_err(|m| Problem::new("TimeoutInvalid", format!("timeouts.{what}: {m}")))
-            })
-            .transpose()
-    };
-    let timeouts = set.spec.timeouts.clone().unwrap_or_default();
-    Ok(ValidSet {
-        repo_label: repo_label_of(set),
-        repository,
-        url,
-        storage: mount,
-        key,
-        sources,
-        schedule,
+    Ok(Sources {
+        each: sources,
         node: nodes.first().map(|(_, n)| n.clone()),
-        retention: set.spec.retention.clone(),
-        backup_timeout: timeout(&timeouts.backup, "backup")?,
-        maintenance_timeout: timeout(&timeouts.maintenance, "maintenance")?,
     })
+}
+
+/// A claim source's claim exists and a backup pod can mount it: the node it must run on
+/// when the claim is ReadWriteOnce and in use.
+fn claim_node(source: &str, p: &PvcSource, refs: &Refs) -> Result<Option<String>, Problem> {
+    let Some(pvc) = refs.claims.get(&p.claim_name) else {
+        return Err(Problem::new(
+            "SourceClaimNotFound",
+            format!(
+                "source {source}: PersistentVolumeClaim {} does not exist",
+                p.claim_name
+            ),
+        )
+        .recheck(RECHECK));
+    };
+    let modes = access_modes(pvc);
+    let users = refs
+        .claim_users
+        .get(&p.claim_name)
+        .cloned()
+        .unwrap_or_default();
+    if modes.iter().any(|m| m == "ReadWriteOncePod") && !users.is_empty() {
+        return Err(Problem::new(
+            "ReadWriteOncePodInUse",
+            format!(
+                "source {source}: claim {} is ReadWriteOncePod and pod {} uses it, so no backup pod can mount it; \
+                 back it up from inside that workload (a command source) or make the claim ReadWriteOnce",
+                p.claim_name, users[0].pod
+            ),
+        )
+        .recheck(RECHECK));
+    }
+    if modes.iter().any(|m| m == "ReadWriteOnce") {
+        return Ok(users.iter().find_map(|u| u.node.clone()));
+    }
+    Ok(None)
+}
+
+fn timeout(v: &Option<String>, what: &str) -> Result<Option<i64>, Problem> {
+    v.as_deref()
+        .map(|d| {
+            parse_duration(d)
+                .map(|d| d.as_secs())
+                .map_err(|m| Problem::new("TimeoutInvalid", format!("timeouts.{what}: {m}")))
+        })
+        .transpose()
 }
 
 #[cfg(test)]
