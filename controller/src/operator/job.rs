@@ -19,10 +19,18 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::ResourceRequirements;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use serde_json::{Value, json};
+use k8s_openapi::api::batch::v1::{
+    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement,
+    PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
+};
+use k8s_openapi::api::core::v1::{
+    Affinity, Capabilities, Container, EnvVar, EnvVarSource, KeyToPath, NodeAffinity, NodeSelector,
+    NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
+    Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use super::names::MAIN_CONTAINER;
 use crate::api::backup_set::CommandSource;
@@ -102,59 +110,159 @@ pub struct JobInput<'a> {
     pub suspend: bool,
 }
 
-fn security(p: Privilege) -> Value {
-    json!({
-        "runAsUser": 0,
-        "runAsNonRoot": false,
-        "allowPrivilegeEscalation": false,
-        "readOnlyRootFilesystem": true,
-        "privileged": false,
-        "capabilities": {"drop": ["ALL"], "add": p.capabilities()},
-    })
+fn security(p: Privilege) -> SecurityContext {
+    SecurityContext {
+        run_as_user: Some(0),
+        run_as_non_root: Some(false),
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        privileged: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            add: Some(p.capabilities().iter().map(|c| (*c).to_owned()).collect()),
+        }),
+        ..Default::default()
+    }
 }
 
-/// The Job.
-pub fn build(input: &JobInput<'_>) -> Result<Job, serde_json::Error> {
-    let plan_json = serde_json::to_string(input.plan)?;
-    let mut volumes: Vec<Value> = vec![json!({"name": "tmp", "emptyDir": {}})];
-    let mut mounts: Vec<Value> = vec![json!({"name": "tmp", "mountPath": paths::TMP})];
-    let mut env: Vec<Value> = vec![
-        json!({"name": PLAN_ENV, "value": plan_json}),
-        json!({"name": "HOLDFAST_SUMMARY_FILE", "value": "/dev/termination-log"}),
-        json!({"name": "HOME", "value": paths::TMP}),
-        json!({"name": "TMPDIR", "value": paths::TMP}),
-        json!({"name": "HOLDFAST_LOCK_HOLDER", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
-    ];
-    if let Some(key) = input.key {
-        volumes.push(json!({"name": "key", "secret": {
-            "secretName": key.name, "defaultMode": 0o400,
-            "items": [{"key": key.key, "path": "passphrase"}]}}));
-        mounts.push(json!({"name": "key", "mountPath": paths::KEY, "readOnly": true}));
-        env.push(
-            json!({"name": "HOLDFAST_KEY_FILE", "value": format!("{}/passphrase", paths::KEY)}),
-        );
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: read_only.then_some(true),
+        ..Default::default()
     }
-    match input.storage {
-        StorageMount::S3 { credentials_secret } => {
-            if let Some(secret) = credentials_secret {
+}
+
+fn empty_dir(name: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        empty_dir: Some(Default::default()),
+        ..Default::default()
+    }
+}
+
+fn claim_volume(name: &str, claim: &str, read_only: bool) -> Volume {
+    Volume {
+        name: name.into(),
+        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+            claim_name: claim.into(),
+            read_only: read_only.then_some(true),
+        }),
+        ..Default::default()
+    }
+}
+
+fn var(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..Default::default()
+    }
+}
+
+fn var_from(name: &str, source: EnvVarSource) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(source),
+        ..Default::default()
+    }
+}
+
+/// The main container's volumes, mounts and environment: the plan, scratch space, the key,
+/// the storage and a restore's target (sources are added by [`sources`]).
+struct Pod {
+    volumes: Vec<Volume>,
+    mounts: Vec<VolumeMount>,
+    env: Vec<EnvVar>,
+}
+
+impl Pod {
+    fn new(plan_json: String) -> Self {
+        Pod {
+            volumes: vec![empty_dir("tmp")],
+            mounts: vec![mount("tmp", paths::TMP, false)],
+            env: vec![
+                var(PLAN_ENV, plan_json),
+                var("HOLDFAST_SUMMARY_FILE", "/dev/termination-log"),
+                var("HOME", paths::TMP),
+                var("TMPDIR", paths::TMP),
+                var_from(
+                    "HOLDFAST_LOCK_HOLDER",
+                    EnvVarSource {
+                        field_ref: Some(ObjectFieldSelector {
+                            field_path: "metadata.name".into(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                ),
+            ],
+        }
+    }
+
+    fn key(&mut self, key: &SecretKeyReference) {
+        self.volumes.push(Volume {
+            name: "key".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(key.name.clone()),
+                default_mode: Some(0o400),
+                items: Some(vec![KeyToPath {
+                    key: key.key.clone(),
+                    path: "passphrase".into(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        self.mounts.push(mount("key", paths::KEY, true));
+        self.env.push(var(
+            "HOLDFAST_KEY_FILE",
+            format!("{}/passphrase", paths::KEY),
+        ));
+    }
+
+    fn storage(&mut self, storage: &StorageMount) {
+        match storage {
+            StorageMount::S3 {
+                credentials_secret: Some(secret),
+            } => {
                 let required = super::storage::CREDENTIAL_KEYS.map(|k| (k, false));
-                for (var, optional) in required.into_iter().chain([("AWS_SESSION_TOKEN", true)]) {
-                    env.push(json!({"name": var, "valueFrom": {"secretKeyRef": {
-                        "name": secret, "key": var, "optional": optional}}}));
+                for (name, optional) in required.into_iter().chain([("AWS_SESSION_TOKEN", true)]) {
+                    let source = EnvVarSource {
+                        secret_key_ref: Some(SecretKeySelector {
+                            name: secret.clone(),
+                            key: name.into(),
+                            optional: Some(optional),
+                        }),
+                        ..Default::default()
+                    };
+                    self.env.push(var_from(name, source));
                 }
             }
-        }
-        StorageMount::Filesystem { claim } => {
-            volumes.push(json!({"name": "storage", "persistentVolumeClaim": {"claimName": claim}}));
-            mounts.push(json!({"name": "storage", "mountPath": paths::STORAGE}));
+            StorageMount::S3 {
+                credentials_secret: None,
+            } => {}
+            StorageMount::Filesystem { claim } => {
+                self.volumes.push(claim_volume("storage", claim, false));
+                self.mounts.push(mount("storage", paths::STORAGE, false));
+            }
         }
     }
-    if let Some(claim) = input.target {
-        volumes.push(json!({"name": "target", "persistentVolumeClaim": {"claimName": claim}}));
-        mounts.push(json!({"name": "target", "mountPath": paths::TARGET}));
+
+    fn target(&mut self, claim: &str) {
+        self.volumes.push(claim_volume("target", claim, false));
+        self.mounts.push(mount("target", paths::TARGET, false));
     }
+}
+
+/// Claim sources mounted read-only into the main container; each command source a
+/// container of its own writing to its FIFO, and the init container that puts the helper
+/// and the FIFOs in place. Returns the extra containers and the init containers.
+fn sources(pod: &mut Pod, input: &JobInput<'_>) -> (Vec<Container>, Vec<Container>) {
     let mut fifos = Vec::new();
-    let mut side: Vec<Value> = Vec::new();
+    let mut side = Vec::new();
     for s in input.sources {
         match s {
             PodSource::Claim {
@@ -163,147 +271,207 @@ pub fn build(input: &JobInput<'_>) -> Result<Job, serde_json::Error> {
                 sub_path,
             } => {
                 let vol = format!("source-{name}");
-                volumes.push(json!({"name": vol, "persistentVolumeClaim": {"claimName": claim, "readOnly": true}}));
-                let mut m = json!({"name": vol, "mountPath": format!("{}/{name}", paths::SOURCES), "readOnly": true});
-                if let Some(p) = sub_path
+                pod.volumes.push(claim_volume(&vol, claim, true));
+                let mut m = mount(&vol, &format!("{}/{name}", paths::SOURCES), true);
+                m.sub_path = sub_path
                     .as_deref()
                     .map(|p| p.trim_start_matches('/'))
                     .filter(|p| !p.is_empty())
-                {
-                    m["subPath"] = json!(p);
-                }
-                mounts.push(m);
+                    .map(str::to_owned);
+                pod.mounts.push(m);
             }
             PodSource::Command { name, command } => {
                 let fifo = format!("{}/{name}", paths::STREAMS);
-                let mut argv: Vec<String> = crate::job::plan::helper_command();
-                argv.extend([
-                    "job".into(),
-                    "pipe".into(),
-                    "--fifo".into(),
-                    fifo.clone(),
-                    "--".into(),
-                ]);
-                // An image's entrypoint is unknown here: with no command, args are the whole
-                // command line (documented on the field).
-                argv.extend(command.command.iter().cloned());
-                argv.extend(command.args.iter().cloned());
-                side.push(json!({
-                    "name": format!("source-{name}"),
-                    "image": command.image,
-                    "command": argv,
-                    "env": command.env,
-                    "volumeMounts": [
-                        {"name": "tools", "mountPath": paths::TOOLS, "readOnly": true},
-                        {"name": "streams", "mountPath": paths::STREAMS},
-                    ],
-                    "securityContext": {"allowPrivilegeEscalation": false,
-                                        "capabilities": {"drop": ["ALL"]}},
-                }));
+                side.push(command_container(name, command, &fifo));
                 fifos.push(fifo);
             }
         }
     }
-    let mut init: Vec<Value> = Vec::new();
-    if !fifos.is_empty() {
-        volumes.push(json!({"name": "tools", "emptyDir": {}}));
-        volumes.push(json!({"name": "streams", "emptyDir": {}}));
-        mounts.push(json!({"name": "streams", "mountPath": paths::STREAMS}));
-        let mut args = vec![
-            "job".to_owned(),
-            "tools".into(),
-            "--into".into(),
-            paths::TOOLS.into(),
-        ];
-        for f in &fifos {
-            args.push("--fifo".into());
-            args.push(f.clone());
-        }
-        init.push(json!({
-            "name": "tools",
-            "image": input.image,
-            "imagePullPolicy": input.pull_policy,
-            "args": args,
-            "volumeMounts": [
-                {"name": "tools", "mountPath": paths::TOOLS},
-                {"name": "streams", "mountPath": paths::STREAMS},
-            ],
-            "securityContext": security(Privilege::Maintenance),
-        }));
+    if fifos.is_empty() {
+        return (side, Vec::new());
     }
-    let mut main = json!({
-        "name": MAIN_CONTAINER,
-        "image": input.image,
-        "imagePullPolicy": input.pull_policy,
-        "args": ["job", "run"],
-        "env": env,
-        "volumeMounts": mounts,
-        "securityContext": security(input.privilege),
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-    });
-    if let Some(r) = input.resources {
-        main["resources"] = serde_json::to_value(r)?;
+    pod.volumes.push(empty_dir("tools"));
+    pod.volumes.push(empty_dir("streams"));
+    pod.mounts.push(mount("streams", paths::STREAMS, false));
+    let mut args = vec![
+        "job".to_owned(),
+        "tools".into(),
+        "--into".into(),
+        paths::TOOLS.into(),
+    ];
+    for f in &fifos {
+        args.push("--fifo".into());
+        args.push(f.clone());
     }
-    let mut containers = vec![main];
-    containers.extend(side);
-    let mut pod_spec = json!({
-        "restartPolicy": "Never",
-        "automountServiceAccountToken": false,
-        "enableServiceLinks": false,
+    let tools = Container {
+        name: "tools".into(),
+        image: Some(input.image.into()),
+        image_pull_policy: input.pull_policy.map(str::to_owned),
+        args: Some(args),
+        volume_mounts: Some(vec![
+            mount("tools", paths::TOOLS, false),
+            mount("streams", paths::STREAMS, false),
+        ]),
+        security_context: Some(security(Privilege::Maintenance)),
+        ..Default::default()
+    };
+    (side, vec![tools])
+}
+
+/// A command source's container: the user's image, running our helper (copied in by the
+/// init container) around the command, with no capability.
+fn command_container(name: &str, command: &CommandSource, fifo: &str) -> Container {
+    let mut argv: Vec<String> = crate::job::plan::helper_command();
+    argv.extend([
+        "job".into(),
+        "pipe".into(),
+        "--fifo".into(),
+        fifo.to_owned(),
+        "--".into(),
+    ]);
+    // An image's entrypoint is unknown here: with no command, args are the whole command
+    // line (documented on the field).
+    argv.extend(command.command.iter().cloned());
+    argv.extend(command.args.iter().cloned());
+    Container {
+        name: format!("source-{name}"),
+        image: Some(command.image.clone()),
+        command: Some(argv),
+        env: Some(command.env.clone()),
+        volume_mounts: Some(vec![
+            mount("tools", paths::TOOLS, true),
+            mount("streams", paths::STREAMS, false),
+        ]),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Run on `node` only (a ReadWriteOnce claim is mounted there).
+fn on_node(node: &str) -> Affinity {
+    Affinity {
+        node_affinity: Some(NodeAffinity {
+            required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                node_selector_terms: vec![NodeSelectorTerm {
+                    match_expressions: Some(vec![NodeSelectorRequirement {
+                        key: "kubernetes.io/hostname".into(),
+                        operator: "In".into(),
+                        values: Some(vec![node.to_owned()]),
+                    }]),
+                    ..Default::default()
+                }],
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A node going away (a drain, a preemption) is not the pod's fault: do not count it, and
+/// let the Job start the work again elsewhere. This rule comes first, as the engine stopped
+/// by the eviction's SIGTERM exits 5 (an Aborted run), which the next rule would take for a
+/// deliberate stop. A retry cannot fix a wrong key, a foreign repository, a bad plan or a
+/// refused init (the job's exit codes): fail at once.
+fn failure_policy() -> PodFailurePolicy {
+    PodFailurePolicy {
+        rules: vec![
+            PodFailurePolicyRule {
+                action: "Ignore".into(),
+                on_pod_conditions: Some(vec![PodFailurePolicyOnPodConditionsPattern {
+                    type_: "DisruptionTarget".into(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            },
+            PodFailurePolicyRule {
+                action: "FailJob".into(),
+                on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+                    container_name: Some(MAIN_CONTAINER.into()),
+                    operator: "In".into(),
+                    values: vec![2, 5, 10, 11, 13, 14, 16],
+                }),
+                ..Default::default()
+            },
+        ],
+    }
+}
+
+/// The Job. Fails only if the plan cannot be serialized.
+pub fn build(input: &JobInput<'_>) -> Result<Job, serde_json::Error> {
+    let mut pod = Pod::new(serde_json::to_string(input.plan)?);
+    if let Some(key) = input.key {
+        pod.key(key);
+    }
+    pod.storage(input.storage);
+    if let Some(claim) = input.target {
+        pod.target(claim);
+    }
+    let (side, init) = sources(&mut pod, input);
+    let main = Container {
+        name: MAIN_CONTAINER.into(),
+        image: Some(input.image.into()),
+        image_pull_policy: input.pull_policy.map(str::to_owned),
+        args: Some(vec!["job".into(), "run".into()]),
+        env: Some(pod.env),
+        volume_mounts: Some(pod.mounts),
+        security_context: Some(security(input.privilege)),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        resources: input.resources.cloned(),
+        ..Default::default()
+    };
+    let pod_spec = PodSpec {
+        restart_policy: Some("Never".into()),
+        automount_service_account_token: Some(false),
+        enable_service_links: Some(false),
         // A backup asked to stop records what it stored: give it time to flush.
-        "terminationGracePeriodSeconds": 120,
-        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-        "containers": containers,
-        "volumes": volumes,
-    });
-    if !init.is_empty() {
-        pod_spec["initContainers"] = json!(init);
-    }
-    if let Some(sa) = input.service_account {
-        pod_spec["serviceAccountName"] = json!(sa);
-    }
-    if let Some(node) = input.node {
-        pod_spec["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
-            {"nodeSelectorTerms": [{"matchExpressions": [
-                {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}}});
-    }
-    let mut spec = json!({
-        "backoffLimit": input.backoff_limit,
-        // A node going away (a drain, a preemption) is not the pod's fault: do not count
-        // it, and let the Job start the work again elsewhere. This rule comes first, as the
-        // engine stopped by the eviction's SIGTERM exits 5 (an Aborted run), which the next
-        // rule would take for a deliberate stop. A retry cannot fix a wrong key, a foreign
-        // repository, a bad plan or a refused init (the job's exit codes): fail at once.
-        "podFailurePolicy": {"rules": [
-            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
-            {"action": "FailJob", "onExitCodes": {"containerName": MAIN_CONTAINER,
-                "operator": "In", "values": [2, 5, 10, 11, 13, 14, 16]}},
-        ]},
-        "ttlSecondsAfterFinished": input.ttl_seconds_after_finished,
-        "suspend": input.suspend,
-        "template": {
-            "metadata": {"labels": input.labels, "annotations": input.annotations},
-            "spec": pod_spec,
+        termination_grace_period_seconds: Some(120),
+        security_context: Some(PodSecurityContext {
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        containers: std::iter::once(main).chain(side).collect(),
+        init_containers: (!init.is_empty()).then_some(init),
+        volumes: Some(pod.volumes),
+        service_account_name: input.service_account.map(str::to_owned),
+        affinity: input.node.map(on_node),
+        ..Default::default()
+    };
+    let meta = |name: Option<String>, namespace: Option<String>| ObjectMeta {
+        name,
+        namespace,
+        labels: Some(input.labels.clone()),
+        annotations: Some(input.annotations.clone()),
+        ..Default::default()
+    };
+    Ok(Job {
+        metadata: ObjectMeta {
+            owner_references: input.owner.clone().map(|o| vec![o]),
+            ..meta(Some(input.name.clone()), Some(input.namespace.into()))
         },
-    });
-    if let Some(d) = input.active_deadline_seconds {
-        spec["activeDeadlineSeconds"] = json!(d);
-    }
-    let mut metadata = json!({
-        "name": input.name,
-        "namespace": input.namespace,
-        "labels": input.labels,
-        "annotations": input.annotations,
-    });
-    if let Some(o) = &input.owner {
-        metadata["ownerReferences"] = json!([o]);
-    }
-    serde_json::from_value(json!({
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": metadata,
-        "spec": spec,
-    }))
+        spec: Some(JobSpec {
+            backoff_limit: Some(input.backoff_limit),
+            pod_failure_policy: Some(failure_policy()),
+            ttl_seconds_after_finished: Some(input.ttl_seconds_after_finished),
+            suspend: Some(input.suspend),
+            active_deadline_seconds: input.active_deadline_seconds,
+            template: PodTemplateSpec {
+                metadata: Some(meta(None, None)),
+                spec: Some(pod_spec),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    })
 }
 
 #[cfg(test)]
