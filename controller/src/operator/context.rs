@@ -8,8 +8,12 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
 
+use super::job::{JobInput, Privilege};
 use super::metrics::Metrics;
+use super::names::{LABEL_OPERATION, base_labels};
+use super::storage::StorageMount;
 use crate::api::BackupSet;
+use crate::job::plan::JobPlan;
 
 /// How job pods are made and how often things are checked.
 #[derive(Debug, Clone)]
@@ -29,6 +33,45 @@ pub struct Settings {
     pub default_backup_timeout: Duration,
     /// Same for purge, verify, restore and the other jobs.
     pub default_maintenance_timeout: Duration,
+}
+
+impl Settings {
+    /// A Job for `plan` as every reconciler starts one: this controller's image, pull
+    /// policy, ServiceAccount and TTL, the common labels with the operation's, the
+    /// maintenance timeout, one retry, no privilege; callers set what differs.
+    pub fn job<'a>(
+        &'a self,
+        name: String,
+        namespace: &'a str,
+        plan: &'a JobPlan,
+        storage: &'a StorageMount,
+    ) -> JobInput<'a> {
+        let kind = plan.operation.kind().as_str();
+        let mut labels = base_labels(kind);
+        labels.insert(LABEL_OPERATION.into(), kind.into());
+        JobInput {
+            name,
+            namespace,
+            owner: None,
+            labels,
+            annotations: Default::default(),
+            image: &self.image,
+            pull_policy: self.pull_policy.as_deref(),
+            service_account: self.job_service_account.as_deref(),
+            plan,
+            privilege: Privilege::Maintenance,
+            storage,
+            key: None,
+            sources: &[],
+            target: None,
+            node: None,
+            resources: None,
+            active_deadline_seconds: Some(self.default_maintenance_timeout.as_secs() as i64),
+            ttl_seconds_after_finished: self.job_ttl_seconds,
+            backoff_limit: 1,
+            suspend: false,
+        }
+    }
 }
 
 impl Default for Settings {

@@ -32,6 +32,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
+use super::error::Error;
 use super::names::MAIN_CONTAINER;
 use crate::api::backup_set::CommandSource;
 use crate::api::common::SecretKeyReference;
@@ -404,8 +405,12 @@ fn failure_policy() -> PodFailurePolicy {
 }
 
 /// The Job. Fails only if the plan cannot be serialized.
-pub fn build(input: &JobInput<'_>) -> Result<Job, serde_json::Error> {
-    let mut pod = Pod::new(serde_json::to_string(input.plan)?);
+pub fn build(input: &JobInput<'_>) -> Result<Job, Error> {
+    let plan_json = serde_json::to_string(input.plan).map_err(|source| Error::Build {
+        what: format!("the plan of job {}", input.name),
+        source,
+    })?;
+    let mut pod = Pod::new(plan_json);
     if let Some(key) = input.key {
         pod.key(key);
     }

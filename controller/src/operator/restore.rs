@@ -11,12 +11,15 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, Pod, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
 
 use crate::api::common::SecretKeyReference;
 use crate::api::restore::{Overwrite, RestorePhase, RestoreStatus, RestoredSource, UnrestoredItem};
@@ -241,24 +244,32 @@ async fn target(
             } else {
                 new.access_modes.clone()
             };
-            let mut meta = json!({"name": new.name, "namespace": ns,
-                "labels": base_labels(OperationKind::Restore.as_str())});
-            meta["labels"][LABEL_RESTORE] = json!(r.name_any());
-            if new.delete_with_restore {
-                meta["ownerReferences"] =
-                    json!(r.controller_owner_ref(&()).into_iter().collect::<Vec<_>>());
-            }
-            let mut spec = json!({"accessModes": modes,
-                "resources": {"requests": {"storage": new.size}}});
-            if let Some(c) = &new.storage_class_name {
-                spec["storageClassName"] = json!(c);
-            }
-            let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
-                "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": spec}))
-            .map_err(|source| Error::Build {
-                what: "the target claim".into(),
-                source,
-            })?;
+            let mut labels = base_labels(OperationKind::Restore.as_str());
+            labels.insert(LABEL_RESTORE.into(), r.name_any());
+            let pvc = PersistentVolumeClaim {
+                metadata: ObjectMeta {
+                    name: Some(new.name.clone()),
+                    namespace: Some(ns.clone()),
+                    labels: Some(labels),
+                    owner_references: new
+                        .delete_with_restore
+                        .then(|| r.controller_owner_ref(&()).into_iter().collect()),
+                    ..Default::default()
+                },
+                spec: Some(PersistentVolumeClaimSpec {
+                    access_modes: Some(modes),
+                    resources: Some(VolumeResourceRequirements {
+                        requests: Some(BTreeMap::from([(
+                            "storage".to_owned(),
+                            Quantity(new.size.clone()),
+                        )])),
+                        ..Default::default()
+                    }),
+                    storage_class_name: new.storage_class_name.clone(),
+                    ..Default::default()
+                }),
+                status: None,
+            };
             write::create_once(&pvcs, &pvc)
                 .await
                 .map_err(Error::api("creating the target claim"))?;
@@ -668,41 +679,25 @@ fn build_job(
     suspend: bool,
 ) -> Result<Job, Error> {
     let plan = plan_of(r, src);
-    let mut labels = base_labels(OperationKind::Restore.as_str());
-    labels.insert(LABEL_RESTORE.into(), r.name_any());
-    labels.insert(
-        LABEL_OPERATION.into(),
-        OperationKind::Restore.as_str().into(),
-    );
-    labels.insert(LABEL_REPOSITORY.into(), src.repo_label.clone());
+    let ns = r.namespace().unwrap_or_default();
+    let mut input = ctx
+        .settings
+        .job(job_name.to_owned(), &ns, &plan, &src.storage);
+    input.labels.insert(LABEL_RESTORE.into(), r.name_any());
+    input
+        .labels
+        .insert(LABEL_REPOSITORY.into(), src.repo_label.clone());
     job::build(&JobInput {
-        name: job_name.to_owned(),
-        namespace: &r.namespace().unwrap_or_default(),
         owner: r.controller_owner_ref(&()),
-        labels,
-        annotations: BTreeMap::new(),
-        image: &ctx.settings.image,
-        pull_policy: ctx.settings.pull_policy.as_deref(),
-        service_account: ctx.settings.job_service_account.as_deref(),
-        plan: &plan,
         privilege: if r.spec.device_nodes {
             Privilege::RestoreDevices
         } else {
             Privilege::Restore
         },
-        storage: &src.storage,
         key: Some(&src.key),
-        sources: &[],
         target: Some(&target.claim),
         node: target.node.as_deref(),
-        resources: None,
-        active_deadline_seconds: Some(ctx.settings.default_maintenance_timeout.as_secs() as i64),
-        ttl_seconds_after_finished: ctx.settings.job_ttl_seconds,
-        backoff_limit: 1,
         suspend,
-    })
-    .map_err(|source| Error::Build {
-        what: "the restore job".into(),
-        source,
+        ..input
     })
 }

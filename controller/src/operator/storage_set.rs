@@ -5,12 +5,10 @@
 //! `deletionPolicy: Purge` use it (so a deletion of everything at once still lets their
 //! purges run).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::backup_set::DeletionPolicy;
-use crate::job::plan::OperationKind;
 use crate::operator::write;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
@@ -28,7 +26,7 @@ use crate::job::plan::{
 use crate::operator::conditions::{Health, conditions};
 use crate::operator::context::Context;
 use crate::operator::error::{Error, Problem};
-use crate::operator::job::{self, JobInput, Privilege};
+use crate::operator::job::{self, JobInput};
 use crate::operator::job_control;
 use crate::operator::job_view::{JobView, Report};
 use crate::operator::names::*;
@@ -82,96 +80,80 @@ fn storage_labels(ns: &str, name: &str) -> crate::operator::metrics::StorageLabe
 }
 
 /// Check a StorageSet's references; the problem if one is missing.
-async fn check_refs(ctx: &Context, s: &StorageSet) -> Result<Option<Problem>, Error> {
+/// The target a StorageSet names, checked: its URL and how a pod reaches it.
+struct Target {
+    url: String,
+    mount: StorageMount,
+}
+
+/// Its spec names a valid target, and the Secret or claim that target needs exists.
+async fn check_refs(ctx: &Context, s: &StorageSet) -> Result<Result<Target, Problem>, Error> {
     let ns = s.namespace().unwrap_or_default();
-    if let Err(m) = storage::url(&s.spec, None) {
-        return Ok(Some(Problem::new("StorageSetInvalid", m)));
-    }
-    match StorageMount::of(&s.spec) {
-        Some(StorageMount::S3 {
+    let url = match storage::url(&s.spec, None) {
+        Ok(url) => url,
+        Err(m) => return Ok(Err(Problem::new("StorageSetInvalid", m))),
+    };
+    let Some(mount) = StorageMount::of(&s.spec) else {
+        return Ok(Err(Problem::new(
+            "StorageSetInvalid",
+            "the StorageSet names no target: set spec.s3 or spec.filesystem",
+        )));
+    };
+    match &mount {
+        StorageMount::S3 {
             credentials_secret: Some(c),
-        }) => {
-            let found = crate::operator::secrets::exists(&ctx.client, &ns, &c).await?;
+        } => {
+            let found = crate::operator::secrets::exists(&ctx.client, &ns, c).await?;
             if !found {
-                return Ok(Some(
-                    Problem::new(
-                        "CredentialsSecretNotFound",
-                        format!("Secret {c} does not exist: create it with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
-                    )
-                    .recheck(RECHECK),
-                ));
+                return Ok(Err(Problem::new(
+                    "CredentialsSecretNotFound",
+                    format!("Secret {c} does not exist: create it with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+                )
+                .recheck(RECHECK)));
             }
         }
-        Some(StorageMount::Filesystem { claim }) => {
+        StorageMount::Filesystem { claim } => {
             let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
             if pvcs
-                .get_opt(&claim)
+                .get_opt(claim)
                 .await
                 .map_err(Error::api(format!("reading persistentvolumeclaim {claim}")))?
                 .is_none()
             {
-                return Ok(Some(
-                    Problem::new(
-                        "StorageClaimNotFound",
-                        format!("PersistentVolumeClaim {claim} does not exist"),
-                    )
-                    .recheck(RECHECK),
-                ));
+                return Ok(Err(Problem::new(
+                    "StorageClaimNotFound",
+                    format!("PersistentVolumeClaim {claim} does not exist"),
+                )
+                .recheck(RECHECK)));
             }
         }
-        _ => {}
+        StorageMount::S3 {
+            credentials_secret: None,
+        } => {}
     }
-    Ok(None)
+    Ok(Ok(Target { url, mount }))
 }
 
-fn check_job(ctx: &Context, s: &StorageSet, name: &str) -> Result<Job, Error> {
+fn check_job(ctx: &Context, s: &StorageSet, target: &Target, name: &str) -> Result<Job, Error> {
     let ns = s.namespace().unwrap_or_default();
-    let mount = StorageMount::of(&s.spec).unwrap_or(StorageMount::S3 {
-        credentials_secret: None,
-    });
     let plan = JobPlan {
         version: job_plan::PLAN_VERSION,
         repository: RepositoryRef {
-            url: storage::url(&s.spec, None).unwrap_or_default(),
+            url: target.url.clone(),
             owner: None,
             create: false,
         },
         operation: Operation::StorageCheck(StorageCheckPlan {
-            capacity_path: matches!(mount, StorageMount::Filesystem { .. })
+            capacity_path: matches!(target.mount, StorageMount::Filesystem { .. })
                 .then(|| paths::STORAGE.to_owned()),
         }),
     };
-    let mut labels = base_labels(OperationKind::StorageCheck.as_str());
-    labels.insert(LABEL_STORAGE_SET.into(), s.name_any());
-    labels.insert(
-        LABEL_OPERATION.into(),
-        OperationKind::StorageCheck.as_str().into(),
-    );
+    let mut input = ctx.settings.job(name.to_owned(), &ns, &plan, &target.mount);
+    input.labels.insert(LABEL_STORAGE_SET.into(), s.name_any());
     job::build(&JobInput {
-        name: name.to_owned(),
-        namespace: &ns,
         owner: s.controller_owner_ref(&()),
-        labels,
-        annotations: BTreeMap::new(),
-        image: &ctx.settings.image,
-        pull_policy: ctx.settings.pull_policy.as_deref(),
-        service_account: ctx.settings.job_service_account.as_deref(),
-        plan: &plan,
-        privilege: Privilege::Maintenance,
-        storage: &mount,
-        key: None,
-        sources: &[],
-        target: None,
-        node: None,
-        resources: None,
         active_deadline_seconds: Some(600),
-        ttl_seconds_after_finished: ctx.settings.job_ttl_seconds,
-        backoff_limit: 1,
-        suspend: false,
-    })
-    .map_err(|source| Error::Build {
-        what: "the storage check job".into(),
-        source,
+        ..input
     })
 }
 
@@ -248,10 +230,13 @@ async fn check(
     status: &mut StorageSetStatus,
     now: Timestamp,
 ) -> Result<(Health, Action), Error> {
-    if let Some(problem) = check_refs(ctx, s).await? {
-        let health = Health::stalled(problem.reason, &problem.message);
-        return Ok((health, problem.action()));
-    }
+    let target = match check_refs(ctx, s).await? {
+        Ok(target) => target,
+        Err(problem) => {
+            let health = Health::stalled(problem.reason, &problem.message);
+            return Ok((health, problem.action()));
+        }
+    };
     let ns = s.namespace().unwrap_or_default();
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let mut checks: Vec<JobView> = jobs_api
@@ -291,7 +276,7 @@ async fn check(
             "check",
             &format!("g{}-{epoch}", s.metadata.generation.unwrap_or(0)),
         );
-        let job = check_job(ctx, s, &job_name)?;
+        let job = check_job(ctx, s, &target, &job_name)?;
         write::create_once(&jobs_api, &job)
             .await
             .map_err(Error::api(format!("creating job {job_name}")))?;

@@ -5,8 +5,6 @@
 //! release it: annotate `holdfast.io/release: "true"` (or switch to `Retain`) to delete it
 //! and keep the repository. It never waits silently.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
@@ -18,7 +16,7 @@ use crate::job::plan::{self as job_plan, JobPlan, Operation, RepositoryRef};
 use crate::operator::conditions::{Health, conditions};
 use crate::operator::context::Context;
 use crate::operator::error::Error;
-use crate::operator::job::{self, JobInput, Privilege};
+use crate::operator::job::{self, JobInput};
 use crate::operator::job_control;
 use crate::operator::job_view::{JobView, Report};
 use crate::operator::names::*;
@@ -213,41 +211,20 @@ pub async fn finalize(set: &BackupSet, ctx: &Context) -> Result<Action, Error> {
                 },
                 operation: Operation::DeleteRepository,
             };
-            let mut labels = base_labels(OperationKind::DeleteRepository.as_str());
-            labels.insert(
-                LABEL_OPERATION.into(),
-                OperationKind::DeleteRepository.as_str().into(),
-            );
-            labels.insert(LABEL_REPOSITORY.into(), valid.repo_label.clone());
+            let mut input = ctx
+                .settings
+                .job(job_name.clone(), &ns, &plan, &valid.storage);
+            input
+                .labels
+                .insert(LABEL_REPOSITORY.into(), valid.repo_label.clone());
             // No owner: a foreground deletion of the set would take the Job with it.
             let job = job::build(&JobInput {
-                name: job_name.clone(),
-                namespace: &ns,
-                owner: None,
-                labels,
-                annotations: BTreeMap::new(),
-                image: &ctx.settings.image,
-                pull_policy: ctx.settings.pull_policy.as_deref(),
-                service_account: ctx.settings.job_service_account.as_deref(),
-                plan: &plan,
-                privilege: Privilege::Maintenance,
-                storage: &valid.storage,
                 key: Some(&valid.key),
-                sources: &[],
-                target: None,
-                node: None,
-                resources: None,
-                active_deadline_seconds: Some(
-                    ctx.settings.default_maintenance_timeout.as_secs() as i64
-                ),
-                ttl_seconds_after_finished: ctx.settings.job_ttl_seconds,
                 backoff_limit: 2,
                 suspend: must_wait(&queued),
-            })
-            .map_err(|source| Error::Build {
-                what: "the repository deletion job".into(),
-                source,
+                ..input
             })?;
+
             match write::create_once(&jobs_api, &job).await {
                 Ok(Some(_)) => {
                     ctx.event(&object, false, "RepositoryDeleting", "Delete",

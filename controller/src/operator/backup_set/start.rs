@@ -189,10 +189,6 @@ fn build_job(
         repository,
         operation,
     };
-    let mut labels = base_labels(start.kind.name());
-    labels.insert(LABEL_BACKUP_SET.into(), name.clone());
-    labels.insert(LABEL_OPERATION.into(), start.kind.name().into());
-    labels.insert(LABEL_REPOSITORY.into(), valid.repo_label.clone());
     let annotations = BTreeMap::from([
         (ANNOTATION_SLOT.to_owned(), start.slot.to_string()),
         (ANNOTATION_LEVEL.to_owned(), start.level.to_string()),
@@ -202,21 +198,17 @@ fn build_job(
         OpKind::Backup => valid.sources.iter().map(|(s, _)| s.clone()).collect(),
         _ => Vec::new(),
     };
-    let input = JobInput {
-        name: job_name,
-        namespace: &ns,
+    let mut input = ctx.settings.job(job_name, &ns, &plan, &valid.storage);
+    input.labels.insert(LABEL_BACKUP_SET.into(), name.clone());
+    input
+        .labels
+        .insert(LABEL_REPOSITORY.into(), valid.repo_label.clone());
+    job::build(&JobInput {
         owner: set.controller_owner_ref(&()),
-        labels,
         annotations,
-        image: &ctx.settings.image,
-        pull_policy: ctx.settings.pull_policy.as_deref(),
-        service_account: ctx.settings.job_service_account.as_deref(),
-        plan: &plan,
         privilege,
-        storage: &valid.storage,
         key: Some(&valid.key),
         sources: &pod_sources,
-        target: None,
         node: if start.kind == OpKind::Backup {
             valid.node.as_deref()
         } else {
@@ -224,13 +216,9 @@ fn build_job(
         },
         resources: set.spec.resources.as_ref(),
         active_deadline_seconds: Some(timeout),
-        ttl_seconds_after_finished: ctx.settings.job_ttl_seconds,
         backoff_limit: 2,
         suspend,
-    };
-    job::build(&input).map_err(|source| Error::Build {
-        what: "a job".into(),
-        source,
+        ..input
     })
 }
 
