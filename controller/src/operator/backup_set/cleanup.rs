@@ -22,6 +22,7 @@ use crate::operator::job_view::{JobView, Report};
 use crate::operator::names::*;
 use crate::operator::plan::queue::{JobState, must_wait};
 
+use super::validate::ValidSet;
 use super::{fetch, validate};
 use crate::operator::write;
 
@@ -103,12 +104,10 @@ async fn stalled_terminating(
 
 pub async fn finalize(set: &BackupSet, ctx: &Context) -> Result<Action, Error> {
     let ns = set.namespace().unwrap_or_default();
-    let name = set.name_any();
     let api: Api<BackupSet> = Api::namespaced(ctx.client.clone(), &ns);
     if !set.finalizers().iter().any(|f| f == FINALIZER_CLEANUP) {
         return Ok(Action::await_change());
     }
-    let object = set.object_ref(&());
     let released = set
         .annotations()
         .get(ANNOTATION_RELEASE)
@@ -119,8 +118,8 @@ pub async fn finalize(set: &BackupSet, ctx: &Context) -> Result<Action, Error> {
         } else {
             "deletionPolicy Retain"
         };
-        ctx.event(&object, released, "RepositoryRetained", "Delete",
-            format!("the repository of {name} is kept ({how}); a Restore with storageSetRef can still restore it")).await;
+        ctx.event(&set.object_ref(&()), released, "RepositoryRetained", "Delete",
+            format!("the repository of {} is kept ({how}); a Restore with storageSetRef can still restore it", set.name_any())).await;
         return release(ctx, &api, set).await;
     }
     // Purge: delete the repository first.
@@ -141,104 +140,130 @@ pub async fn finalize(set: &BackupSet, ctx: &Context) -> Result<Action, Error> {
             .await;
         }
     };
-    let job_name = job_name(&name, OperationKind::DeleteRepository.as_str(), "final");
+    let deletion = Deletion {
+        ctx,
+        api: &api,
+        set,
+        valid: &valid,
+        job_name: job_name(
+            &set.name_any(),
+            OperationKind::DeleteRepository.as_str(),
+            "final",
+        ),
+    };
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let existing = jobs_api
-        .get_opt(&job_name)
+        .get_opt(&deletion.job_name)
         .await
         .map_err(Error::api("reading the repository deletion job"))?;
+    let queued: Vec<_> = refs
+        .repo_jobs
+        .iter()
+        .map(|j| JobView::of(j).queued())
+        .collect();
     match existing.map(|j| JobView::of(&j)) {
-        Some(view) if view.state == JobState::Done => {
-            match job_control::report(ctx, &ns, &view).await? {
-                Report::Summary(s)
-                    if matches!(
-                        s.as_ref(),
-                        crate::job::summary::JobSummary::DeleteRepository(_)
-                    ) =>
-                {
-                    ctx.event(
-                        &object,
-                        false,
-                        "RepositoryDeleted",
-                        "Delete",
-                        format!(
-                            "the repository {} was deleted (deletionPolicy Purge)",
-                            valid.repository
-                        ),
-                    )
-                    .await;
-                    let _ = jobs_api.delete(&job_name, &Default::default()).await;
-                    release(ctx, &api, set).await
-                }
-                other => {
-                    let why = match other {
-                        Report::Summary(s) => match s.as_ref() {
-                            crate::job::summary::JobSummary::Failed(f) => {
-                                format!("{}: {}", f.category, f.message)
-                            }
-                            other => format!("{other:?}"),
-                        },
-                        Report::Missing(m) => m,
-                    };
-                    stalled(ctx, &api, set, "PurgeFailed",
-                        format!("deleting the repository failed ({why}); delete job {job_name} to try again")).await
-                }
-            }
-        }
+        Some(view) if view.state == JobState::Done => deletion.finished(&view).await,
         Some(_) => {
-            let queued: Vec<_> = refs
-                .repo_jobs
-                .iter()
-                .map(|j| JobView::of(j).queued())
-                .collect();
             if let Some(next) = crate::operator::plan::queue::next_to_release(&queued) {
                 job_control::release(&ctx.client, &ns, &next.name).await?;
             }
             Ok(Action::requeue(RECHECK))
         }
-        None => {
-            let queued: Vec<_> = refs
-                .repo_jobs
-                .iter()
-                .map(|j| JobView::of(j).queued())
-                .collect();
-            let plan = JobPlan {
-                version: job_plan::PLAN_VERSION,
-                repository: RepositoryRef {
-                    url: valid.url.clone(),
-                    owner: Some(format!("{ns}/{name}")),
-                    create: false,
-                },
-                operation: Operation::DeleteRepository,
-            };
-            let mut input = ctx
-                .settings
-                .job(job_name.clone(), &ns, &plan, &valid.storage);
-            input
-                .labels
-                .insert(LABEL_REPOSITORY.into(), valid.repo_label.clone());
-            // No owner: a foreground deletion of the set would take the Job with it.
-            let job = job::build(&JobInput {
-                key: Some(&valid.key),
-                backoff_limit: 2,
-                suspend: must_wait(&queued),
-                ..input
-            })?;
+        None => deletion.start(must_wait(&queued)).await,
+    }
+}
 
-            match write::create_once(&jobs_api, &job).await {
-                Ok(Some(_)) => {
-                    ctx.event(&object, false, "RepositoryDeleting", "Delete",
-                        format!("deleting the repository {} (deletionPolicy Purge) with job {job_name}", valid.repository)).await;
-                    Ok(Action::requeue(RECHECK))
+/// Deleting the repository of a set with `deletionPolicy: Purge`, by its one Job.
+struct Deletion<'a> {
+    ctx: &'a Context,
+    api: &'a Api<BackupSet>,
+    set: &'a BackupSet,
+    valid: &'a ValidSet,
+    job_name: String,
+}
+
+impl Deletion<'_> {
+    /// The Job finished: the repository is gone and the set may go, or why not.
+    async fn finished(&self, view: &JobView) -> Result<Action, Error> {
+        let ns = self.set.namespace().unwrap_or_default();
+        let job_name = &self.job_name;
+        let why = match job_control::report(self.ctx, &ns, view).await? {
+            Report::Summary(s) => match s.as_ref() {
+                crate::job::summary::JobSummary::DeleteRepository(_) => {
+                    self.ctx
+                        .event(
+                            &self.set.object_ref(&()),
+                            false,
+                            "RepositoryDeleted",
+                            "Delete",
+                            format!(
+                                "the repository {} was deleted (deletionPolicy Purge)",
+                                self.valid.repository
+                            ),
+                        )
+                        .await;
+                    let jobs_api: Api<Job> = Api::namespaced(self.ctx.client.clone(), &ns);
+                    let _ = jobs_api.delete(job_name, &Default::default()).await;
+                    return release(self.ctx, self.api, self.set).await;
                 }
-                Ok(None) => Ok(Action::requeue(RECHECK)),
-                // The namespace is being deleted: nothing new may be created in it.
-                Err(e) if crate::operator::namespace::refuses_as_terminating(&e) => {
-                    stalled_terminating(ctx, &api, set,
-                        &format!("it refuses the job that would delete the repository {}; next time delete the BackupSet before its namespace", valid.repository)).await
+                crate::job::summary::JobSummary::Failed(f) => {
+                    format!("{}: {}", f.category, f.message)
                 }
-                Err(e) => Err(Error::api(format!("creating job {job_name}"))(e)),
+                other => format!("{other:?}"),
+            },
+            Report::Missing(m) => m,
+        };
+        stalled(
+            self.ctx,
+            self.api,
+            self.set,
+            "PurgeFailed",
+            format!("deleting the repository failed ({why}); delete job {job_name} to try again"),
+        )
+        .await
+    }
+
+    /// Create the Job, queued behind the repository's other operations.
+    async fn start(&self, suspend: bool) -> Result<Action, Error> {
+        let (ctx, set, valid) = (self.ctx, self.set, self.valid);
+        let ns = set.namespace().unwrap_or_default();
+        let job_name = &self.job_name;
+        let plan = JobPlan {
+            version: job_plan::PLAN_VERSION,
+            repository: RepositoryRef {
+                url: valid.url.clone(),
+                owner: Some(format!("{ns}/{}", set.name_any())),
+                create: false,
+            },
+            operation: Operation::DeleteRepository,
+        };
+        let mut input = ctx
+            .settings
+            .job(job_name.clone(), &ns, &plan, &valid.storage);
+        input
+            .labels
+            .insert(LABEL_REPOSITORY.into(), valid.repo_label.clone());
+        // No owner: a foreground deletion of the set would take the Job with it.
+        let job = job::build(&JobInput {
+            key: Some(&valid.key),
+            backoff_limit: 2,
+            suspend,
+            ..input
+        })?;
+        let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+        match write::create_once(&jobs_api, &job).await {
+            Ok(Some(_)) => {
+                ctx.event(&set.object_ref(&()), false, "RepositoryDeleting", "Delete",
+                    format!("deleting the repository {} (deletionPolicy Purge) with job {job_name}", valid.repository)).await;
+                Ok(Action::requeue(RECHECK))
             }
+            Ok(None) => Ok(Action::requeue(RECHECK)),
+            // The namespace is being deleted: nothing new may be created in it.
+            Err(e) if crate::operator::namespace::refuses_as_terminating(&e) => {
+                stalled_terminating(ctx, self.api, set,
+                    &format!("it refuses the job that would delete the repository {}; next time delete the BackupSet before its namespace", valid.repository)).await
+            }
+            Err(e) => Err(Error::api(format!("creating job {job_name}"))(e)),
         }
     }
 }
