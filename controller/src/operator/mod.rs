@@ -1,6 +1,7 @@
 //! `holdfast controller`: the Kubernetes operator.
 
 pub mod backup_set;
+pub mod claim_users;
 pub mod conditions;
 pub mod context;
 pub mod error;

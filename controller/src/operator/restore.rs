@@ -12,7 +12,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, Pod, VolumeResourceRequirements,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -27,6 +27,7 @@ use crate::api::{BackupSet, Restore, StorageSet};
 use crate::job::plan::{
     self as job_plan, JobPlan, Operation, OperationKind, RepositoryRef, RestorePlan, paths,
 };
+use crate::operator::claim_users::claim_users;
 use crate::operator::conditions::{Health, conditions};
 use crate::operator::context::Context;
 use crate::operator::error::{Error, Problem};
@@ -282,35 +283,10 @@ async fn target(
         )));
     };
     // A ReadWriteOnce claim in use: restore on that node.
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let node = pods
-        .list(&ListParams::default())
-        .await
-        .map_err(Error::api("listing pods"))?
-        .items
-        .into_iter()
-        .filter(|p| {
-            let ours = p
-                .labels()
-                .get(MANAGED_BY)
-                .is_some_and(|v| v == MANAGED_BY_VALUE);
-            let phase = p
-                .status
-                .as_ref()
-                .and_then(|s| s.phase.clone())
-                .unwrap_or_default();
-            !ours && phase != "Succeeded" && phase != "Failed"
-        })
-        .find(|p| {
-            p.spec.as_ref().is_some_and(|s| {
-                s.volumes.iter().flatten().any(|v| {
-                    v.persistent_volume_claim
-                        .as_ref()
-                        .is_some_and(|c| c.claim_name == claim)
-                })
-            })
-        })
-        .and_then(|p| p.spec.and_then(|s| s.node_name));
+    let node = claim_users(&ctx.client, &ns, |c| c == claim)
+        .await?
+        .remove(&claim)
+        .and_then(|users| users.into_iter().find_map(|u| u.node));
     Ok(Ok((claim, node)))
 }
 

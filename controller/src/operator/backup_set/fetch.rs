@@ -5,21 +5,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::Api;
 use kube::api::ListParams;
 
 use crate::api::{BackupSet, Schedule, StorageSet};
+pub use crate::operator::claim_users::ClaimUser;
+use crate::operator::claim_users::claim_users;
 use crate::operator::context::SetStores;
 use crate::operator::error::Error;
 use crate::operator::names::{LABEL_BACKUP_SET, LABEL_REPOSITORY, repository_label};
-
-/// A pod (not one of ours) that mounts a claim, and where it runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimUser {
-    pub pod: String,
-    pub node: Option<String>,
-}
 
 /// Everything read.
 #[derive(Debug, Clone, Default)]
@@ -71,6 +66,31 @@ pub async fn fetch(
             .await
             .map_err(Error::api("reading the Schedule"))?;
     }
+    secrets(client, ns, set, &mut refs).await?;
+    claims(client, ns, set, &mut refs).await?;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
+    refs.jobs = jobs
+        .list(&ListParams::default().labels(&format!("{LABEL_BACKUP_SET}={name}")))
+        .await
+        .map_err(Error::api("listing the set's jobs"))?
+        .items;
+    refs.repo_jobs = jobs
+        .list(&ListParams::default().labels(&format!("{LABEL_REPOSITORY}={}", repo_label_of(set))))
+        .await
+        .map_err(Error::api("listing the repository's jobs"))?
+        .items;
+    refs.siblings = siblings(client, ns, set, stores).await?;
+    Ok(refs)
+}
+
+/// Which of the Secrets it names exist (the key, the StorageSet's S3 credentials), and
+/// their key names: metadata only.
+async fn secrets(
+    client: &kube::Client,
+    ns: &str,
+    set: &BackupSet,
+    refs: &mut Refs,
+) -> Result<(), Error> {
     let mut wanted = vec![set.spec.encryption.key_secret_ref.name.clone()];
     if let Some(c) = refs
         .storage
@@ -90,6 +110,16 @@ pub async fn fetch(
             refs.secrets.insert(w);
         }
     }
+    Ok(())
+}
+
+/// The claims of its sources and of a filesystem target, and who uses the single-node ones.
+async fn claims(
+    client: &kube::Client,
+    ns: &str,
+    set: &BackupSet,
+    refs: &mut Refs,
+) -> Result<(), Error> {
     let mut claim_names: Vec<String> = set
         .spec
         .sources
@@ -127,63 +157,31 @@ pub async fn fetch(
             })
     };
     if refs.claims.values().any(single_node) {
-        let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-        let list = pods
-            .list(&ListParams::default())
-            .await
-            .map_err(Error::api("listing pods (who uses the claims)"))?;
-        for p in list.items {
-            let ours = p.metadata.labels.as_ref().is_some_and(|l| {
-                l.get(crate::operator::names::MANAGED_BY)
-                    .is_some_and(|v| v == "holdfast")
-            });
-            let phase = p
-                .status
-                .as_ref()
-                .and_then(|s| s.phase.clone())
-                .unwrap_or_default();
-            if ours || phase == "Succeeded" || phase == "Failed" {
-                continue;
-            }
-            let spec = p.spec.clone().unwrap_or_default();
-            for v in spec.volumes.iter().flatten() {
-                if let Some(c) = &v.persistent_volume_claim
-                    && refs.claims.contains_key(&c.claim_name)
-                {
-                    refs.claim_users
-                        .entry(c.claim_name.clone())
-                        .or_default()
-                        .push(ClaimUser {
-                            pod: p.metadata.name.clone().unwrap_or_default(),
-                            node: spec.node_name.clone(),
-                        });
-                }
-            }
-        }
+        refs.claim_users = claim_users(client, ns, |c| refs.claims.contains_key(c)).await?;
     }
-    let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
-    refs.jobs = jobs
-        .list(&ListParams::default().labels(&format!("{LABEL_BACKUP_SET}={name}")))
-        .await
-        .map_err(Error::api("listing the set's jobs"))?
-        .items;
-    refs.repo_jobs = jobs
-        .list(&ListParams::default().labels(&format!("{LABEL_REPOSITORY}={}", repo_label_of(set))))
-        .await
-        .map_err(Error::api("listing the repository's jobs"))?
-        .items;
+    Ok(())
+}
+
+/// The other sets of the namespace keeping their repository at the same place, or around
+/// or inside this one's: from the watch cache once it has been filled, a list where no
+/// controller keeps one.
+async fn siblings(
+    client: &kube::Client,
+    ns: &str,
+    set: &BackupSet,
+    stores: &SetStores,
+) -> Result<Vec<BackupSet>, Error> {
     let place = |s: &BackupSet| {
         s.metadata.namespace.as_deref() == Some(ns)
             && s.metadata.uid != set.metadata.uid
             && s.spec.storage_set_ref.name == set.spec.storage_set_ref.name
             && crate::operator::storage::repositories_overlap(&s.repository(), &set.repository())
     };
-    // From the watch cache once it has been filled; a list where no controller keeps one.
     let cached = match stores.for_namespace(ns) {
         Some(store) if store.wait_until_ready().await.is_ok() => Some(store),
         _ => None,
     };
-    refs.siblings = match cached {
+    Ok(match cached {
         Some(store) => store
             .state()
             .iter()
@@ -200,6 +198,5 @@ pub async fn fetch(
                 .filter(place)
                 .collect()
         }
-    };
-    Ok(refs)
+    })
 }

@@ -1,0 +1,63 @@
+//! Which running pods (not Holdfast's own) mount which claims, and on which node: a
+//! ReadWriteOnce claim in use can only be mounted by a job pod on that node.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::ListParams;
+
+use super::error::Error;
+use super::names::{MANAGED_BY, MANAGED_BY_VALUE};
+
+/// A pod (not one of ours) that mounts a claim, and where it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimUser {
+    pub pod: String,
+    pub node: Option<String>,
+}
+
+/// The users of each claim `wanted` accepts, among the pods of `namespace` that have not
+/// finished.
+pub async fn claim_users(
+    client: &kube::Client,
+    namespace: &str,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<BTreeMap<String, Vec<ClaimUser>>, Error> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = pods
+        .list(&ListParams::default())
+        .await
+        .map_err(Error::api("listing pods (who uses the claims)"))?;
+    let mut users: BTreeMap<String, Vec<ClaimUser>> = BTreeMap::new();
+    for p in list.items {
+        let ours = p
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.get(MANAGED_BY).is_some_and(|v| v == MANAGED_BY_VALUE));
+        let phase = p
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
+        if ours || phase == "Succeeded" || phase == "Failed" {
+            continue;
+        }
+        let spec = p.spec.clone().unwrap_or_default();
+        for v in spec.volumes.iter().flatten() {
+            if let Some(c) = &v.persistent_volume_claim
+                && wanted(&c.claim_name)
+            {
+                users
+                    .entry(c.claim_name.clone())
+                    .or_default()
+                    .push(ClaimUser {
+                        pod: p.metadata.name.clone().unwrap_or_default(),
+                        node: spec.node_name.clone(),
+                    });
+            }
+        }
+    }
+    Ok(users)
+}
