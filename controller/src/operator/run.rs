@@ -14,7 +14,7 @@ use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use tokio::sync::watch;
@@ -209,6 +209,22 @@ fn changes<K: Watched>(
         })
 }
 
+/// The objects in `store` of `changed`'s namespace that refer to it (`refers`): whom a
+/// change of `changed` concerns.
+fn referrers<K, C>(store: &Store<K>, changed: &C, refers: impl Fn(&K) -> bool) -> Vec<ObjectRef<K>>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+    C: kube::Resource,
+{
+    let ns = changed.meta().namespace.clone();
+    store
+        .state()
+        .into_iter()
+        .filter(|k| k.meta().namespace == ns && refers(k))
+        .map(|k| ObjectRef::from(k.as_ref()))
+        .collect()
+}
+
 /// Each reconcile of a `K` in a span that names the object, so its log lines say which.
 fn traced<K, F, Fut>(reconcile: F) -> impl FnMut(Arc<K>, Arc<Context>) -> Instrumented<Fut>
 where
@@ -246,26 +262,18 @@ async fn controllers(ctx: Arc<Context>, ns: Option<String>, stop: watch::Receive
         .watches_stream(
             storage_changes(api::<StorageSet>(c, ns)),
             move |s: StorageSet| {
-                let (name, ns) = (s.name_any(), s.namespace());
-                by_storage
-                    .state()
-                    .into_iter()
-                    .filter(move |b| b.spec.storage_set_ref.name == name && b.namespace() == ns)
-                    .map(|b| ObjectRef::from(b.as_ref()))
-                    .collect::<Vec<_>>()
+                referrers(&by_storage, &s, |b: &BackupSet| {
+                    b.spec.storage_set_ref.name == s.name_any()
+                })
             },
         )
         .watches_stream(spec_changes(api::<Schedule>(c, ns)), move |s: Schedule| {
-            let (name, ns) = (s.name_any(), s.namespace());
-            by_schedule
-                .state()
-                .into_iter()
-                .filter(move |b| {
-                    b.spec.schedule_ref.as_ref().is_some_and(|r| r.name == name)
-                        && b.namespace() == ns
-                })
-                .map(|b| ObjectRef::from(b.as_ref()))
-                .collect::<Vec<_>>()
+            referrers(&by_schedule, &s, |b: &BackupSet| {
+                b.spec
+                    .schedule_ref
+                    .as_ref()
+                    .is_some_and(|r| r.name == s.name_any())
+            })
         })
         .graceful_shutdown_on(shutdown(stop.clone()))
         .run(
@@ -320,19 +328,12 @@ async fn controllers(ctx: Arc<Context>, ns: Option<String>, stop: watch::Receive
             api::<BackupSet>(c, ns),
             watcher::Config::default(),
             move |b: BackupSet| {
-                let (name, ns) = (b.name_any(), b.namespace());
-                restore_store
-                    .state()
-                    .into_iter()
-                    .filter(move |r| {
-                        r.spec
-                            .backup_set_ref
-                            .as_ref()
-                            .is_some_and(|s| s.name == name)
-                            && r.namespace() == ns
-                    })
-                    .map(|r| ObjectRef::from(r.as_ref()))
-                    .collect::<Vec<_>>()
+                referrers(&restore_store, &b, |r: &Restore| {
+                    r.spec
+                        .backup_set_ref
+                        .as_ref()
+                        .is_some_and(|s| s.name == b.name_any())
+                })
             },
         )
         .graceful_shutdown_on(shutdown(stop))

@@ -63,13 +63,7 @@ async fn report_stalled(
 ) -> Result<Action, Error> {
     let old = set.status.clone();
     let mut status = old.clone().unwrap_or_default();
-    let was = old.as_ref().and_then(|s| {
-        s.conditions
-            .iter()
-            .find(|c| c.type_ == "Stalled" && c.status == "True")
-            .map(|c| c.reason.clone())
-    });
-    if was.as_deref() != Some(reason) {
+    if super::stalled_reason(old.as_ref()).as_deref() != Some(reason) {
         ctx.event(
             &set.object_ref(&()),
             true,

@@ -369,6 +369,7 @@ impl RepoJobs {
     }
 }
 
+/// The reason of its Stalled condition, if it is stalled.
 fn stalled_reason(status: Option<&BackupSetStatus>) -> Option<String> {
     status?
         .conditions
