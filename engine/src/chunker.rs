@@ -70,10 +70,6 @@ impl ChunkerConfig {
         }
     }
 
-    pub fn params(&self) -> ChunkerParams {
-        self.params
-    }
-
     /// Length of the next chunk at the start of `data`; `data` must hold at least `max`
     /// bytes unless it is the end of the stream.
     fn cut(&self, data: &[u8]) -> usize {
@@ -106,6 +102,7 @@ pub struct Chunker<'c, R> {
 }
 
 impl<'c, R: Read> Chunker<'c, R> {
+    #[cfg(test)]
     pub fn new(config: &'c ChunkerConfig, reader: R) -> Self {
         Chunker {
             config,

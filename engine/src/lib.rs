@@ -5,17 +5,17 @@
 
 pub mod backup;
 pub mod catalog;
-pub mod chunker;
+mod chunker;
 pub mod compress;
 pub mod crypto;
 mod error;
 mod error_category;
-pub mod faults;
+mod faults;
 pub mod format;
-pub mod fsmeta;
-pub mod id;
+mod fsmeta;
+mod id;
 pub mod inventory;
-pub mod pattern;
+mod pattern;
 pub mod progress;
 pub mod purge;
 pub mod repo;

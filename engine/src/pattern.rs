@@ -63,17 +63,6 @@ impl PathFilter {
         })
     }
 
-    pub fn none() -> Self {
-        PathFilter {
-            include: None,
-            exclude: None,
-        }
-    }
-
-    pub fn has_includes(&self) -> bool {
-        self.include.is_some()
-    }
-
     /// Whether `rel` (e.g. `/a/b`) is excluded; callers skip the whole subtree.
     pub fn is_excluded(&self, rel: &[u8]) -> bool {
         self.exclude.as_ref().is_some_and(|s| matches(s, rel))

@@ -4,7 +4,7 @@ mod read;
 mod write;
 
 pub use read::{EntryStat, data_extents, lstat, read_xattrs};
-pub use write::{MetadataOptions, apply_file_metadata, apply_metadata, create_special, is_root};
+pub use write::{MetadataOptions, apply_file_metadata, apply_metadata, create_special};
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
