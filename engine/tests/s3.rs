@@ -285,6 +285,13 @@ fn bad_configuration_gives_distinct_actionable_errors() {
             .any(|i| i.check == "access" && !i.ok && i.detail.contains("no-such-bucket")),
         "{report:?}"
     );
+    // A check changes nothing: no probe is written to the missing bucket (s3s-fs would
+    // create it, and the next check would pass).
+    assert!(
+        !report.items.iter().any(|i| i.check == "write"),
+        "{report:?}"
+    );
+    assert!(!server.bucket_dir("no-such-bucket").exists());
 }
 
 #[test]

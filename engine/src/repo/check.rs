@@ -37,8 +37,10 @@ pub fn check_location(store: &Store) -> CheckReport {
             "access",
             "listing allowed (credentials accepted)",
         )),
-        // Every further probe would wait out the same retries to fail the same way.
-        Err(e @ StorageError::Unreachable { .. }) => {
+        // Every further probe would wait out the same retries to fail the same way; and a
+        // probe written to a missing bucket would, on a lenient server, create it (a check
+        // changes nothing), while on S3 it fails again for the same reason.
+        Err(e @ (StorageError::Unreachable { .. } | StorageError::BucketNotFound { .. })) => {
             items.push(CheckItem::storage_error("access", &e));
             return CheckReport {
                 location: store.location(),
