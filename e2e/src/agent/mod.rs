@@ -12,7 +12,7 @@ pub mod schedule;
 pub mod status;
 pub mod volumes;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -49,6 +49,9 @@ pub struct Agent {
     pub api_port: u16,
     /// Pods being run, by uid: the stop signal of each.
     running: Mutex<HashMap<String, watch::Sender<Stop>>>,
+    /// Pods whose run has ended, by uid: a watch event older than the run's last status
+    /// write (it still says Running) must not start a pod again, as a kubelet never would.
+    ran: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -125,6 +128,7 @@ pub async fn run(
         api_host: config.api_host,
         api_port: config.api_port,
         running: Mutex::new(HashMap::new()),
+        ran: Mutex::new(HashSet::new()),
     });
     let beats = tokio::spawn(heartbeats(agent.clone()));
     let pods: Api<Pod> = Api::all(client);
@@ -225,7 +229,7 @@ async fn handle(agent: &Arc<Agent>, pod: Pod, initial: bool) {
         }
         return;
     }
-    if finished || lock(&agent.running).contains_key(&uid) {
+    if finished || lock(&agent.running).contains_key(&uid) || lock(&agent.ran).contains(&uid) {
         return;
     }
     if initial && phase == "Running" {
@@ -247,6 +251,8 @@ async fn handle(agent: &Arc<Agent>, pod: Pod, initial: bool) {
     let agent = agent.clone();
     tokio::spawn(async move {
         run.run().await;
+        // Marked ran before it stops counting as running, so no event sees neither.
+        lock(&agent.ran).insert(uid.clone());
         lock(&agent.running).remove(&uid);
     });
 }
