@@ -5,5 +5,6 @@ pub mod cli;
 pub mod human;
 pub mod job;
 pub mod logging;
+pub mod operation;
 pub mod operator;
 pub mod text;

@@ -1,93 +1,15 @@
 //! What every reconciler shares: the client, the settings, metrics, events, the clock.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
 
-use super::job::{JobInput, Privilege};
 use super::metrics::Metrics;
-use super::names::{LABEL_OPERATION, base_labels};
-use super::storage::StorageMount;
+pub use super::settings::Settings;
 use crate::api::BackupSet;
-use crate::job::plan::JobPlan;
-
-/// How job pods are made and how often things are checked.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// The image job pods run (this binary's image).
-    pub image: String,
-    pub pull_policy: Option<String>,
-    /// The ServiceAccount of job pods (they get no token).
-    pub job_service_account: Option<String>,
-    /// How long finished Jobs stay for `kubectl` (their results are in status already).
-    pub job_ttl_seconds: i32,
-    /// How often a StorageSet is checked besides every spec change.
-    pub storage_check_interval: Duration,
-    /// How long volumes marked by a purge wait before deletion.
-    pub purge_grace: Duration,
-    /// A backup with no `timeouts.backup` is stopped after this long.
-    pub default_backup_timeout: Duration,
-    /// Same for purge, verify, restore and the other jobs.
-    pub default_maintenance_timeout: Duration,
-}
-
-impl Settings {
-    /// A Job for `plan` as every reconciler starts one: this controller's image, pull
-    /// policy, ServiceAccount and TTL, the common labels with the operation's, the
-    /// maintenance timeout, one retry, no privilege; callers set what differs.
-    pub fn job<'a>(
-        &'a self,
-        name: String,
-        namespace: &'a str,
-        plan: &'a JobPlan,
-        storage: &'a StorageMount,
-    ) -> JobInput<'a> {
-        let kind = plan.operation.kind().as_str();
-        let mut labels = base_labels(kind);
-        labels.insert(LABEL_OPERATION.into(), kind.into());
-        JobInput {
-            name,
-            namespace,
-            owner: None,
-            labels,
-            annotations: Default::default(),
-            image: &self.image,
-            pull_policy: self.pull_policy.as_deref(),
-            service_account: self.job_service_account.as_deref(),
-            plan,
-            privilege: Privilege::Maintenance,
-            storage,
-            key: None,
-            sources: &[],
-            target: None,
-            node: None,
-            resources: None,
-            active_deadline_seconds: Some(self.default_maintenance_timeout.as_secs() as i64),
-            ttl_seconds_after_finished: self.job_ttl_seconds,
-            backoff_limit: 1,
-            suspend: false,
-        }
-    }
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            image: "ghcr.io/holdfast-io/holdfast:latest".into(),
-            pull_policy: None,
-            job_service_account: None,
-            job_ttl_seconds: 86_400,
-            storage_check_interval: Duration::from_secs(6 * 3600),
-            purge_grace: Duration::from_secs(24 * 3600),
-            default_backup_timeout: Duration::from_secs(24 * 3600),
-            default_maintenance_timeout: Duration::from_secs(12 * 3600),
-        }
-    }
-}
 
 /// The clock; tests give their own.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;

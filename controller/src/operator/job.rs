@@ -33,7 +33,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use super::error::Error;
-use super::names::MAIN_CONTAINER;
+use super::names::{LABEL_OPERATION, MAIN_CONTAINER, base_labels};
+use super::settings::Settings;
 use crate::api::backup_set::CommandSource;
 use crate::api::common::SecretKeyReference;
 use crate::job::plan::{JobPlan, PLAN_ENV, paths};
@@ -109,6 +110,46 @@ pub struct JobInput<'a> {
     pub backoff_limit: i32,
     /// Created waiting (queued behind another operation of the repository).
     pub suspend: bool,
+}
+
+impl<'a> JobInput<'a> {
+    /// A Job for `plan` as every reconciler starts one: this controller's image, pull
+    /// policy, ServiceAccount and TTL, the common labels with the operation's, the
+    /// maintenance timeout, one retry, no privilege; callers set what differs.
+    pub fn new(
+        settings: &'a Settings,
+        name: String,
+        namespace: &'a str,
+        plan: &'a JobPlan,
+        storage: &'a StorageMount,
+    ) -> JobInput<'a> {
+        let kind = plan.operation.kind().as_str();
+        let mut labels = base_labels(kind);
+        labels.insert(LABEL_OPERATION.into(), kind.into());
+        let s = settings;
+        JobInput {
+            name,
+            namespace,
+            owner: None,
+            labels,
+            annotations: Default::default(),
+            image: &s.image,
+            pull_policy: s.pull_policy.as_deref(),
+            service_account: s.job_service_account.as_deref(),
+            plan,
+            privilege: Privilege::Maintenance,
+            storage,
+            key: None,
+            sources: &[],
+            target: None,
+            node: None,
+            resources: None,
+            active_deadline_seconds: Some(s.default_maintenance_timeout.as_secs() as i64),
+            ttl_seconds_after_finished: s.job_ttl_seconds,
+            backoff_limit: 1,
+            suspend: false,
+        }
+    }
 }
 
 fn security(p: Privilege) -> SecurityContext {

@@ -22,6 +22,7 @@ pub mod results;
 pub mod run;
 pub mod schedule;
 pub mod secrets;
+pub mod settings;
 pub mod storage;
 pub mod storage_set;
 pub mod write;

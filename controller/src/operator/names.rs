@@ -34,9 +34,20 @@ pub const FINALIZER_CLEANUP: &str = "holdfast.io/cleanup";
 /// The finalizer that keeps a StorageSet while BackupSets that purge on deletion use it.
 pub const FINALIZER_IN_USE: &str = "holdfast.io/in-use";
 
+/// FNV-1a (64 bit): stable across releases and machines, unlike `std`'s hasher, so names
+/// and offsets derived from it never change.
+pub fn fnv1a(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
 /// FNV-1a, hex: short stable hashes for names and labels.
 pub fn short_hash(s: &str) -> String {
-    format!("{:016x}", crate::text::fnv1a(s))
+    format!("{:016x}", fnv1a(s))
 }
 
 /// A Job name `<base>-<op>-<tail>` within 52 characters (pods add a suffix and must stay
@@ -109,5 +120,11 @@ mod tests {
         assert!(n.ends_with("-backup-202612010100"));
         let t = "2026-12-01T01:00:00Z".parse().unwrap();
         assert_eq!(slot_tail(t), "202612010100");
+    }
+
+    #[test]
+    fn fnv1a_matches_the_reference_values() {
+        assert_eq!(fnv1a(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a("a"), 0xaf63_dc4c_8601_ec8c);
     }
 }

@@ -656,9 +656,7 @@ fn build_job(
 ) -> Result<Job, Error> {
     let plan = plan_of(r, src);
     let ns = r.namespace().unwrap_or_default();
-    let mut input = ctx
-        .settings
-        .job(job_name.to_owned(), &ns, &plan, &src.storage);
+    let mut input = JobInput::new(&ctx.settings, job_name.to_owned(), &ns, &plan, &src.storage);
     input.labels.insert(LABEL_RESTORE.into(), r.name_any());
     input
         .labels

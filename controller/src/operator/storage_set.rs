@@ -148,7 +148,7 @@ fn check_job(ctx: &Context, s: &StorageSet, target: &Target, name: &str) -> Resu
                 .then(|| paths::STORAGE.to_owned()),
         }),
     };
-    let mut input = ctx.settings.job(name.to_owned(), &ns, &plan, &target.mount);
+    let mut input = JobInput::new(&ctx.settings, name.to_owned(), &ns, &plan, &target.mount);
     input.labels.insert(LABEL_STORAGE_SET.into(), s.name_any());
     job::build(&JobInput {
         owner: s.controller_owner_ref(&()),

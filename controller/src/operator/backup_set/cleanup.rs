@@ -231,9 +231,7 @@ impl Deletion<'_> {
             },
             operation: Operation::DeleteRepository,
         };
-        let mut input = ctx
-            .settings
-            .job(job_name.clone(), &ns, &plan, &valid.storage);
+        let mut input = JobInput::new(&ctx.settings, job_name.clone(), &ns, &plan, &valid.storage);
         input
             .labels
             .insert(LABEL_REPOSITORY.into(), valid.repo_label.clone());

@@ -198,7 +198,7 @@ fn build_job(
         OpKind::Backup => valid.sources.iter().map(|(s, _)| s.clone()).collect(),
         _ => Vec::new(),
     };
-    let mut input = ctx.settings.job(job_name, &ns, &plan, &valid.storage);
+    let mut input = JobInput::new(&ctx.settings, job_name, &ns, &plan, &valid.storage);
     input.labels.insert(LABEL_BACKUP_SET.into(), name.clone());
     input
         .labels

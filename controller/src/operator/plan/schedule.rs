@@ -154,7 +154,7 @@ pub fn jitter_offset(key: &str, jitter: Option<SignedDuration>) -> SignedDuratio
     let Some(j) = jitter.filter(|j| j.as_secs() > 0) else {
         return SignedDuration::ZERO;
     };
-    let h = crate::text::fnv1a(key);
+    let h = crate::operator::names::fnv1a(key);
     SignedDuration::from_secs((h % j.as_secs().unsigned_abs()) as i64)
 }
 

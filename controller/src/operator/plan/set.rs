@@ -2,7 +2,7 @@
 //! verifications, a manual run token, the `runOnCreate` backup; what was missed; when to
 //! look again. A pure function of the set's spec, its bookkeeping in status, and `now`.
 
-use crate::job::plan::OperationKind;
+use crate::operation::OperationKind;
 use std::collections::BTreeMap;
 
 use holdfast_engine::format::run::Level;

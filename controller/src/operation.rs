@@ -1,0 +1,54 @@
+//! The operations a job runs, by kind: a leaf every floor names them by (job names,
+//! labels, events, metrics, the plan).
+
+/// The kinds of operation a job runs: the vocabulary of job names, the operation label,
+/// events and metric labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OperationKind {
+    Backup,
+    Purge,
+    Verify,
+    Restore,
+    StorageCheck,
+    DeleteRepository,
+}
+
+impl OperationKind {
+    pub const ALL: [OperationKind; 6] = [
+        OperationKind::Backup,
+        OperationKind::Purge,
+        OperationKind::Verify,
+        OperationKind::Restore,
+        OperationKind::StorageCheck,
+        OperationKind::DeleteRepository,
+    ];
+
+    /// `backup`, `storage-check` …: labels, job names, metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperationKind::Backup => "backup",
+            OperationKind::Purge => "purge",
+            OperationKind::Verify => "verify",
+            OperationKind::Restore => "restore",
+            OperationKind::StorageCheck => "storage-check",
+            OperationKind::DeleteRepository => "delete-repository",
+        }
+    }
+}
+
+impl std::fmt::Display for OperationKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for OperationKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OperationKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown operation {s:?}"))
+    }
+}
