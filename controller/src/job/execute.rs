@@ -9,14 +9,13 @@ use std::time::Duration;
 
 use holdfast_engine::Error;
 use holdfast_engine::backup::{BackupOptions, BackupReport, PipeSpec, Slot, SourceSpec, backup};
-use holdfast_engine::compress::CompressionLevel;
 use holdfast_engine::format::run::RunStatus;
 use holdfast_engine::progress::Progress;
 use holdfast_engine::purge::{PurgeOptions, PurgeReport, purge};
 use holdfast_engine::repo::{
     CheckReport, InitOptions, Repository, RepositoryTotals, RunSelector, check_location,
 };
-use holdfast_engine::restore::{Overwrite, RestoreOptions, RestoreReport, RestoreTarget, restore};
+use holdfast_engine::restore::{RestoreOptions, RestoreReport, RestoreTarget, restore};
 use holdfast_engine::storage::{RepoUrl, Store};
 use holdfast_engine::verify::{VerifyDepth, VerifyReport, verify_with};
 
@@ -159,7 +158,7 @@ pub fn execute(job: &Job<'_>) -> Result<Outcome, JobError> {
                 include: r.include.clone(),
                 exclude: r.exclude.clone(),
                 target: RestoreTarget::Directory(PathBuf::from(&r.target)),
-                overwrite: r.overwrite.parse::<Overwrite>()?,
+                overwrite: r.overwrite,
                 continue_on_error: r.continue_on_error,
                 owner: true,
                 lock_wait: LOCK_WAIT,
@@ -272,12 +271,7 @@ fn backup_job(job: &Job<'_>, b: &BackupPlan, store: Store) -> Result<Outcome, Jo
         .filter_map(|s| s.fifo.as_ref())
         .filter_map(|f| Path::new(f).parent().map(Path::to_path_buf))
         .collect();
-    let compression = match &b.compression {
-        Some(c) => c
-            .parse::<CompressionLevel>()
-            .map_err(|e| JobError::Plan(e.to_string()))?,
-        None => CompressionLevel::default(),
-    };
+    let compression = b.compression.unwrap_or_default();
     let result = (|| -> Result<holdfast_engine::backup::BackupReport, JobError> {
         let mut repo = open(job, store)?.load_index()?;
         let opts = BackupOptions {

@@ -7,7 +7,9 @@ pub use crate::operation::OperationKind;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use holdfast_engine::compress::CompressionLevel;
 use holdfast_engine::format::run::Level;
+use holdfast_engine::restore::Overwrite;
 use serde::{Deserialize, Serialize};
 
 use crate::api::backup_set::Retention;
@@ -114,9 +116,9 @@ pub struct BackupPlan {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub source_levels: BTreeMap<String, Level>,
     pub sources: Vec<SourcePlan>,
-    /// `fast`, `default`, `best`, `off` or 1–19.
+    /// Validated by the controller; the engine's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compression: Option<String>,
+    pub compression: Option<CompressionLevel>,
     /// Volumes uploaded in parallel (rate limits are in the repository URL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uploads: Option<u32>,
@@ -175,8 +177,8 @@ pub struct RestorePlan {
     pub exclude: Vec<String>,
     /// The directory in the pod to restore into.
     pub target: String,
-    /// `never`, `if-newer` or `always`.
-    pub overwrite: String,
+    /// `never`, `if-newer` or `always` on the wire.
+    pub overwrite: Overwrite,
     pub continue_on_error: bool,
 }
 

@@ -316,11 +316,10 @@ fn plan_of(r: &Restore, src: &Source) -> JobPlan {
                 format!("{}/{path}", paths::TARGET)
             },
             overwrite: match r.spec.overwrite {
-                Overwrite::Never => "never",
-                Overwrite::IfNewer => "if-newer",
-                Overwrite::Always => "always",
-            }
-            .into(),
+                Overwrite::Never => holdfast_engine::restore::Overwrite::Never,
+                Overwrite::IfNewer => holdfast_engine::restore::Overwrite::IfNewer,
+                Overwrite::Always => holdfast_engine::restore::Overwrite::Always,
+            },
             continue_on_error: r.spec.continue_on_error,
         }),
     }

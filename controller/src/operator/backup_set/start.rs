@@ -142,7 +142,7 @@ fn build_job(
                 level: start.level,
                 source_levels: start.source_levels.clone(),
                 sources: valid.sources.iter().map(|(_, p)| p.clone()).collect(),
-                compression: set.spec.compression.as_ref().map(|c| c.level.clone()),
+                compression: valid.compression,
                 uploads: None,
             }),
             Privilege::Backup,

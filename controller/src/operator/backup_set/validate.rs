@@ -1,6 +1,7 @@
 //! A BackupSet and what it references, checked: either everything a job needs, validated,
 //! or the one problem to report (a Stalled condition). Pure, table-tested.
 
+use holdfast_engine::compress::CompressionLevel;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 
 use crate::api::backup_set::PvcSource;
@@ -34,6 +35,7 @@ pub struct ValidSet {
     /// Where a ReadWriteOnce source is mounted now: the backup runs there.
     pub node: Option<String>,
     pub retention: Option<Retention>,
+    pub compression: Option<CompressionLevel>,
     pub backup_timeout: Option<i64>,
     pub maintenance_timeout: Option<i64>,
 }
@@ -61,6 +63,13 @@ pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
     if let Some(r) = &set.spec.retention {
         crate::job::plan::retention_policy(r).map_err(|m| Problem::new("RetentionInvalid", m))?;
     }
+    let compression = set
+        .spec
+        .compression
+        .as_ref()
+        .map(|c| c.level.parse::<CompressionLevel>())
+        .transpose()
+        .map_err(|e| Problem::new("CompressionInvalid", format!("compression.level: {e}")))?;
     let timeouts = set.spec.timeouts.clone().unwrap_or_default();
     Ok(ValidSet {
         repo_label: repo_label_of(set),
@@ -72,6 +81,7 @@ pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
         schedule,
         node,
         retention: set.spec.retention.clone(),
+        compression,
         backup_timeout: timeout(&timeouts.backup, "backup")?,
         maintenance_timeout: timeout(&timeouts.maintenance, "maintenance")?,
     })
