@@ -58,77 +58,35 @@ const WAITING_FOR_BACKUP: &str = "WaitingForFirstBackup";
 
 async fn resolve(ctx: &Context, r: &Restore) -> Result<Result<Source, Problem>, Error> {
     let ns = r.namespace().unwrap_or_default();
-    let (storage_name, repository, key, owner) = if let Some(b) = &r.spec.backup_set_ref {
-        let sets: Api<BackupSet> = Api::namespaced(ctx.client.clone(), &ns);
-        let Some(set) = sets
-            .get_opt(&b.name)
-            .await
-            .map_err(Error::api("reading the BackupSet"))?
-        else {
-            return Ok(Err(Problem::new(
-                "BackupSetNotFound",
-                format!(
-                    "BackupSet {} does not exist; for disaster recovery use storageSetRef, repository and encryption instead",
-                    b.name
-                ),
-            )));
-        };
-        // Applied together with its set (one GitOps sync), a Restore waits for the set's
-        // first backup rather than fail at once on an empty repository.
-        let points = set
-            .status
-            .as_ref()
-            .and_then(|s| s.restore_points.as_ref())
-            .map_or(0, |p| p.count);
-        if points == 0 {
-            return Ok(Err(Problem::new(
-                WAITING_FOR_BACKUP,
-                format!(
-                    "BackupSet {} has no restore point yet; the restore starts after its first backup",
-                    b.name
-                ),
-            )
-            .recheck(RECHECK)));
-        }
-        (
-            set.spec.storage_set_ref.name.clone(),
-            set.repository(),
-            set.spec.encryption.key_secret_ref.clone(),
-            Some(format!("{ns}/{}", b.name)),
-        )
-    } else {
-        let (Some(s), Some(repo), Some(enc)) = (
-            &r.spec.storage_set_ref,
-            &r.spec.repository,
-            &r.spec.encryption,
-        ) else {
-            return Ok(Err(Problem::new(
-                "RestoreInvalid",
-                "set backupSetRef, or storageSetRef with repository and encryption",
-            )));
-        };
-        (
-            s.name.clone(),
-            repo.clone(),
-            enc.key_secret_ref.clone(),
-            None,
-        )
+    let origin = match &r.spec.backup_set_ref {
+        Some(b) => match of_backup_set(ctx, &ns, &b.name).await? {
+            Ok(o) => o,
+            Err(p) => return Ok(Err(p)),
+        },
+        None => match of_disaster_recovery(r) {
+            Ok(o) => o,
+            Err(p) => return Ok(Err(p)),
+        },
     };
     let storages: Api<StorageSet> = Api::namespaced(ctx.client.clone(), &ns);
     let Some(storage) = storages
-        .get_opt(&storage_name)
+        .get_opt(&origin.storage_set)
         .await
         .map_err(Error::api("reading the StorageSet"))?
     else {
         return Ok(Err(Problem::new(
             "StorageSetNotFound",
-            format!("StorageSet {storage_name} does not exist in namespace {ns}"),
+            format!(
+                "StorageSet {} does not exist in namespace {ns}",
+                origin.storage_set
+            ),
         )));
     };
-    if let Err(m) = storage::check_repository(&repository) {
+    let repository = &origin.repository;
+    if let Err(m) = storage::check_repository(repository) {
         return Ok(Err(Problem::new("RepositoryInvalid", m)));
     }
-    let url = match storage::url(&storage.spec, Some(&repository)) {
+    let url = match storage::url(&storage.spec, Some(repository)) {
         Ok(u) => u,
         Err(m) => return Ok(Err(Problem::new("StorageSetInvalid", m))),
     };
@@ -138,6 +96,97 @@ async fn resolve(ctx: &Context, r: &Restore) -> Result<Result<Source, Problem>, 
             "the StorageSet names no target",
         )));
     };
+    if let Err(p) = secrets_present(ctx, &ns, &origin.key, &mount).await? {
+        return Ok(Err(p));
+    }
+    Ok(Ok(Source {
+        repo_label: repository_label(&ns, &origin.storage_set, repository),
+        url,
+        storage: mount,
+        key: origin.key,
+        owner: origin.owner,
+    }))
+}
+
+/// Where a Restore's repository is, before the StorageSet is read.
+struct Origin {
+    storage_set: String,
+    repository: String,
+    key: SecretKeyReference,
+    /// The owner recorded in the repository (`namespace/set`), none for disaster recovery.
+    owner: Option<String>,
+}
+
+/// From a BackupSet that has backed something up.
+async fn of_backup_set(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+) -> Result<Result<Origin, Problem>, Error> {
+    let sets: Api<BackupSet> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(set) = sets
+        .get_opt(name)
+        .await
+        .map_err(Error::api("reading the BackupSet"))?
+    else {
+        return Ok(Err(Problem::new(
+            "BackupSetNotFound",
+            format!(
+                "BackupSet {name} does not exist; for disaster recovery use storageSetRef, repository and encryption instead"
+            ),
+        )));
+    };
+    // Applied together with its set (one GitOps sync), a Restore waits for the set's first
+    // backup rather than fail at once on an empty repository.
+    let points = set
+        .status
+        .as_ref()
+        .and_then(|s| s.restore_points.as_ref())
+        .map_or(0, |p| p.count);
+    if points == 0 {
+        return Ok(Err(Problem::new(
+            WAITING_FOR_BACKUP,
+            format!(
+                "BackupSet {name} has no restore point yet; the restore starts after its first backup"
+            ),
+        )
+        .recheck(RECHECK)));
+    }
+    Ok(Ok(Origin {
+        storage_set: set.spec.storage_set_ref.name.clone(),
+        repository: set.repository(),
+        key: set.spec.encryption.key_secret_ref.clone(),
+        owner: Some(format!("{ns}/{name}")),
+    }))
+}
+
+/// For disaster recovery: a StorageSet, a path and a key, with no BackupSet.
+fn of_disaster_recovery(r: &Restore) -> Result<Origin, Problem> {
+    let (Some(s), Some(repo), Some(enc)) = (
+        &r.spec.storage_set_ref,
+        &r.spec.repository,
+        &r.spec.encryption,
+    ) else {
+        return Err(Problem::new(
+            "RestoreInvalid",
+            "set backupSetRef, or storageSetRef with repository and encryption",
+        ));
+    };
+    Ok(Origin {
+        storage_set: s.name.clone(),
+        repository: repo.clone(),
+        key: enc.key_secret_ref.clone(),
+        owner: None,
+    })
+}
+
+/// The key Secret and the target's S3 credentials exist and hold the keys they must.
+async fn secrets_present(
+    ctx: &Context,
+    ns: &str,
+    key: &SecretKeyReference,
+    mount: &StorageMount,
+) -> Result<Result<(), Problem>, Error> {
     let mut needed = vec![(
         key.name.clone(),
         "KeySecretNotFound",
@@ -146,7 +195,7 @@ async fn resolve(ctx: &Context, r: &Restore) -> Result<Result<Source, Problem>, 
     )];
     if let StorageMount::S3 {
         credentials_secret: Some(c),
-    } = &mount
+    } = mount
     {
         needed.push((
             c.clone(),
@@ -156,7 +205,7 @@ async fn resolve(ctx: &Context, r: &Restore) -> Result<Result<Source, Problem>, 
         ));
     }
     for (secret, missing, invalid, keys) in needed {
-        let found = secrets::lookup(&ctx.client, &ns, &secret).await?;
+        let found = secrets::lookup(&ctx.client, ns, &secret).await?;
         let secrets::Found::Present(names) = found else {
             return Ok(Err(Problem::new(
                 missing,
@@ -171,13 +220,7 @@ async fn resolve(ctx: &Context, r: &Restore) -> Result<Result<Source, Problem>, 
             return Ok(Err(Problem::new(invalid, why).recheck(RECHECK)));
         }
     }
-    Ok(Ok(Source {
-        repo_label: repository_label(&ns, &storage_name, &repository),
-        url,
-        storage: mount,
-        key,
-        owner,
-    }))
+    Ok(Ok(()))
 }
 
 /// Whether this Restore created the claim (an earlier reconcile of it did).
