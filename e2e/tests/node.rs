@@ -102,15 +102,21 @@ async fn a_bucket_behind_a_service_is_reached_by_its_dns_name() {
     shop.apply(&set);
     let last = shop.next_run(&before).await;
     assert_eq!(last["phase"], "Complete", "{last:#}");
-    let storage = shop.ready("StorageSet", "incluster").await;
-    assert!(
-        storage
-            .pointer("/status/inventory/totalBytes")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0)
-            > 0,
-        "{storage:#}"
-    );
+    // The StorageSet counts the set's usage on its next reconcile, which the set's status
+    // change triggers a moment after the run is recorded: wait for it (times out, with the
+    // object, if it never comes).
+    shop.wait(
+        "StorageSet",
+        "incluster",
+        "Ready, with the run in its inventory",
+        RUN,
+        |o| {
+            let (ready, _, _) = holdfast_e2e::harness::condition(o, "Ready")?;
+            (ready == "True" && o.pointer("/status/inventory/totalBytes")?.as_u64()? > 0)
+                .then_some(())
+        },
+    )
+    .await;
     // And back, exact.
     let original = holdfast_e2e::tree::snapshot(&shop.data);
     let fresh = holdfast_e2e::harness::prepared_volume(&c, &shop.ns, "uploads-copy");
