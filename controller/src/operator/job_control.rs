@@ -12,11 +12,13 @@ use serde_json::json;
 
 use std::time::Duration;
 
+use super::conditions::Health;
 use super::context::Context;
 use super::error::Error;
 use super::job_view::{Ending, JobView, POD_CANNOT_START, Report};
 use super::names::MAIN_CONTAINER;
 use super::names::{ANNOTATION_ABORTED, ANNOTATION_FAILURE};
+use super::plan::queue::{QueuedJob, next_to_release};
 use super::pod_results::{Terminated, main_terminated};
 
 /// Read the termination message of the newest pod of `job` that ran the engine: from the
@@ -133,6 +135,27 @@ async fn pods_of(client: &kube::Client, namespace: &str, job: &str) -> Result<Ve
         .items)
 }
 
+/// The health of an owner whose Job `job` is active: `health` as it is, unless the Job's pod
+/// cannot start: then Stalled with the kubelet's reason, and the Job failed when it never
+/// will start by itself (the run fails with that reason, and the next one can start).
+pub async fn watch_stuck(
+    ctx: &Context,
+    namespace: &str,
+    job: &str,
+    health: Health,
+) -> Result<Health, Error> {
+    let Some(stuck) = stuck(ctx, namespace, job).await? else {
+        return Ok(health);
+    };
+    if stuck.fatal {
+        fail(&ctx.client, namespace, job, &stuck.why).await?;
+    }
+    Ok(Health::stalled(
+        "JobPodStuck",
+        format!("the pod of job {job} cannot start: {}", stuck.why),
+    ))
+}
+
 /// A job pod that cannot start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stuck {
@@ -235,8 +258,17 @@ pub async fn fail(
     Ok(())
 }
 
-/// Release a waiting Job (its turn in the repository's queue).
-pub async fn release(client: &kube::Client, namespace: &str, name: &str) -> Result<(), Error> {
+/// Release the repository's next waiting Job, if its turn has come (nothing of the
+/// repository runs): the name of the Job released.
+pub async fn release_next(
+    client: &kube::Client,
+    namespace: &str,
+    queued: &[QueuedJob],
+) -> Result<Option<String>, Error> {
+    let Some(next) = next_to_release(queued) else {
+        return Ok(None);
+    };
+    let name = &next.name;
     let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
     jobs.patch(
         name,
@@ -245,7 +277,7 @@ pub async fn release(client: &kube::Client, namespace: &str, name: &str) -> Resu
     )
     .await
     .map_err(Error::api(format!("releasing job {name}")))?;
-    Ok(())
+    Ok(Some(name.clone()))
 }
 
 /// Stop a Job on request: suspended (its pods get SIGTERM and their grace period; the engine

@@ -36,7 +36,7 @@ use crate::operator::job_control;
 use crate::operator::job_view::{JobView, Report};
 use crate::operator::metrics::RunLabels;
 use crate::operator::names::*;
-use crate::operator::plan::queue::{JobState, must_wait, next_to_release};
+use crate::operator::plan::queue::{JobState, must_wait};
 use crate::operator::results::Outcome;
 use crate::operator::secrets;
 use crate::operator::storage::{self, StorageMount};
@@ -600,14 +600,9 @@ async fn running(
 ) -> Result<(Health, Action), Error> {
     let ns = r.namespace().unwrap_or_default();
     let queued: Vec<_> = repo_jobs.iter().map(JobView::queued).collect();
-    let next = next_to_release(&queued);
-    if let Some(next) = next {
-        job_control::release(&ctx.client, &ns, &next.name).await?;
-    }
+    let released = job_control::release_next(&ctx.client, &ns, &queued).await?;
     status.phase = Some(
-        if view.state == JobState::Waiting
-            && next.map(|n| n.name.as_str()) != Some(view.name.as_str())
-        {
+        if view.state == JobState::Waiting && released.as_deref() != Some(view.name.as_str()) {
             RestorePhase::Queued
         } else {
             RestorePhase::Running
@@ -615,16 +610,8 @@ async fn running(
     );
     status.job = Some(view.name.clone());
     status.start_time = status.start_time.clone().or(view.started.map(Time));
-    let mut health = Health::progressing("Restoring", format!("job {} restores", view.name));
-    if let Some(stuck) = job_control::stuck(ctx, &ns, &view.name).await? {
-        if stuck.fatal {
-            job_control::fail(&ctx.client, &ns, &view.name, &stuck.why).await?;
-        }
-        health = Health::stalled(
-            "JobPodStuck",
-            format!("the pod of job {} cannot start: {}", view.name, stuck.why),
-        );
-    }
+    let restoring = Health::progressing("Restoring", format!("job {} restores", view.name));
+    let health = job_control::watch_stuck(ctx, &ns, &view.name, restoring).await?;
     Ok((health, Action::requeue(RECHECK)))
 }
 

@@ -158,9 +158,7 @@ pub async fn finalize(set: &BackupSet, ctx: &Context) -> Result<Action, Error> {
     match existing.map(|j| JobView::of(&j)) {
         Some(view) if view.state == JobState::Done => deletion.finished(&view).await,
         Some(_) => {
-            if let Some(next) = crate::operator::plan::queue::next_to_release(&queued) {
-                job_control::release(&ctx.client, &ns, &next.name).await?;
-            }
+            job_control::release_next(&ctx.client, &ns, &queued).await?;
             Ok(Action::requeue(RECHECK))
         }
         None => deletion.start(must_wait(&queued)).await,

@@ -273,30 +273,21 @@ async fn record_missed(ctx: &Context, set: &BackupSet, missed: u64) {
         format!("{missed} scheduled run(s) skipped: missed while the controller was away past the starting deadline, or the previous run had not started yet")).await;
 }
 
-/// A running Job whose pod cannot start is reported (Stalled), and failed when it never
-/// will, so the next run can start.
+/// A running Job of the set whose pod cannot start makes it Stalled (and is failed when it
+/// never will start).
 async fn watch_stuck(
     ctx: &Context,
     set: &BackupSet,
     jobs: &RepoJobs,
     health: Health,
 ) -> Result<Health, Error> {
-    let ns = set.namespace().unwrap_or_default();
-    let Some(active) = jobs.own_unfinished().find(|j| j.state == JobState::Active) else {
-        return Ok(health);
-    };
-    let Some(stuck) = job_control::stuck(ctx, &ns, &active.name).await? else {
-        return Ok(health);
-    };
-    if stuck.fatal {
-        // It will not start by itself: the run fails with the kubelet's reason (taken in
-        // once the Job has failed) and the next one can start.
-        job_control::fail(&ctx.client, &ns, &active.name, &stuck.why).await?;
+    match jobs.own_unfinished().find(|j| j.state == JobState::Active) {
+        Some(active) => {
+            let ns = set.namespace().unwrap_or_default();
+            job_control::watch_stuck(ctx, &ns, &active.name, health).await
+        }
+        None => Ok(health),
     }
-    Ok(Health::stalled(
-        "JobPodStuck",
-        format!("the pod of job {} cannot start: {}", active.name, stuck.why),
-    ))
 }
 
 /// Metrics that mirror the status just built.

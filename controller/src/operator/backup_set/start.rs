@@ -18,7 +18,7 @@ use crate::operator::job::{self, JobInput, Privilege};
 use crate::operator::job_control;
 use crate::operator::job_view::JobView;
 use crate::operator::names::{self, *};
-use crate::operator::plan::queue::{JobState, must_wait, next_to_release};
+use crate::operator::plan::queue::{JobState, must_wait};
 use crate::operator::plan::set::{OpKind, Reason, SetPlan, Start};
 use crate::operator::write;
 
@@ -89,13 +89,10 @@ pub(super) async fn release_queue(
     set: &BackupSet,
     jobs: &mut RepoJobs,
 ) -> Result<(), Error> {
-    let queued = jobs.queued();
-    let Some(next) = next_to_release(&queued) else {
-        return Ok(());
-    };
     let ns = set.namespace().unwrap_or_default();
-    job_control::release(&ctx.client, &ns, &next.name).await?;
-    if let Some(v) = jobs.all.iter_mut().find(|v| v.name == next.name) {
+    if let Some(released) = job_control::release_next(&ctx.client, &ns, &jobs.queued()).await?
+        && let Some(v) = jobs.all.iter_mut().find(|v| v.name == released)
+    {
         v.state = JobState::Active;
     }
     Ok(())
