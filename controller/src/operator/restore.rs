@@ -86,15 +86,9 @@ async fn resolve(ctx: &Context, r: &Restore) -> Result<Result<Source, Problem>, 
     if let Err(m) = storage::check_repository(repository) {
         return Ok(Err(Problem::new("RepositoryInvalid", m)));
     }
-    let url = match storage::url(&storage.spec, Some(repository)) {
-        Ok(u) => u,
+    let storage::Target { url, mount } = match storage::target(&storage.spec, Some(repository)) {
+        Ok(t) => t,
         Err(m) => return Ok(Err(Problem::new("StorageSetInvalid", m))),
-    };
-    let Some(mount) = StorageMount::of(&storage.spec) else {
-        return Ok(Err(Problem::new(
-            "StorageSetInvalid",
-            "the StorageSet names no target",
-        )));
     };
     if let Err(p) = secrets_present(ctx, &ns, &origin.key, &mount).await? {
         return Ok(Err(p));

@@ -86,8 +86,27 @@ pub fn url(spec: &StorageSetSpec, repository: Option<&str>) -> Result<String, St
         let path = join(&[paths::STORAGE, fs.path.as_deref().unwrap_or(""), repository]);
         return Ok(format!("file:///{path}"));
     }
-    Err("the StorageSet names neither s3 nor filesystem".into())
+    Err(NO_TARGET.into())
 }
+
+/// Where a StorageSet keeps a repository: the URL the engine opens, and how a job pod
+/// reaches the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub url: String,
+    pub mount: StorageMount,
+}
+
+/// The target of `repository` in the StorageSet (of its root, for a check), or what is
+/// wrong with the spec.
+pub fn target(spec: &StorageSetSpec, repository: Option<&str>) -> Result<Target, String> {
+    let url = url(spec, repository)?;
+    // `url` has refused a spec with neither target already.
+    let mount = StorageMount::of(spec).ok_or(NO_TARGET)?;
+    Ok(Target { url, mount })
+}
+
+const NO_TARGET: &str = "the StorageSet names neither s3 nor filesystem";
 
 /// Whether two repository paths of one StorageSet are the same place, or one lies inside
 /// the other: either way the two repositories cannot be kept apart (the outer one's purge

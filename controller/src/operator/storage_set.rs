@@ -31,7 +31,7 @@ use crate::operator::job_control;
 use crate::operator::job_view::{JobView, Report};
 use crate::operator::names::*;
 use crate::operator::plan::queue::JobState;
-use crate::operator::storage::{self, StorageMount};
+use crate::operator::storage::{self, StorageMount, Target};
 
 const RECHECK: Duration = Duration::from_secs(30);
 /// How often a failing target is checked again (at most).
@@ -79,27 +79,15 @@ fn storage_labels(ns: &str, name: &str) -> crate::operator::metrics::StorageLabe
     }
 }
 
-/// Check a StorageSet's references; the problem if one is missing.
-/// The target a StorageSet names, checked: its URL and how a pod reaches it.
-struct Target {
-    url: String,
-    mount: StorageMount,
-}
-
-/// Its spec names a valid target, and the Secret or claim that target needs exists.
+/// Check a StorageSet's references: its spec names a valid target, and the Secret or claim
+/// that target needs exists; else the problem.
 async fn check_refs(ctx: &Context, s: &StorageSet) -> Result<Result<Target, Problem>, Error> {
     let ns = s.namespace().unwrap_or_default();
-    let url = match storage::url(&s.spec, None) {
-        Ok(url) => url,
+    let target = match storage::target(&s.spec, None) {
+        Ok(t) => t,
         Err(m) => return Ok(Err(Problem::new("StorageSetInvalid", m))),
     };
-    let Some(mount) = StorageMount::of(&s.spec) else {
-        return Ok(Err(Problem::new(
-            "StorageSetInvalid",
-            "the StorageSet names no target: set spec.s3 or spec.filesystem",
-        )));
-    };
-    match &mount {
+    match &target.mount {
         StorageMount::S3 {
             credentials_secret: Some(c),
         } => {
@@ -131,7 +119,7 @@ async fn check_refs(ctx: &Context, s: &StorageSet) -> Result<Result<Target, Prob
             credentials_secret: None,
         } => {}
     }
-    Ok(Ok(Target { url, mount }))
+    Ok(Ok(target))
 }
 
 fn check_job(ctx: &Context, s: &StorageSet, target: &Target, name: &str) -> Result<Job, Error> {

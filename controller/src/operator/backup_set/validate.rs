@@ -15,7 +15,7 @@ use crate::operator::plan::schedule::{
     ValidSchedule, parse_duration, validate as validate_schedule,
 };
 use crate::operator::secrets::missing_key;
-use crate::operator::storage::{self, StorageMount};
+use crate::operator::storage::{self, StorageMount, Target};
 
 use super::fetch::{Refs, repo_label_of};
 
@@ -53,7 +53,7 @@ pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
     let storage = storage_set(set, refs)?;
     let repository = set.repository();
     storage::check_repository(&repository).map_err(|m| Problem::new("RepositoryInvalid", m))?;
-    let (url, mount) = target(set, storage, &repository)?;
+    let Target { url, mount } = target(set, storage, &repository)?;
     unclaimed(set, refs, &repository)?;
     let key = key(set, refs)?;
     credentials(set, refs, &mount)?;
@@ -107,25 +107,13 @@ fn storage_set<'a>(set: &BackupSet, refs: &'a Refs) -> Result<&'a StorageSet, Pr
 }
 
 /// The repository's URL and how job pods reach the StorageSet's target.
-fn target(
-    set: &BackupSet,
-    storage: &StorageSet,
-    repository: &str,
-) -> Result<(String, StorageMount), Problem> {
-    let storage_name = &set.spec.storage_set_ref.name;
-    let url = storage::url(&storage.spec, Some(repository)).map_err(|m| {
+fn target(set: &BackupSet, storage: &StorageSet, repository: &str) -> Result<Target, Problem> {
+    storage::target(&storage.spec, Some(repository)).map_err(|m| {
         Problem::new(
             "StorageSetInvalid",
-            format!("StorageSet {storage_name}: {m}"),
+            format!("StorageSet {}: {m}", set.spec.storage_set_ref.name),
         )
-    })?;
-    let mount = StorageMount::of(&storage.spec).ok_or_else(|| {
-        Problem::new(
-            "StorageSetInvalid",
-            format!("StorageSet {storage_name} names no target"),
-        )
-    })?;
-    Ok((url, mount))
+    })
 }
 
 /// No older set keeps its repository at the same place, or around or inside this one: the
