@@ -1,6 +1,7 @@
 //! A Job as the reconcilers see it: where it stands (waiting, active, done) and how it
 //! ended, read from the Job object alone (pure), and what its pod reported.
 
+use holdfast_engine::format::run::Level;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 
@@ -35,7 +36,8 @@ pub struct JobView {
     pub operation: Option<OperationKind>,
     pub created: Timestamp,
     pub slot: Option<Timestamp>,
-    pub level: Option<String>,
+    /// From its level annotation (a backup's); `None` when absent or unreadable.
+    pub level: Option<Level>,
     pub state: JobState,
     pub ending: Option<Ending>,
     pub started: Option<Timestamp>,
@@ -93,7 +95,7 @@ impl JobView {
                 .as_ref()
                 .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
             slot: ann.get(ANNOTATION_SLOT).and_then(|s| s.parse().ok()),
-            level: ann.get(ANNOTATION_LEVEL).cloned(),
+            level: ann.get(ANNOTATION_LEVEL).and_then(|l| l.parse().ok()),
             state,
             ending,
             started: status.start_time.map(|t| t.0),

@@ -294,11 +294,7 @@ fn failed_run(ended: &Ended<'_>, message: &str) -> RunSummary {
     let job = ended.job;
     RunSummary {
         label: job.name.clone(),
-        level: job
-            .level
-            .as_deref()
-            .and_then(|l| l.parse::<holdfast_engine::format::run::Level>().ok())
-            .map_or(Level::Incr, Into::into),
+        level: job.level.map_or(Level::Incr, Into::into),
         phase: if ended.aborted() {
             RunPhase::Aborted
         } else {

@@ -68,8 +68,6 @@ fn placeholder(running: &JobView) -> RunSummary {
         label: running.name.clone(),
         level: running
             .level
-            .as_deref()
-            .and_then(|l| l.parse::<holdfast_engine::format::run::Level>().ok())
             .map_or(crate::api::common::Level::Incr, Into::into),
         phase: if running.state == JobState::Waiting {
             RunPhase::Queued

@@ -11,7 +11,7 @@ fn job(name: &str, op: &str, ending: Option<Ending>) -> JobView {
         operation: op.parse().ok(),
         created: "2026-12-01T01:00:00Z".parse().unwrap(),
         slot: Some("2026-12-01T01:00:00Z".parse().unwrap()),
-        level: Some("incr".into()),
+        level: Some(EngineLevel::Incr),
         state: JobState::Done,
         ending,
         started: Some("2026-12-01T01:00:02Z".parse().unwrap()),
