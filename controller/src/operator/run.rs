@@ -262,17 +262,16 @@ async fn controllers(ctx: Arc<Context>, ns: Option<String>, stop: watch::Receive
         .watches_stream(
             storage_changes(api::<StorageSet>(c, ns)),
             move |s: StorageSet| {
+                let name = s.name_any();
                 referrers(&by_storage, &s, |b: &BackupSet| {
-                    b.spec.storage_set_ref.name == s.name_any()
+                    b.spec.storage_set_ref.name == name
                 })
             },
         )
         .watches_stream(spec_changes(api::<Schedule>(c, ns)), move |s: Schedule| {
+            let name = s.name_any();
             referrers(&by_schedule, &s, |b: &BackupSet| {
-                b.spec
-                    .schedule_ref
-                    .as_ref()
-                    .is_some_and(|r| r.name == s.name_any())
+                b.spec.schedule_ref.as_ref().is_some_and(|r| r.name == name)
             })
         })
         .graceful_shutdown_on(shutdown(stop.clone()))
@@ -328,11 +327,12 @@ async fn controllers(ctx: Arc<Context>, ns: Option<String>, stop: watch::Receive
             api::<BackupSet>(c, ns),
             watcher::Config::default(),
             move |b: BackupSet| {
+                let name = b.name_any();
                 referrers(&restore_store, &b, |r: &Restore| {
                     r.spec
                         .backup_set_ref
                         .as_ref()
-                        .is_some_and(|s| s.name == b.name_any())
+                        .is_some_and(|s| s.name == name)
                 })
             },
         )
