@@ -22,6 +22,17 @@ use kube::api::{DeleteParams, ListParams};
 /// waits for them. Scenarios of other files run after this file's.
 static NODES: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
+/// The names of the chart's controller pods.
+async fn controller_pods(pods: &Api<Pod>) -> Vec<String> {
+    pods.list(&ListParams::default().labels("app.kubernetes.io/component=controller"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect()
+}
+
 async fn kind() -> Cluster {
     let c = Cluster::connect().await;
     assert_eq!(
@@ -166,14 +177,7 @@ async fn the_charts_two_replicas_pass_their_probes_and_another_replica_takes_ove
     })
     .await;
     let pods: Api<Pod> = api(&c, &ns);
-    let replicas: Vec<String> = pods
-        .list(&ListParams::default().labels("app.kubernetes.io/component=controller"))
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|p| p.metadata.name)
-        .collect();
+    let replicas = controller_pods(&pods).await;
     assert!(replicas.contains(&leader), "{leader} not in {replicas:?}");
 
     // The leader's pod is deleted at once: another replica takes the Lease over and does
@@ -188,14 +192,7 @@ async fn the_charts_two_replicas_pass_their_probes_and_another_replica_takes_ove
         (h != leader).then_some(h)
     })
     .await;
-    let live: Vec<String> = pods
-        .list(&ListParams::default().labels("app.kubernetes.io/component=controller"))
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|p| p.metadata.name)
-        .collect();
+    let live = controller_pods(&pods).await;
     assert!(
         live.contains(&new) && !live.contains(&leader),
         "the new leader {new} is not one of the Deployment's pods {live:?} (the deleted leader was {leader})"
