@@ -9,7 +9,8 @@
 # the binaries on its last line.
 #
 #   bash e2e/build.sh            build if needed
-#   bash e2e/build.sh --update   re-pin: rewrite controlplane/go.mod from KUBERNETES_VERSION
+#   bash e2e/build.sh --update   re-pin every Go module of both suites to the versions here
+#                                and in kind/build.sh (KIND_VERSION, COREDNS_VERSION)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -20,34 +21,45 @@ ACTIONLINT_VERSION=1.7.12
 cache="${HOLDFAST_E2E_CACHE:-$HOME/.cache/holdfast-e2e}"
 
 if [ "${1:-}" = "--update" ]; then
-  cd "$here/controlplane"
+  kind_build="$here/kind/build.sh"
+  KIND_VERSION="$(sed -n 's/^KIND_VERSION=//p' "$kind_build")"
+  COREDNS_VERSION="$(sed -n 's/^COREDNS_VERSION=//p' "$kind_build")"
   minor="0.${KUBERNETES_VERSION#1.}"
-  {
-    echo "module holdfast.io/e2e/controlplane"
-    echo
-    echo "go 1.25.0"
-    echo
-    echo "require k8s.io/kubernetes v$KUBERNETES_VERSION"
-    echo
-    echo "// k8s.io/kubernetes replaces these with ./staging/src/..., which a module download"
-    echo "// does not have: use the published staging modules of the same release."
-    echo "replace ("
-    curl -fsS "$(go env GOPROXY | cut -d, -f1)/k8s.io/kubernetes/@v/v$KUBERNETES_VERSION.mod" |
-      sed -n '/^replace (/,/^)/p' | grep '=>' | awk -v v="v$minor" '{print "\t"$1" => "$1" "v}'
-    echo ")"
-  } > go.mod
-  rm -f go.sum
-  go get "k8s.io/kubernetes/cmd/kube-apiserver@v$KUBERNETES_VERSION" \
+  # kubernetes_module DIR NAME: a go.mod requiring k8s.io/kubernetes, whose staging modules
+  # (replaced by ./staging/src/... in its own go.mod, which a module download does not
+  # have) are pinned to their published versions of the same release.
+  kubernetes_module() {
+    {
+      echo "module $2"
+      echo
+      echo "go 1.25.0"
+      echo
+      echo "require k8s.io/kubernetes v$KUBERNETES_VERSION"
+      echo
+      echo "// k8s.io/kubernetes replaces these with ./staging/src/..., which a module download"
+      echo "// does not have: use the published staging modules of the same release."
+      echo "replace ("
+      curl -fsS "$(go env GOPROXY | cut -d, -f1)/k8s.io/kubernetes/@v/v$KUBERNETES_VERSION.mod" |
+        sed -n '/^replace (/,/^)/p' | grep '=>' | awk -v v="v$minor" '{print "\t"$1" => "$1" "v}'
+      echo ")"
+    } >"$1/go.mod"
+    rm -f "$1/go.sum"
+  }
+  kubernetes_module "$here/controlplane" holdfast.io/e2e/controlplane
+  (cd "$here/controlplane" && go get "k8s.io/kubernetes/cmd/kube-apiserver@v$KUBERNETES_VERSION" \
     "k8s.io/kubernetes/cmd/kube-controller-manager@v$KUBERNETES_VERSION" \
-    "k8s.io/kubernetes/cmd/kubectl@v$KUBERNETES_VERSION"
-  cd "$here/etcd"
-  go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION"
-  go mod tidy
-  cd "$here/helm"
-  go get -tool "helm.sh/helm/v4/cmd/helm@v$HELM_VERSION"
-  cd "$here/actionlint"
-  go get -tool "github.com/rhysd/actionlint/cmd/actionlint@v$ACTIONLINT_VERSION"
-  echo "updated; commit e2e/{controlplane,etcd,helm,actionlint}/go.{mod,sum}"
+    "k8s.io/kubernetes/cmd/kubectl@v$KUBERNETES_VERSION")
+  kubernetes_module "$here/kind/node" holdfast.io/e2e/kind/node
+  (cd "$here/kind/node" && go get -tool "k8s.io/kubernetes/cmd/kubelet@v$KUBERNETES_VERSION" \
+    "k8s.io/kubernetes/cmd/kubeadm@v$KUBERNETES_VERSION" \
+    "k8s.io/kubernetes/cmd/kube-scheduler@v$KUBERNETES_VERSION" \
+    "k8s.io/kubernetes/cmd/kube-proxy@v$KUBERNETES_VERSION")
+  (cd "$here/etcd" && go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" && go mod tidy)
+  (cd "$here/helm" && go get -tool "helm.sh/helm/v4/cmd/helm@v$HELM_VERSION")
+  (cd "$here/actionlint" && go get -tool "github.com/rhysd/actionlint/cmd/actionlint@v$ACTIONLINT_VERSION")
+  (cd "$here/kind/tools" && go get -tool "sigs.k8s.io/kind@v$KIND_VERSION")
+  (cd "$here/kind/coredns" && go get "github.com/coredns/coredns@v$COREDNS_VERSION" && go mod tidy)
+  echo "updated; commit the go.mod and go.sum of e2e/{controlplane,etcd,helm,actionlint} and e2e/kind/{node,tools,coredns}"
   exit 0
 fi
 

@@ -16,7 +16,8 @@ kube_ldflags() {
 # run_scenarios THREADS LEFT_OUT [TEST-NAME-FILTER...]: the scenario files of e2e/tests as
 # test binaries, selected within the workspace build (a `-p` build would resolve features
 # anew and compile kube and its dependencies a second time), run with --ignored.
-# HOLDFAST_E2E_TESTS names the files to run; otherwise every file but LEFT_OUT.
+# HOLDFAST_E2E_TESTS names the files to run; otherwise every file but those LEFT_OUT names
+# (space-separated).
 run_scenarios() {
   local threads="$1" left_out="$2" f name
   shift 2
@@ -25,12 +26,26 @@ run_scenarios() {
     name="$(basename "$f" .rs)"
     if [ -n "${HOLDFAST_E2E_TESTS:-}" ]; then
       case " $HOLDFAST_E2E_TESTS " in *" $name "*) ;; *) continue ;; esac
-    elif [ "$name" = "$left_out" ]; then
-      continue
+    else
+      case " $left_out " in *" $name "*) continue ;; esac
     fi
     tests+=(--test "$name")
   done
   cargo test --locked --workspace --no-fail-fast "${tests[@]}" -- --ignored --test-threads "$threads" "$@"
+}
+
+# scenario_binaries NAME...: "NAME PATH" per built test binary of e2e/tests/NAME.rs (to run
+# them beside a cargo that holds the build directory's lock).
+scenario_binaries() {
+  local tests=() name
+  for name in "$@"; do tests+=(--test "$name"); done
+  cargo test --locked --workspace --no-run "${tests[@]}" --message-format=json 2>/dev/null |
+    python3 -c 'import json, sys
+names = set(sys.argv[1:])
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] in names and m.get("executable"):
+        print(m["target"]["name"], m["executable"])' "$@"
 }
 
 # kstatus_check BIN DIR: how kstatus (Flux, kubectl-style waiters) reads what the scenarios

@@ -52,3 +52,27 @@ impl std::str::FromStr for OperationKind {
             .ok_or_else(|| format!("unknown operation {s:?}"))
     }
 }
+
+/// How an operation ended: the `result` label of the runs metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Complete,
+    Partial,
+    Failed,
+    Aborted,
+    /// A verification that found damage.
+    Damaged,
+}
+
+impl Outcome {
+    /// `complete`, `partial` …: the runs metric's `result` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Complete => "complete",
+            Outcome::Partial => "partial",
+            Outcome::Failed => "failed",
+            Outcome::Aborted => "aborted",
+            Outcome::Damaged => "damaged",
+        }
+    }
+}

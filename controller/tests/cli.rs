@@ -339,6 +339,63 @@ fn unreadable_file_makes_the_run_partial_and_is_listed() {
     );
 }
 
+#[test]
+fn a_restore_not_run_as_root_keeps_modes_and_times_and_counts_the_owners_it_could_not_set() {
+    // As an unprivileged restore pod runs: root backs up files root owns, `nobody` restores
+    // them into a directory root owns (a fresh volume's root).
+    if !root_with_setpriv() {
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let env = Env::new();
+    let src = env.path("src");
+    write_tree(&src, 3, 100, 5);
+    fs::set_permissions(src.join("file-000.bin"), fs::Permissions::from_mode(0o640)).unwrap();
+    let out = env.run(&["backup", "--quiet", &src.display().to_string()]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    for p in [env.dir.path().to_path_buf(), env.repo()] {
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    chmod_recursive(&env.repo(), 0o777);
+    let target = env.path("volume");
+    fs::create_dir(&target).unwrap();
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o777)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN])
+        .args(["restore", "--json", "--target"])
+        .arg(&target)
+        .env("HOLDFAST_REPO", format!("file://{}", env.repo().display()))
+        .env("HOLDFAST_PASSPHRASE", PASS)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "complete: {}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["status"], "Complete", "{report:#}");
+    // Every entry was root's: none could be given back, and each is counted.
+    assert_eq!(report["ownersNotSet"], report["restored"], "{report:#}");
+    // The volume's root is not the restoring user's: its mode and times stay.
+    assert_eq!(report["modesNotSet"], 1, "{report:#}");
+    same_content(&src, &target);
+    let (a, b) = (
+        fs::metadata(src.join("file-000.bin")).unwrap(),
+        fs::metadata(target.join("file-000.bin")).unwrap(),
+    );
+    assert_eq!(b.mode() & 0o7777, 0o640);
+    assert_eq!(a.mtime(), b.mtime());
+    assert_eq!(b.uid(), 65534);
+}
+
+/// Root, with `setpriv` to run the binary as another user or without a capability; the
+/// tests that need both say when they cannot run.
+fn root_with_setpriv() -> bool {
+    let able = rustix_free_euid() == 0 && Command::new("setpriv").arg("--help").output().is_ok();
+    if !able {
+        eprintln!("SKIP: needs root and setpriv");
+    }
+    able
+}
+
 fn rustix_free_euid() -> u32 {
     // Read our effective uid from /proc, to avoid a dependency just for this.
     let status = fs::read_to_string("/proc/self/status").unwrap();
@@ -631,8 +688,7 @@ fn runs_show_levels_per_source_and_preview_gfs_retention() {
 fn a_device_node_restored_without_the_mknod_capability_names_it() {
     // Needs root to make the device node, and setpriv to restore without CAP_MKNOD (as a
     // restore pod without `deviceNodes: true` runs).
-    if rustix_free_euid() != 0 || Command::new("setpriv").arg("--help").output().is_err() {
-        eprintln!("SKIP: needs root and setpriv");
+    if !root_with_setpriv() {
         return;
     }
     let env = Env::new();

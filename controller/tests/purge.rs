@@ -8,6 +8,8 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use holdfast_testkit::pseudo_random;
+
 const BIN: &str = env!("CARGO_BIN_EXE_holdfast");
 
 fn hf(repo: &Path, args: &[&str], crash_point: Option<&str>) -> Output {
@@ -33,18 +35,6 @@ fn ok_json(repo: &Path, args: &[&str]) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn data(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 40) as u8
-        })
-        .collect()
 }
 
 fn same_content(a: &Path, b: &Path) {
@@ -78,8 +68,12 @@ fn build(dir: &Path) -> (PathBuf, Vec<(String, PathBuf)>) {
         let src = dir.join(format!("v{v}"));
         fs::create_dir_all(src.join("sub")).unwrap();
         // One file shared by all versions, one replaced each time, one small.
-        fs::write(src.join("stable.bin"), data(99, 1_500_000)).unwrap();
-        fs::write(src.join("sub/changing.bin"), data(2 * v + 11, 2_500_000)).unwrap();
+        fs::write(src.join("stable.bin"), pseudo_random(1_500_000, 99)).unwrap();
+        fs::write(
+            src.join("sub/changing.bin"),
+            pseudo_random(2_500_000, 2 * v + 11),
+        )
+        .unwrap();
         fs::write(src.join("note.txt"), format!("version {v}")).unwrap();
         let arg = format!("site={}", src.display());
         let r = ok_json(&repo, &["backup", &arg]);

@@ -10,12 +10,16 @@
 #                   kubectl from the Kubernetes module, and these images preloaded:
 #   control plane   kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy
 #                   (with Debian's iptables), etcd, pause (pause.c from the Kubernetes
-#                   module), CoreDNS: each from its Go module, tagged as kubeadm expects
+#                   module), CoreDNS (the plugins kubeadm's Corefile uses, coredns/main.go):
+#                   each from its Go module, tagged as kubeadm expects
 #   test images     a shell (Debian's busybox-static) and the S3 server (s3s-fs)
 #
 # Everything is keyed by its pins (the versions below, the modules' go.sum, kind's files,
 # this script) and rebuilt only when a pin changes. Prints the node image on its last line.
 # The Holdfast image itself is built from the project's Dockerfile by `image.sh`.
+#
+#   bash e2e/kind/build.sh               build what is missing
+#   bash e2e/kind/build.sh --node-root   only the node's Debian root (no Docker needed)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 e2e="$(cd "$here/.." && pwd)"
@@ -29,8 +33,6 @@ DEBIAN_SUITE=bookworm
 cache="${HOLDFAST_E2E_CACHE:-$HOME/.cache/holdfast-e2e}"
 started=$SECONDS
 
-engine_start
-export DOCKER_BUILDKIT=1
 # Debian's debootstrap (the node root) and busybox-static (the shell test image).
 if ! command -v debootstrap >/dev/null 2>&1 || ! dpkg -s busybox-static >/dev/null 2>&1; then
   echo "installing debootstrap and busybox-static from Debian…" >&2
@@ -39,6 +41,37 @@ if ! command -v debootstrap >/dev/null 2>&1 || ! dpkg -s busybox-static >/dev/nu
   $sudo apt-get install -y debootstrap busybox-static >/dev/null 2>&1 ||
     { $sudo apt-get update >/dev/null 2>&1 && $sudo apt-get install -y debootstrap busybox-static >/dev/null; }
 fi
+
+# The node's Debian root, cached as a tarball by its suite and packages. debootstrap waits
+# on the network for minutes cold, so the test command starts it on its own (--node-root)
+# beside the compiles; the lock makes a second build wait for the first instead of
+# bootstrapping again.
+packages=systemd,dbus,conntrack,iptables,nftables,iproute2,ethtool,util-linux,mount,kmod,libseccomp2,pigz,bash,ca-certificates,jq,procps,containerd,runc,containernetworking-plugins,e2fsprogs
+root_tar="$cache/debootstrap-$DEBIAN_SUITE-$(echo "$packages" | sha256sum | cut -c1-12).tar"
+node_root_tar() {
+  mkdir -p "$cache"
+  exec 9>"$root_tar.lock"
+  flock 9
+  if [ ! -f "$root_tar" ]; then
+    echo "building the node root (debootstrap $DEBIAN_SUITE; about 3 minutes cold)…" >&2
+    local tmp
+    tmp="$(mktemp -d)"
+    debootstrap --variant=minbase --include="$packages" \
+      "$DEBIAN_SUITE" "$tmp/root" http://deb.debian.org/debian >"$tmp/debootstrap.log" 2>&1 ||
+      { tail -n 20 "$tmp/debootstrap.log" >&2; rm -rf "$tmp"; return 1; }
+    tar -C "$tmp/root" --numeric-owner -cf "$root_tar.partial" .
+    mv "$root_tar.partial" "$root_tar"
+    rm -rf "$tmp"
+  fi
+  flock -u 9
+}
+if [ "${1:-}" = "--node-root" ]; then
+  node_root_tar
+  exit 0
+fi
+
+engine_start
+export DOCKER_BUILDKIT=1
 
 # The Kubernetes and etcd binaries of the loopback plane, plus the node's.
 bin="$(bash "$e2e/build.sh" | tail -n 1)"
@@ -67,7 +100,7 @@ if [ ! -x "$cache/kind-$KIND_VERSION/kind" ]; then
 fi
 
 # Binaries by their pins; images also by this script and kind's node files.
-bin_key="$( (cat "$here/coredns/go.sum" "$here/node/go.sum"
+bin_key="$( (cat "$here/coredns/go.sum" "$here/coredns/main.go" "$here/node/go.sum"
   echo "$KUBERNETES_VERSION $COREDNS_VERSION $PAUSE_TAG") | sha256sum | cut -c1-12)"
 key="$( (echo "$bin_key"; cat "$here/build.sh" "$here/runc-bounded" "$here/tools/go.sum" "$e2e/controlplane/go.sum" \
   "$e2e/etcd/go.sum" "$(command -v s3s-fs 2>/dev/null || echo /dev/null)"
@@ -101,8 +134,8 @@ if [ ! -x "$out/bin/kubelet" ]; then
 fi
 if [ ! -x "$out/bin/coredns" ]; then
   echo "building CoreDNS $COREDNS_VERSION…" >&2
-  (cd "$here/coredns" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" \
-    -o "$out/bin/coredns" github.com/coredns/coredns)
+  (cd "$here/coredns" && CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -ldflags "-s -w" \
+    -o "$out/bin/coredns" .)
 fi
 if [ ! -x "$out/bin/pause" ]; then
   k8s_dir="$(module_dir "$here/node" k8s.io/kubernetes)"
@@ -195,21 +228,10 @@ fi
 binary_image holdfast-e2e/s3s-fs:0.14.1 "$rt" "$(command -v s3s-fs)" /s3s-fs
 
 # --- the node image -------------------------------------------------------------------
-# The Debian root, cached by its suite and packages (debootstrap takes minutes).
-packages=systemd,dbus,conntrack,iptables,nftables,iproute2,ethtool,util-linux,mount,kmod,libseccomp2,pigz,bash,ca-certificates,jq,procps,containerd,runc,containernetworking-plugins,e2fsprogs
-root_tar="$cache/debootstrap-$DEBIAN_SUITE-$(echo "$packages" | sha256sum | cut -c1-12).tar"
 root="$work/node"
-if [ ! -f "$root_tar" ]; then
-  echo "building the node root (debootstrap $DEBIAN_SUITE; about 3 minutes cold)…" >&2
-  debootstrap --variant=minbase --include="$packages" \
-    "$DEBIAN_SUITE" "$root" http://deb.debian.org/debian >"$work/debootstrap.log" 2>&1 ||
-    { tail -n 20 "$work/debootstrap.log" >&2; exit 1; }
-  tar -C "$root" --numeric-owner -cf "$root_tar.partial" .
-  mv "$root_tar.partial" "$root_tar"
-else
-  mkdir -p "$root"
-  tar -C "$root" --numeric-owner -xf "$root_tar"
-fi
+node_root_tar
+mkdir -p "$root"
+tar -C "$root" --numeric-owner -xf "$root_tar"
 files="$kind_dir/images/base/files"
 install -m 0755 "$files"/usr/local/bin/* "$root/usr/local/bin/"
 mkdir -p "$root/kind/bin" "$root/etc/containerd" "$root/etc/systemd/system/kubelet.service.d" \

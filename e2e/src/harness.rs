@@ -129,17 +129,22 @@ impl Cluster {
     }
 
     /// A new namespace enforcing the Pod Security `level` (`privileged`, `baseline`,
-    /// `restricted`).
+    /// `restricted`); a privileged one also allows privileged movers.
     pub async fn namespace_at(&self, prefix: &str, level: &str) -> String {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("{prefix}-{}-{n}", std::process::id() % 10_000);
+        let movers = if level == "privileged" {
+            "true"
+        } else {
+            "false"
+        };
         let ns: Namespace = serde_json::from_value(serde_json::json!({
             "apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": name, "labels": {
                 "pod-security.kubernetes.io/enforce": level,
                 "pod-security.kubernetes.io/enforce-version": "latest",
-            }}
+            }, "annotations": {"holdfast.io/privileged-movers": movers}}
         }))
         .unwrap_or_default();
         Api::<Namespace>::all(self.client.clone())

@@ -57,10 +57,16 @@ pub fn storage_manifests(c: &Cluster, ns: &str, target: Target) -> String {
     format!("{key}---\n{storage}")
 }
 
-/// The BackupSet `shop` over the `uploads` claim; `extra` is more YAML of its spec.
+/// The mover of the shared scenarios: root, so that their restores are exact to the owner
+/// (the test tree has files of several users, some readable by their owner alone). The
+/// namespaces the harness makes allow it; `node.rs` proves the default, unprivileged one.
+pub const PRIVILEGED_MOVER: &str = "  mover: {privileged: true}\n";
+
+/// The BackupSet `shop` over the `uploads` claim, with the privileged mover; `extra` is more
+/// YAML of its spec.
 pub fn set_manifest(extra: &str) -> String {
     format!(
-        "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: uploads\n    persistentVolumeClaim: {{claimName: uploads}}\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n{extra}"
+        "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: uploads\n    persistentVolumeClaim: {{claimName: uploads}}\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n{PRIVILEGED_MOVER}{extra}"
     )
 }
 
@@ -68,7 +74,7 @@ pub fn set_manifest(extra: &str) -> String {
 /// shell image; `extra` is more YAML of its spec.
 pub fn command_set(c: &Cluster, script: &str, extra: &str) -> String {
     format!(
-        "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: uploads\n    persistentVolumeClaim: {{claimName: uploads}}\n  - name: db\n    command:\n      image: {}\n      command: [sh, -c]\n      args: [{:?}]\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n{extra}",
+        "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: uploads\n    persistentVolumeClaim: {{claimName: uploads}}\n  - name: db\n    command:\n      image: {}\n      command: [sh, -c]\n      args: [{:?}]\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n{PRIVILEGED_MOVER}{extra}",
         c.shell_image, script
     )
 }

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
+use holdfast_testkit::pseudo_random;
+
 /// What a restore must reproduce of one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -162,20 +164,6 @@ pub fn assert_same(expected: &BTreeMap<String, Entry>, got: &BTreeMap<String, En
     );
 }
 
-/// Bytes that are the same for the same seed and hard to compress.
-pub fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            // xorshift64*
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
-        })
-        .collect()
-}
-
 fn set_times(path: &Path, secs: i64, nanos: i64) {
     use rustix::fs::{AtFlags, CWD, Timespec, Timestamps, utimensat};
     let t = Timespec {
@@ -220,14 +208,18 @@ pub fn fill(root: &Path, seed: u64) {
         b"# Shop uploads\n\nKept by Holdfast.\n",
         0o644,
     );
-    f("docs/2026/11/invoice.pdf", &noise(seed, 1_500_000), 0o640);
+    f(
+        "docs/2026/11/invoice.pdf",
+        &pseudo_random(1_500_000, seed),
+        0o640,
+    );
     f(
         "docs/2026/11/report.csv",
         "date,amount\n2026-11-01,12.50\n".repeat(40_000).as_bytes(),
         0o600,
     );
     f("tool.sh", b"#!/bin/sh\necho hello\n", 0o755);
-    f("shared/a.bin", &noise(seed + 1, 70_000), 0o664);
+    f("shared/a.bin", &pseudo_random(70_000, seed + 1), 0o664);
     std::fs::hard_link(root.join("shared/a.bin"), root.join("shared/a-link.bin"))
         .unwrap_or_else(|e| panic!("hard link: {e}"));
     std::os::unix::fs::symlink("../docs/readme.md", root.join("shared/readme"))

@@ -175,9 +175,29 @@ fn the_controller_accepts_every_flag_the_chart_gives_it() {
     let scoped = template(&["watchNamespaces={shop,billing}"]);
     assert!(scoped.contains("--namespace=shop,billing"));
     assert!(scoped.contains("--job-service-account=hf-holdfast-job"));
+    // Scoped: the only ClusterRole reads the served Namespaces by name (the privileged
+    // movers' consent), and is left out on request.
+    let cluster_roles: Vec<&str> = scoped
+        .split("\n---")
+        .filter(|d| d.contains("\nkind: ClusterRole\n"))
+        .collect();
+    assert_eq!(cluster_roles.len(), 1, "{cluster_roles:?}");
+    for want in [
+        "resources: [namespaces]",
+        "- shop",
+        "- billing",
+        "verbs: [get]",
+    ] {
+        assert!(
+            cluster_roles[0].contains(want),
+            "{want}: {}",
+            cluster_roles[0]
+        );
+    }
+    let without = template(&["watchNamespaces={shop}", "rbac.namespaceReads=false"]);
     assert!(
-        !scoped.contains("kind: ClusterRole\n"),
-        "no ClusterRole when scoped"
+        !without.contains("kind: ClusterRole\n"),
+        "no ClusterRole when scoped without namespace reads"
     );
     // Leader election only with more than one replica.
     assert!(template(&[]).contains("--leader-lease=holdfast-system/hf-holdfast"));

@@ -1,7 +1,8 @@
 //! What the controller refuses, or waits for, before it starts anything: a repository inside
 //! another set's, a "new" claim that already exists, a Secret without the key a set names,
 //! a StorageSet whose bucket does not exist; and what it does when a job pod cannot mount
-//! its key, or a manual token is reverted. Each was found trying Holdfast as a new user.
+//! its key or is refused by Pod Security admission, or a manual token is reverted. Each was
+//! found trying Holdfast as a new user.
 #![allow(clippy::unwrap_used)] // reason: tests
 
 use std::collections::BTreeSet;
@@ -223,6 +224,51 @@ async fn a_secret_without_the_named_key_stalls_before_any_job_and_a_pod_that_can
     shop.apply(&format!(
         "apiVersion: v1\nkind: Secret\nmetadata: {{name: shop-key}}\nstringData: {{passphrase: {PASSPHRASE:?}}}\n"
     ));
+    let last = shop.run("", "two", "full").await;
+    assert_eq!(last["phase"], "Complete", "{last:#}");
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: bash e2e/run.sh"]
+async fn a_backup_pod_refused_by_pod_security_fails_the_run_at_once_naming_the_level_it_needs() {
+    let shop = Shop::new("podsec", Target::S3).await;
+    let level = |level: &str| {
+        shop.c.kubectl_ok(
+            &[
+                "label",
+                "namespace",
+                &shop.ns,
+                "--overwrite",
+                &format!("pod-security.kubernetes.io/enforce={level}"),
+            ],
+            None,
+        );
+    };
+    // `baseline` admits the storage check (root, no capability) but not a backup's pod,
+    // which asks for DAC_READ_SEARCH: the job controller cannot create it, and only an
+    // Event on the Job says why.
+    level("baseline");
+    let started = std::time::Instant::now();
+    let last = shop.run("", "one", "full").await;
+    let waited = started.elapsed();
+    assert_eq!(last["phase"], "Failed", "{last:#}");
+    let why = last["message"].as_str().unwrap_or_default();
+    for needed in [
+        "FailedCreate",
+        "violates PodSecurity",
+        "DAC_READ_SEARCH",
+        "pod-security.kubernetes.io/enforce",
+    ] {
+        assert!(why.contains(needed), "{needed} missing from {last:#}");
+    }
+    // Not the backup timeout: failed as soon as the refusal was seen.
+    assert!(
+        waited < std::time::Duration::from_secs(90),
+        "took {waited:?}"
+    );
+
+    // With the level the message names, the next run works.
+    level("privileged");
     let last = shop.run("", "two", "full").await;
     assert_eq!(last["phase"], "Complete", "{last:#}");
 }

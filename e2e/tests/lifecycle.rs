@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use holdfast_e2e::controller::Controller;
 use holdfast_e2e::harness::{Cluster, claim, condition, prepared_volume, wait_gone};
-use holdfast_e2e::scenario::{RUN, SOON, Shop, Target, set_manifest, storage_manifests};
+use holdfast_e2e::scenario::{
+    PRIVILEGED_MOVER, RUN, SOON, Shop, Target, set_manifest, storage_manifests,
+};
 use holdfast_e2e::tree;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
@@ -163,6 +165,17 @@ async fn disaster_recovery_restores_from_the_bucket_into_an_empty_namespace() {
 
     // A fresh namespace of the same name holds only what git and the vault give back.
     c.kubectl_ok(&["create", "namespace", &ns], None);
+    // Its annotations come back with it (from git, as its labels do): the restore asks for
+    // the privileged mover, to give every file its owner back.
+    c.kubectl_ok(
+        &[
+            "annotate",
+            "namespace",
+            &ns,
+            "holdfast.io/privileged-movers=true",
+        ],
+        None,
+    );
     let _ctl = Controller::start(&c, &ns).await;
     let target = prepared_volume(&c, &ns, "uploads-recovered");
     holdfast_e2e::harness::apply(&c, &ns, &storage_manifests(&c, &ns, Target::S3));
@@ -170,7 +183,7 @@ async fn disaster_recovery_restores_from_the_bucket_into_an_empty_namespace() {
         &c,
         &ns,
         &format!(
-            "apiVersion: holdfast.io/v1alpha1\nkind: Restore\nmetadata: {{name: recovery}}\nspec:\n  storageSetRef: {{name: offsite}}\n  repository: {ns}/shop\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n  target:\n    newPersistentVolumeClaim: {{name: uploads-recovered, size: 1Gi, storageClassName: e2e-host}}\n"
+            "apiVersion: holdfast.io/v1alpha1\nkind: Restore\nmetadata: {{name: recovery}}\nspec:\n  storageSetRef: {{name: offsite}}\n  repository: {ns}/shop\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n{PRIVILEGED_MOVER}  target:\n    newPersistentVolumeClaim: {{name: uploads-recovered, size: 1Gi, storageClassName: e2e-host}}\n"
         ),
     );
     let status = holdfast_e2e::harness::wait_holdfast(

@@ -1,7 +1,8 @@
 //! What only a real node proves (`e2e/kind/run.sh`; the loopback suite leaves this file
 //! out): a job pod over its memory limit is OOM-killed by the kernel and the run says so,
 //! S3 reached through a Service's DNS name, the chart's Deployment (probes, two replicas
-//! behind the Lease) losing its leader pod, and a node drained in the middle of a backup.
+//! behind the Lease) losing its leader pod, a node drained in the middle of a backup, and
+//! job pods that pass the `restricted` Pod Security level running as the data's owner.
 #![allow(clippy::unwrap_used)] // reason: tests
 
 use std::collections::BTreeSet;
@@ -9,8 +10,12 @@ use std::process::Command;
 use std::time::Instant;
 
 use holdfast_e2e::controller::helm;
-use holdfast_e2e::harness::{Backend, Cluster, api, apply, claim, repo_root, wait_for};
-use holdfast_e2e::scenario::{RUN, SOON, Shop, Target, command_set, set_manifest};
+use holdfast_e2e::harness::{
+    Backend, Cluster, api, apply, claim, condition, prepared_volume, repo_root, wait_for,
+};
+use holdfast_e2e::scenario::{
+    PRIVILEGED_MOVER, RUN, SOON, Shop, Target, command_set, set_manifest,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
@@ -53,7 +58,7 @@ async fn a_job_pod_over_its_memory_limit_is_oom_killed_the_run_says_so_and_the_n
     // contexts, the S3 client; a small tree about 13): 16 MiB lets it start, not finish.
     std::fs::write(
         shop.data.join("big.bin"),
-        holdfast_e2e::tree::noise(64, 64 << 20),
+        holdfast_testkit::pseudo_random(64 << 20, 64),
     )
     .unwrap();
     let tight = "  resources: {limits: {memory: 16Mi}, requests: {memory: 16Mi}}\n";
@@ -298,6 +303,13 @@ async fn a_node_drained_mid_backup_records_the_attempt_as_aborted_and_the_retry_
         })
         .await;
     assert_eq!(last["phase"], "Complete", "{last:#}");
+    // The run says why it took longer: the evicted attempt, its pod and node.
+    assert_eq!(last["interruptions"], 1, "{last:#}");
+    let why = last["message"].as_str().unwrap_or_default();
+    assert!(
+        why.contains(&first_pod) && why.contains(&node) && why.contains("Evict"),
+        "{last:#}"
+    );
     let all = pods
         .list(&ListParams::default().labels(&selector))
         .await
@@ -335,4 +347,178 @@ impl Drop for Uncordon {
     fn drop(&mut self) {
         let _ = self.0.kubectl(&["uncordon", &self.1], None);
     }
+}
+
+/// The application's data, as an application running as user 1000 keeps it: its own files,
+/// one of them readable by it alone, and a key file only another user may read.
+fn owned_tree(root: &std::path::Path) {
+    use std::os::unix::fs::{PermissionsExt, chown};
+    for entry in std::fs::read_dir(root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() && !path.is_symlink() {
+            std::fs::remove_dir_all(&path).unwrap();
+        } else {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    let put = |rel: &str, data: Option<&[u8]>, mode: u32, owner: u32| {
+        let path = root.join(rel);
+        match data {
+            Some(d) => std::fs::write(&path, d).unwrap(),
+            None => std::fs::create_dir(&path).unwrap(),
+        }
+        chown(&path, Some(owner), Some(owner)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    put("app", None, 0o750, 1000);
+    put("app/config.yaml", Some(b"threads: 4\n"), 0o640, 1000);
+    put(
+        "app/data.bin",
+        Some(&holdfast_testkit::pseudo_random(1 << 20, 7)),
+        0o600,
+        1000,
+    );
+    put("private.key", Some(b"not for the app\n"), 0o600, 2000);
+    chown(root, Some(1000), Some(1000)).unwrap();
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o750)).unwrap();
+}
+
+/// `kubectl label|annotate namespace NS --overwrite KEY=VALUE`.
+fn mark(shop: &Shop, verb: &str, kv: &str) {
+    shop.c
+        .kubectl_ok(&[verb, "namespace", &shop.ns, "--overwrite", kv], None);
+}
+
+#[tokio::test]
+#[ignore = "needs real kubelets: bash e2e/kind/run.sh"]
+async fn in_a_restricted_namespace_the_default_mover_backs_up_and_restores_as_the_datas_owner_and_root_needs_the_namespaces_consent()
+ {
+    let c = kind().await;
+    let _nodes = NODES.read().await;
+    let shop = Shop::new("restricted", Target::S3).await;
+    owned_tree(&shop.data);
+    // The application: user 1000, group 1000, fsGroup 1000, as the restricted level wants.
+    apply(
+        &c,
+        &shop.ns,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: app}}\nspec:\n  securityContext: {{runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000, seccompProfile: {{type: RuntimeDefault}}}}\n  containers:\n  - name: app\n    image: {}\n    command: [sleep, '3600']\n    securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}\n    volumeMounts: [{{name: data, mountPath: /data}}]\n  volumes: [{{name: data, persistentVolumeClaim: {{claimName: uploads}}}}]\n",
+            c.shell_image
+        ),
+    );
+    let pods: Api<Pod> = api(&c, &shop.ns);
+    wait_for(&pods, "app", "the application to run", SOON, |p| {
+        (p.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+    mark(
+        &shop,
+        "label",
+        "pod-security.kubernetes.io/enforce=restricted",
+    );
+    mark(&shop, "annotate", "holdfast.io/privileged-movers=false");
+
+    // No mover in the set: its pods run as the application, and pass `restricted`.
+    let set = |extra: &str| {
+        format!(
+            "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: uploads\n    persistentVolumeClaim: {{claimName: uploads}}\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n{extra}"
+        )
+    };
+    let before: BTreeSet<String> = shop.jobs().await.into_iter().collect();
+    shop.apply(&set("  manualRun: {token: one, level: full}\n"));
+    let last = shop.next_run(&before).await;
+    assert_eq!(last["phase"], "Partial", "{last:#}");
+    assert_eq!(
+        last["mover"], "restricted uid 1000 gid 1000 fsGroup 1000 (from pod app)",
+        "{last:#}"
+    );
+    // What the application's user may not read is listed, not skipped in silence.
+    assert_eq!(last["errors"], 1, "{last:#}");
+    let message = last["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("private.key") && message.contains("ermission denied"),
+        "{message}"
+    );
+
+    // A restore into a new claim runs as the same user (no pod mounts the new claim, the
+    // set's claims say who): contents, modes and owners as backed up; the new volume's
+    // root, which the restoring user does not own, keeps its mode, and the status says so.
+    let fresh = prepared_volume(&c, &shop.ns, "uploads-copy");
+    shop.apply(
+        "apiVersion: holdfast.io/v1alpha1\nkind: Restore\nmetadata: {name: copy}\nspec:\n  backupSetRef: {name: shop}\n  allowPartial: true\n  target:\n    newPersistentVolumeClaim: {name: uploads-copy, size: 1Gi, storageClassName: e2e-host}\n",
+    );
+    let status = shop.restored("copy").await;
+    assert_eq!(status["phase"], "Completed", "{status:#}");
+    assert!(
+        status["mover"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("restricted uid 1000 gid 1000")),
+        "{status:#}"
+    );
+    assert_eq!(status["ownersNotSet"], 1, "the volume's root: {status:#}");
+    assert!(
+        status["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("mover.privileged")),
+        "{status:#}"
+    );
+    for (rel, mode) in [
+        ("app", 0o750),
+        ("app/config.yaml", 0o640),
+        ("app/data.bin", 0o600),
+    ] {
+        use std::os::unix::fs::MetadataExt;
+        let md = std::fs::symlink_metadata(fresh.join(rel)).unwrap();
+        assert_eq!(
+            (md.mode() & 0o7777, md.uid(), md.gid()),
+            (mode, 1000, 1000),
+            "{rel}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(fresh.join("app/data.bin")).unwrap(),
+        std::fs::read(shop.data.join("app/data.bin")).unwrap()
+    );
+    assert!(!fresh.join("private.key").exists());
+
+    // Root is the set's to ask for and the namespace's to allow: refused without the
+    // annotation, naming it; with it (and the privileged level), every file is read.
+    let privileged = format!(
+        "{}  manualRun: {{token: two, level: full}}\n",
+        PRIVILEGED_MOVER
+    );
+    shop.apply(&set(&privileged));
+    let why = shop
+        .wait(
+            "BackupSet",
+            "shop",
+            "Stalled=True (PrivilegedMoverNotAllowed)",
+            SOON,
+            |o| {
+                let (s, r, m) = condition(o, "Stalled")?;
+                (s == "True" && r == "PrivilegedMoverNotAllowed").then_some(m)
+            },
+        )
+        .await;
+    assert!(
+        why.contains(&format!(
+            "kubectl annotate namespace {} holdfast.io/privileged-movers=true",
+            shop.ns
+        )),
+        "{why}"
+    );
+    let before: BTreeSet<String> = shop.jobs().await.into_iter().collect();
+    mark(
+        &shop,
+        "label",
+        "pod-security.kubernetes.io/enforce=privileged",
+    );
+    mark(&shop, "annotate", "holdfast.io/privileged-movers=true");
+    let last = shop.next_run(&before).await;
+    assert_eq!(last["phase"], "Complete", "{last:#}");
+    assert_eq!(last["errors"], 0, "{last:#}");
+    assert_eq!(
+        last["mover"], "privileged (root, allowed by the namespace)",
+        "{last:#}"
+    );
 }

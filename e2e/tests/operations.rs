@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use holdfast_e2e::harness::{Cluster, condition, events, prepared_volume};
-use holdfast_e2e::scenario::{RUN, SOON, Shop, Target, command_set, set_manifest};
+use holdfast_e2e::scenario::{
+    PRIVILEGED_MOVER, RUN, SOON, Shop, Target, command_set, set_manifest,
+};
 
 #[tokio::test]
 #[ignore = "needs the local control plane: bash e2e/run.sh"]
@@ -54,7 +56,7 @@ fn dump_set(c: &Cluster, command: &str, with_claim: bool) -> String {
         ""
     };
     format!(
-        "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n{claim}  - name: db\n    command:\n      image: {}\n      command: [sh, -c]\n      args: [{command:?}]\n      fileName: shop.sql\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n",
+        "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n{claim}  - name: db\n    command:\n      image: {}\n      command: [sh, -c]\n      args: [{command:?}]\n      fileName: shop.sql\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n{PRIVILEGED_MOVER}",
         c.shell_image
     )
 }
@@ -64,7 +66,7 @@ fn dump_set(c: &Cluster, command: &str, with_claim: bool) -> String {
 async fn a_dump_is_restored_byte_identical_and_a_failing_dump_is_a_partial_run() {
     let shop = Shop::new("dump", Target::S3).await;
     let link = shop.c.link().await;
-    let content: Vec<u8> = holdfast_e2e::tree::noise(3, 2_000_000);
+    let content: Vec<u8> = holdfast_testkit::pseudo_random(2_000_000, 3);
     link.publish("dump.sql", content.clone());
     let set = dump_set(&shop.c, &link.cat_cmd("dump.sql"), false);
     shop.apply(&format!("{set}  manualRun: {{token: one, level: full}}\n"));
@@ -149,7 +151,7 @@ async fn the_purge_window_expires_runs_reclaims_space_and_updates_the_inventory(
         // Each full holds a new big file, so expiring it frees its chunks.
         std::fs::write(
             shop.data.join("docs/2026/11/invoice.pdf"),
-            holdfast_e2e::tree::noise(100 + i as u64, 1_000_000),
+            holdfast_testkit::pseudo_random(1_000_000, 100 + i as u64),
         )
         .unwrap();
         let last = shop.run(extra, token, "full").await;

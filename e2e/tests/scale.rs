@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use holdfast_e2e::controller::Controller;
 use holdfast_e2e::harness::{Cluster, apply, claim, holdfast_api, repo_root};
-use holdfast_e2e::scenario::{Target, storage_manifests};
+use holdfast_e2e::scenario::{PRIVILEGED_MOVER, Target, storage_manifests};
 
 /// Sets that run every minute while the others wait for their nightly slot.
 const BUSY: usize = 4;
@@ -33,7 +33,7 @@ fn scheduled_sets(schedule: &str, spec: &str, names: impl Iterator<Item = String
     for name in names {
         write!(
             out,
-            "---\napiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: {name}}}\nspec:\n  storageSetRef: {{name: offsite}}\n  scheduleRef: {{name: {schedule}}}\n  sources:\n  - name: data\n    persistentVolumeClaim: {{claimName: uploads}}\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n"
+            "---\napiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: {name}}}\nspec:\n  storageSetRef: {{name: offsite}}\n  scheduleRef: {{name: {schedule}}}\n  sources:\n  - name: data\n    persistentVolumeClaim: {{claimName: uploads}}\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n{PRIVILEGED_MOVER}"
         )
         .unwrap();
     }

@@ -20,9 +20,13 @@ use crate::format::run::{Level, RunManifest, SourceManifest, SourceStatus};
 pub struct SourceEntry {
     /// Label of the run holding the entry.
     pub run: String,
+    /// When the run started.
     pub started: DateTime<Utc>,
+    /// The source's name.
     pub source: String,
+    /// The source's level in the run.
     pub level: Level,
+    /// The source's status in the run.
     pub status: SourceStatus,
     /// The run whose listing of this source was the base for change detection.
     pub parent: Option<String>,
@@ -32,18 +36,18 @@ pub struct SourceEntry {
 
 impl SourceEntry {
     /// Whether the entry has a tree to restore (a Failed source stored nothing).
-    pub fn is_restorable(&self) -> bool {
+    pub(crate) fn is_restorable(&self) -> bool {
         self.status != SourceStatus::Failed
     }
 }
 
 /// A source's level in a run (version 1 manifests: the run's level).
-pub fn source_level(run: &RunManifest, source: &SourceManifest) -> Level {
+pub(crate) fn source_level(run: &RunManifest, source: &SourceManifest) -> Level {
     source.level.unwrap_or(run.level)
 }
 
 /// Whether a source manifest has something to restore.
-pub fn source_restorable(s: &SourceManifest) -> bool {
+pub(crate) fn source_restorable(s: &SourceManifest) -> bool {
     s.status != SourceStatus::Failed && s.tree.is_some()
 }
 
@@ -92,8 +96,10 @@ pub fn source_entries(runs: &[RunManifest]) -> Vec<SourceEntry> {
     out
 }
 
+// Only the unit tests below use it: the engine itself never needs it.
+#[cfg(test)]
 /// Source names in order of first appearance.
-pub fn source_names(entries: &[SourceEntry]) -> Vec<String> {
+pub(crate) fn source_names(entries: &[SourceEntry]) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     entries
         .iter()

@@ -14,8 +14,11 @@ use fastcdc::v2020::{Normalization, cut_gear, get_gear_with_seed, select_masks};
 /// Chunk size bounds, recorded in the repository configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChunkerParams {
+    /// Smallest chunk, in bytes (the last chunk of a file may be smaller).
     pub min: u32,
+    /// Average chunk size the cut points aim for, in bytes.
     pub avg: u32,
+    /// Largest chunk, in bytes.
     pub max: u32,
 }
 
@@ -31,7 +34,7 @@ impl Default for ChunkerParams {
 
 impl ChunkerParams {
     /// Whether fastcdc accepts these bounds (it requires even sizes within its limits).
-    pub fn is_valid(&self) -> bool {
+    pub(crate) fn is_valid(&self) -> bool {
         use fastcdc::v2020::{
             AVERAGE_MAX, AVERAGE_MIN, MAXIMUM_MAX, MAXIMUM_MIN, MINIMUM_MAX, MINIMUM_MIN,
         };
@@ -58,7 +61,7 @@ pub struct ChunkerConfig {
 }
 
 impl ChunkerConfig {
-    pub fn new(params: ChunkerParams, seed: u64) -> Self {
+    pub(crate) fn new(params: ChunkerParams, seed: u64) -> Self {
         let (mask_s, mask_l) = select_masks(params.avg as usize, Normalization::Level1);
         let (gear, gear_ls) = get_gear_with_seed(seed);
         ChunkerConfig {
@@ -103,7 +106,7 @@ pub struct Chunker<'c, R> {
 
 impl<'c, R: Read> Chunker<'c, R> {
     #[cfg(test)]
-    pub fn new(config: &'c ChunkerConfig, reader: R) -> Self {
+    pub(crate) fn new(config: &'c ChunkerConfig, reader: R) -> Self {
         Chunker {
             config,
             reader,
@@ -116,7 +119,7 @@ impl<'c, R: Read> Chunker<'c, R> {
 
     /// Reuse `buf` (from [`Chunker::into_buffer`]) so a worker chunking many small files
     /// does not allocate a window per file.
-    pub fn with_buffer(config: &'c ChunkerConfig, reader: R, buf: Vec<u8>) -> Self {
+    pub(crate) fn with_buffer(config: &'c ChunkerConfig, reader: R, buf: Vec<u8>) -> Self {
         Chunker {
             config,
             reader,
@@ -127,7 +130,7 @@ impl<'c, R: Read> Chunker<'c, R> {
         }
     }
 
-    pub fn into_buffer(self) -> Vec<u8> {
+    pub(crate) fn into_buffer(self) -> Vec<u8> {
         self.buf
     }
 
@@ -157,7 +160,7 @@ impl<'c, R: Read> Chunker<'c, R> {
     }
 
     /// The next chunk, or `None` at the end of the stream.
-    pub fn next_chunk(&mut self) -> io::Result<Option<&[u8]>> {
+    pub(crate) fn next_chunk(&mut self) -> io::Result<Option<&[u8]>> {
         self.fill()?;
         if self.start == self.end {
             return Ok(None);
@@ -172,18 +175,7 @@ impl<'c, R: Read> Chunker<'c, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
+    use holdfast_testkit::pseudo_random;
 
     fn chunk_all(cfg: &ChunkerConfig, data: &[u8]) -> Vec<Vec<u8>> {
         let mut c = Chunker::new(cfg, data);

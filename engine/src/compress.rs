@@ -11,12 +11,16 @@ use serde::{Deserialize, Serialize};
 pub enum CompressionLevel {
     /// Store blobs uncompressed.
     Off,
+    /// Zstandard at this level, 1 (fastest) to 19 (smallest).
     Level(i32),
 }
 
 impl CompressionLevel {
+    /// Zstandard level 1: fastest, still worthwhile on text.
     pub const FAST: Self = CompressionLevel::Level(1);
+    /// Zstandard level 3: the default balance.
     pub const DEFAULT: Self = CompressionLevel::Level(3);
+    /// Zstandard level 19: smallest, slowest.
     pub const BEST: Self = CompressionLevel::Level(19);
 }
 
@@ -73,12 +77,14 @@ impl TryFrom<String> for CompressionLevel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Encoding {
+    /// Stored as is (compression off, or it saved nothing).
     Raw = 0,
+    /// Zstandard-compressed.
     Zstd = 1,
 }
 
 impl Encoding {
-    pub fn from_u8(v: u8) -> Option<Self> {
+    pub(crate) fn from_u8(v: u8) -> Option<Self> {
         match v {
             0 => Some(Self::Raw),
             1 => Some(Self::Zstd),
@@ -102,7 +108,7 @@ impl fmt::Debug for Compressor {
 }
 
 impl Compressor {
-    pub fn new(level: CompressionLevel) -> std::io::Result<Self> {
+    pub(crate) fn new(level: CompressionLevel) -> std::io::Result<Self> {
         let ctx = match level {
             CompressionLevel::Off => None,
             CompressionLevel::Level(n) => Some(zstd::bulk::Compressor::new(n)?),
@@ -115,7 +121,7 @@ impl Compressor {
     }
 
     /// Append `data`, compressed, to `out`, or raw when compression does not save anything.
-    pub fn compress_into(&mut self, data: &[u8], out: &mut Vec<u8>) -> Encoding {
+    pub(crate) fn compress_into(&mut self, data: &[u8], out: &mut Vec<u8>) -> Encoding {
         if let Some(ctx) = self.ctx.as_mut() {
             self.scratch.clear();
             self.scratch.reserve(data.len());
@@ -131,8 +137,10 @@ impl Compressor {
         Encoding::Raw
     }
 
+    // The reference the tests compare `compress_into` with; the engine compresses in place.
+    #[cfg(test)]
     /// Compress `data`, or return it raw when compression does not save anything.
-    pub fn compress(&mut self, data: &[u8]) -> (Encoding, Vec<u8>) {
+    pub(crate) fn compress(&mut self, data: &[u8]) -> (Encoding, Vec<u8>) {
         if let Some(ctx) = self.ctx.as_mut() {
             // Bound the output to the input size: a larger result is useless, stored raw instead.
             let mut out = Vec::with_capacity(data.len());
@@ -154,7 +162,11 @@ thread_local! {
 }
 
 /// Decode a blob payload of known raw length.
-pub fn decompress(encoding: Encoding, data: Vec<u8>, raw_len: usize) -> std::io::Result<Vec<u8>> {
+pub(crate) fn decompress(
+    encoding: Encoding,
+    data: Vec<u8>,
+    raw_len: usize,
+) -> std::io::Result<Vec<u8>> {
     match encoding {
         Encoding::Raw => Ok(data),
         Encoding::Zstd => {

@@ -17,24 +17,35 @@ pub enum ErrorCategory {
     LocationNotEmpty,
     /// A repository would lie inside another, or around one.
     NestedRepository,
+    /// The passphrase or key file does not open the repository.
     WrongKey,
     /// The repository's format version or features are newer than this build.
     UnsupportedFormat,
+    /// The repository belongs to another backup set.
     OwnedByOther,
+    /// Another operation holds the repository's lock, or this one lost its own.
     Locked,
     /// A storage object (not a run) is missing.
     NotFound,
+    /// The storage or the filesystem refused access.
     PermissionDenied,
+    /// The disk or quota is full.
     NoSpace,
+    /// The storage does not answer.
     Unreachable,
     /// A storage read or write failed (possibly transient).
     StorageIo,
+    /// The S3 bucket does not exist.
     BucketNotFound,
+    /// The object store rejected the credentials.
     InvalidCredentials,
+    /// This machine's clock is too far from the object store's.
     ClockSkew,
+    /// The bucket is in another region than the requests were signed for.
     WrongRegion,
     /// A storage object that must be new already exists.
     ObjectExists,
+    /// A repository URL that does not parse.
     InvalidUrl,
     /// Repository data failed authentication or does not parse.
     Corrupt,
@@ -42,10 +53,13 @@ pub enum ErrorCategory {
     Io,
     /// No such run, or no run can restore what was asked.
     RunNotFound,
+    /// An option or argument the operation cannot use.
     InvalidArgument,
+    /// A key or sealed object could not be opened or made.
     Crypto,
     /// Stopped on request (a signal); the repository is consistent.
     Interrupted,
+    /// A bug or an impossible state.
     Internal,
 }
 

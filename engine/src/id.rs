@@ -13,14 +13,17 @@ use crate::crypto::IdScheme;
 pub struct Id(pub [u8; 32]);
 
 impl Id {
+    /// Length of an id in bytes.
     pub const LEN: usize = 32;
 
-    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+    pub(crate) fn from_slice(bytes: &[u8]) -> Option<Self> {
         <[u8; 32]>::try_from(bytes).ok().map(Id)
     }
 
+    // The tests tell a keyed blob id from a plain SHA-256 with it.
+    #[cfg(test)]
     /// SHA-256 of `data`; used for volume names, whose content is ciphertext.
-    pub fn sha256(data: &[u8]) -> Self {
+    pub(crate) fn sha256(data: &[u8]) -> Self {
         let digest = ring::digest::digest(&ring::digest::SHA256, data);
         // SHA-256 always yields 32 bytes.
         let mut out = [0u8; 32];
@@ -29,23 +32,19 @@ impl Id {
     }
 
     /// The name of stored ciphertext (a volume, an index segment) under `scheme`.
-    pub fn content(scheme: IdScheme, data: &[u8]) -> Self {
+    pub(crate) fn content(scheme: IdScheme, data: &[u8]) -> Self {
         let mut h = ContentHasher::new(scheme);
         h.update(data);
         h.finish()
     }
 
-    pub fn to_hex(&self) -> String {
+    pub(crate) fn to_hex(self) -> String {
         hex::encode(self.0)
     }
 
     /// The first eight hex digits, enough for humans to tell volumes apart.
-    pub fn short(&self) -> String {
+    pub(crate) fn short(&self) -> String {
         hex::encode(&self.0[..4])
-    }
-
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
     }
 }
 
@@ -79,16 +78,16 @@ impl fmt::Debug for ContentHasher {
 }
 
 impl ContentHasher {
-    pub fn new(scheme: IdScheme) -> Self {
+    pub(crate) fn new(scheme: IdScheme) -> Self {
         ContentHasher(match scheme {
             IdScheme::HmacSha256 => {
                 Hasher::Sha256(Box::new(ring::digest::Context::new(&ring::digest::SHA256)))
             }
-            IdScheme::Blake3Keyed => Hasher::Blake3(Box::new(blake3::Hasher::new())),
+            IdScheme::Blake3Keyed => Hasher::Blake3(Box::default()),
         })
     }
 
-    pub fn update(&mut self, data: &[u8]) {
+    pub(crate) fn update(&mut self, data: &[u8]) {
         match &mut self.0 {
             Hasher::Sha256(c) => c.update(data),
             Hasher::Blake3(h) => {
@@ -97,7 +96,7 @@ impl ContentHasher {
         }
     }
 
-    pub fn finish(self) -> Id {
+    pub(crate) fn finish(self) -> Id {
         match self.0 {
             Hasher::Sha256(c) => {
                 let mut out = [0u8; 32];

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::Result;
+use crate::format::index::MasterIndex;
 use crate::format::pack::BlobKind;
 use crate::format::run::{Level, RunManifest};
 use crate::format::tree::NodeKind;
@@ -38,16 +39,24 @@ pub enum VolumeState {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeInfo {
+    /// The volume's id in hex.
     pub volume: String,
     /// Short label for humans: the first 8 hex digits.
     pub label: String,
+    /// What the volume holds: `data` (file content) or `tree` (directory listings).
     pub kind: &'static str,
+    /// Its stored size in bytes.
     pub size: u64,
+    /// Blobs in it.
     pub blobs: usize,
+    /// Bytes of blobs some retained run needs.
     pub live_bytes: u64,
+    /// Labels of the runs that need it.
     pub runs: Vec<String>,
+    /// Whether it is in use, reclaimable or marked.
     pub state: VolumeState,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// When a purge marked it, if one did.
     pub marked_at: Option<DateTime<Utc>>,
 }
 
@@ -55,9 +64,11 @@ pub struct VolumeInfo {
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceTotals {
+    /// Runs holding the source.
     pub runs: usize,
     /// Logical size in the newest run.
     pub newest_bytes: u64,
+    /// Files in the newest run.
     pub newest_files: u64,
     /// New data each run added, summed.
     pub bytes_added: u64,
@@ -67,8 +78,11 @@ pub struct SourceTotals {
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LevelTotals {
+    /// Runs at the level.
     pub runs: usize,
+    /// Bytes the runs read from their sources, summed.
     pub bytes_read: u64,
+    /// New data the runs added, summed.
     pub bytes_added: u64,
 }
 
@@ -76,10 +90,15 @@ pub struct LevelTotals {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InventoryReport {
+    /// Every volume.
     pub volumes: Vec<VolumeInfo>,
+    /// How many volumes.
     pub volume_count: usize,
+    /// Their stored size.
     pub volume_bytes: u64,
+    /// Bytes of blobs retained runs need.
     pub live_bytes: u64,
+    /// Bytes a purge could reclaim.
     pub reclaimable_bytes: u64,
     /// Sum over runs of each run's logical size: what restoring every run would write.
     pub logical_bytes: u64,
@@ -87,9 +106,13 @@ pub struct InventoryReport {
     pub unique_bytes: u64,
     /// Stored size of those chunks (compressed and sealed).
     pub stored_bytes: u64,
+    /// `logical_bytes / unique_bytes`: how much deduplication saves.
     pub dedup_ratio: f64,
+    /// `unique_bytes / stored_bytes`: how much compression saves.
     pub compression_ratio: f64,
+    /// Totals per source name.
     pub per_source: BTreeMap<String, SourceTotals>,
+    /// Totals per level.
     pub per_level: BTreeMap<String, LevelTotals>,
 }
 
@@ -109,13 +132,48 @@ pub fn inventory(repo: &Repository<Indexed>) -> Result<InventoryReport> {
         .into_iter()
         .flat_map(|(_, r)| r.volumes.into_iter().map(move |v| (v, r.marked_at)))
         .collect();
+    let attribution = attribute(repo, &index, &runs);
+    let (mut volumes, unique_bytes, stored_bytes) =
+        indexed_volumes(&index, &marks, &attribution.live);
+    classify(&mut volumes, &attribution.runs_of_pack, &runs, &archived);
+    volumes.extend(unindexed_volumes(repo, &index, &marks)?);
+    let (per_source, per_level) = totals(&runs);
+
+    let logical_bytes: u64 = runs.iter().map(|r| r.stats.bytes_total).sum();
+    let volume_bytes: u64 = volumes.iter().map(|v| v.size).sum();
+    let live_bytes: u64 = volumes.iter().map(|v| v.live_bytes).sum();
+    let ratio = |a: u64, b: u64| if b == 0 { 1.0 } else { a as f64 / b as f64 };
+    Ok(InventoryReport {
+        volume_count: volumes.len(),
+        volume_bytes,
+        live_bytes,
+        reclaimable_bytes: volume_bytes.saturating_sub(live_bytes),
+        logical_bytes,
+        unique_bytes,
+        stored_bytes,
+        dedup_ratio: ratio(logical_bytes, unique_bytes),
+        compression_ratio: ratio(unique_bytes, stored_bytes),
+        per_source,
+        per_level,
+        volumes,
+    })
+}
+
+/// Which blobs the runs need, and which runs need each indexed volume.
+struct Attribution {
+    live: HashSet<Id>,
+    /// Per volume, in index order: the positions (in the catalog) of the runs needing it.
+    runs_of_pack: Vec<Vec<usize>>,
+}
+
+/// Walk every run's trees (each listing read once however many runs share it).
+fn attribute(repo: &Repository<Indexed>, index: &MasterIndex, runs: &[RunManifest]) -> Attribution {
     let pack_pos: HashMap<Id, usize> = index
         .packs()
         .iter()
         .enumerate()
         .map(|(i, p)| (p.id, i))
         .collect();
-
     let mut cache: HashMap<Id, TreeSummary> = HashMap::new();
     let mut runs_of_pack: Vec<Vec<usize>> = vec![Vec::new(); index.packs().len()];
     let mut live: HashSet<Id> = HashSet::new();
@@ -127,26 +185,8 @@ pub fn inventory(repo: &Repository<Indexed>) -> Result<InventoryReport> {
             if !seen_trees.insert(t) {
                 continue;
             }
-            let s = match cache.entry(t) {
-                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    // An unreadable listing leaves its volumes unattributed; verify reports it.
-                    let Ok(tree) = repo.load_tree(&t) else {
-                        continue;
-                    };
-                    let mut s = TreeSummary {
-                        subtrees: Vec::new(),
-                        blobs: Vec::new(),
-                    };
-                    for n in tree.nodes {
-                        match n.kind {
-                            NodeKind::Dir => s.subtrees.extend(n.subtree),
-                            NodeKind::File => s.blobs.extend(n.content),
-                            _ => {}
-                        }
-                    }
-                    v.insert(s)
-                }
+            let Some(s) = summary(repo, &mut cache, t) else {
+                continue;
             };
             stack.extend(s.subtrees.iter().copied());
             for b in std::iter::once(&t).chain(&s.blobs) {
@@ -161,7 +201,43 @@ pub fn inventory(repo: &Repository<Indexed>) -> Result<InventoryReport> {
             }
         }
     }
+    Attribution { live, runs_of_pack }
+}
 
+/// The listing `t` reduced to its subtrees and content blobs, read once.
+fn summary<'a>(
+    repo: &Repository<Indexed>,
+    cache: &'a mut HashMap<Id, TreeSummary>,
+    t: Id,
+) -> Option<&'a TreeSummary> {
+    match cache.entry(t) {
+        std::collections::hash_map::Entry::Occupied(o) => Some(o.into_mut()),
+        std::collections::hash_map::Entry::Vacant(v) => {
+            // An unreadable listing leaves its volumes unattributed; verify reports it.
+            let tree = repo.load_tree(&t).ok()?;
+            let mut s = TreeSummary {
+                subtrees: Vec::new(),
+                blobs: Vec::new(),
+            };
+            for n in tree.nodes {
+                match n.kind {
+                    NodeKind::Dir => s.subtrees.extend(n.subtree),
+                    NodeKind::File => s.blobs.extend(n.content),
+                    _ => {}
+                }
+            }
+            Some(v.insert(s))
+        }
+    }
+}
+
+/// Every indexed volume with its blobs and live bytes; and the plaintext and stored size of
+/// the live data blobs.
+fn indexed_volumes(
+    index: &MasterIndex,
+    marks: &HashMap<Id, DateTime<Utc>>,
+    live: &HashSet<Id>,
+) -> (Vec<VolumeInfo>, u64, u64) {
     let mut volumes: Vec<VolumeInfo> = index
         .packs()
         .iter()
@@ -192,11 +268,18 @@ pub fn inventory(repo: &Repository<Indexed>) -> Result<InventoryReport> {
             }
         }
     }
-    for (i, v) in volumes.iter_mut().enumerate() {
-        v.runs = runs_of_pack[i]
-            .iter()
-            .map(|&r| runs[r].label.clone())
-            .collect();
+    (volumes, unique_bytes, stored_bytes)
+}
+
+/// Name the runs needing each indexed volume, and say what state it is in.
+fn classify(
+    volumes: &mut [VolumeInfo],
+    runs_of_pack: &[Vec<usize>],
+    runs: &[RunManifest],
+    archived: &HashSet<String>,
+) {
+    for (v, needed_by) in volumes.iter_mut().zip(runs_of_pack) {
+        v.runs = needed_by.iter().map(|&r| runs[r].label.clone()).collect();
         v.state = if v.marked_at.is_some() {
             VolumeState::Marked
         } else if v.live_bytes == 0 {
@@ -209,30 +292,49 @@ pub fn inventory(repo: &Repository<Indexed>) -> Result<InventoryReport> {
             VolumeState::Active
         };
     }
-    let indexed: HashSet<Id> = index.packs().iter().map(|p| p.id).collect();
-    for (id, size) in repo.list_volumes()? {
-        if !indexed.contains(&id) {
-            volumes.push(VolumeInfo {
-                volume: id.to_hex(),
-                label: id.short(),
-                kind: "unknown",
-                size,
-                blobs: 0,
-                live_bytes: 0,
-                runs: Vec::new(),
-                state: if marks.contains_key(&id) {
-                    VolumeState::Marked
-                } else {
-                    VolumeState::Unreferenced
-                },
-                marked_at: marks.get(&id).copied(),
-            });
-        }
-    }
+}
 
+/// Volumes in storage that no index names: marked ones, or leftovers of an interrupted
+/// backup.
+fn unindexed_volumes(
+    repo: &Repository<Indexed>,
+    index: &MasterIndex,
+    marks: &HashMap<Id, DateTime<Utc>>,
+) -> Result<Vec<VolumeInfo>> {
+    let indexed: HashSet<Id> = index.packs().iter().map(|p| p.id).collect();
+    Ok(repo
+        .list_volumes()?
+        .into_iter()
+        .filter(|(id, _)| !indexed.contains(id))
+        .map(|(id, size)| VolumeInfo {
+            volume: id.to_hex(),
+            label: id.short(),
+            kind: "unknown",
+            size,
+            blobs: 0,
+            live_bytes: 0,
+            runs: Vec::new(),
+            state: if marks.contains_key(&id) {
+                VolumeState::Marked
+            } else {
+                VolumeState::Unreferenced
+            },
+            marked_at: marks.get(&id).copied(),
+        })
+        .collect())
+}
+
+/// Totals per source (new bytes shared out by bytes read, since runs count them whole) and
+/// per level (every level listed, run or not).
+fn totals(
+    runs: &[RunManifest],
+) -> (
+    BTreeMap<String, SourceTotals>,
+    BTreeMap<String, LevelTotals>,
+) {
     let mut per_source: BTreeMap<String, SourceTotals> = BTreeMap::new();
     let mut per_level: BTreeMap<String, LevelTotals> = BTreeMap::new();
-    for run in &runs {
+    for run in runs {
         for s in &run.sources {
             let t = per_source.entry(s.name.clone()).or_default();
             t.runs += 1;
@@ -244,8 +346,7 @@ pub fn inventory(repo: &Repository<Indexed>) -> Result<InventoryReport> {
         lt.bytes_read += run.stats.bytes_read;
         lt.bytes_added += run.stats.bytes_new;
     }
-    // New bytes are counted per run, not per source; attribute them by share of bytes read.
-    for run in &runs {
+    for run in runs {
         let read: u64 = run.sources.iter().map(|s| s.stats.bytes_read).sum();
         for s in &run.sources {
             let share = if read == 0 {
@@ -261,22 +362,5 @@ pub fn inventory(repo: &Repository<Indexed>) -> Result<InventoryReport> {
     for level in [Level::Full, Level::Diff, Level::Incr] {
         per_level.entry(level.to_string()).or_default();
     }
-    let logical_bytes: u64 = runs.iter().map(|r| r.stats.bytes_total).sum();
-    let volume_bytes: u64 = volumes.iter().map(|v| v.size).sum();
-    let live_bytes: u64 = volumes.iter().map(|v| v.live_bytes).sum();
-    let ratio = |a: u64, b: u64| if b == 0 { 1.0 } else { a as f64 / b as f64 };
-    Ok(InventoryReport {
-        volume_count: volumes.len(),
-        volume_bytes,
-        live_bytes,
-        reclaimable_bytes: volume_bytes.saturating_sub(live_bytes),
-        logical_bytes,
-        unique_bytes,
-        stored_bytes,
-        dedup_ratio: ratio(logical_bytes, unique_bytes),
-        compression_ratio: ratio(unique_bytes, stored_bytes),
-        per_source,
-        per_level,
-        volumes,
-    })
+    (per_source, per_level)
 }

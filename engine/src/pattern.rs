@@ -56,7 +56,7 @@ fn matches(set: &GlobSet, rel: &[u8]) -> bool {
 }
 
 impl PathFilter {
-    pub fn new(include: &[String], exclude: &[String]) -> Result<Self> {
+    pub(crate) fn new(include: &[String], exclude: &[String]) -> Result<Self> {
         Ok(PathFilter {
             include: set(include)?,
             exclude: set(exclude)?,
@@ -64,12 +64,12 @@ impl PathFilter {
     }
 
     /// Whether `rel` (e.g. `/a/b`) is excluded; callers skip the whole subtree.
-    pub fn is_excluded(&self, rel: &[u8]) -> bool {
+    pub(crate) fn is_excluded(&self, rel: &[u8]) -> bool {
         self.exclude.as_ref().is_some_and(|s| matches(s, rel))
     }
 
     /// Whether `rel` itself matches an include pattern (true when there are none).
-    pub fn is_included(&self, rel: &[u8]) -> bool {
+    pub(crate) fn is_included(&self, rel: &[u8]) -> bool {
         self.include.as_ref().is_none_or(|s| matches(s, rel))
     }
 }

@@ -33,18 +33,21 @@ use crate::{Error, Result};
 /// A maximum age.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MaxAge {
+    /// This many days.
     Days(u32),
+    /// This many weeks.
     Weeks(u32),
     /// Calendar months.
     Months(u32),
     /// Calendar years.
     Years(u32),
+    /// No age limit.
     Forever,
 }
 
 impl MaxAge {
     /// The oldest start time still within the age, or `None` for forever.
-    pub fn cutoff(self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn cutoff(self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
             MaxAge::Days(n) => Some(now - chrono::Duration::days(i64::from(n))),
             MaxAge::Weeks(n) => Some(now - chrono::Duration::weeks(i64::from(n))),
@@ -201,12 +204,14 @@ impl RetentionPolicy {
         Ok(())
     }
 
-    pub fn is_unbounded(&self) -> bool {
+    pub(crate) fn is_unbounded(&self) -> bool {
         !self.has_rule() || self.max_age == Some(MaxAge::Forever)
     }
 
+    // Only the unit tests below use it: the engine itself never needs it.
+    #[cfg(test)]
     /// The policy as the rules a user wrote, e.g. `keepFulls 4, maxAge 90d, keepDaily 7`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let mut parts = Vec::new();
         if let Some(n) = self.keep_fulls {
             parts.push(format!("keepFulls {n}"));
@@ -233,19 +238,26 @@ impl RetentionPolicy {
 /// What retention looks at for one source in one run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceFacts {
+    /// The source's name.
     pub name: String,
+    /// Its level in the run.
     pub level: Level,
     /// Complete or Partial (Failed entries hold nothing and are not listed).
     pub status: SourceStatus,
+    /// The run the source's entry is based on (the previous full or diff), if any.
     pub parent: Option<String>,
+    /// The full at the root of its chain, if it is not one itself.
     pub base_full: Option<String>,
 }
 
 /// What retention looks at for one run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunFacts {
+    /// The run's label.
     pub label: String,
+    /// When it started.
     pub started: DateTime<Utc>,
+    /// Whether it is archived (kept whatever the policy says).
     pub archived: bool,
     /// The run's restorable sources.
     pub sources: Vec<SourceFacts>,
@@ -280,15 +292,18 @@ pub fn facts_of(runs: &[RunManifest], archived: &HashSet<String>) -> Vec<RunFact
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", content = "reason", rename_all = "lowercase")]
 pub enum Decision {
+    /// Keep, for this reason.
     Keep(String),
+    /// Expire, for this reason.
     Expire(String),
 }
 
 impl Decision {
-    pub fn is_keep(&self) -> bool {
+    pub(crate) fn is_keep(&self) -> bool {
         matches!(self, Decision::Keep(_))
     }
 
+    /// Why the run is kept or expired, as the purge report shows it.
     pub fn reason(&self) -> &str {
         match self {
             Decision::Keep(r) | Decision::Expire(r) => r,
@@ -299,29 +314,34 @@ impl Decision {
 /// The decision for one source's entry in one run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EntryDecision {
+    /// The run's label.
     pub run: String,
+    /// The source's name.
     pub source: String,
+    /// Whether the entry is kept.
     pub keep: bool,
+    /// Why.
     pub reason: String,
 }
 
 /// The decision for every run, in catalog order, and for every source entry behind it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RetentionPlan {
+    /// Each run's label with its decision.
     pub decisions: Vec<(String, Decision)>,
     /// Per source and run (a run is kept when any of its entries is).
     pub entries: Vec<EntryDecision>,
 }
 
 impl RetentionPlan {
-    pub fn expired(&self) -> impl Iterator<Item = (&str, &str)> {
+    pub(crate) fn expired(&self) -> impl Iterator<Item = (&str, &str)> {
         self.decisions.iter().filter_map(|(l, d)| match d {
             Decision::Expire(r) => Some((l.as_str(), r.as_str())),
             Decision::Keep(_) => None,
         })
     }
 
-    pub fn kept(&self) -> usize {
+    pub(crate) fn kept(&self) -> usize {
         self.decisions.iter().filter(|(_, d)| d.is_keep()).count()
     }
 }

@@ -6,7 +6,7 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -147,9 +147,6 @@ impl Storage for Observed {
     }
     fn reads_wait_on_latency(&self) -> bool {
         self.remote || self.inner.reads_wait_on_latency()
-    }
-    fn spool_dir(&self) -> Option<PathBuf> {
-        self.inner.spool_dir()
     }
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
         self.inner.put(key, data).await

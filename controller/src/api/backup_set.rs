@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use super::common::Level;
-use super::common::{DURATION_PATTERN, Encryption, LocalObjectReference, conditions_schema};
+use super::common::{DURATION_PATTERN, Encryption, LocalObjectReference, Mover, conditions_schema};
 
 /// One group of sources backed up together: a data boundary (stored, deduplicated and
 /// encrypted apart from every other set), bound to one StorageSet for life, run on a
@@ -126,6 +126,11 @@ pub struct BackupSetSpec {
     /// Resources for the job pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    /// Who the job pods run as. Default: unprivileged, as the user and groups of the pods
+    /// that mount the claims (sets whose StorageSet is a filesystem claim keep the
+    /// privileged mover for now: their repositories' files belong to root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mover: Option<Mover>,
 }
 
 /// One source.
@@ -421,7 +426,15 @@ pub struct RunSummary {
     /// Items that could not be read.
     #[serde(default)]
     pub errors: u64,
-    /// Why it failed, or what was partial.
+    /// Who the job pod ran as, e.g. `restricted uid 1000 gid 1000 (from pod shop-0)` or
+    /// `privileged`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mover: Option<String>,
+    /// Attempts stopped by a disruption (a node drain, a preemption) and run again by the
+    /// Job; the message names the first one's pod and node.
+    #[serde(default)]
+    pub interruptions: u32,
+    /// Why it failed, or what was partial, or why it was run again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
@@ -559,5 +572,14 @@ impl BackupSet {
                 self.metadata.name.as_deref().unwrap_or_default()
             )
         })
+    }
+
+    /// The claims its PVC sources back up, in the order of its sources.
+    pub fn source_claims(&self) -> impl Iterator<Item = &str> {
+        self.spec
+            .sources
+            .iter()
+            .filter_map(|s| s.persistent_volume_claim.as_ref())
+            .map(|p| p.claim_name.as_str())
     }
 }

@@ -1,6 +1,7 @@
 //! Types shared by several resources.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +42,48 @@ pub struct Encryption {
     /// The Secret key holding the repository passphrase. Only job pods read it; the
     /// controller never does. Losing it makes the backups unreadable.
     pub key_secret_ref: SecretKeyReference,
+}
+
+/// Who a set's or a restore's job pods run as (the "mover").
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(validation = Rule::new("!(has(self.securityContext) && self.privileged)").message("a privileged mover runs as root: set securityContext or privileged, not both"))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Mover {
+    /// The user and groups the job pods run as, with no capability (they pass the
+    /// `restricted` Pod Security level). Unset: those of the running pods that mount the
+    /// claims (a restore: its target claim, else the set's claims), else user and group
+    /// 65532; files that identity cannot read are listed in the run as unreadable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<MoverSecurityContext>,
+    /// Run as root with the capabilities that read every file (a backup:
+    /// `DAC_READ_SEARCH`) or set every owner (a restore: `CHOWN`, `DAC_OVERRIDE`,
+    /// `FOWNER`, `FSETID`). Needs the `privileged` Pod Security level for backups, and the
+    /// namespace annotation `holdfast.io/privileged-movers: "true"`, which only whoever may
+    /// edit the Namespace (the cluster admin) sets.
+    #[serde(default)]
+    pub privileged: bool,
+}
+
+/// The identity of an unprivileged mover.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MoverSecurityContext {
+    /// User ID, not 0 (root is the privileged mover).
+    #[schemars(range(min = 1))]
+    pub run_as_user: i64,
+    /// Primary group ID. Defaults to `runAsUser`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub run_as_group: Option<i64>,
+    /// The application's `fsGroup`: one more group of a backup pod (which never changes a
+    /// volume), the `fsGroup` of a restore pod (the kubelet gives the target volume that
+    /// group where the volume supports it and its root's group differs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub fs_group: Option<i64>,
+    /// More groups, e.g. one that may read the data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub supplemental_groups: Vec<i64>,
 }
 
 /// Adds the Kubernetes list-map markers so conditions merge by `type` under server-side apply.

@@ -5,7 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{ClaimReference, Encryption, LocalObjectReference, conditions_schema};
+use super::common::{ClaimReference, Encryption, LocalObjectReference, Mover, conditions_schema};
 
 /// Restore a BackupSet's run (or, for disaster recovery, a repository found in a StorageSet)
 /// to a point in time, into an existing or new PersistentVolumeClaim. One-shot: the spec is
@@ -92,11 +92,17 @@ pub struct RestoreSpec {
     /// failure.
     #[serde(default = "default_true")]
     pub continue_on_error: bool,
-    /// Also recreate device nodes (character and block devices): the restore pod then gets
-    /// the `MKNOD` capability as well (still within the baseline Pod Security level).
-    /// Without it, device nodes are listed as unrestored, naming the capability.
+    /// Also recreate device nodes (character and block devices): a privileged restore pod
+    /// then gets the `MKNOD` capability as well (still within the baseline Pod Security
+    /// level). Without it, or with an unprivileged mover, device nodes are listed as
+    /// unrestored, naming the capability.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub device_nodes: bool,
+    /// Who the restore pod runs as. Default: unprivileged, as the user and groups of the
+    /// pods that mount the target claim, else as the set's mover (files then belong to that
+    /// user; the owners it could not set are counted). `privileged: true` restores owners.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mover: Option<Mover>,
 }
 
 fn default_true() -> bool {
@@ -205,6 +211,9 @@ pub struct RestoreStatus {
     /// Each source restored and the run it came from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<RestoredSource>,
+    /// Who the restore pod ran as, e.g. `restricted uid 1000 gid 1000` or `privileged`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mover: Option<String>,
     /// The Job that runs it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<String>,
@@ -223,6 +232,10 @@ pub struct RestoreStatus {
     /// Items that could not be restored.
     #[serde(default)]
     pub unrestored: u64,
+    /// Entries restored with the restore pod's user as owner, not the backed-up one (an
+    /// unprivileged mover cannot give files away).
+    #[serde(default)]
+    pub owners_not_set: u64,
     /// Bytes written.
     #[serde(default)]
     pub bytes_restored: u64,

@@ -21,7 +21,9 @@ use holdfast_engine::verify::{VerifyDepth, VerifyReport, verify_with};
 
 use super::error::JobError;
 use super::pipe::{DONE_MARKER, PIPE_START_TIMEOUT};
-use super::plan::{self, BackupPlan, JobPlan, Operation};
+use super::plan::{
+    self, BackupPlan, JobPlan, Operation, PurgePlan, RestorePlan, StorageCheckPlan, VerifyPlan,
+};
 use super::summary::{DeleteSummary, JobSummary};
 
 /// How long a job waits for another operation's lock on the repository.
@@ -103,122 +105,137 @@ pub fn read_plan(file: Option<&Path>) -> Result<JobPlan, JobError> {
 /// failure); a Partial backup, a damaged verify or a failed check are results.
 pub fn execute(job: &Job<'_>) -> Result<Outcome, JobError> {
     let store = store_of(job.plan)?;
-    let done = |summary, report| Outcome {
+    match &job.plan.operation {
+        Operation::Backup(b) => backup_job(job, b, store),
+        Operation::Purge(p) => purge_job(job, p, store),
+        Operation::Verify(v) => verify_job(job, v, store),
+        Operation::Restore(r) => restore_job(job, r, store),
+        Operation::StorageCheck(c) => Ok(storage_check_job(c, &store)),
+        Operation::DeleteRepository => delete_repository_job(job, store),
+    }
+}
+
+/// An operation that ran to its end (not stopped by a signal).
+fn done(summary: JobSummary, report: Report) -> Outcome {
+    Outcome {
         summary,
         report,
         stopped: false,
-    };
-    match &job.plan.operation {
-        Operation::Backup(b) => backup_job(job, b, store),
-        Operation::Purge(p) => {
-            let mut repo = open(job, store)?.load_index()?;
-            let opts = PurgeOptions {
-                policy: plan::retention_policy(&p.retention).map_err(JobError::Plan)?,
-                grace: Duration::from_secs(p.grace_seconds),
-                lock_wait: LOCK_WAIT,
-                ..PurgeOptions::default()
-            };
-            let report = purge(&mut repo, &opts, job.progress)?;
-            let totals = inventory_totals(&repo)?;
-            // A deferred deletion is a result (phase one stands; the summary says what is
-            // left), not a failure to retry.
-            Ok(done(
-                JobSummary::purge(&report, Some(totals)),
-                Report::Purge(report),
-            ))
-        }
-        Operation::Verify(v) => {
-            let repo = open(job, store)?.load_index()?;
-            let depth = if v.deep {
-                VerifyDepth::Deep {
-                    sample_percent: v.sample_percent,
-                }
-            } else {
-                VerifyDepth::Quick
-            };
-            let report = verify_with(&repo, depth, LOCK_WAIT, job.progress)?;
-            let totals = repo.totals()?;
-            // Damage is the result, carried by the summary; the job did its work.
-            Ok(done(
-                JobSummary::verify(&report, Some(totals)),
-                Report::Verify(report),
-            ))
-        }
-        Operation::Restore(r) => {
-            let repo = open(job, store)?.load_index()?;
-            let selector = match (&r.label, r.point_in_time) {
-                (Some(l), _) => RunSelector::Label(l.clone()),
-                (None, Some(t)) => RunSelector::At(t),
-                (None, None) => RunSelector::Newest,
-            };
-            let opts = RestoreOptions {
-                selector,
-                allow_partial: r.allow_partial,
-                sources: r.sources.clone(),
-                include: r.include.clone(),
-                exclude: r.exclude.clone(),
-                target: RestoreTarget::Directory(PathBuf::from(&r.target)),
-                overwrite: r.overwrite,
-                continue_on_error: r.continue_on_error,
-                owner: true,
-                lock_wait: LOCK_WAIT,
-                threads: None,
-                stop: Some((job.stop)()),
-            };
-            let report = restore(&repo, &opts, job.progress)?;
-            // Partial and failed restores are results the summary carries; only a stop on
-            // request is an ending of its own.
-            Ok(Outcome {
-                summary: JobSummary::from(&report),
-                stopped: report.aborted,
-                report: Report::Restore(report),
-            })
-        }
-        Operation::StorageCheck(c) => {
-            let report = check_location(&store);
-            let (total, available) = match c.capacity_path.as_deref() {
-                Some(p) => capacity(Path::new(p)),
-                None => (None, None),
-            };
-            // The checks that failed are the result the summary carries.
-            Ok(done(
-                JobSummary::storage_check(&report, total, available),
-                Report::StorageCheck(report),
-            ))
-        }
-        Operation::DeleteRepository => {
-            let (summary, kept) = match holdfast_engine::repo::read_config(&store) {
-                Err(Error::NotARepository { .. }) => (
-                    DeleteSummary {
-                        objects_deleted: 0,
-                        bytes_deleted: 0,
-                        objects_kept: 0,
-                        absent: true,
-                    },
-                    Vec::new(),
-                ),
-                Err(e) => return Err(e.into()),
-                Ok(_) => {
-                    let pass = (job.key)().map_err(JobError::Plan)?;
-                    let repo = Repository::open(store, &pass)?;
-                    let r = repo.destroy(job.plan.repository.owner.as_deref(), LOCK_WAIT, false)?;
-                    (
-                        DeleteSummary {
-                            objects_deleted: r.objects_deleted,
-                            bytes_deleted: r.bytes_deleted,
-                            objects_kept: r.objects_kept,
-                            absent: false,
-                        },
-                        r.kept,
-                    )
-                }
-            };
-            Ok(done(
-                JobSummary::DeleteRepository(summary.clone()),
-                Report::DeleteRepository { summary, kept },
-            ))
-        }
     }
+}
+
+fn purge_job(job: &Job<'_>, p: &PurgePlan, store: Store) -> Result<Outcome, JobError> {
+    let mut repo = open(job, store)?.load_index()?;
+    let opts = PurgeOptions {
+        policy: plan::retention_policy(&p.retention).map_err(JobError::Plan)?,
+        grace: Duration::from_secs(p.grace_seconds),
+        lock_wait: LOCK_WAIT,
+        ..PurgeOptions::default()
+    };
+    let report = purge(&mut repo, &opts, job.progress)?;
+    let totals = inventory_totals(&repo)?;
+    // A deferred deletion is a result (phase one stands; the summary says what is left), not
+    // a failure to retry.
+    Ok(done(
+        JobSummary::purge(&report, Some(totals)),
+        Report::Purge(report),
+    ))
+}
+
+fn verify_job(job: &Job<'_>, v: &VerifyPlan, store: Store) -> Result<Outcome, JobError> {
+    let repo = open(job, store)?.load_index()?;
+    let depth = if v.deep {
+        VerifyDepth::Deep {
+            sample_percent: v.sample_percent,
+        }
+    } else {
+        VerifyDepth::Quick
+    };
+    let report = verify_with(&repo, depth, LOCK_WAIT, job.progress)?;
+    let totals = repo.totals()?;
+    // Damage is the result, carried by the summary; the job did its work.
+    Ok(done(
+        JobSummary::verify(&report, Some(totals)),
+        Report::Verify(report),
+    ))
+}
+
+fn restore_job(job: &Job<'_>, r: &RestorePlan, store: Store) -> Result<Outcome, JobError> {
+    let repo = open(job, store)?.load_index()?;
+    let selector = match (&r.label, r.point_in_time) {
+        (Some(l), _) => RunSelector::Label(l.clone()),
+        (None, Some(t)) => RunSelector::At(t),
+        (None, None) => RunSelector::Newest,
+    };
+    let opts = RestoreOptions {
+        selector,
+        allow_partial: r.allow_partial,
+        sources: r.sources.clone(),
+        include: r.include.clone(),
+        exclude: r.exclude.clone(),
+        target: RestoreTarget::Directory(PathBuf::from(&r.target)),
+        overwrite: r.overwrite,
+        continue_on_error: r.continue_on_error,
+        owner: true,
+        lock_wait: LOCK_WAIT,
+        threads: None,
+        stop: Some((job.stop)()),
+    };
+    let report = restore(&repo, &opts, job.progress)?;
+    // Partial and failed restores are results the summary carries; only a stop on request is
+    // an ending of its own.
+    Ok(Outcome {
+        summary: JobSummary::from(&report),
+        stopped: report.aborted,
+        report: Report::Restore(report),
+    })
+}
+
+fn storage_check_job(c: &StorageCheckPlan, store: &Store) -> Outcome {
+    let report = check_location(store);
+    let (total, available) = match c.capacity_path.as_deref() {
+        Some(p) => capacity(Path::new(p)),
+        None => (None, None),
+    };
+    // The checks that failed are the result the summary carries.
+    done(
+        JobSummary::storage_check(&report, total, available),
+        Report::StorageCheck(report),
+    )
+}
+
+/// Delete the repository; a location that holds none is already what was asked for.
+fn delete_repository_job(job: &Job<'_>, store: Store) -> Result<Outcome, JobError> {
+    let (summary, kept) = match holdfast_engine::repo::read_config(&store) {
+        Err(Error::NotARepository { .. }) => (
+            DeleteSummary {
+                objects_deleted: 0,
+                bytes_deleted: 0,
+                objects_kept: 0,
+                absent: true,
+            },
+            Vec::new(),
+        ),
+        Err(e) => return Err(e.into()),
+        Ok(_) => {
+            let pass = (job.key)().map_err(JobError::Plan)?;
+            let repo = Repository::open(store, &pass)?;
+            let r = repo.destroy(job.plan.repository.owner.as_deref(), LOCK_WAIT, false)?;
+            (
+                DeleteSummary {
+                    objects_deleted: r.objects_deleted,
+                    bytes_deleted: r.bytes_deleted,
+                    objects_kept: r.objects_kept,
+                    absent: false,
+                },
+                r.kept,
+            )
+        }
+    };
+    Ok(done(
+        JobSummary::DeleteRepository(summary.clone()),
+        Report::DeleteRepository { summary, kept },
+    ))
 }
 
 fn store_of(plan: &JobPlan) -> Result<Store, JobError> {

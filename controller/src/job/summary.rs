@@ -162,6 +162,12 @@ pub struct RestoreSummary {
     pub duration_ms: u64,
     #[serde(default)]
     pub aborted: bool,
+    /// Entries left owned by the restoring user (an unprivileged restore).
+    #[serde(default)]
+    pub owners_not_set: u64,
+    /// Existing entries it does not own whose mode and times it could not set.
+    #[serde(default)]
+    pub modes_not_set: u64,
     #[serde(default)]
     pub sources: Vec<RestoredSource>,
     /// The first unrestored items, `path: reason`.
@@ -394,6 +400,8 @@ impl From<&RestoreReport> for JobSummary {
             bytes_restored: report.bytes_restored,
             duration_ms: report.duration_ms,
             aborted: report.aborted,
+            owners_not_set: report.owners_not_set,
+            modes_not_set: report.modes_not_set,
             sources: report
                 .targets
                 .iter()

@@ -3,18 +3,40 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use kube::Api;
 use kube::api::ListParams;
 
 use super::error::Error;
+use super::mover::PodIdentity;
 use super::names::{MANAGED_BY, MANAGED_BY_VALUE};
 
-/// A pod (not one of ours) that mounts a claim, and where it runs.
+/// A pod (not one of ours) that mounts a claim, where it runs, and as whom.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimUser {
     pub pod: String,
     pub node: Option<String>,
+    /// The identity of the (first) container that mounts the claim.
+    pub identity: PodIdentity,
+}
+
+/// Who the first container of `spec` that mounts `volume` runs as: its own security
+/// context over the pod's.
+pub fn identity_of(spec: &PodSpec, volume: &str) -> PodIdentity {
+    let pod = spec.security_context.clone().unwrap_or_default();
+    let container = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .find(|c| c.volume_mounts.iter().flatten().any(|m| m.name == volume))
+        .and_then(|c| c.security_context.clone())
+        .unwrap_or_default();
+    PodIdentity {
+        user: container.run_as_user.or(pod.run_as_user),
+        group: container.run_as_group.or(pod.run_as_group),
+        fs_group: pod.fs_group,
+        supplemental: pod.supplemental_groups.unwrap_or_default(),
+    }
 }
 
 /// The users of each claim `wanted` accepts, among the pods of `namespace` that have not
@@ -55,6 +77,7 @@ pub async fn claim_users(
                     .push(ClaimUser {
                         pod: p.metadata.name.clone().unwrap_or_default(),
                         node: spec.node_name.clone(),
+                        identity: identity_of(&spec, &v.name),
                     });
             }
         }

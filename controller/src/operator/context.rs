@@ -10,6 +10,7 @@ use kube::runtime::reflector::Store;
 use super::metrics::Metrics;
 pub use super::settings::Settings;
 use crate::api::BackupSet;
+use crate::operator::event_reason::EventReason;
 
 /// The clock; tests give their own.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
@@ -93,8 +94,7 @@ impl Context {
     pub async fn event(
         &self,
         object: &ObjectReference,
-        warning: bool,
-        reason: &str,
+        reason: EventReason,
         action: &str,
         note: impl Into<String>,
     ) {
@@ -108,6 +108,8 @@ impl Context {
             object.name.as_deref().unwrap_or_default(),
         );
         let namespace = object.namespace.as_deref().unwrap_or_default();
+        let warning = reason.is_warning();
+        let reason = reason.as_str();
         if warning {
             tracing::warn!(kind, namespace, name, reason, "{note}");
         } else {

@@ -2,20 +2,22 @@
 //! its input, snapshot-tested.
 //!
 //! Every pod: no service-account token, a read-only root filesystem, no privilege
-//! escalation, every capability dropped but those its operation needs, `/tmp` on an
+//! escalation, every capability dropped, `seccompProfile: RuntimeDefault`, `/tmp` on an
 //! emptyDir, the plan in an environment variable (it names no secret), the passphrase from
 //! a Secret volume, storage keys from `secretKeyRef`, the summary in the termination
-//! message. Capabilities and the Pod Security level each operation needs:
+//! message. Who it runs as is its mover (`mover.rs`):
+//!
+//! - **restricted** (the default): a user other than root with no capability, so every pod
+//!   passes the `restricted` Pod Security level; it reads what its user and groups may
+//!   read, and restores files as its own.
+//! - **root** (a privileged mover, or a set whose repository is a filesystem claim): root
+//!   with the capabilities of its operation:
 //!
 //! | operation | capabilities | level |
 //! | --- | --- | --- |
 //! | backup | `DAC_READ_SEARCH` (read every file, whoever owns it) | privileged |
 //! | restore | `CHOWN`, `DAC_OVERRIDE`, `FOWNER`, `FSETID` (owners, modes, times); `MKNOD` too with `deviceNodes: true` | baseline |
 //! | purge, verify, storage check, repository deletion | none | baseline |
-//!
-//! (`DAC_READ_SEARCH` is outside the baseline level's list, hence privileged for backups;
-//! every pod runs as root so that it can use repositories on filesystem targets that
-//! backups wrote, but with no capability beyond its list.)
 
 use std::collections::BTreeMap;
 
@@ -33,7 +35,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use super::error::Error;
-use super::names::{LABEL_OPERATION, MAIN_CONTAINER, base_labels};
+use super::mover::{Identity, MoverPlan};
+use super::names::{ANNOTATION_MOVER, LABEL_OPERATION, MAIN_CONTAINER, base_labels};
 use super::settings::Settings;
 use crate::api::backup_set::CommandSource;
 use crate::api::common::SecretKeyReference;
@@ -95,7 +98,10 @@ pub struct JobInput<'a> {
     pub pull_policy: Option<&'a str>,
     pub service_account: Option<&'a str>,
     pub plan: &'a JobPlan,
+    /// The capabilities of a root mover.
     pub privilege: Privilege,
+    /// Who the pod runs as.
+    pub mover: MoverPlan,
     pub storage: &'a StorageMount,
     /// The passphrase Secret (none for a storage check).
     pub key: Option<&'a SecretKeyReference>,
@@ -115,7 +121,9 @@ pub struct JobInput<'a> {
 impl<'a> JobInput<'a> {
     /// A Job for `plan` as every reconciler starts one: this controller's image, pull
     /// policy, ServiceAccount and TTL, the common labels with the operation's, the
-    /// maintenance timeout, one retry, no privilege; callers set what differs.
+    /// maintenance timeout, one retry, no privilege, and the mover of pods that touch only
+    /// the repository (the image's user, or root for a filesystem repository); callers set
+    /// what differs.
     pub fn new(
         settings: &'a Settings,
         name: String,
@@ -138,6 +146,10 @@ impl<'a> JobInput<'a> {
             service_account: s.job_service_account.as_deref(),
             plan,
             privilege: Privilege::Maintenance,
+            mover: match storage {
+                StorageMount::S3 { .. } => MoverPlan::Restricted(Identity::default_user()),
+                StorageMount::Filesystem { .. } => MoverPlan::FilesystemRepository,
+            },
             storage,
             key: None,
             sources: &[],
@@ -152,17 +164,57 @@ impl<'a> JobInput<'a> {
     }
 }
 
-fn security(p: Privilege) -> SecurityContext {
+/// A container of ours: root with `p`'s capabilities for a root mover, else no capability
+/// (the pod's security context names the user).
+fn security(p: Privilege, mover: &MoverPlan) -> SecurityContext {
+    let root = mover.is_root();
+    let add: Vec<String> = if root {
+        p.capabilities().iter().map(|c| (*c).to_owned()).collect()
+    } else {
+        Vec::new()
+    };
     SecurityContext {
-        run_as_user: Some(0),
-        run_as_non_root: Some(false),
+        run_as_user: root.then_some(0),
+        run_as_non_root: Some(!root),
         allow_privilege_escalation: Some(false),
         read_only_root_filesystem: Some(true),
         privileged: Some(false),
         capabilities: Some(Capabilities {
             drop: Some(vec!["ALL".into()]),
-            add: Some(p.capabilities().iter().map(|c| (*c).to_owned()).collect()),
+            add: (!add.is_empty()).then_some(add),
         }),
+        ..Default::default()
+    }
+}
+
+/// The pod's security context: the default seccomp profile, and an unprivileged mover's
+/// user and groups. Its `fsGroup` is the pod's `fsGroup` only where it writes a claim (a
+/// restore: the kubelet gives a fresh volume that group, and changes a volume's group only
+/// where its root's differs, not file by file on every run); a pod that only reads claims
+/// gets it as one more group, so that the kubelet never touches the application's volume.
+fn pod_security(mover: &MoverPlan, p: Privilege) -> PodSecurityContext {
+    let seccomp = Some(SeccompProfile {
+        type_: "RuntimeDefault".into(),
+        ..Default::default()
+    });
+    let MoverPlan::Restricted(id) = mover else {
+        return PodSecurityContext {
+            seccomp_profile: seccomp,
+            ..Default::default()
+        };
+    };
+    let writes = matches!(p, Privilege::Restore | Privilege::RestoreDevices);
+    let fs_group = id.fs_group.filter(|_| writes);
+    let mut groups = id.supplemental.clone();
+    groups.extend(id.fs_group.filter(|g| !writes && !groups.contains(g)));
+    PodSecurityContext {
+        seccomp_profile: seccomp,
+        run_as_non_root: Some(true),
+        run_as_user: Some(id.user),
+        run_as_group: Some(id.group),
+        fs_group,
+        fs_group_change_policy: fs_group.map(|_| "OnRootMismatch".into()),
+        supplemental_groups: (!groups.is_empty()).then_some(groups),
         ..Default::default()
     }
 }
@@ -243,12 +295,14 @@ impl Pod {
         }
     }
 
-    fn key(&mut self, key: &SecretKeyReference) {
+    /// The passphrase, readable by the main container's user: root's alone, or, for an
+    /// unprivileged mover, by everyone in the pod (only the main container mounts it).
+    fn key(&mut self, key: &SecretKeyReference, root: bool) {
         self.volumes.push(Volume {
             name: "key".into(),
             secret: Some(SecretVolumeSource {
                 secret_name: Some(key.name.clone()),
-                default_mode: Some(0o400),
+                default_mode: Some(if root { 0o400 } else { 0o444 }),
                 items: Some(vec![KeyToPath {
                     key: key.key.clone(),
                     path: "passphrase".into(),
@@ -354,7 +408,7 @@ fn sources(pod: &mut Pod, input: &JobInput<'_>) -> (Vec<Container>, Vec<Containe
             mount("tools", paths::TOOLS, false),
             mount("streams", paths::STREAMS, false),
         ]),
-        security_context: Some(security(Privilege::Maintenance)),
+        security_context: Some(security(Privilege::Maintenance, &input.mover)),
         ..Default::default()
     };
     (side, vec![tools])
@@ -453,7 +507,7 @@ pub fn build(input: &JobInput<'_>) -> Result<Job, Error> {
     })?;
     let mut pod = Pod::new(plan_json);
     if let Some(key) = input.key {
-        pod.key(key);
+        pod.key(key, input.mover.is_root());
     }
     pod.storage(input.storage);
     if let Some(claim) = input.target {
@@ -467,7 +521,7 @@ pub fn build(input: &JobInput<'_>) -> Result<Job, Error> {
         args: Some(vec!["job".into(), "run".into()]),
         env: Some(pod.env),
         volume_mounts: Some(pod.mounts),
-        security_context: Some(security(input.privilege)),
+        security_context: Some(security(input.privilege, &input.mover)),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         resources: input.resources.cloned(),
         ..Default::default()
@@ -478,13 +532,7 @@ pub fn build(input: &JobInput<'_>) -> Result<Job, Error> {
         enable_service_links: Some(false),
         // A backup asked to stop records what it stored: give it time to flush.
         termination_grace_period_seconds: Some(120),
-        security_context: Some(PodSecurityContext {
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        security_context: Some(pod_security(&input.mover, input.privilege)),
         containers: std::iter::once(main).chain(side).collect(),
         init_containers: (!init.is_empty()).then_some(init),
         volumes: Some(pod.volumes),
@@ -492,11 +540,13 @@ pub fn build(input: &JobInput<'_>) -> Result<Job, Error> {
         affinity: input.node.map(on_node),
         ..Default::default()
     };
+    let mut annotations = input.annotations.clone();
+    annotations.insert(ANNOTATION_MOVER.into(), input.mover.to_string());
     let meta = |name: Option<String>, namespace: Option<String>| ObjectMeta {
         name,
         namespace,
         labels: Some(input.labels.clone()),
-        annotations: Some(input.annotations.clone()),
+        annotations: Some(annotations.clone()),
         ..Default::default()
     };
     Ok(Job {

@@ -18,7 +18,7 @@ use super::error::Error;
 use super::job_view::{Ending, JobView, POD_CANNOT_START, Report};
 use super::names::MAIN_CONTAINER;
 use super::names::{ANNOTATION_ABORTED, ANNOTATION_FAILURE};
-use super::plan::queue::{QueuedJob, next_to_release};
+use super::plan::queue::{JobState, QueuedJob, next_to_release};
 use super::pod_results::{Terminated, main_terminated};
 
 /// Read the termination message of the newest pod of `job` that ran the engine: from the
@@ -141,12 +141,13 @@ async fn pods_of(client: &kube::Client, namespace: &str, job: &str) -> Result<Ve
 pub async fn watch_stuck(
     ctx: &Context,
     namespace: &str,
-    job: &str,
+    view: &JobView,
     health: Health,
 ) -> Result<Health, Error> {
-    let Some(stuck) = stuck(ctx, namespace, job).await? else {
+    let Some(stuck) = stuck(ctx, namespace, view).await? else {
         return Ok(health);
     };
+    let job = &view.name;
     if stuck.fatal {
         fail(&ctx.client, namespace, job, &stuck.why).await?;
     }
@@ -169,12 +170,25 @@ pub struct Stuck {
 /// A pod still starting after this long with a config or mount error is not going to
 /// start by itself (a Secret created in the same sync has had time to arrive).
 const STUCK_GRACE: Duration = Duration::from_secs(20);
-/// A mount that fails for another reason (a slow attach) is given this long.
+/// A mount that fails for another reason (a slow attach) is given this long; so is a pod
+/// the API server refuses for a reason that may pass (a quota, a webhook).
 const MOUNT_GRACE: Duration = Duration::from_secs(300);
+/// A Job still without a pod after this long is asked why (the job controller creates its
+/// pod within a second or so; earlier, asking would cost a request per run for nothing).
+const CREATE_GRACE: Duration = Duration::from_secs(5);
 
-/// Why a Job's pod cannot start yet, if it is stuck (a missing Secret key, an image).
-pub async fn stuck(ctx: &Context, namespace: &str, job: &str) -> Result<Option<Stuck>, Error> {
-    for p in &pods_of(&ctx.client, namespace, job).await? {
+/// Why a Job's pod cannot start yet, if it is stuck (a missing Secret key, an image, a pod
+/// the API server refuses to create).
+pub async fn stuck(ctx: &Context, namespace: &str, view: &JobView) -> Result<Option<Stuck>, Error> {
+    let pods = pods_of(&ctx.client, namespace, &view.name).await?;
+    if pods.is_empty() {
+        let age = Duration::try_from(ctx.now().duration_since(view.created)).unwrap_or_default();
+        if view.state != JobState::Active || age < CREATE_GRACE {
+            return Ok(None);
+        }
+        return Ok(refused(&ctx.client, namespace, &view.name, ctx.now()).await);
+    }
+    for p in &pods {
         let Some(status) = p.status.as_ref() else {
             continue;
         };
@@ -228,17 +242,70 @@ pub async fn stuck(ctx: &Context, namespace: &str, job: &str) -> Result<Option<S
 /// The newest `FailedMount` event of a pod, if any (what a kubelet reports when a volume,
 /// such as a Secret item naming a missing key, cannot be mounted).
 async fn failed_mount(client: &kube::Client, namespace: &str, pod: &str) -> Option<String> {
+    newest_event(client, namespace, "Pod", pod, "FailedMount")
+        .await?
+        .message
+}
+
+/// Why the job controller could not create `job`'s pod: its newest `FailedCreate` Event
+/// (Pod Security admission, a quota, a webhook), if there is one.
+async fn refused(
+    client: &kube::Client,
+    namespace: &str,
+    job: &str,
+    now: jiff::Timestamp,
+) -> Option<Stuck> {
+    let newest = newest_event(client, namespace, "Job", job, "FailedCreate").await?;
+    let first = newest
+        .first_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| newest.event_time.as_ref().map(|t| t.0))
+        .unwrap_or(now);
+    let refused_for = Duration::try_from(now.duration_since(first)).unwrap_or_default();
+    Some(refusal(&newest.message?, refused_for))
+}
+
+/// The newest Event with `reason` about the `kind` object `name`, if any (none when the
+/// Events cannot be listed: the caller then knows no more than before).
+async fn newest_event(
+    client: &kube::Client,
+    namespace: &str,
+    kind: &str,
+    name: &str,
+    reason: &str,
+) -> Option<Event> {
     let events: Api<Event> = Api::namespaced(client.clone(), namespace);
     let list = events
         .list(&ListParams::default().fields(&format!(
-            "involvedObject.kind=Pod,involvedObject.name={pod},reason=FailedMount"
+            "involvedObject.kind={kind},involvedObject.name={name},reason={reason}"
         )))
         .await
         .ok()?;
     list.items
         .into_iter()
         .max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0))
-        .and_then(|e| e.message)
+}
+
+/// A pod the API server refused to create, and whether that is final: Pod Security
+/// admission does not change its mind until the namespace's labels or the pod do, so the
+/// run fails at once with the reason and the fix; a quota or a webhook may relent, so that
+/// run is given [`MOUNT_GRACE`] first.
+fn refusal(message: &str, refused_for: Duration) -> Stuck {
+    let pod_security = message.contains("violates PodSecurity");
+    let hint = if pod_security {
+        "; a privileged mover's backup pod reads every file (capability DAC_READ_SEARCH) and \
+         needs the namespace's Pod Security level `privileged`, its restore pod `baseline` \
+         (label pod-security.kubernetes.io/enforce on the namespace), and so does a set whose \
+         repository is a filesystem claim; the default mover passes `restricted` (remove \
+         mover.privileged; README: Pod security)"
+    } else {
+        ""
+    };
+    Stuck {
+        why: format!("FailedCreate: {message}{hint}"),
+        fatal: pod_security || refused_for >= MOUNT_GRACE,
+    }
 }
 
 /// End a Job whose pod cannot start: the job controller fails it (its deadline lowered to
@@ -295,6 +362,40 @@ pub async fn abort(client: &kube::Client, namespace: &str, name: &str) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pod_refused_by_pod_security_fails_the_run_at_once_and_other_refusals_after_a_grace() {
+        let psa = "pods \"b-1\" is forbidden: violates PodSecurity \"restricted:latest\": \
+                   runAsNonRoot != true";
+        let cases = [
+            (psa, Duration::ZERO, true),
+            (
+                "exceeded quota: compute, requested: pods=1",
+                Duration::from_secs(10),
+                false,
+            ),
+            (
+                "exceeded quota: compute, requested: pods=1",
+                MOUNT_GRACE,
+                true,
+            ),
+            (
+                "admission webhook \"x\" denied the request",
+                Duration::ZERO,
+                false,
+            ),
+        ];
+        for (message, refused_for, fatal) in cases {
+            let s = refusal(message, refused_for);
+            assert_eq!(s.fatal, fatal, "{message} after {refused_for:?}");
+            assert!(s.why.starts_with("FailedCreate: "), "{}", s.why);
+            assert!(s.why.contains(message), "{}", s.why);
+            assert_eq!(
+                s.why.contains("pod-security.kubernetes.io/enforce"),
+                message == psa
+            );
+        }
+    }
 
     #[test]
     fn a_container_oom_killed_without_a_summary_names_the_memory_limit() {

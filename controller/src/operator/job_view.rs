@@ -6,7 +6,8 @@ use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 
 use super::names::{
-    ANNOTATION_ABORTED, ANNOTATION_FAILURE, ANNOTATION_LEVEL, ANNOTATION_SLOT, LABEL_OPERATION,
+    ANNOTATION_ABORTED, ANNOTATION_FAILURE, ANNOTATION_LEVEL, ANNOTATION_MOVER, ANNOTATION_SLOT,
+    LABEL_OPERATION,
 };
 use super::plan::queue::{JobState, QueuedJob};
 use crate::job::plan::OperationKind;
@@ -42,6 +43,8 @@ pub struct JobView {
     pub ending: Option<Ending>,
     pub started: Option<Timestamp>,
     pub finished: Option<Timestamp>,
+    /// Who its pod runs as, from its mover annotation.
+    pub mover: Option<String>,
 }
 
 impl JobView {
@@ -96,6 +99,7 @@ impl JobView {
                 .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
             slot: ann.get(ANNOTATION_SLOT).and_then(|s| s.parse().ok()),
             level: ann.get(ANNOTATION_LEVEL).and_then(|l| l.parse().ok()),
+            mover: ann.get(ANNOTATION_MOVER).cloned(),
             state,
             ending,
             started: status.start_time.map(|t| t.0),

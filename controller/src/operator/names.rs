@@ -19,6 +19,8 @@ pub const LABEL_REPOSITORY: &str = "holdfast.io/repository";
 pub const ANNOTATION_SLOT: &str = "holdfast.io/slot";
 pub const ANNOTATION_LEVEL: &str = "holdfast.io/level";
 pub const ANNOTATION_REASON: &str = "holdfast.io/reason";
+/// On a Job: who its pod runs as (`mover.rs`), for the run's status.
+pub const ANNOTATION_MOVER: &str = "holdfast.io/mover";
 /// On a Job: stopped on request, not to be released again.
 pub const ANNOTATION_ABORTED: &str = "holdfast.io/aborted";
 /// On a Job: failed by the controller because its pod cannot start, and why.

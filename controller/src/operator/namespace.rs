@@ -1,4 +1,6 @@
-//! Whether a namespace is being deleted. Kubernetes creates nothing new in a terminating
+//! What the controller asks of a namespace: whether it allows privileged movers (its
+//! annotation, read only when a set or a restore asks for one), and whether it is being
+//! deleted. Kubernetes creates nothing new in a terminating
 //! namespace, and its Secrets may go before the objects that use them, so advice such as
 //! "create the Secret" cannot be followed there; the reconcilers say what can be done
 //! instead.
@@ -8,10 +10,14 @@
 //! persists nothing). Reading the Namespace would need a cluster-wide rule that a
 //! namespace-scoped installation does not have.
 
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Api;
 use kube::api::PostParams;
+
+use super::error::{Error, code};
+use super::mover::{Consent, consents};
 
 /// Whether an API error says the namespace is being deleted.
 pub fn refuses_as_terminating(e: &kube::Error) -> bool {
@@ -68,6 +74,21 @@ pub fn advice(namespace: &str, what: &str, purge: bool) -> String {
         "the namespace {namespace} is being deleted, and Kubernetes creates nothing new in it \
          ({what}). {then}"
     )
+}
+
+/// Whether the namespace allows privileged movers (`mover.rs`): `None` where the controller
+/// may not read Namespaces (a namespace-scoped installation), which the caller reports.
+pub async fn privileged_movers(client: &kube::Client, namespace: &str) -> Result<Consent, Error> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    match api.get_opt(namespace).await {
+        Ok(found) => {
+            Ok(Some(found.is_some_and(|n| {
+                consents(n.metadata.annotations.iter().flatten())
+            })))
+        }
+        Err(e) if code(&e) == Some(403) => Ok(None),
+        Err(e) => Err(Error::api(format!("reading namespace {namespace}"))(e)),
+    }
 }
 
 #[cfg(test)]

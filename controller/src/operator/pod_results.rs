@@ -49,14 +49,68 @@ pub fn main_terminated(pod: &Pod) -> Option<Terminated> {
         })
 }
 
-/// Results seen, by (namespace, Job name): the newest per Job.
+/// A job pod stopped by a disruption (a node drain, a preemption, a taint), which the Job
+/// does not count as a failure and runs again: its `DisruptionTarget` condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interruption {
+    pub pod: String,
+    /// The node it was stopped on.
+    pub node: Option<String>,
+    /// The condition's reason and message (e.g. `EvictionByEvictionAPI: Eviction API:
+    /// evicting`).
+    pub reason: String,
+}
+
+impl Interruption {
+    /// As a run's message says it.
+    pub fn describe(&self) -> String {
+        match &self.node {
+            Some(node) => format!(
+                "pod {} on node {node} was stopped ({})",
+                self.pod, self.reason
+            ),
+            None => format!("pod {} was stopped ({})", self.pod, self.reason),
+        }
+    }
+}
+
+/// The disruption that stopped `pod`, if one did.
+pub fn interruption(pod: &Pod) -> Option<Interruption> {
+    let c = pod
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "DisruptionTarget" && c.status == "True")?;
+    let reason = match (c.reason.as_deref(), c.message.as_deref()) {
+        (Some(r), Some(m)) if !m.is_empty() => format!("{r}: {m}"),
+        (r, m) => r.or(m).unwrap_or("DisruptionTarget").to_owned(),
+    };
+    Some(Interruption {
+        pod: pod.metadata.name.clone().unwrap_or_default(),
+        node: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+        reason,
+    })
+}
+
+/// What the pods of one Job left: the newest engine end, and the interrupted attempts.
+#[derive(Debug)]
+struct Seen {
+    newest: Option<Terminated>,
+    interruptions: Vec<Interruption>,
+    at: Instant,
+}
+
+/// Results seen, by (namespace, Job name): the newest per Job, and its interrupted pods.
 #[derive(Debug, Default)]
 pub struct PodResults {
-    seen: Mutex<HashMap<(String, String), (Terminated, Instant)>>,
+    seen: Mutex<HashMap<(String, String), Seen>>,
 }
 
 impl PodResults {
-    /// Keep the result of `pod` if its engine container ended.
+    /// Keep the result of `pod` if its engine container ended, and its interruption if a
+    /// disruption stopped it.
     pub fn observe(&self, pod: &Pod) {
         let (Some(ns), Some(job)) = (
             pod.metadata.namespace.clone(),
@@ -67,28 +121,54 @@ impl PodResults {
         ) else {
             return;
         };
-        let Some(t) = main_terminated(pod) else {
+        let ended = main_terminated(pod);
+        let stopped = interruption(pod);
+        if ended.is_none() && stopped.is_none() {
             return;
-        };
+        }
         let Ok(mut seen) = self.seen.lock() else {
             return;
         };
-        let entry = seen.entry((ns, job)).or_insert((t.clone(), Instant::now()));
-        if t.finished >= entry.0.finished {
-            *entry = (t, Instant::now());
+        let entry = seen.entry((ns, job)).or_insert(Seen {
+            newest: None,
+            interruptions: Vec::new(),
+            at: Instant::now(),
+        });
+        entry.at = Instant::now();
+        if let Some(t) = ended
+            && entry
+                .newest
+                .as_ref()
+                .is_none_or(|n| t.finished >= n.finished)
+        {
+            entry.newest = Some(t);
+        }
+        if let Some(i) = stopped {
+            add_interruption(&mut entry.interruptions, i);
         }
     }
 
     pub fn get(&self, namespace: &str, job: &str) -> Option<Terminated> {
         let seen = self.seen.lock().ok()?;
+        seen.get(&(namespace.to_owned(), job.to_owned()))?
+            .newest
+            .clone()
+    }
+
+    /// The attempts of `job` a disruption stopped, as seen so far.
+    pub fn interruptions(&self, namespace: &str, job: &str) -> Vec<Interruption> {
+        let Ok(seen) = self.seen.lock() else {
+            return Vec::new();
+        };
         seen.get(&(namespace.to_owned(), job.to_owned()))
-            .map(|(t, _)| t.clone())
+            .map(|s| s.interruptions.clone())
+            .unwrap_or_default()
     }
 
     /// Forget results older than `age` (their Jobs were taken in long ago).
     pub fn prune(&self, age: Duration) {
         if let Ok(mut seen) = self.seen.lock() {
-            seen.retain(|_, (_, at)| at.elapsed() < age);
+            seen.retain(|_, s| s.at.elapsed() < age);
         }
     }
 
@@ -98,6 +178,13 @@ impl PodResults {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Add `i` to `all` unless its pod is there already (a pod's every update repeats it).
+fn add_interruption(all: &mut Vec<Interruption>, i: Interruption) {
+    if !all.iter().any(|o| o.pod == i.pod) {
+        all.push(i);
     }
 }
 
@@ -150,5 +237,30 @@ mod tests {
         assert!(r.get("shop", "other").is_none());
         r.prune(Duration::ZERO);
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn a_pod_stopped_by_a_drain_is_kept_as_an_interruption_once_with_its_node() {
+        let evicted: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "j-a", "namespace": "shop",
+                         "labels": {"batch.kubernetes.io/job-name": "j"}},
+            "spec": {"nodeName": "worker", "containers": []},
+            "status": {"conditions": [{"type": "DisruptionTarget", "status": "True",
+                "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting"}]}
+        }))
+        .unwrap();
+        let r = PodResults::default();
+        r.observe(&evicted);
+        r.observe(&evicted);
+        r.observe(&pod("j", "2026-12-01T10:05:00Z", "retry"));
+        let seen = r.interruptions("shop", "j");
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(
+            seen[0].describe(),
+            "pod j-a on node worker was stopped (EvictionByEvictionAPI: Eviction API: evicting)"
+        );
+        assert_eq!(r.get("shop", "j").unwrap().message, "retry");
+        assert!(r.interruptions("shop", "other").is_empty());
+        assert!(interruption(&pod("j", "2026-12-01T10:05:00Z", "done")).is_none());
     }
 }

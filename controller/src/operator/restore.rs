@@ -21,23 +21,25 @@ use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 
-use crate::api::common::SecretKeyReference;
+use crate::api::common::{Mover, SecretKeyReference};
 use crate::api::restore::{Overwrite, RestorePhase, RestoreStatus, RestoredSource, UnrestoredItem};
 use crate::api::{BackupSet, Restore, StorageSet};
 use crate::job::plan::{
     self as job_plan, JobPlan, Operation, OperationKind, RepositoryRef, RestorePlan, paths,
 };
-use crate::operator::claim_users::claim_users;
+use crate::operation::Outcome;
+use crate::operator::claim_users::{ClaimUser, claim_users};
 use crate::operator::conditions::{Health, conditions};
 use crate::operator::context::Context;
 use crate::operator::error::{Error, Problem};
+use crate::operator::event_reason::EventReason;
 use crate::operator::job::{self, JobInput, Privilege};
 use crate::operator::job_control;
 use crate::operator::job_view::{JobView, Report};
 use crate::operator::metrics::RunLabels;
+use crate::operator::mover::{self, Consent, MoverPlan, PodIdentity};
 use crate::operator::names::*;
 use crate::operator::plan::queue::{JobState, must_wait};
-use crate::operator::results::Outcome;
 use crate::operator::secrets;
 use crate::operator::storage::{self, StorageMount};
 use crate::operator::write;
@@ -51,6 +53,9 @@ struct Source {
     storage: StorageMount,
     key: SecretKeyReference,
     owner: Option<String>,
+    /// The BackupSet's mover and its claims (none for disaster recovery).
+    set_mover: Option<Mover>,
+    set_claims: Vec<String>,
 }
 
 /// The Pending reason of a Restore whose BackupSet has not backed anything up yet.
@@ -99,6 +104,8 @@ async fn resolve(ctx: &Context, r: &Restore) -> Result<Result<Source, Problem>, 
         storage: mount,
         key: origin.key,
         owner: origin.owner,
+        set_mover: origin.set_mover,
+        set_claims: origin.set_claims,
     }))
 }
 
@@ -109,6 +116,8 @@ struct Origin {
     key: SecretKeyReference,
     /// The owner recorded in the repository (`namespace/set`), none for disaster recovery.
     owner: Option<String>,
+    set_mover: Option<Mover>,
+    set_claims: Vec<String>,
 }
 
 /// From a BackupSet that has backed something up.
@@ -151,6 +160,8 @@ async fn of_backup_set(
         repository: set.repository(),
         key: set.spec.encryption.key_secret_ref.clone(),
         owner: Some(format!("{ns}/{name}")),
+        set_mover: set.spec.mover.clone(),
+        set_claims: set.source_claims().map(str::to_owned).collect(),
     }))
 }
 
@@ -171,6 +182,8 @@ fn of_disaster_recovery(r: &Restore) -> Result<Origin, Problem> {
         repository: repo.clone(),
         key: enc.key_secret_ref.clone(),
         owner: None,
+        set_mover: None,
+        set_claims: Vec::new(),
     })
 }
 
@@ -229,12 +242,14 @@ fn made_by(claim: &PersistentVolumeClaim, r: &Restore) -> bool {
             .is_some_and(|v| v == MANAGED_BY_VALUE)
 }
 
-/// The target claim: the existing one, or a new one created now. Its name, and the node a
-/// running pod mounts it on (ReadWriteOnce).
+/// The target claim: the existing one, or a new one created now. Its name, the running pods
+/// that mount it (the node of a ReadWriteOnce claim, the mover's identity), and those that
+/// mount the set's claims (the mover's identity when no pod mounts the target).
 async fn target(
     ctx: &Context,
     r: &Restore,
-) -> Result<Result<(String, Option<String>), Problem>, Error> {
+    set_claims: &[String],
+) -> Result<Result<(String, Vec<ClaimUser>, Vec<ClaimUser>), Problem>, Error> {
     let ns = r.namespace().unwrap_or_default();
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
     let claim = if let Some(existing) = &r.spec.target.persistent_volume_claim {
@@ -319,12 +334,14 @@ async fn target(
             "the target names no claim",
         )));
     };
-    // A ReadWriteOnce claim in use: restore on that node.
-    let node = claim_users(&ctx.client, &ns, |c| c == claim)
-        .await?
-        .remove(&claim)
-        .and_then(|users| users.into_iter().find_map(|u| u.node));
-    Ok(Ok((claim, node)))
+    // A ReadWriteOnce claim in use: restore on that node, as its users.
+    let mut users = claim_users(&ctx.client, &ns, |c| {
+        c == claim || set_claims.iter().any(|s| s == c)
+    })
+    .await?;
+    let of_target = users.remove(&claim).unwrap_or_default();
+    let of_set = users.into_values().flatten().collect();
+    Ok(Ok((claim, of_target, of_set)))
 }
 
 fn plan_of(r: &Restore, src: &Source) -> JobPlan {
@@ -362,13 +379,13 @@ fn plan_of(r: &Restore, src: &Source) -> JobPlan {
     }
 }
 
-/// Take a finished restore job's report into status; the event to publish.
+/// Take a finished restore job's report into status; the message its Event carries.
 fn finish(
     status: &mut RestoreStatus,
     view: &JobView,
     report: &Report,
     now: jiff::Timestamp,
-) -> (bool, String, String) {
+) -> String {
     status.completion_time = Some(Time(view.finished.unwrap_or(now)));
     match report {
         Report::Summary(s) => match s.as_ref() {
@@ -378,6 +395,7 @@ fn finish(
                 status.skipped = rs.skipped;
                 status.unrestored = rs.unrestored;
                 status.bytes_restored = rs.bytes_restored;
+                status.owners_not_set = rs.owners_not_set;
                 status.sources = rs
                     .sources
                     .iter()
@@ -415,35 +433,40 @@ fn finish(
                 if rs.unrestored_items.iter().any(|i| i.contains("CAP_MKNOD")) {
                     message.push_str(
                         "; device nodes need the MKNOD capability: create a new Restore with \
-                         spec.deviceNodes: true",
+                         spec.deviceNodes: true and a privileged mover",
                     );
+                }
+                if rs.owners_not_set > 0 || rs.modes_not_set > 0 {
+                    message.push_str(&not_kept_note(rs.owners_not_set, rs.modes_not_set));
                 }
                 status.message = Some(message.clone());
                 status.phase = Some(phase);
-                let (warning, reason) = match phase {
-                    RestorePhase::Completed => (false, "RestoreComplete"),
-                    RestorePhase::PartiallyFailed => (true, "RestorePartial"),
-                    _ => (true, "RestoreFailed"),
-                };
-                (warning, reason.into(), message)
+                message
             }
             crate::job::summary::JobSummary::Failed(f) => {
-                let message = format!("{}: {}", f.category, f.message);
+                let mut message = format!("{}: {}", f.category, f.message);
+                // The engine speaks the command line's flags; a Restore's fields say the same.
+                if f.message.contains("--partial") {
+                    message.push_str(
+                        " (a Restore is one-shot: create a new one with spec.allowPartial: true, \
+                         or spec.label)",
+                    );
+                }
                 status.message = Some(message.clone());
                 status.phase = Some(RestorePhase::Failed);
-                (true, "RestoreFailed".into(), message)
+                message
             }
             other => {
                 let message = format!("unexpected report {other:?}");
                 status.message = Some(message.clone());
                 status.phase = Some(RestorePhase::Failed);
-                (true, "RestoreFailed".into(), message)
+                message
             }
         },
         Report::Missing(m) => {
             status.message = Some(m.clone());
             status.phase = Some(RestorePhase::Failed);
-            (true, "RestoreFailed".into(), m.clone())
+            m.clone()
         }
     }
 }
@@ -503,11 +526,23 @@ async fn advance(
         // It ran, and its Job went before it reported: never run again.
         None if status.job.is_some() => Ok(lost(status, &job_name)),
         None => {
-            let (claim, node) = match target(ctx, r).await? {
+            let (claim, users, set_users) = match target(ctx, r, &src.set_claims).await? {
                 Ok(t) => t,
                 Err(p) => return Ok(pending(status, &p)),
             };
-            let target = Target { claim, node };
+            let spec = r.spec.mover.as_ref().or(src.set_mover.as_ref());
+            let consent = if spec.is_some_and(|m| m.privileged) {
+                crate::operator::namespace::privileged_movers(&ctx.client, &ns).await?
+            } else {
+                None
+            };
+            let mover = match restore_mover(spec, [&users, &set_users], &src.storage, &ns, consent)
+            {
+                Ok(m) => m,
+                Err(p) => return Ok(pending(status, &p)),
+            };
+            let node = users.iter().find_map(|u| u.node.clone());
+            let target = Target { claim, node, mover };
             start(ctx, r, status, &src, &target, &job_name, &repo_jobs, now).await
         }
     }
@@ -550,7 +585,7 @@ async fn finished(
 ) -> Result<(Health, Action), Error> {
     let ns = r.namespace().unwrap_or_default();
     let report = job_control::report(ctx, &ns, view).await?;
-    let (warning, reason, message) = finish(status, view, &report, now);
+    let message = finish(status, view, &report, now);
     let result = match status.phase {
         Some(RestorePhase::Completed) => Outcome::Complete,
         Some(RestorePhase::PartiallyFailed) => Outcome::Partial,
@@ -565,20 +600,15 @@ async fn finished(
             result: result.as_str().into(),
         })
         .inc();
-    ctx.event(
-        &r.object_ref(&()),
-        warning,
-        &reason,
-        "Restore",
-        message.clone(),
-    )
-    .await;
+    let reason = EventReason::Ended(OperationKind::Restore, result);
+    ctx.event(&r.object_ref(&()), reason, "Restore", message.clone())
+        .await;
     // Only a complete restore is Ready: a partial one needs a look (its unrestored items),
     // and a script waiting for Ready must not take it for done.
     let health = if result == Outcome::Complete {
-        Health::ready(&reason, message)
+        Health::ready(reason.as_str(), message)
     } else {
-        Health::stalled(&reason, message)
+        Health::stalled(reason.as_str(), message)
     };
     Ok((health, Action::await_change()))
 }
@@ -605,7 +635,7 @@ async fn running(
     status.job = Some(view.name.clone());
     status.start_time = status.start_time.clone().or(view.started.map(Time));
     let restoring = Health::progressing("Restoring", format!("job {} restores", view.name));
-    let health = job_control::watch_stuck(ctx, &ns, &view.name, restoring).await?;
+    let health = job_control::watch_stuck(ctx, &ns, view, restoring).await?;
     Ok((health, Action::requeue(RECHECK)))
 }
 
@@ -623,6 +653,56 @@ fn lost(status: &mut RestoreStatus, job_name: &str) -> (Health, Action) {
 struct Target {
     claim: String,
     node: Option<String>,
+    mover: MoverPlan,
+}
+
+/// What an unprivileged restore could not keep, and how to keep it.
+fn not_kept_note(owners: u64, modes: u64) -> String {
+    let mut what = Vec::new();
+    if owners > 0 {
+        what.push(format!(
+            "{owners} entries keep the restoring user as owner instead of the backed-up one"
+        ));
+    }
+    if modes > 0 {
+        what.push(format!(
+            "{modes} existing entries (a volume's root) kept their mode and times, as the \
+             restoring user does not own them"
+        ));
+    }
+    format!(
+        "; {}: restore with mover.privileged (where the namespace allows it) to keep owners",
+        what.join(", and ")
+    )
+}
+
+/// Who the restore pod runs as: the Restore's `mover`, else its set's, else the pods that
+/// mount the target claim, else those that mount the set's claims (pure).
+fn restore_mover(
+    spec: Option<&Mover>,
+    [target, set]: [&[ClaimUser]; 2],
+    storage: &StorageMount,
+    namespace: &str,
+    consent: Consent,
+) -> Result<MoverPlan, Problem> {
+    let choose = |users: &[ClaimUser]| {
+        let users: Vec<(&str, &PodIdentity)> = users
+            .iter()
+            .map(|u| (u.pod.as_str(), &u.identity))
+            .collect();
+        mover::choose(
+            spec,
+            &users,
+            matches!(storage, StorageMount::Filesystem { .. }),
+            namespace,
+            consent,
+        )
+        .map_err(Problem::from)
+    };
+    match choose(target)? {
+        MoverPlan::Restricted(id) if id.origin == mover::Origin::Default => choose(set),
+        plan => Ok(plan),
+    }
 }
 
 /// Create its Job, queued behind the repository's other operations.
@@ -648,17 +728,20 @@ async fn start(
     let claim = &target.claim;
     ctx.event(
         &r.object_ref(&()),
-        false,
         if suspend {
-            "RestoreQueued"
+            EventReason::Queued(OperationKind::Restore)
         } else {
-            "RestoreStarted"
+            EventReason::Started(OperationKind::Restore)
         },
         "Restore",
-        format!("restoring into claim {claim} with job {job_name}"),
+        format!(
+            "restoring into claim {claim} with job {job_name}, mover {}",
+            target.mover
+        ),
     )
     .await;
     status.job = Some(job_name.to_owned());
+    status.mover = Some(target.mover.to_string());
     status.phase = Some(if suspend {
         RestorePhase::Queued
     } else {
@@ -694,6 +777,7 @@ fn build_job(
         key: Some(&src.key),
         target: Some(&target.claim),
         node: target.node.as_deref(),
+        mover: target.mover.clone(),
         suspend,
         ..input
     })

@@ -4,6 +4,8 @@
 
 use crate::job::plan::OperationKind;
 use crate::job::summary::{BackupOutcome, BackupSummary, JobSummary, PurgeSummary, VerifySummary};
+use crate::operation::Outcome;
+use crate::operator::event_reason::EventReason;
 use holdfast_engine::repo::RepositoryTotals;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -14,6 +16,7 @@ use crate::api::backup_set::{
 };
 
 use super::job_view::{Ending, JobView, Report};
+use super::pod_results::Interruption;
 
 /// Runs kept in `recentRuns`.
 pub const RECENT_RUNS: usize = 10;
@@ -25,41 +28,27 @@ pub fn time(t: chrono::DateTime<chrono::Utc>) -> Time {
     Time(Timestamp::from_second(t.timestamp()).unwrap_or(Timestamp::UNIX_EPOCH))
 }
 
-/// How an operation ended: the `result` label of the runs metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Complete,
-    Partial,
-    Failed,
-    Aborted,
-    /// A verification that found damage.
-    Damaged,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Complete => "complete",
-            Outcome::Partial => "partial",
-            Outcome::Failed => "failed",
-            Outcome::Aborted => "aborted",
-            Outcome::Damaged => "damaged",
-        }
-    }
-}
-
 /// What absorbing a report amounts to, for events and metrics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Absorbed {
     pub kind: OperationKind,
     pub result: Outcome,
-    /// PascalCase event reason, e.g. `BackupComplete`.
-    pub reason: String,
     pub message: String,
-    pub warning: bool,
     pub seconds: f64,
     pub bytes_read: u64,
     pub bytes_stored: u64,
+}
+
+impl Absorbed {
+    /// Its Event's reason, e.g. `BackupComplete`.
+    pub fn reason(&self) -> EventReason {
+        EventReason::Ended(self.kind, self.result)
+    }
+
+    /// Whether its Event is a Warning.
+    pub fn warning(&self) -> bool {
+        self.reason().is_warning()
+    }
 }
 
 fn restore_points(t: &RepositoryTotals) -> RestorePoints {
@@ -88,13 +77,13 @@ fn push_run(status: &mut BackupSetStatus, run: RunSummary) {
     status.last_run = Some(run);
 }
 
-fn backup_run(job: &JobView, b: &BackupSummary) -> (RunSummary, Outcome) {
+fn backup_run(ended: &Ended<'_>, b: &BackupSummary) -> (RunSummary, Outcome) {
     let (phase, result) = match b.status {
         BackupOutcome::Complete => (RunPhase::Complete, Outcome::Complete),
         BackupOutcome::Partial => (RunPhase::Partial, Outcome::Partial),
         BackupOutcome::Aborted => (RunPhase::Aborted, Outcome::Aborted),
     };
-    let message = match b.status {
+    let errors = match b.status {
         BackupOutcome::Complete => None,
         _ => Some(
             b.errors
@@ -106,22 +95,39 @@ fn backup_run(job: &JobView, b: &BackupSummary) -> (RunSummary, Outcome) {
         )
         .filter(|m| !m.is_empty()),
     };
+    let message = match (errors, retried(ended.interrupted)) {
+        (Some(e), Some(r)) => Some(format!("{e}; {r}")),
+        (e, r) => e.or(r),
+    };
     (
         RunSummary {
             label: b.label.clone(),
             level: b.level.into(),
             phase,
-            job: Some(job.name.clone()),
+            job: Some(ended.job.name.clone()),
             start_time: Some(time(b.started)),
             completion_time: Some(time(b.finished)),
             files: b.files,
             bytes_read: b.bytes_read,
             bytes_stored: b.bytes_stored,
             errors: b.error_count,
+            mover: ended.job.mover.clone(),
+            interruptions: ended.interrupted.len() as u32,
             message,
         },
         result,
     )
+}
+
+/// Why a run took longer than it should have: the attempts a disruption stopped before the
+/// one that recorded it (the repository keeps each stopped attempt as an Aborted run).
+fn retried(interrupted: &[Interruption]) -> Option<String> {
+    let (first, rest) = interrupted.split_first()?;
+    let more = match rest.len() {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    Some(format!("run again after {}{more}", first.describe()))
 }
 
 fn sources(status: &mut BackupSetStatus, b: &BackupSummary) {
@@ -161,6 +167,7 @@ pub fn absorb(
     status: &mut BackupSetStatus,
     job: &JobView,
     report: &Report,
+    interrupted: &[Interruption],
     now: Timestamp,
 ) -> Option<Absorbed> {
     if status.handled_jobs.contains(&job.name) {
@@ -171,7 +178,11 @@ pub fn absorb(
     status.handled_jobs.drain(..overflow);
     // Every Job the controller makes carries its operation.
     let kind = job.operation?;
-    let ended = Ended { job, now };
+    let ended = Ended {
+        job,
+        interrupted,
+        now,
+    };
     let summary = match report {
         Report::Summary(s) => Some(s.as_ref()),
         Report::Missing(_) => None,
@@ -185,9 +196,10 @@ pub fn absorb(
     })
 }
 
-/// A finished Job, and when it is taken in.
+/// A finished Job, its attempts a disruption stopped, and when it is taken in.
 struct Ended<'a> {
     job: &'a JobView,
+    interrupted: &'a [Interruption],
     now: Timestamp,
 }
 
@@ -208,18 +220,10 @@ impl Ended<'_> {
     }
 
     /// What is taken in for the events and metrics, nothing read or stored.
-    fn absorbed(
-        &self,
-        kind: OperationKind,
-        result: Outcome,
-        reason: String,
-        message: String,
-    ) -> Absorbed {
+    fn absorbed(&self, kind: OperationKind, result: Outcome, message: String) -> Absorbed {
         Absorbed {
             kind,
-            warning: !matches!(result, Outcome::Complete | Outcome::Aborted),
             result,
-            reason,
             message,
             seconds: self.seconds(),
             bytes_read: 0,
@@ -240,7 +244,7 @@ fn why(report: &Report) -> String {
 }
 
 fn backed_up(status: &mut BackupSetStatus, ended: &Ended<'_>, b: &BackupSummary) -> Absorbed {
-    let (run, result) = backup_run(ended.job, b);
+    let (run, result) = backup_run(ended, b);
     sources(status, b);
     if let Some(t) = &b.repository {
         status.restore_points = Some(restore_points(t));
@@ -263,20 +267,18 @@ fn backed_up(status: &mut BackupSetStatus, ended: &Ended<'_>, b: &BackupSummary)
             .unwrap_or_default()
     );
     push_run(status, run);
-    let reason = match result {
-        Outcome::Complete => "BackupComplete",
-        Outcome::Partial => "BackupPartial",
-        _ => "BackupAborted",
-    };
     Absorbed {
-        warning: result != Outcome::Complete,
         bytes_read: if b.reused { 0 } else { b.bytes_read },
         bytes_stored: if b.reused { 0 } else { b.bytes_stored },
-        ..ended.absorbed(OperationKind::Backup, result, reason.into(), message)
+        ..ended.absorbed(OperationKind::Backup, result, message)
     }
 }
 
 fn backup_failed(status: &mut BackupSetStatus, ended: &Ended<'_>, why: String) -> Absorbed {
+    let why = match retried(ended.interrupted) {
+        Some(r) => format!("{why}; {r}"),
+        None => why,
+    };
     let message = if ended.aborted() {
         format!("aborted on request; what was read before is recorded as an Aborted run ({why})")
     } else {
@@ -307,18 +309,20 @@ fn failed_run(ended: &Ended<'_>, message: &str) -> RunSummary {
         bytes_read: 0,
         bytes_stored: 0,
         errors: 0,
+        mover: job.mover.clone(),
+        interruptions: ended.interrupted.len() as u32,
         message: Some(message.to_owned()),
     }
 }
 
 /// `<Kind>Failed`, or `<Kind>Aborted` when stopped on request.
 fn ended_badly(ended: &Ended<'_>, kind: OperationKind, message: String) -> Absorbed {
-    let (result, reason) = if ended.aborted() {
-        (Outcome::Aborted, format!("{}Aborted", title(kind.as_str())))
+    let result = if ended.aborted() {
+        Outcome::Aborted
     } else {
-        (Outcome::Failed, format!("{}Failed", title(kind.as_str())))
+        Outcome::Failed
     };
-    ended.absorbed(kind, result, reason, message)
+    ended.absorbed(kind, result, message)
 }
 
 fn purged(status: &mut BackupSetStatus, ended: &Ended<'_>, p: &PurgeSummary) -> Absorbed {
@@ -343,12 +347,7 @@ fn purged(status: &mut BackupSetStatus, ended: &Ended<'_>, p: &PurgeSummary) -> 
             .map(|d| format!("; {d}"))
             .unwrap_or_default()
     );
-    ended.absorbed(
-        OperationKind::Purge,
-        Outcome::Complete,
-        "PurgeComplete".into(),
-        message,
-    )
+    ended.absorbed(OperationKind::Purge, Outcome::Complete, message)
 }
 
 fn verified(status: &mut BackupSetStatus, ended: &Ended<'_>, v: &VerifySummary) -> Absorbed {
@@ -364,10 +363,9 @@ fn verified(status: &mut BackupSetStatus, ended: &Ended<'_>, v: &VerifySummary) 
         status.restore_points = Some(restore_points(t));
         status.usage = Some(usage(status.usage.as_ref(), t, None));
     }
-    let (result, reason, message) = if v.ok {
+    let (result, message) = if v.ok {
         (
             Outcome::Complete,
-            "VerifyOk",
             format!(
                 "{} verification: intact ({} volumes read)",
                 v.depth, v.volumes_read
@@ -376,7 +374,6 @@ fn verified(status: &mut BackupSetStatus, ended: &Ended<'_>, v: &VerifySummary) 
     } else {
         (
             Outcome::Damaged,
-            "VerifyDamaged",
             format!(
                 "{} verification found damage: {}",
                 v.depth,
@@ -384,7 +381,7 @@ fn verified(status: &mut BackupSetStatus, ended: &Ended<'_>, v: &VerifySummary) 
             ),
         )
     };
-    ended.absorbed(OperationKind::Verify, result, reason.into(), message)
+    ended.absorbed(OperationKind::Verify, result, message)
 }
 
 /// Any other operation that reported no result of its kind.
@@ -412,18 +409,6 @@ fn failed(
         _ => {}
     }
     ended_badly(ended, kind, why)
-}
-
-/// `backup` → `Backup`, `storage-check` → `StorageCheck`.
-pub fn title(kind: &str) -> String {
-    kind.split('-')
-        .map(|w| {
-            let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                .unwrap_or_default()
-        })
-        .collect()
 }
 
 #[cfg(test)]

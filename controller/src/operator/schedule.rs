@@ -14,6 +14,7 @@ use crate::api::{BackupSet, Schedule};
 use crate::operator::conditions::{Health, conditions};
 use crate::operator::context::Context;
 use crate::operator::error::Error;
+use crate::operator::event_reason::EventReason;
 use crate::operator::plan::schedule::{upcoming, validate};
 use crate::operator::plan::set::until;
 use crate::operator::write;
@@ -64,8 +65,7 @@ pub async fn reconcile(s: Arc<Schedule>, ctx: Arc<Context>) -> Result<Action, Er
             if !was_stalled {
                 ctx.event(
                     &s.object_ref(&()),
-                    true,
-                    "ScheduleInvalid",
+                    EventReason::Problem("ScheduleInvalid"),
                     "Validate",
                     m.clone(),
                 )

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::backup_set::DeletionPolicy;
+use crate::operator::event_reason::EventReason;
 use crate::operator::write;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
@@ -327,8 +328,7 @@ async fn absorb_check(
     if check.ok {
         ctx.event(
             &object,
-            false,
-            "StorageReady",
+            EventReason::StorageReady,
             "Check",
             "storage check passed",
         )
@@ -336,8 +336,7 @@ async fn absorb_check(
     } else {
         ctx.event(
             &object,
-            true,
-            "StorageCheckFailed",
+            EventReason::StorageCheckFailed,
             "Check",
             status.failed_checks.join("; "),
         )

@@ -108,7 +108,7 @@ fn open_for_backup(path: &Path) -> io::Result<File> {
 }
 
 /// Chunk and store everything `reader` yields; returns the data blob ids and byte count.
-pub fn chunk_stream<R: Read>(
+pub(crate) fn chunk_stream<R: Read>(
     reader: R,
     chunker: &ChunkerConfig,
     sink: &BlobSink,
@@ -143,7 +143,7 @@ pub fn chunk_stream<R: Read>(
 }
 
 /// Chunk and store a file's content. `buf` is the worker's reusable chunk window.
-pub fn read_file(
+pub(crate) fn read_file(
     path: &Path,
     stat: &EntryStat,
     chunker: &ChunkerConfig,

@@ -31,22 +31,22 @@ pub struct LevelPlan {
 }
 
 impl LevelPlan {
-    pub fn source(&self, name: &str) -> Option<&SourceLevelPlan> {
+    pub(crate) fn source(&self, name: &str) -> Option<&SourceLevelPlan> {
         self.sources.iter().find(|s| s.source == name)
     }
 
     /// Whether any source was promoted to full.
-    pub fn promoted(&self) -> bool {
+    pub(crate) fn promoted(&self) -> bool {
         self.sources.iter().any(|s| s.promoted)
     }
 
     /// The parent every source shares, if they share one (the run-level field).
-    pub fn common_parent(&self) -> Option<String> {
+    pub(crate) fn common_parent(&self) -> Option<String> {
         common(self.sources.iter().map(|s| &s.parent))
     }
 
     /// The base full every source shares, if they share one (the run-level field).
-    pub fn common_base_full(&self) -> Option<String> {
+    pub(crate) fn common_base_full(&self) -> Option<String> {
         common(self.sources.iter().map(|s| &s.base_full))
     }
 }
@@ -63,7 +63,11 @@ fn common<'a>(mut values: impl Iterator<Item = &'a Option<String>>) -> Option<St
 /// Full: no parent. Differential: the source's newest full is both parent and base.
 /// Incremental: the source's newest entry in that full's cycle is the parent. A source with
 /// no full (new, or whose fulls all expired) is promoted to full.
-pub fn plan_source(source: &str, requested: Level, entries: &[SourceEntry]) -> SourceLevelPlan {
+pub(crate) fn plan_source(
+    source: &str,
+    requested: Level,
+    entries: &[SourceEntry],
+) -> SourceLevelPlan {
     let full = SourceLevelPlan {
         source: source.to_owned(),
         requested,
@@ -112,7 +116,7 @@ pub fn plan_source(source: &str, requested: Level, entries: &[SourceEntry]) -> S
 }
 
 /// Plan a run: each `(source, requested level)` against the catalog.
-pub fn plan_levels(requests: &[(&str, Level)], entries: &[SourceEntry]) -> LevelPlan {
+pub(crate) fn plan_levels(requests: &[(&str, Level)], entries: &[SourceEntry]) -> LevelPlan {
     let sources: Vec<SourceLevelPlan> = requests
         .iter()
         .map(|(name, level)| plan_source(name, *level, entries))

@@ -8,7 +8,7 @@ mod stream;
 mod walk;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -32,7 +32,7 @@ use crate::repo::{Indexed, Repository};
 use crate::sink::{BlobSink, SinkOptions, SinkSummary};
 use crate::{Error, Result};
 
-pub use level::{LevelPlan, SourceLevelPlan, plan_levels, plan_source};
+pub(crate) use level::{LevelPlan, SourceLevelPlan, plan_levels};
 pub use stream::{PipeSpec, PipeStatus, stderr_tail, with_suffix};
 
 /// Where a source's data comes from.
@@ -53,6 +53,7 @@ pub enum SourceInput {
 pub struct SourceSpec {
     /// Name of the source within the run (unique per run).
     pub name: String,
+    /// Where the data comes from.
     pub input: SourceInput,
     /// Patterns left out of this source (besides the run's own).
     pub exclude: Vec<String>,
@@ -80,18 +81,22 @@ impl SourceSpec {
         }
     }
 
+    /// A directory tree or a single file at `path`.
     pub fn path(name: impl Into<String>, path: impl Into<PathBuf>) -> Self {
         Self::new(name, SourceInput::Path(path.into()))
     }
 
+    /// This process's standard input, stored as one stream.
     pub fn stdin(name: impl Into<String>) -> Self {
         Self::new(name, SourceInput::Stdin)
     }
 
+    /// The standard output of `command`, run through `sh -c`, stored as one stream.
     pub fn command(name: impl Into<String>, command: impl Into<String>) -> Self {
         Self::new(name, SourceInput::Command(command.into()))
     }
 
+    /// A stream another container writes into a FIFO (see [`PipeSpec`]).
     pub fn pipe(name: impl Into<String>, pipe: PipeSpec) -> Self {
         Self::new(name, SourceInput::Pipe(pipe))
     }
@@ -106,13 +111,14 @@ impl SourceSpec {
 /// time, and a retried job finds the run it already recorded instead of making another.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slot {
+    /// The slot's scheduled time, which the run's label takes.
     pub time: chrono::DateTime<Utc>,
     /// Unique per slot, e.g. the job name; recorded as the tag `job:<id>`.
     pub id: String,
 }
 
 impl Slot {
-    pub fn tag(&self) -> String {
+    pub(crate) fn tag(&self) -> String {
         format!("job:{}", self.id)
     }
 }
@@ -128,16 +134,24 @@ pub struct BackupOptions {
     pub owner: Option<String>,
     /// Write even into a repository owned by another set.
     pub force: bool,
+    /// Glob patterns of paths to leave out (matched against paths inside each source).
     pub exclude: Vec<String>,
+    /// Stay on each source's filesystem: do not descend into other mounts.
     pub one_file_system: bool,
+    /// How new blobs are compressed.
     pub compression: CompressionLevel,
+    /// Threads reading files (default: one per core).
     pub read_threads: usize,
     /// How many files the walk may be ahead of the readers (listed, not yet stored in a
     /// directory tree) before it waits; bounds memory on huge trees.
     pub read_ahead_files: usize,
+    /// Threads compressing and sealing blobs (default: one per core).
     pub encode_threads: usize,
+    /// Volume uploads in flight at once (default 4).
     pub uploads: usize,
+    /// The host recorded in the run (default: this machine's name).
     pub host: String,
+    /// Free-form tags recorded in the run.
     pub tags: Vec<String>,
     /// Count the sources first (in parallel) so progress has a total.
     pub scan_totals: bool,
@@ -184,15 +198,20 @@ impl Default for BackupOptions {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupReport {
+    /// The run as recorded in the repository.
     pub run: RunManifest,
     /// Some source's requested level was promoted to full because that source had no full
     /// to base it on (`run.sources[].level` says which).
     pub promoted: bool,
     /// The sources that were promoted to full.
     pub promoted_sources: Vec<String>,
+    /// The level asked for (a source may have been promoted, see `promoted`).
     pub requested_level: Level,
+    /// Wall time of the backup.
     pub duration_ms: u64,
+    /// Volumes (pack files) written.
     pub volumes_written: u64,
+    /// Index segments written.
     pub index_segments_written: usize,
     /// The slot's run already existed (a retried job): it is reported, nothing was read.
     pub reused: bool,
@@ -658,43 +677,58 @@ fn backup_source(
     let SourceCtx {
         repo,
         sink,
+        progress,
+        chunker,
+        ..
+    } = *cx;
+    let name = source.stream_name();
+    let (out, origin) = match &source.input {
+        SourceInput::Stdin => (
+            stream::read_stream(name, std::io::stdin().lock(), chunker, sink, progress)?,
+            PathText::Utf8("<stdin>".into()),
+        ),
+        SourceInput::Command(cmd) => (
+            stream::read_command(name, cmd, chunker, sink, progress)?,
+            PathText::Utf8(cmd.clone()),
+        ),
+        SourceInput::Pipe(pipe) => (
+            stream::read_pipe(name, pipe, chunker, sink, progress)?,
+            PathText::from_bytes(path_bytes(&pipe.fifo)),
+        ),
+        SourceInput::Path(path) => {
+            return backup_path(cx, source, path, parent_tree, reuse_unchanged, link_group);
+        }
+    };
+    stream_manifest(repo, sink, source, origin, out)
+}
+
+/// A source read from a path: a directory tree, a single file, or a FIFO read as a stream.
+fn backup_path(
+    cx: &SourceCtx<'_>,
+    source: &SourceSpec,
+    path: &Path,
+    parent_tree: Option<Id>,
+    reuse_unchanged: bool,
+    link_group: &mut u64,
+) -> Result<SourceManifest> {
+    let SourceCtx {
+        repo,
+        sink,
         filter,
         files,
         progress,
         opts,
         chunker,
     } = *cx;
-    let name = source.stream_name();
-    let path = match &source.input {
-        SourceInput::Stdin => {
-            let out = stream::read_stream(name, std::io::stdin().lock(), chunker, sink, progress)?;
-            return stream_manifest(repo, sink, source, PathText::Utf8("<stdin>".into()), out);
-        }
-        SourceInput::Command(cmd) => {
-            let out = stream::read_command(name, cmd, chunker, sink, progress)?;
-            return stream_manifest(repo, sink, source, PathText::Utf8(cmd.clone()), out);
-        }
-        SourceInput::Pipe(pipe) => {
-            let out = stream::read_pipe(name, pipe, chunker, sink, progress)?;
-            let origin = PathText::from_bytes(path_bytes(&pipe.fifo));
-            return stream_manifest(repo, sink, source, origin, out);
-        }
-        SourceInput::Path(p) => p,
-    };
     // The root argument is followed if it is a symlink: `backup /data` means the data.
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     let stat = EntryStat::from_metadata(&meta);
-    let origin = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+    let origin = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     if stat.kind == NodeKind::Fifo {
         let fifo = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let out = stream::read_stream(name, fifo, chunker, sink, progress)?;
-        return stream_manifest(
-            repo,
-            sink,
-            source,
-            PathText::from_bytes(path_bytes(&origin)),
-            out,
-        );
+        let out = stream::read_stream(source.stream_name(), fifo, chunker, sink, progress)?;
+        let origin = PathText::from_bytes(path_bytes(&origin));
+        return stream_manifest(repo, sink, source, origin, out);
     }
     let mut walker = walk::Walker {
         repo,
@@ -725,13 +759,8 @@ fn backup_source(
                 .as_ref()
                 .filter(|n| n.kind == NodeKind::Dir)
                 .and_then(|n| n.subtree);
-            match walker.walk_root(path, prev)? {
-                Some(id) => {
-                    root.subtree = Some(id);
-                    true
-                }
-                None => false,
-            }
+            root.subtree = walker.walk_root(path, prev)?;
+            root.subtree.is_some()
         }
         NodeKind::File
             if reuse_unchanged
@@ -748,44 +777,7 @@ fn backup_source(
             root.size = prev.size;
             true
         }
-        NodeKind::File => {
-            walker.stats.files += 1;
-            walker.stats.bytes_total += stat.size;
-            // Through the reader pool, whose chunk windows are already allocated.
-            let promise = promise::Promise::new();
-            walker.files.push(walk::FileJob {
-                path: path.clone(),
-                stat: stat.clone(),
-                promise: promise.clone(),
-            })?;
-            walker.files.flush()?;
-            match promise.wait() {
-                Ok(c) => {
-                    root.content = c.content;
-                    root.extents = c.extents;
-                    root.size = c.size;
-                    walker.stats.bytes_read += c.bytes_read;
-                    if c.changed {
-                        root.flags |= Node::CHANGED_DURING_READ;
-                        walker.warnings.push(ItemError {
-                            path: "/".into(),
-                            error: "changed while being read".into(),
-                        });
-                        walker.stats.warnings += 1;
-                    }
-                    true
-                }
-                Err(file::FileFailure::Unreadable(msg)) => {
-                    walker.errors.push(ItemError {
-                        path: "/".into(),
-                        error: format!("not read: {msg}"),
-                    });
-                    walker.stats.errors += 1;
-                    false
-                }
-                Err(file::FileFailure::Aborted) => return Err(Error::Interrupted),
-            }
-        }
+        NodeKind::File => read_root_file(&mut walker, path, &stat, &mut root)?,
         other => {
             return Err(Error::InvalidArgument(format!(
                 "cannot back up {}: it is a {}, not a directory, file or FIFO",
@@ -818,4 +810,49 @@ fn backup_source(
         parent: None,
         base_full: None,
     })
+}
+
+/// A source that is one file, read through the reader pool (whose chunk windows are already
+/// allocated) into `root`. Whether it was stored; an unreadable file is the source's error.
+fn read_root_file(
+    walker: &mut walk::Walker<'_>,
+    path: &Path,
+    stat: &EntryStat,
+    root: &mut Node,
+) -> Result<bool> {
+    walker.stats.files += 1;
+    walker.stats.bytes_total += stat.size;
+    let promise = promise::Promise::new();
+    walker.files.push(walk::FileJob {
+        path: path.to_path_buf(),
+        stat: stat.clone(),
+        promise: promise.clone(),
+    })?;
+    walker.files.flush()?;
+    match promise.wait() {
+        Ok(c) => {
+            root.content = c.content;
+            root.extents = c.extents;
+            root.size = c.size;
+            walker.stats.bytes_read += c.bytes_read;
+            if c.changed {
+                root.flags |= Node::CHANGED_DURING_READ;
+                walker.warnings.push(ItemError {
+                    path: "/".into(),
+                    error: "changed while being read".into(),
+                });
+                walker.stats.warnings += 1;
+            }
+            Ok(true)
+        }
+        Err(file::FileFailure::Unreadable(msg)) => {
+            walker.errors.push(ItemError {
+                path: "/".into(),
+                error: format!("not read: {msg}"),
+            });
+            walker.stats.errors += 1;
+            Ok(false)
+        }
+        Err(file::FileFailure::Aborted) => Err(Error::Interrupted),
+    }
 }

@@ -26,7 +26,7 @@ impl<T> Clone for Promise<T> {
 }
 
 impl<T: Clone> Promise<T> {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Promise {
             inner: Arc::new((
                 Mutex::new(State {
@@ -38,7 +38,7 @@ impl<T: Clone> Promise<T> {
         }
     }
 
-    pub fn set(&self, value: T) {
+    pub(crate) fn set(&self, value: T) {
         let (lock, cvar) = &*self.inner;
         let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
         state.value = Some(value);
@@ -50,7 +50,7 @@ impl<T: Clone> Promise<T> {
     }
 
     /// Whether the value is there (`wait` would not block).
-    pub fn is_set(&self) -> bool {
+    pub(crate) fn is_set(&self) -> bool {
         let (lock, _) = &*self.inner;
         lock.lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -58,7 +58,7 @@ impl<T: Clone> Promise<T> {
             .is_some()
     }
 
-    pub fn wait(&self) -> T {
+    pub(crate) fn wait(&self) -> T {
         let (lock, cvar) = &*self.inner;
         let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
         loop {

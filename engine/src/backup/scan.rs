@@ -11,7 +11,12 @@ use super::{SourceInput, SourceSpec};
 /// Count files and bytes of `sources` into the progress totals. The counts are estimates:
 /// the tree may change, and errors are skipped here (the backup itself reports them).
 /// Stops early when `stop` is set.
-pub fn count(sources: &[SourceSpec], filter: &PathFilter, progress: &Progress, stop: &AtomicBool) {
+pub(crate) fn count(
+    sources: &[SourceSpec],
+    filter: &PathFilter,
+    progress: &Progress,
+    stop: &AtomicBool,
+) {
     for source in sources {
         let SourceInput::Path(root) = &source.input else {
             continue;

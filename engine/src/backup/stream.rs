@@ -17,7 +17,7 @@ use crate::sink::BlobSink;
 pub const STDERR_TAIL: usize = 2048;
 
 /// Read a command's stderr to its end, copying it to `forward` if given, and keep its last
-/// [`STDERR_TAIL`] bytes for the report: a chatty command must not grow memory.
+/// 2 KiB for the report: a chatty command must not grow memory.
 pub fn stderr_tail(mut err: impl Read, mut forward: Option<&mut dyn Write>) -> String {
     let mut tail: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 8192];
@@ -178,23 +178,24 @@ pub(super) fn read_command(
 /// status is there when the stream ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PipeSpec {
+    /// The FIFO both containers share.
     pub fifo: std::path::PathBuf,
     /// How long the other container may take to start the command.
     pub start_timeout: std::time::Duration,
 }
 
 impl PipeSpec {
-    pub fn started_marker(&self) -> std::path::PathBuf {
+    pub(crate) fn started_marker(&self) -> std::path::PathBuf {
         with_suffix(&self.fifo, ".started")
     }
 
-    pub fn status_file(&self) -> std::path::PathBuf {
+    pub(crate) fn status_file(&self) -> std::path::PathBuf {
         with_suffix(&self.fifo, ".status")
     }
 
     /// Left by the reader once it holds the FIFO open: until then the writer keeps its own
     /// end open, so a short output that fits in the pipe is not lost with the pipe.
-    pub fn reading_marker(&self) -> std::path::PathBuf {
+    pub(crate) fn reading_marker(&self) -> std::path::PathBuf {
         with_suffix(&self.fifo, ".reading")
     }
 }
@@ -211,19 +212,22 @@ pub fn with_suffix(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
 #[serde(rename_all = "camelCase")]
 pub struct PipeStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The command's exit code, when it exited.
     pub exit_code: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The signal that ended the command, when one did.
     pub signal: Option<i32>,
     /// The command could not be run at all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(default)]
+    /// The end of the command's standard error, for the failure's message.
     pub stderr_tail: String,
 }
 
 impl PipeStatus {
     /// `None` when the command succeeded, else what went wrong, for the run's error list.
-    pub fn failure(&self, what: &str) -> Option<String> {
+    pub(crate) fn failure(&self, what: &str) -> Option<String> {
         let detail = if self.stderr_tail.is_empty() {
             String::new()
         } else {

@@ -47,7 +47,7 @@ pub(super) struct FileQueue<'a> {
 }
 
 impl<'a> FileQueue<'a> {
-    pub fn new(tx: &'a Sender<Vec<FileJob>>) -> Self {
+    pub(crate) fn new(tx: &'a Sender<Vec<FileJob>>) -> Self {
         FileQueue {
             tx,
             pending: Vec::new(),
@@ -55,7 +55,7 @@ impl<'a> FileQueue<'a> {
         }
     }
 
-    pub fn push(&mut self, job: FileJob) -> Result<()> {
+    pub(crate) fn push(&mut self, job: FileJob) -> Result<()> {
         self.bytes += job.stat.size;
         self.pending.push(job);
         if self.pending.len() >= BATCH_FILES || self.bytes >= BATCH_BYTES {
@@ -64,7 +64,7 @@ impl<'a> FileQueue<'a> {
         Ok(())
     }
 
-    pub fn flush(&mut self) -> Result<()> {
+    pub(crate) fn flush(&mut self) -> Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -317,7 +317,7 @@ impl Walker<'_> {
 
     /// Walk a source's root directory and store its tree; `None` when it could not be
     /// listed (reported as an error).
-    pub fn walk_root(&mut self, path: &Path, parent: Option<Id>) -> Result<Option<Id>> {
+    pub(crate) fn walk_root(&mut self, path: &Path, parent: Option<Id>) -> Result<Option<Id>> {
         match self.walk_dir(path, b"", parent)? {
             None => Ok(None),
             Some(Subtree::Stored(id)) => Ok(Some(id)),
@@ -506,7 +506,7 @@ impl Walker<'_> {
         })
     }
 
-    pub fn store_tree(&mut self, tree: Tree) -> Result<Id> {
+    pub(crate) fn store_tree(&mut self, tree: Tree) -> Result<Id> {
         let bytes = tree.encode().map_err(Error::internal)?;
         let id = self.sink.key().blob_id(&bytes);
         self.sink.add(BlobKind::Tree, id, &bytes)?;

@@ -18,6 +18,7 @@ pub const MIN_KDF_ITERATIONS: u32 = 1_000;
 pub struct KdfParams {
     /// Always `pbkdf2-hmac-sha256` in format version 1.
     pub algorithm: String,
+    /// PBKDF2-HMAC-SHA256 iterations.
     pub iterations: u32,
     /// 32 random bytes, hex.
     pub salt: String,
@@ -27,6 +28,7 @@ pub struct KdfParams {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyFile {
+    /// How the passphrase is stretched into the wrapping key.
     pub kdf: KdfParams,
     /// Always `aes-256-gcm` in format version 1.
     pub cipher: String,
@@ -43,10 +45,13 @@ const CIPHER: &str = "aes-256-gcm";
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
     #[error("the passphrase does not open this key")]
+    /// The passphrase does not unwrap the key.
     WrongKey,
     #[error("key file is malformed: {0}")]
+    /// The key file does not parse; the text says what is wrong.
     Malformed(String),
     #[error(transparent)]
+    /// Sealing or opening failed.
     Crypto(#[from] CryptoError),
 }
 
@@ -75,7 +80,7 @@ fn derive(passphrase: &[u8], salt: &[u8], iterations: u32) -> Result<[u8; 32], K
 
 impl KeyFile {
     /// Wrap `master` under `passphrase` for the repository `repo_id`.
-    pub fn wrap(
+    pub(crate) fn wrap(
         master: &MasterKey,
         passphrase: &[u8],
         repo_id: &str,
@@ -98,7 +103,11 @@ impl KeyFile {
     }
 
     /// Unwrap the master key; a wrong passphrase is [`KeyFileError::WrongKey`].
-    pub fn unwrap_key(&self, passphrase: &[u8], repo_id: &str) -> Result<MasterKey, KeyFileError> {
+    pub(crate) fn unwrap_key(
+        &self,
+        passphrase: &[u8],
+        repo_id: &str,
+    ) -> Result<MasterKey, KeyFileError> {
         if self.kdf.algorithm != KDF_ALGORITHM || self.cipher != CIPHER {
             return Err(KeyFileError::Malformed(format!(
                 "unsupported key algorithms {} / {}",

@@ -38,7 +38,7 @@ impl fmt::Debug for MasterKey {
 }
 
 impl MasterKey {
-    pub fn generate() -> Result<Self, CryptoError> {
+    pub(crate) fn generate() -> Result<Self, CryptoError> {
         Self::from_raw(random_bytes::<MASTER_KEY_LEN>()?)
     }
 
@@ -61,6 +61,7 @@ impl MasterKey {
         self.ids = ids;
     }
 
+    /// How this repository names blobs (see [`IdScheme`]).
     pub fn id_scheme(&self) -> IdScheme {
         self.ids
     }
@@ -71,14 +72,14 @@ impl MasterKey {
 
     /// Seed for the content-defined chunker's gear table, so chunk boundaries differ per
     /// repository and chunk sizes are harder to match against known files.
-    pub fn chunker_seed(&self) -> u64 {
+    pub(crate) fn chunker_seed(&self) -> u64 {
         let mut seed = [0u8; 8];
         seed.copy_from_slice(&self.raw[64..72]);
         u64::from_le_bytes(seed)
     }
 
     /// The keyed identifier of a blob's plaintext.
-    pub fn blob_id(&self, plaintext: &[u8]) -> Id {
+    pub(crate) fn blob_id(&self, plaintext: &[u8]) -> Id {
         match self.ids {
             IdScheme::HmacSha256 => {
                 let tag = ring::hmac::sign(&self.mac, plaintext);
@@ -90,6 +91,7 @@ impl MasterKey {
         }
     }
 
+    /// Encrypt and authenticate `plaintext`, bound to `aad` (one of [`crate::format::aad`]).
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
         seal_with(&self.enc, aad, plaintext)
     }
@@ -104,7 +106,7 @@ impl MasterKey {
         super::seal_in_place_at(&self.enc, aad, buf, at)
     }
 
-    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    pub(crate) fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
         open_with(&self.enc, aad, sealed)
     }
 }

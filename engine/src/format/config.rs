@@ -33,7 +33,7 @@ pub const KNOWN_FEATURES: &[&str] = &[
 ];
 
 /// The operations each feature this build writes is required for.
-pub fn feature_operations(feature: &str) -> &'static [Operation] {
+pub(crate) fn feature_operations(feature: &str) -> &'static [Operation] {
     match feature {
         FEATURE_SOURCE_LEVELS => &[Operation::Write, Operation::Delete],
         FEATURE_BLAKE3_IDS | FEATURE_ABORTED_RUNS => &[
@@ -52,14 +52,18 @@ pub const DEFAULT_PACK_SIZE: u32 = 16 * 1024 * 1024;
 /// What a command is about to do with the repository, for feature checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
+    /// Reading runs and data.
     Read,
+    /// Writing new runs.
     Write,
+    /// Verifying.
     Check,
+    /// Purging and destroying.
     Delete,
 }
 
 impl Operation {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Operation::Read => "read",
             Operation::Write => "write",
@@ -73,12 +77,16 @@ impl Operation {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Features {
     #[serde(default)]
+    /// Features a reader must know to read.
     pub read: Vec<String>,
     #[serde(default)]
+    /// Features a writer must know to write.
     pub write: Vec<String>,
     #[serde(default)]
+    /// Features verify must know to check.
     pub check: Vec<String>,
     #[serde(default)]
+    /// Features purge must know to delete.
     pub delete: Vec<String>,
 }
 
@@ -91,7 +99,7 @@ impl Features {
     }
 
     /// Require `feature` for the operations it concerns.
-    pub fn add(&mut self, feature: &str) {
+    pub(crate) fn add(&mut self, feature: &str) {
         for op in feature_operations(feature) {
             let list = self.list_mut(*op);
             if !list.iter().any(|f| f == feature) {
@@ -119,7 +127,7 @@ impl Features {
     }
 
     /// The features `op` needs that this build does not know.
-    pub fn unknown_for(&self, op: Operation) -> Vec<String> {
+    pub(crate) fn unknown_for(&self, op: Operation) -> Vec<String> {
         self.list(op)
             .iter()
             .filter(|f| !KNOWN_FEATURES.contains(&f.as_str()))
@@ -133,14 +141,19 @@ impl Features {
 pub struct RepoConfig {
     /// Always `"holdfast-repository"`; tells a Holdfast repository from other data.
     pub kind: String,
+    /// The format version (see [`FORMAT_VERSION`]).
     pub version: u32,
     /// Random repository identifier, 32 hex digits.
     pub id: String,
+    /// Format features in use, by the operation that must know them.
     pub features: Features,
+    /// How files are cut into chunks; fixed for the repository's life, since dedup depends on it.
     pub chunker: ChunkerParams,
     /// Target volume size in bytes.
     pub pack_size: u32,
+    /// When the repository was created (RFC 3339).
     pub created: String,
 }
 
+/// The `kind` every repository `config` carries, so that another tool's file is not taken for one.
 pub const CONFIG_KIND: &str = "holdfast-repository";

@@ -15,7 +15,7 @@ use crate::compress::Encoding;
 use crate::crypto::MasterKey;
 use crate::id::Id;
 
-use super::pack::{BlobHeader, BlobKind, PackEntry};
+use super::pack::{BlobKind, PackEntry};
 use super::{FormatError, Reader, aad};
 
 const MAGIC: &[u8; 4] = b"HFIX";
@@ -51,7 +51,7 @@ pub struct IndexSegment {
 
 impl IndexSegment {
     /// Record a stored volume and its blobs.
-    pub fn add_pack(&mut self, id: Id, size: u64, entries: &[PackEntry]) {
+    pub(crate) fn add_pack(&mut self, id: Id, size: u64, entries: &[PackEntry]) {
         let pack = self.packs.len() as u32;
         self.packs.push(PackRecord { id, size });
         self.entries.extend(entries.iter().map(|e| IndexEntry {
@@ -65,12 +65,12 @@ impl IndexSegment {
         }));
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.packs.is_empty()
     }
 
     /// Serialize, compress and seal. Returns the object id (SHA-256 of the sealed bytes).
-    pub fn seal(&self, key: &MasterKey) -> Result<(Id, Vec<u8>), crate::Error> {
+    pub(crate) fn seal(&self, key: &MasterKey) -> Result<(Id, Vec<u8>), crate::Error> {
         let mut entries = self.entries.clone();
         entries.sort_unstable_by_key(|e| e.id);
         let mut out = Vec::with_capacity(16 + self.packs.len() * 40 + entries.len() * 50);
@@ -96,7 +96,7 @@ impl IndexSegment {
         Ok((Id::content(key.id_scheme(), &sealed), sealed))
     }
 
-    pub fn open(key: &MasterKey, sealed: &[u8], name: &str) -> Result<Self, crate::Error> {
+    pub(crate) fn open(key: &MasterKey, sealed: &[u8], name: &str) -> Result<Self, crate::Error> {
         let compressed = key.open(aad::INDEX, sealed).map_err(|_| {
             crate::Error::corrupt(format!("index segment {name} failed authentication"))
         })?;
@@ -168,12 +168,17 @@ impl IndexSegment {
 /// Where to find a blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlobLocation {
+    /// The volume holding the blob.
     pub pack: Id,
     /// Size of the whole volume.
     pub pack_size: u64,
+    /// Where the sealed blob starts in the volume.
     pub offset: u32,
+    /// Length of the sealed blob.
     pub length: u32,
+    /// Length of the blob's plaintext.
     pub raw_len: u32,
+    /// Whether the blob is file data or a directory listing.
     pub kind: BlobKind,
 }
 
@@ -188,12 +193,12 @@ pub struct MasterIndex {
 }
 
 impl MasterIndex {
-    pub fn from_segments(segments: Vec<(String, IndexSegment)>) -> Self {
+    pub(crate) fn from_segments(segments: Vec<(String, IndexSegment)>) -> Self {
         Self::from_segments_avoiding(segments, &std::collections::HashSet::new())
     }
 
     /// Merge segments; where a blob is in several volumes, prefer one not in `avoid`.
-    pub fn from_segments_avoiding(
+    pub(crate) fn from_segments_avoiding(
         segments: Vec<(String, IndexSegment)>,
         avoid: &std::collections::HashSet<Id>,
     ) -> Self {
@@ -236,7 +241,7 @@ impl MasterIndex {
     }
 
     /// This index plus newly written segments (so a handle sees the blobs it just stored).
-    pub fn with_segments(&self, segments: Vec<(String, IndexSegment)>) -> Self {
+    pub(crate) fn with_segments(&self, segments: Vec<(String, IndexSegment)>) -> Self {
         let existing = IndexSegment {
             packs: self.packs.clone(),
             entries: self.entries.clone(),
@@ -251,7 +256,7 @@ impl MasterIndex {
 
     /// Re-segment the index without the volumes in `exclude`, at most `packs_per_segment`
     /// volumes per segment.
-    pub fn to_segments(
+    pub(crate) fn to_segments(
         &self,
         exclude: &std::collections::HashSet<Id>,
         packs_per_segment: usize,
@@ -281,6 +286,7 @@ impl MasterIndex {
         out
     }
 
+    /// Where the blob `id` is stored, if any volume holds it.
     pub fn lookup(&self, id: &Id) -> Option<BlobLocation> {
         let pos = self.entries.binary_search_by(|e| e.id.cmp(id)).ok()?;
         let e = &self.entries[pos];
@@ -294,40 +300,28 @@ impl MasterIndex {
         })
     }
 
-    pub fn contains(&self, id: &Id) -> bool {
+    pub(crate) fn contains(&self, id: &Id) -> bool {
         self.entries.binary_search_by(|e| e.id.cmp(id)).is_ok()
     }
 
-    pub fn packs(&self) -> &[PackRecord] {
+    pub(crate) fn packs(&self) -> &[PackRecord] {
         &self.packs
     }
 
-    pub fn entries(&self) -> &[IndexEntry] {
+    pub(crate) fn entries(&self) -> &[IndexEntry] {
         &self.entries
     }
 
-    pub fn pack_id(&self, entry: &IndexEntry) -> Id {
+    pub(crate) fn pack_id(&self, entry: &IndexEntry) -> Id {
         self.packs[entry.pack as usize].id
     }
 
-    pub fn segment_names(&self) -> &[String] {
+    pub(crate) fn segment_names(&self) -> &[String] {
         &self.segments
     }
 
-    pub fn blob_count(&self) -> usize {
+    pub(crate) fn blob_count(&self) -> usize {
         self.entries.len()
-    }
-}
-
-impl IndexEntry {
-    pub fn header_view(&self, sealed_len: u32) -> BlobHeader {
-        BlobHeader {
-            kind: self.kind,
-            encoding: self.encoding,
-            raw_len: self.raw_len,
-            sealed_len,
-            id: self.id,
-        }
     }
 }
 
@@ -335,6 +329,7 @@ impl IndexEntry {
 mod tests {
     use super::*;
     use crate::format::pack::BLOB_HEADER_LEN;
+    use crate::format::pack::BlobHeader;
 
     fn entry(id: u8, offset: u32) -> PackEntry {
         PackEntry {

@@ -1,21 +1,30 @@
 //! Repository format version 1: the bytes of every object. See `engine/FORMAT.md`.
 
 pub mod config;
-pub mod index;
-pub mod pack;
+pub(crate) mod index;
+pub(crate) mod pack;
+pub use pack::BlobKind;
 pub mod run;
 pub mod tree;
 
 /// Associated-data prefixes that bind each sealed object to its kind, so one kind of object
 /// can never be substituted for another.
 pub mod aad {
+    /// The repository's owner record.
     pub const OWNER: &[u8] = b"holdfast/v1/owner";
+    /// An index segment.
     pub const INDEX: &[u8] = b"holdfast/v1/index";
+    /// A run manifest.
     pub const RUN: &[u8] = b"holdfast/v1/run";
+    /// A blob in a volume.
     pub const BLOB: &[u8] = b"holdfast/v1/blob";
+    /// A volume's trailer (its table of blobs).
     pub const PACK_TRAILER: &[u8] = b"holdfast/v1/pack-trailer";
+    /// A lock object.
     pub const LOCK: &[u8] = b"holdfast/v1/lock";
+    /// A run's archive mark.
     pub const ARCHIVE: &[u8] = b"holdfast/v1/archive";
+    /// Purge's record of marked volumes.
     pub const MARKS: &[u8] = b"holdfast/v1/marks";
 }
 
@@ -23,12 +32,14 @@ pub mod aad {
 #[derive(Debug, thiserror::Error)]
 #[error("{what} is malformed: {detail}")]
 pub struct FormatError {
+    /// What was being parsed (an object key or kind).
     pub what: String,
+    /// What is wrong with it.
     pub detail: String,
 }
 
 impl FormatError {
-    pub fn new(what: impl Into<String>, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(what: impl Into<String>, detail: impl Into<String>) -> Self {
         FormatError {
             what: what.into(),
             detail: detail.into(),

@@ -27,12 +27,14 @@ pub const BLOB_HEADER_LEN: usize = 44;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum BlobKind {
+    /// A chunk of file or stream content.
     Data = 1,
+    /// A directory listing (a serialized [`crate::format::tree::Tree`]).
     Tree = 2,
 }
 
 impl BlobKind {
-    pub fn from_u8(v: u8) -> Option<Self> {
+    pub(crate) fn from_u8(v: u8) -> Option<Self> {
         match v {
             1 => Some(BlobKind::Data),
             2 => Some(BlobKind::Tree),
@@ -52,7 +54,7 @@ pub struct BlobHeader {
 }
 
 impl BlobHeader {
-    pub fn encode(&self) -> [u8; BLOB_HEADER_LEN] {
+    pub(crate) fn encode(&self) -> [u8; BLOB_HEADER_LEN] {
         let mut out = [0u8; BLOB_HEADER_LEN];
         out[0] = self.kind as u8;
         out[1] = self.encoding as u8;
@@ -62,7 +64,7 @@ impl BlobHeader {
         out
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
         let mut r = Reader::new(bytes, "blob header");
         let kind = r.u8()?;
         let encoding = r.u8()?;
@@ -91,7 +93,7 @@ impl BlobHeader {
     }
 
     /// Bytes the entry (header and sealed payload) takes in the volume.
-    pub fn entry_len(&self) -> u32 {
+    pub(crate) fn entry_len(&self) -> u32 {
         BLOB_HEADER_LEN as u32 + self.sealed_len
     }
 }
@@ -112,7 +114,7 @@ pub struct EncodedBlob {
 }
 
 /// Compress and seal one blob whose id the caller already computed.
-pub fn encode_blob(
+pub(crate) fn encode_blob(
     key: &MasterKey,
     compressor: &mut Compressor,
     kind: BlobKind,
@@ -153,7 +155,10 @@ pub enum BlobError {
 
 /// Open one entry (header + sealed payload) and return its plaintext after checking that the
 /// keyed MAC of the plaintext is the id in the header.
-pub fn decode_blob(key: &MasterKey, entry: &[u8]) -> Result<(BlobHeader, Vec<u8>), BlobError> {
+pub(crate) fn decode_blob(
+    key: &MasterKey,
+    entry: &[u8],
+) -> Result<(BlobHeader, Vec<u8>), BlobError> {
     if entry.len() < BLOB_HEADER_LEN {
         return Err(FormatError::new("blob entry", "shorter than its header").into());
     }
@@ -219,7 +224,7 @@ impl<W> std::fmt::Debug for PackBuilder<W> {
 
 impl<W: std::io::Write> PackBuilder<W> {
     /// A volume named the way `scheme`'s repositories name them.
-    pub fn new(out: W, scheme: IdScheme) -> std::io::Result<Self> {
+    pub(crate) fn new(out: W, scheme: IdScheme) -> std::io::Result<Self> {
         let mut b = PackBuilder {
             out,
             len: 0,
@@ -241,19 +246,11 @@ impl<W: std::io::Write> PackBuilder<W> {
     }
 
     /// Bytes written so far.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    pub fn blob_count(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn add(&mut self, blob: &EncodedBlob) -> std::io::Result<()> {
+    pub(crate) fn add(&mut self, blob: &EncodedBlob) -> std::io::Result<()> {
         let offset = u32::try_from(self.len)
             .map_err(|_| std::io::Error::other("volume larger than 4 GiB"))?;
         self.write(&blob.bytes)?;
@@ -266,7 +263,7 @@ impl<W: std::io::Write> PackBuilder<W> {
 
     /// Append the sealed trailer; returns the volume's id (SHA-256 of its bytes), the writer
     /// and the entries.
-    pub fn finish(mut self, key: &MasterKey) -> Result<FinishedPack<W>, PackWriteError> {
+    pub(crate) fn finish(mut self, key: &MasterKey) -> Result<FinishedPack<W>, PackWriteError> {
         let mut trailer = Vec::with_capacity(4 + self.entries.len() * (4 + BLOB_HEADER_LEN));
         trailer.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
         for e in &self.entries {
@@ -305,8 +302,10 @@ pub struct FinishedPack<W> {
     pub entries: Vec<PackEntry>,
 }
 
+// Whole-volume reading, which the tests use to check the piecewise reader against.
+#[cfg(test)]
 /// Read a volume's entry list from its sealed trailer.
-pub fn read_trailer(key: &MasterKey, pack: &[u8]) -> Result<Vec<PackEntry>, FormatError> {
+pub(crate) fn read_trailer(key: &MasterKey, pack: &[u8]) -> Result<Vec<PackEntry>, FormatError> {
     parse_trailer(
         key,
         &pack[..pack.len().min(PACK_HEADER_LEN)],
@@ -320,7 +319,7 @@ pub const FOOTER_LEN: usize = 8;
 
 /// Where the trailer begins in a volume of `len` bytes ending in `footer`; `None` when the
 /// footer is not one (a truncated or foreign object).
-pub fn trailer_start(len: u64, footer: &[u8]) -> Option<u64> {
+pub(crate) fn trailer_start(len: u64, footer: &[u8]) -> Option<u64> {
     if footer.len() != FOOTER_LEN || &footer[4..] != TRAILER_MAGIC {
         return None;
     }
@@ -334,7 +333,7 @@ pub fn trailer_start(len: u64, footer: &[u8]) -> Option<u64> {
 /// [`read_trailer`] for a volume read piecewise: `head` is its first bytes (at least the
 /// header), `tail` its last `tail.len()` bytes (at least the trailer and footer), `len` its
 /// length.
-pub fn parse_trailer(
+pub(crate) fn parse_trailer(
     key: &MasterKey,
     head: &[u8],
     tail: &[u8],
@@ -392,9 +391,11 @@ pub fn parse_trailer(
     Ok(out)
 }
 
+// The tests check a cut volume's salvage with it; verify scans piecewise.
+#[cfg(test)]
 /// Walk a volume's entries from the front, header by header, for when the trailer is lost.
 /// Stops at the first entry that does not parse.
-pub fn scan_entries(pack: &[u8]) -> Vec<PackEntry> {
+pub(crate) fn scan_entries(pack: &[u8]) -> Vec<PackEntry> {
     let mut out = Vec::new();
     let mut pos = PACK_HEADER_LEN;
     while pos + BLOB_HEADER_LEN <= pack.len() {

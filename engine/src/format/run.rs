@@ -26,7 +26,7 @@ pub enum Level {
 }
 
 impl Level {
-    pub fn prefix(self) -> &'static str {
+    pub(crate) fn prefix(self) -> &'static str {
         match self {
             Level::Full => "full",
             Level::Diff => "diff",
@@ -34,7 +34,9 @@ impl Level {
         }
     }
 
-    pub fn number(self) -> u8 {
+    // Only the unit tests below use it: the engine itself never needs it.
+    #[cfg(test)]
+    pub(crate) fn number(self) -> u8 {
         match self {
             Level::Full => 0,
             Level::Diff => 1,
@@ -80,7 +82,7 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RunStatus::Complete => "Complete",
             RunStatus::Partial => "Partial",
@@ -113,12 +115,12 @@ impl FromStr for RunStatus {
 }
 
 /// Label `<level>-YYYYMMDD.HHMMSS` in UTC.
-pub fn label_for(level: Level, at: DateTime<Utc>) -> String {
+pub(crate) fn label_for(level: Level, at: DateTime<Utc>) -> String {
     format!("{}-{}", level.prefix(), at.format("%Y%m%d.%H%M%S"))
 }
 
 /// Parse a label back into level and time.
-pub fn parse_label(label: &str) -> Option<(Level, DateTime<Utc>)> {
+pub(crate) fn parse_label(label: &str) -> Option<(Level, DateTime<Utc>)> {
     let (prefix, stamp) = label.split_once('-')?;
     let level = match prefix {
         "full" => Level::Full,
@@ -134,12 +136,17 @@ pub fn parse_label(label: &str) -> Option<(Level, DateTime<Utc>)> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum PathText {
+    /// The path, when it is valid UTF-8.
     Utf8(String),
-    Bytes { hex: String },
+    /// The path's bytes in hex, when it is not.
+    Bytes {
+        /// The path's bytes in hex.
+        hex: String,
+    },
 }
 
 impl PathText {
-    pub fn from_bytes(bytes: &[u8]) -> Self {
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Self {
         match std::str::from_utf8(bytes) {
             Ok(s) => PathText::Utf8(s.to_owned()),
             Err(_) => PathText::Bytes {
@@ -148,7 +155,7 @@ impl PathText {
         }
     }
 
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
         match self {
             PathText::Utf8(s) => s.as_bytes().to_vec(),
             PathText::Bytes { hex } => hex::decode(hex).unwrap_or_default(),
@@ -179,15 +186,20 @@ pub enum SourceKind {
 /// Per-source state after a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SourceStatus {
+    /// Every item was stored.
     Complete,
+    /// Some items could not be read; the rest were stored.
     Partial,
+    /// Nothing usable was stored.
     Failed,
 }
 
 /// An item that could not be stored, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemError {
+    /// The item's path inside its source.
     pub path: String,
+    /// Why it could not be stored.
     pub error: String,
 }
 
@@ -195,8 +207,11 @@ pub struct ItemError {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunStats {
+    /// Regular files stored.
     pub files: u64,
+    /// Directories stored.
     pub dirs: u64,
+    /// Other entries (symlinks, devices, FIFOs, sockets) stored.
     pub others: u64,
     /// Files whose metadata matched the parent run, reused without reading.
     pub files_unchanged: u64,
@@ -208,13 +223,16 @@ pub struct RunStats {
     pub bytes_new: u64,
     /// Bytes those new blobs took after compression and encryption.
     pub bytes_stored: u64,
+    /// Blobs new to the repository.
     pub blobs_new: u64,
+    /// Items that could not be stored.
     pub errors: u64,
+    /// Items stored with a problem worth knowing (say, changed while read).
     pub warnings: u64,
 }
 
 impl RunStats {
-    pub fn add(&mut self, o: &RunStats) {
+    pub(crate) fn add(&mut self, o: &RunStats) {
         self.files += o.files;
         self.dirs += o.dirs;
         self.others += o.others;
@@ -233,15 +251,21 @@ impl RunStats {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceManifest {
+    /// The source's name, unique in the run.
     pub name: String,
+    /// Whether it is a tree or a stream.
     pub kind: SourceKind,
     /// Where the source was read from (absolute path, or the command line of a stream).
     pub origin: PathText,
     /// Root tree; a stream is a tree with one file.
     pub tree: Option<Id>,
+    /// How completely it was stored.
     pub status: SourceStatus,
+    /// Its counters.
     pub stats: RunStats,
+    /// Items that could not be stored (the first few hundred).
     pub errors: Vec<ItemError>,
+    /// Items stored with warnings (the first few hundred).
     pub warnings: Vec<ItemError>,
     /// This source's level in the run (manifest version 2; absent in version 1, where the
     /// run's level applies).
@@ -260,15 +284,22 @@ pub struct SourceManifest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunManifest {
+    /// The manifest's format version.
     pub version: u32,
+    /// The run's label: its level and UTC start time, e.g. `full-20261203.040506`.
     pub label: String,
     /// The label's level: the most incremental level of any source in the run, so a run
     /// labelled `full-` is a full for every source it holds.
     pub level: Level,
+    /// How completely the run was stored.
     pub status: RunStatus,
+    /// When the run started.
     pub started: DateTime<Utc>,
+    /// When the run was recorded.
     pub finished: DateTime<Utc>,
+    /// The host that made it.
     pub host: String,
+    /// The backup set the repository belongs to, when it has an owner.
     pub owner: Option<String>,
     /// The run whose metadata was compared to skip unchanged files, when every source had
     /// the same one (per source in `sources[].parent` from manifest version 2).
@@ -276,14 +307,16 @@ pub struct RunManifest {
     /// The full run this run depends on for retention, when every source had the same one
     /// (per source in `sources[].baseFull` from manifest version 2).
     pub base_full: Option<String>,
+    /// One entry per source.
     pub sources: Vec<SourceManifest>,
+    /// The sources' counters summed.
     pub stats: RunStats,
     /// Free-form tags given at backup time (and `job:<name>` for a controller's job).
     #[serde(default)]
     pub tags: Vec<String>,
     /// The run was stopped on request before every source was read. Its status is Aborted
     /// (feature `aborted-runs`); binaries before that feature wrote Partial with this flag,
-    /// which readers take as Aborted (see [`RunManifest::normalize`]).
+    /// which readers take as Aborted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub aborted: bool,
 }
@@ -291,7 +324,7 @@ pub struct RunManifest {
 impl RunManifest {
     /// Read a manifest the way this build writes it: a stopped run written before feature
     /// `aborted-runs` (status Partial, flag `aborted`) is an Aborted run.
-    pub fn normalize(mut self) -> Self {
+    pub(crate) fn normalize(mut self) -> Self {
         if self.aborted && self.status == RunStatus::Partial {
             self.status = RunStatus::Aborted;
         }

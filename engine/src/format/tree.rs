@@ -10,16 +10,24 @@ use crate::id::Id;
 /// The kind of a filesystem entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeKind {
+    /// A regular file.
     File,
+    /// A directory.
     Dir,
+    /// A symbolic link.
     Symlink,
+    /// A named pipe.
     Fifo,
+    /// A character device.
     CharDevice,
+    /// A block device.
     BlockDevice,
+    /// A Unix domain socket.
     Socket,
 }
 
 impl NodeKind {
+    /// The kind's name as listings show it.
     pub fn name(self) -> &'static str {
         match self {
             NodeKind::File => "file",
@@ -36,7 +44,9 @@ impl NodeKind {
 /// Seconds and nanoseconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Timespec {
+    /// Seconds since the Unix epoch.
     pub sec: i64,
+    /// Nanoseconds within the second.
     pub nsec: u32,
 }
 
@@ -44,15 +54,19 @@ pub struct Timespec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Xattr {
     #[serde(with = "serde_bytes")]
+    /// The attribute's name.
     pub name: Vec<u8>,
     #[serde(with = "serde_bytes")]
+    /// Its value.
     pub value: Vec<u8>,
 }
 
 /// A byte range of a sparse file that holds data; everything else is a hole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Extent {
+    /// Where the data region starts in the file.
     pub offset: u64,
+    /// Its length.
     pub len: u64,
 }
 
@@ -62,18 +76,25 @@ pub struct Node {
     /// File name, raw bytes (not necessarily UTF-8).
     #[serde(with = "serde_bytes")]
     pub name: Vec<u8>,
+    /// What the entry is.
     pub kind: NodeKind,
     /// Permission bits including setuid, setgid and sticky (`st_mode & 0o7777`).
     pub mode: u32,
+    /// Owner's numeric user id.
     pub uid: u32,
+    /// Owner's numeric group id.
     pub gid: u32,
+    /// Last modification time.
     pub mtime: Timespec,
     /// Status change time; used only to detect changes on later runs.
     pub ctime: Timespec,
+    /// Inode number at backup time, to find hard links and unchanged files.
     pub inode: u64,
+    /// Device number at backup time, with `inode` identifying the file.
     pub device: u64,
     /// Logical size for files; 0 for other kinds.
     pub size: u64,
+    /// Extended attributes.
     pub xattrs: Vec<Xattr>,
     /// Data blobs in order; their concatenation is the file's data (or its data extents).
     pub content: Vec<Id>,
@@ -96,12 +117,12 @@ impl Node {
     /// The file changed while it was read; its stored content may mix old and new data.
     pub const CHANGED_DURING_READ: u32 = 1;
 
-    pub fn changed_during_read(&self) -> bool {
+    pub(crate) fn changed_during_read(&self) -> bool {
         self.flags & Self::CHANGED_DURING_READ != 0
     }
 
     /// Byte ranges of the file that carry data, in order.
-    pub fn data_extents(&self) -> Vec<Extent> {
+    pub(crate) fn data_extents(&self) -> Vec<Extent> {
         match &self.extents {
             Some(e) => e.clone(),
             None if self.size > 0 => vec![Extent {
@@ -116,15 +137,16 @@ impl Node {
 /// The entries of one directory, sorted by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tree {
+    /// The directory's entries, sorted by name.
     pub nodes: Vec<Node>,
 }
 
 impl Tree {
-    pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
         postcard::to_allocvec(self)
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
         postcard::from_bytes(bytes)
     }
 }

@@ -26,7 +26,7 @@ pub struct EntryStat {
 }
 
 impl EntryStat {
-    pub fn from_metadata(m: &std::fs::Metadata) -> Self {
+    pub(crate) fn from_metadata(m: &std::fs::Metadata) -> Self {
         let ft = m.file_type();
         let kind = if ft.is_dir() {
             NodeKind::Dir
@@ -66,7 +66,7 @@ impl EntryStat {
     }
 
     /// A node with this metadata and no content yet.
-    pub fn to_node(&self, name: Vec<u8>) -> Node {
+    pub(crate) fn to_node(&self, name: Vec<u8>) -> Node {
         Node {
             name,
             kind: self.kind,
@@ -94,7 +94,7 @@ impl EntryStat {
     }
 
     /// Whether the content may have changed between two stats of the same file.
-    pub fn content_changed(&self, later: &EntryStat) -> bool {
+    pub(crate) fn content_changed(&self, later: &EntryStat) -> bool {
         self.size != later.size
             || self.mtime != later.mtime
             || self.ctime != later.ctime
@@ -102,13 +102,13 @@ impl EntryStat {
     }
 }
 
-pub fn lstat(path: &Path) -> io::Result<EntryStat> {
+pub(crate) fn lstat(path: &Path) -> io::Result<EntryStat> {
     Ok(EntryStat::from_metadata(&std::fs::symlink_metadata(path)?))
 }
 
 /// The `user.*` extended attributes of the entry itself (symlinks are not followed), sorted.
 /// Filesystems without xattr support yield none.
-pub fn read_xattrs(path: &Path) -> io::Result<Vec<Xattr>> {
+pub(crate) fn read_xattrs(path: &Path) -> io::Result<Vec<Xattr>> {
     let names = match xattr::list(path) {
         Ok(n) => n,
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::OPNOTSUPP.raw_os_error()) => {
@@ -133,7 +133,7 @@ pub fn read_xattrs(path: &Path) -> io::Result<Vec<Xattr>> {
 
 /// Data extents of a file that has holes; `None` for a dense file or when the filesystem
 /// cannot tell. Leaves the file position at 0.
-pub fn data_extents(file: &File, stat: &EntryStat) -> io::Result<Option<Vec<Extent>>> {
+pub(crate) fn data_extents(file: &File, stat: &EntryStat) -> io::Result<Option<Vec<Extent>>> {
     use rustix::fs::{SeekFrom, seek};
     // A file with every byte allocated has no holes worth finding.
     if stat.size == 0 || stat.blocks.saturating_mul(512) >= stat.size {

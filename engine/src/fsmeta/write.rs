@@ -11,11 +11,20 @@ use crate::format::tree::{Node, NodeKind};
 #[derive(Debug, Clone, Copy)]
 pub struct MetadataOptions {
     /// Restore uid/gid. As non-root, changing ownership to another user fails; such failures
-    /// are ignored because an unprivileged restore cannot do better.
+    /// are counted (`NotKept`), because an unprivileged restore cannot do better.
     pub owner: bool,
 }
 
-pub fn is_root() -> bool {
+/// What of an entry's metadata an unprivileged restore could not apply: its owner (a file
+/// it creates is its own), or the mode and times of an existing entry it does not own (the
+/// root of a volume). Root applies everything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NotKept {
+    pub owner: bool,
+    pub mode: bool,
+}
+
+pub(crate) fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
@@ -43,12 +52,13 @@ fn set_xattrs(
     Ok(())
 }
 
-/// The outcome of a chown: as non-root, giving a file away fails, and an unprivileged
-/// restore cannot do better (see `MetadataOptions::owner`).
-fn chown_outcome(r: rustix::io::Result<()>) -> io::Result<()> {
+/// Whether a change only root may make (giving a file away), or only the owner (a mode),
+/// applied: as non-root it fails with EPERM, and an unprivileged restore cannot do better
+/// (see `MetadataOptions::owner`); any other failure is an error.
+fn permitted(r: rustix::io::Result<()>) -> io::Result<bool> {
     match r {
-        Ok(()) => Ok(()),
-        Err(rustix::io::Errno::PERM) if !is_root() => Ok(()),
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::PERM) if !is_root() => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
@@ -69,15 +79,21 @@ fn times(node: &Node) -> Timestamps {
 }
 
 /// Apply a node's metadata to `path`, in the order that keeps each step from undoing the
-/// last: xattrs, owner (which clears setuid), mode, then times.
-pub fn apply_metadata(path: &Path, node: &Node, opts: MetadataOptions) -> io::Result<()> {
+/// last: xattrs, owner (which clears setuid), mode, then times. What an unprivileged
+/// restore could not apply is returned, not an error.
+pub(crate) fn apply_metadata(
+    path: &Path,
+    node: &Node,
+    opts: MetadataOptions,
+) -> io::Result<NotKept> {
     let symlink = node.kind == NodeKind::Symlink;
     if !symlink {
         set_xattrs(node, |name, value| xattr::set(path, name, value))?;
     }
+    let mut not_kept = NotKept::default();
     if opts.owner {
         let (uid, gid) = owner(node);
-        chown_outcome(rustix::fs::chownat(
+        not_kept.owner = !permitted(rustix::fs::chownat(
             CWD,
             path,
             uid,
@@ -86,37 +102,43 @@ pub fn apply_metadata(path: &Path, node: &Node, opts: MetadataOptions) -> io::Re
         ))?;
     }
     if !symlink {
-        rustix::fs::chmodat(CWD, path, Mode::from_raw_mode(node.mode), AtFlags::empty())?;
+        let mode = rustix::fs::chmodat(CWD, path, Mode::from_raw_mode(node.mode), AtFlags::empty());
+        if !permitted(mode)? {
+            // Not ours (a volume's root): its times cannot be set either.
+            not_kept.mode = true;
+            return Ok(not_kept);
+        }
     }
     rustix::fs::utimensat(CWD, path, &times(node), AtFlags::SYMLINK_NOFOLLOW)?;
-    Ok(())
+    Ok(not_kept)
 }
 
 /// Apply a regular file's metadata through its open descriptor (no path lookups), in the
 /// same order as `apply_metadata`; the owner only when it differs from the creator's. Call
 /// after the last write.
-pub fn apply_file_metadata(
+pub(crate) fn apply_file_metadata(
     file: &std::fs::File,
     node: &Node,
     opts: MetadataOptions,
-) -> io::Result<()> {
+) -> io::Result<NotKept> {
     set_xattrs(node, |name, value| {
         xattr::FileExt::set_xattr(file, name, value)
     })?;
+    let mut not_kept = NotKept::default();
     if opts.owner
         && (node.uid != rustix::process::geteuid().as_raw()
             || node.gid != rustix::process::getegid().as_raw())
     {
         let (uid, gid) = owner(node);
-        chown_outcome(rustix::fs::fchown(file, uid, gid))?;
+        not_kept.owner = !permitted(rustix::fs::fchown(file, uid, gid))?;
     }
     rustix::fs::fchmod(file, Mode::from_raw_mode(node.mode))?;
     rustix::fs::futimens(file, &times(node))?;
-    Ok(())
+    Ok(not_kept)
 }
 
 /// Create a FIFO or device node. Devices need root; the error says so.
-pub fn create_special(path: &Path, node: &Node) -> io::Result<()> {
+pub(crate) fn create_special(path: &Path, node: &Node) -> io::Result<()> {
     let file_type = match node.kind {
         NodeKind::Fifo => FileType::Fifo,
         NodeKind::CharDevice => FileType::CharacterDevice,

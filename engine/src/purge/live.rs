@@ -10,7 +10,7 @@ use crate::{Error, Result};
 
 /// Every tree and data blob reachable from `runs`. Any listing that cannot be read stops the
 /// purge: deleting data on the strength of a partial walk could destroy what a run needs.
-pub fn live_blobs(repo: &Repository<Indexed>, runs: &[RunManifest]) -> Result<HashSet<Id>> {
+pub(crate) fn live_blobs(repo: &Repository<Indexed>, runs: &[RunManifest]) -> Result<HashSet<Id>> {
     let mut live = HashSet::new();
     let mut stack: Vec<(Id, &str)> = Vec::new();
     for run in runs {

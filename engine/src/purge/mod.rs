@@ -35,8 +35,8 @@ use crate::sink::{BlobSink, SinkOptions};
 use crate::storage::pack_key;
 use crate::{Error, Result};
 
-pub use live::live_blobs;
-pub use plan::{GcPlan, VolumeStats, due_marks, plan_gc};
+pub(crate) use live::live_blobs;
+pub(crate) use plan::{VolumeStats, due_marks, plan_gc};
 
 /// Volumes per index segment when the index is rewritten.
 const PACKS_PER_SEGMENT: usize = 1024;
@@ -44,6 +44,7 @@ const PACKS_PER_SEGMENT: usize = 1024;
 /// How to purge.
 #[derive(Debug, Clone)]
 pub struct PurgeOptions {
+    /// Which runs to keep.
     pub policy: RetentionPolicy,
     /// Plan only: report what would happen, change nothing.
     pub dry_run: bool,
@@ -51,7 +52,9 @@ pub struct PurgeOptions {
     pub grace: Duration,
     /// Repack volumes whose live share is below this fraction (0 disables repacking).
     pub repack_below: f64,
+    /// How repacked blobs are compressed.
     pub compression: CompressionLevel,
+    /// How long to wait for a conflicting lock before giving up.
     pub lock_wait: Duration,
 }
 
@@ -71,7 +74,9 @@ impl Default for PurgeOptions {
 /// A run the purge expired (or, in a dry run, would expire).
 #[derive(Debug, Clone, Serialize)]
 pub struct ExpiredRun {
+    /// The run's label.
     pub label: String,
+    /// Why it expired.
     pub reason: String,
 }
 
@@ -79,14 +84,21 @@ pub struct ExpiredRun {
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PurgeReport {
+    /// Nothing was changed: the report says what would have been.
     pub dry_run: bool,
+    /// Runs expired.
     pub runs_expired: Vec<ExpiredRun>,
+    /// Runs kept.
     pub runs_kept: usize,
+    /// Volumes marked dead in this purge.
     pub volumes_marked: usize,
+    /// Their size.
     pub bytes_marked: u64,
+    /// Volumes repacked (their live blobs copied out, the rest left to delete).
     pub volumes_repacked: usize,
     /// Live bytes copied out of repacked volumes.
     pub bytes_repacked: u64,
+    /// Volumes deleted.
     pub volumes_deleted: usize,
     /// Size of the volumes deleted.
     pub bytes_reclaimed: u64,
@@ -96,9 +108,13 @@ pub struct PurgeReport {
     pub volumes_pending: usize,
     /// When the earliest pending volume becomes deletable.
     pub pending_until: Option<DateTime<Utc>>,
+    /// Index segments written.
     pub index_segments_written: usize,
+    /// Index segments deleted.
     pub index_segments_deleted: usize,
+    /// Leftovers of interrupted writes removed.
     pub temporaries_removed: u64,
+    /// Wall time of the purge.
     pub duration_ms: u64,
     /// Phase two could not run (another operation holds the repository): what was done
     /// and what is left for the next purge. Everything phase one did stands.

@@ -37,7 +37,11 @@ pub struct GcPlan {
 
 /// Plan which volumes to mark and which to repack. A volume whose live share is below
 /// `repack_below` (0.0–1.0) is repacked; volumes already marked are left alone.
-pub fn plan_gc(stats: &[VolumeStats], already_marked: &HashSet<Id>, repack_below: f64) -> GcPlan {
+pub(crate) fn plan_gc(
+    stats: &[VolumeStats],
+    already_marked: &HashSet<Id>,
+    repack_below: f64,
+) -> GcPlan {
     let mut plan = GcPlan::default();
     for v in stats.iter().filter(|v| !already_marked.contains(&v.id)) {
         if v.live_blobs == 0 {
@@ -53,7 +57,7 @@ pub fn plan_gc(stats: &[VolumeStats], already_marked: &HashSet<Id>, repack_below
 }
 
 /// Marks whose grace period is over (due for deletion now), and the volumes they name.
-pub fn due_marks(
+pub(crate) fn due_marks(
     marks: &[(String, MarkRecord)],
     now: DateTime<Utc>,
     grace: Duration,

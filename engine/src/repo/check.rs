@@ -8,8 +8,11 @@ use crate::storage::{StorageError, Store};
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckReport {
+    /// The location checked.
     pub location: String,
+    /// Whether every check passed.
     pub ok: bool,
+    /// Each check with its result.
     pub items: Vec<CheckItem>,
 }
 

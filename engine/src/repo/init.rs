@@ -19,8 +19,11 @@ use super::{Core, Opened, Repository};
 pub struct InitOptions {
     /// The backup set that will own the repository, e.g. `shop/shop`.
     pub owner: Option<String>,
+    /// PBKDF2 iterations for the key file.
     pub kdf_iterations: u32,
+    /// How files are cut into chunks.
     pub chunker: ChunkerParams,
+    /// Target size of a volume in bytes.
     pub pack_size: u32,
     /// Create the repository even where other data already is.
     pub allow_non_empty: bool,

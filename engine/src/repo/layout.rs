@@ -15,7 +15,7 @@ fn is_hex(s: &str, len: usize) -> bool {
 }
 
 /// Whether `key` is an object of a repository's own layout.
-pub fn is_layout_key(key: &str) -> bool {
+pub(crate) fn is_layout_key(key: &str) -> bool {
     match key.split_once('/') {
         None => key == "config" || key == "owner" || key.starts_with(".holdfast-check-"),
         Some(("data", rest)) => rest
@@ -36,7 +36,7 @@ fn is_repository_config(bytes: &[u8]) -> bool {
 }
 
 /// The repository that encloses this location, if any (the nearest).
-pub fn enclosing_repository(store: &Store) -> Result<Option<String>> {
+pub(crate) fn enclosing_repository(store: &Store) -> Result<Option<String>> {
     Ok(store
         .enclosing_objects("config")?
         .into_iter()
@@ -46,7 +46,7 @@ pub fn enclosing_repository(store: &Store) -> Result<Option<String>> {
 
 /// The keys of repository `config` objects beneath this location (other repositories
 /// inside it), given its listing.
-pub fn nested_repositories(store: &Store, keys: &[String]) -> Result<Vec<String>> {
+pub(crate) fn nested_repositories(store: &Store, keys: &[String]) -> Result<Vec<String>> {
     let mut nested = Vec::new();
     for key in keys
         .iter()
@@ -64,7 +64,7 @@ pub fn nested_repositories(store: &Store, keys: &[String]) -> Result<Vec<String>
 }
 
 /// Refuse a repository here when another one encloses this location or lies inside it.
-pub fn check_not_nested(store: &Store) -> Result<()> {
+pub(crate) fn check_not_nested(store: &Store) -> Result<()> {
     if let Some(outer) = enclosing_repository(store)? {
         return Err(Error::InsideRepository {
             location: store.location(),

@@ -6,7 +6,6 @@
 //! Backups, restores, verifies and the marking phase of purge take shared locks; only
 //! purge's delete phase is exclusive.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -26,7 +25,9 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LockKind {
+    /// Many operations at once (backup, restore, verify, purge's marking phase).
     Shared,
+    /// This operation alone (purge's delete phase).
     Exclusive,
 }
 
@@ -36,9 +37,13 @@ pub enum LockKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProcessId {
+    /// The host name.
     pub host: String,
+    /// The kernel's boot id, so a PID is only compared within one boot.
     pub boot_id: String,
+    /// The PID namespace, so a PID is only compared within one namespace.
     pub pid_namespace: String,
+    /// The process id.
     pub pid: u32,
     /// Start time in clock ticks since boot (`/proc/<pid>/stat` field 22).
     pub start_ticks: u64,
@@ -67,7 +72,7 @@ impl ProcessId {
     /// Whether this holder is provably gone: it ran on this machine, in this boot and this
     /// PID namespace, and no process with its PID and start time exists. Anything else
     /// (another machine, another pod's PID namespace) cannot be judged from here.
-    pub fn is_gone(&self) -> bool {
+    pub(crate) fn is_gone(&self) -> bool {
         let Some(me) = ProcessId::current() else {
             return false;
         };
@@ -100,10 +105,15 @@ fn start_ticks(pid: u32) -> Option<u64> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LockInfo {
+    /// Who holds it: `HOLDFAST_LOCK_HOLDER`, else `host:pid`.
     pub holder: String,
+    /// What it is for (`backup`, `purge`, …).
     pub operation: String,
+    /// Shared or exclusive.
     pub kind: LockKind,
+    /// When it was taken.
     pub started: DateTime<Utc>,
+    /// When its lease ends unless refreshed.
     pub expires: DateTime<Utc>,
     /// The holder's process, where it could be identified (absent in older locks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,7 +122,7 @@ pub struct LockInfo {
 
 impl LockInfo {
     /// Stale: its lease ran out, or its holder is provably gone (killed on this machine).
-    pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
+    pub(crate) fn is_stale(&self, now: DateTime<Utc>) -> bool {
         self.expires < now || self.process.as_ref().is_some_and(ProcessId::is_gone)
     }
 }
@@ -120,9 +130,12 @@ impl LockInfo {
 /// A lock found in the repository.
 #[derive(Debug, Clone, Serialize)]
 pub struct FoundLock {
+    /// The lock's object key.
     pub id: String,
     #[serde(flatten)]
+    /// The lock's record, when it could be read.
     pub info: Option<LockInfo>,
+    /// Whether it is stale (no longer protects anything).
     pub stale: bool,
     /// Why it is stale: `"lease expired"` or `"holder is gone"`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -132,6 +145,7 @@ pub struct FoundLock {
 /// What holds a lock that blocks an operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Blocker {
+    /// Who holds it and for what.
     pub description: String,
     /// When its lease ends, if readable.
     pub lease_until: Option<DateTime<Utc>>,
@@ -180,7 +194,7 @@ fn lock_hint(lease_until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
 }
 
 /// This machine's host name: lock holders and run manifests name it.
-pub fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_owned())
         .ok()
@@ -208,7 +222,6 @@ pub struct LockGuard<S> {
     id: String,
     refresher: Arc<Refresher>,
     thread: Option<std::thread::JoinHandle<()>>,
-    lost: Arc<AtomicBool>,
 }
 
 impl<S> std::fmt::Debug for LockGuard<S> {
@@ -221,18 +234,13 @@ impl<S> std::fmt::Debug for LockGuard<S> {
 
 impl<S> LockGuard<S> {
     /// The lock's object key (`locks/…`).
-    pub fn key(&self) -> &str {
+    pub(crate) fn key(&self) -> &str {
         &self.id
-    }
-
-    /// Whether a refresh failed, so others may already treat the lock as stale.
-    pub fn lease_lost(&self) -> bool {
-        self.lost.load(Ordering::Relaxed)
     }
 
     /// Confirm the lock is still ours and unexpired, before recording work that relies on
     /// it (a purge's delete phase may have run if the lease lapsed or the lock was broken).
-    pub fn confirm(&self) -> Result<()> {
+    pub(crate) fn confirm(&self) -> Result<()> {
         let lost = || Error::LockLost {
             location: self.repo.location(),
         };
@@ -256,7 +264,7 @@ impl<S> LockGuard<S> {
     }
 
     /// Release now (also done on drop).
-    pub fn release(mut self) -> Result<()> {
+    pub(crate) fn release(mut self) -> Result<()> {
         self.stop_refresher();
         let r = self.repo.store().delete(&self.id);
         self.id.clear();
@@ -364,6 +372,7 @@ impl<S: Clone + Send + Sync + 'static> Repository<S> {
         self.lock_with(kind, operation, wait, DEFAULT_LEASE, &default_holder())
     }
 
+    /// Take a lock of `kind` for `operation`, waiting up to `wait` for conflicting locks to end.
     pub fn lock_with(
         &self,
         kind: LockKind,
@@ -422,15 +431,9 @@ impl<S: Clone + Send + Sync + 'static> Repository<S> {
             stop: Mutex::new(false),
             wake: Condvar::new(),
         });
-        let lost = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (repo, id, info, refresher, lost) = (
-                self.clone(),
-                id.clone(),
-                info.clone(),
-                refresher.clone(),
-                lost.clone(),
-            );
+            let (repo, id, info, refresher) =
+                (self.clone(), id.clone(), info.clone(), refresher.clone());
             std::thread::Builder::new()
                 .name("holdfast-lock".into())
                 .spawn(move || {
@@ -454,8 +457,10 @@ impl<S: Clone + Send + Sync + 'static> Repository<S> {
                         i.expires = Utc::now()
                             + chrono::Duration::from_std(lease)
                                 .unwrap_or(chrono::Duration::minutes(5));
-                        if repo.write_lock(&id, &i).is_err() {
-                            lost.store(true, Ordering::Relaxed);
+                        // The next refresh tries again; `confirm` refuses to record work
+                        // should the lease have lapsed meanwhile.
+                        if let Err(e) = repo.write_lock(&id, &i) {
+                            tracing::warn!(lock = %id, error = %crate::error_chain(&e), "could not refresh the repository lock's lease");
                         }
                     }
                 })
@@ -466,7 +471,6 @@ impl<S: Clone + Send + Sync + 'static> Repository<S> {
             id,
             refresher,
             thread,
-            lost,
         }
     }
 

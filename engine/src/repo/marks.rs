@@ -18,7 +18,9 @@ const ARCHIVED: &str = "archived/";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MarkRecord {
+    /// When the volumes were marked.
     pub marked_at: DateTime<Utc>,
+    /// The volumes marked.
     pub volumes: Vec<Id>,
 }
 
@@ -56,7 +58,7 @@ impl<S> Repository<S> {
     }
 
     /// Volumes marked for deletion by any purge.
-    pub fn marked_volumes(&self) -> Result<HashSet<Id>> {
+    pub(crate) fn marked_volumes(&self) -> Result<HashSet<Id>> {
         Ok(self
             .marks()?
             .into_iter()
@@ -64,7 +66,7 @@ impl<S> Repository<S> {
             .collect())
     }
 
-    pub fn write_marks(&self, record: &MarkRecord) -> Result<String> {
+    pub(crate) fn write_marks(&self, record: &MarkRecord) -> Result<String> {
         let json = serde_json::to_vec(record).map_err(Error::internal)?;
         let name = format!(
             "{MARKS}{}",

@@ -20,25 +20,24 @@ use std::sync::Arc;
 
 use crate::crypto::MasterKey;
 use crate::format::config::{Operation, RepoConfig};
-use crate::format::index::MasterIndex;
 use crate::format::pack::decode_blob;
 use crate::format::tree::Tree;
 use crate::id::Id;
 use crate::storage::{Store, pack_key};
 use crate::{Error, Result};
 
+pub use crate::chunker::ChunkerParams;
+pub use crate::format::index::{BlobLocation, MasterIndex};
 pub use check::{CheckReport, check_location};
 pub use init::{InitOptions, check_empty};
-pub use layout::{check_not_nested, enclosing_repository, is_layout_key};
-pub use lock::{
-    Blocker, DEFAULT_LEASE, FoundLock, LockGuard, LockInfo, LockKind, ProcessId, default_holder,
-    hostname,
-};
+pub(crate) use lock::hostname;
+pub use lock::{Blocker, FoundLock, LockGuard, LockInfo, LockKind, ProcessId, default_holder};
 pub use marks::MarkRecord;
 pub use open::read_config;
-pub use runs::{RunSelector, SourceChoice, select_run, select_sources};
+pub(crate) use runs::select_sources;
+pub use runs::{RunSelector, SourceChoice, select_run};
 pub use totals::RepositoryTotals;
-pub use volume_reads::{Coalescing, VolumeRead, VolumeReader, WantedBlob, plan_volume_reads};
+pub(crate) use volume_reads::{Coalescing, VolumeRead, WantedBlob, plan_volume_reads};
 
 /// Marker: configuration and key loaded.
 #[derive(Debug, Clone, Copy)]
@@ -67,14 +66,17 @@ pub struct Repository<S = Opened> {
 }
 
 impl<S> Repository<S> {
+    /// The storage the repository is in.
     pub fn store(&self) -> &Store {
         &self.core.store
     }
 
+    /// The repository's configuration.
     pub fn config(&self) -> &RepoConfig {
         &self.core.config
     }
 
+    /// The repository's master key.
     pub fn key(&self) -> &MasterKey {
         &self.core.key
     }
@@ -84,6 +86,7 @@ impl<S> Repository<S> {
         self.core.owner.as_deref()
     }
 
+    /// Where the repository is, for messages (never with credentials).
     pub fn location(&self) -> String {
         self.core.store.location()
     }
@@ -105,7 +108,7 @@ impl<S> Repository<S> {
     }
 
     /// Refuse an operation whose required features this build does not know.
-    pub fn check_features(&self, op: Operation) -> Result<()> {
+    pub(crate) fn check_features(&self, op: Operation) -> Result<()> {
         let unknown = self.core.config.features.unknown_for(op);
         if unknown.is_empty() {
             Ok(())
@@ -121,7 +124,7 @@ impl<S> Repository<S> {
     /// Record in `config` that this repository now needs `feature`, before the first object
     /// that uses it is written, so older binaries refuse the operations it concerns instead
     /// of misreading the new objects. `config` is replaced atomically.
-    pub fn require_feature(&self, feature: &str) -> Result<()> {
+    pub(crate) fn require_feature(&self, feature: &str) -> Result<()> {
         if self.config().features.requires(feature) {
             return Ok(());
         }
@@ -137,7 +140,7 @@ impl<S> Repository<S> {
     }
 
     /// Refuse to write on behalf of `requested` into a repository owned by another set.
-    pub fn check_owner(&self, requested: Option<&str>, force: bool) -> Result<()> {
+    pub(crate) fn check_owner(&self, requested: Option<&str>, force: bool) -> Result<()> {
         match (self.owner(), requested) {
             (Some(owner), Some(req)) if owner != req && !force => Err(Error::OwnedByOther {
                 location: self.location(),
@@ -189,17 +192,18 @@ impl<S> Repository<S> {
 impl Repository<Indexed> {
     /// Forget the tree volumes kept from walking runs, when the walk is over and the disk
     /// space is better spent elsewhere (deep verify reads data volumes next).
-    pub fn drop_cached_trees(&self) {
+    pub(crate) fn drop_cached_trees(&self) {
         self.state.trees.clear();
     }
 
+    /// The index of every blob.
     pub fn index(&self) -> &Arc<MasterIndex> {
         &self.state.index
     }
 
     /// Rebuild the index so that a blob stored both inside and outside `avoid` resolves to
     /// the copy outside (used to steer clear of volumes marked for deletion).
-    pub fn prefer_outside(&mut self, avoid: &std::collections::HashSet<Id>) -> Result<()> {
+    pub(crate) fn prefer_outside(&mut self, avoid: &std::collections::HashSet<Id>) -> Result<()> {
         if !avoid.is_empty() {
             self.state.index = Arc::new(self.read_index_avoiding(avoid)?);
         }
@@ -207,13 +211,16 @@ impl Repository<Indexed> {
     }
 
     /// Reload the index (after another process changed it).
-    pub fn reload_index(&mut self) -> Result<()> {
+    pub(crate) fn reload_index(&mut self) -> Result<()> {
         self.state.index = Arc::new(self.read_index()?);
         Ok(())
     }
 
     /// Add segments this handle just wrote to its in-memory index.
-    pub fn extend_index(&mut self, segments: Vec<(String, crate::format::index::IndexSegment)>) {
+    pub(crate) fn extend_index(
+        &mut self,
+        segments: Vec<(String, crate::format::index::IndexSegment)>,
+    ) {
         if !segments.is_empty() {
             self.state.index = Arc::new(self.state.index.with_segments(segments));
         }
@@ -281,7 +288,7 @@ impl Repository<Indexed> {
     }
 
     /// Read, authenticate and decode one blob.
-    pub fn load_blob(&self, id: &Id) -> Result<Vec<u8>> {
+    pub(crate) fn load_blob(&self, id: &Id) -> Result<Vec<u8>> {
         let loc = self
             .index()
             .lookup(id)
@@ -294,6 +301,7 @@ impl Repository<Indexed> {
         self.decode_entry(id, &loc.pack, &entry)
     }
 
+    /// The directory listing `id`.
     pub fn load_tree(&self, id: &Id) -> Result<Tree> {
         let bytes = self.load_tree_blob(id)?;
         Tree::decode(&bytes)
@@ -305,11 +313,14 @@ impl Repository<Indexed> {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DestroyReport {
+    /// Objects deleted.
     pub objects_deleted: u64,
+    /// Their size.
     pub bytes_deleted: u64,
     /// Objects under the repository's location that are not part of it, left alone (the
     /// first 20 keys; `objects_kept` counts them all).
     pub kept: Vec<String>,
+    /// How many objects were kept.
     pub objects_kept: u64,
     /// Nothing was deleted: the counts say what would have been.
     pub dry_run: bool,

@@ -51,7 +51,7 @@ pub fn read_config(store: &Store) -> Result<RepoConfig> {
 
 /// The id scheme a repository's config records (HMAC-SHA256 unless it requires
 /// `blake3-ids`).
-pub fn id_scheme(config: &RepoConfig) -> IdScheme {
+pub(crate) fn id_scheme(config: &RepoConfig) -> IdScheme {
     if config.features.read.iter().any(|f| f == FEATURE_BLAKE3_IDS) {
         IdScheme::Blake3Keyed
     } else {

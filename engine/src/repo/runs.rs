@@ -75,6 +75,7 @@ impl<S> Repository<S> {
         Ok(runs)
     }
 
+    /// The run labelled `label`.
     pub fn load_run(&self, label: &str) -> Result<RunManifest> {
         match self.store().get(&format!("{RUNS_PREFIX}{label}")) {
             Ok(body) => self.open_manifest(label, &body),
@@ -90,14 +91,18 @@ impl<S> Repository<S> {
     }
 
     /// Remove a run's manifest (its data stays until a purge collects it).
-    pub fn delete_run(&self, label: &str) -> Result<()> {
+    pub(crate) fn delete_run(&self, label: &str) -> Result<()> {
         Ok(self.store().delete(&format!("{RUNS_PREFIX}{label}"))?)
     }
 
     /// Store a manifest under a unique label for the time `at` (its start, or its scheduled
     /// slot): if another run already took this second, the label moves forward a second at a
     /// time. Returns the manifest as stored.
-    pub fn save_run(&self, mut manifest: RunManifest, at: DateTime<Utc>) -> Result<RunManifest> {
+    pub(crate) fn save_run(
+        &self,
+        mut manifest: RunManifest,
+        at: DateTime<Utc>,
+    ) -> Result<RunManifest> {
         let mut at = at;
         for _ in 0..3600 {
             manifest.label = label_for(manifest.level, at);
@@ -166,7 +171,9 @@ fn only_partial(runs: &[RunManifest]) -> Error {
 /// A source chosen for a restore, and the run it comes from.
 #[derive(Debug, Clone, Copy)]
 pub struct SourceChoice<'a> {
+    /// The run chosen.
     pub run: &'a RunManifest,
+    /// The source's entry in it.
     pub source: &'a SourceManifest,
 }
 
@@ -175,7 +182,7 @@ pub struct SourceChoice<'a> {
 /// time). Sources of one repository are backed up at different times and levels, so "the
 /// newest run" of the repository may not hold a source at all. `wanted` empty means every
 /// source that has a restore point.
-pub fn select_sources<'a>(
+pub(crate) fn select_sources<'a>(
     runs: &'a [RunManifest],
     selector: &RunSelector,
     wanted: &[String],
@@ -251,7 +258,8 @@ pub fn select_sources<'a>(
     }
     if !partial_only.is_empty() {
         return Err(Error::NoRestorePoint(format!(
-            "only partial runs (some items missing) can restore {}: pass --partial to restore              the newest partial one, or name a run with --label",
+            "only partial runs (some items missing) can restore {}: pass --partial to restore \
+             the newest partial one, or name a run with --label",
             partial_only.join(", ")
         )));
     }
@@ -309,7 +317,7 @@ fn no_run_before(runs: &[RunManifest], selector: &RunSelector) -> Option<Error> 
 }
 
 /// Up to three labels closest in time (or, for an unparsable label, by shared prefix).
-pub fn nearest_labels(wanted: &str, labels: &[String]) -> Vec<String> {
+pub(crate) fn nearest_labels(wanted: &str, labels: &[String]) -> Vec<String> {
     let mut scored: Vec<(i64, &String)> = match parse_label(wanted) {
         Some((_, t)) => labels
             .iter()

@@ -11,7 +11,9 @@ use crate::format::run::RunManifest;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RepositoryTotals {
+    /// Volumes stored.
     pub volumes: u64,
+    /// Their size.
     pub bytes: u64,
     /// Bytes retained runs need (known after a purge or verify walked the runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -23,8 +25,10 @@ pub struct RepositoryTotals {
     #[serde(default)]
     pub runs: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// When the oldest restore point started.
     pub oldest_run: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// When the newest restore point started.
     pub newest_run: Option<DateTime<Utc>>,
 }
 

@@ -52,7 +52,7 @@ impl TreeVolumeCache {
     }
 
     /// How to read a tree blob at `offset` of `volume`.
-    pub fn plan(&self, volume: &Id, offset: u64) -> TreeRead {
+    pub(crate) fn plan(&self, volume: &Id, offset: u64) -> TreeRead {
         let mut s = self.lock();
         if let (Some(&(start, _)), Some(file)) = (s.volumes.get(volume), &s.file) {
             return TreeRead::Spilled(file.clone(), start + offset);
@@ -66,7 +66,7 @@ impl TreeVolumeCache {
 
     /// Keep a fetched volume. A failure to spill is not an error: reads fall back to one
     /// request per tree.
-    pub fn insert(&self, volume: Id, bytes: &[u8]) {
+    pub(crate) fn insert(&self, volume: Id, bytes: &[u8]) {
         let mut s = self.lock();
         if s.volumes.contains_key(&volume) || s.failed {
             return;
@@ -104,7 +104,7 @@ impl TreeVolumeCache {
     }
 
     /// Forget every spilled volume and give the disk space back.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         let mut s = self.lock();
         if let Some(f) = &s.file {
             let _ = f.set_len(0);

@@ -46,7 +46,7 @@ impl Coalescing {
     /// gaps up to 4 MiB are read through and a volume is one request (reads stream, so
     /// their length costs no memory); for local files a read costs a system call and is
     /// held whole, so only near neighbours are joined, up to 8 MiB.
-    pub fn for_store(store: &Store) -> Self {
+    pub(crate) fn for_store(store: &Store) -> Self {
         if store.reads_wait_on_latency() {
             Coalescing {
                 gap: 4 << 20,
@@ -71,7 +71,7 @@ pub struct VolumeRead {
 }
 
 /// Group `blobs` (sorted by offset) into reads.
-pub fn plan_volume_reads(blobs: &[WantedBlob], c: Coalescing) -> Vec<VolumeRead> {
+pub(crate) fn plan_volume_reads(blobs: &[WantedBlob], c: Coalescing) -> Vec<VolumeRead> {
     let mut reads: Vec<VolumeRead> = Vec::new();
     for (i, b) in blobs.iter().enumerate() {
         let start = u64::from(b.offset);
@@ -104,7 +104,7 @@ pub struct VolumeReader<'r> {
 
 impl Repository<Indexed> {
     /// Start one planned read of `volume`.
-    pub fn read_volume(&self, volume: &Id, read: &VolumeRead) -> VolumeReader<'_> {
+    pub(crate) fn read_volume(&self, volume: &Id, read: &VolumeRead) -> VolumeReader<'_> {
         VolumeReader {
             repo: self,
             volume: *volume,
@@ -118,7 +118,7 @@ impl Repository<Indexed> {
 impl VolumeReader<'_> {
     /// The next wanted blob of the read (each at or after the one before), authenticated
     /// and decoded.
-    pub fn blob(&mut self, blob: &WantedBlob) -> Result<Vec<u8>> {
+    pub(crate) fn blob(&mut self, blob: &WantedBlob) -> Result<Vec<u8>> {
         let entry = self
             .reader
             .read_at(u64::from(blob.offset), blob.length as usize)?;

@@ -17,7 +17,7 @@ pub(super) struct StreamMap {
 }
 
 impl StreamMap {
-    pub fn new(extents: Vec<Extent>) -> Self {
+    pub(crate) fn new(extents: Vec<Extent>) -> Self {
         let mut starts = Vec::with_capacity(extents.len());
         let mut total = 0u64;
         for e in &extents {
@@ -32,7 +32,7 @@ impl StreamMap {
     }
 
     /// Write `data`, which begins `pos` bytes into the stream.
-    pub fn write_at(&self, file: &File, pos: u64, data: &[u8]) -> io::Result<()> {
+    pub(crate) fn write_at(&self, file: &File, pos: u64, data: &[u8]) -> io::Result<()> {
         if data.is_empty() {
             return Ok(());
         }

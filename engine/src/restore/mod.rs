@@ -23,20 +23,26 @@ use crate::pattern::PathFilter;
 use crate::progress::Progress;
 use crate::repo::{Indexed, Repository, RunSelector, select_sources};
 
-pub use plan::{Overwrite, RestoreTarget, target_roots};
+pub(crate) use plan::target_roots;
+pub use plan::{Overwrite, RestoreTarget};
 pub use report::{ItemOutcome, RestoreReport, RestoreStatus, SourceTarget, UnrestoredItem};
 
 /// How to restore.
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
+    /// Which run (or point in time) to restore from.
     pub selector: RunSelector,
     /// Consider Partial runs when picking the newest / point-in-time run.
     pub allow_partial: bool,
     /// Source names to restore; empty means all.
     pub sources: Vec<String>,
+    /// Glob patterns of paths to restore (empty: everything).
     pub include: Vec<String>,
+    /// Glob patterns of paths to leave out.
     pub exclude: Vec<String>,
+    /// Where to write.
     pub target: RestoreTarget,
+    /// What to do with files that exist at the target.
     pub overwrite: Overwrite,
     /// Keep going after an item fails; otherwise stop at the first failure.
     pub continue_on_error: bool,
@@ -95,6 +101,15 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    fn not_kept(&self, n: crate::fsmeta::NotKept) {
+        if n != crate::fsmeta::NotKept::default() {
+            self.report
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .not_kept(n);
+        }
+    }
+
     fn record(&self, rel: &str, outcome: ItemOutcome) {
         if matches!(outcome, ItemOutcome::Unrestored(_)) && !self.opts.continue_on_error {
             self.stopped
@@ -205,7 +220,10 @@ pub fn restore(
     dirs.sort_by_key(|d| std::cmp::Reverse(d.depth));
     for dir in dirs {
         let outcome = match apply_metadata(&dir.path, &dir.node, ctx.meta) {
-            Ok(()) => ItemOutcome::Restored { bytes: 0 },
+            Ok(not_kept) => {
+                ctx.not_kept(not_kept);
+                ItemOutcome::Restored { bytes: 0 }
+            }
             Err(e) => ItemOutcome::Unrestored(format!("metadata not applied: {e}")),
         };
         ctx.record(&dir.shown, outcome);

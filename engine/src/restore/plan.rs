@@ -56,7 +56,7 @@ impl std::str::FromStr for Overwrite {
 
 /// The target path of each chosen source: its origin, or for `--target DIR` the directory
 /// itself when one source is restored and `DIR/<source>` when several are.
-pub fn target_roots<'r>(
+pub(crate) fn target_roots<'r>(
     chosen: &[SourceChoice<'r>],
     target: &RestoreTarget,
 ) -> Vec<(SourceChoice<'r>, PathBuf)> {
@@ -142,7 +142,7 @@ pub(super) struct FileBatches {
 }
 
 impl FileBatches {
-    pub fn new(tx: Sender<Vec<FileJob>>) -> Self {
+    pub(crate) fn new(tx: Sender<Vec<FileJob>>) -> Self {
         FileBatches {
             tx,
             batch: Vec::new(),
@@ -161,7 +161,7 @@ impl FileBatches {
     }
 
     /// Hand over what is gathered.
-    pub fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         self.blobs = 0;
         let batch = std::mem::take(&mut self.batch);
         if !batch.is_empty() {
@@ -190,7 +190,7 @@ pub(super) struct PendingDir {
 }
 
 impl Walker<'_, '_> {
-    pub fn restore_source(&mut self, source: &SourceManifest, root: &Path) -> Result<()> {
+    pub(crate) fn restore_source(&mut self, source: &SourceManifest, root: &Path) -> Result<()> {
         let Some(tree_id) = source.tree else {
             return Ok(());
         };
@@ -395,7 +395,9 @@ impl Walker<'_, '_> {
     ) {
         let outcome = super::file::with_replacement(path, replace, |tmp| {
             create(tmp)?;
-            apply_metadata(tmp, node, self.ctx.meta)
+            let not_kept = apply_metadata(tmp, node, self.ctx.meta)?;
+            self.ctx.not_kept(not_kept);
+            Ok(())
         });
         self.ctx.progress.add_done(1, 0);
         self.ctx.record(

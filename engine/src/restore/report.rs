@@ -6,11 +6,14 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::format::run::Level;
+use crate::fsmeta::NotKept;
 
 /// What happened to one item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ItemOutcome {
+    /// Written.
     Restored {
+        /// Bytes of content written.
         bytes: u64,
     },
     /// Deliberately not restored (overwrite policy), with the reason.
@@ -22,7 +25,9 @@ pub enum ItemOutcome {
 /// An item that could not be restored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UnrestoredItem {
+    /// The item's path at the target.
     pub path: String,
+    /// Why.
     pub reason: String,
 }
 
@@ -41,10 +46,13 @@ pub enum RestoreStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceTarget {
+    /// The source's name.
     pub source: String,
+    /// Where it was restored to.
     pub target: String,
     /// The run this source was restored from (sources may come from different runs).
     pub run: String,
+    /// When that run started.
     pub run_started: chrono::DateTime<chrono::Utc>,
     /// The source's level in that run.
     pub level: Level,
@@ -56,14 +64,23 @@ pub struct SourceTarget {
 pub struct RestoreReport {
     /// The newest run restored from (each source's own run is in `targets`).
     pub run: String,
+    /// That run's level.
     pub level: Level,
+    /// When that run started.
     pub run_started: chrono::DateTime<chrono::Utc>,
+    /// How completely the restore succeeded.
     pub status: RestoreStatus,
+    /// Where each source went.
     pub targets: Vec<SourceTarget>,
+    /// Items restored.
     pub restored: u64,
+    /// Items deliberately skipped.
     pub skipped: u64,
+    /// Items that could not be restored.
     pub unrestored: u64,
+    /// Bytes of content written.
     pub bytes_restored: u64,
+    /// Wall time of the restore.
     pub duration_ms: u64,
     /// Every unrestored item with its reason.
     pub unrestored_items: Vec<UnrestoredItem>,
@@ -72,7 +89,14 @@ pub struct RestoreReport {
     /// Temporary entries an interrupted earlier restore left in the target: removed, or
     /// kept with the reason (first 1000).
     pub leftovers: Vec<UnrestoredItem>,
+    /// How many leftovers were removed.
     pub leftovers_removed: u64,
+    /// Entries restored with the restoring user as owner, not the backed-up one: a restore
+    /// not run as root cannot give files away.
+    pub owners_not_set: u64,
+    /// Existing entries the restoring user does not own (a volume's root), whose mode and
+    /// times it could not set.
+    pub modes_not_set: u64,
     /// Stopped on request (a signal) before everything was restored.
     pub aborted: bool,
 }
@@ -96,10 +120,18 @@ pub(super) struct Builder {
     skipped_items: Vec<UnrestoredItem>,
     leftovers: Vec<UnrestoredItem>,
     leftovers_removed: u64,
+    owners_not_set: u64,
+    modes_not_set: u64,
 }
 
 impl Builder {
-    pub fn leftover(&mut self, found: Leftover) {
+    /// Count what an unprivileged restore could not apply to an entry it restored.
+    pub(crate) fn not_kept(&mut self, n: NotKept) {
+        self.owners_not_set += u64::from(n.owner);
+        self.modes_not_set += u64::from(n.mode);
+    }
+
+    pub(crate) fn leftover(&mut self, found: Leftover) {
         let (path, reason) = match found {
             Leftover::Removed(p) => {
                 self.leftovers_removed += 1;
@@ -115,7 +147,7 @@ impl Builder {
         }
     }
 
-    pub fn record(&mut self, path: &str, outcome: ItemOutcome) {
+    pub(crate) fn record(&mut self, path: &str, outcome: ItemOutcome) {
         match outcome {
             ItemOutcome::Restored { bytes } => {
                 self.restored += 1;
@@ -139,7 +171,7 @@ impl Builder {
         }
     }
 
-    pub fn finish(
+    pub(crate) fn finish(
         mut self,
         targets: Vec<SourceTarget>,
         elapsed: Duration,
@@ -169,6 +201,8 @@ impl Builder {
             skipped_items: self.skipped_items,
             leftovers: self.leftovers,
             leftovers_removed: self.leftovers_removed,
+            owners_not_set: self.owners_not_set,
+            modes_not_set: self.modes_not_set,
             aborted,
         }
     }

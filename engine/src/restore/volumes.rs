@@ -318,7 +318,8 @@ impl Run<'_, '_> {
         // A file with no data was never opened: create it now.
         self.ensure_open(slot, st)?;
         if let Some(file) = &st.file {
-            apply_file_metadata(file, &slot.job.node, self.ctx.meta)?;
+            let not_kept = apply_file_metadata(file, &slot.job.node, self.ctx.meta)?;
+            self.ctx.not_kept(not_kept);
         }
         let tmp = st
             .tmp

@@ -279,7 +279,7 @@ pub struct SinkSummary {
 }
 
 impl BlobSink {
-    pub fn new(
+    pub(crate) fn new(
         repo: &Repository<Indexed>,
         excluded_packs: HashSet<Id>,
         opts: &SinkOptions,
@@ -352,27 +352,27 @@ impl BlobSink {
         })
     }
 
-    pub fn key(&self) -> &crate::crypto::MasterKey {
+    pub(crate) fn key(&self) -> &crate::crypto::MasterKey {
         self.shared.repo.key()
     }
 
     /// Whether an earlier step failed; producers should stop early.
-    pub fn has_failed(&self) -> bool {
+    pub(crate) fn has_failed(&self) -> bool {
         self.shared.failed.load(Ordering::Relaxed)
     }
 
     /// Count `n` bytes read from a source.
-    pub fn count_read(&self, n: u64) {
+    pub(crate) fn count_read(&self, n: u64) {
         self.shared.stats.bytes_read.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Bytes read from the sources so far.
-    pub fn bytes_read(&self) -> u64 {
+    pub(crate) fn bytes_read(&self) -> u64 {
         self.shared.stats.bytes_read.load(Ordering::Relaxed)
     }
 
     /// Whether the backup was asked to stop (the run is then recorded as Aborted).
-    pub fn should_stop(&self) -> bool {
+    pub(crate) fn should_stop(&self) -> bool {
         self.shared
             .stop
             .as_ref()
@@ -380,7 +380,7 @@ impl BlobSink {
     }
 
     /// Whether a blob can be referenced without storing it: it is in a live volume.
-    pub fn is_known(&self, id: &Id) -> bool {
+    pub(crate) fn is_known(&self, id: &Id) -> bool {
         match self.shared.known.lookup(id) {
             Some(loc) => !self.shared.excluded_packs.contains(&loc.pack),
             None => false,
@@ -389,7 +389,7 @@ impl BlobSink {
 
     /// Offer a blob. Returns `true` if it is new and will be stored. `data` is copied only
     /// when new.
-    pub fn add(&self, kind: BlobKind, id: Id, data: &[u8]) -> Result<bool> {
+    pub(crate) fn add(&self, kind: BlobKind, id: Id, data: &[u8]) -> Result<bool> {
         if self.has_failed() {
             return Err(Error::Interrupted);
         }
@@ -431,7 +431,7 @@ impl BlobSink {
 
     /// Flush everything, wait for storage, write the last index segment. On any failure the
     /// first error is returned and nothing further is indexed.
-    pub fn finish(mut self) -> Result<SinkSummary> {
+    pub(crate) fn finish(mut self) -> Result<SinkSummary> {
         let last = self
             .shared
             .batch

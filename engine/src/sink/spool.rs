@@ -24,12 +24,12 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 pub struct TempPath(Option<PathBuf>);
 
 impl TempPath {
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.0.as_deref().unwrap_or(Path::new(""))
     }
 
     /// The file was moved or consumed elsewhere; do not remove it.
-    pub fn keep(mut self) {
+    pub(crate) fn keep(mut self) {
         self.0 = None;
     }
 }
@@ -139,7 +139,7 @@ impl Writer {
 
 impl SpoolFile {
     /// A spool file in `dir`; `direct` asks for writes that bypass the page cache.
-    pub fn create(dir: &Path, direct: bool) -> io::Result<Self> {
+    pub(crate) fn create(dir: &Path, direct: bool) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(format!(
             "{TEMP_PREFIX}spool-{}-{}",
@@ -193,7 +193,7 @@ impl SpoolFile {
 
     /// Whether writes were asked to bypass the page cache and the filesystem took it.
     #[cfg(test)]
-    pub fn is_direct(&self) -> bool {
+    pub(crate) fn is_direct(&self) -> bool {
         self.direct
     }
 
@@ -225,7 +225,7 @@ impl SpoolFile {
 
     /// Write out what is buffered and close; the returned path still removes the file when
     /// dropped.
-    pub fn finish(mut self) -> io::Result<TempPath> {
+    pub(crate) fn finish(mut self) -> io::Result<TempPath> {
         let last = std::mem::take(&mut self.current);
         self.send(last, true)?;
         self.stop_writer()?;

@@ -6,8 +6,11 @@ use serde::Serialize;
 /// One line of the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckItem {
+    /// What was checked.
     pub check: String,
+    /// Whether it passed.
     pub ok: bool,
+    /// What was found, or what to do.
     pub detail: String,
     /// For a failure that came from an error: its category, which says whether only a
     /// user can fix it (a missing bucket) or it may pass by itself (a timeout).
@@ -16,7 +19,7 @@ pub struct CheckItem {
 }
 
 impl CheckItem {
-    pub fn ok(check: &str, detail: impl Into<String>) -> Self {
+    pub(crate) fn ok(check: &str, detail: impl Into<String>) -> Self {
         CheckItem {
             check: check.to_owned(),
             ok: true,
@@ -25,7 +28,7 @@ impl CheckItem {
         }
     }
 
-    pub fn failed(check: &str, detail: impl Into<String>) -> Self {
+    pub(crate) fn failed(check: &str, detail: impl Into<String>) -> Self {
         CheckItem {
             check: check.to_owned(),
             ok: false,
@@ -35,7 +38,7 @@ impl CheckItem {
     }
 
     /// A failure with its error's category.
-    pub fn error(
+    pub(crate) fn error(
         check: &str,
         category: crate::error_category::ErrorCategory,
         detail: impl Into<String>,
@@ -47,7 +50,7 @@ impl CheckItem {
     }
 
     /// A failure caused by a storage error.
-    pub fn storage_error(check: &str, e: &super::StorageError) -> Self {
+    pub(crate) fn storage_error(check: &str, e: &super::StorageError) -> Self {
         Self::error(check, e.category(), e.to_string())
     }
 }

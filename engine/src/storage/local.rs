@@ -35,6 +35,7 @@ pub struct LocalStorage {
 }
 
 impl LocalStorage {
+    /// A repository in the directory `root` (created by the first write).
     pub fn new(root: impl Into<PathBuf>) -> Self {
         LocalStorage {
             root: root.into(),
@@ -65,10 +66,6 @@ impl LocalStorage {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|(k, _)| k != key);
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     fn path(&self, key: &str) -> PathBuf {
@@ -237,31 +234,9 @@ impl LocalStorage {
         Ok(out)
     }
 
-    async fn blocking<T: Send + 'static>(
-        &self,
-        key: &str,
-        f: impl FnOnce(LocalStorage) -> io::Result<T> + Send + 'static,
-    ) -> Result<T, StorageError> {
-        let this = self.clone();
-        match tokio::task::spawn_blocking(move || f(this)).await {
-            Ok(r) => r.map_err(|e| self.err(key, e)),
-            Err(join) => Err(self.err(key, io::Error::other(join.to_string()))),
-        }
-    }
-}
-
-#[async_trait]
-impl Storage for LocalStorage {
-    fn location(&self) -> String {
-        self.root.display().to_string()
-    }
-
-    async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
-        let k = key.to_owned();
-        self.blocking(key, move |s| s.put_sync(&k, &data)).await
-    }
-
-    fn not_created_yet(&self) -> Option<CheckItem> {
+    /// For a directory that does not exist yet (the first write creates it), what `storage
+    /// check` says instead of probing, which would create it; `None` when it exists.
+    pub(crate) fn not_created_yet(&self) -> Option<CheckItem> {
         if self.root.exists() {
             return None;
         }
@@ -294,7 +269,8 @@ impl Storage for LocalStorage {
         )
     }
 
-    async fn prune_empty(&self) -> Result<(), StorageError> {
+    /// Remove the empty directories deleting every object left behind.
+    pub(crate) async fn prune_empty(&self) -> Result<(), StorageError> {
         self.blocking("", |s| {
             fn prune(dir: &Path) -> io::Result<bool> {
                 let mut empty = true;
@@ -319,6 +295,67 @@ impl Storage for LocalStorage {
             }
         })
         .await
+    }
+
+    /// Where volumes are built: inside the repository, on the same filesystem, so that
+    /// finishing one is a rename.
+    pub(crate) fn spool_dir(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    /// Read a whole object on the calling thread. Besides skipping the hand-off to the I/O
+    /// runtime, the buffer then belongs to the caller's allocator arena (volume-sized buffers
+    /// allocated on the runtime's threads and freed on the caller's stay cached per thread).
+    pub(crate) fn read_now(&self, key: &str) -> Result<Bytes, StorageError> {
+        fs::read(self.path(key))
+            .map(Bytes::from)
+            .map_err(|e| self.err(key, e))
+    }
+
+    /// Open an object as a file to be read piecewise on the calling thread, so that a large
+    /// object need not be held in memory whole.
+    pub(crate) fn open_now(&self, key: &str) -> Result<File, StorageError> {
+        File::open(self.path(key)).map_err(|e| self.err(key, e))
+    }
+
+    /// Read a range on the calling thread.
+    pub(crate) fn read_range_now(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Bytes, StorageError> {
+        self.get_range_sync(key, offset, len)
+            .map(Bytes::from)
+            .map_err(|e| self.err(key, e))
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        key: &str,
+        f: impl FnOnce(LocalStorage) -> io::Result<T> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let this = self.clone();
+        match tokio::task::spawn_blocking(move || f(this)).await {
+            Ok(r) => r.map_err(|e| self.err(key, e)),
+            Err(join) => Err(self.err(key, io::Error::other(join.to_string()))),
+        }
+    }
+}
+
+#[async_trait]
+impl Storage for LocalStorage {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn as_local(&self) -> Option<&LocalStorage> {
+        Some(self)
+    }
+
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
+        let k = key.to_owned();
+        self.blocking(key, move |s| s.put_sync(&k, &data)).await
     }
 
     async fn enclosing_objects(&self, name: &str) -> Result<Vec<(String, Bytes)>, StorageError> {
@@ -351,15 +388,6 @@ impl Storage for LocalStorage {
         .await
     }
 
-    fn reads_wait_on_latency(&self) -> bool {
-        false
-    }
-
-    fn spool_dir(&self) -> Option<PathBuf> {
-        // Inside the repository, on the same filesystem: finishing a volume is a rename.
-        Some(self.root.join("data"))
-    }
-
     async fn put_file(&self, key: &str, path: &Path) -> Result<(), StorageError> {
         let (k, p) = (key.to_owned(), path.to_path_buf());
         self.blocking(key, move |s| s.put_file_sync(&k, &p)).await
@@ -384,31 +412,6 @@ impl Storage for LocalStorage {
         let k = key.to_owned();
         self.blocking(key, move |s| fs::read(s.path(&k)).map(Bytes::from))
             .await
-    }
-
-    fn read_now(&self, key: &str) -> Option<Result<Bytes, StorageError>> {
-        Some(
-            fs::read(self.path(key))
-                .map(Bytes::from)
-                .map_err(|e| self.err(key, e)),
-        )
-    }
-
-    fn open_now(&self, key: &str) -> Option<Result<File, StorageError>> {
-        Some(File::open(self.path(key)).map_err(|e| self.err(key, e)))
-    }
-
-    fn read_range_now(
-        &self,
-        key: &str,
-        offset: u64,
-        len: u64,
-    ) -> Option<Result<Bytes, StorageError>> {
-        Some(
-            self.get_range_sync(key, offset, len)
-                .map(Bytes::from)
-                .map_err(|e| self.err(key, e)),
-        )
     }
 
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StorageError> {

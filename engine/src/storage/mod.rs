@@ -4,7 +4,7 @@
 //! The trait is async because object stores are network services; the engine's worker
 //! threads call it through [`Store`], which owns a small runtime.
 
-pub mod check;
+pub(crate) mod check;
 mod local;
 mod rate;
 mod s3;
@@ -14,7 +14,9 @@ mod url;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-pub use local::{LocalStorage, TEMP_PREFIX};
+pub use check::CheckItem;
+pub use local::LocalStorage;
+pub(crate) use local::TEMP_PREFIX;
 pub use s3::{S3Options, S3Storage, StaticCredentials};
 pub use store::{RangeReader, Store};
 pub use url::RepoUrl;
@@ -22,7 +24,9 @@ pub use url::RepoUrl;
 /// One object in a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
+    /// The object's key.
     pub key: String,
+    /// Its size in bytes.
     pub size: u64,
 }
 
@@ -38,13 +42,15 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Whether a read mostly waits on the other end (an object store's latency) rather than
     /// on this machine, so that more reads in flight than cores pay off.
     fn reads_wait_on_latency(&self) -> bool {
-        true
+        self.as_local().is_none()
     }
 
-    /// A local directory where large objects may be built before [`Storage::put_file`]
-    /// (for a filesystem backend, inside the repository so the move is a rename). `None`
-    /// means the system's temporary directory.
-    fn spool_dir(&self) -> Option<std::path::PathBuf> {
+    /// This backend as a directory on this machine, if it is one: the engine then reads on
+    /// its own threads instead of handing reads to the I/O runtime, builds volumes inside
+    /// the repository so that storing one is a rename, and tidies empty directories. Only
+    /// the filesystem backend answers; every other backend (and any wrapper that wants all
+    /// reads to pass through it) keeps the default.
+    fn as_local(&self) -> Option<&LocalStorage> {
         None
     }
 
@@ -64,13 +70,6 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Backend-specific checks for `holdfast storage check` (bucket, region, clock skew).
     async fn diagnose(&self) -> Vec<check::CheckItem> {
         Vec::new()
-    }
-
-    /// For a location that does not exist yet and would be created by the first write (a
-    /// directory), what `storage check` should say instead of probing, which would create
-    /// it. `None` when the location exists or needs no creating (object stores).
-    fn not_created_yet(&self) -> Option<check::CheckItem> {
-        None
     }
 
     /// Objects (or entries) at the location, up to `limit`, whatever they are: `init`
@@ -95,12 +94,6 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         Ok(Vec::new())
     }
 
-    /// Remove what deleting every object left behind (empty directories); object stores
-    /// have nothing to remove.
-    async fn prune_empty(&self) -> Result<(), StorageError> {
-        Ok(())
-    }
-
     /// Remove leftovers of interrupted writes (temporary objects) older than `older_than`.
     /// Returns how many were removed. Backends without temporaries remove nothing.
     async fn remove_stale_temporaries(
@@ -114,8 +107,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Write `data` under `key` only if no object has that key; `Ok(false)` if one does.
     async fn put_new(&self, key: &str, data: Bytes) -> Result<bool, StorageError>;
 
+    /// The whole object.
     async fn get(&self, key: &str) -> Result<Bytes, StorageError>;
 
+    /// `len` bytes of the object from `offset`.
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StorageError>;
 
     /// A byte range of an object as it arrives, piece by piece, so that a large read need
@@ -129,34 +124,6 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         Ok(Box::new(OnePiece(Some(
             self.get_range(key, offset, len).await?,
         ))))
-    }
-
-    /// Read a whole object on the calling thread, if this backend's reads are plain local
-    /// file reads; `None` otherwise. Besides skipping the hand-off to the I/O runtime, the
-    /// buffer then belongs to the caller's allocator arena (volume-sized buffers allocated on
-    /// the runtime's threads and freed on the caller's stay cached per thread).
-    fn read_now(&self, key: &str) -> Option<Result<Bytes, StorageError>> {
-        let _ = key;
-        None
-    }
-
-    /// Open an object as a local file to be read piecewise on the calling thread (so that a
-    /// large object need not be held in memory whole); `None` if this backend is not local.
-    fn open_now(&self, key: &str) -> Option<Result<std::fs::File, StorageError>> {
-        let _ = key;
-        None
-    }
-
-    /// Serve a range read on the calling thread, if this backend's reads are plain local
-    /// file reads (skipping the hand-off to the I/O runtime); `None` otherwise.
-    fn read_range_now(
-        &self,
-        key: &str,
-        offset: u64,
-        len: u64,
-    ) -> Option<Result<Bytes, StorageError>> {
-        let _ = (key, offset, len);
-        None
     }
 
     /// Every object whose key starts with `prefix` (a directory-like prefix ending in `/`).
@@ -186,45 +153,110 @@ impl Pieces for OnePiece {
     }
 }
 
-/// A storage operation failed.
+/// A storage operation failed. `location` is always the repository's location as
+/// [`Storage::location`] gives it (never with credentials); `key` the object's key.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// The object does not exist.
     #[error("{key} not found in {location}")]
-    NotFound { location: String, key: String },
+    NotFound {
+        /// The repository's location.
+        location: String,
+        /// The missing object's key.
+        key: String,
+    },
+    /// The backend refused the credentials' or the process's access.
     #[error("permission denied on {location}: {detail}")]
-    PermissionDenied { location: String, detail: String },
+    PermissionDenied {
+        /// The repository's location.
+        location: String,
+        /// What the backend or the system said.
+        detail: String,
+    },
+    /// The disk (or quota) is full.
     #[error("no space left on {location} while writing {key}: free space, or move the repository")]
-    NoSpace { location: String, key: String },
+    NoSpace {
+        /// The repository's location.
+        location: String,
+        /// The object being written.
+        key: String,
+    },
+    /// The backend does not answer (network, DNS, TLS, timeouts after retries).
     #[error("{location} is unreachable: {detail}")]
-    Unreachable { location: String, detail: String },
+    Unreachable {
+        /// The repository's location.
+        location: String,
+        /// What failed, as the client library said it.
+        detail: String,
+    },
+    /// The S3 bucket does not exist.
     #[error("bucket {bucket:?} does not exist ({location}): create it, or fix the bucket name")]
-    BucketNotFound { location: String, bucket: String },
+    BucketNotFound {
+        /// The repository's location.
+        location: String,
+        /// The bucket the URL names.
+        bucket: String,
+    },
+    /// The object store rejected the access key or its signature.
     #[error(
         "the storage credentials were rejected by {location} ({detail}): check the access key and secret"
     )]
-    InvalidCredentials { location: String, detail: String },
+    InvalidCredentials {
+        /// The repository's location.
+        location: String,
+        /// The server's error code and message.
+        detail: String,
+    },
+    /// Requests are refused because this machine's clock differs too much from the server's.
     #[error("this machine's clock is too far from {location}'s ({detail}): fix the time (NTP)")]
-    ClockSkew { location: String, detail: String },
+    ClockSkew {
+        /// The repository's location.
+        location: String,
+        /// The server's error code and message.
+        detail: String,
+    },
+    /// The bucket is in another region than the one the requests were signed for.
     #[error(
         "{location} is in another region ({detail}): set region= in the URL to the bucket's region"
     )]
-    WrongRegion { location: String, detail: String },
+    WrongRegion {
+        /// The repository's location.
+        location: String,
+        /// The server's error code and message.
+        detail: String,
+    },
+    /// A write that must not replace an object found one.
     #[error("{key} already exists in {location}")]
-    AlreadyExists { location: String, key: String },
+    AlreadyExists {
+        /// The repository's location.
+        location: String,
+        /// The object that exists.
+        key: String,
+    },
+    /// Any other failure to read or write an object.
     #[error("I/O error on {key} in {location}")]
     Io {
+        /// The repository's location.
         location: String,
+        /// The object being read or written (empty when none).
         key: String,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
+    /// A repository URL that does not parse, or names an unsupported scheme.
     #[error("invalid repository URL {url:?}: {reason}")]
-    InvalidUrl { url: String, reason: String },
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl StorageError {
     /// The category: exit code, event reason and metric label.
-    pub fn category(&self) -> crate::error_category::ErrorCategory {
+    pub(crate) fn category(&self) -> crate::error_category::ErrorCategory {
         use crate::error_category::ErrorCategory as C;
         match self {
             StorageError::NotFound { .. } => C::NotFound,
@@ -242,7 +274,7 @@ impl StorageError {
     }
 
     /// Whether retrying the same operation later may succeed.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         matches!(
             self,
             StorageError::Unreachable { .. } | StorageError::Io { .. }
@@ -251,7 +283,7 @@ impl StorageError {
 }
 
 /// Key of a volume (pack file).
-pub fn pack_key(id: &crate::id::Id) -> String {
+pub(crate) fn pack_key(id: &crate::id::Id) -> String {
     let hex = id.to_hex();
     format!("data/{}/{}", &hex[..2], hex)
 }

@@ -10,7 +10,7 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    pub fn new(bytes_per_second: u64) -> Self {
+    pub(crate) fn new(bytes_per_second: u64) -> Self {
         let rate = bytes_per_second.max(1) as f64;
         RateLimiter {
             rate,
@@ -20,7 +20,7 @@ impl RateLimiter {
 
     /// Wait until `bytes` may be transferred. Larger requests than the burst simply wait
     /// longer (the bucket goes negative), so any size is allowed.
-    pub async fn acquire(&self, bytes: u64) {
+    pub(crate) async fn acquire(&self, bytes: u64) {
         let wait = {
             let mut s = self.state.lock().await;
             let now = Instant::now();

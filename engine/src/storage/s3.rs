@@ -41,7 +41,9 @@ const PART_SIZE: u64 = 8 * 1024 * 1024;
 /// An access key pair given programmatically (never parsed from a URL, never printed).
 #[derive(Clone, PartialEq, Eq)]
 pub struct StaticCredentials {
+    /// The access key id.
     pub access_key_id: String,
+    /// The secret access key (never logged or shown).
     pub secret_access_key: String,
 }
 
@@ -54,20 +56,29 @@ impl std::fmt::Debug for StaticCredentials {
 /// Everything an `s3://` URL can say.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct S3Options {
+    /// The bucket.
     pub bucket: String,
     /// Key prefix without leading or trailing slash ("" for the bucket root).
     pub prefix: String,
+    /// The bucket's region (default: the SDK's configuration, else `us-east-1`).
     pub region: Option<String>,
+    /// The endpoint URL, for S3-compatible services.
     pub endpoint: Option<String>,
+    /// Address buckets by path (`host/bucket`) rather than by name (`bucket.host`).
     pub path_style: bool,
+    /// The storage class of new objects.
     pub storage_class: Option<String>,
+    /// Server-side encryption of new objects (`AES256` or `aws:kms`).
     pub sse: Option<String>,
     /// Upload limit in bytes per second.
     pub upload_rate: Option<u64>,
     /// Download limit in bytes per second.
     pub download_rate: Option<u64>,
+    /// How long to wait for a connection.
     pub connect_timeout: Duration,
+    /// How long a read may wait for data.
     pub read_timeout: Duration,
+    /// Attempts per request, retries included.
     pub max_attempts: u32,
     /// Explicit keys; `None` uses the standard AWS chain (environment, profile, web
     /// identity / IRSA, instance role).
@@ -75,7 +86,7 @@ pub struct S3Options {
 }
 
 impl S3Options {
-    pub fn new(bucket: impl Into<String>) -> Self {
+    pub(crate) fn new(bucket: impl Into<String>) -> Self {
         S3Options {
             bucket: bucket.into(),
             connect_timeout: Duration::from_secs(10),
@@ -201,7 +212,7 @@ pub struct S3Storage {
 impl S3Storage {
     /// Build a client from the standard AWS chain (environment, profile, web identity /
     /// IRSA, instance role) and the URL's options. No request is made yet.
-    pub async fn connect(opts: S3Options) -> Self {
+    pub(crate) async fn connect(opts: S3Options) -> Self {
         let timeouts = aws_config::timeout::TimeoutConfig::builder()
             .connect_timeout(opts.connect_timeout)
             .read_timeout(opts.read_timeout)

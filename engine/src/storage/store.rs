@@ -18,6 +18,7 @@ pub struct Store {
 }
 
 impl Store {
+    /// A store over `backend`, with its own small I/O runtime.
     pub fn new(backend: Arc<dyn Storage>) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -50,54 +51,61 @@ impl Store {
     }
 
     /// See [`Storage::diagnose`].
-    pub fn diagnose(&self) -> Vec<super::check::CheckItem> {
+    pub(crate) fn diagnose(&self) -> Vec<super::check::CheckItem> {
         self.runtime.block_on(self.backend.diagnose())
     }
 
-    /// See [`Storage::prune_empty`].
-    pub fn prune_empty(&self) -> Result<(), StorageError> {
-        self.runtime.block_on(self.backend.prune_empty())
+    /// Remove what deleting every object left behind (a directory's empty directories;
+    /// object stores have nothing to remove).
+    pub(crate) fn prune_empty(&self) -> Result<(), StorageError> {
+        match self.backend.as_local() {
+            Some(local) => self.runtime.block_on(local.prune_empty()),
+            None => Ok(()),
+        }
     }
 
-    /// See [`Storage::not_created_yet`].
-    pub fn not_created_yet(&self) -> Option<super::check::CheckItem> {
-        self.backend.not_created_yet()
+    /// For a location that does not exist yet and would be created by the first write (a
+    /// directory), what `storage check` should say instead of probing, which would create
+    /// it. `None` when the location exists or needs no creating (object stores).
+    pub(crate) fn not_created_yet(&self) -> Option<super::check::CheckItem> {
+        self.backend.as_local()?.not_created_yet()
     }
 
     /// See [`Storage::enclosing_objects`].
-    pub fn enclosing_objects(&self, name: &str) -> Result<Vec<(String, Bytes)>, StorageError> {
+    pub(crate) fn enclosing_objects(
+        &self,
+        name: &str,
+    ) -> Result<Vec<(String, Bytes)>, StorageError> {
         self.runtime.block_on(self.backend.enclosing_objects(name))
     }
 
     /// See [`Storage::sample_entries`].
-    pub fn sample_entries(&self, limit: usize) -> Result<Vec<String>, StorageError> {
+    pub(crate) fn sample_entries(&self, limit: usize) -> Result<Vec<String>, StorageError> {
         self.runtime.block_on(self.backend.sample_entries(limit))
     }
 
-    pub fn backend(&self) -> &Arc<dyn Storage> {
-        &self.backend
-    }
-
     /// See [`Storage::reads_wait_on_latency`].
-    pub fn reads_wait_on_latency(&self) -> bool {
+    pub(crate) fn reads_wait_on_latency(&self) -> bool {
         self.backend.reads_wait_on_latency()
     }
 
+    /// Where the repository is, for messages (never with credentials).
     pub fn location(&self) -> String {
         self.backend.location()
     }
 
+    /// Write `data` under `key`, replacing any previous object, durably.
     pub fn put(&self, key: &str, data: impl Into<Bytes>) -> Result<(), StorageError> {
         self.runtime.block_on(self.backend.put(key, data.into()))
     }
 
     /// See [`Storage::put_file`].
-    pub fn put_file(&self, key: &str, path: &std::path::Path) -> Result<(), StorageError> {
+    pub(crate) fn put_file(&self, key: &str, path: &std::path::Path) -> Result<(), StorageError> {
         self.runtime.block_on(self.backend.put_file(key, path))
     }
 
     /// See [`Storage::remove_stale_temporaries`].
-    pub fn remove_stale_temporaries(
+    pub(crate) fn remove_stale_temporaries(
         &self,
         older_than: std::time::SystemTime,
     ) -> Result<u64, StorageError> {
@@ -105,47 +113,59 @@ impl Store {
             .block_on(self.backend.remove_stale_temporaries(older_than))
     }
 
-    pub fn spool_dir(&self) -> std::path::PathBuf {
-        self.backend.spool_dir().unwrap_or_else(std::env::temp_dir)
+    /// Where large objects are built before [`Store::put_file`]: inside a filesystem
+    /// repository (so that storing one is a rename), else the system's temporary directory.
+    pub(crate) fn spool_dir(&self) -> std::path::PathBuf {
+        match self.backend.as_local() {
+            Some(local) => local.spool_dir(),
+            None => std::env::temp_dir(),
+        }
     }
 
     /// Whether a spooled volume is stored by moving it (a filesystem repository), so it is
     /// never read again by this process; otherwise it is read back to upload it.
-    pub fn spool_is_destination(&self) -> bool {
-        self.backend.spool_dir().is_some()
+    pub(crate) fn spool_is_destination(&self) -> bool {
+        self.backend.as_local().is_some()
     }
 
-    pub fn put_new(&self, key: &str, data: impl Into<Bytes>) -> Result<bool, StorageError> {
+    pub(crate) fn put_new(&self, key: &str, data: impl Into<Bytes>) -> Result<bool, StorageError> {
         self.runtime
             .block_on(self.backend.put_new(key, data.into()))
     }
 
+    /// The whole object.
     pub fn get(&self, key: &str) -> Result<Bytes, StorageError> {
-        if let Some(r) = self.backend.read_now(key) {
-            return r;
+        if let Some(local) = self.backend.as_local() {
+            return local.read_now(key);
         }
         self.runtime.block_on(self.backend.get(key))
     }
 
-    /// See [`Storage::open_now`].
-    pub fn open_now(&self, key: &str) -> Option<Result<std::fs::File, StorageError>> {
-        self.backend.open_now(key)
+    /// Open an object as a local file to be read piecewise on the calling thread (so that a
+    /// large object need not be held in memory whole); `None` if the backend is not local.
+    pub(crate) fn open_now(&self, key: &str) -> Option<Result<std::fs::File, StorageError>> {
+        Some(self.backend.as_local()?.open_now(key))
     }
 
-    pub fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StorageError> {
-        if let Some(r) = self.backend.read_range_now(key, offset, len) {
-            return r;
+    pub(crate) fn get_range(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Bytes, StorageError> {
+        if let Some(local) = self.backend.as_local() {
+            return local.read_range_now(key, offset, len);
         }
         self.runtime
             .block_on(self.backend.get_range(key, offset, len))
     }
 
     /// Read a range of an object as it arrives (see [`RangeReader`]).
-    pub fn read_range(&self, key: &str, offset: u64, len: u64) -> RangeReader {
+    pub(crate) fn read_range(&self, key: &str, offset: u64, len: u64) -> RangeReader {
         let (tx, rx) = tokio::sync::mpsc::channel(PIECES_AHEAD);
-        if let Some(r) = self.backend.read_range_now(key, offset, len) {
+        if let Some(local) = self.backend.as_local() {
             // A local file: one piece, read on this thread.
-            let _ = tx.try_send(r);
+            let _ = tx.try_send(local.read_range_now(key, offset, len));
         } else {
             let backend = self.backend.clone();
             let key = key.to_owned();
@@ -162,16 +182,18 @@ impl Store {
         }
     }
 
+    /// Every object whose key starts with `prefix`.
     pub fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StorageError> {
         self.runtime.block_on(self.backend.list(prefix))
     }
 
+    /// Size of the object, or `None` when absent.
     pub fn stat(&self, key: &str) -> Result<Option<u64>, StorageError> {
         self.runtime.block_on(self.backend.stat(key))
     }
 
     /// Fetch many objects concurrently (at most `concurrency` at a time), in input order.
-    pub fn get_many(
+    pub(crate) fn get_many(
         &self,
         keys: &[String],
         concurrency: usize,
@@ -211,7 +233,7 @@ impl Store {
         })
     }
 
-    pub fn delete(&self, key: &str) -> Result<(), StorageError> {
+    pub(crate) fn delete(&self, key: &str) -> Result<(), StorageError> {
         self.runtime.block_on(self.backend.delete(key))
     }
 }
@@ -251,7 +273,7 @@ impl RangeReader {
     }
 
     /// The `len` bytes at offset `at` of the object (at or after what was read before).
-    pub fn read_at(&mut self, at: u64, len: usize) -> Result<Vec<u8>, StorageError> {
+    pub(crate) fn read_at(&mut self, at: u64, len: usize) -> Result<Vec<u8>, StorageError> {
         if let Some(why) = &self.broken {
             return Err(self.failure(why));
         }

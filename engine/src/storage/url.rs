@@ -12,7 +12,9 @@ use super::{LocalStorage, Storage, StorageError};
 /// A parsed repository location.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RepoUrl {
+    /// A directory on this machine (or a mounted one).
     Local(PathBuf),
+    /// An S3 bucket and prefix.
     S3(Box<S3Options>),
 }
 
@@ -59,6 +61,7 @@ fn decode(v: &str) -> String {
 }
 
 impl RepoUrl {
+    /// Parse a repository URL: a path, `file://…` or `s3://bucket/prefix?…`.
     pub fn parse(url: &str) -> Result<Self, StorageError> {
         let invalid = |reason: &str| StorageError::InvalidUrl {
             url: url.to_owned(),

@@ -17,7 +17,9 @@ const FILES_LISTED: usize = 1000;
 /// A file (or a directory whose listing is lost) that a damaged volume affects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AffectedFile {
+    /// The run's label.
     pub run: String,
+    /// The file, as `source:/path`.
     pub path: String,
 }
 

@@ -30,9 +30,11 @@ pub use affected::AffectedFile;
 /// How thoroughly to check.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum VerifyDepth {
+    /// Check the index, the runs and the trees; read no volume.
     Quick,
     /// Read volumes: all of them, or a random sample of this percentage.
     Deep {
+        /// Percentage of volumes to read (`None`: all of them).
         sample_percent: Option<f64>,
     },
 }
@@ -41,12 +43,17 @@ pub enum VerifyDepth {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DamagedVolume {
+    /// The volume's id in hex.
     pub volume: String,
+    /// What is wrong with it.
     pub problem: String,
+    /// Blobs in it that are damaged.
     pub damaged_blobs: usize,
+    /// Runs that need it.
     pub runs: Vec<String>,
     /// Affected files (first 1000) as `run  source:/path`.
     pub files: Vec<AffectedFile>,
+    /// How many files are affected in all.
     pub files_total: usize,
 }
 
@@ -54,21 +61,31 @@ pub struct DamagedVolume {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyReport {
+    /// How deep the check went: `quick`, `deep` or `deep (sample N%)`.
     pub depth: String,
     /// True only if volume contents were read and authenticated (deep, no sampling).
     pub data_verified: bool,
+    /// Whether nothing was found wrong.
     pub ok: bool,
+    /// Runs checked.
     pub runs_checked: usize,
+    /// Directory listings checked.
     pub trees_checked: usize,
+    /// Blobs the index names.
     pub blobs_indexed: usize,
+    /// Volumes the index names.
     pub volumes_indexed: usize,
+    /// Volumes read.
     pub volumes_read: usize,
+    /// Bytes read.
     pub bytes_read: u64,
     /// Structural problems outside any one volume (missing blobs, bad sizes, bad manifests).
     pub problems: Vec<String>,
+    /// Volumes found damaged or missing.
     pub damaged_volumes: Vec<DamagedVolume>,
     /// Volumes no index names: leftovers of an interrupted backup, removed by the next purge.
     pub unreferenced_volumes: Vec<String>,
+    /// Wall time of the check.
     pub duration_ms: u64,
 }
 
@@ -194,8 +211,58 @@ pub fn verify_with(
         problem_count: 0,
         trees_seen: HashSet::new(),
     };
-    // Volumes named by the index must exist with their recorded size.
-    let mut damaged: BTreeMap<Id, (String, HashSet<Id>)> = BTreeMap::new();
+    let (mut damaged, unreferenced) = stored_volumes(&index, &listed);
+    let runs: Vec<RunManifest> = match repo.runs() {
+        Ok(r) => r,
+        Err(e) => {
+            checker.problem(format!("run catalog unreadable: {e}"));
+            Vec::new()
+        }
+    };
+    check_runs(&mut checker, &runs, progress);
+    let data_verified = matches!(
+        depth,
+        VerifyDepth::Deep {
+            sample_percent: None
+        }
+    );
+    let (volumes_read, bytes_read) = match depth {
+        VerifyDepth::Deep { sample_percent } => {
+            read_volumes(repo, &listed, &mut damaged, sample_percent, progress)
+        }
+        VerifyDepth::Quick => (0, 0),
+    };
+    progress
+        .totals_final
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+
+    let damaged_volumes = affected::describe(repo, &index, &runs, damaged);
+    let problems = checker.problems;
+    let ok = checker.problem_count == 0 && damaged_volumes.is_empty();
+    Ok(VerifyReport {
+        depth: depth.describe(),
+        data_verified,
+        ok,
+        runs_checked: runs.len(),
+        trees_checked: checker.trees_seen.len(),
+        blobs_indexed: index.blob_count(),
+        volumes_indexed: index.packs().len(),
+        volumes_read,
+        bytes_read,
+        problems,
+        damaged_volumes,
+        unreferenced_volumes: unreferenced,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// What a volume's problem is, and which of its blobs are damaged (none known: all).
+type Damaged = BTreeMap<Id, (String, HashSet<Id>)>;
+
+/// Volumes the index names must exist with their recorded size: those that do not, and the
+/// volumes in storage no index names.
+fn stored_volumes(index: &MasterIndex, listed: &HashMap<Id, u64>) -> (Damaged, Vec<String>) {
+    let mut damaged = Damaged::new();
     for p in index.packs() {
         match listed.get(&p.id) {
             None => {
@@ -214,21 +281,18 @@ pub fn verify_with(
         }
     }
     let indexed: HashSet<Id> = index.packs().iter().map(|p| p.id).collect();
-    let unreferenced: Vec<String> = listed
+    let unreferenced = listed
         .keys()
         .filter(|id| !indexed.contains(id))
-        .map(Id::to_hex)
+        .map(|id| id.to_hex())
         .collect();
+    (damaged, unreferenced)
+}
 
-    let runs: Vec<RunManifest> = match repo.runs() {
-        Ok(r) => r,
-        Err(e) => {
-            checker.problem(format!("run catalog unreadable: {e}"));
-            Vec::new()
-        }
-    };
+/// Every run's trees, down to each blob's index entry.
+fn check_runs(checker: &mut Checker<'_>, runs: &[RunManifest], progress: &Progress) {
     progress.add_total(runs.len() as u64, 0);
-    for run in &runs {
+    for run in runs {
         for source in &run.sources {
             if let Some(tree) = source.tree {
                 checker.check_tree(&run.label, tree, &format!("{}:", source.name), true);
@@ -236,45 +300,43 @@ pub fn verify_with(
         }
         progress.add_done(1, 0);
     }
+}
 
-    let mut volumes_read = 0;
-    let mut bytes_read = 0;
-    let data_verified = matches!(
-        depth,
-        VerifyDepth::Deep {
-            sample_percent: None
-        }
+/// Read and authenticate the volumes not already known damaged (all, or a sample of
+/// `sample_percent`), adding those found damaged. How many volumes and bytes were read.
+fn read_volumes(
+    repo: &Repository<Indexed>,
+    listed: &HashMap<Id, u64>,
+    damaged: &mut Damaged,
+    sample_percent: Option<f64>,
+    progress: &Progress,
+) -> (usize, u64) {
+    repo.drop_cached_trees();
+    let index = repo.index();
+    let to_read: Vec<Id> = deep::choose(
+        index
+            .packs()
+            .iter()
+            .map(|p| p.id)
+            .filter(|id| !damaged.contains_key(id)),
+        sample_percent,
     );
-    if let VerifyDepth::Deep { sample_percent } = depth {
-        repo.drop_cached_trees();
-        let to_read: Vec<Id> = deep::choose(
-            index
-                .packs()
-                .iter()
-                .map(|p| p.id)
-                .filter(|id| !damaged.contains_key(id)),
-            sample_percent,
-        );
-        let sizes: u64 = to_read.iter().filter_map(|id| listed.get(id)).sum();
-        progress.add_total(to_read.len() as u64, sizes);
-        let results = deep::check_volumes(repo, &index, &to_read, progress);
-        volumes_read = to_read.len();
-        for r in results {
-            bytes_read += r.bytes;
-            if let Some(problem) = r.problem {
-                damaged.insert(r.volume, (problem, r.bad_blobs));
-            }
+    let sizes: u64 = to_read.iter().filter_map(|id| listed.get(id)).sum();
+    progress.add_total(to_read.len() as u64, sizes);
+    let mut bytes_read = 0;
+    for r in deep::check_volumes(repo, index, &to_read, progress) {
+        bytes_read += r.bytes;
+        if let Some(problem) = r.problem {
+            damaged.insert(r.volume, (problem, r.bad_blobs));
         }
     }
-    progress
-        .totals_final
-        .store(true, std::sync::atomic::Ordering::Relaxed);
+    (to_read.len(), bytes_read)
+}
 
-    let damaged_volumes = affected::describe(repo, &index, &runs, damaged);
-    let problems = checker.problems;
-    let ok = checker.problem_count == 0 && damaged_volumes.is_empty();
-    Ok(VerifyReport {
-        depth: match depth {
+impl VerifyDepth {
+    /// `quick`, `deep` or `deep (sample N%)`, as the report says it.
+    fn describe(self) -> String {
+        match self {
             VerifyDepth::Quick => "quick".into(),
             VerifyDepth::Deep {
                 sample_percent: None,
@@ -282,18 +344,6 @@ pub fn verify_with(
             VerifyDepth::Deep {
                 sample_percent: Some(p),
             } => format!("deep (sample {p}%)"),
-        },
-        data_verified,
-        ok,
-        runs_checked: runs.len(),
-        trees_checked: checker.trees_seen.len(),
-        blobs_indexed: index.blob_count(),
-        volumes_indexed: index.packs().len(),
-        volumes_read,
-        bytes_read,
-        problems,
-        damaged_volumes,
-        unreferenced_volumes: unreferenced,
-        duration_ms: started.elapsed().as_millis() as u64,
-    })
+        }
+    }
 }

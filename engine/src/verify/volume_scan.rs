@@ -127,16 +127,11 @@ mod tests {
     fn volume(key: &MasterKey) -> Volume {
         let mut c = Compressor::new(CompressionLevel::FAST).unwrap();
         let mut p = PackBuilder::new(Vec::new(), key.id_scheme()).unwrap();
-        let mut seed = 7u64;
-        for size in [0usize, 1, 300, 5000, 70_000, 12, 20_000] {
-            let data: Vec<u8> = (0..size)
-                .map(|_| {
-                    seed = seed
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    (seed >> 56) as u8
-                })
-                .collect();
+        for (seed, size) in [0usize, 1, 300, 5000, 70_000, 12, 20_000]
+            .into_iter()
+            .enumerate()
+        {
+            let data = holdfast_testkit::pseudo_random(size, seed as u64 + 7);
             let blob = encode_blob(key, &mut c, BlobKind::Data, key.blob_id(&data), &data).unwrap();
             p.add(&blob).unwrap();
         }

@@ -239,17 +239,9 @@ pub fn set_mtime(path: &Path, sec: i64, nsec: i64) {
     .unwrap();
 }
 
-pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+// Not every test binary sharing this module writes random data.
+#[allow(unused_imports)]
+pub use holdfast_testkit::pseudo_random;
 
 pub fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()

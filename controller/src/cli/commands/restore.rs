@@ -96,6 +96,20 @@ pub(crate) fn render(r: &RestoreReport) -> String {
         human::count(r.unrestored),
         human::duration_ms(r.duration_ms)
     );
+    if r.owners_not_set > 0 {
+        let _ = writeln!(
+            out,
+            "  {} entries belong to you, not to their backed-up owner: only root restores owners",
+            human::count(r.owners_not_set)
+        );
+    }
+    if r.modes_not_set > 0 {
+        let _ = writeln!(
+            out,
+            "  {} existing entries you do not own kept their mode and times",
+            human::count(r.modes_not_set)
+        );
+    }
     if r.leftovers_removed > 0 {
         let _ = writeln!(
             out,

@@ -16,6 +16,7 @@ use crate::job::plan::{self as job_plan, JobPlan, Operation, RepositoryRef};
 use crate::operator::conditions::{Health, conditions};
 use crate::operator::context::Context;
 use crate::operator::error::Error;
+use crate::operator::event_reason::EventReason;
 use crate::operator::job::{self, JobInput};
 use crate::operator::job_control;
 use crate::operator::job_view::{JobView, Report};
@@ -44,7 +45,7 @@ async fn stalled(
     ctx: &Context,
     api: &Api<BackupSet>,
     set: &BackupSet,
-    reason: &str,
+    reason: &'static str,
     message: String,
 ) -> Result<Action, Error> {
     let message = format!(
@@ -58,7 +59,7 @@ async fn report_stalled(
     ctx: &Context,
     api: &Api<BackupSet>,
     set: &BackupSet,
-    reason: &str,
+    reason: &'static str,
     message: String,
 ) -> Result<Action, Error> {
     let old = set.status.clone();
@@ -66,8 +67,7 @@ async fn report_stalled(
     if super::stalled_reason(old.as_ref()).as_deref() != Some(reason) {
         ctx.event(
             &set.object_ref(&()),
-            true,
-            reason,
+            EventReason::Problem(reason),
             "Delete",
             message.clone(),
         )
@@ -112,7 +112,7 @@ pub async fn finalize(set: &BackupSet, ctx: &Context) -> Result<Action, Error> {
         } else {
             "deletionPolicy Retain"
         };
-        ctx.event(&set.object_ref(&()), released, "RepositoryRetained", "Delete",
+        ctx.event(&set.object_ref(&()), EventReason::RepositoryRetained { released }, "Delete",
             format!("the repository of {} is kept ({how}); a Restore with storageSetRef can still restore it", set.name_any())).await;
         return release(ctx, &api, set).await;
     }
@@ -185,8 +185,7 @@ impl Deletion<'_> {
                     self.ctx
                         .event(
                             &self.set.object_ref(&()),
-                            false,
-                            "RepositoryDeleted",
+                            EventReason::RepositoryDeleted,
                             "Delete",
                             format!(
                                 "the repository {} was deleted (deletionPolicy Purge)",
@@ -243,7 +242,7 @@ impl Deletion<'_> {
         let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
         match write::create_once(&jobs_api, &job).await {
             Ok(Some(_)) => {
-                ctx.event(&set.object_ref(&()), false, "RepositoryDeleting", "Delete",
+                ctx.event(&set.object_ref(&()), EventReason::RepositoryDeleting, "Delete",
                     format!("deleting the repository {} (deletionPolicy Purge) with job {job_name}", valid.repository)).await;
                 Ok(Action::requeue(RECHECK))
             }

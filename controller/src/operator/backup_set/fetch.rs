@@ -14,6 +14,7 @@ pub use crate::operator::claim_users::ClaimUser;
 use crate::operator::claim_users::claim_users;
 use crate::operator::context::SetStores;
 use crate::operator::error::Error;
+use crate::operator::mover::Consent;
 use crate::operator::names::{LABEL_BACKUP_SET, LABEL_REPOSITORY, repository_label};
 
 /// Everything read.
@@ -26,8 +27,11 @@ pub struct Refs {
     /// The key names of those Secrets, where their metadata tells them.
     pub secret_keys: BTreeMap<String, BTreeSet<String>>,
     pub claims: BTreeMap<String, PersistentVolumeClaim>,
-    /// Running or starting pods using each claim.
+    /// Running or starting pods using each claim (read where the node of a single-node
+    /// claim or the mover's identity depends on them).
     pub claim_users: BTreeMap<String, Vec<ClaimUser>>,
+    /// Whether the namespace allows privileged movers (read only when the set asks).
+    pub consent: Consent,
     /// The set's own Jobs.
     pub jobs: Vec<Job>,
     /// Every Job of its repository (restores too): the queue.
@@ -65,6 +69,9 @@ pub async fn fetch(
             .get_opt(&s.name)
             .await
             .map_err(Error::api("reading the Schedule"))?;
+    }
+    if set.spec.mover.as_ref().is_some_and(|m| m.privileged) {
+        refs.consent = crate::operator::namespace::privileged_movers(client, ns).await?;
     }
     secrets(client, ns, set, &mut refs).await?;
     claims(client, ns, set, &mut refs).await?;
@@ -120,16 +127,7 @@ async fn claims(
     set: &BackupSet,
     refs: &mut Refs,
 ) -> Result<(), Error> {
-    let mut claim_names: Vec<String> = set
-        .spec
-        .sources
-        .iter()
-        .filter_map(|s| {
-            s.persistent_volume_claim
-                .as_ref()
-                .map(|p| p.claim_name.clone())
-        })
-        .collect();
+    let mut claim_names: Vec<String> = set.source_claims().map(str::to_owned).collect();
     if let Some(fs) = refs
         .storage
         .as_ref()
@@ -156,7 +154,13 @@ async fn claims(
                     .any(|m| m == "ReadWriteOnce" || m == "ReadWriteOncePod")
             })
     };
-    if refs.claims.values().any(single_node) {
+    let mover = set.spec.mover.as_ref();
+    let identity_from_users = mover.is_none_or(|m| m.security_context.is_none() && !m.privileged)
+        && refs
+            .storage
+            .as_ref()
+            .is_some_and(|s| s.spec.filesystem.is_none());
+    if refs.claims.values().any(single_node) || identity_from_users {
         refs.claim_users = claim_users(client, ns, |c| refs.claims.contains_key(c)).await?;
     }
     Ok(())

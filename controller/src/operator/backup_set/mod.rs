@@ -24,6 +24,7 @@ use crate::job::plan::OperationKind;
 use crate::operator::conditions::{Health, conditions};
 use crate::operator::context::Context;
 use crate::operator::error::{Error, Problem};
+use crate::operator::event_reason::EventReason;
 use crate::operator::job_control;
 use crate::operator::job_view::{Ending, JobView};
 use crate::operator::metrics::{KindLabels, Metrics, RunLabels};
@@ -143,10 +144,11 @@ async fn absorb_finished(
             continue;
         }
         let report = job_control::report(ctx, &ns, &view).await?;
-        if let Some(a) = absorb(status, &view, &report, now) {
+        // Seen by the pod watch: an evicted pod is gone by now.
+        let interrupted = ctx.pod_results.interruptions(&ns, &view.name);
+        if let Some(a) = absorb(status, &view, &report, &interrupted, now) {
             record(ctx, set, &a);
-            ctx.event(&object, a.warning, &a.reason, "Run", a.message)
-                .await;
+            ctx.event(&object, a.reason(), "Run", a.message).await;
         }
         if view.ending == Some(Ending::Aborted) {
             // A stopped Job stays suspended forever otherwise.
@@ -184,8 +186,7 @@ async fn stall(
         let object = set.object_ref(&());
         ctx.event(
             &object,
-            true,
-            problem.reason,
+            EventReason::Problem(problem.reason),
             "Validate",
             problem.message.clone(),
         )
@@ -219,7 +220,7 @@ async fn abort_on_request(
         let v = JobView::of(j);
         if v.operation == Some(OperationKind::Backup) && v.state != JobState::Done {
             job_control::abort(&ctx.client, &ns, &v.name).await?;
-            ctx.event(&object, false, "BackupAborting", "Abort",
+            ctx.event(&object, EventReason::BackupAborting, "Abort",
                 format!("stopping {} on request (holdfast.io/abort); what it read is recorded as an Aborted run", v.name)).await;
         }
     }
@@ -269,7 +270,7 @@ async fn record_missed(ctx: &Context, set: &BackupSet, missed: u64) {
         .missed_runs
         .get_or_create(&labels)
         .inc_by(missed);
-    ctx.event(&set.object_ref(&()), true, "MissedRun", "Schedule",
+    ctx.event(&set.object_ref(&()), EventReason::MissedRun, "Schedule",
         format!("{missed} scheduled run(s) skipped: missed while the controller was away past the starting deadline, or the previous run had not started yet")).await;
 }
 
@@ -284,7 +285,7 @@ async fn watch_stuck(
     match jobs.own_unfinished().find(|j| j.state == JobState::Active) {
         Some(active) => {
             let ns = set.namespace().unwrap_or_default();
-            job_control::watch_stuck(ctx, &ns, &active.name, health).await
+            job_control::watch_stuck(ctx, &ns, active, health).await
         }
         None => Ok(health),
     }

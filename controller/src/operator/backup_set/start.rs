@@ -14,6 +14,7 @@ use crate::job::plan::{
 };
 use crate::operator::context::Context;
 use crate::operator::error::Error;
+use crate::operator::event_reason::EventReason;
 use crate::operator::job::{self, JobInput, Privilege};
 use crate::operator::job_control;
 use crate::operator::job_view::JobView;
@@ -58,22 +59,19 @@ pub(super) async fn start_due(
             continue;
         };
         let (verb, reason) = if suspend {
-            ("queued", "Queued")
+            ("queued", EventReason::Queued(start.kind.kind()))
         } else {
-            ("started", "Started")
+            ("started", EventReason::Started(start.kind.kind()))
         };
         ctx.event(
             &object,
-            false,
-            &format!(
-                "{}{reason}",
-                crate::operator::results::title(start.kind.name())
-            ),
+            reason,
             "Start",
             format!(
-                "{} {verb} as job {job_name} ({:?})",
+                "{} {verb} as job {job_name} ({:?}), mover {}",
                 start.kind.name(),
-                start.reason
+                start.reason,
+                valid.mover
             ),
         )
         .await;
@@ -211,6 +209,7 @@ fn build_job(
         } else {
             None
         },
+        mover: valid.mover.clone(),
         resources: set.spec.resources.as_ref(),
         active_deadline_seconds: Some(timeout),
         backoff_limit: 2,

@@ -81,6 +81,8 @@ fn placeholder(running: &JobView) -> RunSummary {
         bytes_read: 0,
         bytes_stored: 0,
         errors: 0,
+        mover: running.mover.clone(),
+        interruptions: 0,
         message: None,
     }
 }

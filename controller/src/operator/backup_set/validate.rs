@@ -11,6 +11,7 @@ use crate::api::{BackupSet, StorageSet};
 use crate::job::plan::{SourcePlan, paths};
 use crate::operator::error::Problem;
 use crate::operator::job::PodSource;
+use crate::operator::mover::{self, MoverPlan, PodIdentity};
 use crate::operator::plan::schedule::{
     ValidSchedule, parse_duration, validate as validate_schedule,
 };
@@ -38,6 +39,8 @@ pub struct ValidSet {
     pub compression: Option<CompressionLevel>,
     pub backup_timeout: Option<i64>,
     pub maintenance_timeout: Option<i64>,
+    /// Who the set's job pods run as.
+    pub mover: MoverPlan,
 }
 
 fn access_modes(pvc: &PersistentVolumeClaim) -> Vec<String> {
@@ -71,6 +74,7 @@ pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
         .transpose()
         .map_err(|e| Problem::new("CompressionInvalid", format!("compression.level: {e}")))?;
     let timeouts = set.spec.timeouts.clone().unwrap_or_default();
+    let mover = mover(set, refs, &mount)?;
     Ok(ValidSet {
         repo_label: repo_label_of(set),
         repository,
@@ -84,7 +88,26 @@ pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
         compression,
         backup_timeout: timeout(&timeouts.backup, "backup")?,
         maintenance_timeout: timeout(&timeouts.maintenance, "maintenance")?,
+        mover,
     })
+}
+
+/// Who the set's job pods run as: its `mover`, else the pods that mount its claims.
+fn mover(set: &BackupSet, refs: &Refs, mount: &StorageMount) -> Result<MoverPlan, Problem> {
+    let users: Vec<(&str, &PodIdentity)> = set
+        .source_claims()
+        .filter_map(|c| refs.claim_users.get(c))
+        .flatten()
+        .map(|u| (u.pod.as_str(), &u.identity))
+        .collect();
+    mover::choose(
+        set.spec.mover.as_ref(),
+        &users,
+        matches!(mount, StorageMount::Filesystem { .. }),
+        namespace(set),
+        refs.consent,
+    )
+    .map_err(Problem::from)
 }
 
 fn namespace(set: &BackupSet) -> &str {

@@ -61,6 +61,21 @@ struct Case {
     target: Option<&'static str>,
     node: Option<&'static str>,
     suspend: bool,
+    mover: MoverPlan,
+}
+
+fn default_user() -> MoverPlan {
+    MoverPlan::Restricted(Identity::default_user())
+}
+
+fn from_pod() -> MoverPlan {
+    MoverPlan::Restricted(Identity {
+        user: 1000,
+        group: 1000,
+        fs_group: Some(1000),
+        supplemental: vec![],
+        origin: crate::operator::mover::Origin::Pod("shop-web-0".into()),
+    })
 }
 
 fn backup_plan(sources: Vec<SourcePlan>) -> JobPlan {
@@ -105,6 +120,7 @@ fn cases() -> Vec<Case> {
             target: None,
             node: None,
             suspend: false,
+            mover: from_pod(),
         },
         Case {
             name: "backup-rwo-on-node",
@@ -123,6 +139,7 @@ fn cases() -> Vec<Case> {
             target: None,
             node: Some("node-b"),
             suspend: false,
+            mover: MoverPlan::Privileged,
         },
         Case {
             name: "backup-command",
@@ -153,6 +170,7 @@ fn cases() -> Vec<Case> {
             target: None,
             node: None,
             suspend: false,
+            mover: default_user(),
         },
         Case {
             name: "backup-queued",
@@ -164,6 +182,7 @@ fn cases() -> Vec<Case> {
             target: None,
             node: None,
             suspend: true,
+            mover: default_user(),
         },
         Case {
             name: "restore-existing-claim-filesystem-storage",
@@ -187,6 +206,7 @@ fn cases() -> Vec<Case> {
             target: Some("shop-uploads"),
             node: Some("node-b"),
             suspend: false,
+            mover: MoverPlan::FilesystemRepository,
         },
         Case {
             name: "restore-new-claim",
@@ -208,6 +228,13 @@ fn cases() -> Vec<Case> {
             target: Some("shop-uploads-restored"),
             node: None,
             suspend: false,
+            mover: MoverPlan::Restricted(Identity {
+                user: 1001,
+                group: 1001,
+                fs_group: None,
+                supplemental: vec![3000],
+                origin: crate::operator::mover::Origin::Spec,
+            }),
         },
         Case {
             name: "purge",
@@ -227,6 +254,7 @@ fn cases() -> Vec<Case> {
             target: None,
             node: None,
             suspend: false,
+            mover: default_user(),
         },
         Case {
             name: "verify",
@@ -241,6 +269,7 @@ fn cases() -> Vec<Case> {
             target: None,
             node: None,
             suspend: false,
+            mover: default_user(),
         },
         Case {
             name: "storage-check",
@@ -256,6 +285,7 @@ fn cases() -> Vec<Case> {
             target: None,
             node: None,
             suspend: false,
+            mover: MoverPlan::FilesystemRepository,
         },
         Case {
             name: "delete-repository",
@@ -269,6 +299,7 @@ fn cases() -> Vec<Case> {
             target: None,
             node: None,
             suspend: false,
+            mover: default_user(),
         },
     ]
 }
@@ -299,6 +330,7 @@ fn render(c: &Case) -> Value {
         ttl_seconds_after_finished: 86_400,
         backoff_limit: 2,
         suspend: c.suspend,
+        mover: c.mover.clone(),
     };
     serde_json::to_value(build(&input).unwrap()).unwrap()
 }
@@ -324,6 +356,16 @@ fn every_job_matches_its_snapshot() {
     }
 }
 
+/// A pod template's containers, init containers included.
+fn containers(pod: &Value) -> Vec<&Value> {
+    pod["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(pod["initContainers"].as_array().into_iter().flatten())
+        .collect()
+}
+
 #[test]
 fn every_job_is_locked_down_and_carries_no_secret() {
     for c in cases() {
@@ -331,12 +373,7 @@ fn every_job_is_locked_down_and_carries_no_secret() {
         let pod = &job["spec"]["template"]["spec"];
         assert_eq!(pod["automountServiceAccountToken"], false, "{}", c.name);
         assert_eq!(pod["restartPolicy"], "Never");
-        let containers: Vec<&Value> = pod["containers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .chain(pod["initContainers"].as_array().into_iter().flatten())
-            .collect();
+        let containers = containers(pod);
         for ct in &containers {
             let sc = &ct["securityContext"];
             assert_eq!(sc["allowPrivilegeEscalation"], false, "{}", c.name);
@@ -369,11 +406,17 @@ fn every_job_is_locked_down_and_carries_no_secret() {
         assert_eq!(sc["readOnlyRootFilesystem"], true);
         let added: Vec<&str> = sc["capabilities"]["add"]
             .as_array()
-            .unwrap()
-            .iter()
+            .into_iter()
+            .flatten()
             .map(|v| v.as_str().unwrap())
             .collect();
-        assert_eq!(added, c.privilege.capabilities(), "{}", c.name);
+        // Capabilities only for a root mover.
+        let wanted: &[&str] = if c.mover.is_root() {
+            c.privilege.capabilities()
+        } else {
+            &[]
+        };
+        assert_eq!(added, wanted, "{}", c.name);
         // /tmp is writable (the root is not).
         assert!(
             main["volumeMounts"]
@@ -425,4 +468,138 @@ fn only_a_restore_asked_for_device_nodes_gets_mknod() {
         without,
         Privilege::Restore.capabilities().iter().collect::<Vec<_>>()
     );
+}
+
+/// The checks of the `restricted` Pod Security level (Kubernetes 1.35) that a Job's pod
+/// template can fail: what the API server's admission would say, or nothing.
+fn restricted_violations(pod: &Value) -> Vec<String> {
+    let mut v = Vec::new();
+    for host in ["hostNetwork", "hostPID", "hostIPC"] {
+        if pod[host] == true {
+            v.push(host.to_owned());
+        }
+    }
+    let allowed = [
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
+    ];
+    for vol in pod["volumes"].as_array().into_iter().flatten() {
+        for (k, _) in vol.as_object().unwrap() {
+            if k != "name" && !allowed.contains(&k.as_str()) {
+                v.push(format!("volume type {k}"));
+            }
+        }
+    }
+    let psc = &pod["securityContext"];
+    let seccomp = |sc: &Value| sc["seccompProfile"]["type"].as_str().map(str::to_owned);
+    let containers = containers(pod);
+    if psc["runAsUser"] == 0 {
+        v.push("pod runAsUser 0".into());
+    }
+    for ct in containers {
+        let name = ct["name"].as_str().unwrap();
+        let sc = &ct["securityContext"];
+        if sc["privileged"] == true {
+            v.push(format!("{name}: privileged"));
+        }
+        if sc["allowPrivilegeEscalation"] != false {
+            v.push(format!("{name}: allowPrivilegeEscalation != false"));
+        }
+        if sc["capabilities"]["drop"] != serde_json::json!(["ALL"]) {
+            v.push(format!("{name}: does not drop ALL"));
+        }
+        for cap in sc["capabilities"]["add"].as_array().into_iter().flatten() {
+            if cap != "NET_BIND_SERVICE" {
+                v.push(format!("{name}: adds {cap}"));
+            }
+        }
+        let non_root = sc["runAsNonRoot"]
+            .as_bool()
+            .or(psc["runAsNonRoot"].as_bool());
+        if non_root != Some(true) {
+            v.push(format!("{name}: runAsNonRoot != true"));
+        }
+        if sc["runAsUser"] == 0 {
+            v.push(format!("{name}: runAsUser 0"));
+        }
+        match seccomp(sc).or(seccomp(psc)).as_deref() {
+            Some("RuntimeDefault" | "Localhost") => {}
+            other => v.push(format!("{name}: seccompProfile {other:?}")),
+        }
+    }
+    v
+}
+
+#[test]
+fn the_pods_of_an_unprivileged_mover_pass_the_restricted_level_and_only_those() {
+    for c in cases() {
+        let job = render(&c);
+        let pod = &job["spec"]["template"]["spec"];
+        let violations = restricted_violations(pod);
+        if c.mover.is_root() {
+            assert!(!violations.is_empty(), "{}: a root pod passed", c.name);
+        } else {
+            assert_eq!(violations, Vec::<String>::new(), "{}", c.name);
+        }
+        // Whoever runs it, the Job says so for the run's status.
+        assert_eq!(
+            job["metadata"]["annotations"]["holdfast.io/mover"],
+            c.mover.to_string(),
+            "{}",
+            c.name
+        );
+    }
+}
+
+#[test]
+fn an_unprivileged_mover_runs_as_its_identity_and_reads_the_key_it_does_not_own() {
+    let c = cases()
+        .into_iter()
+        .find(|c| c.name == "backup-pvc")
+        .unwrap();
+    let job = render(&c);
+    let pod = &job["spec"]["template"]["spec"];
+    let psc = &pod["securityContext"];
+    assert_eq!(
+        (
+            &psc["runAsUser"],
+            &psc["runAsGroup"],
+            &psc["supplementalGroups"]
+        ),
+        (
+            &serde_json::json!(1000),
+            &serde_json::json!(1000),
+            &serde_json::json!([1000])
+        )
+    );
+    // A backup only reads: no fsGroup, which would have the kubelet change the group of the
+    // application's volume.
+    assert!(psc.get("fsGroup").is_none(), "{psc}");
+    let key = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "key")
+        .unwrap();
+    assert_eq!(key["secret"]["defaultMode"], 0o444);
+    // Root's key stays root's alone.
+    let c = cases()
+        .into_iter()
+        .find(|c| c.name == "backup-rwo-on-node")
+        .unwrap();
+    let job = render(&c);
+    let key = job["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "key")
+        .unwrap()
+        .clone();
+    assert_eq!(key["secret"]["defaultMode"], 0o400);
 }

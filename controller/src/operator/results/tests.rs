@@ -16,6 +16,7 @@ fn job(name: &str, op: &str, ending: Option<Ending>) -> JobView {
         ending,
         started: Some("2026-12-01T01:00:02Z".parse().unwrap()),
         finished: Some("2026-12-01T01:05:02Z".parse().unwrap()),
+        mover: Some("restricted uid 1000 gid 1000 (from pod app-0)".into()),
     }
 }
 
@@ -91,11 +92,12 @@ fn a_partial_backup_with_a_failing_dump_fills_run_sources_and_points() {
         &mut s,
         &job("shop-backup-1", "backup", Some(Ending::Succeeded)),
         &r,
+        &[],
         now(),
     )
     .unwrap();
     assert_eq!(
-        (a.result.as_str(), a.reason.as_str(), a.warning),
+        (a.result.as_str(), a.reason().as_str(), a.warning()),
         ("partial", "BackupPartial", true)
     );
     let last = s.last_run.as_ref().unwrap();
@@ -131,6 +133,7 @@ fn a_partial_backup_with_a_failing_dump_fills_run_sources_and_points() {
             &mut s,
             &job("shop-backup-1", "backup", Some(Ending::Succeeded)),
             &r,
+            &[],
             now()
         )
         .is_none()
@@ -151,11 +154,12 @@ fn failures_count_up_and_aborts_do_not() {
         &mut s,
         &job("j1", "backup", Some(Ending::Succeeded)),
         &wrong_key,
+        &[],
         now(),
     )
     .unwrap();
     assert_eq!(
-        (a.result.as_str(), a.reason.as_str()),
+        (a.result.as_str(), a.reason().as_str()),
         ("failed", "BackupFailed")
     );
     assert!(a.message.contains("WrongKey"), "{}", a.message);
@@ -173,6 +177,7 @@ fn failures_count_up_and_aborts_do_not() {
             }),
         ),
         &gone,
+        &[],
         now(),
     );
     assert_eq!(s.consecutive_failures, 2);
@@ -181,11 +186,12 @@ fn failures_count_up_and_aborts_do_not() {
         &mut s,
         &job("j3", "backup", Some(Ending::Aborted)),
         &Report::Missing("pod deleted".into()),
+        &[],
         now(),
     )
     .unwrap();
     assert_eq!(
-        (a.result.as_str(), a.reason.as_str(), a.warning),
+        (a.result.as_str(), a.reason().as_str(), a.warning()),
         ("aborted", "BackupAborted", false)
     );
     assert_eq!(s.last_run.as_ref().unwrap().phase, RunPhase::Aborted);
@@ -228,6 +234,7 @@ fn purge_and_verify_results() {
         &mut s,
         &job("p", "purge", Some(Ending::Succeeded)),
         &purge,
+        &[],
         now(),
     )
     .unwrap();
@@ -253,10 +260,11 @@ fn purge_and_verify_results() {
         &mut s,
         &job("v", "verify", Some(Ending::Succeeded)),
         &damaged,
+        &[],
         now(),
     )
     .unwrap();
-    assert_eq!((a.reason.as_str(), a.warning), ("VerifyDamaged", true));
+    assert_eq!((a.reason().as_str(), a.warning()), ("VerifyDamaged", true));
     let v = s.verification.as_ref().unwrap();
     assert!(!v.ok && v.message.as_deref().unwrap().contains("1a2b3c4d"));
     assert_eq!(
@@ -274,11 +282,64 @@ fn handled_jobs_are_bounded() {
             &mut s,
             &job(&format!("j{i}"), "backup", Some(Ending::Succeeded)),
             &Report::Missing("x".into()),
+            &[],
             now(),
         );
     }
     assert_eq!(s.handled_jobs.len(), HANDLED_JOBS);
     assert_eq!(s.handled_jobs.last().map(String::as_str), Some("j49"));
     assert_eq!(s.recent_runs.len(), RECENT_RUNS);
-    assert_eq!(title("storage-check"), "StorageCheck");
+}
+
+#[test]
+fn a_run_retried_after_a_drain_says_which_pod_and_node_were_stopped() {
+    let evicted = |pod: &str| Interruption {
+        pod: pod.into(),
+        node: Some("worker".into()),
+        reason: "EvictionByEvictionAPI: Eviction API: evicting".into(),
+    };
+    let complete = Report::Summary(Box::new(backup(
+        BackupOutcome::Complete,
+        vec![src(
+            "uploads",
+            EngineLevel::Incr,
+            SourceStatus::Complete,
+            None,
+        )],
+    )));
+    let mut s = BackupSetStatus::default();
+    let a = absorb(
+        &mut s,
+        &job("j1", "backup", Some(Ending::Succeeded)),
+        &complete,
+        &[evicted("j1-a")],
+        now(),
+    )
+    .unwrap();
+    let run = s.last_run.clone().unwrap();
+    assert_eq!((run.phase, run.interruptions), (RunPhase::Complete, 1));
+    let said = "run again after pod j1-a on node worker was stopped (EvictionByEvictionAPI: \
+                Eviction API: evicting)";
+    assert_eq!(run.message.as_deref(), Some(said));
+    assert!(a.message.ends_with(said), "{}", a.message);
+    assert_eq!(a.reason().as_str(), "BackupComplete");
+
+    // A run that failed after two interruptions says both its failure and the retries.
+    let failed = Report::Missing("the job's pod is gone, and its result with it".into());
+    absorb(
+        &mut s,
+        &job("j2", "backup", Some(Ending::Succeeded)),
+        &failed,
+        &[evicted("j2-a"), evicted("j2-b")],
+        now(),
+    )
+    .unwrap();
+    let run = s.last_run.unwrap();
+    assert_eq!((run.phase, run.interruptions), (RunPhase::Failed, 2));
+    let message = run.message.unwrap();
+    assert!(message.starts_with("the job's pod is gone"), "{message}");
+    assert!(
+        message.ends_with("stopped (EvictionByEvictionAPI: Eviction API: evicting) and 1 more"),
+        "{message}"
+    );
 }

@@ -70,6 +70,7 @@ fn validation_table() {
             vec![ClaimUser {
                 pod: "web-0".into(),
                 node: Some(node.into()),
+                identity: Default::default(),
             }],
         );
         r
@@ -205,6 +206,7 @@ fn a_bad_time_zone_and_two_sets_on_one_repository() {
         vec![ClaimUser {
             pod: "x".into(),
             node: Some("node-a".into()),
+            identity: Default::default(),
         }],
     );
     r.claim_users.insert(
@@ -212,6 +214,7 @@ fn a_bad_time_zone_and_two_sets_on_one_repository() {
         vec![ClaimUser {
             pod: "y".into(),
             node: Some("node-b".into()),
+            identity: Default::default(),
         }],
     );
     let p = validate(&two, &r).unwrap_err();
