@@ -283,6 +283,65 @@ fn a_misspelled_field_is_refused_by_the_rust_types() {
     assert!(err.contains("forcePathstyle"), "{err}");
 }
 
+#[test]
+fn a_job_template_offers_placement_and_metadata_but_nothing_the_controller_decides() {
+    // The API server refuses fields a schema does not declare (kubectl's strict field
+    // validation, the e2e suite's crds scenario): the property list is the whole surface.
+    let schemas = schemas();
+    let allowed = [
+        "affinity",
+        "imagePullSecrets",
+        "nodeSelector",
+        "podAnnotations",
+        "podLabels",
+        "priorityClassName",
+        "resources",
+        "tolerations",
+    ];
+    for (kind, pointer) in [
+        ("BackupSet", "/properties/spec/properties/jobTemplate"),
+        ("Restore", "/properties/spec/properties/jobTemplate"),
+    ] {
+        let t = schemas[kind].pointer(pointer).unwrap();
+        let mut names: Vec<&str> = t["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        names.sort();
+        assert_eq!(names, allowed, "{kind}");
+        assert!(t.get("additionalProperties").is_none(), "{kind}");
+    }
+    // The Rust types refuse the same (the controller's --job-pod-defaults too).
+    let mut set = base("BackupSet");
+    for field in [
+        "image",
+        "securityContext",
+        "serviceAccountName",
+        "volumes",
+        "command",
+    ] {
+        set["spec"]["jobTemplate"] = json!({field: "x"});
+        let err = serde_json::from_value::<BackupSet>(set.clone())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(field), "{field}: {err}");
+    }
+    // And a whole template is valid.
+    set["spec"]["jobTemplate"] = json!({
+        "podLabels": {"team": "shop"}, "podAnnotations": {"linkerd.io/inject": "disabled"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"}],
+        "nodeSelector": {"pool": "backup"}, "priorityClassName": "backup",
+        "imagePullSecrets": [{"name": "registry"}], "resources": {"limits": {"memory": "1Gi"}}
+    });
+    let errs = cel_errors(&schemas["BackupSet"], &set, None);
+    assert!(errs.is_empty(), "{errs:#?}");
+    let errs = schema_errors(&schemas["BackupSet"], &set);
+    assert!(errs.is_empty(), "{errs:#?}");
+    serde_json::from_value::<BackupSet>(set).unwrap();
+}
+
 /// A valid object to mutate: the quick start's, or the point-in-time Restore.
 fn base(kind: &str) -> Value {
     let file = if kind == "Restore" {

@@ -1064,6 +1064,39 @@ fn controller_builds_its_client_and_reports_an_unreachable_api_server_without_pa
     assert!(!err.contains("abc"), "the token is never printed: {err}");
 }
 
+#[test]
+fn controller_refuses_job_pod_defaults_that_are_not_a_job_template_before_it_starts() {
+    // The chart passes its `jobs` values as JSON; a field the template does not have (an
+    // image, a security context) is refused by name, not dropped.
+    for (json, named) in [
+        (
+            r#"{"podLabels": {"a": "b"}, "securityContext": {"privileged": true}}"#,
+            "securityContext",
+        ),
+        (r#"{"image": "evil"}"#, "image"),
+        ("{not json", "--job-pod-defaults"),
+    ] {
+        let out = Command::new(BIN)
+            .args([
+                "controller",
+                "--listen",
+                "127.0.0.1:0",
+                "--job-pod-defaults",
+                json,
+            ])
+            .env("KUBECONFIG", "/nonexistent")
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(code(&out), 2, "{json}: {err}");
+        assert!(err.contains(named), "{json}: {err}");
+        assert!(
+            !err.contains("Kubernetes API"),
+            "refused before connecting: {err}"
+        );
+    }
+}
+
 /// A pod being deleted (a drain, an abort) sends its containers SIGTERM: `job pipe`, its
 /// container's pid 1, stops the dump and exits, recording the signal, instead of holding
 /// the pod for its whole grace period.

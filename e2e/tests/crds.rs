@@ -121,6 +121,26 @@ async fn crds_install_examples_apply_and_invalid_objects_are_refused() {
         assert!(err.contains(want), "{kind}: expected {want:?} in:\n{err}");
     }
 
+    // A jobTemplate cannot set what the controller decides: kubectl's strict field
+    // validation makes the API server refuse a field the schema does not declare.
+    for (field, value) in [
+        ("image", serde_json::json!("evil:latest")),
+        ("securityContext", serde_json::json!({"privileged": true})),
+        ("serviceAccountName", serde_json::json!("admin")),
+    ] {
+        let obj = set(
+            base("BackupSet"),
+            "/spec/jobTemplate",
+            serde_json::json!({ field: value }),
+        );
+        let (ok, _, err) = c.kubectl(
+            &["apply", "--server-side", "--dry-run=server", "-f", "-"],
+            Some(&obj.to_string()),
+        );
+        assert!(!ok, "jobTemplate.{field} was accepted");
+        assert!(err.contains(field), "jobTemplate.{field}: {err}");
+    }
+
     // Transition rules, on objects that exist.
     let ns = c.namespace("crds").await;
     let mut bset = base("BackupSet");

@@ -59,6 +59,20 @@ async fn the_chart_installs_runs_the_quick_start_and_uninstalls_keeping_the_data
             &format!("metrics.port={port}"),
             "--set",
             "logFormat=text",
+            // What a platform sets on every job pod: a private registry's pull secret
+            // (the node has the image; the kubelet does not need it), a node pool's
+            // toleration, a priority class (the built-in one: no PriorityClass to create),
+            // resources a quota would require.
+            "--set",
+            "imagePullSecrets[0].name=registry",
+            "--set",
+            "jobs.tolerations[0].key=backup-pool",
+            "--set",
+            "jobs.tolerations[0].operator=Exists",
+            "--set",
+            "jobs.priorityClassName=system-cluster-critical",
+            "--set",
+            "jobs.resources.requests.memory=64Mi",
             "--wait",
             "--timeout",
             "90s",
@@ -121,6 +135,42 @@ async fn the_chart_installs_runs_the_quick_start_and_uninstalls_keeping_the_data
         Some("hf-holdfast-job")
     );
     assert_eq!(jspec.automount_service_account_token, Some(false));
+    // And carry the chart's job settings: pull secrets, tolerations, priority, resources,
+    // and the labels and annotations that keep mesh sidecars out.
+    let secrets: Vec<&str> = jspec
+        .image_pull_secrets
+        .iter()
+        .flatten()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(secrets, ["registry"]);
+    let tolerations = jspec.tolerations.clone().unwrap_or_default();
+    assert!(
+        tolerations
+            .iter()
+            .any(|t| t.key.as_deref() == Some("backup-pool")),
+        "{tolerations:?}"
+    );
+    assert_eq!(
+        jspec.priority_class_name.as_deref(),
+        Some("system-cluster-critical")
+    );
+    let main = jspec
+        .containers
+        .iter()
+        .find(|c| c.name == "holdfast")
+        .unwrap();
+    let requests = main.resources.as_ref().unwrap().requests.as_ref().unwrap();
+    assert_eq!(requests["memory"].0, "64Mi");
+    let meta = &jp.items[0].metadata;
+    assert_eq!(
+        meta.labels.as_ref().unwrap()["sidecar.istio.io/inject"],
+        "false"
+    );
+    assert_eq!(
+        meta.annotations.as_ref().unwrap()["linkerd.io/inject"],
+        "disabled"
+    );
 
     helm_ok(&c, &["uninstall", "hf", "--namespace", &ns, "--wait"]);
     let (ok, out, _) = c.kubectl(&["get", "crd", "backupsets.holdfast.io"], None);

@@ -7,7 +7,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use super::common::Level;
-use super::common::{DURATION_PATTERN, Encryption, LocalObjectReference, Mover, conditions_schema};
+use super::common::{
+    DURATION_PATTERN, Encryption, JobTemplate, LocalObjectReference, Mover, conditions_schema,
+};
 
 /// One group of sources backed up together: a data boundary (stored, deduplicated and
 /// encrypted apart from every other set), bound to one StorageSet for life, run on a
@@ -73,6 +75,7 @@ use super::common::{DURATION_PATTERN, Encryption, LocalObjectReference, Mover, c
     )
 )]
 #[x_kube(validation = Rule::new("has(self.repository) == has(oldSelf.repository)").message("repository is immutable: it cannot be added or removed after creation"))]
+#[x_kube(validation = Rule::new("!(has(self.resources) && has(self.jobTemplate) && has(self.jobTemplate.resources))").message("set resources or jobTemplate.resources, not both"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackupSetSpec {
     /// The StorageSet that holds this set's repository. Immutable: a set's data never moves.
@@ -123,9 +126,14 @@ pub struct BackupSetSpec {
     /// value runs again); re-applying the same value does nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manual_run: Option<ManualRun>,
-    /// Resources for the job pods.
+    /// Resources for the job pods (the same as `jobTemplate.resources`; set one of them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    /// What the set's job pods carry besides what the controller decides: tolerations, node
+    /// selector, affinity, priority class, image pull secrets, labels, annotations and
+    /// resources, over the cluster's defaults (the chart's `jobs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_template: Option<JobTemplate>,
     /// Who the job pods run as. Default: unprivileged, as the user and groups of the pods
     /// that mount the claims (sets whose StorageSet is a filesystem claim keep the
     /// privileged mover for now: their repositories' files belong to root).
@@ -572,6 +580,18 @@ impl BackupSet {
                 self.metadata.name.as_deref().unwrap_or_default()
             )
         })
+    }
+
+    /// What its job pods carry (`jobTemplate`, with `resources` where the set gives them
+    /// beside it), if it says anything.
+    pub fn job_template(&self) -> Option<JobTemplate> {
+        let spec = &self.spec;
+        if spec.job_template.is_none() && spec.resources.is_none() {
+            return None;
+        }
+        let mut t = spec.job_template.clone().unwrap_or_default();
+        t.resources = t.resources.or_else(|| spec.resources.clone());
+        Some(t)
     }
 
     /// The claims its PVC sources back up, in the order of its sources.

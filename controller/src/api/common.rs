@@ -1,5 +1,8 @@
 //! Types shared by several resources.
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::KubeSchema;
 use schemars::JsonSchema;
@@ -84,6 +87,55 @@ pub struct MoverSecurityContext {
     /// More groups, e.g. one that may read the data.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub supplemental_groups: Vec<i64>,
+}
+
+/// What a platform requires of every job pod: where it may run, its priority, the Secrets
+/// that pull its image, labels and annotations, resources. Merged over the cluster's
+/// defaults (the chart's `jobs`): maps key by key and lists added, single values replaced.
+/// It cannot set what the controller decides (image, command, volumes, security context,
+/// ServiceAccount): the API server refuses unknown fields.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobTemplate {
+    /// Labels of the job pods, e.g. for cost or policy tooling. Keys under `holdfast.io/`
+    /// and `app.kubernetes.io/` are the controller's own (it selects its pods by them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('holdfast.io/') && !k.startsWith('app.kubernetes.io/'))").message("podLabels under holdfast.io/ and app.kubernetes.io/ are the controller's own: choose other keys"))]
+    #[schemars(extend("maxProperties" = 64))]
+    pub pod_labels: BTreeMap<String, String>,
+    /// Annotations of the job pods, e.g. `sidecar.istio.io/inject: "false"` (a Job's pod
+    /// with a mesh sidecar never finishes: the proxy outlives the engine). Keys under
+    /// `holdfast.io/` are the controller's own.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('holdfast.io/'))").message("podAnnotations under holdfast.io/ are the controller's own: choose other keys"))]
+    #[schemars(extend("maxProperties" = 64))]
+    pub pod_annotations: BTreeMap<String, String>,
+    /// Taints the job pods tolerate (e.g. a dedicated backup node pool's). A job pinned to
+    /// the node of a ReadWriteOnce claim in use also tolerates what the pods that mount it
+    /// tolerate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    /// Node labels a job pod's node must have. Not applied to a job pinned to the node of a
+    /// ReadWriteOnce claim in use: the claim decides its node.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub node_selector: BTreeMap<String, String>,
+    /// Scheduling constraints of the job pods. A job pinned to a claim's node keeps only
+    /// the pod (anti-)affinity of this: the claim decides its node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// The PriorityClass of the job pods: whether they may preempt, or be preempted by,
+    /// other pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub priority_class_name: Option<String>,
+    /// Secrets, in the job's namespace, that pull the Holdfast image from a private
+    /// registry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// Resources of the job pods' main container (e.g. what a ResourceQuota requires).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
 }
 
 /// Adds the Kubernetes list-map markers so conditions merge by `type` under server-side apply.

@@ -5,7 +5,9 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{ClaimReference, Encryption, LocalObjectReference, Mover, conditions_schema};
+use super::common::{
+    ClaimReference, Encryption, JobTemplate, LocalObjectReference, Mover, conditions_schema,
+};
 
 /// Restore a BackupSet's run (or, for disaster recovery, a repository found in a StorageSet)
 /// to a point in time, into an existing or new PersistentVolumeClaim. One-shot: the spec is
@@ -103,6 +105,11 @@ pub struct RestoreSpec {
     /// user; the owners it could not set are counted). `privileged: true` restores owners.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mover: Option<Mover>,
+    /// What the restore's job pod carries besides what the controller decides:
+    /// tolerations, node selector, affinity, priority class, image pull secrets, labels,
+    /// annotations and resources, over the cluster's defaults (the chart's `jobs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_template: Option<JobTemplate>,
 }
 
 fn default_true() -> bool {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Pod, PodSpec, Toleration};
 use kube::Api;
 use kube::api::ListParams;
 
@@ -11,13 +11,15 @@ use super::error::Error;
 use super::mover::PodIdentity;
 use super::names::{MANAGED_BY, MANAGED_BY_VALUE};
 
-/// A pod (not one of ours) that mounts a claim, where it runs, and as whom.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A pod (not one of ours) that mounts a claim, where it runs, as whom, and what taints it
+/// tolerates (a job pod pinned beside it tolerates them too).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClaimUser {
     pub pod: String,
     pub node: Option<String>,
     /// The identity of the (first) container that mounts the claim.
     pub identity: PodIdentity,
+    pub tolerations: Vec<Toleration>,
 }
 
 /// Who the first container of `spec` that mounts `volume` runs as: its own security
@@ -78,6 +80,7 @@ pub async fn claim_users(
                         pod: p.metadata.name.clone().unwrap_or_default(),
                         node: spec.node_name.clone(),
                         identity: identity_of(&spec, &v.name),
+                        tolerations: spec.tolerations.clone().unwrap_or_default(),
                     });
             }
         }

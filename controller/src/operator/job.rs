@@ -26,20 +26,21 @@ use k8s_openapi::api::batch::v1::{
     PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, Container, EnvVar, EnvVarSource, KeyToPath, NodeAffinity, NodeSelector,
-    NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector,
+    Affinity, Capabilities, Container, EnvVar, EnvVarSource, KeyToPath, LocalObjectReference,
+    NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector,
     PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
-    ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
-    Volume, VolumeMount,
+    SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Toleration, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use super::error::Error;
+use super::job_template;
 use super::mover::{Identity, MoverPlan};
 use super::names::{ANNOTATION_MOVER, LABEL_OPERATION, MAIN_CONTAINER, base_labels};
 use super::settings::Settings;
 use crate::api::backup_set::CommandSource;
-use crate::api::common::SecretKeyReference;
+use crate::api::common::{JobTemplate, SecretKeyReference};
 use crate::job::plan::{JobPlan, PLAN_ENV, paths};
 
 use super::storage::StorageMount;
@@ -110,7 +111,12 @@ pub struct JobInput<'a> {
     pub target: Option<&'a str>,
     /// Run on this node (a ReadWriteOnce claim is mounted there).
     pub node: Option<&'a str>,
-    pub resources: Option<&'a ResourceRequirements>,
+    /// What the pods that mount the claims on `node` tolerate (the job pod runs beside
+    /// them); unused without `node`.
+    pub claim_tolerations: Vec<Toleration>,
+    /// Placement, priority, pull secrets, labels, annotations and resources: the cluster's
+    /// defaults merged with the set's or restore's own (`job_template::merge`).
+    pub template: JobTemplate,
     pub active_deadline_seconds: Option<i64>,
     pub ttl_seconds_after_finished: i32,
     pub backoff_limit: i32,
@@ -120,7 +126,7 @@ pub struct JobInput<'a> {
 
 impl<'a> JobInput<'a> {
     /// A Job for `plan` as every reconciler starts one: this controller's image, pull
-    /// policy, ServiceAccount and TTL, the common labels with the operation's, the
+    /// policy, ServiceAccount, TTL and job pod defaults, the common labels with the operation's, the
     /// maintenance timeout, one retry, no privilege, and the mover of pods that touch only
     /// the repository (the image's user, or root for a filesystem repository); callers set
     /// what differs.
@@ -155,7 +161,8 @@ impl<'a> JobInput<'a> {
             sources: &[],
             target: None,
             node: None,
-            resources: None,
+            claim_tolerations: Vec::new(),
+            template: s.jobs.clone(),
             active_deadline_seconds: Some(s.default_maintenance_timeout.as_secs() as i64),
             ttl_seconds_after_finished: s.job_ttl_seconds,
             backoff_limit: 1,
@@ -470,6 +477,49 @@ fn on_node(node: &str) -> Affinity {
     }
 }
 
+/// Where the pod may run and what it tolerates.
+struct Placement {
+    affinity: Option<Affinity>,
+    node_selector: Option<BTreeMap<String, String>>,
+    tolerations: Option<Vec<Toleration>>,
+    image_pull_secrets: Option<Vec<LocalObjectReference>>,
+}
+
+/// The template's placement; a pod pinned to a claim's node runs there whatever the
+/// template's node selector or node affinity say (they could only keep it from
+/// scheduling), and tolerates what the claim's pods on that node tolerate.
+fn placement(input: &JobInput<'_>) -> Placement {
+    let t = &input.template;
+    let (affinity, node_selector, tolerations) = match input.node {
+        Some(node) => (
+            Some(Affinity {
+                node_affinity: on_node(node).node_affinity,
+                ..t.affinity.clone().unwrap_or_default()
+            }),
+            None,
+            job_template::union(&t.tolerations, &input.claim_tolerations),
+        ),
+        None => (
+            t.affinity.clone(),
+            (!t.node_selector.is_empty()).then(|| t.node_selector.clone()),
+            t.tolerations.clone(),
+        ),
+    };
+    let secrets: Vec<LocalObjectReference> = t
+        .image_pull_secrets
+        .iter()
+        .map(|s| LocalObjectReference {
+            name: s.name.clone(),
+        })
+        .collect();
+    Placement {
+        affinity,
+        node_selector,
+        tolerations: (!tolerations.is_empty()).then_some(tolerations),
+        image_pull_secrets: (!secrets.is_empty()).then_some(secrets),
+    }
+}
+
 /// A node going away (a drain, a preemption) is not the pod's fault: do not count it, and
 /// let the Job start the work again elsewhere. This rule comes first, as the engine stopped
 /// by the eviction's SIGTERM exits 5 (an Aborted run), which the next rule would take for a
@@ -523,9 +573,10 @@ pub fn build(input: &JobInput<'_>) -> Result<Job, Error> {
         volume_mounts: Some(pod.mounts),
         security_context: Some(security(input.privilege, &input.mover)),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
-        resources: input.resources.cloned(),
+        resources: input.template.resources.clone(),
         ..Default::default()
     };
+    let place = placement(input);
     let pod_spec = PodSpec {
         restart_policy: Some("Never".into()),
         automount_service_account_token: Some(false),
@@ -537,7 +588,11 @@ pub fn build(input: &JobInput<'_>) -> Result<Job, Error> {
         init_containers: (!init.is_empty()).then_some(init),
         volumes: Some(pod.volumes),
         service_account_name: input.service_account.map(str::to_owned),
-        affinity: input.node.map(on_node),
+        affinity: place.affinity,
+        node_selector: place.node_selector,
+        tolerations: place.tolerations,
+        priority_class_name: input.template.priority_class_name.clone(),
+        image_pull_secrets: place.image_pull_secrets,
         ..Default::default()
     };
     let mut annotations = input.annotations.clone();
@@ -547,6 +602,18 @@ pub fn build(input: &JobInput<'_>) -> Result<Job, Error> {
         namespace,
         labels: Some(input.labels.clone()),
         annotations: Some(annotations.clone()),
+        ..Default::default()
+    };
+    // The template's labels and annotations go on the pod only, under the controller's
+    // own (which it selects and reads its pods by).
+    let over = |mine: &BTreeMap<String, String>, theirs: &BTreeMap<String, String>| {
+        let mut m = theirs.clone();
+        m.extend(mine.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Some(m)
+    };
+    let pod_meta = ObjectMeta {
+        labels: over(&input.labels, &input.template.pod_labels),
+        annotations: over(&annotations, &input.template.pod_annotations),
         ..Default::default()
     };
     Ok(Job {
@@ -561,7 +628,7 @@ pub fn build(input: &JobInput<'_>) -> Result<Job, Error> {
             suspend: Some(input.suspend),
             active_deadline_seconds: input.active_deadline_seconds,
             template: PodTemplateSpec {
-                metadata: Some(meta(None, None)),
+                metadata: Some(pod_meta),
                 spec: Some(pod_spec),
             },
             ..Default::default()

@@ -10,6 +10,7 @@ pub mod finalizer;
 pub mod http;
 pub mod job;
 pub mod job_control;
+pub mod job_template;
 pub mod job_view;
 pub mod latest;
 pub mod leader;

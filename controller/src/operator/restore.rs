@@ -12,7 +12,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, VolumeResourceRequirements,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, Toleration, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -21,7 +21,7 @@ use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 
-use crate::api::common::{Mover, SecretKeyReference};
+use crate::api::common::{JobTemplate, Mover, SecretKeyReference};
 use crate::api::restore::{Overwrite, RestorePhase, RestoreStatus, RestoredSource, UnrestoredItem};
 use crate::api::{BackupSet, Restore, StorageSet};
 use crate::job::plan::{
@@ -35,6 +35,7 @@ use crate::operator::error::{Error, Problem};
 use crate::operator::event_reason::EventReason;
 use crate::operator::job::{self, JobInput, Privilege};
 use crate::operator::job_control;
+use crate::operator::job_template;
 use crate::operator::job_view::{JobView, Report};
 use crate::operator::metrics::RunLabels;
 use crate::operator::mover::{self, Consent, MoverPlan, PodIdentity};
@@ -53,8 +54,9 @@ struct Source {
     storage: StorageMount,
     key: SecretKeyReference,
     owner: Option<String>,
-    /// The BackupSet's mover and its claims (none for disaster recovery).
+    /// The BackupSet's mover, job template and claims (none for disaster recovery).
     set_mover: Option<Mover>,
+    set_job_template: Option<JobTemplate>,
     set_claims: Vec<String>,
 }
 
@@ -105,6 +107,7 @@ async fn resolve(ctx: &Context, r: &Restore) -> Result<Result<Source, Problem>, 
         key: origin.key,
         owner: origin.owner,
         set_mover: origin.set_mover,
+        set_job_template: origin.set_job_template,
         set_claims: origin.set_claims,
     }))
 }
@@ -117,6 +120,7 @@ struct Origin {
     /// The owner recorded in the repository (`namespace/set`), none for disaster recovery.
     owner: Option<String>,
     set_mover: Option<Mover>,
+    set_job_template: Option<JobTemplate>,
     set_claims: Vec<String>,
 }
 
@@ -161,6 +165,7 @@ async fn of_backup_set(
         key: set.spec.encryption.key_secret_ref.clone(),
         owner: Some(format!("{ns}/{name}")),
         set_mover: set.spec.mover.clone(),
+        set_job_template: set.job_template(),
         set_claims: set.source_claims().map(str::to_owned).collect(),
     }))
 }
@@ -183,6 +188,7 @@ fn of_disaster_recovery(r: &Restore) -> Result<Origin, Problem> {
         key: enc.key_secret_ref.clone(),
         owner: None,
         set_mover: None,
+        set_job_template: None,
         set_claims: Vec::new(),
     })
 }
@@ -542,7 +548,18 @@ async fn advance(
                 Err(p) => return Ok(pending(status, &p)),
             };
             let node = users.iter().find_map(|u| u.node.clone());
-            let target = Target { claim, node, mover };
+            let tolerations = job_template::of_claim_users(
+                users
+                    .iter()
+                    .filter(|u| u.node.is_some() && u.node == node)
+                    .map(|u| u.tolerations.as_slice()),
+            );
+            let target = Target {
+                claim,
+                node,
+                tolerations,
+                mover,
+            };
             start(ctx, r, status, &src, &target, &job_name, &repo_jobs, now).await
         }
     }
@@ -649,10 +666,18 @@ fn lost(status: &mut RestoreStatus, job_name: &str) -> (Health, Action) {
     (Health::stalled("JobLost", message), Action::await_change())
 }
 
+/// The restore pod's template: the cluster's defaults, under its set's, under its own.
+fn restore_template(defaults: &JobTemplate, set: Option<&JobTemplate>, r: &Restore) -> JobTemplate {
+    let with_set = job_template::merge(defaults, set);
+    job_template::merge(&with_set, r.spec.job_template.as_ref())
+}
+
 /// The claim restored into, and the node a running pod mounts it on (ReadWriteOnce).
 struct Target {
     claim: String,
     node: Option<String>,
+    /// What the pods that mount the claim on `node` tolerate.
+    tolerations: Vec<Toleration>,
     mover: MoverPlan,
 }
 
@@ -777,6 +802,8 @@ fn build_job(
         key: Some(&src.key),
         target: Some(&target.claim),
         node: target.node.as_deref(),
+        claim_tolerations: target.tolerations.clone(),
+        template: restore_template(&ctx.settings.jobs, src.set_job_template.as_ref(), r),
         mover: target.mover.clone(),
         suspend,
         ..input

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::api::common::JobTemplate;
+
 /// How job pods are made and how often things are checked.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -20,6 +22,8 @@ pub struct Settings {
     pub default_backup_timeout: Duration,
     /// Same for purge, verify, restore and the other jobs.
     pub default_maintenance_timeout: Duration,
+    /// What every job pod carries under a set's or a restore's own `jobTemplate`.
+    pub jobs: JobTemplate,
 }
 
 impl Default for Settings {
@@ -33,6 +37,7 @@ impl Default for Settings {
             purge_grace: Duration::from_secs(24 * 3600),
             default_backup_timeout: Duration::from_secs(24 * 3600),
             default_maintenance_timeout: Duration::from_secs(12 * 3600),
+            jobs: JobTemplate::default(),
         }
     }
 }

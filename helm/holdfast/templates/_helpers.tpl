@@ -56,3 +56,15 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- else -}}{{ $n }}
 {{- end -}}
 {{- end -}}
+
+{{/* What every job pod carries (the controller's --job-pod-defaults): the non-empty
+values of `jobs`, with the chart's imagePullSecrets, as JSON. */}}
+{{- define "holdfast.jobPodDefaults" -}}
+{{- $j := dict -}}
+{{- range $k, $v := .Values.jobs -}}
+{{- if and $v (ne $k "imagePullSecrets") -}}{{- $_ := set $j $k $v -}}{{- end -}}
+{{- end -}}
+{{- $secrets := concat .Values.imagePullSecrets .Values.jobs.imagePullSecrets -}}
+{{- if $secrets -}}{{- $_ := set $j "imagePullSecrets" $secrets -}}{{- end -}}
+{{- toJson $j -}}
+{{- end -}}

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::api::common::JobTemplate;
 use crate::cli::{CliError, Ctx, exit, human};
 use crate::operator::context::Settings;
 use crate::operator::run::{Options, run as run_operator};
@@ -61,6 +62,22 @@ pub struct Args {
     /// How long volumes a purge marked wait before deletion.
     #[arg(long, default_value = "24h", value_parser = human::parse_duration)]
     purge_grace: std::time::Duration,
+
+    /// What every job pod carries under a set's or a restore's own `jobTemplate`, as JSON
+    /// with the fields of `jobTemplate` (podLabels, podAnnotations, tolerations,
+    /// nodeSelector, affinity, priorityClassName, imagePullSecrets, resources).
+    #[arg(long, env = "HOLDFAST_JOB_POD_DEFAULTS", value_name = "JSON")]
+    job_pod_defaults: Option<String>,
+}
+
+/// `--job-pod-defaults`: a `jobTemplate` as JSON, unknown fields refused (a misspelt
+/// field would otherwise be dropped without a word).
+fn job_pod_defaults(json: Option<&str>) -> Result<JobTemplate, CliError> {
+    let Some(json) = json.filter(|j| !j.trim().is_empty()) else {
+        return Ok(JobTemplate::default());
+    };
+    serde_json::from_str(json)
+        .map_err(|e| CliError::Usage(format!("--job-pod-defaults is not a jobTemplate: {e}")))
 }
 
 pub fn run(_ctx: &Ctx, args: Args) -> Result<u8, CliError> {
@@ -91,6 +108,7 @@ pub fn run(_ctx: &Ctx, args: Args) -> Result<u8, CliError> {
             job_ttl_seconds: i32::try_from(args.job_ttl.as_secs()).unwrap_or(i32::MAX),
             storage_check_interval: args.storage_check_interval,
             purge_grace: args.purge_grace,
+            jobs: job_pod_defaults(args.job_pod_defaults.as_deref())?,
             ..Settings::default()
         },
     };

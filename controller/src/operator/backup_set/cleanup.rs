@@ -19,6 +19,7 @@ use crate::operator::error::Error;
 use crate::operator::event_reason::EventReason;
 use crate::operator::job::{self, JobInput};
 use crate::operator::job_control;
+use crate::operator::job_template;
 use crate::operator::job_view::{JobView, Report};
 use crate::operator::names::*;
 use crate::operator::plan::queue::{JobState, must_wait};
@@ -235,6 +236,7 @@ impl Deletion<'_> {
         // No owner: a foreground deletion of the set would take the Job with it.
         let job = job::build(&JobInput {
             key: Some(&valid.key),
+            template: job_template::merge(&ctx.settings.jobs, set.job_template().as_ref()),
             backoff_limit: 2,
             suspend,
             ..input

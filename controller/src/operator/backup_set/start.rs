@@ -17,6 +17,7 @@ use crate::operator::error::Error;
 use crate::operator::event_reason::EventReason;
 use crate::operator::job::{self, JobInput, Privilege};
 use crate::operator::job_control;
+use crate::operator::job_template;
 use crate::operator::job_view::JobView;
 use crate::operator::names::{self, *};
 use crate::operator::plan::queue::{JobState, must_wait};
@@ -209,8 +210,9 @@ fn build_job(
         } else {
             None
         },
+        claim_tolerations: valid.node_tolerations.clone(),
+        template: job_template::merge(&ctx.settings.jobs, set.job_template().as_ref()),
         mover: valid.mover.clone(),
-        resources: set.spec.resources.as_ref(),
         active_deadline_seconds: Some(timeout),
         backoff_limit: 2,
         suspend,

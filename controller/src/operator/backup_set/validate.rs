@@ -2,7 +2,7 @@
 //! or the one problem to report (a Stalled condition). Pure, table-tested.
 
 use holdfast_engine::compress::CompressionLevel;
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Toleration};
 
 use crate::api::backup_set::PvcSource;
 use crate::api::backup_set::Retention;
@@ -11,6 +11,7 @@ use crate::api::{BackupSet, StorageSet};
 use crate::job::plan::{SourcePlan, paths};
 use crate::operator::error::Problem;
 use crate::operator::job::PodSource;
+use crate::operator::job_template;
 use crate::operator::mover::{self, MoverPlan, PodIdentity};
 use crate::operator::plan::schedule::{
     ValidSchedule, parse_duration, validate as validate_schedule,
@@ -35,6 +36,8 @@ pub struct ValidSet {
     pub schedule: Option<ValidSchedule>,
     /// Where a ReadWriteOnce source is mounted now: the backup runs there.
     pub node: Option<String>,
+    /// What the pods that mount the set's claims on `node` tolerate.
+    pub node_tolerations: Vec<Toleration>,
     pub retention: Option<Retention>,
     pub compression: Option<CompressionLevel>,
     pub backup_timeout: Option<i64>,
@@ -63,6 +66,10 @@ pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
     storage_ready(storage)?;
     let schedule = schedule(set, refs)?;
     let Sources { each, node } = sources(set, refs)?;
+    let node_tolerations = node
+        .as_deref()
+        .map(|n| claim_tolerations(set, refs, n))
+        .unwrap_or_default();
     if let Some(r) = &set.spec.retention {
         crate::job::plan::retention_policy(r).map_err(|m| Problem::new("RetentionInvalid", m))?;
     }
@@ -84,6 +91,7 @@ pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
         sources: each,
         schedule,
         node,
+        node_tolerations,
         retention: set.spec.retention.clone(),
         compression,
         backup_timeout: timeout(&timeouts.backup, "backup")?,
@@ -350,6 +358,17 @@ fn sources(set: &BackupSet, refs: &Refs) -> Result<Sources, Problem> {
         each: sources,
         node: nodes.first().map(|(_, n)| n.clone()),
     })
+}
+
+/// What the pods that mount the set's claims on `node` tolerate: its job pod runs there.
+fn claim_tolerations(set: &BackupSet, refs: &Refs, node: &str) -> Vec<Toleration> {
+    let users = set
+        .source_claims()
+        .filter_map(|c| refs.claim_users.get(c))
+        .flatten()
+        .filter(|u| u.node.as_deref() == Some(node))
+        .map(|u| u.tolerations.as_slice());
+    job_template::of_claim_users(users)
 }
 
 /// A claim source's claim exists and a backup pod can mount it: the node it must run on

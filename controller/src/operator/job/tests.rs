@@ -305,6 +305,10 @@ fn cases() -> Vec<Case> {
 }
 
 fn render(c: &Case) -> Value {
+    render_with(c, JobTemplate::default(), Vec::new())
+}
+
+fn render_with(c: &Case, template: JobTemplate, claim_tolerations: Vec<Toleration>) -> Value {
     let key = key();
     let input = JobInput {
         name: format!("shop-{}", c.name),
@@ -325,7 +329,8 @@ fn render(c: &Case) -> Value {
         sources: &c.sources,
         target: c.target,
         node: c.node,
-        resources: None,
+        claim_tolerations,
+        template,
         active_deadline_seconds: Some(21_600),
         ttl_seconds_after_finished: 86_400,
         backoff_limit: 2,
@@ -602,4 +607,134 @@ fn an_unprivileged_mover_runs_as_its_identity_and_reads_the_key_it_does_not_own(
         .unwrap()
         .clone();
     assert_eq!(key["secret"]["defaultMode"], 0o400);
+}
+
+fn case(name: &str) -> Case {
+    cases().into_iter().find(|c| c.name == name).unwrap()
+}
+
+fn toleration(key: &str) -> Toleration {
+    Toleration {
+        key: Some(key.into()),
+        operator: Some("Exists".into()),
+        effect: Some("NoSchedule".into()),
+        ..Default::default()
+    }
+}
+
+/// What a platform sets on every pod: labels and annotations, placement, priority, pull
+/// secrets, resources.
+fn platform() -> JobTemplate {
+    serde_json::from_value(serde_json::json!({
+        "podLabels": {"team": "shop", "app.kubernetes.io/name": "not-holdfast"},
+        "podAnnotations": {"sidecar.istio.io/inject": "false", "holdfast.io/mover": "forged"},
+        "tolerations": [{"key": "backup-pool", "operator": "Exists", "effect": "NoSchedule"}],
+        "nodeSelector": {"pool": "backup"},
+        "affinity": {
+            "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}]}},
+            "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 10, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
+                    "labelSelector": {"matchLabels": {"app": "db"}}}}]}
+        },
+        "priorityClassName": "backup-low",
+        "imagePullSecrets": [{"name": "registry"}],
+        "resources": {"limits": {"memory": "1Gi"}, "requests": {"cpu": "100m", "memory": "256Mi"}}
+    }))
+    .unwrap()
+}
+
+#[test]
+fn a_job_pod_carries_the_platforms_labels_placement_priority_pull_secrets_and_resources() {
+    let job = render_with(
+        &case("backup-pvc"),
+        platform(),
+        vec![toleration("dedicated")],
+    );
+    let template = &job["spec"]["template"];
+    let pod = &template["spec"];
+    assert_eq!(template["metadata"]["labels"]["team"], "shop");
+    // The controller's own keys win: it selects and reads its pods by them.
+    assert_eq!(
+        template["metadata"]["labels"]["app.kubernetes.io/name"],
+        "holdfast"
+    );
+    assert_ne!(
+        template["metadata"]["annotations"]["holdfast.io/mover"],
+        "forged"
+    );
+    assert_eq!(
+        template["metadata"]["annotations"]["sidecar.istio.io/inject"],
+        "false"
+    );
+    // On the pod, not on the Job.
+    assert!(job["metadata"]["labels"].get("team").is_none(), "{job:#}");
+    assert_eq!(pod["nodeSelector"], serde_json::json!({"pool": "backup"}));
+    assert_eq!(
+        pod["tolerations"],
+        serde_json::json!([{"key": "backup-pool", "operator": "Exists", "effect": "NoSchedule"}]),
+        "the claim's tolerations are only for a pinned pod"
+    );
+    assert_eq!(
+        pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+            [0]["matchExpressions"][0]["key"],
+        "zone"
+    );
+    assert_eq!(pod["priorityClassName"], "backup-low");
+    assert_eq!(
+        pod["imagePullSecrets"],
+        serde_json::json!([{"name": "registry"}])
+    );
+    let main = containers(pod)
+        .into_iter()
+        .find(|ct| ct["name"] == MAIN_CONTAINER)
+        .unwrap();
+    assert_eq!(main["resources"]["limits"]["memory"], "1Gi");
+    // The controller's settings are untouched.
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert_eq!(main["image"], "ghcr.io/holdfast-io/holdfast:0.1.0");
+
+    // Without a template, none of it.
+    let bare = render(&case("backup-pvc"));
+    let pod = &bare["spec"]["template"]["spec"];
+    for field in [
+        "nodeSelector",
+        "tolerations",
+        "affinity",
+        "priorityClassName",
+        "imagePullSecrets",
+    ] {
+        assert!(pod.get(field).is_none(), "{field}: {pod:#}");
+    }
+}
+
+#[test]
+fn a_job_pinned_to_a_claims_node_runs_there_tolerating_what_the_claims_pods_tolerate() {
+    let job = render_with(
+        &case("backup-rwo-on-node"),
+        platform(),
+        vec![toleration("dedicated")],
+    );
+    let pod = &job["spec"]["template"]["spec"];
+    let terms = &pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        ["nodeSelectorTerms"];
+    assert_eq!(
+        terms,
+        &serde_json::json!([{"matchExpressions": [
+            {"key": "kubernetes.io/hostname", "operator": "In", "values": ["node-b"]}]}]),
+        "the claim decides the node, not the template"
+    );
+    assert!(pod.get("nodeSelector").is_none(), "{pod:#}");
+    assert_eq!(
+        pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["weight"],
+        10,
+        "the template's pod anti-affinity stays"
+    );
+    let keys: Vec<&str> = pod["tolerations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["backup-pool", "dedicated"]);
 }

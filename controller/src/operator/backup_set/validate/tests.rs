@@ -70,7 +70,7 @@ fn validation_table() {
             vec![ClaimUser {
                 pod: "web-0".into(),
                 node: Some(node.into()),
-                identity: Default::default(),
+                ..Default::default()
             }],
         );
         r
@@ -206,7 +206,7 @@ fn a_bad_time_zone_and_two_sets_on_one_repository() {
         vec![ClaimUser {
             pod: "x".into(),
             node: Some("node-a".into()),
-            identity: Default::default(),
+            ..Default::default()
         }],
     );
     r.claim_users.insert(
@@ -214,7 +214,7 @@ fn a_bad_time_zone_and_two_sets_on_one_repository() {
         vec![ClaimUser {
             pod: "y".into(),
             node: Some("node-b".into()),
-            identity: Default::default(),
+            ..Default::default()
         }],
     );
     let p = validate(&two, &r).unwrap_err();
@@ -326,4 +326,44 @@ fn a_storage_set_failing_for_a_reason_only_a_user_can_fix_holds_the_set() {
     // spec (the new spec's check is on its way).
     assert!(validate(&set(json!({})), &failing(None, Some(3))).is_ok());
     assert!(validate(&set(json!({})), &failing(Some("BucketNotFound"), Some(2))).is_ok());
+}
+
+#[test]
+fn a_backup_pinned_to_a_claims_node_takes_the_tolerations_of_the_pods_there() {
+    let toleration = |key: &str| k8s_openapi::api::core::v1::Toleration {
+        key: Some(key.into()),
+        operator: Some("Exists".into()),
+        ..Default::default()
+    };
+    let mut r = refs();
+    r.claims.insert(
+        "shop-uploads".into(),
+        claim("shop-uploads", "ReadWriteOnce"),
+    );
+    r.claim_users.insert(
+        "shop-uploads".into(),
+        vec![
+            ClaimUser {
+                pod: "db-0".into(),
+                node: Some("node-a".into()),
+                tolerations: vec![toleration("dedicated")],
+                ..Default::default()
+            },
+            // Gone from the node (another node's pod): not the job's neighbour.
+            ClaimUser {
+                pod: "db-old".into(),
+                node: Some("node-b".into()),
+                tolerations: vec![toleration("elsewhere")],
+                ..Default::default()
+            },
+        ],
+    );
+    let v = validate(&set(json!({})), &r).unwrap();
+    assert_eq!(v.node.as_deref(), Some("node-a"));
+    assert_eq!(v.node_tolerations, vec![toleration("dedicated")]);
+
+    // An unpinned backup (ReadWriteMany) tolerates only what its template says.
+    let v = validate(&set(json!({})), &refs()).unwrap();
+    assert_eq!(v.node, None);
+    assert!(v.node_tolerations.is_empty());
 }
