@@ -62,9 +62,10 @@ fn shop(api: &FakeApi, spec: Value) {
         "status": {"phase": "Bound"}}));
     api.put(
         json!({"apiVersion": "holdfast.io/v1alpha1", "kind": "StorageSet",
-        "metadata": {"name": "offsite", "namespace": "shop"},
+        "metadata": {"name": "offsite", "namespace": "shop", "generation": 1},
         "spec": {"s3": {"bucket": "backups", "endpoint": "http://s3.test:9000",
-                        "forcePathStyle": true, "credentialsSecretRef": {"name": "s3-creds"}}}}),
+                        "forcePathStyle": true, "credentialsSecretRef": {"name": "s3-creds"}}},
+        "status": {"checkedGeneration": 1}}),
     );
     let mut base = json!({"storageSetRef": {"name": "offsite"},
         "sources": [{"name": "uploads", "persistentVolumeClaim": {"claimName": "uploads"}}],
@@ -290,6 +291,53 @@ async fn job_results_complete_partial_and_failed_become_status_events_and_health
 }
 
 #[tokio::test]
+async fn a_set_whose_storage_set_was_never_checked_waits_without_a_job_then_runs() {
+    // A StorageSet with a missing bucket applied in one sync with a set holding a manual
+    // token: no run may start (and spend the token) before the storage check has spoken.
+    let (api, client) = FakeApi::new();
+    let ctx = context(client);
+    shop(&api, json!({"manualRun": {"token": "one"}}));
+    let storage = "/apis/holdfast.io/v1alpha1/namespaces/shop/storagesets/offsite";
+    api.edit(storage, |s| {
+        s.as_object_mut().unwrap().remove("status");
+    });
+    api.take_calls();
+    let action = reconcile_set(&api, &ctx).await;
+    let writes = api.take_writes();
+    assert_eq!(
+        shorts(&writes),
+        ["POST events", "PATCH backupsets/shop/status"],
+        "{writes:#?}"
+    );
+    assert_eq!(writes[0].body["reason"], "StorageNotChecked");
+    assert_eq!(writes[0].body["type"], "Normal", "waiting is not a problem");
+    let s = status(&api);
+    assert_eq!(s["phase"], "Waiting", "{s:#}");
+    assert_eq!(
+        condition(&s, "Reconciling"),
+        ("True".into(), "StorageNotChecked".into())
+    );
+    assert_eq!(condition(&s, "Stalled").0, "False");
+    assert!(s.get("lastRun").is_none(), "no run recorded: {s:#}");
+    assert!(requeue(&action).is_some(), "{action:?}");
+    // Still unchecked: nothing written again.
+    reconcile_set(&api, &ctx).await;
+    assert!(api.take_writes().is_empty());
+
+    // The check passes: the token's run starts.
+    api.edit(storage, |s| {
+        s["status"] = json!({"checkedGeneration": 1});
+    });
+    reconcile_set(&api, &ctx).await;
+    let writes = api.take_writes();
+    assert!(
+        shorts(&writes).iter().any(|w| w == "POST jobs"),
+        "{:?}",
+        shorts(&writes)
+    );
+}
+
+#[tokio::test]
 async fn a_missing_storage_set_or_secret_stalls_with_a_reason_and_no_hot_loop() {
     for (remove, reason) in [
         (
@@ -467,6 +515,10 @@ async fn a_storage_set_starts_a_check_and_takes_its_result_in() {
     let ctx = context(client);
     shop(&api, json!({}));
     let path = "/apis/holdfast.io/v1alpha1/namespaces/shop/storagesets/offsite";
+    // New: never checked.
+    api.edit(path, |s| {
+        s.as_object_mut().unwrap().remove("status");
+    });
     let s: StorageSet = serde_json::from_value(api.get(path).unwrap()).unwrap();
     storage_set::reconcile(Arc::new(s), ctx.clone())
         .await

@@ -309,6 +309,38 @@ async fn a_missing_bucket_holds_the_sets_runs_until_it_exists() {
     assert_eq!(last["phase"], "Complete", "{last:#}");
 }
 
+#[tokio::test]
+#[ignore = "needs the local control plane: bash e2e/run.sh"]
+async fn a_set_applied_with_a_storage_set_whose_bucket_is_missing_starts_no_job_until_it_exists() {
+    // One sync (one `kubectl apply`): the StorageSet's first check has not ended when the
+    // set is first reconciled; the set waits for it instead of spending its token on a
+    // run that fails with BucketNotFound.
+    let shop = Shop::new("nobucket-sync", Target::S3).await;
+    let good = holdfast_e2e::scenario::storage_manifests(&shop.c, &shop.ns, Target::S3);
+    let missing = good.replace(
+        &format!("bucket: {}", shop.c.s3_bucket),
+        "bucket: no-such-bucket",
+    );
+    let set = set_manifest("  manualRun: {token: one, level: full}\n");
+    shop.apply(&format!("{missing}\n---\n{set}"));
+    let message = stalled(&shop, "BackupSet", "shop", "StorageNotReady").await;
+    assert!(message.contains("no-such-bucket"), "{message}");
+    assert!(
+        jobs_of(&shop, "shop-").await.is_empty(),
+        "no backup job was ever created (a failed one would still be listed)"
+    );
+    let ev = events(&shop.c, &shop.ns, "shop").await;
+    assert!(
+        !ev.iter()
+            .any(|(_, r, _)| r == "BackupStarted" || r == "BackupFailed"),
+        "{ev:?}"
+    );
+
+    shop.apply(&good);
+    let last = shop.next_run(&BTreeSet::new()).await;
+    assert_eq!(last["phase"], "Complete", "{last:#}");
+}
+
 /// How often an Event `reason` about `name` occurred (repeats are one Event with a series).
 async fn occurrences(shop: &Shop, name: &str, reason: &str) -> i32 {
     let api: kube::Api<k8s_openapi::api::events::v1::Event> =

@@ -300,6 +300,9 @@ pub enum SetPhase {
     Suspended,
     /// Cannot proceed (see the Stalled condition).
     Failed,
+    /// Valid, and waits for something on its way before it runs, such as its StorageSet's
+    /// first check (see the Reconciling condition).
+    Waiting,
     /// Being deleted.
     Terminating,
 }

@@ -96,6 +96,9 @@ pub struct Problem {
     /// Something the controller does not watch may fix it (a Secret appearing): look again
     /// after this long. `None` waits for a change of a watched object.
     pub recheck: Option<Duration>,
+    /// Nothing is wrong: what it waits for is on its way (a StorageSet's first check). The
+    /// object reads as progressing, not stalled.
+    pub waiting: bool,
 }
 
 impl Problem {
@@ -105,6 +108,15 @@ impl Problem {
             message: message.into(),
             fact: None,
             recheck: None,
+            waiting: false,
+        }
+    }
+
+    /// Waiting for something on its way, not a problem to fix.
+    pub fn waiting(reason: &'static str, message: impl Into<String>) -> Self {
+        Problem {
+            waiting: true,
+            ..Problem::new(reason, message)
         }
     }
 

@@ -22,6 +22,9 @@ pub enum EventReason {
     /// What the user wrote is wrong or refers to something missing; the Stalled condition
     /// carries the same reason (`StorageSetNotFound`, `ScheduleInvalid`, …).
     Problem(&'static str),
+    /// The set waits for something on its way before it runs (`StorageNotChecked`); its
+    /// Reconciling condition carries the same reason.
+    Waiting(&'static str),
     /// The set was deleted and its repository is kept: by `deletionPolicy: Retain`, or,
     /// a Warning, released by annotation although the policy said Purge.
     RepositoryRetained {
@@ -66,7 +69,7 @@ impl EventReason {
             EventReason::Ended(kind, Outcome::Damaged) => by_kind!(kind, "Damaged"),
             EventReason::BackupAborting => "BackupAborting",
             EventReason::MissedRun => "MissedRun",
-            EventReason::Problem(reason) => reason,
+            EventReason::Problem(reason) | EventReason::Waiting(reason) => reason,
             EventReason::RepositoryRetained { .. } => "RepositoryRetained",
             EventReason::RepositoryDeleting => "RepositoryDeleting",
             EventReason::RepositoryDeleted => "RepositoryDeleted",
@@ -89,6 +92,7 @@ impl EventReason {
             EventReason::Started(_)
             | EventReason::Queued(_)
             | EventReason::BackupAborting
+            | EventReason::Waiting(_)
             | EventReason::RepositoryDeleting
             | EventReason::RepositoryDeleted
             | EventReason::StorageReady => false,

@@ -65,7 +65,7 @@ async fn report_stalled(
 ) -> Result<Action, Error> {
     let old = set.status.clone();
     let mut status = old.clone().unwrap_or_default();
-    if super::stalled_reason(old.as_ref()).as_deref() != Some(reason) {
+    if super::condition_reason(old.as_ref(), "Stalled").as_deref() != Some(reason) {
         ctx.event(
             &set.object_ref(&()),
             EventReason::Problem(reason),

@@ -160,7 +160,7 @@ async fn absorb_finished(
 }
 
 /// An invalid set: Stalled with the problem's reason (an Event when the reason is new), and
-/// no hot retry.
+/// no hot retry; a set waiting for something on its way: Reconciling with its reason.
 async fn stall(
     ctx: &Context,
     set: &BackupSet,
@@ -182,24 +182,29 @@ async fn stall(
             ),
         );
     }
-    if stalled_reason(set.status.as_ref()).as_deref() != Some(problem.reason) {
-        let object = set.object_ref(&());
-        ctx.event(
-            &object,
-            EventReason::Problem(problem.reason),
-            "Validate",
-            problem.message.clone(),
+    let (condition, event, phase, health) = if problem.waiting {
+        (
+            "Reconciling",
+            EventReason::Waiting(problem.reason),
+            SetPhase::Waiting,
+            Health::progressing(problem.reason, &problem.message),
         )
-        .await;
+    } else {
+        (
+            "Stalled",
+            EventReason::Problem(problem.reason),
+            SetPhase::Failed,
+            Health::stalled(problem.reason, &problem.message),
+        )
+    };
+    if condition_reason(set.status.as_ref(), condition).as_deref() != Some(problem.reason) {
+        let object = set.object_ref(&());
+        ctx.event(&object, event, "Validate", problem.message.clone())
+            .await;
     }
-    status.phase = Some(SetPhase::Failed);
+    status.phase = Some(phase);
     status.observed_generation = set.metadata.generation;
-    status.conditions = conditions(
-        &status.conditions,
-        &Health::stalled(problem.reason, &problem.message),
-        set.metadata.generation,
-        now,
-    );
+    status.conditions = conditions(&status.conditions, &health, set.metadata.generation, now);
     problem.action()
 }
 
@@ -361,12 +366,12 @@ impl RepoJobs {
     }
 }
 
-/// The reason of its Stalled condition, if it is stalled.
-fn stalled_reason(status: Option<&BackupSetStatus>) -> Option<String> {
+/// The reason of its `type_` condition (Stalled, Reconciling), if that is true.
+fn condition_reason(status: Option<&BackupSetStatus>, type_: &str) -> Option<String> {
     status?
         .conditions
         .iter()
-        .find(|c| c.type_ == "Stalled" && c.status == "True")
+        .find(|c| c.type_ == type_ && c.status == "True")
         .map(|c| c.reason.clone())
 }
 

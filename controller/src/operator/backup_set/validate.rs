@@ -245,9 +245,24 @@ fn credentials(set: &BackupSet, refs: &Refs, mount: &StorageMount) -> Result<(),
     }
 }
 
-/// A target that only a user can fix holds every run back; a transient failure (a timeout,
-/// a 5xx) does not, and a check of an older spec says nothing of this one.
+/// A StorageSet never checked holds every run back until its first check ends; so does a
+/// target that only a user can fix; a transient failure (a timeout, a 5xx) does not, and a
+/// check of an older spec says nothing of this one.
 fn storage_ready(storage: &StorageSet) -> Result<(), Problem> {
+    // Applied in one sync with a StorageSet whose bucket is missing, a set would otherwise
+    // start a run (and spend a manual token) that fails on it.
+    let checked = storage.status.as_ref().and_then(|s| s.checked_generation);
+    if checked.is_none() {
+        return Err(Problem::waiting(
+            "StorageNotChecked",
+            format!(
+                "StorageSet {} has not finished its first storage check: the set runs once it \
+                 passes (a missing bucket or a wrong credential would show here instead)",
+                storage.metadata.name.as_deref().unwrap_or_default()
+            ),
+        )
+        .recheck(RECHECK));
+    }
     if let Some(st) = &storage.status
         && st.checked_generation == storage.metadata.generation
         && let Some(reason) = &st.failure_reason

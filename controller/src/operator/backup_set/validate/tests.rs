@@ -31,8 +31,9 @@ fn refs() -> Refs {
         storage: Some(
             serde_json::from_value::<StorageSet>(json!({
             "apiVersion": "holdfast.io/v1alpha1", "kind": "StorageSet",
-            "metadata": {"name": "offsite", "namespace": "shop"},
-            "spec": {"s3": {"bucket": "backups", "credentialsSecretRef": {"name": "creds"}}}}))
+            "metadata": {"name": "offsite", "namespace": "shop", "generation": 1},
+            "spec": {"s3": {"bucket": "backups", "credentialsSecretRef": {"name": "creds"}}},
+            "status": {"checkedGeneration": 1}}))
             .unwrap(),
         ),
         schedule: Some(
@@ -366,4 +367,21 @@ fn a_backup_pinned_to_a_claims_node_takes_the_tolerations_of_the_pods_there() {
     let v = validate(&set(json!({})), &refs()).unwrap();
     assert_eq!(v.node, None);
     assert!(v.node_tolerations.is_empty());
+}
+
+#[test]
+fn a_storage_set_never_checked_makes_the_set_wait_for_its_first_check() {
+    let mut r = refs();
+    r.storage.as_mut().unwrap().status = None;
+    let p = validate(&set(json!({})), &r).unwrap_err();
+    assert_eq!(p.reason, "StorageNotChecked");
+    assert!(p.waiting, "waiting, not stalled");
+    assert!(p.message.contains("StorageSet offsite"), "{}", p.message);
+    assert!(p.recheck.is_some());
+    // A status written before any check ended (an inventory, say) holds it the same.
+    r.storage.as_mut().unwrap().status = Some(Default::default());
+    assert_eq!(reason(validate(&set(json!({})), &r)), "StorageNotChecked");
+    // Once a check of any generation ended, the set runs (a failing one is reported as
+    // StorageNotReady).
+    assert_eq!(reason(validate(&set(json!({})), &refs())), "Ok");
 }
