@@ -254,7 +254,7 @@ async fn a_backup_pod_refused_by_pod_security_fails_the_run_at_once_naming_the_l
     assert_eq!(last["phase"], "Failed", "{last:#}");
     let why = last["message"].as_str().unwrap_or_default();
     for needed in [
-        "FailedCreate",
+        "PodRefused",
         "violates PodSecurity",
         "DAC_READ_SEARCH",
         "pod-security.kubernetes.io/enforce",

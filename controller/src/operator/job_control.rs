@@ -148,22 +148,41 @@ pub async fn watch_stuck(
         return Ok(health);
     };
     let job = &view.name;
+    let refused = stuck.reason == POD_REFUSED;
     if stuck.fatal {
-        fail(&ctx.client, namespace, job, &stuck.why).await?;
+        // The run's message: a refusal says so first, as the kubelet's reasons do.
+        let why = if refused {
+            format!("{POD_REFUSED}: {}", stuck.why)
+        } else {
+            stuck.why.clone()
+        };
+        fail(&ctx.client, namespace, job, &why).await?;
     }
+    let what = if refused {
+        "the API server refuses the pod of job"
+    } else {
+        "the pod of job"
+    };
     Ok(Health::stalled(
-        "JobPodStuck",
-        format!("the pod of job {job} cannot start: {}", stuck.why),
+        stuck.reason,
+        format!("{what} {job} cannot start: {}", stuck.why),
     ))
 }
+
+/// The reason of a set or Restore whose job pod the API server refuses to create.
+pub const POD_REFUSED: &str = "PodRefused";
 
 /// A job pod that cannot start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stuck {
-    /// The kubelet's reason and message.
+    /// `PodRefused` (the API server would not create it) or `JobPodStuck` (the kubelet
+    /// cannot start it): the owner's Stalled reason.
+    pub reason: &'static str,
+    /// The kubelet's or the admission's reason and message, and what to do.
     pub why: String,
     /// It will not start without someone changing something (a Secret or a key it names
-    /// is missing): the run is failed with this reason rather than left "running".
+    /// is missing, a policy refuses it): the run is failed with this reason rather than
+    /// left "running".
     pub fatal: bool,
 }
 
@@ -221,6 +240,7 @@ pub async fn stuck(ctx: &Context, namespace: &str, view: &JobView) -> Result<Opt
                     // be slow storage.
                     let fatal = message.contains("secret") || age >= MOUNT_GRACE;
                     return Ok(Some(Stuck {
+                        reason: "JobPodStuck",
                         why: format!("FailedMount: {message}"),
                         fatal,
                     }));
@@ -230,6 +250,7 @@ pub async fn stuck(ctx: &Context, namespace: &str, view: &JobView) -> Result<Opt
             _ => {
                 let message = waiting.and_then(|w| w.message).unwrap_or_default();
                 return Ok(Some(Stuck {
+                    reason: "JobPodStuck",
                     fatal: reason == "CreateContainerConfigError" && age >= STUCK_GRACE,
                     why: format!("{reason}: {message}"),
                 }));
@@ -287,24 +308,93 @@ async fn newest_event(
         .max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0))
 }
 
-/// A pod the API server refused to create, and whether that is final: Pod Security
-/// admission does not change its mind until the namespace's labels or the pod do, so the
-/// run fails at once with the reason and the fix; a quota or a webhook may relent, so that
-/// run is given [`MOUNT_GRACE`] first.
+/// Why the API server refused a pod, as far as its message tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// Pod Security admission: the namespace's level.
+    PodSecurity,
+    /// A ResourceQuota that requires requests or limits the pod does not set.
+    QuotaNeedsResources,
+    /// A ResourceQuota used up: it clears when other pods end or the quota grows.
+    QuotaUsedUp,
+    /// A LimitRange the pod's resources are outside of.
+    LimitRange,
+    /// A validating or policy webhook (Kyverno, Gatekeeper) denied it.
+    Webhook,
+    /// Anything else.
+    Other,
+}
+
+impl Refusal {
+    fn of(message: &str) -> Refusal {
+        if message.contains("violates PodSecurity") {
+            Refusal::PodSecurity
+        } else if message.contains("exceeded quota") {
+            Refusal::QuotaUsedUp
+        } else if message.contains("failed quota") && message.contains("must specify") {
+            Refusal::QuotaNeedsResources
+        } else if message.contains("per Container")
+            || message.contains("per Pod")
+            || message.contains("LimitRange")
+        {
+            Refusal::LimitRange
+        } else if message.contains("admission webhook") && message.contains("denied") {
+            Refusal::Webhook
+        } else {
+            Refusal::Other
+        }
+    }
+
+    /// It will not pass until someone changes the namespace, a policy or the spec.
+    fn lasting(self) -> bool {
+        !matches!(self, Refusal::QuotaUsedUp | Refusal::Other)
+    }
+
+    /// What to do about it.
+    fn advice(self) -> &'static str {
+        match self {
+            Refusal::PodSecurity => {
+                "; a privileged mover's backup pod reads every file (capability DAC_READ_SEARCH) and \
+                 needs the namespace's Pod Security level `privileged`, its restore pod `baseline` \
+                 (label pod-security.kubernetes.io/enforce on the namespace), and so does a set whose \
+                 repository is a filesystem claim; the default mover passes `restricted` (remove \
+                 mover.privileged; README: Pod security)"
+            }
+            Refusal::QuotaNeedsResources => {
+                "; the namespace's ResourceQuota requires the requests or limits it names: set them \
+                 in the set's or Restore's jobTemplate.resources, or for every job pod in the \
+                 chart's jobs.resources"
+            }
+            Refusal::QuotaUsedUp => {
+                "; the namespace's ResourceQuota is used up: the job controller retries with \
+                 backoff, and the run fails if it is still refused after five minutes; raise the \
+                 quota or lower the job's jobTemplate.resources"
+            }
+            Refusal::LimitRange => {
+                "; the namespace's LimitRange does not allow the job pod's resources: set \
+                 jobTemplate.resources (or the chart's jobs.resources) within its bounds"
+            }
+            Refusal::Webhook => {
+                "; a policy webhook denied the job pod: ask its owner for an exception for \
+                 Holdfast's job pods (label app.kubernetes.io/managed-by=holdfast), or give them \
+                 the labels, annotations or placement it requires through jobTemplate"
+            }
+            Refusal::Other => "",
+        }
+    }
+}
+
+/// A pod the API server refused to create, and whether that is final: a refusal that will
+/// not pass by itself (Pod Security admission, a quota that requires resources, a
+/// LimitRange, a webhook's deny) fails the run at once with the reason and the fix; one
+/// that may (a quota used up) is retried by the job controller with backoff for
+/// [`MOUNT_GRACE`] first.
 fn refusal(message: &str, refused_for: Duration) -> Stuck {
-    let pod_security = message.contains("violates PodSecurity");
-    let hint = if pod_security {
-        "; a privileged mover's backup pod reads every file (capability DAC_READ_SEARCH) and \
-         needs the namespace's Pod Security level `privileged`, its restore pod `baseline` \
-         (label pod-security.kubernetes.io/enforce on the namespace), and so does a set whose \
-         repository is a filesystem claim; the default mover passes `restricted` (remove \
-         mover.privileged; README: Pod security)"
-    } else {
-        ""
-    };
+    let kind = Refusal::of(message);
     Stuck {
-        why: format!("FailedCreate: {message}{hint}"),
-        fatal: pod_security || refused_for >= MOUNT_GRACE,
+        reason: POD_REFUSED,
+        why: format!("{message}{}", kind.advice()),
+        fatal: kind.lasting() || refused_for >= MOUNT_GRACE,
     }
 }
 
@@ -364,37 +454,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_pod_refused_by_pod_security_fails_the_run_at_once_and_other_refusals_after_a_grace() {
+    fn a_refusal_that_will_not_pass_fails_the_run_at_once_with_its_fix_and_a_used_up_quota_after_a_grace()
+     {
         let psa = "pods \"b-1\" is forbidden: violates PodSecurity \"restricted:latest\": \
                    runAsNonRoot != true";
+        let needs = "pods \"b-1\" is forbidden: failed quota: compute: must specify \
+                     limits.memory for: holdfast";
+        let used_up = "pods \"b-1\" is forbidden: exceeded quota: compute, requested: \
+                       pods=1, used: pods=4, limited: pods=4";
+        let range = "pods \"b-1\" is forbidden: maximum memory usage per Container is 64Mi, \
+                     but limit is 1Gi";
+        let webhook = "admission webhook \"validate.kyverno.svc\" denied the request: \
+                       require-team-label";
+        let other = "Internal error occurred: something";
         let cases = [
-            (psa, Duration::ZERO, true),
             (
-                "exceeded quota: compute, requested: pods=1",
+                psa,
+                Duration::ZERO,
+                true,
+                "pod-security.kubernetes.io/enforce",
+            ),
+            (needs, Duration::ZERO, true, "jobTemplate.resources"),
+            (
+                used_up,
                 Duration::from_secs(10),
                 false,
+                "retries with backoff",
             ),
-            (
-                "exceeded quota: compute, requested: pods=1",
-                MOUNT_GRACE,
-                true,
-            ),
-            (
-                "admission webhook \"x\" denied the request",
-                Duration::ZERO,
-                false,
-            ),
+            (used_up, MOUNT_GRACE, true, "raise the quota"),
+            (range, Duration::ZERO, true, "LimitRange"),
+            (webhook, Duration::ZERO, true, "exception"),
+            (other, Duration::from_secs(10), false, ""),
+            (other, MOUNT_GRACE, true, ""),
         ];
-        for (message, refused_for, fatal) in cases {
+        for (message, refused_for, fatal, advice) in cases {
             let s = refusal(message, refused_for);
+            assert_eq!(s.reason, POD_REFUSED);
             assert_eq!(s.fatal, fatal, "{message} after {refused_for:?}");
-            assert!(s.why.starts_with("FailedCreate: "), "{}", s.why);
-            assert!(s.why.contains(message), "{}", s.why);
-            assert_eq!(
-                s.why.contains("pod-security.kubernetes.io/enforce"),
-                message == psa
-            );
+            assert!(s.why.starts_with(message), "{}", s.why);
+            assert!(s.why.contains(advice), "{advice} missing: {}", s.why);
         }
+        // Each advice names only its own fix.
+        assert!(!refusal(needs, Duration::ZERO).why.contains("pod-security"));
+        assert!(!refusal(psa, Duration::ZERO).why.contains("jobTemplate"));
     }
 
     #[test]

@@ -276,7 +276,12 @@ async fn check(
         let last = status.last_check_time.as_ref().map_or(now, |t| t.0);
         crate::operator::plan::set::until(now, last + jiff::SignedDuration::from_secs(interval))
     };
-    let health = health_of(status, s.metadata.generation);
+    let mut health = health_of(status, s.metadata.generation);
+    // A check whose pod cannot start (refused by admission, a missing credential) says so
+    // instead of "checking" for ever, and its sets wait for a reason they can read.
+    if let Some(running) = checks.iter().find(|j| j.state != JobState::Done) {
+        health = job_control::watch_stuck(ctx, &ns, running, health).await?;
+    }
     Ok((health, Action::requeue(next.min(Duration::from_secs(3600)))))
 }
 
@@ -305,8 +310,12 @@ async fn absorb_check(
             }
         },
         Report::Missing(m) => {
+            // A pod the API server refused will not run until someone changes something:
+            // the sets wait for that, not for a retry.
+            status.failure_reason = m
+                .contains(job_control::POD_REFUSED)
+                .then(|| job_control::POD_REFUSED.to_owned());
             status.failed_checks = vec![format!("the check did not run: {m}")];
-            status.failure_reason = None;
             return Ok(());
         }
     };

@@ -245,19 +245,24 @@ fn credentials(set: &BackupSet, refs: &Refs, mount: &StorageMount) -> Result<(),
     }
 }
 
-/// A StorageSet never checked holds every run back until its first check ends; so does a
-/// target that only a user can fix; a transient failure (a timeout, a 5xx) does not, and a
-/// check of an older spec says nothing of this one.
+/// A StorageSet whose spec (the first, or a changed one) has not been checked holds every
+/// run back until its check ends; so does a target that only a user can fix; a transient
+/// failure (a timeout, a 5xx) does not.
 fn storage_ready(storage: &StorageSet) -> Result<(), Problem> {
-    // Applied in one sync with a StorageSet whose bucket is missing, a set would otherwise
-    // start a run (and spend a manual token) that fails on it.
+    // Applied in one sync with a StorageSet whose bucket is missing (or with a change of its
+    // bucket), a set would otherwise start a run, and spend a manual token, that fails on it.
     let checked = storage.status.as_ref().and_then(|s| s.checked_generation);
-    if checked.is_none() {
+    if checked.is_none() || checked != storage.metadata.generation {
+        let what = if checked.is_none() {
+            "has not finished its first storage check"
+        } else {
+            "has not finished checking its changed spec"
+        };
         return Err(Problem::waiting(
             "StorageNotChecked",
             format!(
-                "StorageSet {} has not finished its first storage check: the set runs once it \
-                 passes (a missing bucket or a wrong credential would show here instead)",
+                "StorageSet {} {what}: the set runs once it passes (a missing bucket or a \
+                 wrong credential would show here instead)",
                 storage.metadata.name.as_deref().unwrap_or_default()
             ),
         )

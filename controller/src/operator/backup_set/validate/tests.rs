@@ -323,10 +323,12 @@ fn a_storage_set_failing_for_a_reason_only_a_user_can_fix_holds_the_set() {
         "{}",
         p.message
     );
-    // A failure that may pass by itself holds nothing back, nor does a check of an older
-    // spec (the new spec's check is on its way).
+    // A failure that may pass by itself holds nothing back; a check of an older spec
+    // says nothing of this one: the set waits for the new spec's check.
     assert!(validate(&set(json!({})), &failing(None, Some(3))).is_ok());
-    assert!(validate(&set(json!({})), &failing(Some("BucketNotFound"), Some(2))).is_ok());
+    let p = validate(&set(json!({})), &failing(Some("BucketNotFound"), Some(2))).unwrap_err();
+    assert_eq!(p.reason, "StorageNotChecked");
+    assert!(p.waiting && p.message.contains("changed spec"), "{}", p.message);
 }
 
 #[test]
@@ -381,7 +383,8 @@ fn a_storage_set_never_checked_makes_the_set_wait_for_its_first_check() {
     // A status written before any check ended (an inventory, say) holds it the same.
     r.storage.as_mut().unwrap().status = Some(Default::default());
     assert_eq!(reason(validate(&set(json!({})), &r)), "StorageNotChecked");
-    // Once a check of any generation ended, the set runs (a failing one is reported as
+    assert!(p.message.contains("first storage check"), "{}", p.message);
+    // Once the current spec's check ended, the set runs (a failing one is reported as
     // StorageNotReady).
     assert_eq!(reason(validate(&set(json!({})), &refs())), "Ok");
 }
