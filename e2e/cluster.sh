@@ -148,7 +148,7 @@ up() {
     --kubeconfig "$dir/admin.kubeconfig" --bind-address 127.0.0.1 --secure-port 0 \
     --leader-elect=false --use-service-account-credentials=false \
     --service-account-private-key-file "$dir/pki/sa.key" --root-ca-file "$dir/pki/ca.crt" \
-    --controllers job-controller,garbage-collector-controller,persistentvolume-binder-controller,persistentvolumeclaim-protection-controller,persistentvolume-protection-controller,namespace-controller,serviceaccount-controller,root-ca-certificate-publisher-controller,ttl-after-finished-controller,replicaset-controller,deployment-controller,disruption-controller \
+    --controllers job-controller,garbage-collector-controller,persistentvolume-binder-controller,persistentvolumeclaim-protection-controller,persistentvolume-protection-controller,namespace-controller,serviceaccount-controller,root-ca-certificate-publisher-controller,ttl-after-finished-controller,replicaset-controller,deployment-controller,disruption-controller,resourcequota-controller \
     --v=1
   # The service-account controller creates `default` in every namespace once it runs.
   wait_for kube-controller-manager 300 "$bin/kubectl" --kubeconfig "$dir/admin.kubeconfig" \

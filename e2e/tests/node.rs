@@ -522,3 +522,92 @@ async fn in_a_restricted_namespace_the_default_mover_backs_up_and_restores_as_th
         "{last:#}"
     );
 }
+
+/// Takes a node's taint off when dropped (the scenario passes or panics).
+struct Untaint(Cluster, String, &'static str);
+
+impl Drop for Untaint {
+    fn drop(&mut self) {
+        let _ = self
+            .0
+            .kubectl(&["taint", "nodes", &self.1, &format!("{}-", self.2)], None);
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs real kubelets: bash e2e/kind/run.sh"]
+async fn a_claim_used_on_a_tainted_node_is_backed_up_there_with_the_sets_job_template_on_the_pod() {
+    let c = kind().await;
+    // The taint keeps every other scenario's pods off the node: none may run meanwhile.
+    let _nodes = NODES.write().await;
+    let shop = Shop::new("taint", Target::S3).await;
+    shop.ready("StorageSet", "offsite").await;
+    let nodes = c.kubectl_ok(
+        &["get", "nodes", "-o", "jsonpath={.items[*].metadata.name}"],
+        None,
+    );
+    let node = nodes.split_whitespace().last().unwrap().to_owned();
+    // A dedicated node pool: only pods that tolerate `dedicated=db` run there.
+    c.kubectl_ok(
+        &[
+            "taint",
+            "nodes",
+            &node,
+            "dedicated=db:NoSchedule",
+            "--overwrite",
+        ],
+        None,
+    );
+    let _untaint = Untaint(c.clone(), node.clone(), "dedicated=db:NoSchedule");
+    // The database pod tolerates it and holds the ReadWriteOnce claim on that node.
+    apply(
+        &c,
+        &shop.ns,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: db}}\nspec:\n  nodeSelector: {{kubernetes.io/hostname: {node}}}\n  tolerations: [{{key: dedicated, operator: Equal, value: db, effect: NoSchedule}}]\n  containers:\n  - name: db\n    image: {}\n    command: [sleep, '3600']\n    volumeMounts: [{{name: data, mountPath: /data}}]\n  volumes: [{{name: data, persistentVolumeClaim: {{claimName: uploads}}}}]\n",
+            c.shell_image
+        ),
+    );
+    let pods: Api<Pod> = api(&c, &shop.ns);
+    wait_for(&pods, "db", "the database pod to run", SOON, |p| {
+        (p.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+
+    // The set's template: labels, annotations, a priority class and a toleration of its
+    // own; nothing says `dedicated`: that comes from the database pod.
+    let template = "  jobTemplate:\n    podLabels: {team: shop}\n    podAnnotations: {cost-center: '42'}\n    priorityClassName: system-cluster-critical\n    tolerations: [{key: backup-pool, operator: Exists}]\n";
+    let last = shop.run(template, "one", "full").await;
+    assert_eq!(last["phase"], "Complete", "{last:#}");
+    let job = last["job"].as_str().unwrap();
+    let pod = pods
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .next()
+        .unwrap();
+    let spec = pod.spec.as_ref().unwrap();
+    assert_eq!(
+        spec.node_name.as_deref(),
+        Some(node.as_str()),
+        "beside the database"
+    );
+    let tolerated: Vec<&str> = spec
+        .tolerations
+        .iter()
+        .flatten()
+        .filter_map(|t| t.key.as_deref())
+        .collect();
+    for key in ["dedicated", "backup-pool"] {
+        assert!(tolerated.contains(&key), "{key}: {tolerated:?}");
+    }
+    assert_eq!(
+        spec.priority_class_name.as_deref(),
+        Some("system-cluster-critical")
+    );
+    let meta = &pod.metadata;
+    assert_eq!(meta.labels.as_ref().unwrap()["team"], "shop");
+    assert_eq!(meta.annotations.as_ref().unwrap()["cost-center"], "42");
+}

@@ -195,6 +195,8 @@ const MOUNT_GRACE: Duration = Duration::from_secs(300);
 /// A Job still without a pod after this long is asked why (the job controller creates its
 /// pod within a second or so; earlier, asking would cost a request per run for nothing).
 const CREATE_GRACE: Duration = Duration::from_secs(5);
+/// How soon after its creation an owner looks at its Job again, to see a refused pod.
+pub const FIRST_LOOK: Duration = Duration::from_secs(6);
 
 /// Why a Job's pod cannot start yet, if it is stuck (a missing Secret key, an image, a pod
 /// the API server refuses to create).

@@ -653,7 +653,14 @@ async fn running(
     status.start_time = status.start_time.clone().or(view.started.map(Time));
     let restoring = Health::progressing("Restoring", format!("job {} restores", view.name));
     let health = job_control::watch_stuck(ctx, &ns, view, restoring).await?;
-    Ok((health, Action::requeue(RECHECK)))
+    // A young Job is looked at soon: a refused pod shows only in an Event.
+    let age = Duration::try_from(ctx.now().duration_since(view.created)).unwrap_or_default();
+    let next = if age < Duration::from_secs(60) {
+        job_control::FIRST_LOOK
+    } else {
+        RECHECK
+    };
+    Ok((health, Action::requeue(next)))
 }
 
 /// Its Job is gone without a report: Failed, never run again.

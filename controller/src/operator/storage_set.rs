@@ -270,7 +270,15 @@ async fn check(
             .await
             .map_err(Error::api(format!("creating job {job_name}")))?;
     }
-    let next = if due || active {
+    let young = checks.iter().any(|j| {
+        j.state != JobState::Done
+            && Duration::try_from(now.duration_since(j.created)).unwrap_or_default()
+                < Duration::from_secs(60)
+    });
+    let next = if (due && !active) || young {
+        // Just created, or young: a refused pod shows only in an Event.
+        job_control::FIRST_LOOK
+    } else if due || active {
         RECHECK
     } else {
         let last = status.last_check_time.as_ref().map_or(now, |t| t.0);

@@ -328,7 +328,11 @@ fn a_storage_set_failing_for_a_reason_only_a_user_can_fix_holds_the_set() {
     assert!(validate(&set(json!({})), &failing(None, Some(3))).is_ok());
     let p = validate(&set(json!({})), &failing(Some("BucketNotFound"), Some(2))).unwrap_err();
     assert_eq!(p.reason, "StorageNotChecked");
-    assert!(p.waiting && p.message.contains("changed spec"), "{}", p.message);
+    assert!(
+        p.waiting && p.message.contains("changed spec"),
+        "{}",
+        p.message
+    );
 }
 
 #[test]
