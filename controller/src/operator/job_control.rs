@@ -15,6 +15,7 @@ use std::time::Duration;
 use super::conditions::Health;
 use super::context::Context;
 use super::error::Error;
+pub use super::job_view::POD_REFUSED;
 use super::job_view::{Ending, JobView, POD_CANNOT_START, Report};
 use super::names::MAIN_CONTAINER;
 use super::names::{ANNOTATION_ABORTED, ANNOTATION_FAILURE};
@@ -168,9 +169,6 @@ pub async fn watch_stuck(
         format!("{what} {job} cannot start: {}", stuck.why),
     ))
 }
-
-/// The reason of a set or Restore whose job pod the API server refuses to create.
-pub const POD_REFUSED: &str = "PodRefused";
 
 /// A job pod that cannot start.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,6 +15,9 @@ use crate::job::summary::JobSummary;
 
 /// The reason of a Job the controller failed because its pod could not start.
 pub const POD_CANNOT_START: &str = "PodCannotStart";
+/// The reason of an owner whose job pod the API server refuses to create (Pod Security
+/// admission, a quota, a LimitRange, a webhook), and how a run it failed begins its message.
+pub const POD_REFUSED: &str = "PodRefused";
 
 /// How a finished Job ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use crate::api::backup_set::{
 };
 use crate::job::plan::OperationKind;
 use crate::operator::conditions::Health;
-use crate::operator::job_view::JobView;
+use crate::operator::job_view::{JobView, POD_REFUSED};
 use crate::operator::plan::queue::{JobState, waiting};
 use crate::operator::plan::set::SetPlan;
 
@@ -87,20 +87,35 @@ fn placeholder(running: &JobView) -> RunSummary {
     }
 }
 
+/// Stalled while backups fail in a row: `PodRefused` when the API server refused the last
+/// one's pod (it will be refused again until the namespace, a policy or the spec changes),
+/// else `BackupFailed`; the message ends with the last run's, which says what to change.
+fn failing(status: &BackupSetStatus) -> Option<Health> {
+    if status.consecutive_failures == 0 {
+        return None;
+    }
+    let why = status
+        .last_run
+        .as_ref()
+        .and_then(|r| r.message.clone())
+        .unwrap_or_default();
+    let reason = if why.contains(POD_REFUSED) {
+        POD_REFUSED
+    } else {
+        "BackupFailed"
+    };
+    Some(Health::stalled(
+        reason,
+        format!(
+            "{} backup(s) failed in a row; the last: {why}",
+            status.consecutive_failures
+        ),
+    ))
+}
+
 pub(super) fn health_of(status: &BackupSetStatus, valid: &ValidSet) -> Health {
-    if status.consecutive_failures > 0 {
-        let why = status
-            .last_run
-            .as_ref()
-            .and_then(|r| r.message.clone())
-            .unwrap_or_default();
-        return Health::stalled(
-            "BackupFailed",
-            format!(
-                "{} backup(s) failed in a row; the last: {why}",
-                status.consecutive_failures
-            ),
-        );
+    if let Some(failing) = failing(status) {
+        return failing;
     }
     if let Some(v) = status.verification.as_ref().filter(|v| !v.ok) {
         return Health::stalled(
@@ -117,4 +132,47 @@ pub(super) fn health_of(status: &BackupSetStatus, valid: &ValidSet) -> Health {
         None => "ready for manual runs",
     };
     Health::ready("Ready", format!("repository {} {what}", valid.repository))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::backup_set::RunSummary;
+
+    fn after(failures: u32, message: &str) -> BackupSetStatus {
+        BackupSetStatus {
+            consecutive_failures: failures,
+            last_run: Some(
+                serde_json::from_value::<RunSummary>(serde_json::json!({
+                    "job": "shop-backup-1", "label": "full-20261207.010000", "level": "full",
+                    "phase": "Failed", "message": message,
+                }))
+                .unwrap(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_set_whose_last_pod_was_refused_stays_stalled_with_that_reason_until_a_run_succeeds() {
+        let refused = after(
+            2,
+            "the job's pod never started: PodRefused: … failed quota: compute: must specify limits.memory",
+        );
+        let Some(Health::Stalled { reason, message }) = failing(&refused) else {
+            panic!("not stalled");
+        };
+        assert_eq!(reason, POD_REFUSED);
+        assert!(
+            message.starts_with("2 backup(s) failed in a row"),
+            "{message}"
+        );
+        assert!(message.contains("limits.memory"), "{message}");
+        let other = after(1, "WrongKey: the key does not open the repository");
+        assert!(matches!(
+            failing(&other),
+            Some(Health::Stalled { reason, .. }) if reason == "BackupFailed"
+        ));
+        assert_eq!(failing(&after(0, "PodRefused: old news")), None);
+    }
 }
