@@ -197,6 +197,12 @@ pub struct CommandSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(r"^[^/]+$"))]
     pub file_name: Option<String>,
+    /// Resources of the command's container (what the dump tool needs). Default: the job
+    /// pods' resources (`jobTemplate.resources`, the set's `resources` or the chart's
+    /// `jobs.resources`), as a ResourceQuota that requires limits requires them of every
+    /// container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
 }
 
 /// Compression of new data.

@@ -29,8 +29,8 @@ use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, Container, EnvVar, EnvVarSource, KeyToPath, LocalObjectReference,
     NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, ObjectFieldSelector,
     PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
-    SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Toleration, Volume,
-    VolumeMount,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
+    Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
@@ -385,7 +385,11 @@ fn sources(pod: &mut Pod, input: &JobInput<'_>) -> (Vec<Container>, Vec<Containe
             }
             PodSource::Command { name, command } => {
                 let fifo = format!("{}/{name}", paths::STREAMS);
-                side.push(command_container(name, command, &fifo));
+                let resources = command
+                    .resources
+                    .as_ref()
+                    .or(input.template.resources.as_ref());
+                side.push(command_container(name, command, &fifo, resources));
                 fifos.push(fifo);
             }
         }
@@ -416,14 +420,23 @@ fn sources(pod: &mut Pod, input: &JobInput<'_>) -> (Vec<Container>, Vec<Containe
             mount("streams", paths::STREAMS, false),
         ]),
         security_context: Some(security(Privilege::Maintenance, &input.mover)),
+        // A quota that requires limits requires them of init containers too; an init
+        // container's resources do not add to the pod's (the largest of them counts).
+        resources: input.template.resources.clone(),
         ..Default::default()
     };
     (side, vec![tools])
 }
 
 /// A command source's container: the user's image, running our helper (copied in by the
-/// init container) around the command, with no capability.
-fn command_container(name: &str, command: &CommandSource, fifo: &str) -> Container {
+/// init container) around the command, with no capability, and its own resources or the
+/// job's.
+fn command_container(
+    name: &str,
+    command: &CommandSource,
+    fifo: &str,
+    resources: Option<&ResourceRequirements>,
+) -> Container {
     let mut argv: Vec<String> = crate::job::plan::helper_command();
     argv.extend([
         "job".into(),
@@ -441,6 +454,7 @@ fn command_container(name: &str, command: &CommandSource, fifo: &str) -> Contain
         image: Some(command.image.clone()),
         command: Some(argv),
         env: Some(command.env.clone()),
+        resources: resources.cloned(),
         volume_mounts: Some(vec![
             mount("tools", paths::TOOLS, true),
             mount("streams", paths::STREAMS, false),

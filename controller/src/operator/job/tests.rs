@@ -165,6 +165,7 @@ fn cases() -> Vec<Case> {
                     }))
                     .unwrap()],
                     file_name: Some("shop.sql".into()),
+                    resources: None,
                 },
             }],
             target: None,
@@ -737,4 +738,39 @@ fn a_job_pinned_to_a_claims_node_runs_there_tolerating_what_the_claims_pods_tole
         .map(|t| t["key"].as_str().unwrap())
         .collect();
     assert_eq!(keys, ["backup-pool", "dedicated"]);
+}
+
+#[test]
+fn under_a_template_with_resources_every_container_of_a_command_source_job_has_them() {
+    // A ResourceQuota that requires limits requires them of every container, init
+    // containers included: a dump container without its own takes the job's.
+    let job = render_with(&case("backup-command"), platform(), Vec::new());
+    let pod = &job["spec"]["template"]["spec"];
+    let all = containers(pod);
+    assert!(
+        all.len() >= 3,
+        "main, the dump and the tools init container"
+    );
+    for ct in &all {
+        assert_eq!(ct["resources"]["limits"]["memory"], "1Gi", "{}", ct["name"]);
+    }
+    // Its own resources win.
+    let mut c = case("backup-command");
+    let PodSource::Command { command, .. } = &mut c.sources[0] else {
+        panic!("a command source")
+    };
+    command.resources =
+        Some(serde_json::from_value(serde_json::json!({"limits": {"memory": "3Gi"}})).unwrap());
+    let job = render_with(&c, platform(), Vec::new());
+    let pod = &job["spec"]["template"]["spec"];
+    let dump = containers(pod)
+        .into_iter()
+        .find(|ct| ct["name"] == "source-db")
+        .unwrap();
+    assert_eq!(dump["resources"]["limits"]["memory"], "3Gi");
+    // Without a template, none (as before).
+    let bare = render(&case("backup-command"));
+    for ct in containers(&bare["spec"]["template"]["spec"]) {
+        assert!(ct.get("resources").is_none(), "{}", ct["name"]);
+    }
 }
