@@ -267,6 +267,26 @@ async fn a_backup_pod_refused_by_pod_security_fails_the_run_at_once_naming_the_l
         waited < std::time::Duration::from_secs(30),
         "took {waited:?}"
     );
+    // Stalled with the reason until something changes, and no hot loop meanwhile.
+    let (reason, message) = shop
+        .wait("BackupSet", "shop", "Stalled=True", SOON, |o| {
+            let (s, r, m) = condition(o, "Stalled")?;
+            (s == "True").then_some((r, m))
+        })
+        .await;
+    assert_eq!(reason, "PodRefused", "{message}");
+    let reconciles = || async {
+        shop.ctl
+            .metric("holdfast_reconciles_total{kind=\"BackupSet\"}")
+            .await
+            .unwrap_or_default()
+    };
+    let before = reconciles().await;
+    assert!(before > 0.0, "the controller counts its reconciles");
+    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    let during = reconciles().await - before;
+    eprintln!("reconciles of the refused set in the minute after: {during}");
+    assert!(during <= 4.0, "{during} reconciles in a minute");
 
     // With the level the message names, the next run works.
     level("privileged");
