@@ -428,6 +428,86 @@ async fn a_quota_that_requires_limits_refuses_the_backup_pod_by_name_until_the_s
         )
         .await;
     assert_eq!(last["phase"], "Complete", "{last:#}");
+
+    // A LimitRange below those resources refuses the pod too, naming the bound.
+    shop.apply(
+        "apiVersion: v1\nkind: LimitRange\nmetadata: {name: small}\n\
+         spec: {limits: [{type: Container, max: {memory: 512Mi}}]}\n",
+    );
+    let started = std::time::Instant::now();
+    let last = shop
+        .run(
+            "  jobTemplate: {resources: {limits: {memory: 1Gi}}}\n",
+            "three",
+            "full",
+        )
+        .await;
+    let waited = started.elapsed();
+    let why = last["message"].as_str().unwrap_or_default();
+    eprintln!("refused by the LimitRange, the run Failed after {waited:?}: {why}");
+    assert_eq!(last["phase"], "Failed", "{last:#}");
+    for needed in ["PodRefused", "512Mi", "LimitRange"] {
+        assert!(why.contains(needed), "{needed} missing from {last:#}");
+    }
+    assert!(
+        waited < std::time::Duration::from_secs(30),
+        "took {waited:?}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: bash e2e/run.sh"]
+async fn a_used_up_quota_holds_the_run_saying_so_and_it_completes_once_the_quota_allows_it() {
+    let shop = Shop::new("quota-full", Target::S3).await;
+    shop.ready("StorageSet", "offsite").await;
+    // No room for one more pod: a refusal that passes once other pods end or the quota
+    // grows.
+    shop.apply(
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: pods}\nspec: {hard: {pods: '0'}}\n",
+    );
+    let mut computed = false;
+    for _ in 0..120 {
+        let hard = shop.c.kubectl_ok(
+            &[
+                "get",
+                "resourcequota",
+                "pods",
+                "-n",
+                &shop.ns,
+                "-o",
+                "jsonpath={.status.hard}",
+            ],
+            None,
+        );
+        if hard.contains("pods") {
+            computed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(computed, "the quota controller never computed quota pods");
+    let before: BTreeSet<String> = shop.jobs().await.into_iter().collect();
+    shop.apply(&set_manifest("  manualRun: {token: one, level: full}\n"));
+    let started = std::time::Instant::now();
+    let message = stalled(&shop, "BackupSet", "shop", "PodRefused").await;
+    eprintln!(
+        "a used-up quota, Stalled after {:?}: {message}",
+        started.elapsed()
+    );
+    assert!(
+        message.contains("exceeded quota") && message.contains("retries with backoff"),
+        "{message}"
+    );
+    let set = shop.get("BackupSet", "shop").await.unwrap();
+    assert_eq!(
+        set["status"]["lastRun"]["phase"], "Running",
+        "not failed while it may pass: {set:#}"
+    );
+    // The quota grows: the job controller's next try creates the pod and the run ends.
+    shop.c
+        .kubectl_ok(&["delete", "resourcequota", "pods", "-n", &shop.ns], None);
+    let last = shop.next_run(&before).await;
+    assert_eq!(last["phase"], "Complete", "{last:#}");
 }
 
 /// How often an Event `reason` about `name` occurred (repeats are one Event with a series).
