@@ -510,6 +510,87 @@ async fn a_used_up_quota_holds_the_run_saying_so_and_it_completes_once_the_quota
     assert_eq!(last["phase"], "Complete", "{last:#}");
 }
 
+/// Deletes cluster-scoped objects of a scenario when dropped (it passes or panics).
+struct ClusterScoped(holdfast_e2e::harness::Cluster, Vec<String>);
+
+impl Drop for ClusterScoped {
+    fn drop(&mut self) {
+        for o in &self.1 {
+            let _ = self.0.kubectl(&["delete", o, "--ignore-not-found"], None);
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local control plane: bash e2e/run.sh"]
+async fn a_policy_that_requires_a_label_refuses_the_pod_saying_so_until_the_job_template_gives_it()
+{
+    // A platform's policy (here the API server's own ValidatingAdmissionPolicy; Kyverno and
+    // Gatekeeper deny through webhooks the same way): every pod of the namespace needs a
+    // `team` label.
+    let shop = Shop::new("policy", Target::S3).await;
+    shop.ready("StorageSet", "offsite").await;
+    let name = format!("{}-team", shop.ns);
+    let _cleanup = ClusterScoped(
+        shop.c.clone(),
+        vec![
+            format!("validatingadmissionpolicybinding/{name}"),
+            format!("validatingadmissionpolicy/{name}"),
+        ],
+    );
+    shop.c.kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\n\
+             metadata: {{name: {name}}}\nspec:\n  failurePolicy: Fail\n  matchConstraints:\n\
+             \x20   resourceRules: [{{apiGroups: [''], apiVersions: [v1], operations: [CREATE], resources: [pods]}}]\n\
+             \x20 validations:\n  - expression: \"has(object.metadata.labels) && 'team' in object.metadata.labels\"\n\
+             \x20   message: every pod needs a team label\n\
+             ---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicyBinding\n\
+             metadata: {{name: {name}}}\nspec:\n  policyName: {name}\n  validationActions: [Deny]\n\
+             \x20 matchResources:\n    namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {}}}}}\n",
+            shop.ns
+        )),
+    );
+    // The API server takes a moment to load a new policy: wait until it denies a pod.
+    let probe = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: probe, namespace: {}}}\nspec: {{containers: [{{name: c, image: x}}]}}\n",
+        shop.ns
+    );
+    let mut enforced = false;
+    for _ in 0..60 {
+        let (ok, _, err) = shop
+            .c
+            .kubectl(&["create", "--dry-run=server", "-f", "-"], Some(&probe));
+        if !ok && err.contains("team label") {
+            enforced = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(enforced, "the policy never took effect");
+
+    let started = std::time::Instant::now();
+    let last = shop.run("", "one", "full").await;
+    let waited = started.elapsed();
+    let why = last["message"].as_str().unwrap_or_default();
+    eprintln!("refused by a policy, the run Failed after {waited:?}: {why}");
+    assert_eq!(last["phase"], "Failed", "{last:#}");
+    for needed in ["PodRefused", "team label", "jobTemplate"] {
+        assert!(why.contains(needed), "{needed} missing from {last:#}");
+    }
+    assert!(
+        waited < std::time::Duration::from_secs(30),
+        "took {waited:?}"
+    );
+
+    // What the message says to do: the label through the set's jobTemplate.
+    let last = shop
+        .run("  jobTemplate: {podLabels: {team: shop}}\n", "two", "full")
+        .await;
+    assert_eq!(last["phase"], "Complete", "{last:#}");
+}
+
 /// How often an Event `reason` about `name` occurred (repeats are one Event with a series).
 async fn occurrences(shop: &Shop, name: &str, reason: &str) -> i32 {
     let api: kube::Api<k8s_openapi::api::events::v1::Event> =

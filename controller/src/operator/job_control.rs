@@ -319,8 +319,9 @@ enum Refusal {
     QuotaUsedUp,
     /// A LimitRange the pod's resources are outside of.
     LimitRange,
-    /// A validating or policy webhook (Kyverno, Gatekeeper) denied it.
-    Webhook,
+    /// A policy denied it: a ValidatingAdmissionPolicy, or a webhook (Kyverno,
+    /// Gatekeeper).
+    Policy,
     /// Anything else.
     Other,
 }
@@ -338,8 +339,10 @@ impl Refusal {
             || message.contains("LimitRange")
         {
             Refusal::LimitRange
-        } else if message.contains("admission webhook") && message.contains("denied") {
-            Refusal::Webhook
+        } else if message.contains("ValidatingAdmissionPolicy")
+            || (message.contains("admission webhook") && message.contains("denied"))
+        {
+            Refusal::Policy
         } else {
             Refusal::Other
         }
@@ -374,10 +377,11 @@ impl Refusal {
                 "; the namespace's LimitRange does not allow the job pod's resources: set \
                  jobTemplate.resources (or the chart's jobs.resources) within its bounds"
             }
-            Refusal::Webhook => {
-                "; a policy webhook denied the job pod: ask its owner for an exception for \
-                 Holdfast's job pods (label app.kubernetes.io/managed-by=holdfast), or give them \
-                 the labels, annotations or placement it requires through jobTemplate"
+            Refusal::Policy => {
+                "; an admission policy denied the job pod: give it the labels, annotations or \
+                 placement the policy requires through the set's or Restore's jobTemplate (or \
+                 the chart's jobs values), or ask the policy's owner for an exception for \
+                 Holdfast's job pods (label app.kubernetes.io/managed-by=holdfast)"
             }
             Refusal::Other => "",
         }
@@ -386,7 +390,7 @@ impl Refusal {
 
 /// A pod the API server refused to create, and whether that is final: a refusal that will
 /// not pass by itself (Pod Security admission, a quota that requires resources, a
-/// LimitRange, a webhook's deny) fails the run at once with the reason and the fix; one
+/// LimitRange, a policy's deny) fails the run at once with the reason and the fix; one
 /// that may (a quota used up) is retried by the job controller with backoff for
 /// [`MOUNT_GRACE`] first.
 fn refusal(message: &str, refused_for: Duration) -> Stuck {
@@ -466,6 +470,9 @@ mod tests {
                      but limit is 1Gi";
         let webhook = "admission webhook \"validate.kyverno.svc\" denied the request: \
                        require-team-label";
+        let vap = "pods \"b-1\" is forbidden: ValidatingAdmissionPolicy 'require-team' with \
+                   binding 'require-team' denied request: failed expression: \
+                   has(object.metadata.labels.team)";
         let other = "Internal error occurred: something";
         let cases = [
             (
@@ -484,6 +491,7 @@ mod tests {
             (used_up, MOUNT_GRACE, true, "raise the quota"),
             (range, Duration::ZERO, true, "LimitRange"),
             (webhook, Duration::ZERO, true, "exception"),
+            (vap, Duration::ZERO, true, "jobTemplate"),
             (other, Duration::from_secs(10), false, ""),
             (other, MOUNT_GRACE, true, ""),
         ];
