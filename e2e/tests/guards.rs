@@ -453,6 +453,37 @@ async fn a_quota_that_requires_limits_refuses_the_backup_pod_by_name_until_the_s
         waited < std::time::Duration::from_secs(30),
         "took {waited:?}"
     );
+
+    // A Restore's pod takes its set's template (1Gi): refused the same way, and the
+    // Restore says so; one with resources of its own within the bound restores.
+    holdfast_e2e::harness::prepared_volume(&shop.c, &shop.ns, "copy-a");
+    let fresh = holdfast_e2e::harness::prepared_volume(&shop.c, &shop.ns, "copy-b");
+    let restore = |name: &str, claim: &str, extra: &str| {
+        format!(
+            "apiVersion: holdfast.io/v1alpha1\nkind: Restore\nmetadata: {{name: {name}}}\nspec:\n  backupSetRef: {{name: shop}}\n  target:\n    newPersistentVolumeClaim: {{name: {claim}, size: 1Gi, storageClassName: e2e-host}}\n{extra}"
+        )
+    };
+    shop.apply(&restore("a", "copy-a", ""));
+    let status = shop.restored("a").await;
+    assert_eq!(status["phase"], "Failed", "{status:#}");
+    let message = status["message"].as_str().unwrap_or_default();
+    eprintln!("a Restore refused by the LimitRange: {message}");
+    assert!(
+        message.contains("PodRefused") && message.contains("512Mi"),
+        "{status:#}"
+    );
+    shop.apply(&restore(
+        "b",
+        "copy-b",
+        "  jobTemplate: {resources: {limits: {memory: 256Mi}}}\n",
+    ));
+    let status = shop.restored("b").await;
+    assert_eq!(status["phase"], "Completed", "{status:#}");
+    assert_eq!(status["unrestored"], 0, "{status:#}");
+    assert!(
+        std::fs::read_dir(&fresh).unwrap().count() > 0,
+        "the restored claim holds the data"
+    );
 }
 
 #[tokio::test]
