@@ -244,46 +244,66 @@ where
 
 /// Run the four controllers for one namespace (or all) until `stop` fires.
 async fn controllers(ctx: Arc<Context>, ns: Option<String>, stop: watch::Receiver<bool>) {
-    let c = &ctx.client;
     let ns = ns.as_deref();
-    let stop_for_pods = stop.clone();
-    let ours = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGED_BY_VALUE}"));
-    let shutdown = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
+    futures::join!(
+        backup_sets(&ctx, ns, stop.clone()),
+        storage_sets(&ctx, ns, stop.clone()),
+        schedules(&ctx, ns, stop.clone()),
+        restores(&ctx, ns, stop.clone()),
+        pod_results(&ctx, ns, stop),
+    );
+}
 
+/// The Jobs this controller made (the others are none of its business).
+fn our_jobs() -> watcher::Config {
+    watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGED_BY_VALUE}"))
+}
+
+/// Resolves when `stop` fires: a controller's graceful shutdown.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// BackupSets, woken by their Jobs, by their StorageSet's spec or verdict, and by their
+/// Schedule's spec; their cache is shared with the reconciles (`Context::set_stores`).
+async fn backup_sets(ctx: &Arc<Context>, ns: Option<&str>, stop: watch::Receiver<bool>) {
+    let c = &ctx.client;
     let sets = Controller::new(api::<BackupSet>(c, ns), watcher::Config::default())
-        .owns(api::<Job>(c, ns), ours.clone());
+        .owns(api::<Job>(c, ns), our_jobs());
     let store = sets.store();
     ctx.set_stores.insert(ns, store.clone());
     let by_storage = store.clone();
-    let by_schedule = store.clone();
-    let sets = sets
-        .watches_stream(
-            storage_changes(api::<StorageSet>(c, ns)),
-            move |s: StorageSet| {
-                let name = s.name_any();
-                referrers(&by_storage, &s, |b: &BackupSet| {
-                    b.spec.storage_set_ref.name == name
-                })
-            },
-        )
-        .watches_stream(spec_changes(api::<Schedule>(c, ns)), move |s: Schedule| {
+    let by_schedule = store;
+    sets.watches_stream(
+        storage_changes(api::<StorageSet>(c, ns)),
+        move |s: StorageSet| {
             let name = s.name_any();
-            referrers(&by_schedule, &s, |b: &BackupSet| {
-                b.spec.schedule_ref.as_ref().is_some_and(|r| r.name == name)
+            referrers(&by_storage, &s, |b: &BackupSet| {
+                b.spec.storage_set_ref.name == name
             })
+        },
+    )
+    .watches_stream(spec_changes(api::<Schedule>(c, ns)), move |s: Schedule| {
+        let name = s.name_any();
+        referrers(&by_schedule, &s, |b: &BackupSet| {
+            b.spec.schedule_ref.as_ref().is_some_and(|r| r.name == name)
         })
-        .graceful_shutdown_on(shutdown(stop.clone()))
-        .run(
-            traced(super::backup_set::reconcile),
-            error_policy,
-            ctx.clone(),
-        )
-        .for_each(|_| async {});
+    })
+    .graceful_shutdown_on(stopped(stop))
+    .run(
+        traced(super::backup_set::reconcile),
+        error_policy,
+        ctx.clone(),
+    )
+    .for_each(|_| async {})
+    .await;
+}
 
-    let storages = Controller::new(api::<StorageSet>(c, ns), watcher::Config::default())
-        .owns(api::<Job>(c, ns), ours.clone())
+/// StorageSets, woken by their check Jobs and by the BackupSets that use them.
+async fn storage_sets(ctx: &Arc<Context>, ns: Option<&str>, stop: watch::Receiver<bool>) {
+    let c = &ctx.client;
+    Controller::new(api::<StorageSet>(c, ns), watcher::Config::default())
+        .owns(api::<Job>(c, ns), our_jobs())
         .watches(
             api::<BackupSet>(c, ns),
             watcher::Config::default(),
@@ -294,41 +314,51 @@ async fn controllers(ctx: Arc<Context>, ns: Option<String>, stop: watch::Receive
                 )
             },
         )
-        .graceful_shutdown_on(shutdown(stop.clone()))
+        .graceful_shutdown_on(stopped(stop))
         .run(
             traced(super::storage_set::reconcile),
             error_policy,
             ctx.clone(),
         )
-        .for_each(|_| async {});
+        .for_each(|_| async {})
+        .await;
+}
 
-    let schedules = Controller::new(api::<Schedule>(c, ns), watcher::Config::default())
-        // Which sets use a Schedule changes with their specs only.
+/// Schedules, woken by the specs of the BackupSets that use them (which sets use a
+/// Schedule changes with their specs only).
+async fn schedules(ctx: &Arc<Context>, ns: Option<&str>, stop: watch::Receiver<bool>) {
+    let c = &ctx.client;
+    Controller::new(api::<Schedule>(c, ns), watcher::Config::default())
         .watches_stream(spec_changes(api::<BackupSet>(c, ns)), |b: BackupSet| {
             b.spec
                 .schedule_ref
                 .as_ref()
                 .map(|r| ObjectRef::new(&r.name).within(&b.namespace().unwrap_or_default()))
         })
-        .graceful_shutdown_on(shutdown(stop.clone()))
+        .graceful_shutdown_on(stopped(stop))
         .run(
             traced(super::schedule::reconcile),
             error_policy,
             ctx.clone(),
         )
-        .for_each(|_| async {});
+        .for_each(|_| async {})
+        .await;
+}
 
+/// Restores, woken by their Jobs and by their BackupSet (a Restore waiting for its set's
+/// first backup starts when the set has one).
+async fn restores(ctx: &Arc<Context>, ns: Option<&str>, stop: watch::Receiver<bool>) {
+    let c = &ctx.client;
     let restores = Controller::new(api::<Restore>(c, ns), watcher::Config::default());
-    let restore_store = restores.store();
-    let restores = restores
-        .owns(api::<Job>(c, ns), ours)
-        // A Restore waiting for its set's first backup starts when the set has one.
+    let store = restores.store();
+    restores
+        .owns(api::<Job>(c, ns), our_jobs())
         .watches(
             api::<BackupSet>(c, ns),
             watcher::Config::default(),
             move |b: BackupSet| {
                 let name = b.name_any();
-                referrers(&restore_store, &b, |r: &Restore| {
+                referrers(&store, &b, |r: &Restore| {
                     r.spec
                         .backup_set_ref
                         .as_ref()
@@ -336,21 +366,19 @@ async fn controllers(ctx: Arc<Context>, ns: Option<String>, stop: watch::Receive
                 })
             },
         )
-        .graceful_shutdown_on(shutdown(stop))
+        .graceful_shutdown_on(stopped(stop))
         .run(traced(super::restore::reconcile), error_policy, ctx.clone())
-        .for_each(|_| async {});
-    // Job pods' results, kept before a pod can vanish; stops with the controllers.
-    let pods = {
-        let mut stop = stop_for_pods;
-        let watch = super::pod_results::watch(api::<Pod>(c, ns), ctx.pod_results.clone());
-        async move {
-            tokio::select! {
-                _ = watch => {},
-                _ = stop.wait_for(|s| *s) => {},
-            }
-        }
-    };
-    futures::join!(sets, storages, schedules, restores, pods);
+        .for_each(|_| async {})
+        .await;
+}
+
+/// Job pods' results, kept before a pod can vanish; stops with the controllers.
+async fn pod_results(ctx: &Arc<Context>, ns: Option<&str>, mut stop: watch::Receiver<bool>) {
+    let watch = super::pod_results::watch(api::<Pod>(&ctx.client, ns), ctx.pod_results.clone());
+    tokio::select! {
+        _ = watch => {},
+        _ = stop.wait_for(|s| *s) => {},
+    }
 }
 
 /// Run the operator until SIGTERM/SIGINT (or the lease is lost).

@@ -22,6 +22,7 @@ use crate::operator::job_view::JobView;
 use crate::operator::names::{self, *};
 use crate::operator::plan::queue::{JobState, must_wait};
 use crate::operator::plan::set::{OpKind, Reason, SetPlan, Start};
+use crate::operator::settings::Settings;
 use crate::operator::write;
 
 /// Create a Job for each start of the plan (suspended while the repository is busy).
@@ -112,29 +113,23 @@ fn job_tail(start: &Start, generation: i64) -> String {
     }
 }
 
-/// The Job for a start.
-fn build_job(
-    ctx: &Context,
-    set: &BackupSet,
+/// What a started operation does, with the capabilities a root mover gets for it and its
+/// timeout in seconds (the set's, else the controller's default) (pure).
+fn operation(
+    settings: &Settings,
     valid: &ValidSet,
     start: &Start,
-    suspend: bool,
-) -> Result<Job, Error> {
-    let ns = set.namespace().unwrap_or_default();
-    let name = set.name_any();
-    let tail = job_tail(start, set.metadata.generation.unwrap_or_default());
-    let job_name = names::job_name(&name, start.kind.name(), &tail);
-    let repository = RepositoryRef {
-        url: valid.url.clone(),
-        owner: Some(format!("{ns}/{name}")),
-        create: start.kind == OpKind::Backup,
-    };
-    let (operation, privilege, timeout) = match start.kind {
+    job_name: &str,
+) -> (Operation, Privilege, i64) {
+    let maintenance = valid
+        .maintenance_timeout
+        .unwrap_or(settings.default_maintenance_timeout.as_secs() as i64);
+    match start.kind {
         OpKind::Backup => (
             Operation::Backup(BackupPlan {
                 slot_time: chrono::DateTime::from_timestamp(start.slot.as_second(), 0)
                     .unwrap_or_default(),
-                slot_id: job_name.clone(),
+                slot_id: job_name.to_owned(),
                 level: start.level,
                 source_levels: start.source_levels.clone(),
                 sources: valid.sources.iter().map(|(_, p)| p.clone()).collect(),
@@ -144,17 +139,15 @@ fn build_job(
             Privilege::Backup,
             valid
                 .backup_timeout
-                .unwrap_or(ctx.settings.default_backup_timeout.as_secs() as i64),
+                .unwrap_or(settings.default_backup_timeout.as_secs() as i64),
         ),
         OpKind::Purge => (
             Operation::Purge(PurgePlan {
                 retention: valid.retention.clone().unwrap_or_default(),
-                grace_seconds: ctx.settings.purge_grace.as_secs(),
+                grace_seconds: settings.purge_grace.as_secs(),
             }),
             Privilege::Maintenance,
-            valid
-                .maintenance_timeout
-                .unwrap_or(ctx.settings.default_maintenance_timeout.as_secs() as i64),
+            maintenance,
         ),
         OpKind::Verify => {
             let (deep, sample) = valid
@@ -174,12 +167,30 @@ fn build_job(
                     sample_percent: sample,
                 }),
                 Privilege::Maintenance,
-                valid
-                    .maintenance_timeout
-                    .unwrap_or(ctx.settings.default_maintenance_timeout.as_secs() as i64),
+                maintenance,
             )
         }
+    }
+}
+
+/// The Job for a start.
+fn build_job(
+    ctx: &Context,
+    set: &BackupSet,
+    valid: &ValidSet,
+    start: &Start,
+    suspend: bool,
+) -> Result<Job, Error> {
+    let ns = set.namespace().unwrap_or_default();
+    let name = set.name_any();
+    let tail = job_tail(start, set.metadata.generation.unwrap_or_default());
+    let job_name = names::job_name(&name, start.kind.name(), &tail);
+    let repository = RepositoryRef {
+        url: valid.url.clone(),
+        owner: Some(format!("{ns}/{name}")),
+        create: start.kind == OpKind::Backup,
     };
+    let (operation, privilege, timeout) = operation(&ctx.settings, valid, start, &job_name);
     let plan = JobPlan {
         version: job_plan::PLAN_VERSION,
         repository,
