@@ -108,8 +108,19 @@ pub fn plan_set(input: &SetInput<'_>) -> SetPlan {
         wake: None,
         next_backup: None,
     };
-    // Explicit requests first: a new manual token runs even while suspended (it is asked
-    // for by name); each token value runs once.
+    requested(input, &mut plan);
+    let Some(schedule) = input.schedule else {
+        return plan;
+    };
+    let offset = jitter_offset(input.key, schedule.jitter);
+    scheduled_backup(input, schedule, offset, &mut plan);
+    scheduled_maintenance(input, schedule, offset, &mut plan);
+    plan
+}
+
+/// Explicit requests first: a new manual token runs even while suspended (it is asked for
+/// by name), each token value once; `runOnCreate` once, unless suspended.
+fn requested(input: &SetInput<'_>, plan: &mut SetPlan) {
     if let Some((token, level)) = input.manual
         && input.timing.manual_token.as_deref() != Some(token)
     {
@@ -132,11 +143,16 @@ pub fn plan_set(input: &SetInput<'_>) -> SetPlan {
         });
         plan.timing.run_on_create_done = true;
     }
-    let Some(schedule) = input.schedule else {
-        return plan;
-    };
-    let offset = jitter_offset(input.key, schedule.jitter);
-    // Backups.
+}
+
+/// The schedule's backup window: the slot that passed, the next one, and the backup due
+/// now with its level (or, in `Auto` mode, each source's).
+fn scheduled_backup(
+    input: &SetInput<'_>,
+    schedule: &ValidSchedule,
+    offset: SignedDuration,
+    plan: &mut SetPlan,
+) {
     let entries = backup_entries(schedule);
     let crons: Vec<&CronEntry> = entries.iter().map(|(e, _)| *e).collect();
     let levels: Vec<Level> = entries.iter().map(|(_, l)| *l).collect();
@@ -152,28 +168,37 @@ pub fn plan_set(input: &SetInput<'_>) -> SetPlan {
         .as_ref()
         .map(|(t, which)| (*t, level_at(&levels, which)));
     wake(&mut plan.wake, d.next.as_ref().map(|(t, _)| *t));
-    if !input.suspended {
-        plan.missed += d.missed;
-        if let Some((slot, which)) = d.due {
-            let (level, source_levels) = match &schedule.levels {
-                Levels::PerLevel(_) => (level_at(&levels, &which), BTreeMap::new()),
-                Levels::Auto { run, cycle } => {
-                    let next = run.next_after(slot, &schedule.tz);
-                    let per_cycle = occurrences_within(run, &schedule.tz, slot, *cycle);
-                    let per_source = plan_auto(input.sources, slot, next, *cycle, per_cycle);
-                    (Level::Incr, per_source)
-                }
-            };
-            plan.start.push(Start {
-                kind: OpKind::Backup,
-                slot,
-                level,
-                source_levels,
-                reason: Reason::Scheduled,
-            });
-        }
+    if input.suspended {
+        return;
     }
-    // Purge and verify windows.
+    plan.missed += d.missed;
+    if let Some((slot, which)) = d.due {
+        let (level, source_levels) = match &schedule.levels {
+            Levels::PerLevel(_) => (level_at(&levels, &which), BTreeMap::new()),
+            Levels::Auto { run, cycle } => {
+                let next = run.next_after(slot, &schedule.tz);
+                let per_cycle = occurrences_within(run, &schedule.tz, slot, *cycle);
+                let per_source = plan_auto(input.sources, slot, next, *cycle, per_cycle);
+                (Level::Incr, per_source)
+            }
+        };
+        plan.start.push(Start {
+            kind: OpKind::Backup,
+            slot,
+            level,
+            source_levels,
+            reason: Reason::Scheduled,
+        });
+    }
+}
+
+/// The purge and verify windows: each one's passed slot, next wake-up, and run due now.
+fn scheduled_maintenance(
+    input: &SetInput<'_>,
+    schedule: &ValidSchedule,
+    offset: SignedDuration,
+    plan: &mut SetPlan,
+) {
     let maintenance = [
         (OpKind::Purge, schedule.purge.as_ref(), input.timing.purge),
         (
@@ -209,7 +234,6 @@ pub fn plan_set(input: &SetInput<'_>) -> SetPlan {
             });
         }
     }
-    plan
 }
 
 fn window<'a>(
