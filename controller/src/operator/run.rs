@@ -381,21 +381,47 @@ async fn pod_results(ctx: &Arc<Context>, ns: Option<&str>, mut stop: watch::Rece
     }
 }
 
+/// /healthz, /readyz and /metrics on `listen`, not ready until the API server answers.
+async fn serve_health(
+    listen: SocketAddr,
+    metrics: Arc<Metrics>,
+) -> Result<(Arc<Health>, tokio::task::JoinHandle<std::io::Result<()>>), RunError> {
+    let health = Arc::new(Health {
+        ready: false.into(),
+        metrics,
+    });
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| RunError::Listen {
+            addr: listen,
+            source,
+        })?;
+    let server = tokio::spawn(http::serve(listener, health.clone()));
+    Ok((health, server))
+}
+
+/// Resolves on SIGTERM or SIGINT; clones resolve together.
+fn termination() -> futures::future::Shared<futures::future::BoxFuture<'static, ()>> {
+    async {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+    }
+    .boxed()
+    .shared()
+}
+
 /// Run the operator until SIGTERM/SIGINT (or the lease is lost).
 pub async fn run(opts: Options) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::default());
     let client = client(&opts, &metrics).await?;
-    let health = Arc::new(Health {
-        ready: false.into(),
-        metrics: metrics.clone(),
-    });
-    let listener = tokio::net::TcpListener::bind(opts.listen)
-        .await
-        .map_err(|source| RunError::Listen {
-            addr: opts.listen,
-            source,
-        })?;
-    let server = tokio::spawn(http::serve(listener, health.clone()));
+    let (health, server) = serve_health(opts.listen, metrics.clone()).await?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         listen = %opts.listen,
@@ -413,19 +439,7 @@ pub async fn run(opts: Options) -> Result<(), RunError> {
     health.ready.store(true, Ordering::Relaxed);
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let signals = async {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = tokio::signal::ctrl_c() => {},
-        }
-    }
-    .shared();
-
+    let signals = termination();
     let election = opts.lease.as_ref().map(|(ns, name)| {
         Election::new(
             client.clone(),
