@@ -264,6 +264,24 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
+/// Run `controller` with `reconcile` (each in a span naming its object) until `stop` fires.
+async fn drive<K, F, Fut>(
+    controller: Controller<K>,
+    reconcile: F,
+    ctx: &Arc<Context>,
+    stop: watch::Receiver<bool>,
+) where
+    K: Watched,
+    F: Fn(Arc<K>, Arc<Context>) -> Fut,
+    Fut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    controller
+        .graceful_shutdown_on(stopped(stop))
+        .run(traced(reconcile), error_policy, ctx.clone())
+        .for_each(|_| async {})
+        .await;
+}
+
 /// BackupSets, woken by their Jobs, by their StorageSet's spec or verdict, and by their
 /// Schedule's spec; their cache is shared with the reconciles (`Context::set_stores`).
 async fn backup_sets(ctx: &Arc<Context>, ns: Option<&str>, stop: watch::Receiver<bool>) {
@@ -274,35 +292,29 @@ async fn backup_sets(ctx: &Arc<Context>, ns: Option<&str>, stop: watch::Receiver
     ctx.set_stores.insert(ns, store.clone());
     let by_storage = store.clone();
     let by_schedule = store;
-    sets.watches_stream(
-        storage_changes(api::<StorageSet>(c, ns)),
-        move |s: StorageSet| {
+    let controller = sets
+        .watches_stream(
+            storage_changes(api::<StorageSet>(c, ns)),
+            move |s: StorageSet| {
+                let name = s.name_any();
+                referrers(&by_storage, &s, |b: &BackupSet| {
+                    b.spec.storage_set_ref.name == name
+                })
+            },
+        )
+        .watches_stream(spec_changes(api::<Schedule>(c, ns)), move |s: Schedule| {
             let name = s.name_any();
-            referrers(&by_storage, &s, |b: &BackupSet| {
-                b.spec.storage_set_ref.name == name
+            referrers(&by_schedule, &s, |b: &BackupSet| {
+                b.spec.schedule_ref.as_ref().is_some_and(|r| r.name == name)
             })
-        },
-    )
-    .watches_stream(spec_changes(api::<Schedule>(c, ns)), move |s: Schedule| {
-        let name = s.name_any();
-        referrers(&by_schedule, &s, |b: &BackupSet| {
-            b.spec.schedule_ref.as_ref().is_some_and(|r| r.name == name)
-        })
-    })
-    .graceful_shutdown_on(stopped(stop))
-    .run(
-        traced(super::backup_set::reconcile),
-        error_policy,
-        ctx.clone(),
-    )
-    .for_each(|_| async {})
-    .await;
+        });
+    drive(controller, super::backup_set::reconcile, ctx, stop).await;
 }
 
 /// StorageSets, woken by their check Jobs and by the BackupSets that use them.
 async fn storage_sets(ctx: &Arc<Context>, ns: Option<&str>, stop: watch::Receiver<bool>) {
     let c = &ctx.client;
-    Controller::new(api::<StorageSet>(c, ns), watcher::Config::default())
+    let controller = Controller::new(api::<StorageSet>(c, ns), watcher::Config::default())
         .owns(api::<Job>(c, ns), our_jobs())
         .watches(
             api::<BackupSet>(c, ns),
@@ -313,36 +325,22 @@ async fn storage_sets(ctx: &Arc<Context>, ns: Option<&str>, stop: watch::Receive
                         .within(&b.namespace().unwrap_or_default()),
                 )
             },
-        )
-        .graceful_shutdown_on(stopped(stop))
-        .run(
-            traced(super::storage_set::reconcile),
-            error_policy,
-            ctx.clone(),
-        )
-        .for_each(|_| async {})
-        .await;
+        );
+    drive(controller, super::storage_set::reconcile, ctx, stop).await;
 }
 
 /// Schedules, woken by the specs of the BackupSets that use them (which sets use a
 /// Schedule changes with their specs only).
 async fn schedules(ctx: &Arc<Context>, ns: Option<&str>, stop: watch::Receiver<bool>) {
     let c = &ctx.client;
-    Controller::new(api::<Schedule>(c, ns), watcher::Config::default())
+    let controller = Controller::new(api::<Schedule>(c, ns), watcher::Config::default())
         .watches_stream(spec_changes(api::<BackupSet>(c, ns)), |b: BackupSet| {
             b.spec
                 .schedule_ref
                 .as_ref()
                 .map(|r| ObjectRef::new(&r.name).within(&b.namespace().unwrap_or_default()))
-        })
-        .graceful_shutdown_on(stopped(stop))
-        .run(
-            traced(super::schedule::reconcile),
-            error_policy,
-            ctx.clone(),
-        )
-        .for_each(|_| async {})
-        .await;
+        });
+    drive(controller, super::schedule::reconcile, ctx, stop).await;
 }
 
 /// Restores, woken by their Jobs and by their BackupSet (a Restore waiting for its set's
@@ -351,25 +349,20 @@ async fn restores(ctx: &Arc<Context>, ns: Option<&str>, stop: watch::Receiver<bo
     let c = &ctx.client;
     let restores = Controller::new(api::<Restore>(c, ns), watcher::Config::default());
     let store = restores.store();
-    restores
-        .owns(api::<Job>(c, ns), our_jobs())
-        .watches(
-            api::<BackupSet>(c, ns),
-            watcher::Config::default(),
-            move |b: BackupSet| {
-                let name = b.name_any();
-                referrers(&store, &b, |r: &Restore| {
-                    r.spec
-                        .backup_set_ref
-                        .as_ref()
-                        .is_some_and(|s| s.name == name)
-                })
-            },
-        )
-        .graceful_shutdown_on(stopped(stop))
-        .run(traced(super::restore::reconcile), error_policy, ctx.clone())
-        .for_each(|_| async {})
-        .await;
+    let controller = restores.owns(api::<Job>(c, ns), our_jobs()).watches(
+        api::<BackupSet>(c, ns),
+        watcher::Config::default(),
+        move |b: BackupSet| {
+            let name = b.name_any();
+            referrers(&store, &b, |r: &Restore| {
+                r.spec
+                    .backup_set_ref
+                    .as_ref()
+                    .is_some_and(|s| s.name == name)
+            })
+        },
+    );
+    drive(controller, super::restore::reconcile, ctx, stop).await;
 }
 
 /// Job pods' results, kept before a pod can vanish; stops with the controllers.
