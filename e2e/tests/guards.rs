@@ -398,6 +398,49 @@ async fn a_quota_that_requires_limits_refuses_the_backup_pod_by_name_until_the_s
         computed,
         "the quota controller never computed quota compute"
     );
+
+    // A StorageSet created now: its check's pod is refused too, and says so; a set on it
+    // waits with that reason instead of starting runs that cannot start either.
+    let storage = holdfast_e2e::scenario::storage_manifests(&shop.c, &shop.ns, Target::S3).replace(
+        "kind: StorageSet\nmetadata: {name: offsite}",
+        "kind: StorageSet\nmetadata: {name: refused}",
+    );
+    assert!(storage.contains("name: refused"), "{storage}");
+    let started = std::time::Instant::now();
+    shop.apply(&storage);
+    let (reason, message) = shop
+        .wait("StorageSet", "refused", "Stalled=True", SOON, |o| {
+            let (s, r, m) = condition(o, "Stalled")?;
+            (s == "True").then_some((r, m))
+        })
+        .await;
+    eprintln!(
+        "a storage check refused by the quota, Stalled after {:?}: {reason}: {message}",
+        started.elapsed()
+    );
+    assert_eq!(reason, "PodRefused", "{message}");
+    assert!(message.contains("limits.memory"), "{message}");
+    let checked = shop
+        .wait(
+            "StorageSet",
+            "refused",
+            "the refused check recorded",
+            SOON,
+            |o| o.pointer("/status/failureReason").cloned(),
+        )
+        .await;
+    assert_eq!(checked, "PodRefused");
+    shop.apply(
+        &set_manifest("")
+            .replace("metadata: {name: shop}", "metadata: {name: other}")
+            .replace(
+                "storageSetRef: {name: offsite}",
+                "storageSetRef: {name: refused}",
+            ),
+    );
+    let waiting = stalled(&shop, "BackupSet", "other", "StorageNotReady").await;
+    assert!(waiting.contains("PodRefused"), "{waiting}");
+
     let started = std::time::Instant::now();
     let last = shop.run("", "one", "full").await;
     let waited = started.elapsed();

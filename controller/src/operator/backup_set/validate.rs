@@ -251,8 +251,11 @@ fn credentials(set: &BackupSet, refs: &Refs, mount: &StorageMount) -> Result<(),
 fn storage_ready(storage: &StorageSet) -> Result<(), Problem> {
     // Applied in one sync with a StorageSet whose bucket is missing (or with a change of its
     // bucket), a set would otherwise start a run, and spend a manual token, that fails on it.
+    // A StorageSet being deleted checks nothing any more, and its deletion moved its
+    // generation on: the sets that purge through it on their own deletion must not wait.
     let checked = storage.status.as_ref().and_then(|s| s.checked_generation);
-    if checked.is_none() || checked != storage.metadata.generation {
+    let deleting = storage.metadata.deletion_timestamp.is_some();
+    if !deleting && checked != storage.metadata.generation {
         let what = if checked.is_none() {
             "has not finished its first storage check"
         } else {

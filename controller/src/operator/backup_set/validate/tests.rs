@@ -391,4 +391,14 @@ fn a_storage_set_never_checked_makes_the_set_wait_for_its_first_check() {
     // Once the current spec's check ended, the set runs (a failing one is reported as
     // StorageNotReady).
     assert_eq!(reason(validate(&set(json!({})), &refs())), "Ok");
+    // A StorageSet being deleted checks nothing more, and its deletion moved its
+    // generation on: a set purging through it on its own deletion does not wait.
+    let mut r = refs();
+    let storage = r.storage.as_mut().unwrap();
+    storage.metadata.generation = Some(2);
+    storage.metadata.deletion_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            "2026-12-07T00:00:00Z".parse().unwrap(),
+        ));
+    assert_eq!(reason(validate(&set(json!({})), &r)), "Ok");
 }
