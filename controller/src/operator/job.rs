@@ -651,5 +651,6 @@ pub fn build(input: &JobInput<'_>) -> Result<Job, Error> {
     })
 }
 
+/// Also read by other rooms' tests: what `restricted` admission would refuse of a pod.
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -51,7 +51,7 @@ pub(super) async fn start_due(
             continue;
         }
         let suspend = must_wait(&jobs.queued());
-        let job = build_job(ctx, set, valid, start, suspend)?;
+        let job = build_job(&ctx.settings, set, valid, start, suspend)?;
         let job_name = job.name_any();
         let Some(created) = write::create_once(&jobs_api, &job)
             .await
@@ -175,7 +175,7 @@ fn operation(
 
 /// The Job for a start.
 fn build_job(
-    ctx: &Context,
+    settings: &Settings,
     set: &BackupSet,
     valid: &ValidSet,
     start: &Start,
@@ -190,7 +190,7 @@ fn build_job(
         owner: Some(format!("{ns}/{name}")),
         create: start.kind == OpKind::Backup,
     };
-    let (operation, privilege, timeout) = operation(&ctx.settings, valid, start, &job_name);
+    let (operation, privilege, timeout) = operation(settings, valid, start, &job_name);
     let plan = JobPlan {
         version: job_plan::PLAN_VERSION,
         repository,
@@ -205,7 +205,7 @@ fn build_job(
         OpKind::Backup => valid.sources.iter().map(|(s, _)| s.clone()).collect(),
         _ => Vec::new(),
     };
-    let mut input = JobInput::new(&ctx.settings, job_name, &ns, &plan, &valid.storage);
+    let mut input = JobInput::new(settings, job_name, &ns, &plan, &valid.storage);
     input.labels.insert(LABEL_BACKUP_SET.into(), name.clone());
     input
         .labels
@@ -222,7 +222,7 @@ fn build_job(
             None
         },
         claim_tolerations: valid.node_tolerations.clone(),
-        template: job_template::merge(&ctx.settings.jobs, set.job_template().as_ref()),
+        template: job_template::merge(&settings.jobs, set.job_template().as_ref()),
         mover: valid.mover.clone(),
         active_deadline_seconds: Some(timeout),
         backoff_limit: 2,
@@ -260,5 +260,95 @@ mod tests {
         );
         // A retried reconcile of one generation: one Job.
         assert_eq!(job_tail(&start("a"), 7), names[2]);
+    }
+
+    /// Every document of every file of `examples/`.
+    fn examples() -> Vec<serde_json::Value> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .flat_map(|f| {
+                let text = std::fs::read_to_string(f).unwrap();
+                serde_saphyr::from_multiple::<serde_json::Value>(&text).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_backup_pods_of_every_example_pass_the_restricted_level_unless_it_keeps_a_root_mover() {
+        use crate::api::{Schedule, StorageSet};
+        use crate::operator::backup_set::fetch::Refs;
+        use crate::operator::job::tests::restricted_violations;
+        let docs = examples();
+        let named = |kind: &str, name: &str| {
+            docs.iter()
+                .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+                .cloned()
+                .unwrap_or_else(|| panic!("no {kind} {name} among the examples"))
+        };
+        let mut checked = 0;
+        for doc in docs.iter().filter(|d| d["kind"] == "BackupSet") {
+            let set: BackupSet = serde_json::from_value(doc.clone()).unwrap();
+            let mut storage = named("StorageSet", &set.spec.storage_set_ref.name);
+            storage["metadata"]["generation"] = 1.into();
+            storage["status"] = serde_json::json!({"checkedGeneration": 1});
+            let storage: StorageSet = serde_json::from_value(storage).unwrap();
+            let schedule =
+                set.spec.schedule_ref.as_ref().map(|r| {
+                    serde_json::from_value::<Schedule>(named("Schedule", &r.name)).unwrap()
+                });
+            // Every Secret and claim the example names exists; the claims are
+            // ReadWriteOnce and no pod mounts them (so no pod names the mover's user).
+            let mut claims: Vec<String> = set.source_claims().map(str::to_owned).collect();
+            if let Some(fs) = &storage.spec.filesystem {
+                claims.push(fs.persistent_volume_claim.claim_name.clone());
+            }
+            let claim = |name: &str| {
+                serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": name}, "spec": {"accessModes": ["ReadWriteOnce"]}}))
+                .unwrap()
+            };
+            let mut secrets = vec![set.spec.encryption.key_secret_ref.name.clone()];
+            if let Some(s3) = &storage.spec.s3 {
+                secrets.extend(s3.credentials_secret_ref.as_ref().map(|r| r.name.clone()));
+            }
+            let refs = Refs {
+                storage: Some(storage.clone()),
+                schedule,
+                secrets: secrets.into_iter().collect(),
+                claims: claims.iter().map(|c| (c.clone(), claim(c))).collect(),
+                ..Refs::default()
+            };
+            let name = set.metadata.name.clone().unwrap_or_default();
+            let valid = crate::operator::backup_set::validate::validate(&set, &refs)
+                .unwrap_or_else(|p| panic!("example {name}: {}", p.message));
+            let start = Start {
+                kind: OpKind::Backup,
+                reason: Reason::Manual("t".into()),
+                slot: "2026-12-01T00:00:00Z".parse().unwrap(),
+                level: holdfast_engine::format::run::Level::Full,
+                source_levels: Default::default(),
+            };
+            let job = build_job(&Settings::default(), &set, &valid, &start, false).unwrap();
+            let job = serde_json::to_value(job).unwrap();
+            let violations = restricted_violations(&job["spec"]["template"]["spec"]);
+            // What keeps root: a privileged mover asked for, or a repository on a claim
+            // (its files belong to root), as documented.
+            let root = set.spec.mover.as_ref().is_some_and(|m| m.privileged)
+                || storage.spec.filesystem.is_some();
+            assert_eq!(
+                violations.is_empty(),
+                !root,
+                "example {name} (root mover: {root}): {violations:?}"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 4, "the examples' BackupSets: {checked}");
     }
 }

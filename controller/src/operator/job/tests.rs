@@ -363,7 +363,7 @@ fn every_job_matches_its_snapshot() {
 }
 
 /// A pod template's containers, init containers included.
-fn containers(pod: &Value) -> Vec<&Value> {
+pub(crate) fn containers(pod: &Value) -> Vec<&Value> {
     pod["containers"]
         .as_array()
         .unwrap()
@@ -478,7 +478,7 @@ fn only_a_restore_asked_for_device_nodes_gets_mknod() {
 
 /// The checks of the `restricted` Pod Security level (Kubernetes 1.35) that a Job's pod
 /// template can fail: what the API server's admission would say, or nothing.
-fn restricted_violations(pod: &Value) -> Vec<String> {
+pub(crate) fn restricted_violations(pod: &Value) -> Vec<String> {
     let mut v = Vec::new();
     for host in ["hostNetwork", "hostPID", "hostIPC"] {
         if pod[host] == true {
