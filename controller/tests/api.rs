@@ -301,6 +301,7 @@ fn a_job_template_offers_placement_and_metadata_but_nothing_the_controller_decid
     for (kind, pointer) in [
         ("BackupSet", "/properties/spec/properties/jobTemplate"),
         ("Restore", "/properties/spec/properties/jobTemplate"),
+        ("StorageSet", "/properties/spec/properties/jobTemplate"),
     ] {
         let t = schemas[kind].pointer(pointer).unwrap();
         let mut names: Vec<&str> = t["properties"]

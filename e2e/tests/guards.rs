@@ -440,6 +440,13 @@ async fn a_quota_that_requires_limits_refuses_the_backup_pod_by_name_until_the_s
     );
     let waiting = stalled(&shop, "BackupSet", "other", "StorageNotReady").await;
     assert!(waiting.contains("PodRefused"), "{waiting}");
+    // What the message says: the StorageSet's own jobTemplate.resources; its next check
+    // (a changed spec is checked at once) passes.
+    shop.apply(&storage.replace(
+        "    credentialsSecretRef: {name: s3-creds}\n",
+        "    credentialsSecretRef: {name: s3-creds}\n  jobTemplate: {resources: {limits: {memory: 256Mi}}}\n",
+    ));
+    shop.ready("StorageSet", "refused").await;
 
     let started = std::time::Instant::now();
     let last = shop.run("", "one", "full").await;

@@ -5,7 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{ClaimReference, LocalObjectReference, conditions_schema};
+use super::common::{ClaimReference, JobTemplate, LocalObjectReference, conditions_schema};
 
 /// A storage target: an S3 bucket and prefix (AWS or any S3-compatible store), or a path on
 /// a PersistentVolumeClaim (a PVC, NFS share, …). Many BackupSets may share one StorageSet;
@@ -58,6 +58,12 @@ pub struct StorageSetSpec {
     /// Transfer tuning: parallel transfers and bandwidth limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<TransferSettings>,
+    /// What its storage-check job pods carry besides what the controller decides
+    /// (placement, priority, pull secrets, labels, annotations, resources), over the
+    /// cluster's defaults (the chart's `jobs`): e.g. the resources a namespace's
+    /// ResourceQuota requires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_template: Option<JobTemplate>,
 }
 
 /// An S3 bucket.

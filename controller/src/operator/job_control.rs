@@ -365,8 +365,8 @@ impl Refusal {
             }
             Refusal::QuotaNeedsResources => {
                 "; the namespace's ResourceQuota requires the requests or limits it names: set them \
-                 in the set's or Restore's jobTemplate.resources, or for every job pod in the \
-                 chart's jobs.resources"
+                 in the BackupSet's, Restore's or StorageSet's jobTemplate.resources, or for every \
+                 job pod in the chart's jobs.resources"
             }
             Refusal::QuotaUsedUp => {
                 "; the namespace's ResourceQuota is used up: the job controller retries with \
@@ -379,9 +379,9 @@ impl Refusal {
             }
             Refusal::Policy => {
                 "; an admission policy denied the job pod: give it the labels, annotations or \
-                 placement the policy requires through the set's or Restore's jobTemplate (or \
-                 the chart's jobs values), or ask the policy's owner for an exception for \
-                 Holdfast's job pods (label app.kubernetes.io/managed-by=holdfast)"
+                 placement the policy requires through the BackupSet's, Restore's or StorageSet's \
+                 jobTemplate (or the chart's jobs values), or ask the policy's owner for an \
+                 exception for Holdfast's job pods (label app.kubernetes.io/managed-by=holdfast)"
             }
             Refusal::Other => "",
         }

@@ -171,6 +171,7 @@ mod tests {
                 max_upload_rate: Some("50Mi".into()),
                 max_download_rate: None,
             }),
+            job_template: None,
         };
         assert_eq!(
             url(&s3, Some("shop/shop")).unwrap(),
@@ -192,6 +193,7 @@ mod tests {
                 path: Some("/backups/".into()),
             }),
             transfer: None,
+            job_template: None,
         };
         assert_eq!(
             url(&fs, Some("media/photos")).unwrap(),

@@ -29,6 +29,7 @@ use crate::operator::context::Context;
 use crate::operator::error::{Error, Problem};
 use crate::operator::job::{self, JobInput};
 use crate::operator::job_control;
+use crate::operator::job_template;
 use crate::operator::job_view::{JobView, Report};
 use crate::operator::names::*;
 use crate::operator::plan::queue::JobState;
@@ -142,6 +143,7 @@ fn check_job(ctx: &Context, s: &StorageSet, target: &Target, name: &str) -> Resu
     job::build(&JobInput {
         owner: s.controller_owner_ref(&()),
         active_deadline_seconds: Some(600),
+        template: job_template::merge(&ctx.settings.jobs, s.spec.job_template.as_ref()),
         ..input
     })
 }
