@@ -22,6 +22,20 @@ pub struct ClaimUser {
     pub tolerations: Vec<Toleration>,
 }
 
+/// What the pods among `users` that run on `node` tolerate: a job pod pinned there runs
+/// beside them (see `job_template::of_claim_users`).
+pub fn tolerations_on<'a>(
+    node: &str,
+    users: impl IntoIterator<Item = &'a ClaimUser>,
+) -> Vec<Toleration> {
+    super::job_template::of_claim_users(
+        users
+            .into_iter()
+            .filter(|u| u.node.as_deref() == Some(node))
+            .map(|u| u.tolerations.as_slice()),
+    )
+}
+
 /// Who the first container of `spec` that mounts `volume` runs as: its own security
 /// context over the pod's.
 pub fn identity_of(spec: &PodSpec, volume: &str) -> PodIdentity {

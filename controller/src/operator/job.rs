@@ -620,14 +620,15 @@ pub fn build(input: &JobInput<'_>) -> Result<Job, Error> {
     };
     // The template's labels and annotations go on the pod only, under the controller's
     // own (which it selects and reads its pods by).
-    let over = |mine: &BTreeMap<String, String>, theirs: &BTreeMap<String, String>| {
-        let mut m = theirs.clone();
-        m.extend(mine.iter().map(|(k, v)| (k.clone(), v.clone())));
-        Some(m)
-    };
     let pod_meta = ObjectMeta {
-        labels: over(&input.labels, &input.template.pod_labels),
-        annotations: over(&annotations, &input.template.pod_annotations),
+        labels: Some(job_template::overlay(
+            &input.template.pod_labels,
+            &input.labels,
+        )),
+        annotations: Some(job_template::overlay(
+            &input.template.pod_annotations,
+            &annotations,
+        )),
         ..Default::default()
     };
     Ok(Job {

@@ -195,14 +195,32 @@ const MOUNT_GRACE: Duration = Duration::from_secs(300);
 const CREATE_GRACE: Duration = Duration::from_secs(5);
 /// How soon after its creation an owner looks at its Job again, to see a refused pod.
 pub const FIRST_LOOK: Duration = Duration::from_secs(6);
+/// A Job younger than this is looked at every [`FIRST_LOOK`]: a pod the API server refuses
+/// shows only in an Event, which no watch delivers, and the user should read the refusal
+/// within seconds, not at the owner's usual cadence.
+const YOUNG_JOB: Duration = Duration::from_secs(60);
+
+/// How long ago `since` was (zero for a time in the future).
+fn elapsed(now: jiff::Timestamp, since: jiff::Timestamp) -> Duration {
+    Duration::try_from(now.duration_since(since)).unwrap_or_default()
+}
+
+/// When an owner should look at its unfinished Job `view` again at the latest:
+/// [`FIRST_LOOK`] while the Job is young, else `otherwise` (the owner's own cadence).
+pub fn next_look(view: &JobView, now: jiff::Timestamp, otherwise: Duration) -> Duration {
+    if elapsed(now, view.created) < YOUNG_JOB {
+        FIRST_LOOK.min(otherwise)
+    } else {
+        otherwise
+    }
+}
 
 /// Why a Job's pod cannot start yet, if it is stuck (a missing Secret key, an image, a pod
 /// the API server refuses to create).
 pub async fn stuck(ctx: &Context, namespace: &str, view: &JobView) -> Result<Option<Stuck>, Error> {
     let pods = pods_of(&ctx.client, namespace, &view.name).await?;
     if pods.is_empty() {
-        let age = Duration::try_from(ctx.now().duration_since(view.created)).unwrap_or_default();
-        if view.state != JobState::Active || age < CREATE_GRACE {
+        if view.state != JobState::Active || elapsed(ctx.now(), view.created) < CREATE_GRACE {
             return Ok(None);
         }
         return Ok(refused(&ctx.client, namespace, &view.name, ctx.now()).await);
@@ -215,9 +233,7 @@ pub async fn stuck(ctx: &Context, namespace: &str, view: &JobView) -> Result<Opt
             .metadata
             .creation_timestamp
             .as_ref()
-            .map_or(Duration::ZERO, |t| {
-                Duration::try_from(ctx.now().duration_since(t.0)).unwrap_or_default()
-            });
+            .map_or(Duration::ZERO, |t| elapsed(ctx.now(), t.0));
         let waiting = status
             .container_statuses
             .iter()
@@ -283,8 +299,7 @@ async fn refused(
         .map(|t| t.0)
         .or_else(|| newest.event_time.as_ref().map(|t| t.0))
         .unwrap_or(now);
-    let refused_for = Duration::try_from(now.duration_since(first)).unwrap_or_default();
-    Some(refusal(&newest.message?, refused_for))
+    Some(refusal(&newest.message?, elapsed(now, first)))
 }
 
 /// The newest Event with `reason` about the `kind` object `name`, if any (none when the

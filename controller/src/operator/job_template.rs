@@ -16,11 +16,6 @@ pub fn merge(defaults: &JobTemplate, own: Option<&JobTemplate>) -> JobTemplate {
     let Some(own) = own else {
         return defaults.clone();
     };
-    let map = |d: &BTreeMap<String, String>, o: &BTreeMap<String, String>| {
-        let mut m = d.clone();
-        m.extend(o.iter().map(|(k, v)| (k.clone(), v.clone())));
-        m
-    };
     let mut pull_secrets = defaults.image_pull_secrets.clone();
     for s in &own.image_pull_secrets {
         if !pull_secrets.iter().any(|d| d.name == s.name) {
@@ -28,10 +23,10 @@ pub fn merge(defaults: &JobTemplate, own: Option<&JobTemplate>) -> JobTemplate {
         }
     }
     JobTemplate {
-        pod_labels: map(&defaults.pod_labels, &own.pod_labels),
-        pod_annotations: map(&defaults.pod_annotations, &own.pod_annotations),
+        pod_labels: overlay(&defaults.pod_labels, &own.pod_labels),
+        pod_annotations: overlay(&defaults.pod_annotations, &own.pod_annotations),
         tolerations: union(&defaults.tolerations, &own.tolerations),
-        node_selector: map(&defaults.node_selector, &own.node_selector),
+        node_selector: overlay(&defaults.node_selector, &own.node_selector),
         affinity: own.affinity.clone().or_else(|| defaults.affinity.clone()),
         priority_class_name: own
             .priority_class_name
@@ -40,6 +35,16 @@ pub fn merge(defaults: &JobTemplate, own: Option<&JobTemplate>) -> JobTemplate {
         image_pull_secrets: pull_secrets,
         resources: own.resources.clone().or_else(|| defaults.resources.clone()),
     }
+}
+
+/// `under` with `over`'s entries added, `over` winning where both have a key.
+pub fn overlay(
+    under: &BTreeMap<String, String>,
+    over: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut m = under.clone();
+    m.extend(over.iter().map(|(k, v)| (k.clone(), v.clone())));
+    m
 }
 
 /// `a` then what of `b` is not in `a`.

@@ -28,7 +28,7 @@ use crate::job::plan::{
     self as job_plan, JobPlan, Operation, OperationKind, RepositoryRef, RestorePlan, paths,
 };
 use crate::operation::Outcome;
-use crate::operator::claim_users::{ClaimUser, claim_users};
+use crate::operator::claim_users::{ClaimUser, claim_users, tolerations_on};
 use crate::operator::conditions::{Health, conditions};
 use crate::operator::context::Context;
 use crate::operator::error::{Error, Problem};
@@ -548,12 +548,10 @@ async fn advance(
                 Err(p) => return Ok(pending(status, &p)),
             };
             let node = users.iter().find_map(|u| u.node.clone());
-            let tolerations = job_template::of_claim_users(
-                users
-                    .iter()
-                    .filter(|u| u.node.is_some() && u.node == node)
-                    .map(|u| u.tolerations.as_slice()),
-            );
+            let tolerations = node
+                .as_deref()
+                .map(|n| tolerations_on(n, &users))
+                .unwrap_or_default();
             let target = Target {
                 claim,
                 node,
@@ -653,13 +651,7 @@ async fn running(
     status.start_time = status.start_time.clone().or(view.started.map(Time));
     let restoring = Health::progressing("Restoring", format!("job {} restores", view.name));
     let health = job_control::watch_stuck(ctx, &ns, view, restoring).await?;
-    // A young Job is looked at soon: a refused pod shows only in an Event.
-    let age = Duration::try_from(ctx.now().duration_since(view.created)).unwrap_or_default();
-    let next = if age < Duration::from_secs(60) {
-        job_control::FIRST_LOOK
-    } else {
-        RECHECK
-    };
+    let next = job_control::next_look(view, ctx.now(), RECHECK);
     Ok((health, Action::requeue(next)))
 }
 

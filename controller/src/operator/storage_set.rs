@@ -259,8 +259,9 @@ async fn check(
             .last_check_time
             .as_ref()
             .is_none_or(|t| now.duration_since(t.0).as_secs() >= interval);
-    let active = checks.iter().any(|j| j.state != JobState::Done);
-    if due && !active {
+    // The check that runs now, if one does.
+    let running = checks.iter().find(|j| j.state != JobState::Done);
+    if due && running.is_none() {
         let epoch = now.as_second() / interval;
         let job_name = job_name(
             &s.name_any(),
@@ -272,16 +273,11 @@ async fn check(
             .await
             .map_err(Error::api(format!("creating job {job_name}")))?;
     }
-    let young = checks.iter().any(|j| {
-        j.state != JobState::Done
-            && Duration::try_from(now.duration_since(j.created)).unwrap_or_default()
-                < Duration::from_secs(60)
-    });
-    let next = if (due && !active) || young {
-        // Just created, or young: a refused pod shows only in an Event.
+    let next = if let Some(running) = running {
+        job_control::next_look(running, now, RECHECK)
+    } else if due {
+        // Created just now: a refused pod shows only in an Event.
         job_control::FIRST_LOOK
-    } else if due || active {
-        RECHECK
     } else {
         let last = status.last_check_time.as_ref().map_or(now, |t| t.0);
         crate::operator::plan::set::until(now, last + jiff::SignedDuration::from_secs(interval))
@@ -289,7 +285,7 @@ async fn check(
     let mut health = health_of(status, s.metadata.generation);
     // A check whose pod cannot start (refused by admission, a missing credential) says so
     // instead of "checking" for ever, and its sets wait for a reason they can read.
-    if let Some(running) = checks.iter().find(|j| j.state != JobState::Done) {
+    if let Some(running) = running {
         health = job_control::watch_stuck(ctx, &ns, running, health).await?;
     }
     Ok((health, Action::requeue(next.min(Duration::from_secs(3600)))))

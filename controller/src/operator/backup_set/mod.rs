@@ -38,10 +38,6 @@ use validate::ValidSet;
 
 /// Reconcile at least this often while a job of the set runs (to notice a stuck pod).
 const WATCH_JOBS: Duration = Duration::from_secs(30);
-/// A Job younger than this is looked at every `job_control::FIRST_LOOK`: a pod the API
-/// server refuses shows only in an Event, which no watch delivers, and the user should
-/// read the refusal within seconds, not half a minute.
-const YOUNG_JOB: Duration = Duration::from_secs(60);
 /// And at least this often otherwise (the schedule's own wake-ups come sooner).
 const IDLE: Duration = Duration::from_secs(3600);
 
@@ -336,16 +332,9 @@ fn observe(
 /// When to reconcile again: the schedule's next wake-up, sooner while a Job of the set runs.
 fn requeue_after(now: Timestamp, plan: &SetPlan, jobs: &RepoJobs) -> Duration {
     let wait = plan.wake.map_or(IDLE, |w| until(now, w)).min(IDLE);
-    let young = |j: &&JobView| {
-        Duration::try_from(now.duration_since(j.created)).unwrap_or_default() < YOUNG_JOB
-    };
-    if jobs.own_unfinished().any(|j| young(&j)) {
-        wait.min(job_control::FIRST_LOOK)
-    } else if jobs.own_unfinished().next().is_some() {
-        wait.min(WATCH_JOBS)
-    } else {
-        wait
-    }
+    jobs.own_unfinished()
+        .map(|j| job_control::next_look(j, now, WATCH_JOBS))
+        .fold(wait, Duration::min)
 }
 
 /// The repository's Jobs as this reconcile sees them (created ones added as it goes), and

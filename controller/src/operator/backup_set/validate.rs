@@ -9,9 +9,9 @@ use crate::api::backup_set::Retention;
 use crate::api::common::SecretKeyReference;
 use crate::api::{BackupSet, StorageSet};
 use crate::job::plan::{SourcePlan, paths};
+use crate::operator::claim_users;
 use crate::operator::error::Problem;
 use crate::operator::job::PodSource;
-use crate::operator::job_template;
 use crate::operator::mover::{self, MoverPlan, PodIdentity};
 use crate::operator::plan::schedule::{
     ValidSchedule, parse_duration, validate as validate_schedule,
@@ -388,10 +388,8 @@ fn claim_tolerations(set: &BackupSet, refs: &Refs, node: &str) -> Vec<Toleration
     let users = set
         .source_claims()
         .filter_map(|c| refs.claim_users.get(c))
-        .flatten()
-        .filter(|u| u.node.as_deref() == Some(node))
-        .map(|u| u.tolerations.as_slice());
-    job_template::of_claim_users(users)
+        .flatten();
+    claim_users::tolerations_on(node, users)
 }
 
 /// A claim source's claim exists and a backup pod can mount it: the node it must run on
