@@ -23,6 +23,8 @@ struct Install {
     fullname: String,
     /// Namespace-scoped: job pods run as the chart's job ServiceAccount.
     job_service_account: Option<String>,
+    /// Installed with `hooks.enabled` (the controller may exec into pods).
+    hooks: bool,
 }
 
 /// One running controller process.
@@ -61,6 +63,21 @@ pub fn install_rbac(c: &Cluster, namespace: &str) {
         RELEASE,
         namespace,
         &["--set", &format!("watchNamespaces={{{namespace}}}")],
+    );
+}
+
+/// The same, with `hooks.enabled`: the chart's `pods/exec` Role too.
+fn install_rbac_with_hooks(c: &Cluster, namespace: &str) {
+    render_and_apply(
+        c,
+        RELEASE,
+        namespace,
+        &[
+            "--set",
+            &format!("watchNamespaces={{{namespace}}}"),
+            "--set",
+            "hooks.enabled=true",
+        ],
     );
 }
 
@@ -125,6 +142,7 @@ fn namespaced(namespace: &str) -> Install {
         release_namespace: namespace.to_owned(),
         fullname: FULLNAME.to_owned(),
         job_service_account: Some(format!("{FULLNAME}-job")),
+        hooks: false,
     }
 }
 
@@ -148,6 +166,17 @@ impl Controller {
         Controller::spawn(c, namespace, "a", false, namespaced(namespace)).await
     }
 
+    /// The same, installed with the chart's `hooks.enabled` (RBAC and the controller's
+    /// `--allow-hooks`).
+    pub async fn start_with_hooks(c: &Cluster, namespace: &str) -> Controller {
+        install_rbac_with_hooks(c, namespace);
+        let install = Install {
+            hooks: true,
+            ..namespaced(namespace)
+        };
+        Controller::spawn(c, namespace, "a", false, install).await
+    }
+
     /// Start a replica that leads through the chart's Lease (RBAC already installed).
     pub async fn replica(c: &Cluster, namespace: &str, identity: &str) -> Controller {
         Controller::spawn(c, namespace, identity, true, namespaced(namespace)).await
@@ -166,6 +195,7 @@ impl Controller {
             release_namespace,
             fullname: format!("{release}-holdfast"),
             job_service_account: None,
+            hooks: false,
         };
         Controller::spawn(c, namespace, "a", false, install).await
     }
@@ -222,6 +252,9 @@ impl Controller {
             .stderr(log);
         if let Some(sa) = &self.install.job_service_account {
             cmd.args(["--job-service-account", sa]);
+        }
+        if self.install.hooks {
+            cmd.arg("--allow-hooks");
         }
         if self.lease {
             let lease = format!(

@@ -83,9 +83,22 @@ impl Shop {
     /// Namespace, controller, the `uploads` claim filled with the test tree, the Secrets
     /// and StorageSet (and its claim, for a filesystem target). No BackupSet yet.
     pub async fn new(prefix: &str, target: Target) -> Shop {
+        Shop::with(prefix, target, false).await
+    }
+
+    /// The same, with a controller the chart allows to run hooks (`hooks.enabled`).
+    pub async fn with_hooks(prefix: &str, target: Target) -> Shop {
+        Shop::with(prefix, target, true).await
+    }
+
+    async fn with(prefix: &str, target: Target, hooks: bool) -> Shop {
         let c = Cluster::connect().await;
         let ns = c.namespace(prefix).await;
-        let ctl = Controller::start(&c, &ns).await;
+        let ctl = if hooks {
+            Controller::start_with_hooks(&c, &ns).await
+        } else {
+            Controller::start(&c, &ns).await
+        };
         let data = claim(&c, &ns, "uploads").await;
         crate::tree::fill(&data, 7);
         if target == Target::Filesystem {
@@ -128,7 +141,15 @@ impl Shop {
     /// GitOps tool re-applies the whole object), and wait for the run that follows to end;
     /// its `lastRun`.
     pub async fn run(&self, extra: &str, token: &str, level: &str) -> Value {
-        let before: BTreeSet<String> = self.jobs().await.into_iter().collect();
+        let mut before: BTreeSet<String> = self.jobs().await.into_iter().collect();
+        // The last run's Job may be gone already (a run whose pre hook failed, an abort).
+        if let Some(job) = self.get("BackupSet", "shop").await.and_then(|o| {
+            o.pointer("/status/lastRun/job")?
+                .as_str()
+                .map(str::to_owned)
+        }) {
+            before.insert(job);
+        }
         self.apply(&set_manifest(&format!(
             "{extra}  manualRun: {{token: {token}, level: {level}}}\n"
         )));

@@ -733,3 +733,42 @@ async fn a_reverted_manual_token_runs_again_whether_or_not_its_old_job_remains()
         "a, b, a, b each ran once"
     );
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane: bash e2e/run.sh"]
+async fn a_set_with_hooks_stalls_until_the_chart_enables_them_and_runs_nothing_unhooked() {
+    let shop = Shop::new("nohooks", Target::S3).await;
+    let hooks = "  hooks:\n  - name: lock\n    podLabels: {app: db}\n    pre: [sync]\n";
+    shop.apply(&set_manifest(&format!(
+        "{hooks}  manualRun: {{token: one, level: full}}\n"
+    )));
+    let message = stalled(&shop, "BackupSet", "shop", "HooksNotEnabled").await;
+    assert!(message.contains("hooks.enabled=true"), "{message}");
+    assert!(
+        jobs_of(&shop, "shop-").await.is_empty(),
+        "no backup runs without its hooks"
+    );
+    // It keeps the cleanup finalizer (a run whose pre ran owes its post), and deleting it
+    // with nothing owed lets it go.
+    let set = shop.get("BackupSet", "shop").await.unwrap();
+    assert!(
+        set["metadata"]["finalizers"]
+            .to_string()
+            .contains("holdfast.io/cleanup"),
+        "{set:#}"
+    );
+    shop.c.kubectl_ok(
+        &[
+            "delete",
+            "backupset",
+            "shop",
+            "-n",
+            &shop.ns,
+            "--timeout=60s",
+        ],
+        None,
+    );
+    // Without hooks, the same token runs.
+    let last = shop.run("", "one", "full").await;
+    assert_eq!(last["phase"], "Complete", "{last:#}");
+}

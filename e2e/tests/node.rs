@@ -611,3 +611,147 @@ async fn a_claim_used_on_a_tainted_node_is_backed_up_there_with_the_sets_job_tem
     assert_eq!(meta.labels.as_ref().unwrap()["team"], "shop");
     assert_eq!(meta.annotations.as_ref().unwrap()["cost-center"], "42");
 }
+
+/// The hook results of a run, as `(hook, phase, outcome, pod)`.
+fn hook_results(last: &serde_json::Value) -> Vec<(String, String, String, String)> {
+    last["hooks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|h| {
+            let s = |k: &str| h[k].as_str().unwrap_or_default().to_owned();
+            (s("hook"), s("phase"), s("outcome"), s("pod"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs real kubelets: bash e2e/kind/run.sh"]
+async fn hooks_run_in_the_applications_pod_pre_before_the_read_and_post_after_it_also_when_pre_fails()
+ {
+    let c = kind().await;
+    let _nodes = NODES.read().await;
+    let shop = Shop::with_hooks("hooks", Target::S3).await;
+    apply(
+        &c,
+        &shop.ns,
+        &format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: db, labels: {{app: db}}}}\nspec:\n  containers:\n  - name: db\n    image: {}\n    command: [sleep, '3600']\n    volumeMounts: [{{name: data, mountPath: /data}}]\n  volumes: [{{name: data, persistentVolumeClaim: {{claimName: uploads}}}}]\n",
+            c.shell_image
+        ),
+    );
+    let pods: Api<Pod> = api(&c, &shop.ns);
+    wait_for(&pods, "db", "the application to run", SOON, |p| {
+        (p.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+    let hooked = |pre: &str, extra: &str| {
+        format!(
+            "  hooks:\n  - name: mark\n    podLabels: {{app: db}}\n    pre: [sh, -c, {pre:?}]\n    post: [sh, -c, 'echo after >> /data/post-hook.txt']\n{extra}"
+        )
+    };
+    let post_marks = || {
+        std::fs::read_to_string(shop.data.join("post-hook.txt"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+
+    // pre, then the backup reads what pre wrote, then post: the run holds pre's file and
+    // not post's.
+    let ok = hooked("echo before > /data/pre-hook.txt && echo consistent", "");
+    let last = shop.run(&ok, "one", "full").await;
+    assert_eq!(last["phase"], "Complete", "{last:#}");
+    let s = |a: &str, b: &str, o: &str, p: &str| {
+        (a.to_owned(), b.to_owned(), o.to_owned(), p.to_owned())
+    };
+    assert_eq!(
+        hook_results(&last),
+        [
+            s("mark", "Pre", "Succeeded", "db"),
+            s("mark", "Post", "Succeeded", "db")
+        ],
+        "{last:#}"
+    );
+    assert_eq!(last["hooks"][0]["output"], "consistent", "{last:#}");
+    assert_eq!(post_marks(), 1, "post ran once");
+    let label = last["label"].as_str().unwrap().to_owned();
+    let (done, files, err) = shop.cli(&["ls", &label]);
+    assert!(done, "{err}");
+    let listed = files.to_string();
+    assert!(listed.contains("pre-hook.txt"), "{listed}");
+    assert!(
+        !listed.contains("post-hook.txt"),
+        "post ran after the read: {listed}"
+    );
+
+    // A pre that fails stops the run before anything is read; post still runs.
+    let runs_before = shop.cli(&["runs"]).1.as_array().map_or(0, Vec::len);
+    let failing = hooked("echo no lock for you >&2; exit 3", "");
+    let last = shop.run(&failing, "two", "incr").await;
+    assert_eq!(last["phase"], "Failed", "{last:#}");
+    let message = last["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("pre hook \"mark\" in pod db exited with 3: no lock for you"),
+        "{message}"
+    );
+    assert_eq!(
+        hook_results(&last),
+        [
+            s("mark", "Pre", "Failed", "db"),
+            s("mark", "Post", "Succeeded", "db")
+        ],
+        "{last:#}"
+    );
+    assert_eq!(post_marks(), 2, "post ran after the failed pre");
+    assert_eq!(
+        shop.cli(&["runs"]).1.as_array().map_or(0, Vec::len),
+        runs_before,
+        "no run was recorded: the job pod never started"
+    );
+
+    // A pre over its timeout with onError: Continue is recorded, and the backup goes on.
+    let slow = hooked("sleep 20", "    timeout: 2s\n    onError: Continue\n");
+    let last = shop.run(&slow, "three", "incr").await;
+    assert_eq!(last["phase"], "Complete", "{last:#}");
+    assert_eq!(last["hooks"][0]["outcome"], "TimedOut", "{last:#}");
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("pre hook \"mark\" in pod db timed out"),
+        "{last:#}"
+    );
+    assert_eq!(post_marks(), 3);
+
+    // A hook whose pods are not there fails the run (onError: Fail), saying so.
+    let nobody = hooked("true", "").replace("{app: db}", "{app: nobody}");
+    let last = shop.run(&nobody, "four", "incr").await;
+    assert_eq!(last["phase"], "Failed", "{last:#}");
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("found no running pod"),
+        "{last:#}"
+    );
+    assert_eq!(post_marks(), 3, "no pod: no post either");
+
+    // The metric counts commands by phase and outcome.
+    let series = |phase: &str, outcome: &str| {
+        format!(
+            "holdfast_hook_commands_total{{namespace=\"{}\",backup_set=\"shop\",phase=\"{phase}\",outcome=\"{outcome}\"}}",
+            shop.ns
+        )
+    };
+    assert_eq!(shop.ctl.metric(&series("pre", "failed")).await, Some(1.0));
+    assert_eq!(
+        shop.ctl.metric(&series("post", "succeeded")).await,
+        Some(3.0)
+    );
+    assert_eq!(
+        shop.ctl.metric(&series("pre", "timed_out")).await,
+        Some(1.0)
+    );
+}

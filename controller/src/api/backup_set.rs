@@ -10,6 +10,7 @@ pub use super::common::Level;
 use super::common::{
     DURATION_PATTERN, Encryption, JobTemplate, LocalObjectReference, Mover, conditions_schema,
 };
+pub use super::hook::{Hook, HookResult};
 
 /// One group of sources backed up together: a data boundary (stored, deduplicated and
 /// encrypted apart from every other set), bound to one StorageSet for life, run on a
@@ -139,6 +140,13 @@ pub struct BackupSetSpec {
     /// privileged mover for now: their repositories' files belong to root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mover: Option<Mover>,
+    /// Commands run in the application's pods before and after each backup, to make its
+    /// data consistent on disk (a checkpoint, a lock, a freeze) and undo that afterwards.
+    /// Needs the chart's `hooks.enabled` (it grants the controller `pods/exec`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    #[x_kube(validation = Rule::new("self.all(h, self.exists_one(g, g.name == h.name))").message("hook names must be unique"))]
+    pub hooks: Vec<Hook>,
 }
 
 /// One source.
@@ -451,6 +459,9 @@ pub struct RunSummary {
     /// Job; the message names the first one's pod and node.
     #[serde(default)]
     pub interruptions: u32,
+    /// The hook commands run for it, in the order they ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookResult>,
     /// Why it failed, or what was partial, or why it was run again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

@@ -4,6 +4,7 @@
 
 pub mod backup_set;
 pub mod common;
+pub mod hook;
 pub mod restore;
 pub mod schedule;
 pub mod storage_set;

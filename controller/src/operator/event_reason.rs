@@ -2,6 +2,7 @@
 //! alert and filter on them), and each reason knows whether it is a Warning, so no call
 //! site decides that on its own.
 
+use crate::api::hook::HookPhase;
 use crate::operation::{OperationKind, Outcome};
 
 /// Why an Event is published.
@@ -39,6 +40,12 @@ pub enum EventReason {
     StorageReady,
     /// A StorageSet's check failed.
     StorageCheckFailed,
+    /// A backup's hook commands of one phase ran: `PreHooksSucceeded`, `PostHooksFailed`.
+    Hooks {
+        phase: HookPhase,
+        /// One of them failed (a Warning).
+        failed: bool,
+    },
 }
 
 /// `concat!` of a kind's name and a suffix, for every kind: the names stay `&'static str`.
@@ -75,6 +82,12 @@ impl EventReason {
             EventReason::RepositoryDeleted => "RepositoryDeleted",
             EventReason::StorageReady => "StorageReady",
             EventReason::StorageCheckFailed => "StorageCheckFailed",
+            EventReason::Hooks { phase, failed } => match (phase, failed) {
+                (HookPhase::Pre, false) => "PreHooksSucceeded",
+                (HookPhase::Pre, true) => "PreHooksFailed",
+                (HookPhase::Post, false) => "PostHooksSucceeded",
+                (HookPhase::Post, true) => "PostHooksFailed",
+            },
         }
     }
 
@@ -89,6 +102,7 @@ impl EventReason {
                 true
             }
             EventReason::RepositoryRetained { released } => released,
+            EventReason::Hooks { failed, .. } => failed,
             EventReason::Started(_)
             | EventReason::Queued(_)
             | EventReason::BackupAborting
@@ -179,6 +193,22 @@ mod tests {
                 true,
             ),
             (EventReason::MissedRun, "MissedRun", true),
+            (
+                EventReason::Hooks {
+                    phase: HookPhase::Pre,
+                    failed: false,
+                },
+                "PreHooksSucceeded",
+                false,
+            ),
+            (
+                EventReason::Hooks {
+                    phase: HookPhase::Post,
+                    failed: true,
+                },
+                "PostHooksFailed",
+                true,
+            ),
         ] {
             assert_eq!(
                 (reason.as_str(), reason.is_warning()),

@@ -15,6 +15,7 @@ use std::time::Duration;
 use super::conditions::Health;
 use super::context::Context;
 use super::error::Error;
+use super::hooks::state::HOOK_FAILED;
 pub use super::job_view::POD_REFUSED;
 use super::job_view::{Ending, JobView, POD_CANNOT_START, Report};
 use super::names::MAIN_CONTAINER;
@@ -28,12 +29,16 @@ use super::pod_results::{Terminated, main_terminated};
 /// rather than declare the result lost.
 pub async fn report(ctx: &Context, namespace: &str, view: &JobView) -> Result<Report, Error> {
     // Failed by the controller because its pod could not start: that is the whole story.
-    if let Some(Ending::Failed { reason, message }) = &view.ending
-        && reason == POD_CANNOT_START
-    {
-        return Ok(Report::Missing(format!(
-            "the job's pod never started: {message}"
-        )));
+    if let Some(Ending::Failed { reason, message }) = &view.ending {
+        if reason == POD_CANNOT_START {
+            return Ok(Report::Missing(format!(
+                "the job's pod never started: {message}"
+            )));
+        }
+        // Its `pre` hook failed: it never ran.
+        if reason == HOOK_FAILED {
+            return Ok(Report::Missing(message.clone()));
+        }
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -444,6 +449,10 @@ pub async fn release_next(
     let Some(next) = next_to_release(queued) else {
         return Ok(None);
     };
+    if next.held {
+        // Its set runs its `pre` hooks, then releases it.
+        return Ok(None);
+    }
     let name = &next.name;
     let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
     jobs.patch(

@@ -5,11 +5,15 @@ use holdfast_engine::format::run::Level;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 
+use super::hooks::state::{
+    self as hook_state, ANNOTATION_HOOK_RESULTS, ANNOTATION_HOOKS, HOOK_FAILED, HookState,
+};
 use super::names::{
     ANNOTATION_ABORTED, ANNOTATION_FAILURE, ANNOTATION_LEVEL, ANNOTATION_MOVER, ANNOTATION_SLOT,
     LABEL_OPERATION,
 };
 use super::plan::queue::{JobState, QueuedJob};
+use crate::api::hook::HookResult;
 use crate::job::plan::OperationKind;
 use crate::job::summary::JobSummary;
 
@@ -48,6 +52,10 @@ pub struct JobView {
     pub finished: Option<Timestamp>,
     /// Who its pod runs as, from its mover annotation.
     pub mover: Option<String>,
+    /// Where its hooks stand; `None` for a Job without hooks.
+    pub hooks: Option<HookState>,
+    /// What its hook commands did so far.
+    pub hook_results: Vec<HookResult>,
 }
 
 impl JobView {
@@ -66,7 +74,14 @@ impl JobView {
         let aborted = ann.get(ANNOTATION_ABORTED).is_some_and(|v| v == "true");
         let suspended = job.spec.as_ref().and_then(|s| s.suspend) == Some(true);
         let active = status.active.unwrap_or(0) + status.terminating.unwrap_or(0);
-        let ending = if let Some(_c) = cond("Complete") {
+        let hooks = ann.get(ANNOTATION_HOOKS).and_then(|h| HookState::parse(h));
+        let ending = if hooks == Some(HookState::Failed) {
+            // Its `pre` hook failed: it never ran.
+            Some(Ending::Failed {
+                reason: HOOK_FAILED.into(),
+                message: ann.get(ANNOTATION_FAILURE).cloned().unwrap_or_default(),
+            })
+        } else if let Some(_c) = cond("Complete") {
             Some(Ending::Succeeded)
         } else if let Some(c) = cond("Failed") {
             // Failed by the controller because its pod could not start: say why.
@@ -103,6 +118,8 @@ impl JobView {
             slot: ann.get(ANNOTATION_SLOT).and_then(|s| s.parse().ok()),
             level: ann.get(ANNOTATION_LEVEL).and_then(|l| l.parse().ok()),
             mover: ann.get(ANNOTATION_MOVER).cloned(),
+            hooks,
+            hook_results: hook_state::decode(ann.get(ANNOTATION_HOOK_RESULTS)),
             state,
             ending,
             started: status.start_time.map(|t| t.0),
@@ -121,6 +138,7 @@ impl JobView {
             name: self.name.clone(),
             created: self.created,
             state: self.state,
+            held: self.hooks.is_some_and(HookState::held),
             operation: self
                 .operation
                 .map(|k| k.as_str().to_owned())

@@ -42,6 +42,35 @@ pub struct RunLabels {
     pub result: String,
 }
 
+/// Hook commands of one set, by phase and outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HookLabels {
+    pub namespace: String,
+    pub backup_set: String,
+    /// `pre` or `post`.
+    pub phase: String,
+    /// `succeeded`, `failed`, `timed_out`, `no_pod`.
+    pub outcome: String,
+}
+
+impl HookLabels {
+    /// Every phase and outcome of one set (to forget them with it).
+    fn all_of(namespace: &str, backup_set: &str) -> impl Iterator<Item = HookLabels> {
+        let (namespace, backup_set) = (namespace.to_owned(), backup_set.to_owned());
+        ["pre", "post"].into_iter().flat_map(move |phase| {
+            let (namespace, backup_set) = (namespace.clone(), backup_set.clone());
+            ["succeeded", "failed", "timed_out", "no_pod"]
+                .into_iter()
+                .map(move |outcome| HookLabels {
+                    namespace: namespace.clone(),
+                    backup_set: backup_set.clone(),
+                    phase: phase.into(),
+                    outcome: outcome.into(),
+                })
+        })
+    }
+}
+
 /// One kind of operation.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
@@ -75,6 +104,7 @@ pub struct Metrics {
     pub storage_ready: Family<StorageLabels, Gauge>,
     pub created: Family<SetLabels, Gauge>,
     pub api_requests: Family<RequestLabels, Counter>,
+    pub hook_commands: Family<HookLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -172,9 +202,16 @@ impl Default for Metrics {
             "Requests this controller made to the Kubernetes API, by method (WATCH for watches)",
             api_requests.clone(),
         );
+        let hook_commands = Family::<HookLabels, Counter>::default();
+        registry.register(
+            "hook_commands",
+            "Hook commands run in application pods, by set, phase and outcome",
+            hook_commands.clone(),
+        );
         Metrics {
             registry,
             api_requests,
+            hook_commands,
             created,
             backup_interval,
             storage_ready,
@@ -222,6 +259,9 @@ impl Metrics {
         self.bytes_read.remove(&l);
         self.bytes_stored.remove(&l);
         self.missed_runs.remove(&l);
+        for h in HookLabels::all_of(namespace, name) {
+            self.hook_commands.remove(&h);
+        }
     }
 
     pub fn set(namespace: &str, name: &str) -> SetLabels {

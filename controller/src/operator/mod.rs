@@ -7,6 +7,7 @@ pub mod context;
 pub mod error;
 pub mod event_reason;
 pub mod finalizer;
+pub mod hooks;
 pub mod http;
 pub mod job;
 pub mod job_control;

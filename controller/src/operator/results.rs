@@ -95,10 +95,11 @@ fn backup_run(ended: &Ended<'_>, b: &BackupSummary) -> (RunSummary, Outcome) {
         )
         .filter(|m| !m.is_empty()),
     };
-    let message = match (errors, retried(ended.interrupted)) {
-        (Some(e), Some(r)) => Some(format!("{e}; {r}")),
-        (e, r) => e.or(r),
-    };
+    let message = [errors, retried(ended.interrupted), hooks_failed(ended)]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("; ");
     (
         RunSummary {
             label: b.label.clone(),
@@ -113,10 +114,19 @@ fn backup_run(ended: &Ended<'_>, b: &BackupSummary) -> (RunSummary, Outcome) {
             errors: b.error_count,
             mover: ended.job.mover.clone(),
             interruptions: ended.interrupted.len() as u32,
-            message,
+            hooks: ended.job.hook_results.clone(),
+            message: Some(message).filter(|m| !m.is_empty()),
         },
         result,
     )
+}
+
+/// The hook commands that failed around a run that recorded its data (a failed `pre` that
+/// stops the run is its whole message instead): the data is kept, and the message says the
+/// application may not be back to normal.
+fn hooks_failed(ended: &Ended<'_>) -> Option<String> {
+    let failed = super::hooks::plan::failures(&ended.job.hook_results);
+    (!failed.is_empty()).then(|| failed.join("; "))
 }
 
 /// Why a run took longer than it should have: the attempts a disruption stopped before the
@@ -311,6 +321,7 @@ fn failed_run(ended: &Ended<'_>, message: &str) -> RunSummary {
         errors: 0,
         mover: job.mover.clone(),
         interruptions: ended.interrupted.len() as u32,
+        hooks: job.hook_results.clone(),
         message: Some(message.to_owned()),
     }
 }

@@ -24,6 +24,8 @@ pub struct Settings {
     pub default_maintenance_timeout: Duration,
     /// What every job pod carries under a set's or a restore's own `jobTemplate`.
     pub jobs: JobTemplate,
+    /// BackupSets' hooks may run (the controller holds `pods/exec`).
+    pub allow_hooks: bool,
 }
 
 impl Default for Settings {
@@ -38,6 +40,7 @@ impl Default for Settings {
             default_backup_timeout: Duration::from_secs(24 * 3600),
             default_maintenance_timeout: Duration::from_secs(12 * 3600),
             jobs: JobTemplate::default(),
+            allow_hooks: false,
         }
     }
 }

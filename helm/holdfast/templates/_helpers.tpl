@@ -46,6 +46,14 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end }}
 {{- end -}}
 
+{{/* What hooks need: commands in pods. The API server authorizes an exec over a websocket
+as `get` or `create` depending on its version and feature gates: both are granted. */}}
+{{- define "holdfast.hookRules" -}}
+- apiGroups: [""]
+  resources: [pods/exec]
+  verbs: [get, create]
+{{- end -}}
+
 {{/* A duration such as 90s, 15m, 1h or 2d in seconds. */}}
 {{- define "holdfast.seconds" -}}
 {{- $d := toString . -}}

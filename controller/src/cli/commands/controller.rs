@@ -68,6 +68,12 @@ pub struct Args {
     /// nodeSelector, affinity, priorityClassName, imagePullSecrets, resources).
     #[arg(long, env = "HOLDFAST_JOB_POD_DEFAULTS", value_name = "JSON")]
     job_pod_defaults: Option<String>,
+
+    /// Run BackupSets' hooks (commands in the application's pods, through `pods/exec`).
+    /// The chart sets it with `hooks.enabled`, which grants the controller `pods/exec`;
+    /// without it, a set with hooks is Stalled with `HooksNotEnabled`.
+    #[arg(long, env = "HOLDFAST_ALLOW_HOOKS")]
+    allow_hooks: bool,
 }
 
 /// `--job-pod-defaults`: a `jobTemplate` as JSON, unknown fields refused (a misspelt
@@ -109,6 +115,7 @@ pub fn run(_ctx: &Ctx, args: Args) -> Result<u8, CliError> {
             storage_check_interval: args.storage_check_interval,
             purge_grace: args.purge_grace,
             jobs: job_pod_defaults(args.job_pod_defaults.as_deref())?,
+            allow_hooks: args.allow_hooks,
             ..Settings::default()
         },
     };

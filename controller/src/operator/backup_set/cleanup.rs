@@ -17,6 +17,7 @@ use crate::operator::conditions::{Health, conditions};
 use crate::operator::context::Context;
 use crate::operator::error::Error;
 use crate::operator::event_reason::EventReason;
+use crate::operator::hooks::{self, state::HookState};
 use crate::operator::job::{self, JobInput};
 use crate::operator::job_control;
 use crate::operator::job_template;
@@ -103,6 +104,9 @@ pub async fn finalize(set: &BackupSet, ctx: &Context) -> Result<Action, Error> {
     if !set.finalizers().iter().any(|f| f == FINALIZER_CLEANUP) {
         return Ok(Action::await_change());
     }
+    if !set.spec.hooks.is_empty() && !settle_hooks(ctx, set).await? {
+        return Ok(Action::requeue(RECHECK));
+    }
     let released = set
         .annotations()
         .get(ANNOTATION_RELEASE)
@@ -164,6 +168,30 @@ pub async fn finalize(set: &BackupSet, ctx: &Context) -> Result<Action, Error> {
         }
         None => deletion.start(must_wait(&queued)).await,
     }
+}
+
+/// Before a set with hooks goes: no `post` owed. A backup still held is deleted (its `pre`
+/// never ran), a running one is stopped, and an ended one whose `post` has not run gets
+/// it. Whether all is settled (else look again soon).
+async fn settle_hooks(ctx: &Context, set: &BackupSet) -> Result<bool, Error> {
+    let ns = set.namespace().unwrap_or_default();
+    let refs = fetch::fetch(&ctx.client, set, &ctx.set_stores).await?;
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut settled = true;
+    for j in &refs.jobs {
+        let view = JobView::of(j);
+        let Some(state) = view.hooks else { continue };
+        let ended = view.state == JobState::Done || state == HookState::Pre;
+        if state == HookState::Pending && view.state != JobState::Done {
+            let _ = jobs_api.delete(&view.name, &Default::default()).await;
+        } else if state.owes_post() && ended {
+            hooks::post(ctx, set, &view).await?;
+        } else if state.owes_post() {
+            job_control::abort(&ctx.client, &ns, &view.name).await?;
+            settled = false;
+        }
+    }
+    Ok(settled)
 }
 
 /// Deleting the repository of a set with `deletionPolicy: Purge`, by its one Job.

@@ -25,6 +25,7 @@ use crate::operator::conditions::{Health, conditions};
 use crate::operator::context::Context;
 use crate::operator::error::{Error, Problem};
 use crate::operator::event_reason::EventReason;
+use crate::operator::hooks::{self, state::HookState};
 use crate::operator::job_control;
 use crate::operator::job_view::{Ending, JobView};
 use crate::operator::metrics::{KindLabels, Metrics, RunLabels};
@@ -67,11 +68,13 @@ fn history(set: &BackupSet, status: &BackupSetStatus) -> Vec<SourceHistory> {
         .collect()
 }
 
-/// Keep the cleanup finalizer on a set exactly while its `deletionPolicy` is `Purge`
-/// (metadata only, never spec). A `Retain` set has nothing to do on deletion, so it never
-/// holds up its own deletion or its namespace's, whatever happens to the controller.
+/// Keep the cleanup finalizer on a set exactly while its `deletionPolicy` is `Purge` or it
+/// has hooks (metadata only, never spec). A `Retain` set without hooks has nothing to do on
+/// deletion, so it never holds up its own deletion or its namespace's, whatever happens to
+/// the controller.
 async fn sync_finalizer(api: &Api<BackupSet>, set: &BackupSet) -> Result<(), Error> {
-    let want = set.spec.deletion_policy == DeletionPolicy::Purge;
+    // A set with hooks keeps it too: a backup whose `pre` ran owes its `post`.
+    let want = set.spec.deletion_policy == DeletionPolicy::Purge || !set.spec.hooks.is_empty();
     crate::operator::finalizer::set(api, set, FINALIZER_CLEANUP, want)
         .await
         .map_err(Error::api("updating the cleanup finalizer"))
@@ -95,7 +98,9 @@ pub async fn reconcile(set: Arc<BackupSet>, ctx: Arc<Context>) -> Result<Action,
     let mut status = set.status.clone().unwrap_or_default();
     // Results first: they are the history the planner reads.
     absorb_finished(&ctx, &set, &refs, &mut status, now).await?;
-    let action = match validate::validate(&set, &refs) {
+    let valid = validate::validate(&set, &refs)
+        .and_then(|v| validate::hooks(&set, ctx.settings.allow_hooks).map(|()| v));
+    let action = match valid {
         Ok(valid) => run(&ctx, &set, &refs, &valid, &mut status, now).await?,
         Err(problem) => stall(&ctx, &set, problem, &mut status, now).await,
     };
@@ -139,9 +144,12 @@ async fn absorb_finished(
     let ns = set.namespace().unwrap_or_default();
     let object = set.object_ref(&());
     for j in &refs.jobs {
-        let view = JobView::of(j);
+        let mut view = JobView::of(j);
         if view.state != JobState::Done || status.handled_jobs.contains(&view.name) {
             continue;
+        }
+        if view.hooks.is_some_and(HookState::owes_post) {
+            view.hook_results = hooks::post(ctx, set, &view).await?;
         }
         let report = job_control::report(ctx, &ns, &view).await?;
         // Seen by the pod watch: an evicted pod is gone by now.
@@ -150,8 +158,9 @@ async fn absorb_finished(
             record(ctx, set, &a);
             ctx.event(&object, a.reason(), "Run", a.message).await;
         }
-        if view.ending == Some(Ending::Aborted) {
-            // A stopped Job stays suspended forever otherwise.
+        if view.ending == Some(Ending::Aborted) || view.hooks == Some(HookState::Failed) {
+            // A stopped Job, or one whose `pre` hook failed, stays suspended forever
+            // otherwise.
             let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
             let _ = jobs_api.delete(&view.name, &Default::default()).await;
         }

@@ -15,12 +15,16 @@ use crate::job::plan::{
 use crate::operator::context::Context;
 use crate::operator::error::Error;
 use crate::operator::event_reason::EventReason;
+use crate::operator::hooks::{
+    self,
+    state::{ANNOTATION_HOOKS, HookState},
+};
 use crate::operator::job::{self, JobInput, Privilege};
 use crate::operator::job_control;
 use crate::operator::job_template;
 use crate::operator::job_view::JobView;
 use crate::operator::names::{self, *};
-use crate::operator::plan::queue::{JobState, must_wait};
+use crate::operator::plan::queue::{JobState, must_wait, next_to_release};
 use crate::operator::plan::set::{OpKind, Reason, SetPlan, Start};
 use crate::operator::settings::Settings;
 use crate::operator::write;
@@ -83,14 +87,30 @@ pub(super) async fn start_due(
     Ok(missed)
 }
 
-/// Resume the repository's next waiting Job once nothing of it runs.
+/// Resume the repository's next waiting Job once nothing of it runs: the set's own held
+/// backup after its `pre` hooks (or, when they fail, not at all).
 pub(super) async fn release_queue(
     ctx: &Context,
     set: &BackupSet,
     jobs: &mut RepoJobs,
 ) -> Result<(), Error> {
     let ns = set.namespace().unwrap_or_default();
-    if let Some(released) = job_control::release_next(&ctx.client, &ns, &jobs.queued()).await?
+    let queued = jobs.queued();
+    let held = next_to_release(&queued)
+        .filter(|q| q.held && jobs.own.contains(&q.name))
+        .and_then(|q| jobs.all.iter().find(|v| v.name == q.name).cloned());
+    if let Some(view) = held {
+        let state = match hooks::pre_then_release(ctx, set, &view).await? {
+            hooks::Pre::Released => JobState::Active,
+            // Absorbed as a failed run by the next reconcile (the Job's patch wakes it).
+            hooks::Pre::Failed(_) => JobState::Done,
+        };
+        if let Some(v) = jobs.all.iter_mut().find(|v| v.name == view.name) {
+            v.state = state;
+        }
+        return Ok(());
+    }
+    if let Some(released) = job_control::release_next(&ctx.client, &ns, &queued).await?
         && let Some(v) = jobs.all.iter_mut().find(|v| v.name == released)
     {
         v.state = JobState::Active;
@@ -196,11 +216,19 @@ fn build_job(
         repository,
         operation,
     };
-    let annotations = BTreeMap::from([
+    let mut annotations = BTreeMap::from([
         (ANNOTATION_SLOT.to_owned(), start.slot.to_string()),
         (ANNOTATION_LEVEL.to_owned(), start.level.to_string()),
         (ANNOTATION_REASON.to_owned(), format!("{:?}", start.reason)),
     ]);
+    // A backup with hooks is held: only its set releases it, after running `pre`.
+    let held = start.kind == OpKind::Backup && !set.spec.hooks.is_empty();
+    if held {
+        annotations.insert(
+            ANNOTATION_HOOKS.to_owned(),
+            HookState::Pending.as_str().to_owned(),
+        );
+    }
     let pod_sources: Vec<job::PodSource> = match start.kind {
         OpKind::Backup => valid.sources.iter().map(|(s, _)| s.clone()).collect(),
         _ => Vec::new(),
@@ -226,7 +254,7 @@ fn build_job(
         mover: valid.mover.clone(),
         active_deadline_seconds: Some(timeout),
         backoff_limit: 2,
-        suspend,
+        suspend: suspend || held,
         ..input
     })
 }

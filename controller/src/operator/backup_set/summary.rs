@@ -83,6 +83,7 @@ fn placeholder(running: &JobView) -> RunSummary {
         errors: 0,
         mover: running.mover.clone(),
         interruptions: 0,
+        hooks: running.hook_results.clone(),
         message: None,
     }
 }

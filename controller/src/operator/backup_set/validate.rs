@@ -53,6 +53,22 @@ fn access_modes(pvc: &PersistentVolumeClaim) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A set with hooks needs a controller allowed to run them (the chart's `hooks.enabled`,
+/// which grants it `pods/exec`): without, the set says so rather than run unhooked backups
+/// of data it was told need them.
+pub fn hooks(set: &BackupSet, allowed: bool) -> Result<(), Problem> {
+    if set.spec.hooks.is_empty() || allowed {
+        return Ok(());
+    }
+    Err(Problem::new(
+        "HooksNotEnabled",
+        "this set has hooks, and this controller does not run hooks: install the chart with \
+         hooks.enabled=true (it grants the controller pods/exec in the namespaces it serves), \
+         or remove spec.hooks; no backup runs until then"
+            .to_owned(),
+    ))
+}
+
 /// Check the set against what was read: each stage below in turn, the first problem found
 /// reported (pure).
 pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {

@@ -12,6 +12,8 @@ pub struct QueuedJob {
     pub name: String,
     pub created: Timestamp,
     pub state: JobState,
+    /// Only its owner may release it (a backup whose `pre` hooks run first).
+    pub held: bool,
     /// The operation, for status (`backup`, `purge`, `restore/<name>` …).
     pub operation: String,
 }
@@ -61,6 +63,7 @@ mod tests {
             name: name.into(),
             created: Timestamp::from_second(1_764_550_800 + sec).unwrap(),
             state,
+            held: false,
             operation: "backup".into(),
         }
     }

@@ -3,6 +3,7 @@ use chrono::TimeZone;
 use holdfast_engine::format::run::{Level as EngineLevel, SourceStatus};
 
 use super::*;
+use crate::api::hook::{HookOutcome, HookPhase, HookResult};
 use crate::operator::plan::queue::JobState;
 
 fn job(name: &str, op: &str, ending: Option<Ending>) -> JobView {
@@ -17,7 +18,91 @@ fn job(name: &str, op: &str, ending: Option<Ending>) -> JobView {
         started: Some("2026-12-01T01:00:02Z".parse().unwrap()),
         finished: Some("2026-12-01T01:05:02Z".parse().unwrap()),
         mover: Some("restricted uid 1000 gid 1000 (from pod app-0)".into()),
+        hooks: None,
+        hook_results: vec![],
     }
+}
+
+fn hook_result(phase: HookPhase, outcome: HookOutcome) -> HookResult {
+    HookResult {
+        hook: "lock".into(),
+        phase,
+        pod: Some("db-0".into()),
+        outcome,
+        exit_code: Some(if outcome == HookOutcome::Succeeded {
+            0
+        } else {
+            1
+        }),
+        start_time: Time("2026-12-01T01:00:00Z".parse().unwrap()),
+        duration_ms: 40,
+        output: "ERROR: cannot unlock".into(),
+    }
+}
+
+#[test]
+fn a_run_keeps_its_hook_results_and_a_failed_post_hook_is_in_its_message_without_failing_the_stored_data()
+ {
+    let mut s = BackupSetStatus::default();
+    let mut ran = job("b1", "backup", Some(Ending::Succeeded));
+    ran.hooks = Some(crate::operator::hooks::state::HookState::Done);
+    ran.hook_results = vec![
+        hook_result(HookPhase::Pre, HookOutcome::Succeeded),
+        hook_result(HookPhase::Post, HookOutcome::Failed),
+    ];
+    let r = Report::Summary(Box::new(backup(
+        BackupOutcome::Complete,
+        vec![src(
+            "uploads",
+            EngineLevel::Full,
+            SourceStatus::Complete,
+            None,
+        )],
+    )));
+    let a = absorb(&mut s, &ran, &r, &[], now()).unwrap();
+    assert_eq!(a.result.as_str(), "complete");
+    let last = s.last_run.clone().unwrap();
+    assert_eq!(last.phase, RunPhase::Complete);
+    assert_eq!(last.hooks, ran.hook_results);
+    assert_eq!(
+        last.message.as_deref(),
+        Some("post hook \"lock\" in pod db-0 exited with 1: ERROR: cannot unlock")
+    );
+    assert_eq!(s.consecutive_failures, 0);
+
+    // A pre hook that stopped the run: Failed with its words, the hooks listed.
+    let mut stopped = job(
+        "b2",
+        "backup",
+        Some(Ending::Failed {
+            reason: crate::operator::hooks::state::HOOK_FAILED.into(),
+            message: "pre hook \"lock\" in pod db-0 exited with 1: no".into(),
+        }),
+    );
+    stopped.hook_results = vec![
+        hook_result(HookPhase::Pre, HookOutcome::Failed),
+        hook_result(HookPhase::Post, HookOutcome::Succeeded),
+    ];
+    let a = absorb(
+        &mut s,
+        &stopped,
+        &Report::Missing("pre hook \"lock\" in pod db-0 exited with 1: no".into()),
+        &[],
+        now(),
+    )
+    .unwrap();
+    assert_eq!(a.result.as_str(), "failed");
+    let last = s.last_run.clone().unwrap();
+    assert_eq!(last.phase, RunPhase::Failed);
+    assert!(
+        last.message
+            .as_deref()
+            .unwrap()
+            .contains("pre hook \"lock\""),
+        "{last:?}"
+    );
+    assert_eq!(last.hooks.len(), 2);
+    assert_eq!(s.consecutive_failures, 1);
 }
 
 fn backup(status: BackupOutcome, sources: Vec<SourceSummary>) -> JobSummary {

@@ -402,3 +402,15 @@ fn a_storage_set_never_checked_makes_the_set_wait_for_its_first_check() {
         ));
     assert_eq!(reason(validate(&set(json!({})), &r)), "Ok");
 }
+
+#[test]
+fn a_set_with_hooks_stalls_until_the_controller_may_run_them() {
+    let plain = set(json!({}));
+    assert!(hooks(&plain, false).is_ok());
+    let hooked =
+        set(json!({"hooks": [{"name": "lock", "podLabels": {"app": "db"}, "pre": ["sync"]}]}));
+    let p = hooks(&hooked, false).unwrap_err();
+    assert_eq!(p.reason, "HooksNotEnabled");
+    assert!(p.message.contains("hooks.enabled=true"), "{}", p.message);
+    assert!(hooks(&hooked, true).is_ok());
+}

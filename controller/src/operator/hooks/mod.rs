@@ -1,0 +1,252 @@
+//! A backup's hooks, run by the controller through `pods/exec`: `pre` before its Job is
+//! released, `post` once it has ended (complete, failed or aborted), also after a failed
+//! `pre`. What ran and where it stands is kept on the Job ([`state`]), so a controller
+//! that restarts owes no hook and runs none twice: a Job left with `pre` half run gets
+//! its `post` and is failed, not released.
+
+pub mod exec;
+pub mod plan;
+pub mod state;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use crate::api::BackupSet;
+use crate::api::hook::{Hook, HookOutcome, HookPhase, HookResult};
+use crate::operator::context::Context;
+use crate::operator::error::Error;
+use crate::operator::event_reason::EventReason;
+use crate::operator::job_view::JobView;
+use crate::operator::metrics::HookLabels;
+use crate::operator::names::ANNOTATION_FAILURE;
+use plan::{Step, Target};
+use state::{ANNOTATION_HOOK_RESULTS, ANNOTATION_HOOKS, HookState};
+
+/// What running `pre` came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pre {
+    /// The Job was released.
+    Released,
+    /// A `pre` command failed (or an earlier `pre` was cut short): `post` ran, the Job is
+    /// marked failed with this message and never runs.
+    Failed(String),
+}
+
+/// Run `pre` for the set's held Job `job`, then release it, or, when a `pre` command stops
+/// the run, run `post` and mark the Job failed.
+pub async fn pre_then_release(ctx: &Context, set: &BackupSet, job: &JobView) -> Result<Pre, Error> {
+    let hooks = &set.spec.hooks;
+    let mut results = job.hook_results.clone();
+    let stop = if job.hooks == Some(HookState::Pre) {
+        // The controller stopped while `pre` ran: what it did is unknown, so undo it.
+        Some(
+            "the controller stopped while the pre hooks ran; the post hooks ran, and the run \
+             is failed rather than started without knowing what pre did"
+                .to_owned(),
+        )
+    } else {
+        mark(ctx, set, &job.name, HookState::Pre, &results, json!({})).await?;
+        let pods = targets(ctx, set).await?;
+        for step in plan::steps(hooks, HookPhase::Pre, &pods) {
+            results.push(run(ctx, set, &step).await);
+            if plan::stops_the_run(hooks, &results).is_some() {
+                break;
+            }
+        }
+        plan::stops_the_run(hooks, &results)
+    };
+    announce(ctx, set, &job.name, HookPhase::Pre, &results).await;
+    match stop {
+        None => {
+            mark(
+                ctx,
+                set,
+                &job.name,
+                HookState::Released,
+                &results,
+                json!({"spec": {"suspend": false}}),
+            )
+            .await?;
+            Ok(Pre::Released)
+        }
+        Some(why) => {
+            let results = post_steps(ctx, set, results).await?;
+            announce(ctx, set, &job.name, HookPhase::Post, &results).await;
+            mark(
+                ctx,
+                set,
+                &job.name,
+                HookState::Failed,
+                &results,
+                json!({"metadata": {"annotations": {ANNOTATION_FAILURE: why}}}),
+            )
+            .await?;
+            Ok(Pre::Failed(why))
+        }
+    }
+}
+
+/// Run `post` for the set's ended Job `job` whose `pre` ran, and keep the results on it:
+/// every result of the run, `pre` and `post`, for its record.
+pub async fn post(ctx: &Context, set: &BackupSet, job: &JobView) -> Result<Vec<HookResult>, Error> {
+    let results = post_steps(ctx, set, job.hook_results.clone()).await?;
+    announce(ctx, set, &job.name, HookPhase::Post, &results).await;
+    mark(ctx, set, &job.name, HookState::Done, &results, json!({})).await?;
+    Ok(results)
+}
+
+/// `results` with those of the `post` commands of the hooks whose `pre` ran (or that have
+/// none) added.
+async fn post_steps(
+    ctx: &Context,
+    set: &BackupSet,
+    mut results: Vec<HookResult>,
+) -> Result<Vec<HookResult>, Error> {
+    let owed: Vec<Hook> = set
+        .spec
+        .hooks
+        .iter()
+        .filter(|h| h.pre.is_empty() || results.iter().any(|r| r.hook == h.name))
+        .cloned()
+        .collect();
+    let pods = targets(ctx, set).await?;
+    for step in plan::steps(&owed, HookPhase::Post, &pods) {
+        results.push(run(ctx, set, &step).await);
+    }
+    Ok(results)
+}
+
+/// The running pods of the set's namespace, not being deleted.
+async fn targets(ctx: &Context, set: &BackupSet) -> Result<Vec<Target>, Error> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &set.namespace().unwrap_or_default());
+    let list = pods
+        .list(&ListParams::default().fields("status.phase=Running"))
+        .await
+        .map_err(Error::api("listing the pods hooks run in"))?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| Target {
+            labels: p.metadata.labels.clone().unwrap_or_default(),
+            name: p.name_any(),
+        })
+        .collect())
+}
+
+/// One step, as its result.
+async fn run(ctx: &Context, set: &BackupSet, step: &Step) -> HookResult {
+    let started = ctx.now();
+    let mut result = HookResult {
+        hook: step.hook.clone(),
+        phase: step.phase,
+        pod: step.pod.clone(),
+        outcome: HookOutcome::NoPod,
+        exit_code: None,
+        start_time: Time(started),
+        duration_ms: 0,
+        output: String::new(),
+    };
+    let Some(pod) = &step.pod else {
+        count(ctx, set, &result);
+        return result;
+    };
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &set.namespace().unwrap_or_default());
+    let ended = exec::exec(
+        &pods,
+        pod,
+        step.container.as_deref(),
+        &step.command,
+        step.timeout,
+    )
+    .await;
+    result.outcome = ended.outcome;
+    result.exit_code = ended.exit_code;
+    result.duration_ms = u64::try_from(ended.took.as_millis()).unwrap_or(u64::MAX);
+    result.output = ended.output;
+    tracing::info!(set = %set.name_any(), hook = %step.hook, phase = ?step.phase, pod = %pod,
+        outcome = ?result.outcome, ms = result.duration_ms, "hook command ran");
+    count(ctx, set, &result);
+    result
+}
+
+/// The command in the `hook_commands` metric.
+fn count(ctx: &Context, set: &BackupSet, r: &HookResult) {
+    let labels = HookLabels {
+        namespace: set.namespace().unwrap_or_default(),
+        backup_set: set.name_any(),
+        phase: match r.phase {
+            HookPhase::Pre => "pre",
+            HookPhase::Post => "post",
+        }
+        .into(),
+        outcome: match r.outcome {
+            HookOutcome::Succeeded => "succeeded",
+            HookOutcome::Failed => "failed",
+            HookOutcome::TimedOut => "timed_out",
+            HookOutcome::NoPod => "no_pod",
+        }
+        .into(),
+    };
+    ctx.metrics.hook_commands.get_or_create(&labels).inc();
+}
+
+/// One Event per phase that ran something: which commands, and which failed.
+async fn announce(
+    ctx: &Context,
+    set: &BackupSet,
+    job: &str,
+    phase: HookPhase,
+    results: &[HookResult],
+) {
+    let mine: Vec<HookResult> = results
+        .iter()
+        .filter(|r| r.phase == phase)
+        .cloned()
+        .collect();
+    if mine.is_empty() {
+        return;
+    }
+    let failed = plan::failures(&mine);
+    let took: u64 = mine.iter().map(|r| r.duration_ms).sum();
+    let message = if failed.is_empty() {
+        format!(
+            "{} command(s) for job {job} succeeded in {took} ms",
+            mine.len()
+        )
+    } else {
+        format!("for job {job}: {}", failed.join("; "))
+    };
+    ctx.event(
+        &set.object_ref(&()),
+        EventReason::Hooks {
+            phase,
+            failed: !failed.is_empty(),
+        },
+        "Hooks",
+        message,
+    )
+    .await;
+}
+
+/// Record `state` and `results` on the Job, with `more` merged into the same patch.
+async fn mark(
+    ctx: &Context,
+    set: &BackupSet,
+    job: &str,
+    hook_state: HookState,
+    results: &[HookResult],
+    mut more: serde_json::Value,
+) -> Result<(), Error> {
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &set.namespace().unwrap_or_default());
+    more["metadata"]["annotations"][ANNOTATION_HOOKS] = json!(hook_state.as_str());
+    more["metadata"]["annotations"][ANNOTATION_HOOK_RESULTS] = json!(state::encode(results));
+    jobs.patch(job, &PatchParams::default(), &Patch::Merge(more))
+        .await
+        .map_err(Error::api(format!("recording the hooks of job {job}")))?;
+    Ok(())
+}
