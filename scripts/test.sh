@@ -33,7 +33,13 @@ go_log="$(mktemp -d)"
   echo $? >"$go_log/controlplane.rc"
   if [ "${HOLDFAST_SKIP_KIND:-}" != 1 ]; then
     bash e2e/kind/build.sh >"$go_log/kind" 2>&1
-    echo $? >"$go_log/kind.rc"
+    rc=$?
+    # The snapshot stack's images (e2e/kind/csi) sit over the runtime base built above.
+    if [ "$rc" = 0 ]; then
+      bash e2e/kind/csi/build.sh >>"$go_log/kind" 2>&1
+      rc=$?
+    fi
+    echo "$rc" >"$go_log/kind.rc"
   fi
 ) &
 go_builds=$!
@@ -92,7 +98,8 @@ if ! command -v kubernetes-validate >/dev/null 2>&1; then
 fi
 # Debian's packages in one apt run (two at once would fight over dpkg's lock): Lua 5.1
 # (Argo CD's, for the health script tests), shellcheck (the scripts and the workflows' run
-# steps), and for the kind suite Docker, debootstrap (the node root) and busybox-static.
+# steps), and for the kind suite Docker, debootstrap (the node root), busybox-static and
+# btrfs-progs (the test CSI driver's filesystem).
 debs=()
 if ! command -v lua5.1 >/dev/null 2>&1; then debs+=(lua5.1); fi
 if ! command -v shellcheck >/dev/null 2>&1; then debs+=(shellcheck); fi
@@ -100,6 +107,7 @@ if [ "${HOLDFAST_SKIP_KIND:-}" != 1 ]; then
   if ! command -v dockerd >/dev/null 2>&1 && ! command -v docker >/dev/null 2>&1; then debs+=(docker.io); fi
   if ! command -v debootstrap >/dev/null 2>&1; then debs+=(debootstrap); fi
   if ! dpkg -s busybox-static >/dev/null 2>&1; then debs+=(busybox-static); fi
+  if ! command -v mkfs.btrfs >/dev/null 2>&1; then debs+=(btrfs-progs); fi
 fi
 if [ "${#debs[@]}" -gt 0 ]; then
   echo "installing ${debs[*]} from Debian…"
@@ -153,7 +161,7 @@ wait_for_build controlplane
 bin="$(tail -n 1 "$go_log/controlplane")"
 
 phase "scripts and workflows"
-shellcheck -S warning scripts/*.sh e2e/*.sh e2e/kind/*.sh bench/*.sh .ci/run
+shellcheck -S warning scripts/*.sh e2e/*.sh e2e/kind/*.sh e2e/kind/csi/*.sh bench/*.sh .ci/run
 "$bin/actionlint"
 
 phase "end-to-end on a control plane built from source"

@@ -26,6 +26,46 @@ down() {
   if [ -f "$dir/s3s-fs.pid" ]; then kill "$(cat "$dir/s3s-fs.pid")" 2>/dev/null || true; fi
 }
 
+# The snapshot stack (e2e/kind/csi, test infrastructure): a btrfs filesystem made on the
+# host and loop-mounted in the worker node, the snapshot CRDs and controller, the btrfs
+# CSI driver with the provisioner and snapshotter sidecars on that node, the StorageClass
+# and VolumeSnapshotClass `holdfast-btrfs`.
+csi_up() {
+  local kind="$1" cluster="$2" dir="$3" kubectl="$4"
+  local stack worker
+  stack="$(bash "$here/csi/build.sh" | tail -n 1)"
+  # shellcheck disable=SC1091
+  source "$stack/images.env"
+  worker="$("$kind" get nodes --name "$cluster" | grep -m1 worker)"
+  truncate -s 4G "$dir/csi-btrfs.img"
+  mkfs.btrfs -q "$dir/csi-btrfs.img" >/dev/null
+  docker exec "$worker" sh -c "mkdir -p /var/lib/holdfast-csi && mount -o loop $dir/csi-btrfs.img /var/lib/holdfast-csi"
+  "$kind" load docker-image --name "$cluster" "$CSI_DRIVER_IMAGE" "$CSI_SNAPSHOTTER_IMAGE" \
+    "$CSI_SNAPSHOT_CONTROLLER_IMAGE" "$CSI_PROVISIONER_IMAGE" >>"$dir/logs/kind-load.log" 2>&1
+  "$kubectl" apply --server-side -f "$stack/crds/" >/dev/null
+  "$kubectl" wait --for condition=Established --timeout 60s -f "$stack/crds/" >/dev/null
+  "$kubectl" create namespace holdfast-csi >/dev/null
+  "$kubectl" apply -f "$stack/rbac/rbac-snapshot-controller.yaml" >/dev/null
+  sed 's/namespace: default.*/namespace: holdfast-csi/' "$stack/rbac/rbac-csi-provisioner.yaml" \
+    "$stack/rbac/rbac-csi-snapshotter.yaml" | "$kubectl" apply -n holdfast-csi -f - >/dev/null
+  sed -e "s|__NODE__|$worker|" -e "s|__DRIVER_IMAGE__|$CSI_DRIVER_IMAGE|" \
+    -e "s|__SNAPSHOTTER_IMAGE__|$CSI_SNAPSHOTTER_IMAGE|" \
+    -e "s|__SNAPSHOT_CONTROLLER_IMAGE__|$CSI_SNAPSHOT_CONTROLLER_IMAGE|" \
+    -e "s|__PROVISIONER_IMAGE__|$CSI_PROVISIONER_IMAGE|" "$here/csi/deploy.yaml" |
+    "$kubectl" apply -f - >/dev/null
+  "$kubectl" -n holdfast-csi rollout status deployment/csi-btrfs --timeout 120s >/dev/null
+  "$kubectl" -n kube-system rollout status deployment/snapshot-controller --timeout 120s >/dev/null
+  # Registered with the worker's kubelet: its CSINode lists the driver.
+  for _ in $(seq 1 100); do
+    "$kubectl" get csinode "$worker" -o jsonpath='{.spec.drivers[*].name}' 2>/dev/null |
+      grep -q btrfs.csi.e2e.holdfast.io && return 0
+    sleep 0.3
+  done
+  echo "the btrfs CSI driver did not register with the kubelet of $worker" >&2
+  "$kubectl" -n holdfast-csi logs deployment/csi-btrfs --all-containers >&2 || true
+  return 1
+}
+
 up() {
   local kind="$1" node_image="$2" image="$3"
   local started=$SECONDS
@@ -92,6 +132,7 @@ EOF
     >/dev/null
   "$bin/kubectl" apply --server-side -f "$root/crds/" >/dev/null
   "$bin/kubectl" wait --for condition=Established --timeout 60s -f "$root/crds/" >/dev/null
+  csi_up "$kind" "$cluster" "$dir" "$bin/kubectl"
 
   # The bucket, on the kind network's gateway: reachable from the host and from pods.
   local gateway s3_port

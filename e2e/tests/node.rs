@@ -755,3 +755,91 @@ async fn hooks_run_in_the_applications_pod_pre_before_the_read_and_post_after_it
         Some(1.0)
     );
 }
+
+/// Poll `kubectl <args>` until its output satisfies `done` (at most `timeout`); the output.
+async fn kubectl_until(
+    c: &Cluster,
+    args: &[&str],
+    what: &str,
+    timeout: std::time::Duration,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (_, out, err) = c.kubectl(args, None);
+        if done(&out) {
+            return out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not after {timeout:?}; kubectl {args:?} said:\n{out}\n{err}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs real kubelets: bash e2e/kind/run.sh"]
+async fn the_test_csi_driver_snapshots_a_claim_being_written_at_one_instant_and_restores_a_claim_from_it()
+ {
+    let c = kind().await;
+    let _nodes = NODES.read().await;
+    let ns = c.namespace("csi").await;
+    // Two counters written in lockstep, `a` first: any one instant has a == b or a == b + 1.
+    let writer = "i=0; while true; do i=$((i+1)); echo $i > /data/a.tmp; mv /data/a.tmp /data/a; echo $i > /data/b.tmp; mv /data/b.tmp /data/b; done";
+    apply(
+        &c,
+        &ns,
+        &format!(
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: data}}\nspec:\n  storageClassName: holdfast-btrfs\n  accessModes: [ReadWriteOnce]\n  resources: {{requests: {{storage: 1Gi}}}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: writer}}\nspec:\n  containers:\n  - name: w\n    image: {shell}\n    command: [sh, -c, {writer:?}]\n    volumeMounts: [{{name: data, mountPath: /data}}]\n  volumes: [{{name: data, persistentVolumeClaim: {{claimName: data}}}}]\n",
+            shell = c.shell_image
+        ),
+    );
+    let pods: Api<Pod> = api(&c, &ns);
+    wait_for(&pods, "writer", "the writer to run", RUN, |p| {
+        (p.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    apply(
+        &c,
+        &ns,
+        "apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\nmetadata: {name: snap}\nspec:\n  volumeSnapshotClassName: holdfast-btrfs\n  source: {persistentVolumeClaimName: data}\n",
+    );
+    kubectl_until(
+        &c,
+        &["get", "volumesnapshot", "snap", "-n", &ns, "-o", "jsonpath={.status.readyToUse}"],
+        "the snapshot to be ready",
+        SOON,
+        |o| o == "true",
+    )
+    .await;
+    apply(
+        &c,
+        &ns,
+        &format!(
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: restored}}\nspec:\n  storageClassName: holdfast-btrfs\n  accessModes: [ReadWriteOnce]\n  resources: {{requests: {{storage: 1Gi}}}}\n  dataSource: {{apiGroup: snapshot.storage.k8s.io, kind: VolumeSnapshot, name: snap}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: reader}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: r\n    image: {shell}\n    command: [sh, -c, 'cat /r/a /r/b']\n    volumeMounts: [{{name: r, mountPath: /r, readOnly: true}}]\n  volumes: [{{name: r, persistentVolumeClaim: {{claimName: restored, readOnly: true}}}}]\n",
+            shell = c.shell_image
+        ),
+    );
+    wait_for(&pods, "reader", "the reader to finish", RUN, |p| {
+        (p.status.as_ref()?.phase.as_deref() == Some("Succeeded")).then_some(())
+    })
+    .await;
+    let out = c.kubectl_ok(&["logs", "reader", "-n", &ns], None);
+    let n: Vec<u64> = out.lines().map(|l| l.trim().parse().unwrap()).collect();
+    let (a, b) = (n[0], n[1]);
+    assert!(b > 0 && (a == b || a == b + 1), "a={a} b={b}: not one instant");
+
+    // Deleting the snapshot deletes its content and the driver's copy.
+    c.kubectl_ok(&["delete", "volumesnapshot", "snap", "-n", &ns, "--wait=true"], None);
+    kubectl_until(
+        &c,
+        &["get", "volumesnapshotcontents", "-o", "jsonpath={.items[*].spec.volumeSnapshotRef.namespace}"],
+        "the snapshot's content to be deleted",
+        SOON,
+        |o| !o.contains(&ns),
+    )
+    .await;
+    c.kubectl_ok(&["delete", "namespace", &ns, "--wait=false"], None);
+}
