@@ -257,13 +257,19 @@ fn the_controller_accepts_every_flag_the_chart_gives_it() {
     let scoped = template(&["watchNamespaces={shop,billing}"]);
     assert!(scoped.contains("--namespace=shop,billing"));
     assert!(scoped.contains("--job-service-account=hf-holdfast-job"));
-    // Scoped: the only ClusterRole reads the served Namespaces by name (the privileged
-    // movers' consent), and is left out on request.
+    // Scoped: the ClusterRoles read the served Namespaces by name (the privileged movers'
+    // consent) and VolumeSnapshotClasses (`get`), and are left out on request.
     let cluster_roles: Vec<&str> = scoped
         .split("\n---")
         .filter(|d| d.contains("\nkind: ClusterRole\n"))
         .collect();
-    assert_eq!(cluster_roles.len(), 1, "{cluster_roles:?}");
+    assert_eq!(cluster_roles.len(), 2, "{cluster_roles:?}");
+    assert!(
+        cluster_roles[1].contains("resources: [volumesnapshotclasses]")
+            && cluster_roles[1].contains("verbs: [get]"),
+        "{}",
+        cluster_roles[1]
+    );
     for want in [
         "resources: [namespaces]",
         "- shop",
@@ -276,10 +282,14 @@ fn the_controller_accepts_every_flag_the_chart_gives_it() {
             cluster_roles[0]
         );
     }
-    let without = template(&["watchNamespaces={shop}", "rbac.namespaceReads=false"]);
+    let without = template(&[
+        "watchNamespaces={shop}",
+        "rbac.namespaceReads=false",
+        "rbac.snapshotClassReads=false",
+    ]);
     assert!(
         !without.contains("kind: ClusterRole\n"),
-        "no ClusterRole when scoped without namespace reads"
+        "no ClusterRole when scoped without namespace and snapshot class reads"
     );
     // Leader election only with more than one replica.
     assert!(template(&[]).contains("--leader-lease=holdfast-system/hf-holdfast"));

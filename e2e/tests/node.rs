@@ -808,7 +808,15 @@ async fn the_test_csi_driver_snapshots_a_claim_being_written_at_one_instant_and_
     );
     kubectl_until(
         &c,
-        &["get", "volumesnapshot", "snap", "-n", &ns, "-o", "jsonpath={.status.readyToUse}"],
+        &[
+            "get",
+            "volumesnapshot",
+            "snap",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.status.readyToUse}",
+        ],
         "the snapshot to be ready",
         SOON,
         |o| o == "true",
@@ -829,17 +837,132 @@ async fn the_test_csi_driver_snapshots_a_claim_being_written_at_one_instant_and_
     let out = c.kubectl_ok(&["logs", "reader", "-n", &ns], None);
     let n: Vec<u64> = out.lines().map(|l| l.trim().parse().unwrap()).collect();
     let (a, b) = (n[0], n[1]);
-    assert!(b > 0 && (a == b || a == b + 1), "a={a} b={b}: not one instant");
+    assert!(
+        b > 0 && (a == b || a == b + 1),
+        "a={a} b={b}: not one instant"
+    );
 
     // Deleting the snapshot deletes its content and the driver's copy.
-    c.kubectl_ok(&["delete", "volumesnapshot", "snap", "-n", &ns, "--wait=true"], None);
+    c.kubectl_ok(
+        &["delete", "volumesnapshot", "snap", "-n", &ns, "--wait=true"],
+        None,
+    );
     kubectl_until(
         &c,
-        &["get", "volumesnapshotcontents", "-o", "jsonpath={.items[*].spec.volumeSnapshotRef.namespace}"],
+        &[
+            "get",
+            "volumesnapshotcontents",
+            "-o",
+            "jsonpath={.items[*].spec.volumeSnapshotRef.namespace}",
+        ],
         "the snapshot's content to be deleted",
         SOON,
         |o| !o.contains(&ns),
     )
     .await;
     c.kubectl_ok(&["delete", "namespace", &ns, "--wait=false"], None);
+}
+
+#[tokio::test]
+#[ignore = "needs real kubelets: bash e2e/kind/run.sh"]
+async fn a_snapshot_source_is_read_at_one_instant_between_pre_and_post_and_leaves_no_snapshot_or_claim()
+ {
+    let c = kind().await;
+    let _nodes = NODES.read().await;
+    let shop = Shop::with_hooks("snapread", Target::S3).await;
+    // Two counters written in lockstep (`a` first) by an application that never stops.
+    let writer = "i=0; while true; do i=$((i+1)); echo $i > /data/a.tmp; mv /data/a.tmp /data/a; echo $i > /data/b.tmp; mv /data/b.tmp /data/b; done";
+    apply(
+        &c,
+        &shop.ns,
+        &format!(
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: db}}\nspec:\n  storageClassName: holdfast-btrfs\n  accessModes: [ReadWriteOnce]\n  resources: {{requests: {{storage: 1Gi}}}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: db, labels: {{app: db}}}}\nspec:\n  containers:\n  - name: db\n    image: {shell}\n    command: [sh, -c, {writer:?}]\n    volumeMounts: [{{name: data, mountPath: /data}}]\n  volumes: [{{name: data, persistentVolumeClaim: {{claimName: db}}}}]\n",
+            shell = c.shell_image
+        ),
+    );
+    let pods: Api<Pod> = api(&c, &shop.ns);
+    wait_for(&pods, "db", "the application to run", RUN, |p| {
+        (p.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+    let set = |class: &str, token: &str| {
+        format!(
+            "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: db\n    persistentVolumeClaim: {{claimName: db, copyMethod: Snapshot, volumeSnapshotClassName: {class}}}\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n{PRIVILEGED_MOVER}  hooks:\n  - name: mark\n    podLabels: {{app: db}}\n    pre: [sh, -c, 'echo pre > /data/pre-hook']\n    post: [sh, -c, 'echo post > /data/post-hook']\n  manualRun: {{token: {token}, level: full}}\n"
+        )
+    };
+
+    // A class that does not exist: the set says so and starts nothing.
+    shop.apply(&set("nonesuch", "one"));
+    let message = shop
+        .wait(
+            "BackupSet",
+            "shop",
+            "Stalled (VolumeSnapshotClassNotFound)",
+            SOON,
+            |o| {
+                let (s, r, m) = condition(o, "Stalled")?;
+                (s == "True" && r == "VolumeSnapshotClassNotFound").then_some(m)
+            },
+        )
+        .await;
+    assert!(
+        message.contains("VolumeSnapshotClass nonesuch does not exist"),
+        "{message}"
+    );
+    assert!(
+        !shop
+            .jobs()
+            .await
+            .iter()
+            .any(|j| j.starts_with("shop-backup")),
+        "no backup without its snapshot class"
+    );
+
+    // With the class: pre, the snapshot, post, then the backup reads the snapshot.
+    let before: BTreeSet<String> = BTreeSet::new();
+    shop.apply(&set("holdfast-btrfs", "two"));
+    let last = shop.next_run(&before).await;
+    assert_eq!(last["phase"], "Complete", "{last:#}");
+    let snaps = last["snapshots"].as_array().cloned().unwrap_or_default();
+    assert_eq!(snaps.len(), 1, "{last:#}");
+    assert_eq!(snaps[0]["source"], "db");
+    assert!(snaps[0]["creationTime"].is_string(), "{last:#}");
+    let phases: Vec<_> = hook_results(&last).into_iter().map(|h| h.1).collect();
+    assert_eq!(phases, ["Pre", "Post"], "{last:#}");
+
+    let target = shop.c.dir.join("snapread-restored");
+    let (ok, _, err) = shop.cli(&["restore", "--target", target.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let read = |f: &str| std::fs::read_to_string(target.join(f)).ok();
+    let n = |f: &str| read(f).unwrap().trim().parse::<u64>().unwrap();
+    let (a, b) = (n("a"), n("b"));
+    assert!(
+        b > 0 && (a == b || a == b + 1),
+        "a={a} b={b}: not one instant"
+    );
+    assert_eq!(
+        read("pre-hook").as_deref(),
+        Some("pre\n"),
+        "pre ran before the snapshot"
+    );
+    assert_eq!(read("post-hook"), None, "post ran after the snapshot");
+
+    // Nothing of the run is left: its VolumeSnapshot and temporary claim are deleted.
+    kubectl_until(
+        &c,
+        &[
+            "get",
+            "volumesnapshots,persistentvolumeclaims",
+            "-n",
+            &shop.ns,
+            "-l",
+            "holdfast.io/job",
+            "-o",
+            "name",
+        ],
+        "the run's snapshot and temporary claim to be deleted",
+        SOON,
+        |o| o.trim().is_empty(),
+    )
+    .await;
 }

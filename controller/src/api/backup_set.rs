@@ -170,7 +170,9 @@ pub struct Source {
 }
 
 /// A PVC source.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(validation = Rule::new("!has(self.copyMethod) || self.copyMethod != 'Snapshot' || has(self.volumeSnapshotClassName)").message("copyMethod Snapshot needs volumeSnapshotClassName"))]
+#[x_kube(validation = Rule::new("!has(self.volumeSnapshotClassName) || (has(self.copyMethod) && self.copyMethod == 'Snapshot')").message("volumeSnapshotClassName is for copyMethod Snapshot"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PvcSource {
     /// Name of the PersistentVolumeClaim, in this namespace.
@@ -183,6 +185,36 @@ pub struct PvcSource {
     /// Glob patterns to leave out: `*.tmp` matches at any depth, `/cache` at the root.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude: Vec<String>,
+    /// How the claim is read. `Direct` (the default): the live claim, mounted read-only
+    /// beside the application, which may change files while they are read. `Snapshot`: a
+    /// CSI VolumeSnapshot of the claim, taken after the `pre` hooks (and followed by the
+    /// `post` ones), is read through a temporary claim made from it; the run holds the
+    /// claim as it was at that instant, the job pod needs no place beside the application,
+    /// and both temporary objects are deleted when the run ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_method: Option<CopyMethod>,
+    /// The VolumeSnapshotClass of the snapshot (copyMethod `Snapshot`): its driver must be
+    /// the claim's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub volume_snapshot_class_name: Option<String>,
+}
+
+/// How a claim is read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum CopyMethod {
+    /// The live claim.
+    #[default]
+    Direct,
+    /// A CSI snapshot of the claim, through a temporary claim made from it.
+    Snapshot,
+}
+
+impl PvcSource {
+    /// Read through a snapshot.
+    pub fn snapshot(&self) -> bool {
+        self.copy_method == Some(CopyMethod::Snapshot)
+    }
 }
 
 /// A command source: stdout is the data.
@@ -462,9 +494,26 @@ pub struct RunSummary {
     /// The hook commands run for it, in the order they ran.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<HookResult>,
+    /// The sources read from a snapshot (copyMethod `Snapshot`), with the instant each
+    /// holds; the others were read live.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<SnapshotTaken>,
     /// Why it failed, or what was partial, or why it was run again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// A source read from a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotTaken {
+    /// The source's name.
+    pub source: String,
+    /// The VolumeSnapshot (deleted once the run ended).
+    pub volume_snapshot: String,
+    /// The instant the snapshot holds, as its driver reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_time: Option<Time>,
 }
 
 /// The next planned run.

@@ -40,6 +40,10 @@ pub enum EventReason {
     StorageReady,
     /// A StorageSet's check failed.
     StorageCheckFailed,
+    /// A backup's snapshots are ready: its job reads them.
+    SnapshotsReady,
+    /// A backup's snapshot failed or was not ready in time: the run failed.
+    SnapshotFailed,
     /// A backup's hook commands of one phase ran: `PreHooksSucceeded`, `PostHooksFailed`.
     Hooks {
         phase: HookPhase,
@@ -82,6 +86,8 @@ impl EventReason {
             EventReason::RepositoryDeleted => "RepositoryDeleted",
             EventReason::StorageReady => "StorageReady",
             EventReason::StorageCheckFailed => "StorageCheckFailed",
+            EventReason::SnapshotsReady => "SnapshotsReady",
+            EventReason::SnapshotFailed => "SnapshotFailed",
             EventReason::Hooks { phase, failed } => match (phase, failed) {
                 (HookPhase::Pre, false) => "PreHooksSucceeded",
                 (HookPhase::Pre, true) => "PreHooksFailed",
@@ -103,6 +109,8 @@ impl EventReason {
             }
             EventReason::RepositoryRetained { released } => released,
             EventReason::Hooks { failed, .. } => failed,
+            EventReason::SnapshotFailed => true,
+            EventReason::SnapshotsReady => false,
             EventReason::Started(_)
             | EventReason::Queued(_)
             | EventReason::BackupAborting

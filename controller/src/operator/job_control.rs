@@ -22,6 +22,7 @@ use super::names::MAIN_CONTAINER;
 use super::names::{ANNOTATION_ABORTED, ANNOTATION_FAILURE};
 use super::plan::queue::{JobState, QueuedJob, next_to_release};
 use super::pod_results::{Terminated, main_terminated};
+use super::snapshots::state::SNAPSHOT_FAILED;
 
 /// Read the termination message of the newest pod of `job` that ran the engine: from the
 /// pods still there, else from what the pod watch kept ([`PodResults`]). A Job that ended a
@@ -35,8 +36,8 @@ pub async fn report(ctx: &Context, namespace: &str, view: &JobView) -> Result<Re
                 "the job's pod never started: {message}"
             )));
         }
-        // Its `pre` hook failed: it never ran.
-        if reason == HOOK_FAILED {
+        // Its `pre` hook or a snapshot failed: it never ran.
+        if reason == HOOK_FAILED || reason == SNAPSHOT_FAILED {
             return Ok(Report::Missing(message.clone()));
         }
     }

@@ -13,6 +13,10 @@ use super::names::{
     LABEL_OPERATION,
 };
 use super::plan::queue::{JobState, QueuedJob};
+use super::snapshots::state::{
+    self as copy_state, ANNOTATION_COPY, ANNOTATION_SNAPSHOTS, CopyState, SNAPSHOT_FAILED,
+};
+use crate::api::backup_set::SnapshotTaken;
 use crate::api::hook::HookResult;
 use crate::job::plan::OperationKind;
 use crate::job::summary::JobSummary;
@@ -56,6 +60,12 @@ pub struct JobView {
     pub hooks: Option<HookState>,
     /// What its hook commands did so far.
     pub hook_results: Vec<HookResult>,
+    /// Where its snapshots stand; `None` for a Job that reads every claim live.
+    pub copy: Option<CopyState>,
+    /// The snapshots its run reads.
+    pub snapshots: Vec<SnapshotTaken>,
+    /// Its uid (what objects it owns name).
+    pub uid: String,
 }
 
 impl JobView {
@@ -75,10 +85,18 @@ impl JobView {
         let suspended = job.spec.as_ref().and_then(|s| s.suspend) == Some(true);
         let active = status.active.unwrap_or(0) + status.terminating.unwrap_or(0);
         let hooks = ann.get(ANNOTATION_HOOKS).and_then(|h| HookState::parse(h));
-        let ending = if hooks == Some(HookState::Failed) {
-            // Its `pre` hook failed: it never ran.
+        let copy = ann.get(ANNOTATION_COPY).and_then(|c| CopyState::parse(c));
+        // Its `pre` hook or a snapshot failed: it never ran.
+        let never_ran = if hooks == Some(HookState::Failed) {
+            Some(HOOK_FAILED)
+        } else if copy == Some(CopyState::Failed) {
+            Some(SNAPSHOT_FAILED)
+        } else {
+            None
+        };
+        let ending = if let Some(reason) = never_ran {
             Some(Ending::Failed {
-                reason: HOOK_FAILED.into(),
+                reason: reason.into(),
                 message: ann.get(ANNOTATION_FAILURE).cloned().unwrap_or_default(),
             })
         } else if let Some(_c) = cond("Complete") {
@@ -120,6 +138,9 @@ impl JobView {
             mover: ann.get(ANNOTATION_MOVER).cloned(),
             hooks,
             hook_results: hook_state::decode(ann.get(ANNOTATION_HOOK_RESULTS)),
+            copy,
+            snapshots: copy_state::decode(ann.get(ANNOTATION_SNAPSHOTS)),
+            uid: meta.uid.clone().unwrap_or_default(),
             state,
             ending,
             started: status.start_time.map(|t| t.0),
@@ -138,7 +159,7 @@ impl JobView {
             name: self.name.clone(),
             created: self.created,
             state: self.state,
-            held: self.hooks.is_some_and(HookState::held),
+            held: self.hooks.is_some_and(HookState::held) || self.copy.is_some_and(CopyState::held),
             operation: self
                 .operation
                 .map(|k| k.as_str().to_owned())

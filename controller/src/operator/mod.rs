@@ -27,6 +27,7 @@ pub mod run;
 pub mod schedule;
 pub mod secrets;
 pub mod settings;
+pub mod snapshots;
 pub mod storage;
 pub mod storage_set;
 pub mod write;

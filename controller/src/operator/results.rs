@@ -115,6 +115,7 @@ fn backup_run(ended: &Ended<'_>, b: &BackupSummary) -> (RunSummary, Outcome) {
             mover: ended.job.mover.clone(),
             interruptions: ended.interrupted.len() as u32,
             hooks: ended.job.hook_results.clone(),
+            snapshots: ended.job.snapshots.clone(),
             message: Some(message).filter(|m| !m.is_empty()),
         },
         result,
@@ -322,6 +323,7 @@ fn failed_run(ended: &Ended<'_>, message: &str) -> RunSummary {
         mover: job.mover.clone(),
         interruptions: ended.interrupted.len() as u32,
         hooks: job.hook_results.clone(),
+        snapshots: job.snapshots.clone(),
         message: Some(message.to_owned()),
     }
 }

@@ -24,6 +24,7 @@ use crate::operator::job_template;
 use crate::operator::job_view::{JobView, Report};
 use crate::operator::names::*;
 use crate::operator::plan::queue::{JobState, must_wait};
+use crate::operator::snapshots::state::CopyState;
 
 use super::validate::ValidSet;
 use super::{fetch, validate};
@@ -104,7 +105,12 @@ pub async fn finalize(set: &BackupSet, ctx: &Context) -> Result<Action, Error> {
     if !set.finalizers().iter().any(|f| f == FINALIZER_CLEANUP) {
         return Ok(Action::await_change());
     }
-    if !set.spec.hooks.is_empty() && !settle_hooks(ctx, set).await? {
+    let snapshotted = set.spec.sources.iter().any(|s| {
+        s.persistent_volume_claim
+            .as_ref()
+            .is_some_and(|p| p.snapshot())
+    });
+    if (snapshotted || !set.spec.hooks.is_empty()) && !settle(ctx, set).await? {
         return Ok(Action::requeue(RECHECK));
     }
     let released = set
@@ -170,25 +176,35 @@ pub async fn finalize(set: &BackupSet, ctx: &Context) -> Result<Action, Error> {
     }
 }
 
-/// Before a set with hooks goes: no `post` owed. A backup still held is deleted (its `pre`
-/// never ran), a running one is stopped, and an ended one whose `post` has not run gets
-/// it. Whether all is settled (else look again soon).
-async fn settle_hooks(ctx: &Context, set: &BackupSet) -> Result<bool, Error> {
+/// Before a set with hooks or snapshots goes: no `post` owed, no snapshot left. A backup
+/// still held is deleted (after its `post`, when its `pre` ran), a running one is stopped,
+/// and an ended one gets the `post` it is owed and its snapshots deleted. Whether all is
+/// settled (else look again soon).
+async fn settle(ctx: &Context, set: &BackupSet) -> Result<bool, Error> {
     let ns = set.namespace().unwrap_or_default();
     let refs = fetch::fetch(&ctx.client, set, &ctx.set_stores).await?;
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let mut settled = true;
     for j in &refs.jobs {
         let view = JobView::of(j);
-        let Some(state) = view.hooks else { continue };
-        let ended = view.state == JobState::Done || state == HookState::Pre;
-        if state == HookState::Pending && view.state != JobState::Done {
-            let _ = jobs_api.delete(&view.name, &Default::default()).await;
-        } else if state.owes_post() && ended {
-            hooks::post(ctx, set, &view).await?;
-        } else if state.owes_post() {
+        if view.hooks.is_none() && view.copy.is_none() {
+            continue;
+        }
+        let held =
+            view.hooks.is_some_and(HookState::held) || view.copy.is_some_and(CopyState::held);
+        if view.state != JobState::Done && !held {
             job_control::abort(&ctx.client, &ns, &view.name).await?;
             settled = false;
+            continue;
+        }
+        if view.hooks.is_some_and(HookState::owes_post) {
+            hooks::post(ctx, set, &view).await?;
+        }
+        if view.copy.is_some() {
+            crate::operator::snapshots::clean(ctx, &ns, &view.name).await?;
+        }
+        if view.state != JobState::Done {
+            let _ = jobs_api.delete(&view.name, &Default::default()).await;
         }
     }
     Ok(settled)

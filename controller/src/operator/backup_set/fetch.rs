@@ -39,6 +39,8 @@ pub struct Refs {
     /// The other sets of the namespace that keep their repository at the same place, or
     /// around or inside this set's.
     pub siblings: Vec<BackupSet>,
+    /// Whether each VolumeSnapshotClass the set's `Snapshot` sources name exists.
+    pub snapshot_classes: BTreeMap<String, bool>,
 }
 
 /// The repository label of a set's Jobs.
@@ -87,6 +89,17 @@ pub async fn fetch(
         .map_err(Error::api("listing the repository's jobs"))?
         .items;
     refs.siblings = siblings(client, ns, set, stores).await?;
+    let classes: BTreeSet<String> = set
+        .spec
+        .sources
+        .iter()
+        .filter_map(|s| s.persistent_volume_claim.as_ref())
+        .filter_map(|p| p.volume_snapshot_class_name.clone())
+        .collect();
+    for class in classes {
+        let exists = crate::operator::snapshots::class_exists(client, &class).await?;
+        refs.snapshot_classes.insert(class, exists);
+    }
     Ok(refs)
 }
 

@@ -6,6 +6,7 @@
 
 pub mod cleanup;
 pub mod fetch;
+mod release;
 mod start;
 mod summary;
 pub mod validate;
@@ -34,11 +35,14 @@ use crate::operator::plan::auto::SourceHistory;
 use crate::operator::plan::queue::{JobState, QueuedJob};
 use crate::operator::plan::set::{SetPlan, Timing, plan_set, until};
 use crate::operator::results::absorb;
+use crate::operator::snapshots::state::CopyState;
 use crate::operator::write;
 use validate::ValidSet;
 
 /// Reconcile at least this often while a job of the set runs (to notice a stuck pod).
 const WATCH_JOBS: Duration = Duration::from_secs(30);
+/// How often a set looks at the snapshots of its backup until they are ready.
+const SNAPSHOTS: Duration = Duration::from_secs(2);
 /// And at least this often otherwise (the schedule's own wake-ups come sooner).
 const IDLE: Duration = Duration::from_secs(3600);
 
@@ -124,7 +128,7 @@ async fn run(
     let missed = start::start_due(ctx, set, valid, &plan, &mut jobs).await?;
     record_missed(ctx, set, missed).await;
     status.missed_runs += missed;
-    start::release_queue(ctx, set, &mut jobs).await?;
+    start::release_queue(ctx, set, valid, &mut jobs).await?;
     summary::summarise(set, &plan, &jobs, status);
     let health = watch_stuck(ctx, set, &jobs, summary::health_of(status, valid)).await?;
     status.observed_generation = set.metadata.generation;
@@ -158,9 +162,22 @@ async fn absorb_finished(
             record(ctx, set, &a);
             ctx.event(&object, a.reason(), "Run", a.message).await;
         }
-        if view.ending == Some(Ending::Aborted) || view.hooks == Some(HookState::Failed) {
-            // A stopped Job, or one whose `pre` hook failed, stays suspended forever
-            // otherwise.
+        if view.copy.is_some() {
+            // Its snapshots and temporary claims: the run is recorded. A claim stays while
+            // a pod that mounted it exists, even one that ended: the Job goes too, with
+            // its pods (its results are in status).
+            crate::operator::snapshots::clean(ctx, &ns, &view.name).await?;
+            let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+            let _ = jobs_api
+                .delete(&view.name, &kube::api::DeleteParams::background())
+                .await;
+        }
+        if view.ending == Some(Ending::Aborted)
+            || view.hooks == Some(HookState::Failed)
+            || view.copy == Some(CopyState::Failed)
+        {
+            // A stopped Job, or one whose `pre` hook or snapshot failed, stays suspended
+            // forever otherwise.
             let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
             let _ = jobs_api.delete(&view.name, &Default::default()).await;
         }
@@ -338,11 +355,15 @@ fn observe(
     }
 }
 
-/// When to reconcile again: the schedule's next wake-up, sooner while a Job of the set runs.
+/// When to reconcile again: the schedule's next wake-up, sooner while a Job of the set runs,
+/// and every [`SNAPSHOTS`] while its snapshots are being cut (no watch sees them).
 fn requeue_after(now: Timestamp, plan: &SetPlan, jobs: &RepoJobs) -> Duration {
     let wait = plan.wake.map_or(IDLE, |w| until(now, w)).min(IDLE);
     jobs.own_unfinished()
-        .map(|j| job_control::next_look(j, now, WATCH_JOBS))
+        .map(|j| match j.copy {
+            Some(CopyState::Snapshotting) => SNAPSHOTS,
+            _ => job_control::next_look(j, now, WATCH_JOBS),
+        })
         .fold(wait, Duration::min)
 }
 

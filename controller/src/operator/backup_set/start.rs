@@ -15,10 +15,7 @@ use crate::job::plan::{
 use crate::operator::context::Context;
 use crate::operator::error::Error;
 use crate::operator::event_reason::EventReason;
-use crate::operator::hooks::{
-    self,
-    state::{ANNOTATION_HOOKS, HookState},
-};
+use crate::operator::hooks::state::{ANNOTATION_HOOKS, HookState};
 use crate::operator::job::{self, JobInput, Privilege};
 use crate::operator::job_control;
 use crate::operator::job_template;
@@ -27,6 +24,7 @@ use crate::operator::names::{self, *};
 use crate::operator::plan::queue::{JobState, must_wait, next_to_release};
 use crate::operator::plan::set::{OpKind, Reason, SetPlan, Start};
 use crate::operator::settings::Settings;
+use crate::operator::snapshots::state::{ANNOTATION_COPY, CopyState, object_name};
 use crate::operator::write;
 
 /// Create a Job for each start of the plan (suspended while the repository is busy).
@@ -92,6 +90,7 @@ pub(super) async fn start_due(
 pub(super) async fn release_queue(
     ctx: &Context,
     set: &BackupSet,
+    valid: &ValidSet,
     jobs: &mut RepoJobs,
 ) -> Result<(), Error> {
     let ns = set.namespace().unwrap_or_default();
@@ -100,11 +99,9 @@ pub(super) async fn release_queue(
         .filter(|q| q.held && jobs.own.contains(&q.name))
         .and_then(|q| jobs.all.iter().find(|v| v.name == q.name).cloned());
     if let Some(view) = held {
-        let state = match hooks::pre_then_release(ctx, set, &view).await? {
-            hooks::Pre::Released => JobState::Active,
-            // Absorbed as a failed run by the next reconcile (the Job's patch wakes it).
-            hooks::Pre::Failed(_) => JobState::Done,
-        };
+        // A Job failed here is absorbed as a failed run by the next reconcile (the Job's
+        // patch wakes it).
+        let state = super::release::release(ctx, set, valid, &view).await?;
         if let Some(v) = jobs.all.iter_mut().find(|v| v.name == view.name) {
             v.state = state;
         }
@@ -116,6 +113,22 @@ pub(super) async fn release_queue(
         v.state = JobState::Active;
     }
     Ok(())
+}
+
+/// A `Snapshot` source's claim is the temporary one made from its snapshot for this Job.
+fn through_snapshot(source: &job::PodSource, valid: &ValidSet, job_name: &str) -> job::PodSource {
+    match source {
+        job::PodSource::Claim {
+            name,
+            claim: _,
+            sub_path,
+        } if valid.snapshots.iter().any(|s| &s.source == name) => job::PodSource::Claim {
+            name: name.clone(),
+            claim: object_name(job_name, name),
+            sub_path: sub_path.clone(),
+        },
+        other => other.clone(),
+    }
 }
 
 /// What tells a start's Job apart from the set's others: its slot, or for a manual run its
@@ -221,16 +234,30 @@ fn build_job(
         (ANNOTATION_LEVEL.to_owned(), start.level.to_string()),
         (ANNOTATION_REASON.to_owned(), format!("{:?}", start.reason)),
     ]);
-    // A backup with hooks is held: only its set releases it, after running `pre`.
-    let held = start.kind == OpKind::Backup && !set.spec.hooks.is_empty();
-    if held {
+    // A backup with hooks or snapshots is held: only its set releases it, after running
+    // `pre` and taking the snapshots.
+    let backup = start.kind == OpKind::Backup;
+    let hooked = backup && !set.spec.hooks.is_empty();
+    let snapshotted = backup && !valid.snapshots.is_empty();
+    if hooked {
         annotations.insert(
             ANNOTATION_HOOKS.to_owned(),
             HookState::Pending.as_str().to_owned(),
         );
     }
+    if snapshotted {
+        annotations.insert(
+            ANNOTATION_COPY.to_owned(),
+            CopyState::Pending.as_str().to_owned(),
+        );
+    }
+    let held = hooked || snapshotted;
     let pod_sources: Vec<job::PodSource> = match start.kind {
-        OpKind::Backup => valid.sources.iter().map(|(s, _)| s.clone()).collect(),
+        OpKind::Backup => valid
+            .sources
+            .iter()
+            .map(|(s, _)| through_snapshot(s, valid, &job_name))
+            .collect(),
         _ => Vec::new(),
     };
     let mut input = JobInput::new(settings, job_name, &ns, &plan, &valid.storage);
@@ -351,6 +378,19 @@ mod tests {
                 schedule,
                 secrets: secrets.into_iter().collect(),
                 claims: claims.iter().map(|c| (c.clone(), claim(c))).collect(),
+                // Every VolumeSnapshotClass it names exists.
+                snapshot_classes: set
+                    .spec
+                    .sources
+                    .iter()
+                    .filter_map(|s| {
+                        s.persistent_volume_claim
+                            .as_ref()?
+                            .volume_snapshot_class_name
+                            .clone()
+                    })
+                    .map(|c| (c, true))
+                    .collect(),
                 ..Refs::default()
             };
             let name = set.metadata.name.clone().unwrap_or_default();
@@ -365,6 +405,42 @@ mod tests {
             };
             let job = build_job(&Settings::default(), &set, &valid, &start, false).unwrap();
             let job = serde_json::to_value(job).unwrap();
+            // A Snapshot source is read through the temporary claim of this Job, which is
+            // held until its snapshots are ready.
+            let job_name = job["metadata"]["name"].as_str().unwrap().to_owned();
+            let mounted: Vec<String> = job["spec"]["template"]["spec"]["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|v| {
+                    v["persistentVolumeClaim"]["claimName"]
+                        .as_str()
+                        .map(str::to_owned)
+                })
+                .collect();
+            for s in &set.spec.sources {
+                let Some(p) = &s.persistent_volume_claim else {
+                    continue;
+                };
+                let temporary = format!("{job_name}-{}", s.name);
+                assert_eq!(
+                    mounted.contains(&temporary),
+                    p.snapshot(),
+                    "{name}: {mounted:?}"
+                );
+                assert_eq!(
+                    mounted.contains(&p.claim_name),
+                    !p.snapshot(),
+                    "{name}: {mounted:?}"
+                );
+                if p.snapshot() {
+                    assert_eq!(job["spec"]["suspend"], true, "{name}: held");
+                    assert_eq!(
+                        job["metadata"]["annotations"]["holdfast.io/copy"],
+                        "pending"
+                    );
+                }
+            }
             let violations = restricted_violations(&job["spec"]["template"]["spec"]);
             // What keeps root: a privileged mover asked for, or a repository on a claim
             // (its files belong to root), as documented.

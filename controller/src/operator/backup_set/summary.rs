@@ -84,6 +84,7 @@ fn placeholder(running: &JobView) -> RunSummary {
         mover: running.mover.clone(),
         interruptions: 0,
         hooks: running.hook_results.clone(),
+        snapshots: running.snapshots.clone(),
         message: None,
     }
 }

@@ -1,6 +1,7 @@
 //! A BackupSet and what it references, checked: either everything a job needs, validated,
 //! or the one problem to report (a Stalled condition). Pure, table-tested.
 
+use crate::operator::snapshots::objects::SnapshotSource;
 use holdfast_engine::compress::CompressionLevel;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Toleration};
 
@@ -44,6 +45,8 @@ pub struct ValidSet {
     pub maintenance_timeout: Option<i64>,
     /// Who the set's job pods run as.
     pub mover: MoverPlan,
+    /// The sources read through a snapshot (copyMethod `Snapshot`).
+    pub snapshots: Vec<SnapshotSource>,
 }
 
 fn access_modes(pvc: &PersistentVolumeClaim) -> Vec<String> {
@@ -81,7 +84,11 @@ pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
     credentials(set, refs, &mount)?;
     storage_ready(storage)?;
     let schedule = schedule(set, refs)?;
-    let Sources { each, node } = sources(set, refs)?;
+    let Sources {
+        each,
+        node,
+        snapshots,
+    } = sources(set, refs)?;
     let node_tolerations = node
         .as_deref()
         .map(|n| claim_tolerations(set, refs, n))
@@ -112,6 +119,7 @@ pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
         compression,
         backup_timeout: timeout(&timeouts.backup, "backup")?,
         maintenance_timeout: timeout(&timeouts.maintenance, "maintenance")?,
+        snapshots,
         mover,
     })
 }
@@ -330,14 +338,47 @@ fn schedule(set: &BackupSet, refs: &Refs) -> Result<Option<ValidSchedule>, Probl
 struct Sources {
     each: Vec<(PodSource, SourcePlan)>,
     node: Option<String>,
+    snapshots: Vec<SnapshotSource>,
+}
+
+/// A `Snapshot` source as its claim says (its class must exist).
+fn snapshot_source(name: &str, p: &PvcSource, refs: &Refs) -> Result<SnapshotSource, Problem> {
+    let class = p.volume_snapshot_class_name.clone().unwrap_or_default();
+    if refs.snapshot_classes.get(&class) != Some(&true) {
+        return Err(Problem::new(
+            "VolumeSnapshotClassNotFound",
+            format!(
+                "source {name}: VolumeSnapshotClass {class} does not exist (or the cluster \
+                 serves no snapshot API: it needs the snapshot CRDs and controller of \
+                 kubernetes-csi/external-snapshotter and a CSI driver with snapshots); \
+                 `kubectl get volumesnapshotclass` lists the classes"
+            ),
+        )
+        .recheck(RECHECK));
+    }
+    let spec = refs.claims.get(&p.claim_name).and_then(|c| c.spec.as_ref());
+    Ok(SnapshotSource {
+        source: name.to_owned(),
+        claim: p.claim_name.clone(),
+        class,
+        storage_class: spec.and_then(|s| s.storage_class_name.clone()),
+        size: spec
+            .and_then(|s| s.resources.as_ref())
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get("storage").cloned()),
+    })
 }
 
 fn sources(set: &BackupSet, refs: &Refs) -> Result<Sources, Problem> {
     let mut sources = Vec::new();
     let mut nodes: Vec<(String, String)> = Vec::new();
+    let mut snapshots = Vec::new();
     for s in &set.spec.sources {
         if let Some(p) = &s.persistent_volume_claim {
-            if let Some(node) = claim_node(&s.name, p, refs)? {
+            if p.snapshot() {
+                // Read from a new claim: no place beside the application needed.
+                snapshots.push(snapshot_source(&s.name, p, refs)?);
+            } else if let Some(node) = claim_node(&s.name, p, refs)? {
                 nodes.push((s.name.clone(), node));
             }
             sources.push((
@@ -396,6 +437,7 @@ fn sources(set: &BackupSet, refs: &Refs) -> Result<Sources, Problem> {
     Ok(Sources {
         each: sources,
         node: nodes.first().map(|(_, n)| n.clone()),
+        snapshots,
     })
 }
 

@@ -22,72 +22,67 @@ use crate::operator::error::Error;
 use crate::operator::event_reason::EventReason;
 use crate::operator::job_view::JobView;
 use crate::operator::metrics::HookLabels;
-use crate::operator::names::ANNOTATION_FAILURE;
 use plan::{Step, Target};
 use state::{ANNOTATION_HOOK_RESULTS, ANNOTATION_HOOKS, HookState};
 
 /// What running `pre` came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Pre {
-    /// The Job was released.
-    Released,
-    /// A `pre` command failed (or an earlier `pre` was cut short): `post` ran, the Job is
-    /// marked failed with this message and never runs.
-    Failed(String),
+pub struct PreRan {
+    /// Every result so far.
+    pub results: Vec<HookResult>,
+    /// Why the run must stop, if it must (a `pre` command failed, or an earlier `pre` was
+    /// cut short by a restart): `post` is owed now.
+    pub stop: Option<String>,
 }
 
-/// Run `pre` for the set's held Job `job`, then release it, or, when a `pre` command stops
-/// the run, run `post` and mark the Job failed.
-pub async fn pre_then_release(ctx: &Context, set: &BackupSet, job: &JobView) -> Result<Pre, Error> {
+/// Run `pre` for the set's held Job `job`, marked `Pre` on it first so that a controller
+/// that restarts meanwhile knows `post` is owed. A Job found marked `Pre` already was cut
+/// short that way: what its `pre` did is unknown, so the run stops.
+pub async fn pre(ctx: &Context, set: &BackupSet, job: &JobView) -> Result<PreRan, Error> {
     let hooks = &set.spec.hooks;
     let mut results = job.hook_results.clone();
-    let stop = if job.hooks == Some(HookState::Pre) {
-        // The controller stopped while `pre` ran: what it did is unknown, so undo it.
-        Some(
-            "the controller stopped while the pre hooks ran; the post hooks ran, and the run \
-             is failed rather than started without knowing what pre did"
-                .to_owned(),
-        )
-    } else {
-        mark(ctx, set, &job.name, HookState::Pre, &results, json!({})).await?;
-        let pods = targets(ctx, set).await?;
-        for step in plan::steps(hooks, HookPhase::Pre, &pods) {
-            results.push(run(ctx, set, &step).await);
-            if plan::stops_the_run(hooks, &results).is_some() {
-                break;
-            }
-        }
-        plan::stops_the_run(hooks, &results)
-    };
-    announce(ctx, set, &job.name, HookPhase::Pre, &results).await;
-    match stop {
-        None => {
-            mark(
-                ctx,
-                set,
-                &job.name,
-                HookState::Released,
-                &results,
-                json!({"spec": {"suspend": false}}),
-            )
-            .await?;
-            Ok(Pre::Released)
-        }
-        Some(why) => {
-            let results = post_steps(ctx, set, results).await?;
-            announce(ctx, set, &job.name, HookPhase::Post, &results).await;
-            mark(
-                ctx,
-                set,
-                &job.name,
-                HookState::Failed,
-                &results,
-                json!({"metadata": {"annotations": {ANNOTATION_FAILURE: why}}}),
-            )
-            .await?;
-            Ok(Pre::Failed(why))
+    if job.hooks == Some(HookState::Pre) {
+        return Ok(PreRan {
+            results,
+            stop: Some(
+                "the controller stopped while the pre hooks ran; the post hooks ran, and the \
+                 run is failed rather than started without knowing what pre did"
+                    .to_owned(),
+            ),
+        });
+    }
+    mark(ctx, set, &job.name, HookState::Pre, &results, json!({})).await?;
+    let pods = targets(ctx, set).await?;
+    for step in plan::steps(hooks, HookPhase::Pre, &pods) {
+        results.push(run(ctx, set, &step).await);
+        if plan::stops_the_run(hooks, &results).is_some() {
+            break;
         }
     }
+    announce(ctx, set, &job.name, HookPhase::Pre, &results).await;
+    let stop = plan::stops_the_run(hooks, &results);
+    Ok(PreRan { results, stop })
+}
+
+/// Run `post` now for the set's Job `job` (a failed `pre`, or snapshots cut): `results`
+/// with post's added. The caller records them.
+pub async fn post_now(
+    ctx: &Context,
+    set: &BackupSet,
+    job: &str,
+    results: Vec<HookResult>,
+) -> Result<Vec<HookResult>, Error> {
+    let results = post_steps(ctx, set, results).await?;
+    announce(ctx, set, job, HookPhase::Post, &results).await;
+    Ok(results)
+}
+
+/// The annotations that record `state` and `results` on a Job, for the caller's patch.
+pub fn annotations(hook_state: HookState, results: &[HookResult]) -> serde_json::Value {
+    json!({
+        ANNOTATION_HOOKS: hook_state.as_str(),
+        ANNOTATION_HOOK_RESULTS: state::encode(results),
+    })
 }
 
 /// Run `post` for the set's ended Job `job` whose `pre` ran, and keep the results on it:
@@ -243,8 +238,7 @@ async fn mark(
     mut more: serde_json::Value,
 ) -> Result<(), Error> {
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &set.namespace().unwrap_or_default());
-    more["metadata"]["annotations"][ANNOTATION_HOOKS] = json!(hook_state.as_str());
-    more["metadata"]["annotations"][ANNOTATION_HOOK_RESULTS] = json!(state::encode(results));
+    more["metadata"]["annotations"] = annotations(hook_state, results);
     jobs.patch(job, &PatchParams::default(), &Patch::Merge(more))
         .await
         .map_err(Error::api(format!("recording the hooks of job {job}")))?;

@@ -20,6 +20,9 @@ fn job(name: &str, op: &str, ending: Option<Ending>) -> JobView {
         mover: Some("restricted uid 1000 gid 1000 (from pod app-0)".into()),
         hooks: None,
         hook_results: vec![],
+        copy: None,
+        snapshots: vec![],
+        uid: String::new(),
     }
 }
 

@@ -1,0 +1,171 @@
+//! Releasing the set's own held backup when its turn comes: `pre` hooks, then the
+//! snapshots of its `Snapshot` sources (waited for over several reconciles), then `post`
+//! hooks once they are cut, the temporary claims made from them, and the Job released. A
+//! failed `pre` or snapshot runs `post` and marks the Job failed: it never runs. Every step
+//! is recorded on the Job before the next, so a controller that restarts picks up where
+//! it stood.
+
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::{Value, json};
+
+use super::validate::ValidSet;
+use crate::api::BackupSet;
+use crate::api::hook::HookResult;
+use crate::operator::context::Context;
+use crate::operator::error::Error;
+use crate::operator::event_reason::EventReason;
+use crate::operator::hooks::{self, state::HookState};
+use crate::operator::job_view::JobView;
+use crate::operator::names::ANNOTATION_FAILURE;
+use crate::operator::plan::queue::JobState;
+use crate::operator::snapshots::objects::Verdict;
+use crate::operator::snapshots::state::{ANNOTATION_COPY, ANNOTATION_SNAPSHOTS, CopyState};
+use crate::operator::snapshots::{self, state as copy_state};
+
+/// Take the held Job `job` one step on; where it stands after.
+pub(super) async fn release(
+    ctx: &Context,
+    set: &BackupSet,
+    valid: &ValidSet,
+    job: &JobView,
+) -> Result<JobState, Error> {
+    if job.copy == Some(CopyState::Snapshotting) {
+        return snapshots_cut(ctx, set, valid, job).await;
+    }
+    let mut results = job.hook_results.clone();
+    if job.hooks.is_some() {
+        let ran = hooks::pre(ctx, set, job).await?;
+        results = ran.results;
+        if let Some(why) = ran.stop {
+            let results = hooks::post_now(ctx, set, &job.name, results).await?;
+            let mut ann = hooks::annotations(HookState::Failed, &results);
+            ann[ANNOTATION_FAILURE] = json!(why);
+            patch(
+                ctx,
+                set,
+                &job.name,
+                json!({"metadata": {"annotations": ann}}),
+            )
+            .await?;
+            return Ok(JobState::Done);
+        }
+    }
+    let hook_ann = || {
+        job.hooks
+            .map(|_| hooks::annotations(HookState::Released, &results))
+            .unwrap_or_else(|| json!({}))
+    };
+    if job.copy.is_some() && !valid.snapshots.is_empty() {
+        let ns = set.namespace().unwrap_or_default();
+        let owner = snapshots::owner(&job.name, &job.uid);
+        snapshots::take(ctx, &ns, &valid.snapshots, &owner).await?;
+        let mut ann = hook_ann();
+        ann[ANNOTATION_COPY] = json!(CopyState::Snapshotting.as_str());
+        patch(
+            ctx,
+            set,
+            &job.name,
+            json!({"metadata": {"annotations": ann}}),
+        )
+        .await?;
+        return Ok(JobState::Waiting);
+    }
+    patch(
+        ctx,
+        set,
+        &job.name,
+        json!({"metadata": {"annotations": hook_ann()}, "spec": {"suspend": false}}),
+    )
+    .await?;
+    Ok(JobState::Active)
+}
+
+/// The Job's snapshots were asked for: when all are ready, `post` (they are cut), the
+/// temporary claims, and the Job released; a failed one fails the run.
+async fn snapshots_cut(
+    ctx: &Context,
+    set: &BackupSet,
+    valid: &ValidSet,
+    job: &JobView,
+) -> Result<JobState, Error> {
+    let ns = set.namespace().unwrap_or_default();
+    let verdict = snapshots::look(ctx, &ns, &job.name, &valid.snapshots, ctx.now()).await?;
+    if verdict == Verdict::Wait {
+        return Ok(JobState::Waiting);
+    }
+    // Cut (or failed): what `pre` froze may thaw.
+    let results = post_if_owed(ctx, set, job).await?;
+    let mut ann = job
+        .hooks
+        .map(|_| hooks::annotations(HookState::Done, &results))
+        .unwrap_or_else(|| json!({}));
+    let object = set.object_ref(&());
+    match verdict {
+        Verdict::Ready(ready) => {
+            let owner = snapshots::owner(&job.name, &job.uid);
+            snapshots::claims(ctx, &ns, &valid.snapshots, &owner, &ready).await?;
+            let taken: Vec<_> = ready.into_iter().map(|(t, _)| t).collect();
+            ann[ANNOTATION_COPY] = json!(CopyState::Ready.as_str());
+            ann[ANNOTATION_SNAPSHOTS] = json!(copy_state::encode(&taken));
+            patch(
+                ctx,
+                set,
+                &job.name,
+                json!({"metadata": {"annotations": ann}, "spec": {"suspend": false}}),
+            )
+            .await?;
+            let list: Vec<String> = taken.iter().map(|t| t.volume_snapshot.clone()).collect();
+            ctx.event(
+                &object,
+                EventReason::SnapshotsReady,
+                "Snapshot",
+                format!(
+                    "job {} reads {} through a temporary claim each",
+                    job.name,
+                    list.join(", ")
+                ),
+            )
+            .await;
+            Ok(JobState::Active)
+        }
+        Verdict::Fail(why) => {
+            ann[ANNOTATION_COPY] = json!(CopyState::Failed.as_str());
+            ann[ANNOTATION_FAILURE] = json!(why);
+            patch(
+                ctx,
+                set,
+                &job.name,
+                json!({"metadata": {"annotations": ann}}),
+            )
+            .await?;
+            snapshots::clean(ctx, &ns, &job.name).await?;
+            ctx.event(&object, EventReason::SnapshotFailed, "Snapshot", why)
+                .await;
+            Ok(JobState::Done)
+        }
+        Verdict::Wait => Ok(JobState::Waiting),
+    }
+}
+
+/// `post` when the Job's `pre` ran and its `post` has not: every result of the run.
+async fn post_if_owed(
+    ctx: &Context,
+    set: &BackupSet,
+    job: &JobView,
+) -> Result<Vec<HookResult>, Error> {
+    if job.hooks.is_some_and(HookState::owes_post) {
+        hooks::post_now(ctx, set, &job.name, job.hook_results.clone()).await
+    } else {
+        Ok(job.hook_results.clone())
+    }
+}
+
+async fn patch(ctx: &Context, set: &BackupSet, job: &str, body: Value) -> Result<(), Error> {
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &set.namespace().unwrap_or_default());
+    jobs.patch(job, &PatchParams::default(), &Patch::Merge(body))
+        .await
+        .map_err(Error::api(format!("recording the progress of job {job}")))?;
+    Ok(())
+}

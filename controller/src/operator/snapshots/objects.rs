@@ -1,0 +1,337 @@
+//! The objects a snapshot read makes (a VolumeSnapshot per source, a temporary claim from
+//! it) and what their status says (pure, table-tested).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use serde_json::json;
+
+use crate::api::backup_set::SnapshotTaken;
+
+use super::state::object_name;
+
+/// How long a snapshot may take to be ready before the run fails with what the driver
+/// says.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The snapshot API's VolumeSnapshot.
+pub fn volume_snapshot_resource() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "snapshot.storage.k8s.io",
+        "v1",
+        "VolumeSnapshot",
+    ))
+}
+
+/// The snapshot API's VolumeSnapshotClass (cluster-scoped).
+pub fn volume_snapshot_class_resource() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "snapshot.storage.k8s.io",
+        "v1",
+        "VolumeSnapshotClass",
+    ))
+}
+
+/// A source read through a snapshot, as the set's spec and its claim say.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotSource {
+    pub source: String,
+    pub claim: String,
+    pub class: String,
+    /// The claim's StorageClass: the temporary claim's too.
+    pub storage_class: Option<String>,
+    /// The claim's requested size: the temporary claim's at least.
+    pub size: Option<Quantity>,
+}
+
+/// What every object of a Job's snapshot read carries: owned by the Job (deleted with it
+/// at the latest) and labelled with it.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub job: String,
+    pub reference: OwnerReference,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The VolumeSnapshot of `s` for the Job.
+pub fn volume_snapshot(s: &SnapshotSource, owner: &Owner) -> DynamicObject {
+    let mut o = DynamicObject::new(
+        &object_name(&owner.job, &s.source),
+        &volume_snapshot_resource(),
+    );
+    o.metadata.labels = Some(owner.labels.clone());
+    o.metadata.owner_references = Some(vec![owner.reference.clone()]);
+    o.data = json!({"spec": {
+        "volumeSnapshotClassName": s.class,
+        "source": {"persistentVolumeClaimName": s.claim},
+    }});
+    o
+}
+
+/// The temporary claim made from the ready snapshot of `s` (`restore_size` its size when
+/// the driver says so: a claim from a snapshot may not be smaller).
+pub fn temporary_claim(
+    s: &SnapshotSource,
+    owner: &Owner,
+    restore_size: Option<&Quantity>,
+) -> PersistentVolumeClaim {
+    let name = object_name(&owner.job, &s.source);
+    let size = restore_size
+        .or(s.size.as_ref())
+        .cloned()
+        .unwrap_or_else(|| Quantity("1Gi".into()));
+    let mut claim: PersistentVolumeClaim = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": size}},
+            "dataSource": {"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": name},
+        },
+    }))
+    .unwrap_or_default();
+    claim.metadata.labels = Some(owner.labels.clone());
+    claim.metadata.owner_references = Some(vec![owner.reference.clone()]);
+    if let Some(spec) = claim.spec.as_mut() {
+        spec.storage_class_name = s.storage_class.clone();
+    }
+    claim
+}
+
+/// Where one VolumeSnapshot stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Readiness {
+    Ready {
+        creation_time: Option<Time>,
+        restore_size: Option<Quantity>,
+    },
+    Waiting,
+    /// The snapshot controller or the driver said why not.
+    Failed(String),
+}
+
+/// What a VolumeSnapshot's status says.
+pub fn readiness(o: &DynamicObject) -> Readiness {
+    let status = &o.data["status"];
+    if let Some(message) = status["error"]["message"].as_str() {
+        return Readiness::Failed(message.to_owned());
+    }
+    if status["readyToUse"].as_bool() == Some(true) {
+        return Readiness::Ready {
+            creation_time: serde_json::from_value(status["creationTime"].clone()).ok(),
+            restore_size: serde_json::from_value(status["restoreSize"].clone()).ok(),
+        };
+    }
+    Readiness::Waiting
+}
+
+/// What the Job's snapshots come to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Every one is ready: the sources and the instant each holds, and their sizes.
+    Ready(Vec<(SnapshotTaken, Option<Quantity>)>),
+    Wait,
+    Fail(String),
+}
+
+/// The verdict on the snapshots of `sources` (`found` by source; a missing one was deleted
+/// by someone), taken at `since` (`None`: not known, no timeout), at `now`.
+pub fn verdict(
+    job: &str,
+    sources: &[SnapshotSource],
+    found: &BTreeMap<String, Readiness>,
+    since: Option<Timestamp>,
+    now: Timestamp,
+) -> Verdict {
+    let mut ready = Vec::new();
+    let mut waiting = Vec::new();
+    for s in sources {
+        let name = object_name(job, &s.source);
+        match found.get(&s.source) {
+            None => {
+                return Verdict::Fail(format!(
+                    "the VolumeSnapshot {name} of source {} is gone before the backup read it",
+                    s.source
+                ));
+            }
+            Some(Readiness::Failed(why)) => {
+                return Verdict::Fail(format!(
+                    "the VolumeSnapshot {name} of claim {} (class {}) failed: {why}",
+                    s.claim, s.class
+                ));
+            }
+            Some(Readiness::Waiting) => waiting.push(name),
+            Some(Readiness::Ready {
+                creation_time,
+                restore_size,
+            }) => ready.push((
+                SnapshotTaken {
+                    source: s.source.clone(),
+                    volume_snapshot: name,
+                    creation_time: creation_time.clone(),
+                },
+                restore_size.clone(),
+            )),
+        }
+    }
+    if waiting.is_empty() {
+        return Verdict::Ready(ready);
+    }
+    let late = since.is_some_and(|t| {
+        Duration::try_from(now.duration_since(t)).unwrap_or_default() >= READY_TIMEOUT
+    });
+    if late {
+        return Verdict::Fail(format!(
+            "the VolumeSnapshot(s) {} were not ready after {} minutes: see `kubectl describe \
+             volumesnapshot` and the CSI driver's snapshotter logs",
+            waiting.join(", "),
+            READY_TIMEOUT.as_secs() / 60
+        ));
+    }
+    Verdict::Wait
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(name: &str) -> SnapshotSource {
+        SnapshotSource {
+            source: name.into(),
+            claim: format!("{name}-claim"),
+            class: "btrfs".into(),
+            storage_class: Some("fast".into()),
+            size: Some(Quantity("2Gi".into())),
+        }
+    }
+
+    fn ready(t: &str) -> Readiness {
+        Readiness::Ready {
+            creation_time: Some(Time(t.parse().unwrap())),
+            restore_size: Some(Quantity("3Gi".into())),
+        }
+    }
+
+    #[test]
+    fn the_snapshots_are_ready_together_fail_with_the_drivers_words_or_after_the_timeout() {
+        let sources = [source("db"), source("files")];
+        let t0: Timestamp = "2026-12-07T10:00:00Z".parse().unwrap();
+        let found = |db: Readiness, files: Option<Readiness>| {
+            let mut m = BTreeMap::from([("db".to_owned(), db)]);
+            if let Some(f) = files {
+                m.insert("files".into(), f);
+            }
+            m
+        };
+        let v = verdict(
+            "j",
+            &sources,
+            &found(
+                ready("2026-12-07T10:00:01Z"),
+                Some(ready("2026-12-07T10:00:01Z")),
+            ),
+            Some(t0),
+            t0,
+        );
+        let Verdict::Ready(taken) = v else {
+            panic!("{v:?}")
+        };
+        assert_eq!(taken[0].0.volume_snapshot, "j-db");
+        assert_eq!(taken[1].1, Some(Quantity("3Gi".into())));
+        assert_eq!(
+            verdict(
+                "j",
+                &sources,
+                &found(ready("2026-12-07T10:00:01Z"), Some(Readiness::Waiting)),
+                Some(t0),
+                t0
+            ),
+            Verdict::Wait
+        );
+        let late = t0 + jiff::SignedDuration::from_secs(601);
+        let Verdict::Fail(why) = verdict(
+            "j",
+            &sources,
+            &found(Readiness::Waiting, Some(Readiness::Waiting)),
+            Some(t0),
+            late,
+        ) else {
+            panic!()
+        };
+        assert!(
+            why.contains("j-db, j-files were not ready after 10 minutes"),
+            "{why}"
+        );
+        let Verdict::Fail(why) = verdict(
+            "j",
+            &sources,
+            &found(Readiness::Failed("no space".into()), None),
+            Some(t0),
+            t0,
+        ) else {
+            panic!()
+        };
+        assert!(
+            why.contains("claim db-claim (class btrfs) failed: no space"),
+            "{why}"
+        );
+        let Verdict::Fail(why) = verdict(
+            "j",
+            &sources,
+            &found(ready("2026-12-07T10:00:01Z"), None),
+            Some(t0),
+            t0,
+        ) else {
+            panic!()
+        };
+        assert!(why.contains("is gone"), "{why}");
+    }
+
+    #[test]
+    fn a_temporary_claim_is_made_from_its_snapshot_in_the_claims_class_at_the_restore_size() {
+        let owner = Owner {
+            job: "shop-backup-x".into(),
+            reference: OwnerReference {
+                api_version: "batch/v1".into(),
+                kind: "Job".into(),
+                name: "shop-backup-x".into(),
+                uid: "u".into(),
+                ..OwnerReference::default()
+            },
+            labels: BTreeMap::from([("holdfast.io/job".to_owned(), "shop-backup-x".to_owned())]),
+        };
+        let s = source("db");
+        let snap = volume_snapshot(&s, &owner);
+        assert_eq!(snap.metadata.name.as_deref(), Some("shop-backup-x-db"));
+        assert_eq!(
+            snap.data["spec"]["source"]["persistentVolumeClaimName"],
+            "db-claim"
+        );
+        assert_eq!(snap.data["spec"]["volumeSnapshotClassName"], "btrfs");
+        let claim = temporary_claim(&s, &owner, Some(&Quantity("3Gi".into())));
+        let spec = claim.spec.unwrap();
+        assert_eq!(spec.storage_class_name.as_deref(), Some("fast"));
+        assert_eq!(spec.data_source.unwrap().name, "shop-backup-x-db");
+        assert_eq!(
+            spec.resources.unwrap().requests.unwrap()["storage"],
+            Quantity("3Gi".into())
+        );
+        assert_eq!(claim.metadata.owner_references.unwrap()[0].kind, "Job");
+        let ready_status: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+            "metadata": {"name": "x"},
+            "status": {"readyToUse": true, "creationTime": "2026-12-07T10:00:01Z", "restoreSize": "1Gi"}}))
+        .unwrap();
+        assert_eq!(
+            readiness(&ready_status),
+            Readiness::Ready {
+                creation_time: Some(Time("2026-12-07T10:00:01Z".parse().unwrap())),
+                restore_size: Some(Quantity("1Gi".into()))
+            }
+        );
+    }
+}
