@@ -53,7 +53,7 @@ finish() {
     mkdir -p "$keep"
     kubectl_bin="$(bash e2e/build.sh 2>/dev/null | tail -n 1)/kubectl"
     KUBECONFIG="$dir/kubeconfig" "$kubectl_bin" get \
-      nodes,namespaces,pods,jobs,persistentvolumes,persistentvolumeclaims,events,backupsets,storagesets,schedules,restores \
+      nodes,namespaces,pods,jobs,persistentvolumes,persistentvolumeclaims,volumesnapshots,volumesnapshotcontents,events,backupsets,storagesets,schedules,restores \
       -A -o yaml >"$keep/objects.yaml" 2>&1 || true
     cp -r "$dir/logs" "$keep/logs" 2>/dev/null || true
     # shellcheck disable=SC1091

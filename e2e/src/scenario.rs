@@ -141,6 +141,15 @@ impl Shop {
     /// GitOps tool re-applies the whole object), and wait for the run that follows to end;
     /// its `lastRun`.
     pub async fn run(&self, extra: &str, token: &str, level: &str) -> Value {
+        self.run_with(&set_manifest(&format!(
+            "{extra}  manualRun: {{token: {token}, level: {level}}}\n"
+        )))
+        .await
+    }
+
+    /// Apply `manifests` (a set `shop` with a new manual token) and wait for the run that
+    /// follows to end; its `lastRun`.
+    pub async fn run_with(&self, manifests: &str) -> Value {
         let mut before: BTreeSet<String> = self.jobs().await.into_iter().collect();
         // The last run's Job may be gone already (a run whose pre hook failed, an abort).
         if let Some(job) = self.get("BackupSet", "shop").await.and_then(|o| {
@@ -150,9 +159,7 @@ impl Shop {
         }) {
             before.insert(job);
         }
-        self.apply(&set_manifest(&format!(
-            "{extra}  manualRun: {{token: {token}, level: {level}}}\n"
-        )));
+        self.apply(manifests);
         self.next_run(&before).await
     }
 

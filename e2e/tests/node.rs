@@ -948,19 +948,40 @@ async fn a_snapshot_source_is_read_at_one_instant_between_pre_and_post_and_leave
     assert_eq!(read("post-hook"), None, "post ran after the snapshot");
 
     // Nothing of the run is left: its VolumeSnapshot and temporary claim are deleted.
+    let leftovers = [
+        "get",
+        "volumesnapshots,persistentvolumeclaims",
+        "-n",
+        &shop.ns,
+        "-l",
+        "holdfast.io/job",
+        "-o",
+        "name",
+    ];
     kubectl_until(
         &c,
-        &[
-            "get",
-            "volumesnapshots,persistentvolumeclaims",
-            "-n",
-            &shop.ns,
-            "-l",
-            "holdfast.io/job",
-            "-o",
-            "name",
-        ],
+        &leftovers,
         "the run's snapshot and temporary claim to be deleted",
+        SOON,
+        |o| o.trim().is_empty(),
+    )
+    .await;
+
+    // A snapshot the driver refuses fails the run with its words; post still runs, and
+    // nothing is left.
+    let last = shop.run_with(&set("holdfast-btrfs-failing", "three")).await;
+    assert_eq!(last["phase"], "Failed", "{last:#}");
+    let message = last["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("failed") && message.contains("asks this test driver to fail"),
+        "{message}"
+    );
+    let phases: Vec<_> = hook_results(&last).into_iter().map(|h| h.1).collect();
+    assert_eq!(phases, ["Pre", "Post"], "{last:#}");
+    kubectl_until(
+        &c,
+        &leftovers,
+        "the failed run's snapshot to be deleted",
         SOON,
         |o| o.trim().is_empty(),
     )

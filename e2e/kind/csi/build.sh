@@ -17,9 +17,12 @@ source "$here/../engine.sh"
 SNAPSHOTTER_VERSION=8.7.0
 PROVISIONER_VERSION=6.4.0
 cache="${HOLDFAST_E2E_CACHE:-$HOME/.cache/holdfast-e2e}"
+# The driver by its own sources; the sidecars by their versions alone (a change to the
+# driver does not rebuild them).
 key="$( (echo "$SNAPSHOTTER_VERSION $PROVISIONER_VERSION"
   cat "$here/go.sum" "$here/go.mod" "$here/main.go" "$here/build.sh") | sha256sum | cut -c1-12)"
 out="$cache/csi-$key"
+sidecars="$cache/csi-sidecars-snapshotter-$SNAPSHOTTER_VERSION-provisioner-$PROVISIONER_VERSION"
 driver_image="holdfast-e2e/csi-btrfs:$key"
 snapshotter_image="holdfast-e2e/csi-snapshotter:v$SNAPSHOTTER_VERSION"
 controller_image="holdfast-e2e/snapshot-controller:v$SNAPSHOTTER_VERSION"
@@ -56,7 +59,7 @@ module_dir() {
   fi
   echo "$dir"
 }
-mkdir -p "$out/bin" "$out/crds" "$out/rbac"
+mkdir -p "$out/bin" "$out/crds" "$out/rbac" "$sidecars"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 snap_dir="$(module_dir "github.com/kubernetes-csi/external-snapshotter/v8@v$SNAPSHOTTER_VERSION")"
@@ -67,19 +70,20 @@ if [ ! -x "$out/bin/csi-btrfs" ]; then
   echo "building the btrfs test CSI driver…" >&2
   (cd "$here" && eval "GOFLAGS=-mod=readonly $build -o '$out/bin/csi-btrfs' .")
 fi
-if [ ! -x "$out/bin/csi-snapshotter" ] || [ ! -x "$out/bin/snapshot-controller" ]; then
+if [ ! -x "$sidecars/csi-snapshotter" ] || [ ! -x "$sidecars/snapshot-controller" ]; then
   echo "building the snapshot controller and CSI snapshotter $SNAPSHOTTER_VERSION (about 4 minutes cold)…" >&2
   cp -r "$snap_dir" "$work/snap"
   cp -r "$client_dir" "$work/snap/client"
   chmod -R u+w "$work/snap"
-  (cd "$work/snap" && eval "GOFLAGS=-mod=mod $build -o '$out/bin/' ./cmd/csi-snapshotter ./cmd/snapshot-controller")
+  (cd "$work/snap" && eval "GOFLAGS=-mod=mod $build -o '$sidecars/' ./cmd/csi-snapshotter ./cmd/snapshot-controller")
 fi
-if [ ! -x "$out/bin/csi-provisioner" ]; then
+if [ ! -x "$sidecars/csi-provisioner" ]; then
   echo "building the CSI provisioner $PROVISIONER_VERSION (about 4 minutes cold)…" >&2
   cp -r "$prov_dir" "$work/prov"
   chmod -R u+w "$work/prov"
-  (cd "$work/prov" && eval "GOFLAGS=-mod=mod $build -o '$out/bin/' ./cmd/csi-provisioner")
+  (cd "$work/prov" && eval "GOFLAGS=-mod=mod $build -o '$sidecars/' ./cmd/csi-provisioner")
 fi
+cp "$sidecars/csi-snapshotter" "$sidecars/snapshot-controller" "$sidecars/csi-provisioner" "$out/bin/"
 cp "$client_dir"/config/crd/*.storage.k8s.io_*.yaml "$out/crds/"
 cp "$snap_dir/deploy/kubernetes/snapshot-controller/rbac-snapshot-controller.yaml" \
   "$snap_dir/deploy/kubernetes/csi-snapshotter/rbac-csi-snapshotter.yaml" "$out/rbac/"

@@ -35,6 +35,8 @@ import (
 const (
 	driverName  = "btrfs.csi.e2e.holdfast.io"
 	topologyKey = "topology.btrfs.csi.e2e.holdfast.io/node"
+	// A VolumeSnapshotClass parameter: its snapshots fail.
+	failParameter = "e2e.holdfast.io/fail"
 )
 
 // The btrfs ioctls used, from linux/btrfs.h: _IOW(0x94, nr, struct btrfs_ioctl_vol_args),
@@ -253,6 +255,12 @@ func (d *driver) snapshot(sid string) (*csi.Snapshot, error) {
 }
 
 func (d *driver) CreateSnapshot(_ context.Context, req *csi.CreateSnapshotRequest) (*csi.CreateSnapshotResponse, error) {
+	if req.GetParameters()[failParameter] != "" {
+		// For the scenarios: a snapshot the driver refuses for good (a final error: a retried
+		// one, such as ResourceExhausted, keeps the snapshot being created, and its
+		// deletion waits for the retries).
+		return nil, status.Errorf(codes.FailedPrecondition, "refused: the VolumeSnapshotClass asks this test driver to fail (%s)", failParameter)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	sid := id("s-", req.GetName())
