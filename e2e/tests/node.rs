@@ -754,6 +754,48 @@ async fn hooks_run_in_the_applications_pod_pre_before_the_read_and_post_after_it
         shop.ctl.metric(&series("pre", "timed_out")).await,
         Some(1.0)
     );
+
+    // An aborted run gets its post too: a dump that hangs until told, stopped on request.
+    let link = c.link().await;
+    let hanging = command_set(
+        &c,
+        &format!(
+            "head -c 1000 /dev/zero; {}; {}",
+            link.raise_cmd("started"),
+            link.wait_cmd("go")
+        ),
+        &hooked("true", ""),
+    );
+    let mut before: BTreeSet<String> = shop.jobs().await.into_iter().collect();
+    before.insert(last["job"].as_str().unwrap_or_default().to_owned());
+    shop.apply(&format!(
+        "{hanging}  manualRun: {{token: five, level: full}}\n"
+    ));
+    link.wait_raised("started", "the dump never started", RUN)
+        .await;
+    c.kubectl_ok(
+        &[
+            "annotate",
+            "-n",
+            &shop.ns,
+            "backupset",
+            "shop",
+            "holdfast.io/abort=stop-1",
+        ],
+        None,
+    );
+    let last = shop.next_run(&before).await;
+    link.raise("go");
+    assert_eq!(last["phase"], "Aborted", "{last:#}");
+    assert_eq!(
+        hook_results(&last),
+        [
+            s("mark", "Pre", "Succeeded", "db"),
+            s("mark", "Post", "Succeeded", "db")
+        ],
+        "{last:#}"
+    );
+    assert_eq!(post_marks(), 4, "post ran after the abort");
 }
 
 /// Poll `kubectl <args>` until its output satisfies `done` (at most `timeout`); the output.
