@@ -1028,4 +1028,56 @@ async fn a_snapshot_source_is_read_at_one_instant_between_pre_and_post_and_leave
         |o| o.trim().is_empty(),
     )
     .await;
+
+    // The set deleted in the middle of a run (a dump beside the snapshot hangs until told):
+    // the run is stopped, its snapshot and temporary claim are deleted, and the set goes.
+    let link = c.link().await;
+    let dump = format!(
+        "  - name: dump\n    command: {{image: {}, command: [sh, -c], args: [{:?}]}}\n  encryption:",
+        c.shell_image,
+        format!(
+            "head -c 1000 /dev/zero; {}; {}",
+            link.raise_cmd("started"),
+            link.wait_cmd("go")
+        )
+    );
+    shop.apply(&set("holdfast-btrfs", "four").replacen("  encryption:", &dump, 1));
+    link.wait_raised("started", "the run never started", RUN)
+        .await;
+    kubectl_until(
+        &c,
+        &leftovers,
+        "the running backup's temporary claim",
+        SOON,
+        |o| o.contains("persistentvolumeclaim/"),
+    )
+    .await;
+    c.kubectl_ok(
+        &[
+            "delete",
+            "backupset",
+            "shop",
+            "-n",
+            &shop.ns,
+            "--wait=false",
+        ],
+        None,
+    );
+    kubectl_until(
+        &c,
+        &["get", "backupsets", "-n", &shop.ns, "-o", "name"],
+        "the set to go",
+        RUN,
+        |o| o.trim().is_empty(),
+    )
+    .await;
+    link.raise("go");
+    kubectl_until(
+        &c,
+        &leftovers,
+        "the deleted set's snapshot and claim to be deleted",
+        RUN,
+        |o| o.trim().is_empty(),
+    )
+    .await;
 }
