@@ -31,6 +31,18 @@ pub(super) async fn release(
     valid: &ValidSet,
     job: &JobView,
 ) -> Result<JobState, Error> {
+    if job.copy.is_some() && valid.snapshots.is_empty() {
+        // Its pod mounts the temporary claims of sources the set no longer snapshots.
+        return fail(
+            ctx,
+            set,
+            job,
+            "the set's Snapshot sources were changed while this run waited; the next run \
+             reads them as the set now says"
+                .to_owned(),
+        )
+        .await;
+    }
     if job.copy == Some(CopyState::Snapshotting) {
         return snapshots_cut(ctx, set, valid, job).await;
     }
@@ -147,6 +159,31 @@ async fn snapshots_cut(
         }
         Verdict::Wait => Ok(JobState::Waiting),
     }
+}
+
+/// Fail the held Job `job` before it ran: `post` if owed, its snapshots deleted.
+async fn fail(
+    ctx: &Context,
+    set: &BackupSet,
+    job: &JobView,
+    why: String,
+) -> Result<JobState, Error> {
+    let results = post_if_owed(ctx, set, job).await?;
+    let mut ann = job
+        .hooks
+        .map(|_| hooks::annotations(HookState::Done, &results))
+        .unwrap_or_else(|| json!({}));
+    ann[ANNOTATION_COPY] = json!(CopyState::Failed.as_str());
+    ann[ANNOTATION_FAILURE] = json!(why);
+    patch(
+        ctx,
+        set,
+        &job.name,
+        json!({"metadata": {"annotations": ann}}),
+    )
+    .await?;
+    snapshots::clean(ctx, &set.namespace().unwrap_or_default(), &job.name).await?;
+    Ok(JobState::Done)
 }
 
 /// `post` when the Job's `pre` ran and its `post` has not: every result of the run.
