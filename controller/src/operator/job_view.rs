@@ -153,6 +153,15 @@ impl JobView {
         }
     }
 
+    /// As its hooks see it.
+    pub fn hooked(&self) -> super::hooks::Hooked<'_> {
+        super::hooks::Hooked {
+            name: &self.name,
+            state: self.hooks,
+            results: &self.hook_results,
+        }
+    }
+
     /// As the queue sees it.
     pub fn queued(&self) -> QueuedJob {
         QueuedJob {

@@ -198,7 +198,7 @@ async fn settle(ctx: &Context, set: &BackupSet) -> Result<bool, Error> {
             continue;
         }
         if view.hooks.is_some_and(HookState::owes_post) {
-            hooks::post(ctx, set, &view).await?;
+            hooks::post(ctx, set, &view.hooked()).await?;
         }
         if view.copy.is_some() {
             crate::operator::snapshots::clean(ctx, &ns, &view.name).await?;

@@ -153,7 +153,7 @@ async fn absorb_finished(
             continue;
         }
         if view.hooks.is_some_and(HookState::owes_post) {
-            view.hook_results = hooks::post(ctx, set, &view).await?;
+            view.hook_results = hooks::post(ctx, set, &view.hooked()).await?;
         }
         let report = job_control::report(ctx, &ns, &view).await?;
         // Seen by the pod watch: an evicted pod is gone by now.

@@ -48,7 +48,7 @@ pub(super) async fn release(
     }
     let mut results = job.hook_results.clone();
     if job.hooks.is_some() {
-        let ran = hooks::pre(ctx, set, job).await?;
+        let ran = hooks::pre(ctx, set, &job.hooked()).await?;
         results = ran.results;
         if let Some(why) = ran.stop {
             let results = hooks::post_now(ctx, set, &job.name, results).await?;

@@ -20,10 +20,17 @@ use crate::api::hook::{Hook, HookOutcome, HookPhase, HookResult};
 use crate::operator::context::Context;
 use crate::operator::error::Error;
 use crate::operator::event_reason::EventReason;
-use crate::operator::job_view::JobView;
 use crate::operator::metrics::HookLabels;
 use plan::{Step, Target};
 use state::{ANNOTATION_HOOK_RESULTS, ANNOTATION_HOOKS, HookState};
+
+/// A Job as its hooks see it: its name, where its hooks stand, what they did so far.
+#[derive(Debug, Clone, Copy)]
+pub struct Hooked<'a> {
+    pub name: &'a str,
+    pub state: Option<HookState>,
+    pub results: &'a [HookResult],
+}
 
 /// What running `pre` came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,10 +45,10 @@ pub struct PreRan {
 /// Run `pre` for the set's held Job `job`, marked `Pre` on it first so that a controller
 /// that restarts meanwhile knows `post` is owed. A Job found marked `Pre` already was cut
 /// short that way: what its `pre` did is unknown, so the run stops.
-pub async fn pre(ctx: &Context, set: &BackupSet, job: &JobView) -> Result<PreRan, Error> {
+pub async fn pre(ctx: &Context, set: &BackupSet, job: &Hooked<'_>) -> Result<PreRan, Error> {
     let hooks = &set.spec.hooks;
-    let mut results = job.hook_results.clone();
-    if job.hooks == Some(HookState::Pre) {
+    let mut results = job.results.to_vec();
+    if job.state == Some(HookState::Pre) {
         return Ok(PreRan {
             results,
             stop: Some(
@@ -51,7 +58,7 @@ pub async fn pre(ctx: &Context, set: &BackupSet, job: &JobView) -> Result<PreRan
             ),
         });
     }
-    mark(ctx, set, &job.name, HookState::Pre, &results, json!({})).await?;
+    mark(ctx, set, job.name, HookState::Pre, &results, json!({})).await?;
     let pods = targets(ctx, set).await?;
     for step in plan::steps(hooks, HookPhase::Pre, &pods) {
         results.push(run(ctx, set, &step).await);
@@ -59,7 +66,7 @@ pub async fn pre(ctx: &Context, set: &BackupSet, job: &JobView) -> Result<PreRan
             break;
         }
     }
-    announce(ctx, set, &job.name, HookPhase::Pre, &results).await;
+    announce(ctx, set, job.name, HookPhase::Pre, &results).await;
     let stop = plan::stops_the_run(hooks, &results);
     Ok(PreRan { results, stop })
 }
@@ -87,10 +94,14 @@ pub fn annotations(hook_state: HookState, results: &[HookResult]) -> serde_json:
 
 /// Run `post` for the set's ended Job `job` whose `pre` ran, and keep the results on it:
 /// every result of the run, `pre` and `post`, for its record.
-pub async fn post(ctx: &Context, set: &BackupSet, job: &JobView) -> Result<Vec<HookResult>, Error> {
-    let results = post_steps(ctx, set, job.hook_results.clone()).await?;
-    announce(ctx, set, &job.name, HookPhase::Post, &results).await;
-    mark(ctx, set, &job.name, HookState::Done, &results, json!({})).await?;
+pub async fn post(
+    ctx: &Context,
+    set: &BackupSet,
+    job: &Hooked<'_>,
+) -> Result<Vec<HookResult>, Error> {
+    let results = post_steps(ctx, set, job.results.to_vec()).await?;
+    announce(ctx, set, job.name, HookPhase::Post, &results).await;
+    mark(ctx, set, job.name, HookState::Done, &results, json!({})).await?;
     Ok(results)
 }
 
