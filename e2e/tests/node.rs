@@ -1081,3 +1081,46 @@ async fn a_snapshot_source_is_read_at_one_instant_between_pre_and_post_and_leave
     )
     .await;
 }
+
+#[tokio::test]
+#[ignore = "needs real kubelets: bash e2e/kind/run.sh"]
+async fn in_a_restricted_namespace_a_snapshot_source_is_read_by_the_unprivileged_mover_as_the_datas_owner()
+ {
+    let c = kind().await;
+    let _nodes = NODES.read().await;
+    let shop = Shop::new("snaprestricted", Target::S3).await;
+    mark(
+        &shop,
+        "label",
+        "pod-security.kubernetes.io/enforce=restricted",
+    );
+    // The application runs as 1000 and writes a file only its owner may read.
+    apply(
+        &c,
+        &shop.ns,
+        &format!(
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: db}}\nspec:\n  storageClassName: holdfast-btrfs\n  accessModes: [ReadWriteOnce]\n  resources: {{requests: {{storage: 1Gi}}}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: app}}\nspec:\n  securityContext: {{runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000, seccompProfile: {{type: RuntimeDefault}}}}\n  initContainers:\n  - name: own\n    image: {shell}\n    command: [sh, -c, 'mkdir -p /data/d && echo secret > /data/d/private && chmod 600 /data/d/private']\n    securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}\n    volumeMounts: [{{name: data, mountPath: /data}}]\n  containers:\n  - name: app\n    image: {shell}\n    command: [sleep, '3600']\n    securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}\n    volumeMounts: [{{name: data, mountPath: /data}}]\n  volumes: [{{name: data, persistentVolumeClaim: {{claimName: db}}}}]\n",
+            shell = c.shell_image
+        ),
+    );
+    let pods: Api<Pod> = api(&c, &shop.ns);
+    wait_for(&pods, "app", "the application to run", RUN, |p| {
+        (p.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+    let set = "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {name: shop}\nspec:\n  storageSetRef: {name: offsite}\n  sources:\n  - name: db\n    persistentVolumeClaim: {claimName: db, copyMethod: Snapshot, volumeSnapshotClassName: holdfast-btrfs}\n  encryption:\n    keySecretRef: {name: shop-key, key: passphrase}\n  manualRun: {token: one, level: full}\n";
+    let last = shop.run_with(set).await;
+    assert_eq!(last["phase"], "Complete", "{last:#}");
+    assert_eq!(
+        last["mover"], "restricted uid 1000 gid 1000 fsGroup 1000 (from pod app)",
+        "{last:#}"
+    );
+    assert_eq!(last["errors"], 0, "{last:#}");
+    let target = shop.c.dir.join("snaprestricted-restored");
+    let (ok, _, err) = shop.cli(&["restore", "--target", target.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(target.join("d/private")).unwrap(),
+        "secret\n"
+    );
+}
