@@ -1,21 +1,18 @@
 //! A Job as the reconcilers see it: where it stands (waiting, active, done) and how it
 //! ended, read from the Job object alone (pure), and what its pod reported.
 
+use crate::operator::names::read_list_annotation;
 use holdfast_engine::format::run::Level;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 
-use super::hooks::state::{
-    self as hook_state, ANNOTATION_HOOK_RESULTS, ANNOTATION_HOOKS, HOOK_FAILED, HookState,
-};
+use super::hooks::state::{ANNOTATION_HOOK_RESULTS, ANNOTATION_HOOKS, HOOK_FAILED, HookState};
 use super::names::{
     ANNOTATION_ABORTED, ANNOTATION_FAILURE, ANNOTATION_LEVEL, ANNOTATION_MOVER, ANNOTATION_SLOT,
     LABEL_OPERATION,
 };
 use super::plan::queue::{JobState, QueuedJob};
-use super::snapshots::state::{
-    self as copy_state, ANNOTATION_COPY, ANNOTATION_SNAPSHOTS, CopyState, SNAPSHOT_FAILED,
-};
+use super::snapshots::state::{ANNOTATION_COPY, ANNOTATION_SNAPSHOTS, CopyState, SNAPSHOT_FAILED};
 use crate::api::backup_set::SnapshotTaken;
 use crate::api::hook::HookResult;
 use crate::job::plan::OperationKind;
@@ -137,9 +134,9 @@ impl JobView {
             level: ann.get(ANNOTATION_LEVEL).and_then(|l| l.parse().ok()),
             mover: ann.get(ANNOTATION_MOVER).cloned(),
             hooks,
-            hook_results: hook_state::decode(ann.get(ANNOTATION_HOOK_RESULTS)),
+            hook_results: read_list_annotation(ann.get(ANNOTATION_HOOK_RESULTS)),
             copy,
-            snapshots: copy_state::decode(ann.get(ANNOTATION_SNAPSHOTS)),
+            snapshots: read_list_annotation(ann.get(ANNOTATION_SNAPSHOTS)),
             uid: meta.uid.clone().unwrap_or_default(),
             state,
             ending,

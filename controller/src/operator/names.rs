@@ -71,6 +71,17 @@ pub fn job_name(base: &str, op: &str, tail: &str) -> String {
     format!("{base}{suffix}")
 }
 
+/// A list kept in a Job's annotation (hook results, snapshots taken), as JSON.
+pub fn list_annotation<T: serde::Serialize>(items: &[T]) -> String {
+    serde_json::to_string(items).unwrap_or_default()
+}
+
+/// The list an annotation holds (none when it is missing or unreadable).
+pub fn read_list_annotation<T: serde::de::DeserializeOwned>(text: Option<&String>) -> Vec<T> {
+    text.and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default()
+}
+
 /// The labels every object the controller creates carries.
 pub fn base_labels(component: &str) -> BTreeMap<String, String> {
     BTreeMap::from([

@@ -162,23 +162,18 @@ async fn absorb_finished(
             record(ctx, set, &a);
             ctx.event(&object, a.reason(), "Run", a.message).await;
         }
+        let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
         if view.copy.is_some() {
             // Its snapshots and temporary claims: the run is recorded. A claim stays while
             // a pod that mounted it exists, even one that ended: the Job goes too, with
-            // its pods (its results are in status).
+            // its pods (its results are in status), also one whose snapshot failed.
             crate::operator::snapshots::clean(ctx, &ns, &view.name).await?;
-            let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
             let _ = jobs_api
                 .delete(&view.name, &kube::api::DeleteParams::background())
                 .await;
-        }
-        if view.ending == Some(Ending::Aborted)
-            || view.hooks == Some(HookState::Failed)
-            || view.copy == Some(CopyState::Failed)
-        {
-            // A stopped Job, or one whose `pre` hook or snapshot failed, stays suspended
-            // forever otherwise.
-            let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+        } else if view.ending == Some(Ending::Aborted) || view.hooks == Some(HookState::Failed) {
+            // A stopped Job, or one whose `pre` hook failed, stays suspended forever
+            // otherwise.
             let _ = jobs_api.delete(&view.name, &Default::default()).await;
         }
     }

@@ -5,6 +5,7 @@
 //! is recorded on the Job before the next, so a controller that restarts picks up where
 //! it stood.
 
+use crate::operator::names::list_annotation;
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
@@ -20,9 +21,9 @@ use crate::operator::hooks::{self, state::HookState};
 use crate::operator::job_view::JobView;
 use crate::operator::names::ANNOTATION_FAILURE;
 use crate::operator::plan::queue::JobState;
+use crate::operator::snapshots;
 use crate::operator::snapshots::objects::Verdict;
 use crate::operator::snapshots::state::{ANNOTATION_COPY, ANNOTATION_SNAPSHOTS, CopyState};
-use crate::operator::snapshots::{self, state as copy_state};
 
 /// Take the held Job `job` one step on; where it stands after.
 pub(super) async fn release(
@@ -103,62 +104,48 @@ async fn snapshots_cut(
     job: &JobView,
 ) -> Result<JobState, Error> {
     let ns = set.namespace().unwrap_or_default();
-    let verdict = snapshots::look(ctx, &ns, &job.name, &valid.snapshots, ctx.now()).await?;
-    if verdict == Verdict::Wait {
-        return Ok(JobState::Waiting);
-    }
-    // Cut (or failed): what `pre` froze may thaw.
+    let object = set.object_ref(&());
+    let ready = match snapshots::look(ctx, &ns, &job.name, &valid.snapshots, ctx.now()).await? {
+        Verdict::Wait => return Ok(JobState::Waiting),
+        Verdict::Fail(why) => {
+            let state = fail(ctx, set, job, why.clone()).await?;
+            ctx.event(&object, EventReason::SnapshotFailed, "Snapshot", why)
+                .await;
+            return Ok(state);
+        }
+        Verdict::Ready(ready) => ready,
+    };
+    // Cut: what `pre` froze may thaw.
     let results = post_if_owed(ctx, set, job).await?;
     let mut ann = job
         .hooks
         .map(|_| hooks::annotations(HookState::Done, &results))
         .unwrap_or_else(|| json!({}));
-    let object = set.object_ref(&());
-    match verdict {
-        Verdict::Ready(ready) => {
-            let owner = snapshots::owner(&job.name, &job.uid);
-            snapshots::claims(ctx, &ns, &valid.snapshots, &owner, &ready).await?;
-            let taken: Vec<_> = ready.into_iter().map(|(t, _)| t).collect();
-            ann[ANNOTATION_COPY] = json!(CopyState::Ready.as_str());
-            ann[ANNOTATION_SNAPSHOTS] = json!(copy_state::encode(&taken));
-            patch(
-                ctx,
-                set,
-                &job.name,
-                json!({"metadata": {"annotations": ann}, "spec": {"suspend": false}}),
-            )
-            .await?;
-            let list: Vec<String> = taken.iter().map(|t| t.volume_snapshot.clone()).collect();
-            ctx.event(
-                &object,
-                EventReason::SnapshotsReady,
-                "Snapshot",
-                format!(
-                    "job {} reads {} through a temporary claim each",
-                    job.name,
-                    list.join(", ")
-                ),
-            )
-            .await;
-            Ok(JobState::Active)
-        }
-        Verdict::Fail(why) => {
-            ann[ANNOTATION_COPY] = json!(CopyState::Failed.as_str());
-            ann[ANNOTATION_FAILURE] = json!(why);
-            patch(
-                ctx,
-                set,
-                &job.name,
-                json!({"metadata": {"annotations": ann}}),
-            )
-            .await?;
-            snapshots::clean(ctx, &ns, &job.name).await?;
-            ctx.event(&object, EventReason::SnapshotFailed, "Snapshot", why)
-                .await;
-            Ok(JobState::Done)
-        }
-        Verdict::Wait => Ok(JobState::Waiting),
-    }
+    let owner = snapshots::owner(&job.name, &job.uid);
+    snapshots::claims(ctx, &ns, &valid.snapshots, &owner, &ready).await?;
+    let taken: Vec<_> = ready.into_iter().map(|(t, _)| t).collect();
+    ann[ANNOTATION_COPY] = json!(CopyState::Ready.as_str());
+    ann[ANNOTATION_SNAPSHOTS] = json!(list_annotation(&taken));
+    patch(
+        ctx,
+        set,
+        &job.name,
+        json!({"metadata": {"annotations": ann}, "spec": {"suspend": false}}),
+    )
+    .await?;
+    let list: Vec<String> = taken.iter().map(|t| t.volume_snapshot.clone()).collect();
+    ctx.event(
+        &object,
+        EventReason::SnapshotsReady,
+        "Snapshot",
+        format!(
+            "job {} reads {} through a temporary claim each",
+            job.name,
+            list.join(", ")
+        ),
+    )
+    .await;
+    Ok(JobState::Active)
 }
 
 /// Fail the held Job `job` before it ran: `post` if owed, its snapshots deleted.

@@ -8,6 +8,7 @@ pub mod exec;
 pub mod plan;
 pub mod state;
 
+use crate::operator::names::list_annotation;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -58,7 +59,7 @@ pub async fn pre(ctx: &Context, set: &BackupSet, job: &Hooked<'_>) -> Result<Pre
             ),
         });
     }
-    mark(ctx, set, job.name, HookState::Pre, &results, json!({})).await?;
+    mark(ctx, set, job.name, HookState::Pre, &results).await?;
     let pods = targets(ctx, set).await?;
     for step in plan::steps(hooks, HookPhase::Pre, &pods) {
         results.push(run(ctx, set, &step).await);
@@ -88,7 +89,7 @@ pub async fn post_now(
 pub fn annotations(hook_state: HookState, results: &[HookResult]) -> serde_json::Value {
     json!({
         ANNOTATION_HOOKS: hook_state.as_str(),
-        ANNOTATION_HOOK_RESULTS: state::encode(results),
+        ANNOTATION_HOOK_RESULTS: list_annotation(results),
     })
 }
 
@@ -99,9 +100,8 @@ pub async fn post(
     set: &BackupSet,
     job: &Hooked<'_>,
 ) -> Result<Vec<HookResult>, Error> {
-    let results = post_steps(ctx, set, job.results.to_vec()).await?;
-    announce(ctx, set, job.name, HookPhase::Post, &results).await;
-    mark(ctx, set, job.name, HookState::Done, &results, json!({})).await?;
+    let results = post_now(ctx, set, job.name, job.results.to_vec()).await?;
+    mark(ctx, set, job.name, HookState::Done, &results).await?;
     Ok(results)
 }
 
@@ -239,18 +239,17 @@ async fn announce(
     .await;
 }
 
-/// Record `state` and `results` on the Job, with `more` merged into the same patch.
+/// Record `state` and `results` on the Job.
 async fn mark(
     ctx: &Context,
     set: &BackupSet,
     job: &str,
     hook_state: HookState,
     results: &[HookResult],
-    mut more: serde_json::Value,
 ) -> Result<(), Error> {
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &set.namespace().unwrap_or_default());
-    more["metadata"]["annotations"] = annotations(hook_state, results);
-    jobs.patch(job, &PatchParams::default(), &Patch::Merge(more))
+    let body = json!({"metadata": {"annotations": annotations(hook_state, results)}});
+    jobs.patch(job, &PatchParams::default(), &Patch::Merge(body))
         .await
         .map_err(Error::api(format!("recording the hooks of job {job}")))?;
     Ok(())

@@ -1,8 +1,6 @@
 //! Where a backup Job's hooks stand, kept on the Job itself (annotations), so that a
 //! controller that restarts knows whether `pre` ran and `post` is owed (pure).
 
-use crate::api::hook::HookResult;
-
 /// The annotation with the [`HookState`].
 pub const ANNOTATION_HOOKS: &str = "holdfast.io/hooks";
 /// The annotation with the results so far (JSON, the status's `HookResult` list).
@@ -59,17 +57,6 @@ impl HookState {
     }
 }
 
-/// The results as the annotation keeps them.
-pub fn encode(results: &[HookResult]) -> String {
-    serde_json::to_string(results).unwrap_or_default()
-}
-
-/// The results an annotation holds (none when it is missing or unreadable).
-pub fn decode(text: Option<&String>) -> Vec<HookResult> {
-    text.and_then(|t| serde_json::from_str(t).ok())
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +78,8 @@ mod tests {
             );
         }
         assert_eq!(HookState::parse("nonsense"), None);
-        assert!(decode(Some(&"not json".to_owned())).is_empty());
+        let unreadable: Vec<crate::api::hook::HookResult> =
+            crate::operator::names::read_list_annotation(Some(&"not json".to_owned()));
+        assert!(unreadable.is_empty());
     }
 }

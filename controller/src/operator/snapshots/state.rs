@@ -1,8 +1,6 @@
 //! Where a backup Job's snapshots stand, kept on the Job (annotations), as its hooks' are
 //! (pure).
 
-use crate::api::backup_set::SnapshotTaken;
-
 /// The annotation with the [`CopyState`].
 pub const ANNOTATION_COPY: &str = "holdfast.io/copy";
 /// The annotation with the snapshots the run reads (JSON, the status's list).
@@ -48,17 +46,6 @@ impl CopyState {
     pub fn held(self) -> bool {
         matches!(self, CopyState::Pending | CopyState::Snapshotting)
     }
-}
-
-/// The snapshots as the annotation keeps them.
-pub fn encode(taken: &[SnapshotTaken]) -> String {
-    serde_json::to_string(taken).unwrap_or_default()
-}
-
-/// The snapshots an annotation holds (none when it is missing or unreadable).
-pub fn decode(text: Option<&String>) -> Vec<SnapshotTaken> {
-    text.and_then(|t| serde_json::from_str(t).ok())
-        .unwrap_or_default()
 }
 
 /// The name of the VolumeSnapshot, and of the temporary claim made from it, of `source`
