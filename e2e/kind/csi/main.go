@@ -218,17 +218,25 @@ func (d *driver) CreateVolume(_ context.Context, req *csi.CreateVolumeRequest) (
 }
 
 func (d *driver) DeleteVolume(_ context.Context, req *csi.DeleteVolumeRequest) (*csi.DeleteVolumeResponse, error) {
+	if err := d.destroy(d.volumes(), req.GetVolumeId(), "volume"); err != nil {
+		return nil, err
+	}
+	return &csi.DeleteVolumeResponse{}, nil
+}
+
+// destroy deletes the subvolume id of dir (a volume or a snapshot, what) and its meta file;
+// one already gone is deleted (idempotent, as CSI wants).
+func (d *driver) destroy(dir, id, what string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	vid := req.GetVolumeId()
-	if exists(filepath.Join(d.volumes(), vid)) {
-		if err := btrfsIoctl(iocSnapDestroy, d.volumes(), vid, ""); err != nil {
-			return nil, status.Errorf(codes.Internal, "deleting subvolume %s: %v", vid, err)
+	if exists(filepath.Join(dir, id)) {
+		if err := btrfsIoctl(iocSnapDestroy, dir, id, ""); err != nil {
+			return status.Errorf(codes.Internal, "deleting %s %s: %v", what, id, err)
 		}
-		log.Printf("deleted volume %s", vid)
+		log.Printf("deleted %s %s", what, id)
 	}
-	_ = os.Remove(d.metaPath(vid))
-	return &csi.DeleteVolumeResponse{}, nil
+	_ = os.Remove(d.metaPath(id))
+	return nil
 }
 
 func (d *driver) ValidateVolumeCapabilities(_ context.Context, req *csi.ValidateVolumeCapabilitiesRequest) (*csi.ValidateVolumeCapabilitiesResponse, error) {
@@ -291,16 +299,9 @@ func (d *driver) CreateSnapshot(_ context.Context, req *csi.CreateSnapshotReques
 }
 
 func (d *driver) DeleteSnapshot(_ context.Context, req *csi.DeleteSnapshotRequest) (*csi.DeleteSnapshotResponse, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	sid := req.GetSnapshotId()
-	if exists(filepath.Join(d.snapshots(), sid)) {
-		if err := btrfsIoctl(iocSnapDestroy, d.snapshots(), sid, ""); err != nil {
-			return nil, status.Errorf(codes.Internal, "deleting snapshot %s: %v", sid, err)
-		}
-		log.Printf("deleted snapshot %s", sid)
+	if err := d.destroy(d.snapshots(), req.GetSnapshotId(), "snapshot"); err != nil {
+		return nil, err
 	}
-	_ = os.Remove(d.metaPath(sid))
 	return &csi.DeleteSnapshotResponse{}, nil
 }
 
