@@ -432,6 +432,11 @@ async fn in_a_restricted_namespace_the_default_mover_backs_up_and_restores_as_th
         last["mover"], "restricted uid 1000 gid 1000 fsGroup 1000 (from pod app)",
         "{last:#}"
     );
+    assert_eq!(
+        last["liveSources"],
+        serde_json::json!(["uploads"]),
+        "a claim read in place says it was read live: {last:#}"
+    );
     // What the application's user may not read is listed, not skipped in silence.
     assert_eq!(last["errors"], 1, "{last:#}");
     let message = last["message"].as_str().unwrap_or_default();
@@ -912,8 +917,10 @@ async fn a_snapshot_source_is_read_at_one_instant_between_pre_and_post_and_leave
     let c = kind().await;
     let _nodes = NODES.read().await;
     let shop = Shop::with_hooks("snapread", Target::S3).await;
-    // Two counters written in lockstep (`a` first) by an application that never stops.
-    let writer = "i=0; while true; do i=$((i+1)); echo $i > /data/a.tmp; mv /data/a.tmp /data/a; echo $i > /data/b.tmp; mv /data/b.tmp /data/b; done";
+    // An application that never stops: it appends to a log, then rewrites two counters in
+    // lockstep (`a` first). At any one instant the log ends at `a` or `a + 1`, and
+    // `a == b` or `a == b + 1`.
+    let writer = "i=0; while true; do i=$((i+1)); echo $i >> /data/log; echo $i > /data/a.tmp; mv /data/a.tmp /data/a; echo $i > /data/b.tmp; mv /data/b.tmp /data/b; done";
     apply(
         &c,
         &shop.ns,
@@ -982,6 +989,56 @@ async fn a_snapshot_source_is_read_at_one_instant_between_pre_and_post_and_leave
         b > 0 && (a == b || a == b + 1),
         "a={a} b={b}: not one instant"
     );
+    let log = read("log").unwrap();
+    let lines: Vec<u64> = log.lines().map(|l| l.parse().unwrap()).collect();
+    let want: Vec<u64> = (1..=lines.len() as u64).collect();
+    assert!(
+        lines == want && (lines.len() as u64 == a || lines.len() as u64 == a + 1),
+        "the appended log ({} lines, last {:?}) is not the instant of a={a}",
+        lines.len(),
+        lines.last()
+    );
+    assert!(
+        last.get("liveSources").is_none(),
+        "a snapshot source is not read live: {last:#}"
+    );
+    // The restore point is the snapshot's instant, before the run started: a point in time
+    // between the two restores it, a second before the snapshot finds nothing.
+    let (ok, runs, err) = shop.cli(&["runs"]);
+    assert!(ok, "{err}");
+    let captured = runs[0]["sourceLevels"][0]["captured"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no captured time: {runs:#}"))
+        .to_owned();
+    let captured_at = chrono::DateTime::parse_from_rfc3339(&captured).unwrap();
+    let created =
+        chrono::DateTime::parse_from_rfc3339(snaps[0]["creationTime"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        captured_at.timestamp(),
+        created.timestamp(),
+        "the run records the snapshot's instant"
+    );
+    let started =
+        chrono::DateTime::parse_from_rfc3339(runs[0]["started"].as_str().unwrap()).unwrap();
+    assert!(captured_at < started, "{captured} is not before {started}");
+    let at_snapshot = shop.c.dir.join("snapread-at-snapshot");
+    let (ok, _, err) = shop.cli(&[
+        "restore",
+        "--target",
+        at_snapshot.to_str().unwrap(),
+        "--at",
+        &captured,
+    ]);
+    assert!(ok, "a restore at the snapshot's instant: {err}");
+    let before_snapshot = (captured_at - chrono::Duration::seconds(1)).to_rfc3339();
+    let (ok, _, err) = shop.cli(&[
+        "restore",
+        "--target",
+        at_snapshot.to_str().unwrap(),
+        "--at",
+        &before_snapshot,
+    ]);
+    assert!(!ok && err.contains("before"), "{err}");
     assert_eq!(
         read("pre-hook").as_deref(),
         Some("pre\n"),

@@ -129,6 +129,7 @@ mod tests {
             level: None,
             parent: None,
             base_full: None,
+            captured: None,
         }
     }
 

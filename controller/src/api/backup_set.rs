@@ -498,6 +498,11 @@ pub struct RunSummary {
     /// holds; the others were read live.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub snapshots: Vec<SnapshotTaken>,
+    /// The claims read live (copyMethod `Direct`) while the application could write them:
+    /// their files were read one after another during the run, not at one instant. Use
+    /// copyMethod `Snapshot` (with hooks for what must be flushed) for one instant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub live_sources: Vec<String>,
     /// Why it failed, or what was partial, or why it was run again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

@@ -2,11 +2,13 @@
 //! [`JobSummary`] the controller reads, with the engine's full report for the pod's log.
 //! Knows nothing of the command line: the runner gives it the passphrase and the stop flag.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use holdfast_engine::Error;
 use holdfast_engine::backup::{BackupOptions, BackupReport, PipeSpec, Slot, SourceSpec, backup};
 use holdfast_engine::format::run::RunStatus;
@@ -262,6 +264,11 @@ fn open(job: &Job<'_>, store: Store) -> Result<Repository, JobError> {
 
 fn backup_job(job: &Job<'_>, b: &BackupPlan, store: Store) -> Result<Outcome, JobError> {
     let stop = (job.stop)();
+    let times = if b.sources.iter().any(|s| s.snapshot) {
+        snapshot_times(std::env::var(plan::SNAPSHOT_TIMES_ENV).ok().as_deref())
+    } else {
+        BTreeMap::new()
+    };
     let sources: Vec<SourceSpec> = b
         .sources
         .iter()
@@ -279,6 +286,7 @@ fn backup_job(job: &Job<'_>, b: &BackupPlan, store: Store) -> Result<Outcome, Jo
             };
             spec.exclude = s.exclude.clone();
             spec.file_name = s.file_name.clone();
+            spec.captured = s.snapshot.then(|| times.get(&s.name).copied()).flatten();
             spec
         })
         .collect();
@@ -322,6 +330,25 @@ fn backup_job(job: &Job<'_>, b: &BackupPlan, store: Store) -> Result<Outcome, Jo
 }
 
 /// Totals including live and reclaimable bytes (walks every run).
+/// The snapshots' instants the controller put on the pod, by source. Missing or unreadable
+/// (a Job released by a controller that did not set them), the sources are dated by the
+/// run's start, later than their data: a point-in-time restore then picks them only from
+/// that later time, never data newer than asked for.
+fn snapshot_times(raw: Option<&str>) -> BTreeMap<String, DateTime<Utc>> {
+    let raw = raw.unwrap_or_default();
+    match serde_json::from_str::<BTreeMap<String, DateTime<Utc>>>(raw) {
+        Ok(times) => times,
+        Err(e) => {
+            eprintln!(
+                "warning: the snapshots' instants ({}) do not parse ({e}); their sources are \
+                 dated by the run's start",
+                plan::SNAPSHOT_TIMES_ENV
+            );
+            BTreeMap::new()
+        }
+    }
+}
+
 fn inventory_totals(
     repo: &Repository<holdfast_engine::repo::Indexed>,
 ) -> Result<RepositoryTotals, JobError> {
@@ -340,5 +367,22 @@ fn capacity(path: &Path) -> (Option<u64>, Option<u64>) {
             Some(s.f_bavail.saturating_mul(s.f_frsize)),
         ),
         Err(_) => (None, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_times_are_read_by_source() {
+        let times = snapshot_times(Some(r#"{"db":"2026-12-07T02:00:00Z"}"#));
+        assert_eq!(times["db"].to_rfc3339(), "2026-12-07T02:00:00+00:00");
+    }
+
+    #[test]
+    fn missing_or_broken_snapshot_times_date_sources_by_the_run() {
+        assert!(snapshot_times(None).is_empty());
+        assert!(snapshot_times(Some("{not json")).is_empty());
     }
 }

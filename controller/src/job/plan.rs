@@ -16,6 +16,13 @@ use crate::api::backup_set::Retention;
 
 /// The variable holding the plan (JSON).
 pub const PLAN_ENV: &str = "HOLDFAST_JOB_PLAN";
+/// The variable holding, for a backup that reads sources from snapshots, the instant each
+/// snapshot holds: a JSON object of source name to RFC 3339 time. Filled by the downward
+/// API from the pod annotation [`SNAPSHOT_TIMES_ANNOTATION`], which the controller sets on
+/// the held Job's template when the snapshots are cut, after the plan was written.
+pub const SNAPSHOT_TIMES_ENV: &str = "HOLDFAST_SNAPSHOT_TIMES";
+/// The job pod's annotation holding the snapshots' instants (see [`SNAPSHOT_TIMES_ENV`]).
+pub const SNAPSHOT_TIMES_ANNOTATION: &str = "holdfast.io/snapshot-times";
 /// The plan's schema version; a job refuses a plan of another version.
 pub const PLAN_VERSION: u32 = 1;
 
@@ -139,6 +146,10 @@ pub struct SourcePlan {
     pub exclude: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_name: Option<String>,
+    /// Read from a snapshot of the claim, whose instant the pod learns from
+    /// [`SNAPSHOT_TIMES_ENV`] and records as the source's restore-point time.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub snapshot: bool,
 }
 
 /// A purge.
@@ -237,6 +248,7 @@ mod tests {
                     fifo: Some("/holdfast/streams/db".into()),
                     exclude: vec![],
                     file_name: Some("shop.sql".into()),
+                    snapshot: false,
                 }],
                 compression: None,
                 uploads: Some(4),

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use holdfast_engine::ErrorCategory;
 use holdfast_engine::backup::BackupReport;
-use holdfast_engine::format::run::{Level, RunStatus, SourceStatus};
+use holdfast_engine::format::run::{Level, RunStatus, SourceKind, SourceStatus};
 use holdfast_engine::purge::PurgeReport;
 use holdfast_engine::repo::{CheckReport, RepositoryTotals};
 use holdfast_engine::restore::{RestoreReport, RestoreStatus};
@@ -89,6 +89,10 @@ pub struct SourceSummary {
     /// The first error, for status (e.g. a failing dump's exit status and stderr tail).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A directory read live, while the application could write it (no snapshot): its
+    /// files date from anywhere within the run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub live: bool,
 }
 
 /// What a backup job did.
@@ -358,6 +362,7 @@ impl From<&BackupReport> for JobSummary {
                     .errors
                     .first()
                     .map(|e| clip(&format!("{}: {}", e.path, e.error))),
+                live: s.kind == SourceKind::Directory && s.captured.is_none(),
             })
             .collect();
         JobSummary::Backup(BackupSummary {
@@ -565,6 +570,7 @@ mod tests {
                     bytes: 1,
                     errors: 10,
                     error: Some("x".repeat(200)),
+                    live: true,
                 })
                 .collect(),
             errors: (0..20)

@@ -41,7 +41,9 @@ use super::names::{ANNOTATION_MOVER, LABEL_OPERATION, MAIN_CONTAINER, base_label
 use super::settings::Settings;
 use crate::api::backup_set::CommandSource;
 use crate::api::common::{JobTemplate, SecretKeyReference};
-use crate::job::plan::{JobPlan, PLAN_ENV, paths};
+use crate::job::plan::{
+    JobPlan, Operation, PLAN_ENV, SNAPSHOT_TIMES_ANNOTATION, SNAPSHOT_TIMES_ENV, paths,
+};
 
 use super::storage::StorageMount;
 
@@ -563,6 +565,12 @@ fn failure_policy() -> PodFailurePolicy {
     }
 }
 
+/// A backup with a source read from a snapshot: its pod learns the snapshots' instants from
+/// an annotation set after the Job was made (held), through the downward API.
+fn reads_snapshots(plan: &JobPlan) -> bool {
+    matches!(&plan.operation, Operation::Backup(b) if b.sources.iter().any(|s| s.snapshot))
+}
+
 /// The Job. Fails only if the plan cannot be serialized.
 pub fn build(input: &JobInput<'_>) -> Result<Job, Error> {
     let plan_json = serde_json::to_string(input.plan).map_err(|source| Error::Build {
@@ -570,6 +578,18 @@ pub fn build(input: &JobInput<'_>) -> Result<Job, Error> {
         source,
     })?;
     let mut pod = Pod::new(plan_json);
+    if reads_snapshots(input.plan) {
+        pod.env.push(var_from(
+            SNAPSHOT_TIMES_ENV,
+            EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: format!("metadata.annotations['{SNAPSHOT_TIMES_ANNOTATION}']"),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ));
+    }
     if let Some(key) = input.key {
         pod.key(key, input.mover.is_root());
     }

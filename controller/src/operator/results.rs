@@ -116,6 +116,12 @@ fn backup_run(ended: &Ended<'_>, b: &BackupSummary) -> (RunSummary, Outcome) {
             interruptions: ended.interrupted.len() as u32,
             hooks: ended.job.hook_results.clone(),
             snapshots: ended.job.snapshots.clone(),
+            live_sources: b
+                .sources
+                .iter()
+                .filter(|s| s.live)
+                .map(|s| s.name.clone())
+                .collect(),
             message: Some(message).filter(|m| !m.is_empty()),
         },
         result,
@@ -324,6 +330,7 @@ fn failed_run(ended: &Ended<'_>, message: &str) -> RunSummary {
         interruptions: ended.interrupted.len() as u32,
         hooks: job.hook_results.clone(),
         snapshots: job.snapshots.clone(),
+        live_sources: Vec::new(),
         message: Some(message.to_owned()),
     }
 }

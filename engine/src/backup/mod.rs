@@ -59,6 +59,10 @@ pub struct SourceSpec {
     pub exclude: Vec<String>,
     /// The file name a stream is stored under (default: the source name).
     pub file_name: Option<String>,
+    /// The instant the data was frozen at, when `input` is a snapshot of the source (a CSI
+    /// VolumeSnapshot's creation time): recorded as the source's restore-point time. `None`
+    /// for a source read live, whose files date from anywhere within the run.
+    pub captured: Option<chrono::DateTime<Utc>>,
 }
 
 impl SourceSpec {
@@ -78,6 +82,7 @@ impl SourceSpec {
             input,
             exclude: Vec::new(),
             file_name: None,
+            captured: None,
         }
     }
 
@@ -478,6 +483,7 @@ impl Session<'_> {
             m.level = Some(level.level);
             m.parent = level.parent.clone();
             m.base_full = level.base_full.clone();
+            m.captured = source.captured;
             out.sources.push(m);
         }
         Ok(out)
@@ -550,6 +556,7 @@ fn stopped_manifest(source: &SourceSpec, why: &str) -> SourceManifest {
         level: None,
         parent: None,
         base_full: None,
+        captured: None,
     }
 }
 
@@ -653,6 +660,7 @@ fn stream_manifest(
         level: None,
         parent: None,
         base_full: None,
+        captured: None,
     })
 }
 
@@ -809,6 +817,7 @@ fn backup_path(
         level: None,
         parent: None,
         base_full: None,
+        captured: None,
     })
 }
 

@@ -278,6 +278,18 @@ pub struct SourceManifest {
     /// for a full.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_full: Option<String>,
+    /// The instant its data was frozen at, when it was read from a snapshot (a CSI
+    /// VolumeSnapshot's creation time); absent when it was read live during the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captured: Option<DateTime<Utc>>,
+}
+
+impl SourceManifest {
+    /// The instant this entry restores the source to, for point-in-time selection: its
+    /// snapshot's, or else the run's start (a live read began then).
+    pub fn restore_point_time(&self, run: &RunManifest) -> DateTime<Utc> {
+        self.captured.unwrap_or(run.started)
+    }
 }
 
 /// The manifest of one run. Sealed JSON.

@@ -198,15 +198,30 @@ pub(crate) fn select_sources<'a>(
     if runs.is_empty() {
         return Err(Error::NoRuns);
     }
-    let candidates: Vec<&RunManifest> = match selector {
-        RunSelector::At(t) => runs.iter().filter(|r| r.started <= *t).collect(),
-        _ => runs.iter().collect(),
+    // A source read from a snapshot restores to the snapshot's instant, which is before the
+    // run started: at a time between the two, that entry counts and the run's others do not.
+    let in_time = |run: &RunManifest, s: &SourceManifest| match selector {
+        RunSelector::At(t) => s.restore_point_time(run) <= *t,
+        _ => true,
     };
-    let entry = |run: &'a RunManifest, name: &str| run.sources.iter().find(|s| s.name == name);
+    let candidates: Vec<&RunManifest> = runs
+        .iter()
+        .filter(|r| r.sources.iter().any(|s| in_time(r, s)))
+        .collect();
+    let entry = |run: &'a RunManifest, name: &str| {
+        run.sources
+            .iter()
+            .find(|s| s.name == name)
+            .filter(|s| in_time(run, s))
+    };
     let mut names: Vec<String> = wanted.to_vec();
     if names.is_empty() {
         for r in &candidates {
-            for s in r.sources.iter().filter(|s| source_restorable(s)) {
+            for s in r
+                .sources
+                .iter()
+                .filter(|s| source_restorable(s) && in_time(r, s))
+            {
                 if !names.contains(&s.name) {
                     names.push(s.name.clone());
                 }
@@ -227,7 +242,10 @@ pub(crate) fn select_sources<'a>(
             out.push(SourceChoice { run, source });
             continue;
         }
-        if !runs.iter().any(|r| entry(r, name).is_some()) {
+        if !runs
+            .iter()
+            .any(|r| r.sources.iter().any(|s| &s.name == name))
+        {
             let mut all: Vec<&str> = Vec::new();
             for r in runs {
                 for s in &r.sources {
@@ -419,5 +437,59 @@ mod tests {
             "{msg}"
         );
         assert_eq!(Level::Full.number(), 0);
+    }
+
+    fn with_sources(label: &str, sources: &[(&str, Option<DateTime<Utc>>)]) -> RunManifest {
+        let mut r = run(label, RunStatus::Complete);
+        r.sources = sources
+            .iter()
+            .map(|(name, captured)| SourceManifest {
+                name: (*name).into(),
+                kind: crate::format::run::SourceKind::Directory,
+                origin: crate::format::run::PathText::Utf8(format!("/data/{name}")),
+                tree: Some(crate::id::Id::default()),
+                status: SourceStatus::Complete,
+                stats: RunStats::default(),
+                errors: vec![],
+                warnings: vec![],
+                level: Some(Level::Full),
+                parent: None,
+                base_full: None,
+                captured: *captured,
+            })
+            .collect();
+        r
+    }
+
+    #[test]
+    fn a_point_in_time_takes_a_snapshot_source_from_its_snapshot_instant() {
+        let t = |h, m| Utc.with_ymd_and_hms(2026, 11, 2, h, m, 0).unwrap();
+        let runs = vec![
+            with_sources("full-20261101.010000", &[("db", None), ("files", None)]),
+            // Started at 01:10, its db snapshot was cut at 01:00; files was read live.
+            with_sources(
+                "full-20261102.011000",
+                &[("db", Some(t(1, 0))), ("files", None)],
+            ),
+        ];
+        let picked = |at: DateTime<Utc>| {
+            select_sources(&runs, &RunSelector::At(at), &[], false)
+                .unwrap()
+                .iter()
+                .map(|c| format!("{}@{}", c.source.name, c.run.label))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            picked(t(1, 5)),
+            ["db@full-20261102.011000", "files@full-20261101.010000"]
+        );
+        assert_eq!(
+            picked(t(0, 59)),
+            ["db@full-20261101.010000", "files@full-20261101.010000"]
+        );
+        assert_eq!(
+            picked(t(1, 10)),
+            ["db@full-20261102.011000", "files@full-20261102.011000"]
+        );
     }
 }

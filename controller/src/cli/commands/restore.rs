@@ -30,8 +30,9 @@ pub struct Args {
     #[arg(long)]
     label: Option<String>,
 
-    /// Point in time: the newest run started at or before TIME (RFC 3339, e.g.
-    /// 2026-11-20T03:00:00Z or with an offset).
+    /// Point in time: each source from its newest restore point at or before TIME (RFC
+    /// 3339, e.g. 2026-11-20T03:00:00Z or with an offset): a run's start, or for a source
+    /// read from a snapshot, the snapshot's instant.
     #[arg(long, value_name = "TIME")]
     at: Option<String>,
 

@@ -75,6 +75,10 @@ struct SourceRow {
     status: SourceStatus,
     based_on: Option<String>,
     base_full: Option<String>,
+    /// The instant a snapshot-read source holds (its restore-point time); absent for a
+    /// source read live during the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    captured: Option<String>,
 }
 
 /// The SOURCES column: names, with a level where it differs from the run's.
@@ -122,6 +126,12 @@ fn row<'a>(
                 status: e.status,
                 based_on: e.parent.clone(),
                 base_full: e.base_full.clone(),
+                captured: r
+                    .sources
+                    .iter()
+                    .find(|s| s.name == e.source)
+                    .and_then(|s| s.captured)
+                    .map(|t| t.to_rfc3339()),
             })
             .collect(),
         errors: r.stats.errors,

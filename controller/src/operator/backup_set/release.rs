@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 
 use super::validate::ValidSet;
 use crate::api::BackupSet;
+use crate::api::backup_set::SnapshotTaken;
 use crate::api::hook::HookResult;
+use crate::job::plan::SNAPSHOT_TIMES_ANNOTATION;
 use crate::operator::context::Context;
 use crate::operator::error::Error;
 use crate::operator::event_reason::EventReason;
@@ -95,6 +97,16 @@ pub(super) async fn release(
     Ok(JobState::Active)
 }
 
+/// The instant each snapshot holds, by source, as the job pod reads it
+/// ([`SNAPSHOT_TIMES_ANNOTATION`]).
+fn snapshot_times(taken: &[SnapshotTaken]) -> String {
+    let times: std::collections::BTreeMap<&str, String> = taken
+        .iter()
+        .filter_map(|t| Some((t.source.as_str(), t.creation_time.as_ref()?.0.to_string())))
+        .collect();
+    serde_json::to_string(&times).unwrap_or_default()
+}
+
 /// The Job's snapshots were asked for: when all are ready, `post` (they are cut), the
 /// temporary claims, and the Job released; a failed one fails the run.
 async fn snapshots_cut(
@@ -126,11 +138,20 @@ async fn snapshots_cut(
     let taken: Vec<_> = ready.into_iter().map(|(t, _)| t).collect();
     ann[ANNOTATION_COPY] = json!(CopyState::Ready.as_str());
     ann[ANNOTATION_SNAPSHOTS] = json!(list_annotation(&taken));
+    // The pod reads them through the downward API; a held Job that never ran may still
+    // change its template's annotations.
+    let pod_ann = json!({ SNAPSHOT_TIMES_ANNOTATION: snapshot_times(&taken) });
     patch(
         ctx,
         set,
         &job.name,
-        json!({"metadata": {"annotations": ann}, "spec": {"suspend": false}}),
+        json!({
+            "metadata": {"annotations": ann},
+            "spec": {
+                "suspend": false,
+                "template": {"metadata": {"annotations": pod_ann}},
+            },
+        }),
     )
     .await?;
     let list: Vec<String> = taken.iter().map(|t| t.volume_snapshot.clone()).collect();

@@ -85,6 +85,7 @@ fn placeholder(running: &JobView) -> RunSummary {
         interruptions: 0,
         hooks: running.hook_results.clone(),
         snapshots: running.snapshots.clone(),
+        live_sources: Vec::new(),
         message: None,
     }
 }

@@ -393,6 +393,7 @@ fn sources(set: &BackupSet, refs: &Refs) -> Result<Sources, Problem> {
                     fifo: None,
                     exclude: p.exclude.clone(),
                     file_name: None,
+                    snapshot: p.snapshot(),
                 },
             ));
         } else if let Some(c) = &s.command {
@@ -416,6 +417,7 @@ fn sources(set: &BackupSet, refs: &Refs) -> Result<Sources, Problem> {
                     fifo: Some(format!("{}/{}", paths::STREAMS, s.name)),
                     exclude: vec![],
                     file_name: c.file_name.clone(),
+                    snapshot: false,
                 },
             ));
         }

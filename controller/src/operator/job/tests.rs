@@ -108,6 +108,7 @@ fn cases() -> Vec<Case> {
         fifo: None,
         exclude: vec!["*.tmp".into()],
         file_name: None,
+        snapshot: false,
     };
     vec![
         Case {
@@ -149,6 +150,7 @@ fn cases() -> Vec<Case> {
                 fifo: Some("/holdfast/streams/db".into()),
                 exclude: vec![],
                 file_name: Some("shop.sql".into()),
+                snapshot: false,
             }]),
             privilege: Privilege::Backup,
             storage: s3(),
@@ -172,6 +174,25 @@ fn cases() -> Vec<Case> {
             node: None,
             suspend: false,
             mover: default_user(),
+        },
+        Case {
+            name: "backup-snapshot-held",
+            plan: backup_plan(vec![SourcePlan {
+                snapshot: true,
+                ..dir_plan("uploads")
+            }]),
+            privilege: Privilege::Backup,
+            storage: s3(),
+            key: true,
+            sources: vec![PodSource::Claim {
+                name: "uploads".into(),
+                claim: "shop-backup-x-uploads".into(),
+                sub_path: None,
+            }],
+            target: None,
+            node: None,
+            suspend: true,
+            mover: from_pod(),
         },
         Case {
             name: "backup-queued",

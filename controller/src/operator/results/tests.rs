@@ -151,6 +151,7 @@ fn src(name: &str, level: EngineLevel, status: SourceStatus, error: Option<&str>
         bytes: 1000,
         errors: u64::from(error.is_some()),
         error: error.map(String::from),
+        live: false,
     }
 }
 
@@ -227,6 +228,37 @@ fn a_partial_backup_with_a_failing_dump_fills_run_sources_and_points() {
         .is_none()
     );
     assert_eq!(s, before);
+}
+
+#[test]
+fn a_run_names_the_claims_it_read_live_and_not_those_read_from_a_snapshot_or_a_dump() {
+    let mut s = BackupSetStatus::default();
+    let live = |mut x: SourceSummary| {
+        x.live = true;
+        x
+    };
+    let r = Report::Summary(Box::new(backup(
+        BackupOutcome::Complete,
+        vec![
+            live(src(
+                "uploads",
+                EngineLevel::Full,
+                SourceStatus::Complete,
+                None,
+            )),
+            src("media", EngineLevel::Full, SourceStatus::Complete, None),
+            src("db", EngineLevel::Full, SourceStatus::Complete, None),
+        ],
+    )));
+    absorb(
+        &mut s,
+        &job("shop-backup-1", "backup", Some(Ending::Succeeded)),
+        &r,
+        &[],
+        now(),
+    )
+    .unwrap();
+    assert_eq!(s.last_run.unwrap().live_sources, ["uploads"]);
 }
 
 #[test]
