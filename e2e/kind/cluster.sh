@@ -57,8 +57,10 @@ csi_up() {
   "$kubectl" -n kube-system rollout status deployment/snapshot-controller --timeout 120s >/dev/null
   # Registered with the worker's kubelet: its CSINode lists the driver.
   for _ in $(seq 1 100); do
-    "$kubectl" get csinode "$worker" -o jsonpath='{.spec.drivers[*].name}' 2>/dev/null |
-      grep -q btrfs.csi.e2e.holdfast.io && return 0
+    # Read whole, not piped to `grep -q`: with pipefail, kubectl killed by SIGPIPE when grep
+    # stops early fails the pipeline (status 141).
+    drivers="$("$kubectl" get csinode "$worker" -o jsonpath='{.spec.drivers[*].name}' 2>/dev/null || true)"
+    case " $drivers " in *" btrfs.csi.e2e.holdfast.io "*) return 0 ;; esac
     sleep 0.3
   done
   echo "the btrfs CSI driver did not register with the kubelet of $worker" >&2

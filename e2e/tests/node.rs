@@ -917,10 +917,12 @@ async fn a_snapshot_source_is_read_at_one_instant_between_pre_and_post_and_leave
     let c = kind().await;
     let _nodes = NODES.read().await;
     let shop = Shop::with_hooks("snapread", Target::S3).await;
-    // An application that never stops: it appends to a log, then rewrites two counters in
+    // An application that never stops: it appends to a log (and syncs it, as a database
+    // makes its log durable before it goes on: a crash-consistent snapshot promises no
+    // order between unsynced data and later renames), then rewrites two counters in
     // lockstep (`a` first). At any one instant the log ends at `a` or `a + 1`, and
     // `a == b` or `a == b + 1`.
-    let writer = "i=0; while true; do i=$((i+1)); echo $i >> /data/log; echo $i > /data/a.tmp; mv /data/a.tmp /data/a; echo $i > /data/b.tmp; mv /data/b.tmp /data/b; done";
+    let writer = "i=0; while true; do i=$((i+1)); echo $i >> /data/log; sync /data/log; echo $i > /data/a.tmp; mv /data/a.tmp /data/a; echo $i > /data/b.tmp; mv /data/b.tmp /data/b; done";
     apply(
         &c,
         &shop.ns,
@@ -1135,6 +1137,118 @@ async fn a_snapshot_source_is_read_at_one_instant_between_pre_and_post_and_leave
         "the deleted set's snapshot and claim to be deleted",
         RUN,
         |o| o.trim().is_empty(),
+    )
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs real kubelets: bash e2e/kind/run.sh"]
+async fn two_claims_written_in_lockstep_are_read_from_one_group_snapshot_inside_the_freeze_and_restore_equal()
+ {
+    let c = kind().await;
+    let _nodes = NODES.read().await;
+    let shop = Shop::with_hooks("group", Target::S3).await;
+    // One application over two claims: each step writes the counter to `db`, then to `wal`.
+    // It stops between steps while /db/pause exists (and says so in /db/paused).
+    let writer = "i=0; while true; do if [ -e /db/pause ]; then touch /db/paused; sleep 0.1; continue; fi; rm -f /db/paused; i=$((i+1)); echo $i > /db/c; echo $i > /wal/c; done";
+    let claim = |name: &str, tier: &str| {
+        format!(
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: {name}, labels: {{app: shop-db, tier: {tier}}}}}\nspec:\n  storageClassName: holdfast-btrfs\n  accessModes: [ReadWriteOnce]\n  resources: {{requests: {{storage: 1Gi}}}}\n---\n"
+        )
+    };
+    apply(
+        &c,
+        &shop.ns,
+        &format!(
+            "{}{}apiVersion: v1\nkind: Pod\nmetadata: {{name: writer, labels: {{app: writer}}}}\nspec:\n  containers:\n  - name: w\n    image: {shell}\n    command: [sh, -c, {writer:?}]\n    volumeMounts: [{{name: db, mountPath: /db}}, {{name: wal, mountPath: /wal}}]\n  volumes: [{{name: db, persistentVolumeClaim: {{claimName: db}}}}, {{name: wal, persistentVolumeClaim: {{claimName: wal}}}}]\n",
+            claim("db", "data"),
+            claim("wal", "log"),
+            shell = c.shell_image
+        ),
+    );
+    let pods: Api<Pod> = api(&c, &shop.ns);
+    wait_for(&pods, "writer", "the application to run", RUN, |p| {
+        (p.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+    let set = |selector: &str, token: &str| {
+        format!(
+            "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: db\n    persistentVolumeClaim: {{claimName: db, copyMethod: Snapshot}}\n  - name: wal\n    persistentVolumeClaim: {{claimName: wal, copyMethod: Snapshot}}\n  groupSnapshot:\n    volumeGroupSnapshotClassName: holdfast-btrfs\n    claimSelector: {{matchLabels: {selector}}}\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n{PRIVILEGED_MOVER}  hooks:\n  - name: freeze\n    podLabels: {{app: writer}}\n    pre: [sh, -c, 'touch /db/pause; until [ -e /db/paused ]; do sleep 0.1; done']\n    post: [sh, -c, 'rm -f /db/pause']\n  manualRun: {{token: {token}, level: full}}\n"
+        )
+    };
+
+    // A selector that leaves one claim out: the set names it and starts nothing.
+    shop.apply(&set("{app: shop-db, tier: data}", "one"));
+    let message = shop
+        .wait(
+            "BackupSet",
+            "shop",
+            "Stalled (GroupSnapshotSelectorMismatch)",
+            SOON,
+            |o| {
+                let (s, r, m) = condition(o, "Stalled")?;
+                (s == "True" && r == "GroupSnapshotSelectorMismatch").then_some(m)
+            },
+        )
+        .await;
+    assert!(message.contains("does not select wal"), "{message}");
+
+    // Both claims in one group, inside the freeze.
+    let before: BTreeSet<String> = BTreeSet::new();
+    shop.apply(&set("{app: shop-db}", "two"));
+    let last = shop.next_run(&before).await;
+    assert_eq!(last["phase"], "Complete", "{last:#}");
+    let snaps = last["snapshots"].as_array().cloned().unwrap_or_default();
+    assert_eq!(snaps.len(), 2, "{last:#}");
+    let group = snaps[0]["volumeGroupSnapshot"].as_str().unwrap_or_default();
+    assert!(!group.is_empty(), "taken in a group: {last:#}");
+    assert_eq!(snaps[1]["volumeGroupSnapshot"], group, "{last:#}");
+    assert_eq!(
+        snaps[0]["creationTime"], snaps[1]["creationTime"],
+        "one instant: {last:#}"
+    );
+    let counter = |source: &str| {
+        let target = shop.c.dir.join(format!("group-{source}"));
+        let (ok, _, err) = shop.cli(&[
+            "restore",
+            "--source",
+            source,
+            "--target",
+            target.to_str().unwrap(),
+        ]);
+        assert!(ok, "{err}");
+        std::fs::read_to_string(target.join("c"))
+            .unwrap()
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let (db, wal) = (counter("db"), counter("wal"));
+    assert!(db > 0 && db == wal, "db={db} wal={wal}: not one instant");
+
+    // Nothing of the run is left: the group, its members, the temporary claims.
+    kubectl_until(
+        &c,
+        &[
+            "get",
+            "volumegroupsnapshots,volumesnapshots,persistentvolumeclaims",
+            "-n",
+            &shop.ns,
+            "-o",
+            "name",
+        ],
+        "the run's group snapshot, its members and its temporary claims to be deleted",
+        SOON,
+        |o| {
+            let mut left: Vec<&str> = o.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            left.sort_unstable();
+            // The application's claims stay (`uploads` is the harness's).
+            left == [
+                "persistentvolumeclaim/db",
+                "persistentvolumeclaim/uploads",
+                "persistentvolumeclaim/wal",
+            ]
+        },
     )
     .await;
 }

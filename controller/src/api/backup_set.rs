@@ -1,7 +1,7 @@
 //! BackupSet: what to back up, where, when and for how long.
 
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -77,6 +77,9 @@ pub use super::hook::{Hook, HookResult};
 )]
 #[x_kube(validation = Rule::new("has(self.repository) == has(oldSelf.repository)").message("repository is immutable: it cannot be added or removed after creation"))]
 #[x_kube(validation = Rule::new("!(has(self.resources) && has(self.jobTemplate) && has(self.jobTemplate.resources))").message("set resources or jobTemplate.resources, not both"))]
+#[x_kube(validation = Rule::new("has(self.groupSnapshot) || self.sources.all(s, !has(s.persistentVolumeClaim) || !has(s.persistentVolumeClaim.copyMethod) || s.persistentVolumeClaim.copyMethod != 'Snapshot' || has(s.persistentVolumeClaim.volumeSnapshotClassName))").message("copyMethod Snapshot needs volumeSnapshotClassName (or the set's groupSnapshot)"))]
+#[x_kube(validation = Rule::new("!has(self.groupSnapshot) || self.sources.all(s, !has(s.persistentVolumeClaim) || !has(s.persistentVolumeClaim.volumeSnapshotClassName))").message("with groupSnapshot the Snapshot sources are taken by its class: remove their volumeSnapshotClassName"))]
+#[x_kube(validation = Rule::new("!has(self.groupSnapshot) || self.sources.exists(s, has(s.persistentVolumeClaim) && has(s.persistentVolumeClaim.copyMethod) && s.persistentVolumeClaim.copyMethod == 'Snapshot')").message("groupSnapshot needs at least one source with copyMethod Snapshot"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BackupSetSpec {
     /// The StorageSet that holds this set's repository. Immutable: a set's data never moves.
@@ -147,6 +150,25 @@ pub struct BackupSetSpec {
     #[schemars(length(max = 8))]
     #[x_kube(validation = Rule::new("self.all(h, self.exists_one(g, g.name == h.name))").message("hook names must be unique"))]
     pub hooks: Vec<Hook>,
+    /// Take the set's `Snapshot` sources together, at one instant, as one CSI
+    /// VolumeGroupSnapshot (an application whose data spans several claims: a database and
+    /// its WAL, shards written in step). Without it each claim gets a VolumeSnapshot of its
+    /// own, one after another inside the hooks' window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_snapshot: Option<GroupSnapshot>,
+}
+
+/// Several claims captured at one instant by their CSI driver.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupSnapshot {
+    /// The VolumeGroupSnapshotClass: its driver must hold every claim of the group.
+    #[schemars(length(min = 1, max = 253))]
+    pub volume_group_snapshot_class_name: String,
+    /// The labels that select the claims of the group, as the group snapshot API wants: they
+    /// must select exactly the claims of the set's `Snapshot` sources (the set stalls with
+    /// `GroupSnapshotSelectorMismatch` and names the difference otherwise).
+    pub claim_selector: LabelSelector,
 }
 
 /// One source.
@@ -171,7 +193,6 @@ pub struct Source {
 
 /// A PVC source.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
-#[x_kube(validation = Rule::new("!has(self.copyMethod) || self.copyMethod != 'Snapshot' || has(self.volumeSnapshotClassName)").message("copyMethod Snapshot needs volumeSnapshotClassName"))]
 #[x_kube(validation = Rule::new("!has(self.volumeSnapshotClassName) || (has(self.copyMethod) && self.copyMethod == 'Snapshot')").message("volumeSnapshotClassName is for copyMethod Snapshot"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PvcSource {
@@ -194,7 +215,7 @@ pub struct PvcSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy_method: Option<CopyMethod>,
     /// The VolumeSnapshotClass of the snapshot (copyMethod `Snapshot`): its driver must be
-    /// the claim's.
+    /// the claim's. Required unless the set takes its snapshots as a `groupSnapshot`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub volume_snapshot_class_name: Option<String>,
@@ -519,6 +540,10 @@ pub struct SnapshotTaken {
     /// The instant the snapshot holds, as its driver reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_time: Option<Time>,
+    /// The VolumeGroupSnapshot it was taken in, with the set's other `Snapshot` sources at
+    /// the same instant; absent when it was snapshotted on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_group_snapshot: Option<String>,
 }
 
 /// The next planned run.

@@ -87,6 +87,7 @@ type driver struct {
 	csi.UnimplementedIdentityServer
 	csi.UnimplementedControllerServer
 	csi.UnimplementedNodeServer
+	csi.UnimplementedGroupControllerServer
 	registration.UnimplementedRegistrationServer
 	root     string
 	node     string
@@ -138,6 +139,7 @@ func (d *driver) GetPluginCapabilities(context.Context, *csi.GetPluginCapabiliti
 	}
 	return &csi.GetPluginCapabilitiesResponse{Capabilities: []*csi.PluginCapability{
 		service(csi.PluginCapability_Service_CONTROLLER_SERVICE),
+		service(csi.PluginCapability_Service_GROUP_CONTROLLER_SERVICE),
 		service(csi.PluginCapability_Service_VOLUME_ACCESSIBILITY_CONSTRAINTS),
 	}}, nil
 }
@@ -327,6 +329,116 @@ func (d *driver) ListSnapshots(_ context.Context, req *csi.ListSnapshotsRequest)
 	return &csi.ListSnapshotsResponse{Entries: out}, nil
 }
 
+// --- group controller -------------------------------------------------------------
+
+// groupMeta is what the driver keeps of a group snapshot: its members, in order.
+type groupMeta struct {
+	Snapshots []string  `json:"snapshots"`
+	Created   time.Time `json:"created"`
+}
+
+func (d *driver) GroupControllerGetCapabilities(context.Context, *csi.GroupControllerGetCapabilitiesRequest) (*csi.GroupControllerGetCapabilitiesResponse, error) {
+	return &csi.GroupControllerGetCapabilitiesResponse{Capabilities: []*csi.GroupControllerServiceCapability{{
+		Type: &csi.GroupControllerServiceCapability_Rpc{Rpc: &csi.GroupControllerServiceCapability_RPC{
+			Type: csi.GroupControllerServiceCapability_RPC_CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT,
+		}},
+	}}}, nil
+}
+
+func (d *driver) group(gid string) (*csi.VolumeGroupSnapshot, error) {
+	var g groupMeta
+	b, err := os.ReadFile(d.metaPath(gid))
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, &g); err != nil {
+		return nil, err
+	}
+	out := &csi.VolumeGroupSnapshot{GroupSnapshotId: gid, CreationTime: timestamppb.New(g.Created), ReadyToUse: true}
+	for _, sid := range g.Snapshots {
+		s, err := d.snapshot(sid)
+		if err != nil {
+			return nil, err
+		}
+		s.GroupSnapshotId = gid
+		out.Snapshots = append(out.Snapshots, s)
+	}
+	return out, nil
+}
+
+// CreateVolumeGroupSnapshot snapshots every volume of the group back to back under the
+// driver's lock: one ioctl each, milliseconds apart. A storage system's group is one
+// instant; this test driver's is as close as btrfs gets without pausing the writers, and
+// Holdfast relies only on the API (the scenarios prove one instant with a freeze hook).
+func (d *driver) CreateVolumeGroupSnapshot(_ context.Context, req *csi.CreateVolumeGroupSnapshotRequest) (*csi.CreateVolumeGroupSnapshotResponse, error) {
+	if req.GetParameters()[failParameter] != "" {
+		return nil, status.Errorf(codes.FailedPrecondition, "refused: the VolumeGroupSnapshotClass asks this test driver to fail (%s)", failParameter)
+	}
+	if req.GetName() == "" || len(req.GetSourceVolumeIds()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "a group snapshot needs a name and volumes")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	gid := id("g-", req.GetName())
+	if !exists(d.metaPath(gid)) {
+		for _, vid := range req.GetSourceVolumeIds() {
+			if !exists(filepath.Join(d.volumes(), vid)) {
+				return nil, status.Errorf(codes.NotFound, "volume %s", vid)
+			}
+		}
+		g := groupMeta{Created: time.Now()}
+		for _, vid := range req.GetSourceVolumeIds() {
+			sid := id("s-", req.GetName()+"-"+vid)
+			if !exists(filepath.Join(d.snapshots(), sid)) {
+				if err := btrfsIoctl(iocSnapCreate, d.snapshots(), sid, filepath.Join(d.volumes(), vid)); err != nil {
+					return nil, status.Errorf(codes.Internal, "snapshotting %s: %v", vid, err)
+				}
+			}
+			source, _ := d.readMeta(vid)
+			if err := d.writeMeta(sid, meta{Source: vid, Created: g.Created, Bytes: source.Bytes}); err != nil {
+				return nil, status.Errorf(codes.Internal, "%v", err)
+			}
+			g.Snapshots = append(g.Snapshots, sid)
+		}
+		b, _ := json.Marshal(g)
+		if err := os.WriteFile(d.metaPath(gid), b, 0o644); err != nil {
+			return nil, status.Errorf(codes.Internal, "%v", err)
+		}
+		log.Printf("created group snapshot %s of %v", gid, req.GetSourceVolumeIds())
+	}
+	g, err := d.group(gid)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	return &csi.CreateVolumeGroupSnapshotResponse{GroupSnapshot: g}, nil
+}
+
+func (d *driver) DeleteVolumeGroupSnapshot(_ context.Context, req *csi.DeleteVolumeGroupSnapshotRequest) (*csi.DeleteVolumeGroupSnapshotResponse, error) {
+	for _, sid := range req.GetSnapshotIds() {
+		if err := d.destroy(d.snapshots(), sid, "snapshot"); err != nil {
+			return nil, err
+		}
+	}
+	if g, err := d.group(req.GetGroupSnapshotId()); err == nil {
+		for _, s := range g.Snapshots {
+			if err := d.destroy(d.snapshots(), s.SnapshotId, "snapshot"); err != nil {
+				return nil, err
+			}
+		}
+	}
+	_ = os.Remove(d.metaPath(req.GetGroupSnapshotId()))
+	log.Printf("deleted group snapshot %s", req.GetGroupSnapshotId())
+	return &csi.DeleteVolumeGroupSnapshotResponse{}, nil
+}
+
+func (d *driver) GetVolumeGroupSnapshot(_ context.Context, req *csi.GetVolumeGroupSnapshotRequest) (*csi.GetVolumeGroupSnapshotResponse, error) {
+	g, err := d.group(req.GetGroupSnapshotId())
+	if err != nil {
+		return nil, status.Errorf(codes.NotFound, "group snapshot %s: %v", req.GetGroupSnapshotId(), err)
+	}
+	return &csi.GetVolumeGroupSnapshotResponse{GroupSnapshot: g}, nil
+}
+
 // --- node -------------------------------------------------------------------------
 
 func (d *driver) NodeGetInfo(context.Context, *csi.NodeGetInfoRequest) (*csi.NodeGetInfoResponse, error) {
@@ -442,6 +554,7 @@ func main() {
 	csi.RegisterIdentityServer(server, d)
 	csi.RegisterControllerServer(server, d)
 	csi.RegisterNodeServer(server, d)
+	csi.RegisterGroupControllerServer(server, d)
 	reg := grpc.NewServer()
 	registration.RegisterRegistrationServer(reg, d)
 	go func() {

@@ -41,6 +41,16 @@ pub struct Refs {
     pub siblings: Vec<BackupSet>,
     /// Whether each VolumeSnapshotClass the set's `Snapshot` sources name exists.
     pub snapshot_classes: BTreeMap<String, bool>,
+    /// For a set with a `groupSnapshot`: whether its class exists, and the claims its
+    /// selector selects (`None`: the selector does not parse).
+    pub group: Option<GroupRefs>,
+}
+
+/// What a `groupSnapshot` refers to.
+#[derive(Debug, Clone, Default)]
+pub struct GroupRefs {
+    pub class_exists: bool,
+    pub selected: Option<BTreeSet<String>>,
 }
 
 /// The repository label of a set's Jobs.
@@ -100,7 +110,40 @@ pub async fn fetch(
         let exists = crate::operator::snapshots::class_exists(client, &class).await?;
         refs.snapshot_classes.insert(class, exists);
     }
+    if let Some(g) = &set.spec.group_snapshot {
+        refs.group = Some(group(client, ns, g).await?);
+    }
     Ok(refs)
+}
+
+/// The class of a `groupSnapshot`, and the claims its selector selects.
+async fn group(
+    client: &kube::Client,
+    ns: &str,
+    g: &crate::api::backup_set::GroupSnapshot,
+) -> Result<GroupRefs, Error> {
+    let class_exists =
+        crate::operator::snapshots::group_class_exists(client, &g.volume_group_snapshot_class_name)
+            .await?;
+    let Ok(selector) = kube::core::Selector::try_from(g.claim_selector.clone()) else {
+        return Ok(GroupRefs {
+            class_exists,
+            selected: None,
+        });
+    };
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let selected = claims
+        .list_metadata(&ListParams::default().labels_from(&selector))
+        .await
+        .map_err(Error::api("listing the claims the groupSnapshot selects"))?
+        .items
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    Ok(GroupRefs {
+        class_exists,
+        selected: Some(selected),
+    })
 }
 
 /// Which of the Secrets it names exist (the key, the StorageSet's S3 credentials), and

@@ -75,7 +75,7 @@ pub(super) async fn release(
     if job.copy.is_some() && !valid.snapshots.is_empty() {
         let ns = set.namespace().unwrap_or_default();
         let owner = snapshots::owner(&job.name, &job.uid);
-        snapshots::take(ctx, &ns, &valid.snapshots, &owner).await?;
+        snapshots::take(ctx, &ns, &valid.snapshots, valid.group.as_ref(), &owner).await?;
         let mut ann = hook_ann();
         ann[ANNOTATION_COPY] = json!(CopyState::Snapshotting.as_str());
         patch(
@@ -117,7 +117,15 @@ async fn snapshots_cut(
 ) -> Result<JobState, Error> {
     let ns = set.namespace().unwrap_or_default();
     let object = set.object_ref(&());
-    let ready = match snapshots::look(ctx, &ns, &job.name, &valid.snapshots, ctx.now()).await? {
+    let look = snapshots::look(
+        ctx,
+        &ns,
+        &job.name,
+        &valid.snapshots,
+        valid.group.as_ref(),
+        ctx.now(),
+    );
+    let ready = match look.await? {
         Verdict::Wait => return Ok(JobState::Waiting),
         Verdict::Fail(why) => {
             let state = fail(ctx, set, job, why.clone()).await?;
@@ -159,11 +167,22 @@ async fn snapshots_cut(
         &object,
         EventReason::SnapshotsReady,
         "Snapshot",
-        format!(
-            "job {} reads {} through a temporary claim each",
-            job.name,
-            list.join(", ")
-        ),
+        match taken
+            .iter()
+            .find_map(|t| t.volume_group_snapshot.as_deref())
+        {
+            Some(group) => format!(
+                "job {} reads {} (taken together as VolumeGroupSnapshot {group}) through a \
+                 temporary claim each",
+                job.name,
+                list.join(", ")
+            ),
+            None => format!(
+                "job {} reads {} through a temporary claim each",
+                job.name,
+                list.join(", ")
+            ),
+        },
     )
     .await;
     Ok(JobState::Active)

@@ -5,8 +5,8 @@ use crate::operator::snapshots::objects::SnapshotSource;
 use holdfast_engine::compress::CompressionLevel;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Toleration};
 
-use crate::api::backup_set::PvcSource;
 use crate::api::backup_set::Retention;
+use crate::api::backup_set::{GroupSnapshot, PvcSource};
 use crate::api::common::SecretKeyReference;
 use crate::api::{BackupSet, StorageSet};
 use crate::job::plan::{SourcePlan, paths};
@@ -47,6 +47,8 @@ pub struct ValidSet {
     pub mover: MoverPlan,
     /// The sources read through a snapshot (copyMethod `Snapshot`).
     pub snapshots: Vec<SnapshotSource>,
+    /// Those snapshots taken together as one VolumeGroupSnapshot.
+    pub group: Option<GroupSnapshot>,
 }
 
 fn access_modes(pvc: &PersistentVolumeClaim) -> Vec<String> {
@@ -89,6 +91,7 @@ pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
         node,
         snapshots,
     } = sources(set, refs)?;
+    group(set, refs, &snapshots)?;
     let node_tolerations = node
         .as_deref()
         .map(|n| claim_tolerations(set, refs, n))
@@ -120,8 +123,75 @@ pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
         backup_timeout: timeout(&timeouts.backup, "backup")?,
         maintenance_timeout: timeout(&timeouts.maintenance, "maintenance")?,
         snapshots,
+        group: set.spec.group_snapshot.clone(),
         mover,
     })
+}
+
+/// A `groupSnapshot`'s class exists and its selector selects exactly the claims of the
+/// set's `Snapshot` sources: no claim left out of the instant, none snapshotted for
+/// nothing.
+fn group(set: &BackupSet, refs: &Refs, snapshots: &[SnapshotSource]) -> Result<(), Problem> {
+    let (Some(g), Some(found)) = (&set.spec.group_snapshot, &refs.group) else {
+        return Ok(());
+    };
+    let class = &g.volume_group_snapshot_class_name;
+    if !found.class_exists {
+        return Err(Problem::new(
+            "VolumeGroupSnapshotClassNotFound",
+            format!(
+                "groupSnapshot: VolumeGroupSnapshotClass {class} does not exist (or the cluster \
+                 serves no group snapshot API: it needs the groupsnapshot.storage.k8s.io CRDs, \
+                 external-snapshotter 8.x and a CSI driver with group snapshots); `kubectl get \
+                 volumegroupsnapshotclass` lists the classes"
+            ),
+        )
+        .recheck(RECHECK));
+    }
+    let Some(selected) = &found.selected else {
+        return Err(Problem::new(
+            "GroupSnapshotSelectorMismatch",
+            "groupSnapshot.claimSelector is not a valid label selector".to_owned(),
+        ));
+    };
+    let wanted: std::collections::BTreeSet<&str> =
+        snapshots.iter().map(|s| s.claim.as_str()).collect();
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|c| !selected.contains(**c))
+        .copied()
+        .collect();
+    let extra: Vec<&str> = selected
+        .iter()
+        .map(String::as_str)
+        .filter(|c| !wanted.contains(c))
+        .collect();
+    if missing.is_empty() && extra.is_empty() {
+        return Ok(());
+    }
+    let mut why = Vec::new();
+    if !missing.is_empty() {
+        why.push(format!(
+            "it does not select {} (label them, or read them Direct)",
+            missing.join(", ")
+        ));
+    }
+    if !extra.is_empty() {
+        why.push(format!(
+            "it also selects {}, which are not Snapshot sources of this set (they would be \
+             snapshotted for nothing)",
+            extra.join(", ")
+        ));
+    }
+    Err(Problem::new(
+        "GroupSnapshotSelectorMismatch",
+        format!(
+            "groupSnapshot.claimSelector must select exactly the claims of the Snapshot \
+             sources: {}",
+            why.join("; ")
+        ),
+    )
+    .recheck(RECHECK))
 }
 
 /// Who the set's job pods run as: its `mover`, else the pods that mount its claims.
@@ -342,9 +412,17 @@ struct Sources {
 }
 
 /// A `Snapshot` source as its claim says (its class must exist).
-fn snapshot_source(name: &str, p: &PvcSource, refs: &Refs) -> Result<SnapshotSource, Problem> {
-    let class = p.volume_snapshot_class_name.clone().unwrap_or_default();
-    if refs.snapshot_classes.get(&class) != Some(&true) {
+fn snapshot_source(
+    name: &str,
+    p: &PvcSource,
+    group: Option<&GroupSnapshot>,
+    refs: &Refs,
+) -> Result<SnapshotSource, Problem> {
+    let class = match group {
+        Some(g) => g.volume_group_snapshot_class_name.clone(),
+        None => p.volume_snapshot_class_name.clone().unwrap_or_default(),
+    };
+    if group.is_none() && refs.snapshot_classes.get(&class) != Some(&true) {
         return Err(Problem::new(
             "VolumeSnapshotClassNotFound",
             format!(
@@ -377,7 +455,12 @@ fn sources(set: &BackupSet, refs: &Refs) -> Result<Sources, Problem> {
         if let Some(p) = &s.persistent_volume_claim {
             if p.snapshot() {
                 // Read from a new claim: no place beside the application needed.
-                snapshots.push(snapshot_source(&s.name, p, refs)?);
+                snapshots.push(snapshot_source(
+                    &s.name,
+                    p,
+                    set.spec.group_snapshot.as_ref(),
+                    refs,
+                )?);
             } else if let Some(node) = claim_node(&s.name, p, refs)? {
                 nodes.push((s.name.clone(), node));
             }

@@ -3,6 +3,7 @@
 //! owned by the Job and deleted when its run has been recorded. Holdfast speaks only the
 //! Kubernetes snapshot API: any CSI driver with snapshots works.
 
+pub mod group;
 pub mod objects;
 pub mod state;
 
@@ -15,12 +16,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Api;
 use kube::api::{DeleteParams, DynamicObject, ListParams};
 
-use crate::api::backup_set::SnapshotTaken;
+use crate::api::backup_set::{GroupSnapshot, SnapshotTaken};
 use crate::operator::context::Context;
 use crate::operator::error::Error;
 use crate::operator::names::base_labels;
 use crate::operator::write;
-use objects::{Owner, SnapshotSource, Verdict};
+use objects::{Found, Owner, SnapshotSource, Verdict};
 use state::object_name;
 
 /// The label naming the Job a snapshot or temporary claim belongs to.
@@ -47,13 +48,34 @@ fn snapshots_api(ctx: &Context, ns: &str) -> Api<DynamicObject> {
     Api::namespaced_with(ctx.client.clone(), ns, &objects::volume_snapshot_resource())
 }
 
-/// Create the VolumeSnapshot of each source (once: a retried reconcile finds it).
+fn groups_api(ctx: &Context, ns: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(
+        ctx.client.clone(),
+        ns,
+        &group::volume_group_snapshot_resource(),
+    )
+}
+
+/// Create the VolumeSnapshot of each source, or the one VolumeGroupSnapshot of them all
+/// (once: a retried reconcile finds it).
 pub async fn take(
     ctx: &Context,
     ns: &str,
     sources: &[SnapshotSource],
+    together: Option<&GroupSnapshot>,
     owner: &Owner,
 ) -> Result<(), Error> {
+    if let Some(g) = together {
+        let api = groups_api(ctx, ns);
+        let o = group::volume_group_snapshot(g, owner);
+        return write::create_once(&api, &o)
+            .await
+            .map(|_| ())
+            .map_err(Error::api(
+                "creating the VolumeGroupSnapshot of the set's Snapshot sources (does the \
+                 cluster serve groupsnapshot.storage.k8s.io/v1?)",
+            ));
+    }
     let api = snapshots_api(ctx, ns);
     for s in sources {
         let snap = objects::volume_snapshot(s, owner);
@@ -71,9 +93,43 @@ pub async fn look(
     ns: &str,
     job: &str,
     sources: &[SnapshotSource],
+    together: Option<&GroupSnapshot>,
     now: Timestamp,
 ) -> Result<Verdict, Error> {
     let api = snapshots_api(ctx, ns);
+    if let Some(g) = together {
+        let Some(o) = groups_api(ctx, ns)
+            .get_opt(job)
+            .await
+            .map_err(Error::api(format!("reading VolumeGroupSnapshot {job}")))?
+        else {
+            return Ok(Verdict::Fail(format!(
+                "the VolumeGroupSnapshot {job} is gone before the backup read it"
+            )));
+        };
+        let own = objects::readiness(&o);
+        let members = match own {
+            objects::Readiness::Ready { .. } => {
+                let all = api
+                    .list(&ListParams::default())
+                    .await
+                    .map_err(Error::api("listing the group's VolumeSnapshots"))?
+                    .items;
+                group::members(o.metadata.uid.as_deref().unwrap_or_default(), &all)
+            }
+            _ => BTreeMap::new(),
+        };
+        let since = o.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        return Ok(group::verdict(
+            job,
+            &g.volume_group_snapshot_class_name,
+            &own,
+            &members,
+            sources,
+            since,
+            now,
+        ));
+    }
     let mut found = BTreeMap::new();
     let mut since: Option<Timestamp> = None;
     for s in sources {
@@ -88,9 +144,16 @@ pub async fn look(
         if let Some(t) = &o.metadata.creation_timestamp {
             since = Some(since.map_or(t.0, |s| s.min(t.0)));
         }
-        found.insert(s.source.clone(), objects::readiness(&o));
+        found.insert(
+            s.source.clone(),
+            Found {
+                name,
+                readiness: objects::readiness(&o),
+                group: None,
+            },
+        );
     }
-    Ok(objects::verdict(job, sources, &found, since, now))
+    Ok(objects::verdict(sources, &found, since, now))
 }
 
 /// Make the temporary claim of each ready snapshot (once).
@@ -103,11 +166,10 @@ pub async fn claims(
 ) -> Result<(), Error> {
     let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
     for s in sources {
-        let size = ready
-            .iter()
-            .find(|(t, _)| t.source == s.source)
-            .and_then(|(_, size)| size.as_ref());
-        let claim = objects::temporary_claim(s, owner, size);
+        let Some((taken, size)) = ready.iter().find(|(t, _)| t.source == s.source) else {
+            continue;
+        };
+        let claim = objects::temporary_claim(s, &taken.volume_snapshot, owner, size.as_ref());
         write::create_once(&api, &claim)
             .await
             .map_err(Error::api(format!(
@@ -132,17 +194,22 @@ pub async fn clean(ctx: &Context, ns: &str, job: &str) -> Result<(), Error> {
         let name = c.metadata.name.unwrap_or_default();
         let _ = claims.delete(&name, &DeleteParams::default()).await;
     }
-    let snaps = snapshots_api(ctx, ns);
-    match snaps.list(&by_job).await {
-        Ok(list) => {
-            for s in list.items {
-                let name = s.metadata.name.unwrap_or_default();
-                let _ = snaps.delete(&name, &DeleteParams::default()).await;
+    // A group's member snapshots go with it (the snapshot controller deletes them).
+    for (api, what) in [
+        (snapshots_api(ctx, ns), "VolumeSnapshots"),
+        (groups_api(ctx, ns), "VolumeGroupSnapshots"),
+    ] {
+        match api.list(&by_job).await {
+            Ok(list) => {
+                for s in list.items {
+                    let name = s.metadata.name.unwrap_or_default();
+                    let _ = api.delete(&name, &DeleteParams::default()).await;
+                }
             }
+            // No such API: there is nothing of it to delete.
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(Error::api(format!("listing a run's {what}"))(e)),
         }
-        // No snapshot API: there is nothing of it to delete.
-        Err(kube::Error::Api(e)) if e.code == 404 => {}
-        Err(e) => return Err(Error::api("listing a run's VolumeSnapshots")(e)),
     }
     Ok(())
 }
@@ -151,12 +218,24 @@ pub async fn clean(ctx: &Context, ns: &str, job: &str) -> Result<(), Error> {
 /// snapshot API; `true` when the controller may not look, `rbac.snapshotClassReads=false`:
 /// the snapshot's own status then says what is wrong).
 pub async fn class_exists(client: &kube::Client, name: &str) -> Result<bool, Error> {
-    let api: Api<DynamicObject> =
-        Api::all_with(client.clone(), &objects::volume_snapshot_class_resource());
+    exists(client, &objects::volume_snapshot_class_resource(), name).await
+}
+
+/// Whether the VolumeGroupSnapshotClass `name` exists (as [`class_exists`]).
+pub async fn group_class_exists(client: &kube::Client, name: &str) -> Result<bool, Error> {
+    exists(client, &group::volume_group_snapshot_class_resource(), name).await
+}
+
+async fn exists(
+    client: &kube::Client,
+    resource: &kube::api::ApiResource,
+    name: &str,
+) -> Result<bool, Error> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
     match api.get_opt(name).await {
         Ok(found) => Ok(found.is_some()),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
         Err(kube::Error::Api(e)) if e.code == 403 => Ok(true),
-        Err(e) => Err(Error::api(format!("reading VolumeSnapshotClass {name}"))(e)),
+        Err(e) => Err(Error::api(format!("reading {} {name}", resource.kind))(e)),
     }
 }

@@ -73,10 +73,11 @@ pub fn volume_snapshot(s: &SnapshotSource, owner: &Owner) -> DynamicObject {
     o
 }
 
-/// The temporary claim made from the ready snapshot of `s` (`restore_size` its size when
-/// the driver says so: a claim from a snapshot may not be smaller).
+/// The temporary claim made from `snapshot`, the ready snapshot of `s` (`restore_size` its
+/// size when the driver says so: a claim from a snapshot may not be smaller).
 pub fn temporary_claim(
     s: &SnapshotSource,
+    snapshot: &str,
     owner: &Owner,
     restore_size: Option<&Quantity>,
 ) -> PersistentVolumeClaim {
@@ -90,7 +91,7 @@ pub fn temporary_claim(
         "spec": {
             "accessModes": ["ReadWriteOnce"],
             "resources": {"requests": {"storage": size}},
-            "dataSource": {"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": name},
+            "dataSource": {"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": snapshot},
         },
     }))
     .unwrap_or_default();
@@ -138,41 +139,68 @@ pub enum Verdict {
     Fail(String),
 }
 
+/// One source's snapshot as found: its name, where it stands, and the group it was taken in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub name: String,
+    pub readiness: Readiness,
+    pub group: Option<String>,
+}
+
+/// How long an error in a snapshot's status may stand before the run fails with it: the
+/// snapshot controller retries and clears what was passing (a conflicting update of its
+/// own objects), so only an error that stays is the driver's answer.
+pub const ERROR_GRACE: Duration = Duration::from_secs(30);
+
+/// Past the time a snapshot asked for at `since` may take (`None`: not known, never late).
+pub fn late(since: Option<Timestamp>, now: Timestamp) -> bool {
+    older_than(since, now, READY_TIMEOUT)
+}
+
+/// An error in the status of a snapshot asked for at `since` is final by `now`.
+pub fn error_final(since: Option<Timestamp>, now: Timestamp) -> bool {
+    older_than(since, now, ERROR_GRACE)
+}
+
+fn older_than(since: Option<Timestamp>, now: Timestamp, age: Duration) -> bool {
+    since.is_some_and(|t| Duration::try_from(now.duration_since(t)).unwrap_or_default() >= age)
+}
+
 /// The verdict on the snapshots of `sources` (`found` by source; a missing one was deleted
 /// by someone), taken at `since` (`None`: not known, no timeout), at `now`.
 pub fn verdict(
-    job: &str,
     sources: &[SnapshotSource],
-    found: &BTreeMap<String, Readiness>,
+    found: &BTreeMap<String, Found>,
     since: Option<Timestamp>,
     now: Timestamp,
 ) -> Verdict {
     let mut ready = Vec::new();
     let mut waiting = Vec::new();
     for s in sources {
-        let name = object_name(job, &s.source);
-        match found.get(&s.source) {
-            None => {
-                return Verdict::Fail(format!(
-                    "the VolumeSnapshot {name} of source {} is gone before the backup read it",
-                    s.source
-                ));
-            }
-            Some(Readiness::Failed(why)) => {
+        let Some(f) = found.get(&s.source) else {
+            return Verdict::Fail(format!(
+                "the VolumeSnapshot of source {} is gone before the backup read it",
+                s.source
+            ));
+        };
+        let name = f.name.clone();
+        match &f.readiness {
+            Readiness::Failed(why) if error_final(since, now) => {
                 return Verdict::Fail(format!(
                     "the VolumeSnapshot {name} of claim {} (class {}) failed: {why}",
                     s.claim, s.class
                 ));
             }
-            Some(Readiness::Waiting) => waiting.push(name),
-            Some(Readiness::Ready {
+            Readiness::Failed(_) | Readiness::Waiting => waiting.push(name),
+            Readiness::Ready {
                 creation_time,
                 restore_size,
-            }) => ready.push((
+            } => ready.push((
                 SnapshotTaken {
                     source: s.source.clone(),
                     volume_snapshot: name,
                     creation_time: creation_time.clone(),
+                    volume_group_snapshot: f.group.clone(),
                 },
                 restore_size.clone(),
             )),
@@ -181,10 +209,7 @@ pub fn verdict(
     if waiting.is_empty() {
         return Verdict::Ready(ready);
     }
-    let late = since.is_some_and(|t| {
-        Duration::try_from(now.duration_since(t)).unwrap_or_default() >= READY_TIMEOUT
-    });
-    if late {
+    if late(since, now) {
         return Verdict::Fail(format!(
             "the VolumeSnapshot(s) {} were not ready after {} minutes: see `kubectl describe \
              volumesnapshot` and the CSI driver's snapshotter logs",
@@ -220,15 +245,19 @@ mod tests {
     fn the_snapshots_are_ready_together_fail_with_the_drivers_words_or_after_the_timeout() {
         let sources = [source("db"), source("files")];
         let t0: Timestamp = "2026-12-07T10:00:00Z".parse().unwrap();
+        let at = |source: &str, readiness: Readiness| Found {
+            name: format!("j-{source}"),
+            readiness,
+            group: None,
+        };
         let found = |db: Readiness, files: Option<Readiness>| {
-            let mut m = BTreeMap::from([("db".to_owned(), db)]);
+            let mut m = BTreeMap::from([("db".to_owned(), at("db", db))]);
             if let Some(f) = files {
-                m.insert("files".into(), f);
+                m.insert("files".into(), at("files", f));
             }
             m
         };
         let v = verdict(
-            "j",
             &sources,
             &found(
                 ready("2026-12-07T10:00:01Z"),
@@ -244,7 +273,6 @@ mod tests {
         assert_eq!(taken[1].1, Some(Quantity("3Gi".into())));
         assert_eq!(
             verdict(
-                "j",
                 &sources,
                 &found(ready("2026-12-07T10:00:01Z"), Some(Readiness::Waiting)),
                 Some(t0),
@@ -254,7 +282,6 @@ mod tests {
         );
         let late = t0 + jiff::SignedDuration::from_secs(601);
         let Verdict::Fail(why) = verdict(
-            "j",
             &sources,
             &found(Readiness::Waiting, Some(Readiness::Waiting)),
             Some(t0),
@@ -266,13 +293,17 @@ mod tests {
             why.contains("j-db, j-files were not ready after 10 minutes"),
             "{why}"
         );
-        let Verdict::Fail(why) = verdict(
-            "j",
-            &sources,
-            &found(Readiness::Failed("no space".into()), None),
-            Some(t0),
-            t0,
-        ) else {
+        let failed = found(
+            Readiness::Failed("no space".into()),
+            Some(ready("2026-12-07T10:00:01Z")),
+        );
+        assert_eq!(
+            verdict(&sources, &failed, Some(t0), t0),
+            Verdict::Wait,
+            "the snapshot controller may still clear it"
+        );
+        let settled = t0 + jiff::SignedDuration::from_secs(31);
+        let Verdict::Fail(why) = verdict(&sources, &failed, Some(t0), settled) else {
             panic!()
         };
         assert!(
@@ -280,7 +311,6 @@ mod tests {
             "{why}"
         );
         let Verdict::Fail(why) = verdict(
-            "j",
             &sources,
             &found(ready("2026-12-07T10:00:01Z"), None),
             Some(t0),
@@ -312,7 +342,12 @@ mod tests {
             "db-claim"
         );
         assert_eq!(snap.data["spec"]["volumeSnapshotClassName"], "btrfs");
-        let claim = temporary_claim(&s, &owner, Some(&Quantity("3Gi".into())));
+        let claim = temporary_claim(
+            &s,
+            "shop-backup-x-db",
+            &owner,
+            Some(&Quantity("3Gi".into())),
+        );
         let spec = claim.spec.unwrap();
         assert_eq!(spec.storage_class_name.as_deref(), Some("fast"));
         assert_eq!(spec.data_source.unwrap().name, "shop-backup-x-db");

@@ -414,3 +414,47 @@ fn a_set_with_hooks_stalls_until_the_controller_may_run_them() {
     assert!(p.message.contains("hooks.enabled=true"), "{}", p.message);
     assert!(hooks(&hooked, true).is_ok());
 }
+
+#[test]
+fn a_group_snapshot_needs_its_class_and_a_selector_that_selects_exactly_the_snapshot_claims() {
+    let grouped = set(json!({
+        "sources": [
+            {"name": "db", "persistentVolumeClaim": {"claimName": "db", "copyMethod": "Snapshot"}},
+            {"name": "wal", "persistentVolumeClaim": {"claimName": "wal", "copyMethod": "Snapshot"}},
+        ],
+        "groupSnapshot": {"volumeGroupSnapshotClassName": "csi", "claimSelector": {"matchLabels": {"app": "db"}}},
+    }));
+    let with = |class_exists: bool, selected: Option<&[&str]>| {
+        let mut r = refs();
+        r.claims = ["db", "wal"]
+            .iter()
+            .map(|c| ((*c).to_owned(), claim(c, "ReadWriteOnce")))
+            .collect();
+        r.group = Some(crate::operator::backup_set::fetch::GroupRefs {
+            class_exists,
+            selected: selected.map(|s| s.iter().map(|c| (*c).to_owned()).collect()),
+        });
+        r
+    };
+    let message = |r: Result<ValidSet, Problem>| r.err().map(|p| p.message).unwrap_or_default();
+    let v = validate(&grouped, &with(true, Some(&["db", "wal"]))).unwrap();
+    assert_eq!(
+        v.group
+            .map(|g| g.volume_group_snapshot_class_name)
+            .as_deref(),
+        Some("csi")
+    );
+    assert_eq!(v.snapshots[1].class, "csi", "no VolumeSnapshotClass needed");
+    assert_eq!(
+        reason(validate(&grouped, &with(false, Some(&["db", "wal"])))),
+        "VolumeGroupSnapshotClassNotFound"
+    );
+    let left_out = validate(&grouped, &with(true, Some(&["db"])));
+    assert!(message(left_out).contains("does not select wal"));
+    let extra = validate(&grouped, &with(true, Some(&["db", "wal", "cache"])));
+    assert!(message(extra).contains("also selects cache"));
+    assert_eq!(
+        reason(validate(&grouped, &with(true, None))),
+        "GroupSnapshotSelectorMismatch"
+    );
+}
