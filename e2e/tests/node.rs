@@ -910,6 +910,52 @@ async fn the_test_csi_driver_snapshots_a_claim_being_written_at_one_instant_and_
     c.kubectl_ok(&["delete", "namespace", &ns, "--wait=false"], None);
 }
 
+/// The application `db` (label `app: db`) over its claim `db` on the btrfs driver, never
+/// stopping: it appends to a log (and syncs it, as a database makes its log durable before
+/// it goes on: a crash-consistent snapshot promises no order between unsynced data and
+/// later renames), then rewrites two counters in lockstep (`a` first). At any one instant
+/// the log ends at `a` or `a + 1`, and `a == b` or `a == b + 1`.
+async fn counting_application(c: &Cluster, shop: &Shop) {
+    let writer = "i=0; while true; do i=$((i+1)); echo $i >> /data/log; sync /data/log; echo $i > /data/a.tmp; mv /data/a.tmp /data/a; echo $i > /data/b.tmp; mv /data/b.tmp /data/b; done";
+    apply(
+        c,
+        &shop.ns,
+        &format!(
+            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: db}}\nspec:\n  storageClassName: holdfast-btrfs\n  accessModes: [ReadWriteOnce]\n  resources: {{requests: {{storage: 1Gi}}}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: db, labels: {{app: db}}}}\nspec:\n  containers:\n  - name: db\n    image: {shell}\n    command: [sh, -c, {writer:?}]\n    volumeMounts: [{{name: data, mountPath: /data}}]\n  volumes: [{{name: data, persistentVolumeClaim: {{claimName: db}}}}]\n",
+            shell = c.shell_image
+        ),
+    );
+    let pods: Api<Pod> = api(c, &shop.ns);
+    wait_for(&pods, "db", "the application to run", RUN, |p| {
+        (p.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(())
+    })
+    .await;
+}
+
+/// Restore `shop`'s newest run into `<dir>/<name>` and check that the counting
+/// application's files there are of one instant; returns the directory.
+fn restored_at_one_instant(shop: &Shop, name: &str) -> std::path::PathBuf {
+    let target = shop.c.dir.join(name);
+    let (ok, _, err) = shop.cli(&["restore", "--target", target.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let read = |f: &str| std::fs::read_to_string(target.join(f)).unwrap();
+    let n = |f: &str| read(f).trim().parse::<u64>().unwrap();
+    let (a, b) = (n("a"), n("b"));
+    assert!(
+        b > 0 && (a == b || a == b + 1),
+        "a={a} b={b}: not one instant"
+    );
+    let lines: Vec<u64> = read("log").lines().map(|l| l.parse().unwrap()).collect();
+    let want: Vec<u64> = (1..=lines.len() as u64).collect();
+    assert!(
+        lines == want && (lines.len() as u64 == a || lines.len() as u64 == a + 1),
+        "the appended log ({} lines, last {:?}) is not the instant of a={a}",
+        lines.len(),
+        lines.last()
+    );
+    target
+}
+
 #[tokio::test]
 #[ignore = "needs real kubelets: bash e2e/kind/run.sh"]
 async fn a_snapshot_source_is_read_at_one_instant_between_pre_and_post_and_leaves_no_snapshot_or_claim()
@@ -917,25 +963,7 @@ async fn a_snapshot_source_is_read_at_one_instant_between_pre_and_post_and_leave
     let c = kind().await;
     let _nodes = NODES.read().await;
     let shop = Shop::with_hooks("snapread", Target::S3).await;
-    // An application that never stops: it appends to a log (and syncs it, as a database
-    // makes its log durable before it goes on: a crash-consistent snapshot promises no
-    // order between unsynced data and later renames), then rewrites two counters in
-    // lockstep (`a` first). At any one instant the log ends at `a` or `a + 1`, and
-    // `a == b` or `a == b + 1`.
-    let writer = "i=0; while true; do i=$((i+1)); echo $i >> /data/log; sync /data/log; echo $i > /data/a.tmp; mv /data/a.tmp /data/a; echo $i > /data/b.tmp; mv /data/b.tmp /data/b; done";
-    apply(
-        &c,
-        &shop.ns,
-        &format!(
-            "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: db}}\nspec:\n  storageClassName: holdfast-btrfs\n  accessModes: [ReadWriteOnce]\n  resources: {{requests: {{storage: 1Gi}}}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: db, labels: {{app: db}}}}\nspec:\n  containers:\n  - name: db\n    image: {shell}\n    command: [sh, -c, {writer:?}]\n    volumeMounts: [{{name: data, mountPath: /data}}]\n  volumes: [{{name: data, persistentVolumeClaim: {{claimName: db}}}}]\n",
-            shell = c.shell_image
-        ),
-    );
-    let pods: Api<Pod> = api(&c, &shop.ns);
-    wait_for(&pods, "db", "the application to run", RUN, |p| {
-        (p.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(())
-    })
-    .await;
+    counting_application(&c, &shop).await;
     let set = |class: &str, token: &str| {
         format!(
             "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: db\n    persistentVolumeClaim: {{claimName: db, copyMethod: Snapshot, volumeSnapshotClassName: {class}}}\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n{PRIVILEGED_MOVER}  hooks:\n  - name: mark\n    podLabels: {{app: db}}\n    pre: [sh, -c, 'echo pre > /data/pre-hook']\n    post: [sh, -c, 'echo post > /data/post-hook']\n  manualRun: {{token: {token}, level: full}}\n"
@@ -981,25 +1009,8 @@ async fn a_snapshot_source_is_read_at_one_instant_between_pre_and_post_and_leave
     let phases: Vec<_> = hook_results(&last).into_iter().map(|h| h.1).collect();
     assert_eq!(phases, ["Pre", "Post"], "{last:#}");
 
-    let target = shop.c.dir.join("snapread-restored");
-    let (ok, _, err) = shop.cli(&["restore", "--target", target.to_str().unwrap()]);
-    assert!(ok, "{err}");
+    let target = restored_at_one_instant(&shop, "snapread-restored");
     let read = |f: &str| std::fs::read_to_string(target.join(f)).ok();
-    let n = |f: &str| read(f).unwrap().trim().parse::<u64>().unwrap();
-    let (a, b) = (n("a"), n("b"));
-    assert!(
-        b > 0 && (a == b || a == b + 1),
-        "a={a} b={b}: not one instant"
-    );
-    let log = read("log").unwrap();
-    let lines: Vec<u64> = log.lines().map(|l| l.parse().unwrap()).collect();
-    let want: Vec<u64> = (1..=lines.len() as u64).collect();
-    assert!(
-        lines == want && (lines.len() as u64 == a || lines.len() as u64 == a + 1),
-        "the appended log ({} lines, last {:?}) is not the instant of a={a}",
-        lines.len(),
-        lines.last()
-    );
     assert!(
         last.get("liveSources").is_none(),
         "a snapshot source is not read live: {last:#}"
@@ -1249,6 +1260,57 @@ async fn two_claims_written_in_lockstep_are_read_from_one_group_snapshot_inside_
                 "persistentvolumeclaim/wal",
             ]
         },
+    )
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs real kubelets: bash e2e/kind/run.sh"]
+async fn a_clone_source_is_read_from_a_csi_clone_made_between_pre_and_post_and_leaves_no_claim() {
+    let c = kind().await;
+    let _nodes = NODES.read().await;
+    let shop = Shop::with_hooks("cloneread", Target::S3).await;
+    counting_application(&c, &shop).await;
+    let last = shop
+        .run_with(&format!(
+            "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: db\n    persistentVolumeClaim: {{claimName: db, copyMethod: Clone}}\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n{PRIVILEGED_MOVER}  hooks:\n  - name: mark\n    podLabels: {{app: db}}\n    pre: [sh, -c, 'echo pre > /data/pre-hook']\n    post: [sh, -c, 'echo post > /data/post-hook']\n  manualRun: {{token: one, level: full}}\n"
+        ))
+        .await;
+    assert_eq!(last["phase"], "Complete", "{last:#}");
+    assert_eq!(last["clonedSources"], serde_json::json!(["db"]), "{last:#}");
+    assert!(last.get("liveSources").is_none(), "{last:#}");
+    let phases: Vec<_> = hook_results(&last).into_iter().map(|h| h.1).collect();
+    assert_eq!(phases, ["Pre", "Post"], "{last:#}");
+
+    let target = restored_at_one_instant(&shop, "cloneread-restored");
+    let read = |f: &str| std::fs::read_to_string(target.join(f)).ok();
+    assert_eq!(
+        read("pre-hook").as_deref(),
+        Some("pre\n"),
+        "pre ran before the clone"
+    );
+    assert_eq!(read("post-hook"), None, "post ran after the clone was made");
+    let (ok, runs, err) = shop.cli(&["runs"]);
+    assert!(ok, "{err}");
+    assert!(
+        runs[0]["sourceLevels"][0]["captured"].is_string(),
+        "a clone is dated, not read live: {runs:#}"
+    );
+    kubectl_until(
+        &c,
+        &[
+            "get",
+            "persistentvolumeclaims",
+            "-n",
+            &shop.ns,
+            "-l",
+            "holdfast.io/job",
+            "-o",
+            "name",
+        ],
+        "the run's clone to be deleted",
+        SOON,
+        |o| o.trim().is_empty(),
     )
     .await;
 }

@@ -211,7 +211,11 @@ pub struct PvcSource {
     /// CSI VolumeSnapshot of the claim, taken after the `pre` hooks (and followed by the
     /// `post` ones), is read through a temporary claim made from it; the run holds the
     /// claim as it was at that instant, the job pod needs no place beside the application,
-    /// and both temporary objects are deleted when the run ends.
+    /// and both temporary objects are deleted when the run ends. `Clone`: a temporary CSI
+    /// clone of the claim (a claim whose dataSource is this one; same StorageClass), made
+    /// after `pre`; `post` runs once the clone is bound (a WaitForFirstConsumer class binds
+    /// it when the job pod is scheduled) or when the run ends; for drivers that clone but
+    /// do not snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy_method: Option<CopyMethod>,
     /// The VolumeSnapshotClass of the snapshot (copyMethod `Snapshot`): its driver must be
@@ -229,12 +233,24 @@ pub enum CopyMethod {
     Direct,
     /// A CSI snapshot of the claim, through a temporary claim made from it.
     Snapshot,
+    /// A temporary CSI clone of the claim.
+    Clone,
 }
 
 impl PvcSource {
     /// Read through a snapshot.
     pub fn snapshot(&self) -> bool {
         self.copy_method == Some(CopyMethod::Snapshot)
+    }
+
+    /// Read through a clone.
+    pub fn clone_copy(&self) -> bool {
+        self.copy_method == Some(CopyMethod::Clone)
+    }
+
+    /// Read through a copy made for the run (a snapshot or a clone), not in place.
+    pub fn copied(&self) -> bool {
+        self.snapshot() || self.clone_copy()
     }
 }
 
@@ -524,6 +540,10 @@ pub struct RunSummary {
     /// copyMethod `Snapshot` (with hooks for what must be flushed) for one instant.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub live_sources: Vec<String>,
+    /// The sources read from a temporary CSI clone of their claim (copyMethod `Clone`),
+    /// made after `pre`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cloned_sources: Vec<String>,
     /// Why it failed, or what was partial, or why it was run again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

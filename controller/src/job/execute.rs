@@ -264,6 +264,7 @@ fn open(job: &Job<'_>, store: Store) -> Result<Repository, JobError> {
 
 fn backup_job(job: &Job<'_>, b: &BackupPlan, store: Store) -> Result<Outcome, JobError> {
     let stop = (job.stop)();
+    let started = Utc::now();
     let times = if b.sources.iter().any(|s| s.snapshot) {
         snapshot_times(std::env::var(plan::SNAPSHOT_TIMES_ENV).ok().as_deref())
     } else {
@@ -286,7 +287,12 @@ fn backup_job(job: &Job<'_>, b: &BackupPlan, store: Store) -> Result<Outcome, Jo
             };
             spec.exclude = s.exclude.clone();
             spec.file_name = s.file_name.clone();
-            spec.captured = s.snapshot.then(|| times.get(&s.name).copied()).flatten();
+            // A clone (or a snapshot whose instant did not reach the pod) was cut before
+            // this pod started: dated by now, later than its data, so a point-in-time
+            // restore never takes it for a time before it was cut.
+            spec.captured = s
+                .snapshot
+                .then(|| times.get(&s.name).copied().unwrap_or(started));
             spec
         })
         .collect();
@@ -330,10 +336,8 @@ fn backup_job(job: &Job<'_>, b: &BackupPlan, store: Store) -> Result<Outcome, Jo
 }
 
 /// Totals including live and reclaimable bytes (walks every run).
-/// The snapshots' instants the controller put on the pod, by source. Missing or unreadable
-/// (a Job released by a controller that did not set them), the sources are dated by the
-/// run's start, later than their data: a point-in-time restore then picks them only from
-/// that later time, never data newer than asked for.
+/// The snapshots' instants the controller put on the pod, by source (none for a clone).
+/// Missing or unreadable, a source is dated by the pod's start (see `backup_job`).
 fn snapshot_times(raw: Option<&str>) -> BTreeMap<String, DateTime<Utc>> {
     let raw = raw.unwrap_or_default();
     match serde_json::from_str::<BTreeMap<String, DateTime<Utc>>>(raw) {
@@ -341,7 +345,7 @@ fn snapshot_times(raw: Option<&str>) -> BTreeMap<String, DateTime<Utc>> {
         Err(e) => {
             eprintln!(
                 "warning: the snapshots' instants ({}) do not parse ({e}); their sources are \
-                 dated by the run's start",
+                 dated by this pod's start",
                 plan::SNAPSHOT_TIMES_ENV
             );
             BTreeMap::new()
@@ -381,7 +385,7 @@ mod tests {
     }
 
     #[test]
-    fn missing_or_broken_snapshot_times_date_sources_by_the_run() {
+    fn missing_or_broken_snapshot_times_are_none() {
         assert!(snapshot_times(None).is_empty());
         assert!(snapshot_times(Some("{not json")).is_empty());
     }

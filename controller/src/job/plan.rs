@@ -146,8 +146,9 @@ pub struct SourcePlan {
     pub exclude: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_name: Option<String>,
-    /// Read from a snapshot of the claim, whose instant the pod learns from
-    /// [`SNAPSHOT_TIMES_ENV`] and records as the source's restore-point time.
+    /// Read from a snapshot or a clone of the claim, not in place: a snapshot's instant
+    /// comes from [`SNAPSHOT_TIMES_ENV`], a clone's is the pod's start (it was cut before);
+    /// recorded as the source's restore-point time.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub snapshot: bool,
 }

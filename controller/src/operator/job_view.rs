@@ -12,7 +12,9 @@ use super::names::{
     LABEL_OPERATION,
 };
 use super::plan::queue::{JobState, QueuedJob};
-use super::snapshots::state::{ANNOTATION_COPY, ANNOTATION_SNAPSHOTS, CopyState, SNAPSHOT_FAILED};
+use super::snapshots::state::{
+    ANNOTATION_CLONES, ANNOTATION_COPY, ANNOTATION_SNAPSHOTS, CopyState, SNAPSHOT_FAILED,
+};
 use crate::api::backup_set::SnapshotTaken;
 use crate::api::hook::HookResult;
 use crate::job::plan::OperationKind;
@@ -61,6 +63,8 @@ pub struct JobView {
     pub copy: Option<CopyState>,
     /// The snapshots its run reads.
     pub snapshots: Vec<SnapshotTaken>,
+    /// The sources its run reads from clones.
+    pub clones: Vec<String>,
     /// Its uid (what objects it owns name).
     pub uid: String,
 }
@@ -137,6 +141,7 @@ impl JobView {
             hook_results: read_list_annotation(ann.get(ANNOTATION_HOOK_RESULTS)),
             copy,
             snapshots: read_list_annotation(ann.get(ANNOTATION_SNAPSHOTS)),
+            clones: read_list_annotation(ann.get(ANNOTATION_CLONES)),
             uid: meta.uid.clone().unwrap_or_default(),
             state,
             ending,

@@ -122,6 +122,7 @@ fn backup_run(ended: &Ended<'_>, b: &BackupSummary) -> (RunSummary, Outcome) {
                 .filter(|s| s.live)
                 .map(|s| s.name.clone())
                 .collect(),
+            cloned_sources: ended.job.clones.clone(),
             message: Some(message).filter(|m| !m.is_empty()),
         },
         result,
@@ -331,6 +332,7 @@ fn failed_run(ended: &Ended<'_>, message: &str) -> RunSummary {
         hooks: job.hook_results.clone(),
         snapshots: job.snapshots.clone(),
         live_sources: Vec::new(),
+        cloned_sources: job.clones.clone(),
         message: Some(message.to_owned()),
     }
 }

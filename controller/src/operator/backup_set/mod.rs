@@ -129,6 +129,12 @@ async fn run(
     record_missed(ctx, set, missed).await;
     status.missed_runs += missed;
     start::release_queue(ctx, set, valid, &mut jobs).await?;
+    for job in jobs
+        .own_unfinished()
+        .filter(|j| j.copy == Some(CopyState::Cloning))
+    {
+        release::cloning(ctx, set, valid, job).await?;
+    }
     summary::summarise(set, &plan, &jobs, status);
     let health = watch_stuck(ctx, set, &jobs, summary::health_of(status, valid)).await?;
     status.observed_generation = set.metadata.generation;
@@ -351,12 +357,13 @@ fn observe(
 }
 
 /// When to reconcile again: the schedule's next wake-up, sooner while a Job of the set runs,
-/// and every [`SNAPSHOTS`] while its snapshots are being cut (no watch sees them).
+/// and every [`SNAPSHOTS`] while its snapshots are being cut or its clones made (no watch
+/// sees them).
 fn requeue_after(now: Timestamp, plan: &SetPlan, jobs: &RepoJobs) -> Duration {
     let wait = plan.wake.map_or(IDLE, |w| until(now, w)).min(IDLE);
     jobs.own_unfinished()
         .map(|j| match j.copy {
-            Some(CopyState::Snapshotting) => SNAPSHOTS,
+            Some(CopyState::Snapshotting | CopyState::Cloning) => SNAPSHOTS,
             _ => job_control::next_look(j, now, WATCH_JOBS),
         })
         .fold(wait, Duration::min)

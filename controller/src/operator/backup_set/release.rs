@@ -25,7 +25,10 @@ use crate::operator::names::ANNOTATION_FAILURE;
 use crate::operator::plan::queue::JobState;
 use crate::operator::snapshots;
 use crate::operator::snapshots::objects::Verdict;
-use crate::operator::snapshots::state::{ANNOTATION_COPY, ANNOTATION_SNAPSHOTS, CopyState};
+use crate::operator::snapshots::state::{
+    ANNOTATION_CLONES, ANNOTATION_COPY, ANNOTATION_SNAPSHOTS, CopyState,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 /// Take the held Job `job` one step on; where it stands after.
 pub(super) async fn release(
@@ -72,7 +75,7 @@ pub(super) async fn release(
             .map(|_| hooks::annotations(HookState::Released, &results))
             .unwrap_or_else(|| json!({}))
     };
-    if job.copy.is_some() && !valid.snapshots.is_empty() {
+    if job.copy.is_some() && valid.snapshots.iter().any(|s| !s.clone) {
         let ns = set.namespace().unwrap_or_default();
         let owner = snapshots::owner(&job.name, &job.uid);
         snapshots::take(ctx, &ns, &valid.snapshots, valid.group.as_ref(), &owner).await?;
@@ -86,6 +89,11 @@ pub(super) async fn release(
         )
         .await?;
         return Ok(JobState::Waiting);
+    }
+    if job.copy.is_some() {
+        // Clones only: asked for now, made (a WaitForFirstConsumer class) once the pod is
+        // scheduled.
+        return copies_ready(ctx, set, valid, job, results, Vec::new()).await;
     }
     patch(
         ctx,
@@ -135,17 +143,49 @@ async fn snapshots_cut(
         }
         Verdict::Ready(ready) => ready,
     };
-    // Cut: what `pre` froze may thaw.
-    let results = post_if_owed(ctx, set, job).await?;
-    let mut ann = job
-        .hooks
-        .map(|_| hooks::annotations(HookState::Done, &results))
-        .unwrap_or_else(|| json!({}));
+    copies_ready(ctx, set, valid, job, job.hook_results.clone(), ready).await
+}
+
+/// The snapshots are `ready` (none without `Snapshot` sources) and `pre` left `results`:
+/// the temporary claims from the snapshots, the clones asked for, `post` now unless a clone
+/// is still to be made, and the Job released with the snapshots' instants.
+async fn copies_ready(
+    ctx: &Context,
+    set: &BackupSet,
+    valid: &ValidSet,
+    job: &JobView,
+    results: Vec<HookResult>,
+    ready: Vec<(SnapshotTaken, Option<Quantity>)>,
+) -> Result<JobState, Error> {
+    let ns = set.namespace().unwrap_or_default();
+    let object = set.object_ref(&());
     let owner = snapshots::owner(&job.name, &job.uid);
     snapshots::claims(ctx, &ns, &valid.snapshots, &owner, &ready).await?;
+    snapshots::clones(ctx, &ns, &valid.snapshots, &owner).await?;
+    let clones: Vec<String> = valid
+        .snapshots
+        .iter()
+        .filter(|s| s.clone)
+        .map(|s| s.source.clone())
+        .collect();
+    // Cut: what `pre` froze may thaw; a clone is cut only once it is made.
+    let (hook_state, results, copy) = if clones.is_empty() {
+        let results = match job.hooks {
+            Some(_) => hooks::post_now(ctx, set, &job.name, results).await?,
+            None => results,
+        };
+        (HookState::Done, results, CopyState::Ready)
+    } else {
+        (HookState::Released, results, CopyState::Cloning)
+    };
+    let mut ann = job
+        .hooks
+        .map(|_| hooks::annotations(hook_state, &results))
+        .unwrap_or_else(|| json!({}));
     let taken: Vec<_> = ready.into_iter().map(|(t, _)| t).collect();
-    ann[ANNOTATION_COPY] = json!(CopyState::Ready.as_str());
+    ann[ANNOTATION_COPY] = json!(copy.as_str());
     ann[ANNOTATION_SNAPSHOTS] = json!(list_annotation(&taken));
+    ann[ANNOTATION_CLONES] = json!(list_annotation(&clones));
     // The pod reads them through the downward API; a held Job that never ran may still
     // change its template's annotations.
     let pod_ann = json!({ SNAPSHOT_TIMES_ANNOTATION: snapshot_times(&taken) });
@@ -162,6 +202,9 @@ async fn snapshots_cut(
         }),
     )
     .await?;
+    if taken.is_empty() {
+        return Ok(JobState::Active);
+    }
     let list: Vec<String> = taken.iter().map(|t| t.volume_snapshot.clone()).collect();
     ctx.event(
         &object,
@@ -186,6 +229,56 @@ async fn snapshots_cut(
     )
     .await;
     Ok(JobState::Active)
+}
+
+/// The released Job `job` waits for its clones: once they are made, `post`; if they are
+/// not made in time, the Job is stopped and fails (`post` too).
+pub(super) async fn cloning(
+    ctx: &Context,
+    set: &BackupSet,
+    valid: &ValidSet,
+    job: &JobView,
+) -> Result<(), Error> {
+    let ns = set.namespace().unwrap_or_default();
+    let verdict = snapshots::clones_made(ctx, &ns, &job.name, &valid.snapshots, ctx.now()).await?;
+    let (copy, why) = match verdict {
+        Verdict::Wait => return Ok(()),
+        Verdict::Ready(_) => (CopyState::Ready, None),
+        Verdict::Fail(why) => (CopyState::Failed, Some(why)),
+    };
+    let results = post_if_owed(ctx, set, job).await?;
+    let mut ann = job
+        .hooks
+        .map(|_| hooks::annotations(HookState::Done, &results))
+        .unwrap_or_else(|| json!({}));
+    ann[ANNOTATION_COPY] = json!(copy.as_str());
+    let Some(why) = why else {
+        return patch(
+            ctx,
+            set,
+            &job.name,
+            json!({"metadata": {"annotations": ann}}),
+        )
+        .await;
+    };
+    ann[ANNOTATION_FAILURE] = json!(why);
+    // Suspending a running Job stops its pod.
+    patch(
+        ctx,
+        set,
+        &job.name,
+        json!({"metadata": {"annotations": ann}, "spec": {"suspend": true}}),
+    )
+    .await?;
+    snapshots::clean(ctx, &ns, &job.name).await?;
+    ctx.event(
+        &set.object_ref(&()),
+        EventReason::SnapshotFailed,
+        "Clone",
+        why,
+    )
+    .await;
+    Ok(())
 }
 
 /// Fail the held Job `job` before it ran: `post` if owed, its snapshots deleted.

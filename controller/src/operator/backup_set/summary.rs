@@ -86,6 +86,7 @@ fn placeholder(running: &JobView) -> RunSummary {
         hooks: running.hook_results.clone(),
         snapshots: running.snapshots.clone(),
         live_sources: Vec::new(),
+        cloned_sources: running.clones.clone(),
         message: None,
     }
 }

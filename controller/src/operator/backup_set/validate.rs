@@ -154,8 +154,11 @@ fn group(set: &BackupSet, refs: &Refs, snapshots: &[SnapshotSource]) -> Result<(
             "groupSnapshot.claimSelector is not a valid label selector".to_owned(),
         ));
     };
-    let wanted: std::collections::BTreeSet<&str> =
-        snapshots.iter().map(|s| s.claim.as_str()).collect();
+    let wanted: std::collections::BTreeSet<&str> = snapshots
+        .iter()
+        .filter(|s| !s.clone)
+        .map(|s| s.claim.as_str())
+        .collect();
     let missing: Vec<&str> = wanted
         .iter()
         .filter(|c| !selected.contains(**c))
@@ -418,11 +421,13 @@ fn snapshot_source(
     group: Option<&GroupSnapshot>,
     refs: &Refs,
 ) -> Result<SnapshotSource, Problem> {
+    let clone = p.clone_copy();
     let class = match group {
+        _ if clone => String::new(),
         Some(g) => g.volume_group_snapshot_class_name.clone(),
         None => p.volume_snapshot_class_name.clone().unwrap_or_default(),
     };
-    if group.is_none() && refs.snapshot_classes.get(&class) != Some(&true) {
+    if !clone && group.is_none() && refs.snapshot_classes.get(&class) != Some(&true) {
         return Err(Problem::new(
             "VolumeSnapshotClassNotFound",
             format!(
@@ -438,6 +443,7 @@ fn snapshot_source(
     Ok(SnapshotSource {
         source: name.to_owned(),
         claim: p.claim_name.clone(),
+        clone,
         class,
         storage_class: spec.and_then(|s| s.storage_class_name.clone()),
         size: spec
@@ -453,7 +459,7 @@ fn sources(set: &BackupSet, refs: &Refs) -> Result<Sources, Problem> {
     let mut snapshots = Vec::new();
     for s in &set.spec.sources {
         if let Some(p) = &s.persistent_volume_claim {
-            if p.snapshot() {
+            if p.copied() {
                 // Read from a new claim: no place beside the application needed.
                 snapshots.push(snapshot_source(
                     &s.name,
@@ -476,7 +482,7 @@ fn sources(set: &BackupSet, refs: &Refs) -> Result<Sources, Problem> {
                     fifo: None,
                     exclude: p.exclude.clone(),
                     file_name: None,
-                    snapshot: p.snapshot(),
+                    snapshot: p.copied(),
                 },
             ));
         } else if let Some(c) = &s.command {

@@ -22,6 +22,7 @@ fn job(name: &str, op: &str, ending: Option<Ending>) -> JobView {
         hook_results: vec![],
         copy: None,
         snapshots: vec![],
+        clones: vec![],
         uid: String::new(),
     }
 }

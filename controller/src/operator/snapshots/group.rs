@@ -128,6 +128,7 @@ mod tests {
         SnapshotSource {
             source: name.into(),
             claim: format!("{name}-claim"),
+            clone: false,
             class: "group-class".into(),
             storage_class: None,
             size: Some(Quantity("1Gi".into())),

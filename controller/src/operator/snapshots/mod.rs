@@ -77,7 +77,7 @@ pub async fn take(
             ));
     }
     let api = snapshots_api(ctx, ns);
-    for s in sources {
+    for s in sources.iter().filter(|s| !s.clone) {
         let snap = objects::volume_snapshot(s, owner);
         write::create_once(&api, &snap).await.map_err(Error::api(format!(
             "creating the VolumeSnapshot of claim {} (does the cluster serve snapshot.storage.k8s.io/v1?)",
@@ -132,7 +132,7 @@ pub async fn look(
     }
     let mut found = BTreeMap::new();
     let mut since: Option<Timestamp> = None;
-    for s in sources {
+    for s in sources.iter().filter(|s| !s.clone) {
         let name = object_name(job, &s.source);
         let Some(o) = api
             .get_opt(&name)
@@ -153,7 +153,55 @@ pub async fn look(
             },
         );
     }
-    Ok(objects::verdict(sources, &found, since, now))
+    let snapshotted: Vec<SnapshotSource> = sources.iter().filter(|s| !s.clone).cloned().collect();
+    Ok(objects::verdict(&snapshotted, &found, since, now))
+}
+
+/// Ask for the clone of each `Clone` source (once).
+pub async fn clones(
+    ctx: &Context,
+    ns: &str,
+    sources: &[SnapshotSource],
+    owner: &Owner,
+) -> Result<(), Error> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+    for s in sources.iter().filter(|s| s.clone) {
+        write::create_once(&api, &objects::clone_claim(s, owner))
+            .await
+            .map_err(Error::api(format!(
+                "creating the clone of claim {}",
+                s.claim
+            )))?;
+    }
+    Ok(())
+}
+
+/// Whether the Job's clones are made (bound) at `now`.
+pub async fn clones_made(
+    ctx: &Context,
+    ns: &str,
+    job: &str,
+    sources: &[SnapshotSource],
+    now: Timestamp,
+) -> Result<Verdict, Error> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+    let mut claims = BTreeMap::new();
+    let mut since: Option<Timestamp> = None;
+    for s in sources.iter().filter(|s| s.clone) {
+        let name = object_name(job, &s.source);
+        let c = api
+            .get_opt(&name)
+            .await
+            .map_err(Error::api(format!("reading the clone {name}")))?;
+        if let Some(t) = c
+            .as_ref()
+            .and_then(|c| c.metadata.creation_timestamp.as_ref())
+        {
+            since = Some(since.map_or(t.0, |s| s.min(t.0)));
+        }
+        claims.insert(name, c);
+    }
+    Ok(objects::clones_verdict(&claims, since, now))
 }
 
 /// Make the temporary claim of each ready snapshot (once).

@@ -42,6 +42,9 @@ pub fn volume_snapshot_class_resource() -> ApiResource {
 pub struct SnapshotSource {
     pub source: String,
     pub claim: String,
+    /// Read from a clone of the claim (copyMethod `Clone`), not a snapshot.
+    pub clone: bool,
+    /// The snapshot's class (a VolumeSnapshotClass, or the group's); empty for a clone.
     pub class: String,
     /// The claim's StorageClass: the temporary claim's too.
     pub storage_class: Option<String>,
@@ -81,17 +84,32 @@ pub fn temporary_claim(
     owner: &Owner,
     restore_size: Option<&Quantity>,
 ) -> PersistentVolumeClaim {
-    let name = object_name(&owner.job, &s.source);
-    let size = restore_size
-        .or(s.size.as_ref())
-        .cloned()
-        .unwrap_or_else(|| Quantity("1Gi".into()));
+    let from =
+        json!({"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": snapshot});
+    owned_claim(s, owner, restore_size.or(s.size.as_ref()), from)
+}
+
+/// The temporary clone of `s`'s claim for the Job: a claim whose data source is the
+/// claim, in its StorageClass, at its size.
+pub fn clone_claim(s: &SnapshotSource, owner: &Owner) -> PersistentVolumeClaim {
+    let from = json!({"kind": "PersistentVolumeClaim", "name": s.claim});
+    owned_claim(s, owner, s.size.as_ref(), from)
+}
+
+/// The Job's claim of `s` with its data from `from`, in the source claim's StorageClass.
+fn owned_claim(
+    s: &SnapshotSource,
+    owner: &Owner,
+    size: Option<&Quantity>,
+    from: serde_json::Value,
+) -> PersistentVolumeClaim {
+    let size = size.cloned().unwrap_or_else(|| Quantity("1Gi".into()));
     let mut claim: PersistentVolumeClaim = serde_json::from_value(json!({
-        "metadata": {"name": name},
+        "metadata": {"name": object_name(&owner.job, &s.source)},
         "spec": {
             "accessModes": ["ReadWriteOnce"],
             "resources": {"requests": {"storage": size}},
-            "dataSource": {"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": snapshot},
+            "dataSource": from,
         },
     }))
     .unwrap_or_default();
@@ -101,6 +119,42 @@ pub fn temporary_claim(
         spec.storage_class_name = s.storage_class.clone();
     }
     claim
+}
+
+/// What the Job's clones come to: all bound (made), still waiting, or not made in time.
+pub fn clones_verdict(
+    claims: &BTreeMap<String, Option<PersistentVolumeClaim>>,
+    since: Option<Timestamp>,
+    now: Timestamp,
+) -> Verdict {
+    let mut waiting = Vec::new();
+    for (name, c) in claims {
+        let Some(c) = c else {
+            return Verdict::Fail(format!(
+                "the clone {name} is gone before the backup read it"
+            ));
+        };
+        let phase = c.status.as_ref().and_then(|s| s.phase.as_deref());
+        match phase {
+            Some("Bound") => {}
+            Some("Lost") => {
+                return Verdict::Fail(format!("the clone {name} lost its volume"));
+            }
+            _ => waiting.push(name.clone()),
+        }
+    }
+    if waiting.is_empty() {
+        return Verdict::Ready(Vec::new());
+    }
+    if late(since, now) {
+        return Verdict::Fail(format!(
+            "the clone(s) {} were not made after {} minutes: see `kubectl describe pvc` (the \
+             CSI driver must support cloning, in the source claim's StorageClass)",
+            waiting.join(", "),
+            READY_TIMEOUT.as_secs() / 60
+        ));
+    }
+    Verdict::Wait
 }
 
 /// Where one VolumeSnapshot stands.
@@ -228,6 +282,7 @@ mod tests {
         SnapshotSource {
             source: name.into(),
             claim: format!("{name}-claim"),
+            clone: false,
             class: "btrfs".into(),
             storage_class: Some("fast".into()),
             size: Some(Quantity("2Gi".into())),
@@ -368,5 +423,54 @@ mod tests {
                 restore_size: Some(Quantity("1Gi".into()))
             }
         );
+    }
+
+    #[test]
+    fn a_clone_is_a_claim_from_the_source_claim_and_is_made_once_bound_or_fails_late() {
+        let owner = Owner {
+            job: "shop-backup-x".into(),
+            reference: OwnerReference::default(),
+            labels: BTreeMap::new(),
+        };
+        let s = SnapshotSource {
+            clone: true,
+            ..source("db")
+        };
+        let c = clone_claim(&s, &owner);
+        assert_eq!(c.metadata.name.as_deref(), Some("shop-backup-x-db"));
+        let spec = c.spec.unwrap();
+        let from = spec.data_source.unwrap();
+        assert_eq!(
+            (from.kind.as_str(), from.name.as_str()),
+            ("PersistentVolumeClaim", "db-claim")
+        );
+        assert_eq!(from.api_group, None);
+        assert_eq!(spec.storage_class_name.as_deref(), Some("fast"));
+        let phase = |p: &str| -> Option<PersistentVolumeClaim> {
+            Some(serde_json::from_value(json!({"status": {"phase": p}})).unwrap())
+        };
+        let t0: Timestamp = "2026-12-07T10:00:00Z".parse().unwrap();
+        let claims = |a: Option<PersistentVolumeClaim>| BTreeMap::from([("x-db".to_owned(), a)]);
+        assert_eq!(
+            clones_verdict(&claims(phase("Bound")), Some(t0), t0),
+            Verdict::Ready(vec![])
+        );
+        assert_eq!(
+            clones_verdict(&claims(phase("Pending")), Some(t0), t0),
+            Verdict::Wait
+        );
+        let late = t0 + jiff::SignedDuration::from_secs(601);
+        let Verdict::Fail(why) = clones_verdict(&claims(phase("Pending")), Some(t0), late) else {
+            panic!()
+        };
+        assert!(why.contains("x-db were not made after 10 minutes"), "{why}");
+        assert!(matches!(
+            clones_verdict(&claims(phase("Lost")), Some(t0), t0),
+            Verdict::Fail(_)
+        ));
+        assert!(matches!(
+            clones_verdict(&claims(None), Some(t0), t0),
+            Verdict::Fail(_)
+        ));
     }
 }

@@ -5,6 +5,8 @@
 pub const ANNOTATION_COPY: &str = "holdfast.io/copy";
 /// The annotation with the snapshots the run reads (JSON, the status's list).
 pub const ANNOTATION_SNAPSHOTS: &str = "holdfast.io/snapshots";
+/// The annotation with the sources the run reads from clones (JSON list of names).
+pub const ANNOTATION_CLONES: &str = "holdfast.io/clones";
 /// The reason of a run whose snapshot failed.
 pub const SNAPSHOT_FAILED: &str = "SnapshotFailed";
 
@@ -15,6 +17,8 @@ pub enum CopyState {
     Pending,
     /// The VolumeSnapshots exist; the set waits for them to be ready.
     Snapshotting,
+    /// Released with its clones asked for: `post` waits until they are bound (made).
+    Cloning,
     /// Ready: the temporary claims exist and the Job was released.
     Ready,
     /// A snapshot failed or was not ready in time: the Job never runs.
@@ -26,6 +30,7 @@ impl CopyState {
         match self {
             CopyState::Pending => "pending",
             CopyState::Snapshotting => "snapshotting",
+            CopyState::Cloning => "cloning",
             CopyState::Ready => "ready",
             CopyState::Failed => "failed",
         }
@@ -35,6 +40,7 @@ impl CopyState {
         [
             CopyState::Pending,
             CopyState::Snapshotting,
+            CopyState::Cloning,
             CopyState::Ready,
             CopyState::Failed,
         ]
@@ -63,6 +69,7 @@ mod tests {
         for s in [
             CopyState::Pending,
             CopyState::Snapshotting,
+            CopyState::Cloning,
             CopyState::Ready,
             CopyState::Failed,
         ] {

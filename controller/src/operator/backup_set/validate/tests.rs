@@ -458,3 +458,17 @@ fn a_group_snapshot_needs_its_class_and_a_selector_that_selects_exactly_the_snap
         "GroupSnapshotSelectorMismatch"
     );
 }
+
+#[test]
+fn a_clone_source_needs_no_snapshot_class_and_stays_out_of_a_group() {
+    let s = set(json!({
+        "sources": [
+            {"name": "db", "persistentVolumeClaim": {"claimName": "db", "copyMethod": "Clone"}},
+        ],
+    }));
+    let mut r = refs();
+    r.claims = BTreeMap::from([("db".to_owned(), claim("db", "ReadWriteOnce"))]);
+    let v = validate(&s, &r).unwrap();
+    assert!(v.snapshots[0].clone && v.snapshots[0].class.is_empty());
+    assert!(v.sources[0].1.snapshot, "the pod dates it, not a live read");
+}
