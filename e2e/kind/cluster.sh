@@ -26,6 +26,20 @@ down() {
   if [ -f "$dir/s3s-fs.pid" ]; then kill "$(cat "$dir/s3s-fs.pid")" 2>/dev/null || true; fi
 }
 
+# Run a kubectl wait ($1 the kubectl, the rest its arguments); when it fails, say which
+# and show the stack's pods and events before failing.
+csi_wait() {
+  local kubectl="$1"
+  shift
+  if "$kubectl" "$@" >/dev/null; then
+    return 0
+  fi
+  echo "the snapshot stack did not come up: kubectl $*" >&2
+  "$kubectl" get pods -A -o wide >&2 || true
+  "$kubectl" get events -A --sort-by=.lastTimestamp 2>/dev/null | tail -n 30 >&2 || true
+  return 1
+}
+
 # The snapshot stack (e2e/kind/csi, test infrastructure): a btrfs filesystem made on the
 # host and loop-mounted in the worker node, the snapshot CRDs and controller, the btrfs
 # CSI driver with the provisioner and snapshotter sidecars on that node, the StorageClass
@@ -36,14 +50,17 @@ csi_up() {
   stack="$(bash "$here/csi/build.sh" | tail -n 1)"
   # shellcheck disable=SC1091
   source "$stack/images.env"
-  worker="$("$kind" get nodes --name "$cluster" | grep -m1 worker)"
+  # Listed whole, then searched: `grep -m1` stopping early would SIGPIPE kind under pipefail.
+  local nodes
+  nodes="$("$kind" get nodes --name "$cluster")"
+  worker="$(grep -m1 worker <<<"$nodes")"
   truncate -s 4G "$dir/csi-btrfs.img"
   mkfs.btrfs -q "$dir/csi-btrfs.img" >/dev/null
   docker exec "$worker" sh -c "mkdir -p /var/lib/holdfast-csi && mount -o loop $dir/csi-btrfs.img /var/lib/holdfast-csi"
   "$kind" load docker-image --name "$cluster" "$CSI_DRIVER_IMAGE" "$CSI_SNAPSHOTTER_IMAGE" \
     "$CSI_SNAPSHOT_CONTROLLER_IMAGE" "$CSI_PROVISIONER_IMAGE" >>"$dir/logs/kind-load.log" 2>&1
   "$kubectl" apply --server-side -f "$stack/crds/" >/dev/null
-  "$kubectl" wait --for condition=Established --timeout 60s -f "$stack/crds/" >/dev/null
+  csi_wait "$kubectl" wait --for condition=Established --timeout 180s -f "$stack/crds/"
   "$kubectl" create namespace holdfast-csi >/dev/null
   "$kubectl" apply -f "$stack/rbac/rbac-snapshot-controller.yaml" >/dev/null
   sed 's/namespace: default.*/namespace: holdfast-csi/' "$stack/rbac/rbac-csi-provisioner.yaml" \
@@ -53,8 +70,8 @@ csi_up() {
     -e "s|__SNAPSHOT_CONTROLLER_IMAGE__|$CSI_SNAPSHOT_CONTROLLER_IMAGE|" \
     -e "s|__PROVISIONER_IMAGE__|$CSI_PROVISIONER_IMAGE|" "$here/csi/deploy.yaml" |
     "$kubectl" apply -f - >/dev/null
-  "$kubectl" -n holdfast-csi rollout status deployment/csi-btrfs --timeout 120s >/dev/null
-  "$kubectl" -n kube-system rollout status deployment/snapshot-controller --timeout 120s >/dev/null
+  csi_wait "$kubectl" -n holdfast-csi rollout status deployment/csi-btrfs --timeout 300s
+  csi_wait "$kubectl" -n kube-system rollout status deployment/snapshot-controller --timeout 300s
   # Registered with the worker's kubelet: its CSINode lists the driver.
   for _ in $(seq 1 100); do
     # Read whole, not piped to `grep -q`: with pipefail, kubectl killed by SIGPIPE when grep

@@ -1317,6 +1317,96 @@ async fn a_clone_source_is_read_from_a_csi_clone_made_between_pre_and_post_and_l
 
 #[tokio::test]
 #[ignore = "needs real kubelets: bash e2e/kind/run.sh"]
+async fn a_controller_killed_mid_pre_or_mid_snapshot_owes_no_post_and_leaves_no_snapshot_or_claim()
+{
+    let c = kind().await;
+    let _nodes = NODES.read().await;
+    let mut shop = Shop::with_hooks("cutshort", Target::S3).await;
+    counting_application(&c, &shop).await;
+    let link = c.link().await;
+    let set = |class: &str, pre: &str, token: &str| {
+        format!(
+            "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: db\n    persistentVolumeClaim: {{claimName: db, copyMethod: Snapshot, volumeSnapshotClassName: {class}}}\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n{PRIVILEGED_MOVER}  hooks:\n  - name: mark\n    podLabels: {{app: db}}\n    pre: [sh, -c, {pre:?}]\n    post: [sh, -c, 'echo post > /data/post-hook']\n    timeout: 5m\n  manualRun: {{token: {token}, level: full}}\n"
+        )
+    };
+    let leftovers = [
+        "get",
+        "volumesnapshots,persistentvolumeclaims",
+        "-n",
+        &shop.ns,
+        "-l",
+        "holdfast.io/job",
+        "-o",
+        "name",
+    ];
+
+    // Killed while `pre` runs: the next controller cannot know what it did, so it runs
+    // `post` and fails the run rather than start it.
+    let pre = format!("{}; {}", link.raise_cmd("pre"), link.wait_cmd("go"));
+    shop.apply(&set("holdfast-btrfs", &pre, "one"));
+    link.wait_raised("pre", "the pre hook never started", RUN)
+        .await;
+    shop.ctl.kill();
+    shop.ctl.restart().await;
+    let last = shop.next_run(&BTreeSet::new()).await;
+    link.raise("go");
+    assert_eq!(last["phase"], "Failed", "{last:#}");
+    let message = last["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("controller stopped while the pre hooks ran"),
+        "{message}"
+    );
+    let phases: Vec<_> = hook_results(&last).into_iter().map(|h| h.1).collect();
+    assert_eq!(phases.last().map(String::as_str), Some("Post"), "{last:#}");
+
+    // Killed while the snapshot is being cut (a class whose snapshots the driver refuses
+    // keeps it there for the 30 s an error may stand): the next controller picks the run up
+    // where it stood, fails it with the driver's words, runs `post` once, deletes the rest.
+    let mut before: BTreeSet<String> = shop.jobs().await.into_iter().collect();
+    before.insert(last["job"].as_str().unwrap_or_default().to_owned());
+    shop.apply(&set("holdfast-btrfs-failing", "true", "two"));
+    kubectl_until(
+        &c,
+        &[
+            "get",
+            "jobs",
+            "-n",
+            &shop.ns,
+            "-o",
+            "jsonpath={.items[*].metadata.annotations.holdfast\\.io/copy}",
+        ],
+        "the run's snapshot to be asked for",
+        RUN,
+        |o| o.contains("snapshotting"),
+    )
+    .await;
+    shop.ctl.kill();
+    kubectl_until(&c, &leftovers, "the snapshot being cut", SOON, |o| {
+        o.contains("volumesnapshot")
+    })
+    .await;
+    shop.ctl.restart().await;
+    let last = shop.next_run(&before).await;
+    assert_eq!(last["phase"], "Failed", "{last:#}");
+    let message = last["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("asks this test driver to fail"),
+        "{message}"
+    );
+    let phases: Vec<_> = hook_results(&last).into_iter().map(|h| h.1).collect();
+    assert_eq!(phases, ["Pre", "Post"], "post ran once: {last:#}");
+    kubectl_until(
+        &c,
+        &leftovers,
+        "the cut-short run's snapshot to be deleted",
+        SOON,
+        |o| o.trim().is_empty(),
+    )
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs real kubelets: bash e2e/kind/run.sh"]
 async fn in_a_restricted_namespace_a_snapshot_source_is_read_by_the_unprivileged_mover_as_the_datas_owner()
  {
     let c = kind().await;

@@ -57,7 +57,7 @@ pub(super) async fn release(
         let ran = hooks::pre(ctx, set, &job.hooked()).await?;
         results = ran.results;
         if let Some(why) = ran.stop {
-            let results = hooks::post_now(ctx, set, &job.name, results).await?;
+            let results = hooks::post_now(ctx, set, &job.name, results, ran.cut_short).await?;
             let mut ann = hooks::annotations(HookState::Failed, &results);
             ann[ANNOTATION_FAILURE] = json!(why);
             patch(
@@ -171,7 +171,7 @@ async fn copies_ready(
     // Cut: what `pre` froze may thaw; a clone is cut only once it is made.
     let (hook_state, results, copy) = if clones.is_empty() {
         let results = match job.hooks {
-            Some(_) => hooks::post_now(ctx, set, &job.name, results).await?,
+            Some(_) => hooks::post_now(ctx, set, &job.name, results, false).await?,
             None => results,
         };
         (HookState::Done, results, CopyState::Ready)
@@ -313,7 +313,8 @@ async fn post_if_owed(
     job: &JobView,
 ) -> Result<Vec<HookResult>, Error> {
     if job.hooks.is_some_and(HookState::owes_post) {
-        hooks::post_now(ctx, set, &job.name, job.hook_results.clone()).await
+        let cut_short = job.hooks == Some(HookState::Pre);
+        hooks::post_now(ctx, set, &job.name, job.hook_results.clone(), cut_short).await
     } else {
         Ok(job.hook_results.clone())
     }

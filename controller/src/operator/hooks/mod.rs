@@ -17,7 +17,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use crate::api::BackupSet;
-use crate::api::hook::{Hook, HookOutcome, HookPhase, HookResult};
+use crate::api::hook::{HookOutcome, HookPhase, HookResult};
 use crate::operator::context::Context;
 use crate::operator::error::Error;
 use crate::operator::event_reason::EventReason;
@@ -41,6 +41,9 @@ pub struct PreRan {
     /// Why the run must stop, if it must (a `pre` command failed, or an earlier `pre` was
     /// cut short by a restart): `post` is owed now.
     pub stop: Option<String>,
+    /// An earlier `pre` was cut short: which of its commands ran is not known, so every
+    /// hook's `post` is owed.
+    pub cut_short: bool,
 }
 
 /// Run `pre` for the set's held Job `job`, marked `Pre` on it first so that a controller
@@ -57,6 +60,7 @@ pub async fn pre(ctx: &Context, set: &BackupSet, job: &Hooked<'_>) -> Result<Pre
                  run is failed rather than started without knowing what pre did"
                     .to_owned(),
             ),
+            cut_short: true,
         });
     }
     mark(ctx, set, job.name, HookState::Pre, &results).await?;
@@ -69,18 +73,23 @@ pub async fn pre(ctx: &Context, set: &BackupSet, job: &Hooked<'_>) -> Result<Pre
     }
     announce(ctx, set, job.name, HookPhase::Pre, &results).await;
     let stop = plan::stops_the_run(hooks, &results);
-    Ok(PreRan { results, stop })
+    Ok(PreRan {
+        results,
+        stop,
+        cut_short: false,
+    })
 }
 
 /// Run `post` now for the set's Job `job` (a failed `pre`, or snapshots cut): `results`
-/// with post's added. The caller records them.
+/// with post's added, every hook's when `pre` was `cut_short`. The caller records them.
 pub async fn post_now(
     ctx: &Context,
     set: &BackupSet,
     job: &str,
     results: Vec<HookResult>,
+    cut_short: bool,
 ) -> Result<Vec<HookResult>, Error> {
-    let results = post_steps(ctx, set, results).await?;
+    let results = post_steps(ctx, set, results, cut_short).await?;
     announce(ctx, set, job, HookPhase::Post, &results).await;
     Ok(results)
 }
@@ -100,25 +109,20 @@ pub async fn post(
     set: &BackupSet,
     job: &Hooked<'_>,
 ) -> Result<Vec<HookResult>, Error> {
-    let results = post_now(ctx, set, job.name, job.results.to_vec()).await?;
+    let cut_short = job.state == Some(HookState::Pre);
+    let results = post_now(ctx, set, job.name, job.results.to_vec(), cut_short).await?;
     mark(ctx, set, job.name, HookState::Done, &results).await?;
     Ok(results)
 }
 
-/// `results` with those of the `post` commands of the hooks whose `pre` ran (or that have
-/// none) added.
+/// `results` with those of the `post` commands owed ([`plan::owed`]) added.
 async fn post_steps(
     ctx: &Context,
     set: &BackupSet,
     mut results: Vec<HookResult>,
+    cut_short: bool,
 ) -> Result<Vec<HookResult>, Error> {
-    let owed: Vec<Hook> = set
-        .spec
-        .hooks
-        .iter()
-        .filter(|h| h.pre.is_empty() || results.iter().any(|r| r.hook == h.name))
-        .cloned()
-        .collect();
+    let owed = plan::owed(&set.spec.hooks, &results, cut_short);
     let pods = targets(ctx, set).await?;
     for step in plan::steps(&owed, HookPhase::Post, &pods) {
         results.push(run(ctx, set, &step).await);

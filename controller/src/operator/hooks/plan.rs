@@ -73,6 +73,17 @@ pub fn steps(hooks: &[Hook], phase: HookPhase, pods: &[Target]) -> Vec<Step> {
     steps
 }
 
+/// The hooks whose `post` is owed: those whose `pre` ran (or that have none); after a
+/// `pre` cut short by a restart, every hook, since which `pre` commands ran is not known (a
+/// `post` with nothing to undo does little harm; a freeze never thawed does).
+pub fn owed(hooks: &[Hook], results: &[HookResult], cut_short: bool) -> Vec<Hook> {
+    hooks
+        .iter()
+        .filter(|h| cut_short || h.pre.is_empty() || results.iter().any(|r| r.hook == h.name))
+        .cloned()
+        .collect()
+}
+
 /// Why the run must not go on: the first `pre` command that failed in a hook whose
 /// `onError` is `Fail`, as the run's message says it.
 pub fn stops_the_run(hooks: &[Hook], results: &[HookResult]) -> Option<String> {
@@ -246,6 +257,23 @@ mod tests {
                 result("lock", Post, TimedOut)
             ]),
             ["post hook \"lock\" in pod db-0 timed out after 12 ms: ERROR: no lock"]
+        );
+    }
+
+    #[test]
+    fn post_is_owed_by_hooks_whose_pre_ran_and_by_every_hook_after_a_pre_cut_short() {
+        let hooks = [
+            hook("freeze", "db", "freeze", "thaw", OnError::Fail),
+            hook("flush", "web", "flush", "resume", OnError::Fail),
+            hook("note", "none", "", "note", OnError::Continue),
+        ];
+        let names = |h: Vec<Hook>| h.into_iter().map(|h| h.name).collect::<Vec<_>>();
+        let ran = [result("freeze", HookPhase::Pre, HookOutcome::Succeeded)];
+        assert_eq!(names(owed(&hooks, &ran, false)), ["freeze", "note"]);
+        assert_eq!(
+            names(owed(&hooks, &[], true)),
+            ["freeze", "flush", "note"],
+            "which pre ran before the restart is not known: the freeze must be thawed"
         );
     }
 }
