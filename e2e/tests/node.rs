@@ -1278,6 +1278,11 @@ async fn a_clone_source_is_read_from_a_csi_clone_made_between_pre_and_post_and_l
         .await;
     assert_eq!(last["phase"], "Complete", "{last:#}");
     assert_eq!(last["clonedSources"], serde_json::json!(["db"]), "{last:#}");
+    let series = format!(
+        "holdfast_source_reads_total{{namespace=\"{}\",backup_set=\"shop\",method=\"clone\"}}",
+        shop.ns
+    );
+    assert_eq!(shop.ctl.metric(&series).await, Some(1.0), "{series}");
     assert!(last.get("liveSources").is_none(), "{last:#}");
     let phases: Vec<_> = hook_results(&last).into_iter().map(|h| h.1).collect();
     assert_eq!(phases, ["Pre", "Post"], "{last:#}");

@@ -53,6 +53,52 @@ pub struct HookLabels {
     pub outcome: String,
 }
 
+/// How a backup read a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadMethod {
+    /// A claim read in place while the application could write it.
+    Live,
+    /// A claim read from a VolumeSnapshot of its own.
+    Snapshot,
+    /// A claim read from its member of a VolumeGroupSnapshot.
+    GroupSnapshot,
+    /// A claim read from a CSI clone.
+    Clone,
+    /// A command's output (a dump).
+    Stream,
+}
+
+impl ReadMethod {
+    /// Every way.
+    pub const ALL: [ReadMethod; 5] = [
+        ReadMethod::Live,
+        ReadMethod::Snapshot,
+        ReadMethod::GroupSnapshot,
+        ReadMethod::Clone,
+        ReadMethod::Stream,
+    ];
+
+    /// The metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadMethod::Live => "live",
+            ReadMethod::Snapshot => "snapshot",
+            ReadMethod::GroupSnapshot => "group_snapshot",
+            ReadMethod::Clone => "clone",
+            ReadMethod::Stream => "stream",
+        }
+    }
+}
+
+/// Sources read by one set's backups, by how.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReadLabels {
+    pub namespace: String,
+    pub backup_set: String,
+    /// `live`, `snapshot`, `group_snapshot`, `clone` or `stream`.
+    pub method: String,
+}
+
 impl HookLabels {
     /// Every phase and outcome of one set (to forget them with it).
     fn all_of(namespace: &str, backup_set: &str) -> impl Iterator<Item = HookLabels> {
@@ -105,6 +151,7 @@ pub struct Metrics {
     pub created: Family<SetLabels, Gauge>,
     pub api_requests: Family<RequestLabels, Counter>,
     pub hook_commands: Family<HookLabels, Counter>,
+    pub source_reads: Family<ReadLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -208,10 +255,18 @@ impl Default for Metrics {
             "Hook commands run in application pods, by set, phase and outcome",
             hook_commands.clone(),
         );
+        let source_reads = Family::<ReadLabels, Counter>::default();
+        registry.register(
+            "source_reads",
+            "Sources read by recorded backups, by set and how: live (in place, while the \
+             application could write), snapshot, group_snapshot, clone, or stream (a command)",
+            source_reads.clone(),
+        );
         Metrics {
             registry,
             api_requests,
             hook_commands,
+            source_reads,
             created,
             backup_interval,
             storage_ready,
@@ -261,6 +316,13 @@ impl Metrics {
         self.missed_runs.remove(&l);
         for h in HookLabels::all_of(namespace, name) {
             self.hook_commands.remove(&h);
+        }
+        for method in ReadMethod::ALL {
+            self.source_reads.remove(&ReadLabels {
+                namespace: namespace.to_owned(),
+                backup_set: name.to_owned(),
+                method: method.as_str().into(),
+            });
         }
     }
 

@@ -16,6 +16,7 @@ use crate::api::backup_set::{
 };
 
 use super::job_view::{Ending, JobView, Report};
+use super::metrics::ReadMethod;
 use super::pod_results::Interruption;
 
 /// Runs kept in `recentRuns`.
@@ -37,6 +38,30 @@ pub struct Absorbed {
     pub seconds: f64,
     pub bytes_read: u64,
     pub bytes_stored: u64,
+    /// How a recorded backup read its sources: a count per way.
+    pub reads: Vec<(ReadMethod, u64)>,
+}
+
+/// How the run `run` of a backup of `total` sources read them.
+fn reads(run: &RunSummary, total: usize) -> Vec<(ReadMethod, u64)> {
+    let grouped = run
+        .snapshots
+        .iter()
+        .filter(|s| s.volume_group_snapshot.is_some())
+        .count();
+    let counts = [
+        (ReadMethod::Live, run.live_sources.len()),
+        (ReadMethod::Snapshot, run.snapshots.len() - grouped),
+        (ReadMethod::GroupSnapshot, grouped),
+        (ReadMethod::Clone, run.cloned_sources.len()),
+    ];
+    let claims: usize = counts.iter().map(|(_, n)| n).sum();
+    counts
+        .into_iter()
+        .chain([(ReadMethod::Stream, total.saturating_sub(claims))])
+        .filter(|(_, n)| *n > 0)
+        .map(|(m, n)| (m, n as u64))
+        .collect()
 }
 
 impl Absorbed {
@@ -246,6 +271,7 @@ impl Ended<'_> {
             seconds: self.seconds(),
             bytes_read: 0,
             bytes_stored: 0,
+            reads: Vec::new(),
         }
     }
 }
@@ -284,10 +310,12 @@ fn backed_up(status: &mut BackupSetStatus, ended: &Ended<'_>, b: &BackupSummary)
             .map(|m| format!("; {m}"))
             .unwrap_or_default()
     );
+    let reads = reads(&run, b.sources.len());
     push_run(status, run);
     Absorbed {
         bytes_read: if b.reused { 0 } else { b.bytes_read },
         bytes_stored: if b.reused { 0 } else { b.bytes_stored },
+        reads,
         ..ended.absorbed(OperationKind::Backup, result, message)
     }
 }

@@ -29,7 +29,7 @@ use crate::operator::event_reason::EventReason;
 use crate::operator::hooks::{self, state::HookState};
 use crate::operator::job_control;
 use crate::operator::job_view::{Ending, JobView};
-use crate::operator::metrics::{KindLabels, Metrics, RunLabels};
+use crate::operator::metrics::{KindLabels, Metrics, ReadLabels, RunLabels};
 use crate::operator::names::*;
 use crate::operator::plan::auto::SourceHistory;
 use crate::operator::plan::queue::{JobState, QueuedJob};
@@ -455,4 +455,14 @@ fn record(ctx: &Context, set: &BackupSet, a: &crate::operator::results::Absorbed
         .bytes_stored
         .get_or_create(&l)
         .inc_by(a.bytes_stored);
+    for (method, n) in &a.reads {
+        ctx.metrics
+            .source_reads
+            .get_or_create(&ReadLabels {
+                namespace: ns.clone(),
+                backup_set: name.clone(),
+                method: method.as_str().into(),
+            })
+            .inc_by(*n);
+    }
 }

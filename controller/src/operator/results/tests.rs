@@ -232,7 +232,7 @@ fn a_partial_backup_with_a_failing_dump_fills_run_sources_and_points() {
 }
 
 #[test]
-fn a_run_names_the_claims_it_read_live_and_not_those_read_from_a_snapshot_or_a_dump() {
+fn a_run_names_the_claims_it_read_live_or_from_a_clone_and_counts_each_way_of_reading() {
     let mut s = BackupSetStatus::default();
     let live = |mut x: SourceSummary| {
         x.live = true;
@@ -251,15 +251,21 @@ fn a_run_names_the_claims_it_read_live_and_not_those_read_from_a_snapshot_or_a_d
             src("db", EngineLevel::Full, SourceStatus::Complete, None),
         ],
     )));
-    absorb(
-        &mut s,
-        &job("shop-backup-1", "backup", Some(Ending::Succeeded)),
-        &r,
-        &[],
-        now(),
-    )
-    .unwrap();
-    assert_eq!(s.last_run.unwrap().live_sources, ["uploads"]);
+    let mut view = job("shop-backup-1", "backup", Some(Ending::Succeeded));
+    view.clones = vec!["media".into()];
+    let a = absorb(&mut s, &view, &r, &[], now()).unwrap();
+    let last = s.last_run.unwrap();
+    assert_eq!(last.live_sources, ["uploads"]);
+    assert_eq!(last.cloned_sources, ["media"]);
+    use crate::operator::metrics::ReadMethod;
+    assert_eq!(
+        a.reads,
+        [
+            (ReadMethod::Live, 1),
+            (ReadMethod::Clone, 1),
+            (ReadMethod::Stream, 1)
+        ]
+    );
 }
 
 #[test]
