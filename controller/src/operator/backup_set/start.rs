@@ -287,6 +287,9 @@ fn build_job(
 }
 
 #[cfg(test)]
+mod examples;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::operator::plan::set::{OpKind, Reason, Start};
