@@ -30,4 +30,6 @@ pub mod settings;
 pub mod snapshots;
 pub mod storage;
 pub mod storage_set;
+#[cfg(test)]
+pub mod test_support;
 pub mod write;

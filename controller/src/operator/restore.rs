@@ -42,6 +42,7 @@ use crate::operator::mover::{self, Consent, MoverPlan, PodIdentity};
 use crate::operator::names::*;
 use crate::operator::plan::queue::{JobState, must_wait};
 use crate::operator::secrets;
+use crate::operator::settings::Settings;
 use crate::operator::storage::{self, StorageMount};
 use crate::operator::write;
 
@@ -744,7 +745,7 @@ async fn start(
     let ns = r.namespace().unwrap_or_default();
     let queued: Vec<_> = repo_jobs.iter().map(JobView::queued).collect();
     let suspend = must_wait(&queued);
-    let job = build_job(ctx, r, src, target, job_name, suspend)?;
+    let job = build_job(&ctx.settings, r, src, target, job_name, suspend)?;
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     write::create_once(&jobs_api, &job)
         .await
@@ -777,7 +778,7 @@ async fn start(
 }
 
 fn build_job(
-    ctx: &Context,
+    settings: &Settings,
     r: &Restore,
     src: &Source,
     target: &Target,
@@ -786,7 +787,7 @@ fn build_job(
 ) -> Result<Job, Error> {
     let plan = plan_of(r, src);
     let ns = r.namespace().unwrap_or_default();
-    let mut input = JobInput::new(&ctx.settings, job_name.to_owned(), &ns, &plan, &src.storage);
+    let mut input = JobInput::new(settings, job_name.to_owned(), &ns, &plan, &src.storage);
     input.labels.insert(LABEL_RESTORE.into(), r.name_any());
     input
         .labels
@@ -802,9 +803,12 @@ fn build_job(
         target: Some(&target.claim),
         node: target.node.as_deref(),
         claim_tolerations: target.tolerations.clone(),
-        template: restore_template(&ctx.settings.jobs, src.set_job_template.as_ref(), r),
+        template: restore_template(&settings.jobs, src.set_job_template.as_ref(), r),
         mover: target.mover.clone(),
         suspend,
         ..input
     })
 }
+
+#[cfg(test)]
+mod examples;
