@@ -287,9 +287,6 @@ fn build_job(
 }
 
 #[cfg(test)]
-mod examples;
-
-#[cfg(test)]
 mod tests {
     use super::*;
     use crate::operator::plan::set::{OpKind, Reason, Start};
@@ -322,19 +319,9 @@ mod tests {
 
     /// Every document of every file of `examples/`.
     fn examples() -> Vec<serde_json::Value> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-            .collect();
-        files.sort();
-        files
-            .iter()
-            .flat_map(|f| {
-                let text = std::fs::read_to_string(f).unwrap();
-                serde_saphyr::from_multiple::<serde_json::Value>(&text).unwrap()
-            })
+        crate::operator::test_support::example_documents()
+            .into_iter()
+            .map(|(_, d)| d)
             .collect()
     }
 
@@ -446,9 +433,11 @@ mod tests {
             }
             let violations = restricted_violations(&job["spec"]["template"]["spec"]);
             // What keeps root: a privileged mover asked for, or a repository on a claim
-            // (its files belong to root), as documented.
-            let root = set.spec.mover.as_ref().is_some_and(|m| m.privileged)
-                || storage.spec.filesystem.is_some();
+            // (its files belong to root) without a mover identity, as documented.
+            let mover = set.spec.mover.as_ref();
+            let root = mover.is_some_and(|m| m.privileged)
+                || (storage.spec.filesystem.is_some()
+                    && mover.and_then(|m| m.security_context.as_ref()).is_none());
             assert_eq!(
                 violations.is_empty(),
                 !root,

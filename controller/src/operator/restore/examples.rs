@@ -6,8 +6,9 @@ use serde_json::json;
 
 use super::*;
 use crate::api::BackupSet;
+use crate::operator::job::tests::restricted_violations;
 use crate::operator::mover::PodIdentity;
-use crate::operator::test_support::{example_documents, restricted_violations};
+use crate::operator::test_support::example_documents;
 
 #[test]
 fn every_examples_restore_job_meets_the_restricted_pod_security_level() {
@@ -75,7 +76,8 @@ fn every_examples_restore_job_meets_the_restricted_pod_security_level() {
             mover,
         };
         let job = build_job(&settings, &r, &src, &target, "shop-restore-x", false).unwrap();
-        let violations = restricted_violations(&job.spec.unwrap().template.spec.unwrap());
+        let pod = serde_json::to_value(job.spec.unwrap().template.spec.unwrap()).unwrap();
+        let violations = restricted_violations(&pod);
         assert!(violations.is_empty(), "{what}: {violations:#?}");
         checked.push(what);
     }
