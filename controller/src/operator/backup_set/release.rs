@@ -240,48 +240,38 @@ pub(super) async fn cloning(
     job: &JobView,
 ) -> Result<(), Error> {
     let ns = set.namespace().unwrap_or_default();
-    let verdict = snapshots::clones_made(ctx, &ns, &job.name, &valid.snapshots, ctx.now()).await?;
-    let (copy, why) = match verdict {
+    match snapshots::clones_made(ctx, &ns, &job.name, &valid.snapshots, ctx.now()).await? {
         Verdict::Wait => return Ok(()),
-        Verdict::Ready(_) => (CopyState::Ready, None),
-        Verdict::Fail(why) => (CopyState::Failed, Some(why)),
-    };
+        Verdict::Fail(why) => {
+            fail(ctx, set, job, why.clone()).await?;
+            ctx.event(
+                &set.object_ref(&()),
+                EventReason::SnapshotFailed,
+                "Clone",
+                why,
+            )
+            .await;
+            return Ok(());
+        }
+        Verdict::Ready(_) => {}
+    }
     let results = post_if_owed(ctx, set, job).await?;
     let mut ann = job
         .hooks
         .map(|_| hooks::annotations(HookState::Done, &results))
         .unwrap_or_else(|| json!({}));
-    ann[ANNOTATION_COPY] = json!(copy.as_str());
-    let Some(why) = why else {
-        return patch(
-            ctx,
-            set,
-            &job.name,
-            json!({"metadata": {"annotations": ann}}),
-        )
-        .await;
-    };
-    ann[ANNOTATION_FAILURE] = json!(why);
-    // Suspending a running Job stops its pod.
+    ann[ANNOTATION_COPY] = json!(CopyState::Ready.as_str());
     patch(
         ctx,
         set,
         &job.name,
-        json!({"metadata": {"annotations": ann}, "spec": {"suspend": true}}),
+        json!({"metadata": {"annotations": ann}}),
     )
-    .await?;
-    snapshots::clean(ctx, &ns, &job.name).await?;
-    ctx.event(
-        &set.object_ref(&()),
-        EventReason::SnapshotFailed,
-        "Clone",
-        why,
-    )
-    .await;
-    Ok(())
+    .await
 }
 
-/// Fail the held Job `job` before it ran: `post` if owed, its snapshots deleted.
+/// Fail the Job `job`: `post` if owed, the Job suspended (a held one never runs; a running
+/// one, waiting for its clones, has its pod stopped), its snapshots and claims deleted.
 async fn fail(
     ctx: &Context,
     set: &BackupSet,
@@ -299,7 +289,7 @@ async fn fail(
         ctx,
         set,
         &job.name,
-        json!({"metadata": {"annotations": ann}}),
+        json!({"metadata": {"annotations": ann}, "spec": {"suspend": true}}),
     )
     .await?;
     snapshots::clean(ctx, &set.namespace().unwrap_or_default(), &job.name).await?;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::Api;
 use kube::api::{DeleteParams, DynamicObject, ListParams};
 
@@ -141,9 +141,7 @@ pub async fn look(
         else {
             continue;
         };
-        if let Some(t) = &o.metadata.creation_timestamp {
-            since = Some(since.map_or(t.0, |s| s.min(t.0)));
-        }
+        since = earliest(since, o.metadata.creation_timestamp.as_ref());
         found.insert(
             s.source.clone(),
             Found {
@@ -155,6 +153,11 @@ pub async fn look(
     }
     let snapshotted: Vec<SnapshotSource> = sources.iter().filter(|s| !s.clone).cloned().collect();
     Ok(objects::verdict(&snapshotted, &found, since, now))
+}
+
+/// When the first of a Job's objects was made: `since`, or `created` if that is earlier.
+fn earliest(since: Option<Timestamp>, created: Option<&Time>) -> Option<Timestamp> {
+    since.into_iter().chain(created.map(|t| t.0)).min()
 }
 
 /// Ask for the clone of each `Clone` source (once).
@@ -193,12 +196,11 @@ pub async fn clones_made(
             .get_opt(&name)
             .await
             .map_err(Error::api(format!("reading the clone {name}")))?;
-        if let Some(t) = c
-            .as_ref()
-            .and_then(|c| c.metadata.creation_timestamp.as_ref())
-        {
-            since = Some(since.map_or(t.0, |s| s.min(t.0)));
-        }
+        since = earliest(
+            since,
+            c.as_ref()
+                .and_then(|c| c.metadata.creation_timestamp.as_ref()),
+        );
         claims.insert(name, c);
     }
     Ok(objects::clones_verdict(&claims, since, now))
