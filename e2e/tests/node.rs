@@ -932,6 +932,14 @@ async fn counting_application(c: &Cluster, shop: &Shop) {
     .await;
 }
 
+/// The set `shop` reading the counting application's claim `db` from a snapshot of class
+/// `class`, its hook `mark` running `pre` and then writing /data/post-hook, run by `token`.
+fn snapshot_set(class: &str, pre: &str, token: &str) -> String {
+    format!(
+        "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: db\n    persistentVolumeClaim: {{claimName: db, copyMethod: Snapshot, volumeSnapshotClassName: {class}}}\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n{PRIVILEGED_MOVER}  hooks:\n  - name: mark\n    podLabels: {{app: db}}\n    pre: [sh, -c, {pre:?}]\n    post: [sh, -c, 'echo post > /data/post-hook']\n    timeout: 5m\n  manualRun: {{token: {token}, level: full}}\n"
+    )
+}
+
 /// Restore `shop`'s newest run into `<dir>/<name>` and check that the counting
 /// application's files there are of one instant; returns the directory.
 fn restored_at_one_instant(shop: &Shop, name: &str) -> std::path::PathBuf {
@@ -964,11 +972,7 @@ async fn a_snapshot_source_is_read_at_one_instant_between_pre_and_post_and_leave
     let _nodes = NODES.read().await;
     let shop = Shop::with_hooks("snapread", Target::S3).await;
     counting_application(&c, &shop).await;
-    let set = |class: &str, token: &str| {
-        format!(
-            "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: db\n    persistentVolumeClaim: {{claimName: db, copyMethod: Snapshot, volumeSnapshotClassName: {class}}}\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n{PRIVILEGED_MOVER}  hooks:\n  - name: mark\n    podLabels: {{app: db}}\n    pre: [sh, -c, 'echo pre > /data/pre-hook']\n    post: [sh, -c, 'echo post > /data/post-hook']\n  manualRun: {{token: {token}, level: full}}\n"
-        )
-    };
+    let set = |class: &str, token: &str| snapshot_set(class, "echo pre > /data/pre-hook", token);
 
     // A class that does not exist: the set says so and starts nothing.
     shop.apply(&set("nonesuch", "one"));
@@ -1329,11 +1333,6 @@ async fn a_controller_killed_mid_pre_or_mid_snapshot_owes_no_post_and_leaves_no_
     let mut shop = Shop::with_hooks("cutshort", Target::S3).await;
     counting_application(&c, &shop).await;
     let link = c.link().await;
-    let set = |class: &str, pre: &str, token: &str| {
-        format!(
-            "apiVersion: holdfast.io/v1alpha1\nkind: BackupSet\nmetadata: {{name: shop}}\nspec:\n  storageSetRef: {{name: offsite}}\n  sources:\n  - name: db\n    persistentVolumeClaim: {{claimName: db, copyMethod: Snapshot, volumeSnapshotClassName: {class}}}\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n{PRIVILEGED_MOVER}  hooks:\n  - name: mark\n    podLabels: {{app: db}}\n    pre: [sh, -c, {pre:?}]\n    post: [sh, -c, 'echo post > /data/post-hook']\n    timeout: 5m\n  manualRun: {{token: {token}, level: full}}\n"
-        )
-    };
     let leftovers = [
         "get",
         "volumesnapshots,persistentvolumeclaims",
@@ -1348,7 +1347,7 @@ async fn a_controller_killed_mid_pre_or_mid_snapshot_owes_no_post_and_leaves_no_
     // Killed while `pre` runs: the next controller cannot know what it did, so it runs
     // `post` and fails the run rather than start it.
     let pre = format!("{}; {}", link.raise_cmd("pre"), link.wait_cmd("go"));
-    shop.apply(&set("holdfast-btrfs", &pre, "one"));
+    shop.apply(&snapshot_set("holdfast-btrfs", &pre, "one"));
     link.wait_raised("pre", "the pre hook never started", RUN)
         .await;
     shop.ctl.kill();
@@ -1369,7 +1368,7 @@ async fn a_controller_killed_mid_pre_or_mid_snapshot_owes_no_post_and_leaves_no_
     // where it stood, fails it with the driver's words, runs `post` once, deletes the rest.
     let mut before: BTreeSet<String> = shop.jobs().await.into_iter().collect();
     before.insert(last["job"].as_str().unwrap_or_default().to_owned());
-    shop.apply(&set("holdfast-btrfs-failing", "true", "two"));
+    shop.apply(&snapshot_set("holdfast-btrfs-failing", "true", "two"));
     kubectl_until(
         &c,
         &[
