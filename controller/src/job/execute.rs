@@ -265,7 +265,7 @@ fn open(job: &Job<'_>, store: Store) -> Result<Repository, JobError> {
 fn backup_job(job: &Job<'_>, b: &BackupPlan, store: Store) -> Result<Outcome, JobError> {
     let stop = (job.stop)();
     let started = Utc::now();
-    let times = if b.sources.iter().any(|s| s.snapshot) {
+    let times = if b.sources.iter().any(|s| s.copied) {
         snapshot_times(std::env::var(plan::SNAPSHOT_TIMES_ENV).ok().as_deref())
     } else {
         BTreeMap::new()
@@ -291,7 +291,7 @@ fn backup_job(job: &Job<'_>, b: &BackupPlan, store: Store) -> Result<Outcome, Jo
             // this pod started: dated by now, later than its data, so a point-in-time
             // restore never takes it for a time before it was cut.
             spec.captured = s
-                .snapshot
+                .copied
                 .then(|| times.get(&s.name).copied().unwrap_or(started));
             spec
         })

@@ -149,8 +149,14 @@ pub struct SourcePlan {
     /// Read from a snapshot or a clone of the claim, not in place: a snapshot's instant
     /// comes from [`SNAPSHOT_TIMES_ENV`], a clone's is the pod's start (it was cut before);
     /// recorded as the source's restore-point time.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub snapshot: bool,
+    /// (`snapshot` was its name until the Clone copy method; a plan from an older
+    /// controller still reads.)
+    #[serde(
+        default,
+        alias = "snapshot",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub copied: bool,
 }
 
 /// A purge.
@@ -249,7 +255,7 @@ mod tests {
                     fifo: Some("/holdfast/streams/db".into()),
                     exclude: vec![],
                     file_name: Some("shop.sql".into()),
-                    snapshot: false,
+                    copied: false,
                 }],
                 compression: None,
                 uploads: Some(4),
@@ -260,6 +266,22 @@ mod tests {
         assert!(json.contains(r#""type":"backup""#), "{json}");
         let bad = json.replace(r#""create":true"#, r#""create":true,"passphrase":"x""#);
         assert!(serde_json::from_str::<JobPlan>(&bad).is_err());
+    }
+
+    #[test]
+    fn a_source_read_from_a_copy_reads_back_under_its_new_and_its_old_name() {
+        let new: SourcePlan =
+            serde_json::from_str(r#"{"name":"data","path":"/data","copied":true}"#).unwrap();
+        let old: SourcePlan =
+            serde_json::from_str(r#"{"name":"data","path":"/data","snapshot":true}"#).unwrap();
+        assert!(new.copied);
+        assert_eq!(
+            old, new,
+            "a Job written by the controller before the rename"
+        );
+        let live: SourcePlan = serde_json::from_str(r#"{"name":"data","path":"/data"}"#).unwrap();
+        assert!(!live.copied);
+        assert!(!serde_json::to_string(&live).unwrap().contains("copied"));
     }
 
     #[test]

@@ -568,7 +568,7 @@ fn failure_policy() -> PodFailurePolicy {
 /// A backup with a source read from a snapshot: its pod learns the snapshots' instants from
 /// an annotation set after the Job was made (held), through the downward API.
 fn reads_snapshots(plan: &JobPlan) -> bool {
-    matches!(&plan.operation, Operation::Backup(b) if b.sources.iter().any(|s| s.snapshot))
+    matches!(&plan.operation, Operation::Backup(b) if b.sources.iter().any(|s| s.copied))
 }
 
 /// The Job. Fails only if the plan cannot be serialized.

@@ -482,7 +482,7 @@ fn sources(set: &BackupSet, refs: &Refs) -> Result<Sources, Problem> {
                     fifo: None,
                     exclude: p.exclude.clone(),
                     file_name: None,
-                    snapshot: p.copied(),
+                    copied: p.copied(),
                 },
             ));
         } else if let Some(c) = &s.command {
@@ -506,7 +506,7 @@ fn sources(set: &BackupSet, refs: &Refs) -> Result<Sources, Problem> {
                     fifo: Some(format!("{}/{}", paths::STREAMS, s.name)),
                     exclude: vec![],
                     file_name: c.file_name.clone(),
-                    snapshot: false,
+                    copied: false,
                 },
             ));
         }

@@ -108,7 +108,7 @@ fn cases() -> Vec<Case> {
         fifo: None,
         exclude: vec!["*.tmp".into()],
         file_name: None,
-        snapshot: false,
+        copied: false,
     };
     vec![
         Case {
@@ -150,7 +150,7 @@ fn cases() -> Vec<Case> {
                 fifo: Some("/holdfast/streams/db".into()),
                 exclude: vec![],
                 file_name: Some("shop.sql".into()),
-                snapshot: false,
+                copied: false,
             }]),
             privilege: Privilege::Backup,
             storage: s3(),
@@ -178,7 +178,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "backup-snapshot-held",
             plan: backup_plan(vec![SourcePlan {
-                snapshot: true,
+                copied: true,
                 ..dir_plan("uploads")
             }]),
             privilege: Privilege::Backup,

@@ -120,20 +120,9 @@ pub fn verdict(
 
 #[cfg(test)]
 mod tests {
+    use super::super::objects::tests::source;
     use super::*;
-    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-
-    fn source(name: &str) -> SnapshotSource {
-        SnapshotSource {
-            source: name.into(),
-            claim: format!("{name}-claim"),
-            clone: false,
-            class: "group-class".into(),
-            storage_class: None,
-            size: Some(Quantity("1Gi".into())),
-        }
-    }
 
     fn member(name: &str, owner_uid: &str, claim: &str, ready: bool) -> DynamicObject {
         serde_json::from_value(json!({

@@ -275,10 +275,11 @@ pub fn verdict(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn source(name: &str) -> SnapshotSource {
+    /// A Snapshot source of the claim `<name>-claim` (the group tests share it).
+    pub(in crate::operator::snapshots) fn source(name: &str) -> SnapshotSource {
         SnapshotSource {
             source: name.into(),
             claim: format!("{name}-claim"),

@@ -470,5 +470,5 @@ fn a_clone_source_needs_no_snapshot_class_and_stays_out_of_a_group() {
     r.claims = BTreeMap::from([("db".to_owned(), claim("db", "ReadWriteOnce"))]);
     let v = validate(&s, &r).unwrap();
     assert!(v.snapshots[0].clone && v.snapshots[0].class.is_empty());
-    assert!(v.sources[0].1.snapshot, "the pod dates it, not a live read");
+    assert!(v.sources[0].1.copied, "the pod dates it, not a live read");
 }
