@@ -115,6 +115,19 @@ pub enum Error {
         requested: String,
     },
 
+    /// A copy's destination was not made as a copy of its source.
+    #[error(
+        "the repository at {to} was not made as a copy of {from} (their keys or chunkers \
+         differ), so blobs cannot move between them as they are: copy into an empty location \
+         (the copy is created there) or into one an earlier copy from {from} made"
+    )]
+    NotACopy {
+        /// The source repository.
+        from: String,
+        /// The destination.
+        to: String,
+    },
+
     /// Another operation holds a lock that conflicts with this one, and waiting did not end.
     #[error("the repository at {location} is locked: {holder}; {hint}")]
     Locked {
@@ -252,7 +265,7 @@ impl Error {
             | Error::NoRuns
             | Error::NoRunBefore { .. }
             | Error::NoRestorePoint(_) => ErrorCategory::RunNotFound,
-            Error::InvalidArgument(_) => ErrorCategory::InvalidArgument,
+            Error::InvalidArgument(_) | Error::NotACopy { .. } => ErrorCategory::InvalidArgument,
             Error::Crypto(_) => ErrorCategory::Crypto,
             Error::Interrupted => ErrorCategory::Interrupted,
             Error::Internal(_) => ErrorCategory::Internal,

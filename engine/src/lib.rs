@@ -64,6 +64,7 @@ pub mod backup;
 pub mod catalog;
 mod chunker;
 pub mod compress;
+pub mod copy;
 pub mod crypto;
 mod error;
 mod error_category;

@@ -20,7 +20,6 @@ use holdfast_engine::purge::{PurgeOptions, purge};
 use holdfast_engine::repo::{Indexed, Repository, RunSelector};
 use holdfast_engine::restore::{RestoreOptions, RestoreStatus, RestoreTarget, restore};
 use holdfast_engine::retention::RetentionPolicy;
-use holdfast_engine::verify::{VerifyDepth, verify};
 
 fn run(
     repo: &mut Repository<Indexed>,
@@ -74,18 +73,6 @@ fn restore_sources(
     )
 }
 
-fn deep_ok(repo: &Repository<Indexed>) {
-    let v = verify(
-        repo,
-        VerifyDepth::Deep {
-            sample_percent: None,
-        },
-        &Progress::default(),
-    )
-    .unwrap();
-    assert!(v.ok && v.data_verified, "{v:?}");
-}
-
 fn tree(dir: &Path, files: &[(&str, &str)]) {
     fs::create_dir_all(dir).unwrap();
     for (name, content) in files {
@@ -137,7 +124,7 @@ fn purge_never_expires_a_sources_only_run() {
         fs::read_to_string(out.path().join("photo.jpg")).unwrap(),
         "pixels"
     );
-    deep_ok(&repo);
+    assert_deep_ok(&repo, "the repository");
 }
 
 #[test]
@@ -210,7 +197,7 @@ fn a_run_can_hold_sources_at_different_levels() {
             third.label.as_str()
         ]
     );
-    deep_ok(&repo);
+    assert_deep_ok(&repo, "the repository");
 }
 
 #[test]
@@ -457,5 +444,5 @@ fn version_1_catalogs_are_read_per_source_and_upgraded_on_write() {
         serde_json::json!([]),
         "old binaries can still restore"
     );
-    deep_ok(&repo);
+    assert_deep_ok(&repo, "the repository");
 }

@@ -88,6 +88,9 @@ enum Command {
     Verify(commands::verify::Args),
     /// Expire runs by retention and reclaim space (two-phase: mark, then delete).
     Purge(commands::purge::Args),
+    /// Copy runs into another repository of the same set (created there if the location
+    /// is empty), moving only the blobs it lacks, never reading the sources again.
+    Copy(commands::copy::Args),
     /// Show every volume, live and reclaimable bytes, and dedup and compression ratios.
     Inventory(commands::inventory::Args),
     /// Delete the whole repository (a dry run unless --yes); objects under its location
@@ -124,6 +127,7 @@ impl Command {
             Command::Restore(_) => "restore",
             Command::Verify(_) => "verify",
             Command::Purge(_) => "purge",
+            Command::Copy(_) => "copy",
             Command::Inventory(_) => "inventory",
             Command::Destroy(_) => "destroy",
             Command::Archive(_) => "archive",
@@ -211,6 +215,12 @@ impl Ctx {
 
     fn store(&self) -> Result<Store, CliError> {
         let url = self.url()?;
+        Ok(Store::open(&url).map_err(holdfast_engine::Error::from)?)
+    }
+
+    /// The storage at `url` (a second repository, as a copy's destination).
+    fn store_at(&self, url: &str) -> Result<Store, CliError> {
+        let url = RepoUrl::parse(url).map_err(holdfast_engine::Error::from)?;
         Ok(Store::open(&url).map_err(holdfast_engine::Error::from)?)
     }
 
@@ -323,6 +333,7 @@ pub fn run() -> ExitCode {
         Command::Restore(a) => commands::restore::run(&ctx, a),
         Command::Verify(a) => commands::verify::run(&ctx, a),
         Command::Purge(a) => commands::purge::run(&ctx, a),
+        Command::Copy(a) => commands::copy::run(&ctx, a),
         Command::Inventory(a) => commands::inventory::run(&ctx, a),
         Command::Destroy(a) => commands::destroy::run(&ctx, a),
         Command::Archive(a) => commands::archive::archive(&ctx, a),

@@ -70,6 +70,17 @@ impl MasterKey {
         &self.raw
     }
 
+    /// Whether `other` is the same key (a copy's repository shares its source's), compared
+    /// in constant time.
+    pub(crate) fn same_as(&self, other: &MasterKey) -> bool {
+        let diff = self
+            .raw
+            .iter()
+            .zip(other.raw.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        diff == 0 && self.ids == other.ids
+    }
+
     /// Seed for the content-defined chunker's gear table, so chunk boundaries differ per
     /// repository and chunk sizes are harder to match against known files.
     pub(crate) fn chunker_seed(&self) -> u64 {

@@ -26,6 +26,8 @@ pub mod aad {
     pub const ARCHIVE: &[u8] = b"holdfast/v1/archive";
     /// Purge's record of marked volumes.
     pub const MARKS: &[u8] = b"holdfast/v1/marks";
+    /// A copy's record that a run was copied into it.
+    pub const COPIED: &[u8] = b"holdfast/v1/copied";
 }
 
 /// A stored object does not parse as what its key says it is.

@@ -153,6 +153,46 @@ pub enum BlobError {
     IdMismatch { expected: Id, found: Id },
 }
 
+/// Check that one entry (header + sealed payload) is the blob `expected`, intact, and keep
+/// it sealed as it is: a copy moves blobs between repositories that share a key without
+/// decompressing or re-hashing them, and the authentication tag covers the header (with the
+/// id) and every payload byte, so nothing altered passes.
+pub(crate) fn authenticate_entry(
+    key: &MasterKey,
+    expected: Id,
+    entry: Vec<u8>,
+) -> Result<EncodedBlob, BlobError> {
+    if entry.len() < BLOB_HEADER_LEN {
+        return Err(FormatError::new("blob entry", "shorter than its header").into());
+    }
+    let header = BlobHeader::decode(&entry[..BLOB_HEADER_LEN])?;
+    if header.id != expected {
+        return Err(BlobError::IdMismatch {
+            expected,
+            found: header.id,
+        });
+    }
+    if entry.len() - BLOB_HEADER_LEN != header.sealed_len as usize {
+        return Err(FormatError::new(
+            "blob entry",
+            format!(
+                "{} payload bytes, header says {}",
+                entry.len() - BLOB_HEADER_LEN,
+                header.sealed_len
+            ),
+        )
+        .into());
+    }
+    let mut hb = [0u8; BLOB_HEADER_LEN];
+    hb.copy_from_slice(&entry[..BLOB_HEADER_LEN]);
+    key.open(&blob_aad(&hb), &entry[BLOB_HEADER_LEN..])
+        .map_err(|_| BlobError::Authentication { id: header.id })?;
+    Ok(EncodedBlob {
+        header,
+        bytes: entry,
+    })
+}
+
 /// Open one entry (header + sealed payload) and return its plaintext after checking that the
 /// keyed MAC of the plaintext is the id in the header.
 pub(crate) fn decode_blob(

@@ -11,7 +11,6 @@
 //! then the marks. Each step leaves a repository that verifies: a purge killed at any
 //! point loses nothing a retained run needs, and the next purge finishes the job.
 
-mod live;
 mod plan;
 
 use std::collections::{BTreeMap, HashSet};
@@ -35,7 +34,7 @@ use crate::sink::{BlobSink, SinkOptions};
 use crate::storage::pack_key;
 use crate::{Error, Result};
 
-pub(crate) use live::live_blobs;
+use crate::repo::live_blobs;
 pub(crate) use plan::{VolumeStats, due_marks, plan_gc};
 
 /// Volumes per index segment when the index is rewritten.

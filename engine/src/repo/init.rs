@@ -68,6 +68,17 @@ pub(super) struct OwnerRecord {
     pub created: String,
 }
 
+/// What a new repository is made of: its key and the choices recorded in `config`.
+struct Blueprint<'a> {
+    key: MasterKey,
+    features: Features,
+    chunker: ChunkerParams,
+    pack_size: u32,
+    owner: Option<&'a str>,
+    kdf_iterations: u32,
+    allow_non_empty: bool,
+}
+
 impl Repository<Opened> {
     /// Create a repository. Writes keys, then the owner record, then `config` last, so a
     /// crash leaves either a complete repository or one `init` can simply be run on again.
@@ -83,25 +94,74 @@ impl Repository<Opened> {
                 "volume size must be at least 1 MiB".into(),
             ));
         }
+        let mut key = MasterKey::generate()?;
+        key.set_id_scheme(opts.ids);
+        let mut features = Features::default();
+        features.add(FEATURE_SOURCE_LEVELS);
+        features.add(FEATURE_ABORTED_RUNS);
+        if opts.ids == IdScheme::Blake3Keyed {
+            features.add(FEATURE_BLAKE3_IDS);
+        }
+        Self::create(
+            store,
+            passphrase,
+            Blueprint {
+                key,
+                features,
+                chunker: opts.chunker,
+                pack_size: opts.pack_size,
+                owner: opts.owner.as_deref(),
+                kdf_iterations: opts.kdf_iterations,
+                allow_non_empty: opts.allow_non_empty,
+            },
+        )
+    }
+
+    /// Create, in an empty location, a copy of `source`: the same master key (so its
+    /// sealed volumes' blobs and run manifests move as they are, never decrypted), chunker,
+    /// volume size, features and owner; an id of its own and a key file for `passphrase`.
+    pub fn init_copy_of<S>(
+        store: Store,
+        source: &Repository<S>,
+        passphrase: &[u8],
+        kdf_iterations: u32,
+    ) -> Result<Self> {
+        let mut key = MasterKey::from_raw(*source.key().raw())?;
+        key.set_id_scheme(source.key().id_scheme());
+        Self::create(
+            store,
+            passphrase,
+            Blueprint {
+                key,
+                features: source.config().features.clone(),
+                chunker: source.config().chunker,
+                pack_size: source.config().pack_size,
+                owner: source.owner(),
+                kdf_iterations,
+                allow_non_empty: false,
+            },
+        )
+    }
+
+    fn create(store: Store, passphrase: &[u8], plan: Blueprint<'_>) -> Result<Self> {
         if store.stat("config")?.is_some() {
             return Err(Error::AlreadyExists {
                 location: store.location(),
             });
         }
-        check_empty(&store, opts.allow_non_empty)?;
+        check_empty(&store, plan.allow_non_empty)?;
         super::layout::check_not_nested(&store)?;
         let created = chrono::Utc::now().to_rfc3339();
         let id = hex::encode(crate::crypto::random_bytes::<16>()?);
-        let mut key = MasterKey::generate()?;
-        key.set_id_scheme(opts.ids);
-        let key_file = KeyFile::wrap(&key, passphrase, &id, opts.kdf_iterations, created.clone())
+        let key = plan.key;
+        let key_file = KeyFile::wrap(&key, passphrase, &id, plan.kdf_iterations, created.clone())
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let key_json = serde_json::to_vec_pretty(&key_file).map_err(Error::internal)?;
         let key_name = format!("keys/{}", hex::encode(crate::crypto::random_bytes::<8>()?));
         store.put(&key_name, key_json)?;
 
         let owner = OwnerRecord {
-            owner: opts.owner.clone(),
+            owner: plan.owner.map(str::to_owned),
             created: created.clone(),
         };
         let owner_json = serde_json::to_vec(&owner).map_err(Error::internal)?;
@@ -111,17 +171,9 @@ impl Repository<Opened> {
             kind: CONFIG_KIND.to_owned(),
             version: FORMAT_VERSION,
             id,
-            features: {
-                let mut f = Features::default();
-                f.add(FEATURE_SOURCE_LEVELS);
-                f.add(FEATURE_ABORTED_RUNS);
-                if opts.ids == IdScheme::Blake3Keyed {
-                    f.add(FEATURE_BLAKE3_IDS);
-                }
-                f
-            },
-            chunker: opts.chunker,
-            pack_size: opts.pack_size,
+            features: plan.features,
+            chunker: plan.chunker,
+            pack_size: plan.pack_size,
             created,
         };
         let config_json = serde_json::to_vec_pretty(&config).map_err(Error::internal)?;
@@ -135,7 +187,7 @@ impl Repository<Opened> {
                 store,
                 config,
                 key,
-                owner: opts.owner.clone(),
+                owner: plan.owner.map(str::to_owned),
             }),
             state: Opened,
         })

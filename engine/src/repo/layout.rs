@@ -24,7 +24,7 @@ pub(crate) fn is_layout_key(key: &str) -> bool {
         Some(("index", name)) => is_hex(name, 64),
         Some(("keys", name)) => is_hex(name, 16),
         Some(("marks" | "locks", name)) => is_hex(name, 32),
-        Some(("runs" | "archived", label)) => parse_label(label).is_some(),
+        Some(("runs" | "archived" | "copied", label)) => parse_label(label).is_some(),
         Some(_) => false,
     }
 }

@@ -4,11 +4,13 @@
 //! a [`Repository<Indexed>`], the only state that can read or write blobs.
 
 mod check;
+mod copied;
 mod init;
 mod layout;
 mod lock;
 mod marks;
 mod open;
+mod reachable;
 
 mod runs;
 mod totals;
@@ -34,8 +36,9 @@ pub(crate) use lock::hostname;
 pub use lock::{Blocker, FoundLock, LockGuard, LockInfo, LockKind, ProcessId, default_holder};
 pub use marks::MarkRecord;
 pub use open::read_config;
-pub(crate) use runs::select_sources;
+pub(crate) use reachable::live_blobs;
 pub use runs::{RunSelector, SourceChoice, select_run};
+pub(crate) use runs::{nearest_labels, select_sources};
 pub use totals::RepositoryTotals;
 pub(crate) use volume_reads::{Coalescing, VolumeRead, WantedBlob, plan_volume_reads};
 

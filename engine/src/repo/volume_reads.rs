@@ -10,9 +10,9 @@
 
 use std::ops::Range;
 
-use crate::Result;
 use crate::id::Id;
 use crate::storage::{RangeReader, Store, pack_key};
+use crate::{Error, Result};
 
 use super::{Indexed, Repository};
 
@@ -123,6 +123,19 @@ impl VolumeReader<'_> {
             .reader
             .read_at(u64::from(blob.offset), blob.length as usize)?;
         self.repo.decode_entry(&blob.id, &self.volume, &entry)
+    }
+
+    /// The next wanted blob of the read as it is stored (header and sealed payload),
+    /// authenticated but not opened: what a copy moves.
+    pub(crate) fn sealed_blob(
+        &mut self,
+        blob: &WantedBlob,
+    ) -> Result<crate::format::pack::EncodedBlob> {
+        let entry = self
+            .reader
+            .read_at(u64::from(blob.offset), blob.length as usize)?;
+        crate::format::pack::authenticate_entry(self.repo.key(), blob.id, entry)
+            .map_err(|e| Error::corrupt(format!("volume {}: {e}", self.volume.short())))
     }
 }
 

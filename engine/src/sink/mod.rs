@@ -16,7 +16,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::compress::{CompressionLevel, Compressor};
 use crate::format::index::{IndexSegment, MasterIndex};
-use crate::format::pack::{BlobKind, PackBuilder, PackEntry, encode_blob};
+use crate::format::pack::{BlobKind, EncodedBlob, PackBuilder, PackEntry, encode_blob};
 use crate::id::Id;
 use crate::repo::{Indexed, Repository};
 use crate::storage::{StorageError, pack_key};
@@ -192,20 +192,27 @@ impl Shared {
     }
 
     fn encode(&self, compressor: &mut Compressor, job: EncodeJob) {
-        let raw_len = job.data.len() as u64;
         let blob = match encode_blob(self.repo.key(), compressor, job.kind, job.id, &job.data) {
             Ok(b) => b,
             Err(e) => return self.fail(e.into()),
         };
         drop(job.data);
+        self.append(&blob);
+    }
+
+    /// Append a sealed blob to the open volume of its kind, sealing and sending the volume
+    /// once full.
+    fn append(&self, blob: &EncodedBlob) {
         self.stats.blobs_new.fetch_add(1, Ordering::Relaxed);
-        self.stats.bytes_new.fetch_add(raw_len, Ordering::Relaxed);
+        self.stats
+            .bytes_new
+            .fetch_add(u64::from(blob.header.raw_len), Ordering::Relaxed);
         self.stats
             .bytes_stored
             .fetch_add(blob.bytes.len() as u64, Ordering::Relaxed);
         let full = {
             let mut builders = self.builders.lock().unwrap_or_else(|p| p.into_inner());
-            let slot = &mut builders[slot(job.kind)];
+            let slot = &mut builders[slot(blob.header.kind)];
             if slot.is_none() {
                 match SpoolFile::create(&self.spool_dir, self.spool_direct)
                     .and_then(|f| PackBuilder::new(f, self.repo.key().id_scheme()))
@@ -215,7 +222,7 @@ impl Shared {
                 }
             }
             let Some(b) = slot.as_mut() else { return };
-            if let Err(e) = b.add(&blob) {
+            if let Err(e) = b.add(blob) {
                 return self.fail(self.spool_error(e));
             }
             if b.len() >= self.pack_size as u64 {
@@ -240,6 +247,7 @@ impl Shared {
         // put_file consumed the file whether or not it succeeded.
         path.keep();
         stored?;
+        crate::faults::crash_point("sink:after-volume");
         self.stats.packs.fetch_add(1, Ordering::Relaxed);
         let full = {
             let mut seg = self.segment.lock().unwrap_or_else(|p| p.into_inner());
@@ -387,22 +395,25 @@ impl BlobSink {
         }
     }
 
-    /// Offer a blob. Returns `true` if it is new and will be stored. `data` is copied only
-    /// when new.
-    pub(crate) fn add(&self, kind: BlobKind, id: Id, data: &[u8]) -> Result<bool> {
+    /// Whether blob `id` is this caller's to store: neither in a live volume nor offered
+    /// before. An earlier failure stops every producer.
+    fn claim(&self, id: Id) -> Result<bool> {
         if self.has_failed() {
             return Err(Error::Interrupted);
         }
-        if self.is_known(&id) {
-            return Ok(false);
-        }
-        if !self
-            .shared
-            .seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id)
-        {
+        Ok(!self.is_known(&id)
+            && self
+                .shared
+                .seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id))
+    }
+
+    /// Offer a blob. Returns `true` if it is new and will be stored. `data` is copied only
+    /// when new.
+    pub(crate) fn add(&self, kind: BlobKind, id: Id, data: &[u8]) -> Result<bool> {
+        if !self.claim(id)? {
             return Ok(false);
         }
         let job = EncodeJob {
@@ -418,6 +429,20 @@ impl BlobSink {
             .push(job);
         if let Some(batch) = full {
             self.send(batch)?;
+        }
+        Ok(true)
+    }
+
+    /// Offer a blob already sealed under this repository's key (a copy's, moved from a
+    /// repository that shares it): stored as it is, on the caller's thread, unless the
+    /// repository has it. Returns `true` if it will be stored.
+    pub(crate) fn add_sealed(&self, blob: &EncodedBlob) -> Result<bool> {
+        if !self.claim(blob.header.id)? {
+            return Ok(false);
+        }
+        self.shared.append(blob);
+        if self.has_failed() {
+            return Err(Error::Interrupted);
         }
         Ok(true)
     }

@@ -72,6 +72,19 @@ pub fn restore_into(
     restore(repo, &opts, &Progress::default()).unwrap()
 }
 
+/// A deep verify reads every volume back and finds nothing wrong.
+pub fn assert_deep_ok(repo: &Repository<Indexed>, what: &str) {
+    let v = holdfast_engine::verify::verify(
+        repo,
+        holdfast_engine::verify::VerifyDepth::Deep {
+            sample_percent: None,
+        },
+        &Progress::default(),
+    )
+    .unwrap();
+    assert!(v.ok && v.data_verified, "{what}: {v:?}");
+}
+
 /// The restore brought everything back; otherwise the failure lists what it did not.
 pub fn assert_complete(r: &RestoreReport, what: &str) {
     assert_eq!(

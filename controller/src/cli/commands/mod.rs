@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod backup;
 pub mod controller;
+pub mod copy;
 pub mod crd;
 pub mod destroy;
 pub mod init;
