@@ -497,3 +497,70 @@ fn a_restore_from_s3_reads_each_volume_once_not_each_blob() {
     let part = gets(&proxy) - before;
     assert!(part <= 12, "{part} GETs to restore 50 small files");
 }
+
+#[test]
+fn a_local_primary_copied_to_s3_restores_from_the_copy_alone_and_an_unchanged_run_costs_a_few_requests()
+ {
+    let Some(server) = s3s_fs(BUCKET) else { return };
+    let proxy = FaultProxy::start(server.port, 0.0, &[], Duration::ZERO);
+    let (primary_dir, src, out) = (tmp(), tmp(), tmp());
+    let root = src.path().join("site");
+    source_tree(&root, 3);
+    // The seeds' staging area: backups land on local disk, the copy goes to the bucket.
+    let mut primary = init_repo(primary_dir.path());
+    let full = backup_paths(&mut primary, &[&root], &BackupOptions::default()).run;
+    let mut copy = Repository::init_copy_of(store(&proxy.endpoint(), ""), &primary, PASS, 1000)
+        .unwrap()
+        .load_index()
+        .unwrap();
+    let options = holdfast_engine::copy::CopyOptions::default();
+    let first =
+        holdfast_engine::copy::copy(&primary, &mut copy, &options, &Progress::default()).unwrap();
+    assert_eq!(first.copied.len(), 1);
+    assert!(first.bytes_moved > 4_000_000, "{first:?}");
+
+    let unchanged = BackupOptions {
+        level: holdfast_engine::format::run::Level::Incr,
+        ..BackupOptions::default()
+    };
+    let incr = backup_paths(&mut primary, &[&root], &unchanged).run;
+    let requests = |p: &FaultProxy| p.stats.requests.load(std::sync::atomic::Ordering::Relaxed);
+    let before = requests(&proxy);
+    let second =
+        holdfast_engine::copy::copy(&primary, &mut copy, &options, &Progress::default()).unwrap();
+    let made = requests(&proxy) - before;
+    assert_eq!(second.copied.len(), 1);
+    assert_eq!(second.bytes_moved, 0, "{second:?}");
+    // Locks (take, confirm, release), listings of runs, the ledger and marks, the feature
+    // check, the manifest and its record: a dozen or so, whatever the run's size.
+    assert!(made <= 16, "{made} requests to copy an unchanged run");
+
+    // The copy alone, opened from the bucket with the passphrase, restores both runs.
+    drop(copy);
+    let alone = Repository::open(store(&server.endpoint(), ""), PASS)
+        .unwrap()
+        .load_index()
+        .unwrap();
+    let v = verify(
+        &alone,
+        VerifyDepth::Deep {
+            sample_percent: None,
+        },
+        &Progress::default(),
+    )
+    .unwrap();
+    assert!(v.ok && v.data_verified, "{v:?}");
+    for label in [&full.label, &incr.label] {
+        let target = out.path().join(label);
+        let r = restore_into(
+            &alone,
+            &target,
+            RestoreOptions {
+                selector: holdfast_engine::repo::RunSelector::Label(label.clone()),
+                ..RestoreOptions::default()
+            },
+        );
+        assert_complete(&r, label);
+        assert_same_tree(&snapshot(&root), &snapshot(&target));
+    }
+}
