@@ -11,16 +11,19 @@ pub enum OperationKind {
     Restore,
     StorageCheck,
     DeleteRepository,
+    /// Runs moved into one of the set's copies.
+    Copy,
 }
 
 impl OperationKind {
-    pub const ALL: [OperationKind; 6] = [
+    pub const ALL: [OperationKind; 7] = [
         OperationKind::Backup,
         OperationKind::Purge,
         OperationKind::Verify,
         OperationKind::Restore,
         OperationKind::StorageCheck,
         OperationKind::DeleteRepository,
+        OperationKind::Copy,
     ];
 
     /// `backup`, `storage-check` …: labels, job names, metric labels.
@@ -32,6 +35,7 @@ impl OperationKind {
             OperationKind::Restore => "restore",
             OperationKind::StorageCheck => "storage-check",
             OperationKind::DeleteRepository => "delete-repository",
+            OperationKind::Copy => "copy",
         }
     }
 }

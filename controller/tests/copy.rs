@@ -111,3 +111,57 @@ fn copying_into_a_repository_of_its_own_is_refused_with_the_way_out() {
     assert_eq!(same.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&same.stderr).contains("somewhere else"));
 }
+
+/// What a copy job pod runs: `holdfast job run` with a copy plan creates the copy the first
+/// time and leaves a summary the controller reads; the next run finds nothing to move.
+#[test]
+fn job_run_with_a_copy_plan_creates_the_copy_and_reports_what_it_moved() {
+    let base = tempfile::tempdir().unwrap();
+    let (repo, versions) = build(base.path());
+    let to = base.path().join("offsite");
+    let plan = serde_json::json!({
+        "version": 1,
+        "repository": {"url": format!("file://{}", repo.display()), "create": false},
+        "operation": {"type": "copy", "name": "offsite",
+            "to": {"url": format!("file://{}", to.display()), "create": true}},
+    });
+    let summary_file = base.path().join("summary");
+    let run = || {
+        let out = std::process::Command::new(binary::BIN)
+            .args(["job", "run"])
+            .env("HOLDFAST_PASSPHRASE", "purge test")
+            .env("HOLDFAST_JOB_PLAN", plan.to_string())
+            .env("HOLDFAST_SUMMARY_FILE", &summary_file)
+            .env_remove("HOLDFAST_REPO")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let s: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&summary_file).unwrap()).unwrap();
+        s
+    };
+    let first = run();
+    assert_eq!(
+        (&first["op"], &first["name"], &first["created"]),
+        (&"copy".into(), &"offsite".into(), &true.into()),
+        "{first}"
+    );
+    assert_eq!(first["runsCopiedCount"], 4, "{first}");
+    assert!(first["bytesMoved"].as_u64().unwrap() > 4_000_000, "{first}");
+    assert!(first["repository"]["runs"].as_u64().is_some(), "{first}");
+    let second = run();
+    assert_eq!(
+        (
+            &second["created"],
+            &second["runsCopiedCount"],
+            &second["bytesMoved"]
+        ),
+        (&false.into(), &0.into(), &0.into()),
+        "{second}"
+    );
+    check_all_retained(&to, &versions, &base.path().join("restores"), "job copy");
+}

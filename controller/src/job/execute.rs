@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use holdfast_engine::Error;
 use holdfast_engine::backup::{BackupOptions, BackupReport, PipeSpec, Slot, SourceSpec, backup};
+use holdfast_engine::copy::{CopyOptions, CopyReport, copy};
 use holdfast_engine::format::run::RunStatus;
 use holdfast_engine::progress::Progress;
 use holdfast_engine::purge::{PurgeOptions, PurgeReport, purge};
@@ -18,13 +19,14 @@ use holdfast_engine::repo::{
     CheckReport, InitOptions, Repository, RepositoryTotals, RunSelector, check_location,
 };
 use holdfast_engine::restore::{RestoreOptions, RestoreReport, RestoreTarget, restore};
-use holdfast_engine::storage::{RepoUrl, Store};
+use holdfast_engine::storage::{RepoUrl, StaticCredentials, Store};
 use holdfast_engine::verify::{VerifyDepth, VerifyReport, verify_with};
 
 use super::error::JobError;
 use super::pipe::{DONE_MARKER, PIPE_START_TIMEOUT};
 use super::plan::{
-    self, BackupPlan, JobPlan, Operation, PurgePlan, RestorePlan, StorageCheckPlan, VerifyPlan,
+    self, BackupPlan, CopyPlan, JobPlan, Operation, PurgePlan, RestorePlan, StorageCheckPlan,
+    VerifyPlan,
 };
 use super::summary::{DeleteSummary, JobSummary};
 
@@ -73,6 +75,11 @@ pub enum Report {
     Verify(VerifyReport),
     Restore(RestoreReport),
     StorageCheck(CheckReport),
+    Copy {
+        report: CopyReport,
+        /// The copy's repository was created by this job.
+        created: bool,
+    },
     DeleteRepository {
         summary: DeleteSummary,
         /// Objects at the location that were not the repository's, left in place.
@@ -114,6 +121,7 @@ pub fn execute(job: &Job<'_>) -> Result<Outcome, JobError> {
         Operation::Restore(r) => restore_job(job, r, store),
         Operation::StorageCheck(c) => Ok(storage_check_job(c, &store)),
         Operation::DeleteRepository => delete_repository_job(job, store),
+        Operation::Copy(c) => copy_job(job, c, store),
     }
 }
 
@@ -238,6 +246,54 @@ fn delete_repository_job(job: &Job<'_>, store: Store) -> Result<Outcome, JobErro
         JobSummary::DeleteRepository(summary.clone()),
         Report::DeleteRepository { summary, kept },
     ))
+}
+
+/// Move the runs the copy lacks into it, creating it (sharing the set's key) the first
+/// time. A stop on request ends after the run being copied; the rest stays pending.
+fn copy_job(job: &Job<'_>, c: &CopyPlan, store: Store) -> Result<Outcome, JobError> {
+    let from = open(job, store)?.load_index()?;
+    let mut url = RepoUrl::parse(&c.to.url).map_err(Error::from)?;
+    if let RepoUrl::S3(o) = &mut url {
+        o.credentials = copy_credentials(|name| std::env::var(name).ok());
+    }
+    let to_store = Store::open(&url).map_err(Error::from)?;
+    let pass = (job.key)().map_err(JobError::Plan)?;
+    let (to, created) = match holdfast_engine::repo::read_config(&to_store) {
+        Err(Error::NotARepository { .. }) if c.to.create => (
+            Repository::init_copy_of(
+                to_store,
+                &from,
+                &pass,
+                holdfast_engine::crypto::DEFAULT_KDF_ITERATIONS,
+            )?,
+            true,
+        ),
+        Err(e) => return Err(e.into()),
+        Ok(_) => (Repository::open(to_store, &pass)?, false),
+    };
+    let mut to = to.load_index()?;
+    let opts = CopyOptions {
+        lock_wait: LOCK_WAIT,
+        stop: Some((job.stop)()),
+        ..CopyOptions::default()
+    };
+    let report = copy(&from, &mut to, &opts, job.progress)?;
+    let totals = to.totals()?;
+    Ok(Outcome {
+        summary: JobSummary::copy(&c.name, created, &report, Some(totals)),
+        stopped: report.stopped,
+        report: Report::Copy { report, created },
+    })
+}
+
+/// A copy's S3 keys, from the variables its StorageSet's Secret fills; `None` (the
+/// standard chain) when they are not set.
+fn copy_credentials(var: impl Fn(&str) -> Option<String>) -> Option<StaticCredentials> {
+    let prefixed = |name: &str| var(&format!("{}{name}", plan::COPY_CREDENTIALS_PREFIX));
+    Some(StaticCredentials {
+        access_key_id: prefixed("AWS_ACCESS_KEY_ID")?,
+        secret_access_key: prefixed("AWS_SECRET_ACCESS_KEY")?,
+    })
 }
 
 fn store_of(plan: &JobPlan) -> Result<Store, JobError> {
@@ -377,6 +433,30 @@ fn capacity(path: &Path) -> (Option<u64>, Option<u64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copys_keys_come_from_its_own_prefixed_variables_and_only_as_a_pair() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let both = copy_credentials(env(&[
+            ("AWS_ACCESS_KEY_ID", "set-key"),
+            ("HOLDFAST_COPY_AWS_ACCESS_KEY_ID", "copy-key"),
+            ("HOLDFAST_COPY_AWS_SECRET_ACCESS_KEY", "copy-secret"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (both.access_key_id.as_str(), both.secret_access_key.as_str()),
+            ("copy-key", "copy-secret")
+        );
+        // Half a pair is no pair: the standard chain (ambient credentials) then.
+        assert!(copy_credentials(env(&[("HOLDFAST_COPY_AWS_ACCESS_KEY_ID", "k")])).is_none());
+        assert!(copy_credentials(env(&[])).is_none());
+    }
 
     #[test]
     fn snapshot_times_are_read_by_source() {

@@ -37,6 +37,8 @@ pub mod paths {
     pub const TOOLS: &str = "/holdfast/tools";
     /// A filesystem StorageSet's claim.
     pub const STORAGE: &str = "/holdfast/storage";
+    /// A copy's filesystem StorageSet's claim.
+    pub const COPY_STORAGE: &str = "/holdfast/copy-storage";
     /// A restore's target claim.
     pub const TARGET: &str = "/holdfast/target";
     /// The key Secret's volume; the passphrase is `<KEY>/passphrase`.
@@ -90,6 +92,7 @@ pub enum Operation {
     Restore(RestorePlan),
     StorageCheck(StorageCheckPlan),
     DeleteRepository,
+    Copy(CopyPlan),
 }
 
 impl Operation {
@@ -102,6 +105,7 @@ impl Operation {
             Operation::Restore(_) => OperationKind::Restore,
             Operation::StorageCheck(_) => OperationKind::StorageCheck,
             Operation::DeleteRepository => OperationKind::DeleteRepository,
+            Operation::Copy(_) => OperationKind::Copy,
         }
     }
 
@@ -109,6 +113,22 @@ impl Operation {
     pub fn name(&self) -> &'static str {
         self.kind().as_str()
     }
+}
+
+/// The variables holding a copy's S3 keys (from its StorageSet's Secret), beside the
+/// `AWS_*` ones of the set's own StorageSet: `HOLDFAST_COPY_AWS_ACCESS_KEY_ID`, ….
+pub const COPY_CREDENTIALS_PREFIX: &str = "HOLDFAST_COPY_";
+
+/// A copy: the runs the copy's repository lacks, moved from the set's repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CopyPlan {
+    /// The copy's name in the BackupSet.
+    pub name: String,
+    /// The copy's repository (created there, sharing the set's key, when `create` and
+    /// absent). Its S3 keys, if its StorageSet names a Secret, are in the variables
+    /// prefixed [`COPY_CREDENTIALS_PREFIX`].
+    pub to: RepositoryRef,
 }
 
 /// A backup.
@@ -289,6 +309,6 @@ mod tests {
         for kind in OperationKind::ALL {
             assert_eq!(kind.as_str().parse::<OperationKind>(), Ok(kind));
         }
-        assert!("copy".parse::<OperationKind>().is_err());
+        assert!("replicate".parse::<OperationKind>().is_err());
     }
 }

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use holdfast_engine::ErrorCategory;
 use holdfast_engine::backup::BackupReport;
+use holdfast_engine::copy::CopyReport;
 use holdfast_engine::format::run::{Level, RunStatus, SourceKind, SourceStatus};
 use holdfast_engine::purge::PurgeReport;
 use holdfast_engine::repo::{CheckReport, RepositoryTotals};
@@ -243,6 +244,42 @@ pub struct PurgeSummary {
     pub runs_expired: Vec<String>,
 }
 
+/// What a copy job did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CopySummary {
+    /// The copy's name in the BackupSet.
+    pub name: String,
+    /// The copy's repository was created by this job.
+    #[serde(default)]
+    pub created: bool,
+    /// Runs copied, oldest first.
+    #[serde(default)]
+    pub runs_copied: Vec<String>,
+    /// How many (kept when the list is shortened to fit).
+    #[serde(default)]
+    pub runs_copied_count: u64,
+    /// Runs the copy's own retention expired, not copied again.
+    #[serde(default)]
+    pub expired_at_destination: u64,
+    /// Runs still to copy when the job ended (it was stopped).
+    #[serde(default)]
+    pub pending: u64,
+    #[serde(default)]
+    pub blobs_moved: u64,
+    #[serde(default)]
+    pub bytes_moved: u64,
+    #[serde(default)]
+    pub volumes_written: u64,
+    #[serde(default)]
+    pub duration_ms: u64,
+    #[serde(default)]
+    pub stopped: bool,
+    /// The copy's size after the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<RepositoryTotals>,
+}
+
 /// One line of a storage check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckLine {
@@ -308,6 +345,7 @@ pub enum JobSummary {
     Purge(PurgeSummary),
     StorageCheck(StorageCheckSummary),
     DeleteRepository(DeleteSummary),
+    Copy(CopySummary),
     Failed(FailureSummary),
 }
 
@@ -324,6 +362,7 @@ impl JobSummary {
                 "runsExpired",
                 "items",
                 "sources",
+                "runsCopied",
             ],
             TERMINATION_MESSAGE_LIMIT,
         )
@@ -481,6 +520,29 @@ impl JobSummary {
                 .iter()
                 .map(|e| e.label.clone())
                 .collect(),
+        })
+    }
+
+    /// A copy's report, with the copy's size after it.
+    pub fn copy(
+        name: &str,
+        created: bool,
+        report: &CopyReport,
+        repository: Option<RepositoryTotals>,
+    ) -> Self {
+        JobSummary::Copy(CopySummary {
+            name: name.to_owned(),
+            created,
+            runs_copied: report.copied.iter().map(|r| r.label.clone()).collect(),
+            runs_copied_count: report.copied.len() as u64,
+            expired_at_destination: report.expired_at_destination.len() as u64,
+            pending: report.pending.len() as u64,
+            blobs_moved: report.blobs_moved,
+            bytes_moved: report.bytes_moved,
+            volumes_written: report.volumes_written,
+            duration_ms: report.duration_ms,
+            stopped: report.stopped,
+            repository,
         })
     }
 

@@ -62,6 +62,7 @@ macro_rules! by_kind {
             OperationKind::Restore => concat!("Restore", $suffix),
             OperationKind::StorageCheck => concat!("StorageCheck", $suffix),
             OperationKind::DeleteRepository => concat!("DeleteRepository", $suffix),
+            OperationKind::Copy => concat!("Copy", $suffix),
         }
     };
 }

@@ -117,6 +117,7 @@ fn render(report: &Report) -> String {
         Report::Purge(r) => super::purge::render(r),
         Report::Verify(r) => super::verify::render(r),
         Report::Restore(r) => super::restore::render(r),
+        Report::Copy { report, created } => super::copy::render(report, *created),
         Report::StorageCheck(r) => r
             .items
             .iter()
