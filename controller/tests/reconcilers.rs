@@ -24,6 +24,11 @@ const SETS: &str = "/apis/holdfast.io/v1alpha1/namespaces/shop/backupsets";
 const JOBS: &str = "/apis/batch/v1/namespaces/shop/jobs";
 
 fn context(client: kube::Client) -> Arc<Context> {
+    context_at(client, NOW)
+}
+
+/// A context whose clock reads `now`.
+fn context_at(client: kube::Client, now: &str) -> Arc<Context> {
     let mut ctx = Context::new(
         client,
         Settings {
@@ -33,7 +38,7 @@ fn context(client: kube::Client) -> Arc<Context> {
         Arc::new(Metrics::default()),
         "test",
     );
-    let now: jiff::Timestamp = NOW.parse().unwrap();
+    let now: jiff::Timestamp = now.parse().unwrap();
     ctx.clock = Arc::new(move || now);
     Arc::new(ctx)
 }
@@ -719,6 +724,224 @@ async fn a_set_on_an_older_sets_repository_stalls_from_the_watch_cache_without_l
     // Once the older set moves elsewhere, the same cache lets this one through.
     older.spec.repository = Some("shop/legacy".into());
     writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(older));
+    reconcile_set(&api, &ctx).await;
+    assert_eq!(condition(&status(&api), "Stalled").0, "False");
+}
+
+/// The shop with a copy `vault` in a second StorageSet (another bucket, its own keys), and
+/// its manual backup's Job finished Complete.
+async fn shop_with_a_copy_and_a_recorded_run() -> (FakeApi, Arc<Context>) {
+    let (api, client) = FakeApi::new();
+    let ctx = context(client);
+    api.put(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "vault-creds", "namespace": "shop"},
+        "data": {"AWS_ACCESS_KEY_ID": "QUtJQVZBVUxU", "AWS_SECRET_ACCESS_KEY": "dmF1bHQ="}}));
+    api.put(
+        json!({"apiVersion": "holdfast.io/v1alpha1", "kind": "StorageSet",
+        "metadata": {"name": "vault-store", "namespace": "shop", "generation": 1},
+        "spec": {"s3": {"bucket": "vault", "region": "eu-north-1",
+                        "credentialsSecretRef": {"name": "vault-creds"}}}}),
+    );
+    shop(
+        &api,
+        json!({"manualRun": {"token": "one", "level": "full"},
+               "copies": [{"name": "vault", "storageSetRef": {"name": "vault-store"}}]}),
+    );
+    reconcile_set(&api, &ctx).await;
+    let backup = api.take_writes()[0].body["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    finish_job(
+        &api,
+        &backup,
+        &backup_message("Complete", 1_000_000),
+        "Complete",
+    );
+    (api, ctx)
+}
+
+fn env_of(job: &Value) -> Vec<Value> {
+    job["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test]
+async fn a_copy_follows_a_recorded_run_with_its_own_keys_and_a_failed_copy_waits_longer() {
+    let (api, ctx) = shop_with_a_copy_and_a_recorded_run().await;
+    reconcile_set(&api, &ctx).await;
+    let writes = api.take_writes();
+    assert_eq!(
+        shorts(&writes),
+        [
+            "POST events",
+            "POST jobs",
+            "POST events",
+            "PATCH backupsets/shop/status"
+        ],
+        "{writes:#?}"
+    );
+    let job = &writes[1].body;
+    let name = job["metadata"]["name"].as_str().unwrap().to_owned();
+    assert_eq!(name, "shop-copy-vault-20261201120000");
+    assert_eq!(job["metadata"]["labels"]["holdfast.io/copy"], "vault");
+    assert_eq!(job["metadata"]["labels"]["holdfast.io/operation"], "copy");
+    assert_eq!(writes[2].body["reason"], "CopyStarted");
+    let env = env_of(job);
+    let plan: Value = serde_json::from_str(
+        env.iter()
+            .find(|e| e["name"] == "HOLDFAST_JOB_PLAN")
+            .unwrap()["value"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(plan["operation"]["type"], "copy");
+    assert_eq!(
+        plan["operation"]["to"]["url"],
+        "s3://vault/shop/shop?region=eu-north-1"
+    );
+    assert_eq!(plan["operation"]["to"]["create"], true);
+    assert!(
+        plan["repository"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("s3://backups/shop/shop")
+    );
+    // Each StorageSet's keys under their own names, from their own Secrets.
+    let from_secret = |var: &str| {
+        env.iter().find(|e| e["name"] == var).map(|e| {
+            let r = &e["valueFrom"]["secretKeyRef"];
+            (
+                r["name"].as_str().unwrap().to_owned(),
+                r["key"].as_str().unwrap().to_owned(),
+            )
+        })
+    };
+    assert_eq!(
+        from_secret("AWS_ACCESS_KEY_ID"),
+        Some(("s3-creds".into(), "AWS_ACCESS_KEY_ID".into()))
+    );
+    assert_eq!(
+        from_secret("HOLDFAST_COPY_AWS_SECRET_ACCESS_KEY"),
+        Some(("vault-creds".into(), "AWS_SECRET_ACCESS_KEY".into()))
+    );
+    let s = status(&api);
+    assert_eq!(s["copies"][0]["target"], "vault-store/shop/shop", "{s:#}");
+    assert_eq!(s["copies"][0]["lastAttempt"], NOW);
+
+    // While it runs, nothing more.
+    reconcile_set(&api, &ctx).await;
+    assert!(
+        !shorts(&api.take_writes()).contains(&"POST jobs".to_owned()),
+        "one copy Job at a time"
+    );
+
+    // It fails: counted, its reason kept, and the next waits a minute.
+    let failure = json!({"op": "failed", "operation": "copy", "category": "BucketNotFound",
+                         "message": "bucket vault does not exist"});
+    finish_job(&api, &name, &failure.to_string(), "Complete");
+    let action = reconcile_set(&api, &ctx).await;
+    let writes = api.take_writes();
+    assert_eq!(
+        shorts(&writes),
+        ["POST events", "PATCH backupsets/shop/status"],
+        "{writes:#?}"
+    );
+    assert_eq!(writes[0].body["reason"], "CopyFailed");
+    let s = status(&api);
+    assert_eq!(s["copies"][0]["consecutiveFailures"], 1, "{s:#}");
+    assert!(
+        s["copies"][0]["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("bucket vault does not exist")
+    );
+    assert!(
+        requeue(&action).unwrap() <= Duration::from_secs(60),
+        "{action:?}"
+    );
+    assert_eq!(
+        condition(&s, "Ready").0,
+        "True",
+        "a failing copy does not stop backups"
+    );
+
+    // A minute later it runs again; this time it copies, and is caught up.
+    let later = context_at(ctx.client.clone(), "2026-12-01T12:01:30Z");
+    reconcile_set(&api, &later).await;
+    let writes = api.take_writes();
+    let retry = writes
+        .iter()
+        .find(|w| w.short() == "POST jobs")
+        .expect("a second copy Job")
+        .body["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(retry, "shop-copy-vault-20261201120130");
+    let copied = json!({"op": "copy", "name": "vault", "created": true,
+        "runsCopied": ["full-20261201.120000"], "runsCopiedCount": 1, "bytesMoved": 500000,
+        "blobsMoved": 3, "volumesWritten": 1, "durationMs": 900,
+        "repository": {"volumes": 1, "bytes": 500000, "runs": 1}});
+    finish_job(&api, &retry, &copied.to_string(), "Complete");
+    api.edit(&format!("{JOBS}/{retry}"), |j| {
+        j["status"]["startTime"] = json!("2026-12-01T12:01:30Z");
+    });
+    reconcile_set(&api, &later).await;
+    let writes = api.take_writes();
+    assert_eq!(
+        shorts(&writes),
+        ["POST events", "PATCH backupsets/shop/status"],
+        "{writes:#?}"
+    );
+    assert_eq!(writes[0].body["reason"], "CopyComplete");
+    let s = status(&api);
+    let c = &s["copies"][0];
+    assert_eq!(
+        (
+            &c["caughtUpTo"],
+            &c["consecutiveFailures"],
+            &c["runsCopied"],
+            &c["totalBytesMoved"]
+        ),
+        (
+            &json!("2026-12-01T12:01:30Z"),
+            &json!(0),
+            &json!(1),
+            &json!(500000)
+        ),
+        "{s:#}"
+    );
+    assert!(c.get("lastError").is_none(), "{c}");
+    // Caught up: nothing until the next run.
+    reconcile_set(&api, &later).await;
+    assert!(!shorts(&api.take_writes()).contains(&"POST jobs".to_owned()));
+}
+
+#[tokio::test]
+async fn a_copy_kept_in_the_sets_own_repository_stalls_with_the_way_out() {
+    let (api, client) = FakeApi::new();
+    let ctx = context(client);
+    shop(
+        &api,
+        json!({"copies": [{"name": "again", "storageSetRef": {"name": "offsite"}}]}),
+    );
+    reconcile_set(&api, &ctx).await;
+    let s = status(&api);
+    let (stalled, reason) = condition(&s, "Stalled");
+    assert_eq!(
+        (stalled.as_str(), reason.as_str()),
+        ("True", "CopyOverlapsRepository"),
+        "{s:#}"
+    );
+    assert!(api.take_writes().iter().all(|w| w.short() != "POST jobs"));
+    // Another path in the same StorageSet is another place.
+    api.edit(&format!("{SETS}/shop"), |s| {
+        s["spec"]["copies"][0]["repository"] = json!("copies/shop");
+    });
     reconcile_set(&api, &ctx).await;
     assert_eq!(condition(&status(&api), "Stalled").0, "False");
 }

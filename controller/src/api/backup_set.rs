@@ -156,6 +156,33 @@ pub struct BackupSetSpec {
     /// own, one after another inside the hooks' window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_snapshot: Option<GroupSnapshot>,
+    /// Second (third…) repositories of the set in other StorageSets, filled after each
+    /// backup from the set's repository without reading the sources again: another place,
+    /// another medium (3-2-1). Each restores, verifies and purges on its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 4))]
+    #[x_kube(validation = Rule::new("self.all(c, self.exists_one(d, d.name == c.name))").message("copy names must be unique"))]
+    pub copies: Vec<CopySpec>,
+}
+
+/// A copy of the set's repository in another StorageSet.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CopySpec {
+    /// Name of the copy within the set, e.g. `offsite`: in its Jobs' names and in status.
+    #[schemars(
+        length(min = 1, max = 20),
+        pattern(r"^[a-z0-9]([a-z0-9\-]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// The StorageSet that holds the copy: another bucket, region or medium than the set's
+    /// own (it may be the same StorageSet, at another repository path).
+    pub storage_set_ref: LocalObjectReference,
+    /// Repository prefix within that StorageSet. Defaults to the set's repository path.
+    /// Changing it (or the StorageSet) starts a new copy, filled from scratch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^[a-z0-9][a-z0-9._\-/]*$"))]
+    pub repository: Option<String>,
 }
 
 /// Several claims captured at one instant by their CSI driver.
@@ -469,6 +496,46 @@ pub struct BackupSetStatus {
     /// Jobs whose results this status already holds (newest last, bounded).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub handled_jobs: Vec<String>,
+    /// Each copy: how far it has caught up, what its last copy moved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<CopyStatus>,
+}
+
+/// Where one copy stands.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyStatus {
+    /// The copy's name.
+    pub name: String,
+    /// The copy's repository (its StorageSet and path), so a changed target is told from
+    /// the old one.
+    pub target: String,
+    /// When the last copy that succeeded started: every run recorded before it is in the
+    /// copy (or was expired there by its own retention).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caught_up_to: Option<Time>,
+    /// When the last copy attempt started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt: Option<Time>,
+    /// Copies that failed in a row (the next waits longer: 1 minute, doubling, at most 1
+    /// hour).
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    /// Why the last copy failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Runs the last copy moved.
+    #[serde(default)]
+    pub runs_copied: u64,
+    /// Bytes the last copy moved (as stored: compressed and encrypted).
+    #[serde(default)]
+    pub bytes_moved: u64,
+    /// Bytes moved by every copy so far.
+    #[serde(default)]
+    pub total_bytes_moved: u64,
+    /// The copy's size, as its last copy found it.
+    #[serde(default)]
+    pub stored_bytes: u64,
 }
 
 /// The newest scheduled slot acted on (run, queued or skipped) per operation.

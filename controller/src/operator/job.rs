@@ -106,6 +106,9 @@ pub struct JobInput<'a> {
     /// Who the pod runs as.
     pub mover: MoverPlan,
     pub storage: &'a StorageMount,
+    /// A copy job's target, reached beside `storage`: its S3 keys in variables prefixed
+    /// `HOLDFAST_COPY_`, or its claim at `/holdfast/copy-storage`.
+    pub copy_storage: Option<&'a StorageMount>,
     /// The passphrase Secret (none for a storage check).
     pub key: Option<&'a SecretKeyReference>,
     pub sources: &'a [PodSource],
@@ -159,6 +162,7 @@ impl<'a> JobInput<'a> {
                 StorageMount::Filesystem { .. } => MoverPlan::FilesystemRepository,
             },
             storage,
+            copy_storage: None,
             key: None,
             sources: &[],
             target: None,
@@ -332,26 +336,49 @@ impl Pod {
         match storage {
             StorageMount::S3 {
                 credentials_secret: Some(secret),
-            } => {
-                let required = super::storage::CREDENTIAL_KEYS.map(|k| (k, false));
-                for (name, optional) in required.into_iter().chain([("AWS_SESSION_TOKEN", true)]) {
-                    let source = EnvVarSource {
-                        secret_key_ref: Some(SecretKeySelector {
-                            name: secret.clone(),
-                            key: name.into(),
-                            optional: Some(optional),
-                        }),
-                        ..Default::default()
-                    };
-                    self.env.push(var_from(name, source));
-                }
-            }
+            } => self.s3_keys(secret, ""),
             StorageMount::S3 {
                 credentials_secret: None,
             } => {}
             StorageMount::Filesystem { claim } => {
                 self.volumes.push(claim_volume("storage", claim, false));
                 self.mounts.push(mount("storage", paths::STORAGE, false));
+            }
+        }
+    }
+
+    /// A StorageSet's S3 keys from its Secret, as the variables the engine reads, each name
+    /// prefixed with `prefix`.
+    fn s3_keys(&mut self, secret: &str, prefix: &str) {
+        let required = super::storage::CREDENTIAL_KEYS.map(|k| (k, false));
+        for (name, optional) in required.into_iter().chain([("AWS_SESSION_TOKEN", true)]) {
+            let source = EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: secret.to_owned(),
+                    key: name.into(),
+                    optional: Some(optional),
+                }),
+                ..Default::default()
+            };
+            self.env.push(var_from(&format!("{prefix}{name}"), source));
+        }
+    }
+
+    /// A copy's target, beside the set's own: its keys under their own names, or its claim
+    /// at its own path.
+    fn copy_storage(&mut self, storage: &StorageMount) {
+        match storage {
+            StorageMount::S3 {
+                credentials_secret: Some(secret),
+            } => self.s3_keys(secret, crate::job::plan::COPY_CREDENTIALS_PREFIX),
+            StorageMount::S3 {
+                credentials_secret: None,
+            } => {}
+            StorageMount::Filesystem { claim } => {
+                self.volumes
+                    .push(claim_volume("copy-storage", claim, false));
+                self.mounts
+                    .push(mount("copy-storage", paths::COPY_STORAGE, false));
             }
         }
     }
@@ -594,6 +621,9 @@ pub fn build(input: &JobInput<'_>) -> Result<Job, Error> {
         pod.key(key, input.mover.is_root());
     }
     pod.storage(input.storage);
+    if let Some(copy) = input.copy_storage {
+        pod.copy_storage(copy);
+    }
     if let Some(claim) = input.target {
         pod.target(claim);
     }

@@ -61,6 +61,8 @@ pub struct JobView {
     pub hook_results: Vec<HookResult>,
     /// Where its snapshots stand; `None` for a Job that reads every claim live.
     pub copy: Option<CopyState>,
+    /// A copy Job's copy, by name.
+    pub copy_name: Option<String>,
     /// The snapshots its run reads.
     pub snapshots: Vec<SnapshotTaken>,
     /// The sources its run reads from clones.
@@ -140,6 +142,10 @@ impl JobView {
             hooks,
             hook_results: read_list_annotation(ann.get(ANNOTATION_HOOK_RESULTS)),
             copy,
+            copy_name: meta
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(crate::operator::names::LABEL_COPY).cloned()),
             snapshots: read_list_annotation(ann.get(ANNOTATION_SNAPSHOTS)),
             clones: read_list_annotation(ann.get(ANNOTATION_CLONES)),
             uid: meta.uid.clone().unwrap_or_default(),

@@ -13,6 +13,8 @@ pub const LABEL_BACKUP_SET: &str = "holdfast.io/backup-set";
 pub const LABEL_RESTORE: &str = "holdfast.io/restore";
 pub const LABEL_STORAGE_SET: &str = "holdfast.io/storage-set";
 pub const LABEL_OPERATION: &str = "holdfast.io/operation";
+/// A copy Job's copy (its name in the BackupSet's `spec.copies`).
+pub const LABEL_COPY: &str = "holdfast.io/copy";
 /// A hash of the repository's location: Jobs of one repository share it (the queue).
 pub const LABEL_REPOSITORY: &str = "holdfast.io/repository";
 

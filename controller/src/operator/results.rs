@@ -235,6 +235,8 @@ pub fn absorb(
         (OperationKind::Backup, _) => backup_failed(status, &ended, why(report)),
         (OperationKind::Purge, Some(JobSummary::Purge(p))) => purged(status, &ended, p),
         (OperationKind::Verify, Some(JobSummary::Verify(v))) => verified(status, &ended, v),
+        (OperationKind::Copy, Some(JobSummary::Copy(c))) => copies::copied(status, &ended, c),
+        (OperationKind::Copy, _) => copies::copy_failed(status, &ended, why(report)),
         (_, _) => failed(status, &ended, kind, why(report)),
     })
 }
@@ -460,6 +462,8 @@ fn failed(
     }
     ended_badly(ended, kind, why)
 }
+
+mod copies;
 
 #[cfg(test)]
 mod tests;

@@ -42,6 +42,16 @@ fn join(parts: &[&str]) -> String {
 pub const CREDENTIAL_KEYS: [&str; 2] = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"];
 
 pub fn url(spec: &StorageSetSpec, repository: Option<&str>) -> Result<String, String> {
+    url_at(spec, repository, paths::STORAGE)
+}
+
+/// As [`url`], for a filesystem target whose claim is mounted at `mount` (a copy's target
+/// sits beside the set's own).
+pub fn url_at(
+    spec: &StorageSetSpec,
+    repository: Option<&str>,
+    mount: &str,
+) -> Result<String, String> {
     let repository = repository.unwrap_or("");
     if let Some(s3) = &spec.s3 {
         let path = join(&[&s3.bucket, s3.prefix.as_deref().unwrap_or(""), repository]);
@@ -83,7 +93,7 @@ pub fn url(spec: &StorageSetSpec, repository: Option<&str>) -> Result<String, St
         return Ok(format!("s3://{path}{query}"));
     }
     if let Some(fs) = &spec.filesystem {
-        let path = join(&[paths::STORAGE, fs.path.as_deref().unwrap_or(""), repository]);
+        let path = join(&[mount, fs.path.as_deref().unwrap_or(""), repository]);
         return Ok(format!("file:///{path}"));
     }
     Err(NO_TARGET.into())

@@ -21,6 +21,9 @@ use crate::operator::names::{LABEL_BACKUP_SET, LABEL_REPOSITORY, repository_labe
 #[derive(Debug, Clone, Default)]
 pub struct Refs {
     pub storage: Option<StorageSet>,
+    /// The StorageSets the set's copies name, those that exist (the set's own too when a
+    /// copy names it).
+    pub copy_storages: BTreeMap<String, StorageSet>,
     pub schedule: Option<Schedule>,
     /// Secrets of the namespace the set names that exist.
     pub secrets: BTreeSet<String>,
@@ -75,6 +78,25 @@ pub async fn fetch(
         .get_opt(&set.spec.storage_set_ref.name)
         .await
         .map_err(Error::api("reading the StorageSet"))?;
+    let copy_storages: BTreeSet<&String> = set
+        .spec
+        .copies
+        .iter()
+        .map(|c| &c.storage_set_ref.name)
+        .collect();
+    for name in copy_storages {
+        let found = if *name == set.spec.storage_set_ref.name {
+            refs.storage.clone()
+        } else {
+            storages
+                .get_opt(name)
+                .await
+                .map_err(Error::api("reading a copy's StorageSet"))?
+        };
+        if let Some(s) = found {
+            refs.copy_storages.insert(name.clone(), s);
+        }
+    }
     if let Some(s) = &set.spec.schedule_ref {
         let schedules: Api<Schedule> = Api::namespaced(client.clone(), ns);
         refs.schedule = schedules
@@ -154,14 +176,17 @@ async fn secrets(
     set: &BackupSet,
     refs: &mut Refs,
 ) -> Result<(), Error> {
-    let mut wanted = vec![set.spec.encryption.key_secret_ref.name.clone()];
-    if let Some(c) = refs
-        .storage
-        .as_ref()
-        .and_then(|s| s.spec.s3.as_ref())
-        .and_then(|s3| s3.credentials_secret_ref.as_ref())
-    {
-        wanted.push(c.name.clone());
+    let mut wanted = BTreeSet::from([set.spec.encryption.key_secret_ref.name.clone()]);
+    // The set's own StorageSet's credentials, and its copies'.
+    for storage in refs.storage.iter().chain(refs.copy_storages.values()) {
+        if let Some(c) = storage
+            .spec
+            .s3
+            .as_ref()
+            .and_then(|s3| s3.credentials_secret_ref.as_ref())
+        {
+            wanted.insert(c.name.clone());
+        }
     }
     for w in wanted {
         if let crate::operator::secrets::Found::Present(keys) =
@@ -184,12 +209,15 @@ async fn claims(
     refs: &mut Refs,
 ) -> Result<(), Error> {
     let mut claim_names: Vec<String> = set.source_claims().map(str::to_owned).collect();
-    if let Some(fs) = refs
+    for fs in refs
         .storage
-        .as_ref()
-        .and_then(|s| s.spec.filesystem.as_ref())
+        .iter()
+        .chain(refs.copy_storages.values())
+        .filter_map(|s| s.spec.filesystem.as_ref())
     {
-        claim_names.push(fs.persistent_volume_claim.claim_name.clone());
+        if !claim_names.contains(&fs.persistent_volume_claim.claim_name) {
+            claim_names.push(fs.persistent_volume_claim.claim_name.clone());
+        }
     }
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
     for c in &claim_names {

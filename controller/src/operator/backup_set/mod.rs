@@ -5,6 +5,7 @@
 //! manager). Deletion runs the `deletionPolicy` ([`cleanup`]).
 
 pub mod cleanup;
+mod copies;
 pub mod fetch;
 mod release;
 mod start;
@@ -128,6 +129,7 @@ async fn run(
     let missed = start::start_due(ctx, set, valid, &plan, &mut jobs).await?;
     record_missed(ctx, set, missed).await;
     status.missed_runs += missed;
+    let copy_wake = copies::start_copies(ctx, set, valid, status, &mut jobs, now).await?;
     start::release_queue(ctx, set, valid, &mut jobs).await?;
     for job in jobs
         .own_unfinished()
@@ -140,7 +142,11 @@ async fn run(
     status.observed_generation = set.metadata.generation;
     status.conditions = conditions(&status.conditions, &health, set.metadata.generation, now);
     observe(ctx, set, valid, status, now);
-    Ok(Action::requeue(requeue_after(now, &plan, &jobs)))
+    let mut after = requeue_after(now, &plan, &jobs);
+    if let Some(w) = copy_wake {
+        after = after.min(until(now, w));
+    }
+    Ok(Action::requeue(after))
 }
 
 /// Take in the reports of the set's finished Jobs not handled yet: runs, events, metrics.

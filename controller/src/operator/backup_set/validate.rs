@@ -22,6 +22,9 @@ use crate::operator::storage::{self, StorageMount, Target};
 
 use super::fetch::{Refs, repo_label_of};
 
+mod copies;
+pub use copies::ValidCopy;
+
 /// Secrets and claims may appear any time and are not watched: look again this often.
 const RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -49,6 +52,8 @@ pub struct ValidSet {
     pub snapshots: Vec<SnapshotSource>,
     /// Those snapshots taken together as one VolumeGroupSnapshot.
     pub group: Option<GroupSnapshot>,
+    /// The set's copies.
+    pub copies: Vec<ValidCopy>,
 }
 
 fn access_modes(pvc: &PersistentVolumeClaim) -> Vec<String> {
@@ -83,7 +88,7 @@ pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
     let Target { url, mount } = target(set, storage, &repository)?;
     unclaimed(set, refs, &repository)?;
     let key = key(set, refs)?;
-    credentials(set, refs, &mount)?;
+    credentials(&set.spec.storage_set_ref.name, refs, &mount)?;
     storage_ready(storage)?;
     let schedule = schedule(set, refs)?;
     let Sources {
@@ -108,7 +113,15 @@ pub fn validate(set: &BackupSet, refs: &Refs) -> Result<ValidSet, Problem> {
         .map_err(|e| Problem::new("CompressionInvalid", format!("compression.level: {e}")))?;
     let timeouts = set.spec.timeouts.clone().unwrap_or_default();
     let mover = mover(set, refs, &mount)?;
+    let copies = copies::copies(
+        set,
+        refs,
+        &repository,
+        |filesystem| mover_for(set, refs, filesystem),
+        |storage, mount| credentials(storage, refs, mount),
+    )?;
     Ok(ValidSet {
+        copies,
         repo_label: repo_label_of(set),
         repository,
         url,
@@ -199,6 +212,11 @@ fn group(set: &BackupSet, refs: &Refs, snapshots: &[SnapshotSource]) -> Result<(
 
 /// Who the set's job pods run as: its `mover`, else the pods that mount its claims.
 fn mover(set: &BackupSet, refs: &Refs, mount: &StorageMount) -> Result<MoverPlan, Problem> {
+    mover_for(set, refs, matches!(mount, StorageMount::Filesystem { .. }))
+}
+
+/// Who a job pod of the set runs as, given whether it touches a filesystem repository.
+fn mover_for(set: &BackupSet, refs: &Refs, filesystem: bool) -> Result<MoverPlan, Problem> {
     let users: Vec<(&str, &PodIdentity)> = set
         .source_claims()
         .filter_map(|c| refs.claim_users.get(c))
@@ -208,7 +226,7 @@ fn mover(set: &BackupSet, refs: &Refs, mount: &StorageMount) -> Result<MoverPlan
     mover::choose(
         set.spec.mover.as_ref(),
         &users,
-        matches!(mount, StorageMount::Filesystem { .. }),
+        filesystem,
         namespace(set),
         refs.consent,
     )
@@ -304,8 +322,7 @@ fn key(set: &BackupSet, refs: &Refs) -> Result<SecretKeyReference, Problem> {
 }
 
 /// What the target needs exists: S3 credentials with both keys, or the filesystem's claim.
-fn credentials(set: &BackupSet, refs: &Refs, mount: &StorageMount) -> Result<(), Problem> {
-    let storage_name = &set.spec.storage_set_ref.name;
+fn credentials(storage_name: &str, refs: &Refs, mount: &StorageMount) -> Result<(), Problem> {
     match mount {
         StorageMount::S3 {
             credentials_secret: Some(c),

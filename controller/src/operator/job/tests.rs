@@ -12,8 +12,8 @@ use serde_json::Value;
 use super::*;
 use crate::api::backup_set::{CommandSource, Retention};
 use crate::job::plan::{
-    BackupPlan, Operation, PurgePlan, RepositoryRef, RestorePlan, SourcePlan, StorageCheckPlan,
-    VerifyPlan,
+    BackupPlan, CopyPlan, Operation, PurgePlan, RepositoryRef, RestorePlan, SourcePlan,
+    StorageCheckPlan, VerifyPlan,
 };
 
 fn owner(kind: &str, name: &str) -> OwnerReference {
@@ -62,6 +62,8 @@ struct Case {
     node: Option<&'static str>,
     suspend: bool,
     mover: MoverPlan,
+    /// A copy job's target.
+    copy_storage: Option<StorageMount>,
 }
 
 fn default_user() -> MoverPlan {
@@ -122,6 +124,7 @@ fn cases() -> Vec<Case> {
             node: None,
             suspend: false,
             mover: from_pod(),
+            copy_storage: None,
         },
         Case {
             name: "backup-rwo-on-node",
@@ -141,6 +144,7 @@ fn cases() -> Vec<Case> {
             node: Some("node-b"),
             suspend: false,
             mover: MoverPlan::Privileged,
+            copy_storage: None,
         },
         Case {
             name: "backup-command",
@@ -174,6 +178,7 @@ fn cases() -> Vec<Case> {
             node: None,
             suspend: false,
             mover: default_user(),
+            copy_storage: None,
         },
         Case {
             name: "backup-snapshot-held",
@@ -193,6 +198,7 @@ fn cases() -> Vec<Case> {
             node: None,
             suspend: true,
             mover: from_pod(),
+            copy_storage: None,
         },
         Case {
             name: "backup-queued",
@@ -205,6 +211,7 @@ fn cases() -> Vec<Case> {
             node: None,
             suspend: true,
             mover: default_user(),
+            copy_storage: None,
         },
         Case {
             name: "restore-existing-claim-filesystem-storage",
@@ -229,6 +236,7 @@ fn cases() -> Vec<Case> {
             node: Some("node-b"),
             suspend: false,
             mover: MoverPlan::FilesystemRepository,
+            copy_storage: None,
         },
         Case {
             name: "restore-new-claim",
@@ -257,6 +265,7 @@ fn cases() -> Vec<Case> {
                 supplemental: vec![3000],
                 origin: crate::operator::mover::Origin::Spec,
             }),
+            copy_storage: None,
         },
         Case {
             name: "purge",
@@ -277,6 +286,7 @@ fn cases() -> Vec<Case> {
             node: None,
             suspend: false,
             mover: default_user(),
+            copy_storage: None,
         },
         Case {
             name: "verify",
@@ -292,6 +302,7 @@ fn cases() -> Vec<Case> {
             node: None,
             suspend: false,
             mover: default_user(),
+            copy_storage: None,
         },
         Case {
             name: "storage-check",
@@ -308,6 +319,7 @@ fn cases() -> Vec<Case> {
             node: None,
             suspend: false,
             mover: MoverPlan::FilesystemRepository,
+            copy_storage: None,
         },
         Case {
             name: "delete-repository",
@@ -322,6 +334,51 @@ fn cases() -> Vec<Case> {
             node: None,
             suspend: false,
             mover: default_user(),
+            copy_storage: None,
+        },
+        Case {
+            name: "copy-s3",
+            plan: plan(Operation::Copy(CopyPlan {
+                name: "vault".into(),
+                to: RepositoryRef {
+                    url: "s3://vault/shop/shop?region=eu-north-1".into(),
+                    owner: Some("shop/shop".into()),
+                    create: true,
+                },
+            })),
+            privilege: Privilege::Maintenance,
+            storage: s3(),
+            key: true,
+            sources: vec![],
+            target: None,
+            node: None,
+            suspend: true,
+            mover: default_user(),
+            copy_storage: Some(StorageMount::S3 {
+                credentials_secret: Some("vault-creds".into()),
+            }),
+        },
+        Case {
+            name: "copy-filesystem",
+            plan: plan(Operation::Copy(CopyPlan {
+                name: "staging".into(),
+                to: RepositoryRef {
+                    url: "file:///holdfast/copy-storage/shop/shop".into(),
+                    owner: Some("shop/shop".into()),
+                    create: true,
+                },
+            })),
+            privilege: Privilege::Maintenance,
+            storage: s3(),
+            key: true,
+            sources: vec![],
+            target: None,
+            node: None,
+            suspend: false,
+            mover: MoverPlan::FilesystemRepository,
+            copy_storage: Some(StorageMount::Filesystem {
+                claim: "nas".into(),
+            }),
         },
     ]
 }
@@ -347,6 +404,7 @@ fn render_with(c: &Case, template: JobTemplate, claim_tolerations: Vec<Toleratio
         plan: &c.plan,
         privilege: c.privilege,
         storage: &c.storage,
+        copy_storage: c.copy_storage.as_ref(),
         key: c.key.then_some(&key),
         sources: &c.sources,
         target: c.target,

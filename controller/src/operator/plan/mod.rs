@@ -1,8 +1,10 @@
 //! The controller's decisions as pure functions of their inputs and `now`, with no client:
 //! when operations are due ([`schedule`], [`set`]), each source's level in Auto mode
-//! ([`auto`]), and the order operations of one repository run in ([`queue`]).
+//! ([`auto`]), when a set's copies follow its runs ([`copies`]), and the order operations of
+//! one repository run in ([`queue`]).
 
 pub mod auto;
+pub mod copies;
 pub mod queue;
 pub mod schedule;
 pub mod set;

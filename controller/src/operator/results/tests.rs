@@ -21,6 +21,7 @@ fn job(name: &str, op: &str, ending: Option<Ending>) -> JobView {
         hooks: None,
         hook_results: vec![],
         copy: None,
+        copy_name: None,
         snapshots: vec![],
         clones: vec![],
         uid: String::new(),

@@ -1,0 +1,206 @@
+//! Starting a set's copies: after each recorded run, one copy Job per copy that is behind,
+//! queued with the set's repository (it reads it), a failed one retried after a growing
+//! pause (`plan::copies`).
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{Api, Resource, ResourceExt};
+
+use super::RepoJobs;
+use super::validate::{ValidCopy, ValidSet};
+use crate::api::BackupSet;
+use crate::api::backup_set::{BackupSetStatus, CopyStatus, RunPhase};
+use crate::job::plan::{self as job_plan, CopyPlan, JobPlan, Operation, RepositoryRef};
+use crate::operator::context::Context;
+use crate::operator::error::Error;
+use crate::operator::event_reason::EventReason;
+use crate::operator::job::{self, JobInput, Privilege};
+use crate::operator::job_template;
+use crate::operator::job_view::JobView;
+use crate::operator::names::{self, LABEL_BACKUP_SET, LABEL_COPY, LABEL_REPOSITORY};
+use crate::operator::plan::copies::{CopyInput, plan_copies};
+use crate::operator::plan::queue::{JobState, must_wait};
+use crate::operator::settings::Settings;
+use crate::operator::write;
+
+/// When the set's newest recorded run (Complete, Partial or Aborted: each is in the
+/// repository) finished.
+fn newest_run(status: &BackupSetStatus) -> Option<Timestamp> {
+    status
+        .recent_runs
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.phase,
+                RunPhase::Complete | RunPhase::Partial | RunPhase::Aborted
+            )
+        })
+        .filter_map(|r| r.completion_time.as_ref().map(|t| t.0))
+        .max()
+}
+
+/// The copy's bookkeeping, forgotten when its target changed (a new copy, filled anew).
+fn bookkeeping<'s>(status: &'s BackupSetStatus, copy: &ValidCopy) -> Option<&'s CopyStatus> {
+    status
+        .copies
+        .iter()
+        .find(|c| c.name == copy.name && c.target == copy.target)
+}
+
+/// Create the copy Jobs that are due; returns when a copy waiting out its pause is due.
+pub(super) async fn start_copies(
+    ctx: &Context,
+    set: &BackupSet,
+    valid: &ValidSet,
+    status: &mut BackupSetStatus,
+    jobs: &mut RepoJobs,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, Error> {
+    // The bookkeeping of copies removed from the spec goes.
+    status
+        .copies
+        .retain(|c| valid.copies.iter().any(|v| v.name == c.name));
+    if valid.copies.is_empty() {
+        return Ok(None);
+    }
+    let running = |name: &str| {
+        jobs.all.iter().any(|j| {
+            j.state != JobState::Done
+                && j.copy_name.as_deref() == Some(name)
+                && jobs.own.contains(&j.name)
+        })
+    };
+    let inputs: Vec<CopyInput<'_>> = valid
+        .copies
+        .iter()
+        .map(|c| {
+            let known = bookkeeping(status, c);
+            CopyInput {
+                name: &c.name,
+                caught_up_to: known.and_then(|k| k.caught_up_to.as_ref()).map(|t| t.0),
+                last_attempt: known.and_then(|k| k.last_attempt.as_ref()).map(|t| t.0),
+                consecutive_failures: known.map_or(0, |k| k.consecutive_failures),
+                running: running(&c.name),
+            }
+        })
+        .collect();
+    let decision = plan_copies(&inputs, newest_run(status), set.spec.suspend, now);
+    let ns = set.namespace().unwrap_or_default();
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    for name in &decision.start {
+        let Some(copy) = valid.copies.iter().find(|c| &c.name == name) else {
+            continue;
+        };
+        let suspend = must_wait(&jobs.queued());
+        let job = build_job(&ctx.settings, set, valid, copy, now, suspend)?;
+        let job_name = job.name_any();
+        let created = write::create_once(&jobs_api, &job)
+            .await
+            .map_err(Error::api(format!("creating job {job_name}")))?;
+        let entry = match status.copies.iter().position(|c| c.name == copy.name) {
+            Some(i) if status.copies[i].target == copy.target => &mut status.copies[i],
+            found => {
+                let fresh = CopyStatus {
+                    name: copy.name.clone(),
+                    target: copy.target.clone(),
+                    ..CopyStatus::default()
+                };
+                match found {
+                    Some(i) => {
+                        status.copies[i] = fresh;
+                        &mut status.copies[i]
+                    }
+                    None => {
+                        status.copies.push(fresh);
+                        let last = status.copies.len() - 1;
+                        &mut status.copies[last]
+                    }
+                }
+            }
+        };
+        entry.last_attempt = Some(Time(now));
+        let Some(created) = created else { continue };
+        let (verb, reason) = if suspend {
+            (
+                "queued",
+                EventReason::Queued(crate::job::plan::OperationKind::Copy),
+            )
+        } else {
+            (
+                "started",
+                EventReason::Started(crate::job::plan::OperationKind::Copy),
+            )
+        };
+        ctx.event(
+            &set.object_ref(&()),
+            reason,
+            "Start",
+            format!(
+                "copy {} {verb} as job {job_name}, into {}",
+                copy.name, copy.target
+            ),
+        )
+        .await;
+        jobs.own.push(job_name);
+        jobs.all.push(JobView::of(&created));
+    }
+    Ok(decision.wake)
+}
+
+/// A copy's Job: it reads the set's repository (its queue) and writes the copy's.
+fn build_job(
+    settings: &Settings,
+    set: &BackupSet,
+    valid: &ValidSet,
+    copy: &ValidCopy,
+    now: Timestamp,
+    suspend: bool,
+) -> Result<Job, Error> {
+    let ns = set.namespace().unwrap_or_default();
+    let name = set.name_any();
+    let tail = format!("{}-{}", copy.name, now.strftime("%Y%m%d%H%M%S"));
+    let job_name = names::job_name(&name, "copy", &tail);
+    let owner = Some(format!("{ns}/{name}"));
+    let plan = JobPlan {
+        version: job_plan::PLAN_VERSION,
+        repository: RepositoryRef {
+            url: valid.url.clone(),
+            owner: owner.clone(),
+            create: false,
+        },
+        operation: Operation::Copy(CopyPlan {
+            name: copy.name.clone(),
+            to: RepositoryRef {
+                url: copy.url.clone(),
+                owner,
+                create: true,
+            },
+        }),
+    };
+    let mut input = JobInput::new(settings, job_name, &ns, &plan, &valid.storage);
+    input.labels.insert(LABEL_BACKUP_SET.into(), name.clone());
+    input
+        .labels
+        .insert(LABEL_REPOSITORY.into(), valid.repo_label.clone());
+    input.labels.insert(LABEL_COPY.into(), copy.name.clone());
+    job::build(&JobInput {
+        owner: set.controller_owner_ref(&()),
+        annotations: BTreeMap::new(),
+        privilege: Privilege::Maintenance,
+        key: Some(&valid.key),
+        copy_storage: Some(&copy.mount),
+        template: job_template::merge(&settings.jobs, set.job_template().as_ref()),
+        mover: copy.mover.clone(),
+        active_deadline_seconds: Some(
+            valid
+                .maintenance_timeout
+                .unwrap_or(settings.default_maintenance_timeout.as_secs() as i64),
+        ),
+        backoff_limit: 2,
+        suspend,
+        ..input
+    })
+}
