@@ -158,7 +158,9 @@ pub struct BackupSetSpec {
     pub group_snapshot: Option<GroupSnapshot>,
     /// Second (third…) repositories of the set in other StorageSets, filled after each
     /// backup from the set's repository without reading the sources again: another place,
-    /// another medium (3-2-1). Each restores, verifies and purges on its own.
+    /// another medium (3-2-1). Each restores, verifies and purges on its own, and is kept
+    /// when the set is deleted, whatever its `deletionPolicy` (`holdfast destroy` deletes
+    /// one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 4))]
     #[x_kube(validation = Rule::new("self.all(c, self.exists_one(d, d.name == c.name))").message("copy names must be unique"))]

@@ -151,7 +151,7 @@ pub(super) async fn start_copies(
 }
 
 /// A copy's Job: it reads the set's repository (its queue) and writes the copy's.
-fn build_job(
+pub(super) fn build_job(
     settings: &Settings,
     set: &BackupSet,
     valid: &ValidSet,

@@ -337,7 +337,7 @@ mod tests {
                 .cloned()
                 .unwrap_or_else(|| panic!("no {kind} {name} among the examples"))
         };
-        let mut checked = 0;
+        let (mut checked, mut copies) = (0, 0);
         for doc in docs.iter().filter(|d| d["kind"] == "BackupSet") {
             let set: BackupSet = serde_json::from_value(doc.clone()).unwrap();
             let mut storage = named("StorageSet", &set.spec.storage_set_ref.name);
@@ -350,9 +350,23 @@ mod tests {
                 });
             // Every Secret and claim the example names exists; the claims are
             // ReadWriteOnce and no pod mounts them (so no pod names the mover's user).
+            let copy_storages: std::collections::BTreeMap<String, StorageSet> = set
+                .spec
+                .copies
+                .iter()
+                .map(|c| {
+                    let name = c.storage_set_ref.name.clone();
+                    (
+                        name.clone(),
+                        serde_json::from_value(named("StorageSet", &name)).unwrap(),
+                    )
+                })
+                .collect();
             let mut claims: Vec<String> = set.source_claims().map(str::to_owned).collect();
-            if let Some(fs) = &storage.spec.filesystem {
-                claims.push(fs.persistent_volume_claim.claim_name.clone());
+            for s in std::iter::once(&storage).chain(copy_storages.values()) {
+                if let Some(fs) = &s.spec.filesystem {
+                    claims.push(fs.persistent_volume_claim.claim_name.clone());
+                }
             }
             let claim = |name: &str| {
                 serde_json::from_value(serde_json::json!({
@@ -360,11 +374,14 @@ mod tests {
                 .unwrap()
             };
             let mut secrets = vec![set.spec.encryption.key_secret_ref.name.clone()];
-            if let Some(s3) = &storage.spec.s3 {
-                secrets.extend(s3.credentials_secret_ref.as_ref().map(|r| r.name.clone()));
+            for s in std::iter::once(&storage).chain(copy_storages.values()) {
+                if let Some(s3) = &s.spec.s3 {
+                    secrets.extend(s3.credentials_secret_ref.as_ref().map(|r| r.name.clone()));
+                }
             }
             let refs = Refs {
                 storage: Some(storage.clone()),
+                copy_storages,
                 schedule,
                 secrets: secrets.into_iter().collect(),
                 claims: claims.iter().map(|c| (c.clone(), claim(c))).collect(),
@@ -443,8 +460,31 @@ mod tests {
                 !root,
                 "example {name} (root mover: {root}): {violations:?}"
             );
+            // Its copies' pods too.
+            for copy in &valid.copies {
+                let now = "2026-12-01T00:00:00Z".parse().unwrap();
+                let job = super::super::copies::build_job(
+                    &Settings::default(),
+                    &set,
+                    &valid,
+                    copy,
+                    now,
+                    false,
+                )
+                .unwrap();
+                let job = serde_json::to_value(job).unwrap();
+                let violations = restricted_violations(&job["spec"]["template"]["spec"]);
+                assert_eq!(
+                    violations.is_empty(),
+                    !root,
+                    "example {name}, copy {} (root mover: {root}): {violations:?}",
+                    copy.name
+                );
+                copies += 1;
+            }
             checked += 1;
         }
         assert!(checked >= 4, "the examples' BackupSets: {checked}");
+        assert!(copies >= 1, "the examples' copies: {copies}");
     }
 }
