@@ -945,3 +945,112 @@ async fn a_copy_kept_in_the_sets_own_repository_stalls_with_the_way_out() {
     reconcile_set(&api, &ctx).await;
     assert_eq!(condition(&status(&api), "Stalled").0, "False");
 }
+
+#[tokio::test]
+async fn the_purge_window_purges_each_copy_by_its_own_retention_with_its_own_keys() {
+    let (api, client) = FakeApi::new();
+    let ctx = context_at(client, "2026-12-01T12:00:30Z");
+    api.put(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "vault-creds", "namespace": "shop"},
+        "data": {"AWS_ACCESS_KEY_ID": "QUtJQVZBVUxU", "AWS_SECRET_ACCESS_KEY": "dmF1bHQ="}}));
+    api.put(
+        json!({"apiVersion": "holdfast.io/v1alpha1", "kind": "StorageSet",
+        "metadata": {"name": "vault-store", "namespace": "shop", "generation": 1},
+        "spec": {"s3": {"bucket": "vault", "region": "eu-north-1",
+                        "credentialsSecretRef": {"name": "vault-creds"}}}}),
+    );
+    api.put(
+        json!({"apiVersion": "holdfast.io/v1alpha1", "kind": "Schedule",
+        "metadata": {"name": "nightly", "namespace": "shop"},
+        "spec": {"timeZone": "UTC", "full": "0 1 * * 6", "purge": "0 12 * * *"}}),
+    );
+    shop(
+        &api,
+        json!({"scheduleRef": {"name": "nightly"}, "retention": {"keepFulls": 4},
+               "copies": [{"name": "vault", "storageSetRef": {"name": "vault-store"},
+                           "retention": {"keepFulls": 12}}]}),
+    );
+    api.edit(&format!("{SETS}/shop"), |s| {
+        s["metadata"]["creationTimestamp"] = json!("2026-12-01T11:00:00Z");
+    });
+    reconcile_set(&api, &ctx).await;
+    let writes = api.take_writes();
+    let jobs: Vec<&Value> = writes
+        .iter()
+        .filter(|w| w.short() == "POST jobs")
+        .map(|w| &w.body)
+        .collect();
+    let names: Vec<&str> = jobs
+        .iter()
+        .map(|j| j["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["shop-purge-202612011200", "shop-purge-vault-202612011200"],
+        "{writes:#?}"
+    );
+    let plan_of = |job: &Value| -> Value {
+        let env = env_of(job);
+        serde_json::from_str(
+            env.iter()
+                .find(|e| e["name"] == "HOLDFAST_JOB_PLAN")
+                .unwrap()["value"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let (own, copy) = (plan_of(jobs[0]), plan_of(jobs[1]));
+    assert_eq!(own["operation"]["retention"]["keepFulls"], 4);
+    assert_eq!(copy["operation"]["type"], "purge");
+    assert_eq!(copy["operation"]["retention"]["keepFulls"], 12, "{copy:#}");
+    assert_eq!(
+        copy["repository"]["url"],
+        "s3://vault/shop/shop?region=eu-north-1"
+    );
+    // The copy's repository is this pod's only one: its keys under the usual names.
+    let key = env_of(jobs[1])
+        .into_iter()
+        .find(|e| e["name"] == "AWS_ACCESS_KEY_ID")
+        .unwrap();
+    assert_eq!(key["valueFrom"]["secretKeyRef"]["name"], "vault-creds");
+    assert_eq!(jobs[1]["metadata"]["labels"]["holdfast.io/copy"], "vault");
+    assert_ne!(
+        jobs[1]["metadata"]["labels"]["holdfast.io/repository"],
+        jobs[0]["metadata"]["labels"]["holdfast.io/repository"],
+        "the copy's own repository"
+    );
+
+    // A reconcile again makes neither twice.
+    reconcile_set(&api, &ctx).await;
+    assert!(!shorts(&api.take_writes()).contains(&"POST jobs".to_owned()));
+
+    // The copy's result goes to the copy's entry, not the set's.
+    let purged = json!({"op": "purge", "runsExpiredCount": 2, "runsKept": 12,
+        "bytesReclaimed": 4096, "durationMs": 10, "runsExpired": ["full-1", "full-2"],
+        "repository": {"volumes": 3, "bytes": 70000, "runs": 12}});
+    finish_job(
+        &api,
+        "shop-purge-vault-202612011200",
+        &purged.to_string(),
+        "Complete",
+    );
+    reconcile_set(&api, &ctx).await;
+    let writes = api.take_writes();
+    let event = writes.iter().find(|w| w.short() == "POST events").unwrap();
+    assert_eq!(event.body["reason"], "PurgeComplete");
+    assert!(
+        event.body["note"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("copy vault:"),
+        "{event:#?}"
+    );
+    let s = status(&api);
+    assert_eq!(s["copies"][0]["retention"]["runsExpired"], 2, "{s:#}");
+    assert_eq!(s["copies"][0]["storedBytes"], 70000);
+    assert!(
+        s.get("retention").is_none(),
+        "the set's own purge has not ended: {s:#}"
+    );
+}

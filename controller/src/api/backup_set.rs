@@ -185,6 +185,11 @@ pub struct CopySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(r"^[a-z0-9][a-z0-9._\-/]*$"))]
     pub repository: Option<String>,
+    /// How long the copy keeps runs, purged in the set's purge window: its own (a copy
+    /// offsite often keeps more, or less, than the set). Defaults to the set's retention.
+    /// As in the set, each source's newest complete run is never expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
 }
 
 /// Several claims captured at one instant by their CSI driver.
@@ -504,7 +509,7 @@ pub struct BackupSetStatus {
 }
 
 /// Where one copy stands.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CopyStatus {
     /// The copy's name.
@@ -538,6 +543,12 @@ pub struct CopyStatus {
     /// The copy's size, as its last copy found it.
     #[serde(default)]
     pub stored_bytes: u64,
+    /// The copy's last purge, by its own retention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionResult>,
+    /// The copy's last verification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerifyResult>,
 }
 
 /// The newest scheduled slot acted on (run, queued or skipped) per operation.

@@ -230,6 +230,13 @@ pub fn absorb(
         Report::Summary(s) => Some(s.as_ref()),
         Report::Missing(_) => None,
     };
+    if let Some(copy) = job.copy_name.as_deref()
+        && kind != OperationKind::Copy
+    {
+        return Some(copies::maintained(
+            status, &ended, copy, kind, summary, report,
+        ));
+    }
     Some(match (kind, summary) {
         (OperationKind::Backup, Some(JobSummary::Backup(b))) => backed_up(status, &ended, b),
         (OperationKind::Backup, _) => backup_failed(status, &ended, why(report)),
@@ -377,18 +384,8 @@ fn ended_badly(ended: &Ended<'_>, kind: OperationKind, message: String) -> Absor
     ended.absorbed(kind, result, message)
 }
 
-fn purged(status: &mut BackupSetStatus, ended: &Ended<'_>, p: &PurgeSummary) -> Absorbed {
-    status.retention = Some(RetentionResult {
-        last_purge_time: Some(ended.finished()),
-        runs_expired: p.runs_expired_count,
-        runs_kept: p.runs_kept,
-        bytes_reclaimed: p.bytes_reclaimed,
-        message: p.delete_deferred.clone(),
-    });
-    if let Some(t) = &p.repository {
-        status.restore_points = Some(restore_points(t));
-        status.usage = Some(usage(status.usage.as_ref(), t, None));
-    }
+/// A purge's result, and what its Event says.
+fn retention_result(ended: &Ended<'_>, p: &PurgeSummary) -> (RetentionResult, String) {
     let message = format!(
         "{} runs expired, {} kept, {} reclaimed{}",
         p.runs_expired_count,
@@ -399,23 +396,27 @@ fn purged(status: &mut BackupSetStatus, ended: &Ended<'_>, p: &PurgeSummary) -> 
             .map(|d| format!("; {d}"))
             .unwrap_or_default()
     );
-    ended.absorbed(OperationKind::Purge, Outcome::Complete, message)
+    let result = RetentionResult {
+        last_purge_time: Some(ended.finished()),
+        runs_expired: p.runs_expired_count,
+        runs_kept: p.runs_kept,
+        bytes_reclaimed: p.bytes_reclaimed,
+        message: p.delete_deferred.clone(),
+    };
+    (result, message)
 }
 
-fn verified(status: &mut BackupSetStatus, ended: &Ended<'_>, v: &VerifySummary) -> Absorbed {
+/// A verification's result, how it ended, and what its Event says.
+fn verify_result(ended: &Ended<'_>, v: &VerifySummary) -> (VerifyResult, Outcome, String) {
     let problems = (!v.ok).then(|| v.problems.join("; "));
-    status.verification = Some(VerifyResult {
+    let result = VerifyResult {
         time: Some(ended.finished()),
         depth: v.depth.clone(),
         ok: v.ok,
         volumes_read: v.volumes_read,
         message: problems.clone(),
-    });
-    if let Some(t) = &v.repository {
-        status.restore_points = Some(restore_points(t));
-        status.usage = Some(usage(status.usage.as_ref(), t, None));
-    }
-    let (result, message) = if v.ok {
+    };
+    let (outcome, message) = if v.ok {
         (
             Outcome::Complete,
             format!(
@@ -433,7 +434,27 @@ fn verified(status: &mut BackupSetStatus, ended: &Ended<'_>, v: &VerifySummary) 
             ),
         )
     };
-    ended.absorbed(OperationKind::Verify, result, message)
+    (result, outcome, message)
+}
+
+fn purged(status: &mut BackupSetStatus, ended: &Ended<'_>, p: &PurgeSummary) -> Absorbed {
+    let (result, message) = retention_result(ended, p);
+    status.retention = Some(result);
+    if let Some(t) = &p.repository {
+        status.restore_points = Some(restore_points(t));
+        status.usage = Some(usage(status.usage.as_ref(), t, None));
+    }
+    ended.absorbed(OperationKind::Purge, Outcome::Complete, message)
+}
+
+fn verified(status: &mut BackupSetStatus, ended: &Ended<'_>, v: &VerifySummary) -> Absorbed {
+    let (result, outcome, message) = verify_result(ended, v);
+    status.verification = Some(result);
+    if let Some(t) = &v.repository {
+        status.restore_points = Some(restore_points(t));
+        status.usage = Some(usage(status.usage.as_ref(), t, None));
+    }
+    ended.absorbed(OperationKind::Verify, outcome, message)
 }
 
 /// Any other operation that reported no result of its kind.
@@ -443,14 +464,33 @@ fn failed(
     kind: OperationKind,
     why: String,
 ) -> Absorbed {
+    note_failure(
+        &mut status.retention,
+        &mut status.verification,
+        ended,
+        kind,
+        &why,
+    );
+    ended_badly(ended, kind, why)
+}
+
+/// What a purge or verification that reported no result of its kind leaves in its
+/// repository's `retention` or `verification`.
+fn note_failure(
+    retention: &mut Option<RetentionResult>,
+    verification: &mut Option<VerifyResult>,
+    ended: &Ended<'_>,
+    kind: OperationKind,
+    why: &str,
+) {
     match kind {
         OperationKind::Purge => {
-            let mut r = status.retention.clone().unwrap_or_default();
+            let mut r = retention.clone().unwrap_or_default();
             r.message = Some(format!("the last purge failed: {why}"));
-            status.retention = Some(r);
+            *retention = Some(r);
         }
         OperationKind::Verify => {
-            status.verification = Some(VerifyResult {
+            *verification = Some(VerifyResult {
                 time: Some(ended.finished()),
                 depth: "unknown".into(),
                 ok: false,
@@ -460,7 +500,6 @@ fn failed(
         }
         _ => {}
     }
-    ended_badly(ended, kind, why)
 }
 
 mod copies;

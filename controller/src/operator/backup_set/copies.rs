@@ -23,6 +23,7 @@ use crate::operator::job_view::JobView;
 use crate::operator::names::{self, LABEL_BACKUP_SET, LABEL_COPY, LABEL_REPOSITORY};
 use crate::operator::plan::copies::{CopyInput, plan_copies};
 use crate::operator::plan::queue::{JobState, must_wait};
+use crate::operator::plan::set::{OpKind, Start};
 use crate::operator::settings::Settings;
 use crate::operator::write;
 
@@ -201,6 +202,89 @@ pub(super) fn build_job(
         ),
         backoff_limit: 2,
         suspend,
+        ..input
+    })
+}
+
+/// The set's purge or verification, done to each copy too: a Job per copy, on the copy's
+/// repository alone (its own storage and keys, its own retention), in the same window.
+/// Named after the window's slot, so a reconcile run again makes none twice.
+pub(super) async fn maintain(
+    ctx: &Context,
+    set: &BackupSet,
+    valid: &ValidSet,
+    start: &Start,
+) -> Result<(), Error> {
+    let ns = set.namespace().unwrap_or_default();
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    for copy in &valid.copies {
+        let job = maintenance_job(&ctx.settings, set, valid, copy, start)?;
+        let job_name = job.name_any();
+        let created = write::create_once(&jobs_api, &job)
+            .await
+            .map_err(Error::api(format!("creating job {job_name}")))?;
+        if created.is_some() {
+            ctx.event(
+                &set.object_ref(&()),
+                EventReason::Started(start.kind.kind()),
+                "Start",
+                format!(
+                    "{} of copy {} started as job {job_name}",
+                    start.kind.name(),
+                    copy.name
+                ),
+            )
+            .await;
+        }
+    }
+    Ok(())
+}
+
+/// A purge or verification Job of one copy's repository.
+pub(super) fn maintenance_job(
+    settings: &Settings,
+    set: &BackupSet,
+    valid: &ValidSet,
+    copy: &ValidCopy,
+    start: &Start,
+) -> Result<Job, Error> {
+    let ns = set.namespace().unwrap_or_default();
+    let name = set.name_any();
+    let tail = format!("{}-{}", copy.name, names::slot_tail(start.slot));
+    let job_name = names::job_name(&name, start.kind.name(), &tail);
+    let operation = match start.kind {
+        OpKind::Verify => super::start::verify(valid),
+        _ => super::start::purge(settings, copy.retention.as_ref()),
+    };
+    // The copy's storage is this pod's only one: its keys under the usual names, its
+    // claim where a filesystem repository is mounted.
+    let plan = JobPlan {
+        version: job_plan::PLAN_VERSION,
+        repository: RepositoryRef {
+            url: copy.own_url.clone(),
+            owner: Some(format!("{ns}/{name}")),
+            create: false,
+        },
+        operation,
+    };
+    let mut input = JobInput::new(settings, job_name, &ns, &plan, &copy.mount);
+    input.labels.insert(LABEL_BACKUP_SET.into(), name.clone());
+    input
+        .labels
+        .insert(LABEL_REPOSITORY.into(), copy.repo_label.clone());
+    input.labels.insert(LABEL_COPY.into(), copy.name.clone());
+    job::build(&JobInput {
+        owner: set.controller_owner_ref(&()),
+        annotations: BTreeMap::from([(names::ANNOTATION_SLOT.to_owned(), start.slot.to_string())]),
+        privilege: Privilege::Maintenance,
+        key: Some(&valid.key),
+        template: job_template::merge(&settings.jobs, set.job_template().as_ref()),
+        mover: copy.mover.clone(),
+        active_deadline_seconds: Some(
+            valid
+                .maintenance_timeout
+                .unwrap_or(settings.default_maintenance_timeout.as_secs() as i64),
+        ),
         ..input
     })
 }

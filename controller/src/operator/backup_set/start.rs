@@ -9,6 +9,7 @@ use kube::{Api, Resource, ResourceExt};
 use super::RepoJobs;
 use super::validate::ValidSet;
 use crate::api::BackupSet;
+use crate::api::backup_set::Retention;
 use crate::job::plan::{
     self as job_plan, BackupPlan, JobPlan, Operation, PurgePlan, RepositoryRef, VerifyPlan,
 };
@@ -81,6 +82,13 @@ pub(super) async fn start_due(
         .await;
         jobs.own.push(job_name);
         jobs.all.push(JobView::of(&created));
+    }
+    for start in plan
+        .start
+        .iter()
+        .filter(|s| matches!(s.kind, OpKind::Purge | OpKind::Verify))
+    {
+        super::copies::maintain(ctx, set, valid, start).await?;
     }
     Ok(missed)
 }
@@ -175,35 +183,39 @@ fn operation(
                 .unwrap_or(settings.default_backup_timeout.as_secs() as i64),
         ),
         OpKind::Purge => (
-            Operation::Purge(PurgePlan {
-                retention: valid.retention.clone().unwrap_or_default(),
-                grace_seconds: settings.purge_grace.as_secs(),
-            }),
+            purge(settings, valid.retention.as_ref()),
             Privilege::Maintenance,
             maintenance,
         ),
-        OpKind::Verify => {
-            let (deep, sample) = valid
-                .schedule
-                .as_ref()
-                .and_then(|s| s.verify.as_ref())
-                .map(|(_, d, p)| {
-                    (
-                        *d == crate::api::schedule::VerifyDepth::Deep,
-                        p.map(f64::from),
-                    )
-                })
-                .unwrap_or((false, None));
-            (
-                Operation::Verify(VerifyPlan {
-                    deep,
-                    sample_percent: sample,
-                }),
-                Privilege::Maintenance,
-                maintenance,
-            )
-        }
+        OpKind::Verify => (verify(valid), Privilege::Maintenance, maintenance),
     }
+}
+
+/// A purge by `retention` (the engine's default policy without one).
+pub(super) fn purge(settings: &Settings, retention: Option<&Retention>) -> Operation {
+    Operation::Purge(PurgePlan {
+        retention: retention.cloned().unwrap_or_default(),
+        grace_seconds: settings.purge_grace.as_secs(),
+    })
+}
+
+/// A verification as deep as the set's Schedule asks.
+pub(super) fn verify(valid: &ValidSet) -> Operation {
+    let (deep, sample) = valid
+        .schedule
+        .as_ref()
+        .and_then(|s| s.verify.as_ref())
+        .map(|(_, d, p)| {
+            (
+                *d == crate::api::schedule::VerifyDepth::Deep,
+                p.map(f64::from),
+            )
+        })
+        .unwrap_or((false, None));
+    Operation::Verify(VerifyPlan {
+        deep,
+        sample_percent: sample,
+    })
 }
 
 /// The Job for a start.

@@ -2,8 +2,9 @@
 
 use crate::api::backup_set::{BackupSetStatus, CopyStatus};
 use crate::job::plan::OperationKind;
-use crate::job::summary::CopySummary;
+use crate::job::summary::{CopySummary, JobSummary};
 use crate::operation::Outcome;
+use crate::operator::job_view::Report;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::{Absorbed, Ended};
@@ -81,4 +82,38 @@ pub(super) fn copy_failed(
     e.last_error = Some(crate::text::prefix(&why, 1024).to_owned());
     let message = format!("copy {name} failed: {why}");
     super::ended_badly(ended, OperationKind::Copy, message)
+}
+
+/// A purge or verification of a copy's repository, into the copy's entry (the set's own
+/// `retention` and `verification` stay the set's repository's).
+pub(super) fn maintained(
+    status: &mut BackupSetStatus,
+    ended: &Ended<'_>,
+    name: &str,
+    kind: OperationKind,
+    summary: Option<&JobSummary>,
+    report: &Report,
+) -> Absorbed {
+    let e = entry(status, name);
+    let (outcome, message) = match (kind, summary) {
+        (OperationKind::Purge, Some(JobSummary::Purge(p))) => {
+            let (result, message) = super::retention_result(ended, p);
+            e.retention = Some(result);
+            if let Some(t) = &p.repository {
+                e.stored_bytes = t.bytes;
+            }
+            (Outcome::Complete, message)
+        }
+        (OperationKind::Verify, Some(JobSummary::Verify(v))) => {
+            let (result, outcome, message) = super::verify_result(ended, v);
+            e.verification = Some(result);
+            (outcome, message)
+        }
+        (kind, _) => {
+            let why = super::why(report);
+            super::note_failure(&mut e.retention, &mut e.verification, ended, kind, &why);
+            return super::ended_badly(ended, kind, format!("copy {name}: {why}"));
+        }
+    };
+    ended.absorbed(kind, outcome, format!("copy {name}: {message}"))
 }

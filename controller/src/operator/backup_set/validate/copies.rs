@@ -2,6 +2,7 @@
 //! as, or the problem to report (pure).
 
 use crate::api::BackupSet;
+use crate::api::backup_set::Retention;
 use crate::job::plan::paths;
 use crate::operator::error::Problem;
 use crate::operator::mover::MoverPlan;
@@ -16,15 +17,19 @@ pub struct ValidCopy {
     pub name: String,
     /// `<StorageSet>/<repository path>`: status tells a changed target from the old one.
     pub target: String,
-    /// The copy's repository, as the job pod opens it.
+    /// The copy's repository, as a copy Job's pod opens it (beside the set's).
     pub url: String,
+    /// The copy's repository, as its own purge or verification Job's pod opens it.
+    pub own_url: String,
     /// How the job pod reaches it (beside the set's own storage).
     pub mount: StorageMount,
     /// Who its job pods run as: as the set's maintenance pods, or root where the copy is a
     /// filesystem claim (its files belong to root, as a filesystem repository's do).
     pub mover: MoverPlan,
-    /// The label of the copy's repository, as its own Jobs would carry it.
+    /// The label of the copy's repository, as its own Jobs (purge, verify) carry it.
     pub repo_label: String,
+    /// How long it keeps runs: its own retention, or the set's.
+    pub retention: Option<Retention>,
 }
 
 /// Check every copy; `mover` says who a job pod runs as given whether it touches a
@@ -70,6 +75,7 @@ pub(super) fn copies(
         };
         let url =
             storage::url_at(&storage.spec, Some(&path), paths::COPY_STORAGE).map_err(invalid)?;
+        let own_url = storage::url(&storage.spec, Some(&path)).map_err(invalid)?;
         let mount = StorageMount::of(&storage.spec)
             .ok_or_else(|| invalid("it names neither s3 nor filesystem".into()))?;
         let overlaps = |other_storage: &str, other_path: &str| {
@@ -100,11 +106,21 @@ pub(super) fn copies(
             ));
         }
         credentials(storage_name, &mount)?;
+        let retention = copy
+            .retention
+            .clone()
+            .or_else(|| set.spec.retention.clone());
+        if let Some(r) = &copy.retention {
+            crate::job::plan::retention_policy(r).map_err(|m| {
+                Problem::new("RetentionInvalid", format!("copy {}: {m}", copy.name))
+            })?;
+        }
         let copy_fs = matches!(mount, StorageMount::Filesystem { .. });
         valid.push(ValidCopy {
             name: copy.name.clone(),
             target: format!("{storage_name}/{path}"),
             url,
+            own_url,
             repo_label: repository_label(
                 set.metadata.namespace.as_deref().unwrap_or_default(),
                 storage_name,
@@ -112,6 +128,7 @@ pub(super) fn copies(
             ),
             mount,
             mover: mover(primary_fs || copy_fs)?,
+            retention,
         });
     }
     Ok(valid)
