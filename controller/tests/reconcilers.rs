@@ -882,6 +882,15 @@ async fn a_copy_follows_a_recorded_run_with_its_own_keys_and_a_failed_copy_waits
         .unwrap()
         .to_owned();
     assert_eq!(retry, "shop-copy-vault-20261201120130");
+    let behind = r#"holdfast_copy_behind_seconds{namespace="shop",backup_set="shop",copy="vault"}"#;
+    let failures =
+        r#"holdfast_copy_consecutive_failures{namespace="shop",backup_set="shop",copy="vault"}"#;
+    let metrics = later.metrics.render();
+    assert!(
+        metrics.contains(&format!("{behind} 30")),
+        "lacking the 12:01:00 run for 30 s: {metrics}"
+    );
+    assert!(metrics.contains(&format!("{failures} 1")), "{metrics}");
     let copied = json!({"op": "copy", "name": "vault", "created": true,
         "runsCopied": ["full-20261201.120000"], "runsCopiedCount": 1, "bytesMoved": 500000,
         "blobsMoved": 3, "volumesWritten": 1, "durationMs": 900,
@@ -916,6 +925,9 @@ async fn a_copy_follows_a_recorded_run_with_its_own_keys_and_a_failed_copy_waits
         "{s:#}"
     );
     assert!(c.get("lastError").is_none(), "{c}");
+    let metrics = later.metrics.render();
+    assert!(metrics.contains(&format!("{behind} 0")), "{metrics}");
+    assert!(metrics.contains(&format!("{failures} 0")), "{metrics}");
     // Caught up: nothing until the next run.
     reconcile_set(&api, &later).await;
     assert!(!shorts(&api.take_writes()).contains(&"POST jobs".to_owned()));

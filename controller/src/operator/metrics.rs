@@ -92,6 +92,14 @@ impl ReadMethod {
 
 /// Sources read by one set's backups, by how.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CopyLabels {
+    pub namespace: String,
+    pub backup_set: String,
+    /// The copy's name in the set.
+    pub copy: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReadLabels {
     pub namespace: String,
     pub backup_set: String,
@@ -152,6 +160,8 @@ pub struct Metrics {
     pub api_requests: Family<RequestLabels, Counter>,
     pub hook_commands: Family<HookLabels, Counter>,
     pub source_reads: Family<ReadLabels, Counter>,
+    pub copy_behind: Family<CopyLabels, Gauge>,
+    pub copy_failures: Family<CopyLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -262,9 +272,23 @@ impl Default for Metrics {
              application could write), snapshot, group_snapshot, clone, or stream (a command)",
             source_reads.clone(),
         );
+        let copy_behind = Family::<CopyLabels, Gauge>::default();
+        registry.register(
+            "copy_behind_seconds",
+            "How long each copy has lacked a run the set recorded (0: it holds them all)",
+            copy_behind.clone(),
+        );
+        let copy_failures = Family::<CopyLabels, Gauge>::default();
+        registry.register(
+            "copy_consecutive_failures",
+            "Copies of each copy that failed in a row",
+            copy_failures.clone(),
+        );
         Metrics {
             registry,
             api_requests,
+            copy_behind,
+            copy_failures,
             hook_commands,
             source_reads,
             created,
@@ -303,8 +327,13 @@ impl Metrics {
     }
 
     /// Drop a deleted set's series, so that no alert fires for a set that is gone.
-    pub fn forget(&self, namespace: &str, name: &str) {
+    pub fn forget(&self, namespace: &str, name: &str, copies: &[String]) {
         let l = Metrics::set(namespace, name);
+        for copy in copies {
+            let c = Metrics::copy(namespace, name, copy);
+            self.copy_behind.remove(&c);
+            self.copy_failures.remove(&c);
+        }
         self.last_success.remove(&l);
         self.consecutive_failures.remove(&l);
         self.queue_depth.remove(&l);
@@ -323,6 +352,14 @@ impl Metrics {
                 backup_set: name.to_owned(),
                 method: method.as_str().into(),
             });
+        }
+    }
+
+    pub fn copy(namespace: &str, name: &str, copy: &str) -> CopyLabels {
+        CopyLabels {
+            namespace: namespace.to_owned(),
+            backup_set: name.to_owned(),
+            copy: copy.to_owned(),
         }
     }
 

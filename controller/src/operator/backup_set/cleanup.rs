@@ -34,8 +34,12 @@ const RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Remove the finalizer: the set goes away.
 async fn release(ctx: &Context, api: &Api<BackupSet>, set: &BackupSet) -> Result<Action, Error> {
-    ctx.metrics
-        .forget(&set.namespace().unwrap_or_default(), &set.name_any());
+    let copies: Vec<String> = set.spec.copies.iter().map(|c| c.name.clone()).collect();
+    ctx.metrics.forget(
+        &set.namespace().unwrap_or_default(),
+        &set.name_any(),
+        &copies,
+    );
     match crate::operator::finalizer::set(api, set, FINALIZER_CLEANUP, false).await {
         Ok(()) => Ok(Action::await_change()),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(Action::await_change()),

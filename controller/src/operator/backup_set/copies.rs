@@ -27,9 +27,11 @@ use crate::operator::plan::set::{OpKind, Start};
 use crate::operator::settings::Settings;
 use crate::operator::write;
 
-/// When the set's newest recorded run (Complete, Partial or Aborted: each is in the
-/// repository) finished.
-fn newest_run(status: &BackupSetStatus) -> Option<Timestamp> {
+/// When each of the set's recent recorded runs (Complete, Partial or Aborted: each is in
+/// the repository) finished.
+pub(super) fn recorded_completions(
+    status: &BackupSetStatus,
+) -> impl Iterator<Item = Timestamp> + '_ {
     status
         .recent_runs
         .iter()
@@ -40,7 +42,6 @@ fn newest_run(status: &BackupSetStatus) -> Option<Timestamp> {
             )
         })
         .filter_map(|r| r.completion_time.as_ref().map(|t| t.0))
-        .max()
 }
 
 /// The copy's bookkeeping, forgotten when its target changed (a new copy, filled anew).
@@ -88,7 +89,8 @@ pub(super) async fn start_copies(
             }
         })
         .collect();
-    let decision = plan_copies(&inputs, newest_run(status), set.spec.suspend, now);
+    let newest = recorded_completions(status).max();
+    let decision = plan_copies(&inputs, newest, set.spec.suspend, now);
     let ns = set.namespace().unwrap_or_default();
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     for name in &decision.start {

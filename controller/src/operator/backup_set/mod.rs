@@ -341,6 +341,7 @@ fn observe(
     let name = set.name_any();
     let labels = Metrics::set(&ns, &name);
     gauges(ctx, &ns, &name, status);
+    copy_gauges(ctx, &ns, &name, valid, status, now);
     ctx.metrics
         .created
         .get_or_create(&labels)
@@ -432,6 +433,32 @@ fn gauges(ctx: &Context, ns: &str, name: &str, status: &BackupSetStatus) {
         .restore_points
         .get_or_create(&l)
         .set(status.restore_points.as_ref().map_or(0, |p| p.count as i64));
+}
+
+/// Each copy's lag and failures in a row.
+fn copy_gauges(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    valid: &ValidSet,
+    status: &BackupSetStatus,
+    now: Timestamp,
+) {
+    for copy in &valid.copies {
+        let known = status.copies.iter().find(|c| c.name == copy.name);
+        let completions = copies::recorded_completions(status);
+        let behind = crate::operator::plan::copies::behind_since(
+            completions,
+            known.and_then(|k| k.caught_up_to.as_ref()).map(|t| t.0),
+        )
+        .map_or(0, |since| now.duration_since(since).as_secs().max(0));
+        let l = Metrics::copy(ns, name, &copy.name);
+        ctx.metrics.copy_behind.get_or_create(&l).set(behind);
+        ctx.metrics
+            .copy_failures
+            .get_or_create(&l)
+            .set(i64::from(known.map_or(0, |k| k.consecutive_failures)));
+    }
 }
 
 fn record(ctx: &Context, set: &BackupSet, a: &crate::operator::results::Absorbed) {

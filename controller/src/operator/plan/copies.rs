@@ -36,6 +36,18 @@ pub fn backoff(failures: u32) -> SignedDuration {
     (FIRST_BACKOFF * (1i32 << doublings)).min(MAX_BACKOFF)
 }
 
+/// Since when a copy caught up to `caught_up_to` has lacked a run: the earliest of the
+/// set's recorded runs' completions after it (`None`: it holds them all).
+pub fn behind_since(
+    completions: impl IntoIterator<Item = Timestamp>,
+    caught_up_to: Option<Timestamp>,
+) -> Option<Timestamp> {
+    completions
+        .into_iter()
+        .filter(|t| caught_up_to.is_none_or(|c| *t > c))
+        .min()
+}
+
 /// Which copies start now. `newest_run` is when the set's newest recorded run finished.
 pub fn plan_copies(
     copies: &[CopyInput<'_>],
@@ -174,6 +186,23 @@ mod tests {
             assert_eq!(d.start.len() == 1, started, "{what}");
             assert_eq!(d.wake, wake.map(ts), "{what}");
         }
+    }
+
+    #[test]
+    fn a_copy_is_behind_since_the_first_run_it_lacks() {
+        let runs = [
+            "2026-12-05T01:10:00Z",
+            "2026-12-06T01:10:00Z",
+            "2026-12-07T01:10:00Z",
+        ]
+        .map(ts);
+        assert_eq!(behind_since(runs, None), Some(runs[0]), "never copied");
+        assert_eq!(
+            behind_since(runs, Some(ts("2026-12-05T02:00:00Z"))),
+            Some(runs[1])
+        );
+        assert_eq!(behind_since(runs, Some(ts("2026-12-07T02:00:00Z"))), None);
+        assert_eq!(behind_since([], None), None, "no run yet: nothing to lack");
     }
 
     #[test]
