@@ -66,6 +66,8 @@ pub enum Outcome {
     Aborted,
     /// A verification that found damage.
     Damaged,
+    /// A purge the brake on mass deletion stopped: nothing expired; it waits for approval.
+    Braked,
 }
 
 impl Outcome {
@@ -77,6 +79,7 @@ impl Outcome {
             Outcome::Failed => "failed",
             Outcome::Aborted => "aborted",
             Outcome::Damaged => "damaged",
+            Outcome::Braked => "braked",
         }
     }
 }

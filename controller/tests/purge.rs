@@ -152,3 +152,100 @@ fn purge_killed_between_any_two_steps_loses_nothing_and_the_next_purge_finishes(
         check_all_retained(&repo, &versions, &work.join("restores-after-finish"), point);
     }
 }
+
+#[test]
+fn a_purge_that_would_expire_most_runs_changes_nothing_until_exactly_it_is_approved() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, versions) = build(dir.path());
+    // Keeping one full of four expires 75% of the restore points, and every older full.
+    let braked = hf(
+        &repo,
+        &["purge", "--keep-fulls", "1", "--grace", "0s", "--json"],
+        None,
+    );
+    assert_eq!(
+        braked.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&braked.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&braked.stdout).unwrap();
+    let b = &report["braked"];
+    assert!(
+        b["reason"]
+            .as_str()
+            .unwrap()
+            .contains("3 of 4 restore points (75%)"),
+        "{b}"
+    );
+    assert_eq!(b["runs"].as_array().unwrap().len(), 3);
+    assert_eq!(report["volumesMarked"], 0, "nothing marked: {report}");
+    assert_eq!(ok_json(&repo, &["runs"]).as_array().unwrap().len(), 4);
+    let plan = b["plan"].as_str().unwrap().to_owned();
+
+    // An approval of another plan does not pass this one.
+    let other = hf(
+        &repo,
+        &[
+            "purge",
+            "--keep-fulls",
+            "1",
+            "--max-age",
+            "0d",
+            "--approve",
+            "0000000000000000",
+        ],
+        None,
+    );
+    assert_eq!(other.status.code(), Some(6));
+    assert_eq!(ok_json(&repo, &["runs"]).as_array().unwrap().len(), 4);
+
+    // Approved: exactly those three go.
+    let done = ok_json(
+        &repo,
+        &[
+            "purge",
+            "--keep-fulls",
+            "1",
+            "--grace",
+            "0s",
+            "--approve",
+            &plan,
+        ],
+    );
+    let expired: Vec<&str> = done["runsExpired"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["label"].as_str().unwrap())
+        .collect();
+    let braked_runs: Vec<&str> = b["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(expired, braked_runs);
+    check_all_retained(&repo, &versions, &dir.path().join("restores"), "approved");
+
+    // Half of them, by a steady policy, needs no approval; --max-expire 100 releases it.
+    let (repo2, _) = build(&dir.path().join("second"));
+    let half = ok_json(
+        &repo2,
+        &["purge", "--keep-fulls", "2", "--grace", "0s", "--dry-run"],
+    );
+    assert_eq!(half["runsExpired"].as_array().unwrap().len(), 2);
+    let off = ok_json(
+        &repo2,
+        &[
+            "purge",
+            "--keep-fulls",
+            "1",
+            "--grace",
+            "0s",
+            "--max-expire",
+            "100",
+        ],
+    );
+    assert_eq!(off["runsExpired"].as_array().unwrap().len(), 3, "{off}");
+}

@@ -1066,3 +1066,93 @@ async fn the_purge_window_purges_each_copy_by_its_own_retention_with_its_own_key
         "the set's own purge has not ended: {s:#}"
     );
 }
+
+#[tokio::test]
+async fn a_braked_purge_says_so_and_the_approval_annotation_runs_exactly_its_plan() {
+    let (api, client) = FakeApi::new();
+    let ctx = context_at(client, "2026-12-01T12:00:30Z");
+    api.put(
+        json!({"apiVersion": "holdfast.io/v1alpha1", "kind": "Schedule",
+        "metadata": {"name": "nightly", "namespace": "shop"},
+        "spec": {"timeZone": "UTC", "full": "0 1 * * 6", "purge": "0 12 * * *"}}),
+    );
+    shop(
+        &api,
+        json!({"scheduleRef": {"name": "nightly"}, "retention": {"keepFulls": 1}}),
+    );
+    api.edit(&format!("{SETS}/shop"), |s| {
+        s["metadata"]["creationTimestamp"] = json!("2026-12-01T11:00:00Z");
+    });
+    reconcile_set(&api, &ctx).await;
+    let writes = api.take_writes();
+    let job = writes.iter().find(|w| w.short() == "POST jobs").unwrap();
+    let plan_of = |job: &Value| -> Value {
+        serde_json::from_str(
+            env_of(job)
+                .iter()
+                .find(|e| e["name"] == "HOLDFAST_JOB_PLAN")
+                .unwrap()["value"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        plan_of(&job.body)["operation"]["brakePercent"],
+        50,
+        "the default brake"
+    );
+    let name = job.body["metadata"]["name"].as_str().unwrap().to_owned();
+    let braked = json!({"op": "purge", "runsExpiredCount": 0, "runsKept": 8, "durationMs": 10,
+        "braked": {"reason": "it would expire 7 of 8 restore points (87%), more than the 50% one purge may expire",
+                   "plan": "0123456789abcdef", "runsCount": 7, "runs": ["full-1", "full-2"]}});
+    finish_job(&api, &name, &braked.to_string(), "Complete");
+    reconcile_set(&api, &ctx).await;
+    let writes = api.take_writes();
+    let event = writes.iter().find(|w| w.short() == "POST events").unwrap();
+    assert_eq!(event.body["reason"], "PurgeBraked");
+    assert_eq!(event.body["type"], "Warning");
+    let s = status(&api);
+    assert_eq!(
+        s["retention"]["awaitingApproval"]["plan"], "0123456789abcdef",
+        "{s:#}"
+    );
+    assert_eq!(s["retention"]["runsExpired"], 0);
+    let (on, reason) = condition(&s, "AwaitingApproval");
+    assert_eq!((on.as_str(), reason.as_str()), ("True", "PurgeBraked"));
+    assert_eq!(condition(&s, "Ready").0, "True", "backups go on");
+    // Reconciled again, nothing changes (the condition keeps its time).
+    reconcile_set(&api, &ctx).await;
+    assert!(api.take_writes().is_empty());
+
+    // Approved: a purge now, carrying the approval.
+    api.edit(&format!("{SETS}/shop"), |s| {
+        s["metadata"]["annotations"] = json!({"holdfast.io/approve-purge": "0123456789abcdef"});
+    });
+    reconcile_set(&api, &ctx).await;
+    let writes = api.take_writes();
+    let approved = writes
+        .iter()
+        .find(|w| w.short() == "POST jobs")
+        .expect("a purge on approval");
+    assert_eq!(
+        plan_of(&approved.body)["operation"]["approved"],
+        json!(["0123456789abcdef"])
+    );
+    let approved_name = approved.body["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    reconcile_set(&api, &ctx).await;
+    assert!(
+        !shorts(&api.take_writes()).contains(&"POST jobs".to_owned()),
+        "once"
+    );
+    let done = json!({"op": "purge", "runsExpiredCount": 7, "runsKept": 1, "durationMs": 10,
+        "runsExpired": ["full-1"]});
+    finish_job(&api, &approved_name, &done.to_string(), "Complete");
+    reconcile_set(&api, &ctx).await;
+    let s = status(&api);
+    assert!(s["retention"].get("awaitingApproval").is_none(), "{s:#}");
+    assert_eq!(condition(&s, "AwaitingApproval").0, "False");
+}

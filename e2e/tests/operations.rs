@@ -136,7 +136,7 @@ async fn a_dump_is_restored_byte_identical_and_a_failing_dump_is_a_partial_run()
 
 #[tokio::test]
 #[ignore = "needs the local control plane: bash e2e/run.sh"]
-async fn the_purge_window_expires_runs_reclaims_space_and_updates_the_inventory() {
+async fn the_purge_window_waits_for_approval_of_a_mass_expiry_then_expires_exactly_it() {
     let shop = Shop::new("purge", Target::S3).await;
     // Backups only on request (the yearly full never comes during the test); a purge every
     // minute.
@@ -160,6 +160,50 @@ async fn the_purge_window_expires_runs_reclaims_space_and_updates_the_inventory(
     shop.apply(&set_manifest(&format!(
         "  scheduleRef: {{name: purging}}\n{extra}  manualRun: {{token: c, level: full}}\n"
     )));
+    // Two of three runs, every full but the newest: the brake stops it, and says so.
+    let waiting = shop
+        .wait(
+            "BackupSet",
+            "shop",
+            "the purge to wait for approval",
+            Duration::from_secs(150),
+            |o| {
+                let a = o.pointer("/status/retention/awaitingApproval")?;
+                Some((a.clone(), o.clone()))
+            },
+        )
+        .await;
+    let (approval, set) = waiting;
+    assert_eq!(approval["runsCount"], 2, "{approval:#}");
+    assert_eq!(set.pointer("/status/retention/runsExpired").unwrap(), 0);
+    let (on, reason, message) = condition(&set, "AwaitingApproval").unwrap();
+    assert_eq!(
+        (on.as_str(), reason.as_str()),
+        ("True", "PurgeBraked"),
+        "{message}"
+    );
+    let plan = approval["plan"].as_str().unwrap().to_owned();
+    assert!(message.contains(&plan), "{message}");
+    let (ok, runs, _) = shop.cli(&["runs"]);
+    assert!(
+        ok && runs.as_array().map(Vec::len) == Some(3),
+        "nothing expired: {runs:#}"
+    );
+    let seen = events(&shop.c, &shop.ns, "shop").await;
+    assert!(seen.iter().any(|(_, r, _)| r == "PurgeBraked"), "{seen:?}");
+
+    // Approved: exactly that purge runs.
+    shop.c.kubectl_ok(
+        &[
+            "annotate",
+            "-n",
+            &shop.ns,
+            "backupset",
+            "shop",
+            &format!("holdfast.io/approve-purge={plan}"),
+        ],
+        None,
+    );
     let status = shop
         .wait(
             "BackupSet",

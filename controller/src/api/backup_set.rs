@@ -341,6 +341,13 @@ fn default_compression() -> String {
 #[x_kube(validation = Rule::new("(has(self.keepFulls) && self.keepFulls > 0) || (has(self.maxAge) && !self.maxAge.matches('^0+[dwmy]$')) || (has(self.keepDaily) && self.keepDaily > 0) || (has(self.keepWeekly) && self.keepWeekly > 0) || (has(self.keepMonthly) && self.keepMonthly > 0) || (has(self.keepYearly) && self.keepYearly > 0)").message("this retention keeps nothing: give one rule a count of at least 1 or a maxAge above zero"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Retention {
+    /// The brake on mass deletion: a purge that would expire more than this percentage of
+    /// the restore points, or every full of a source but the newest (two or more), expires
+    /// nothing and waits for approval (`holdfast.io/approve-purge`). Default 50; 100
+    /// releases the brake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_expire_percent: Option<u8>,
     /// Keep each source's newest N full cycles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 10000))]
@@ -715,6 +722,28 @@ pub struct RetentionResult {
     /// What it could not finish and left for the next purge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The brake stopped the last purge: it waits for approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaiting_approval: Option<PurgeApproval>,
+}
+
+/// A purge the brake on mass deletion stopped, waiting for approval.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PurgeApproval {
+    /// The plan: `kubectl annotate backupset <set> holdfast.io/approve-purge=<plan>` runs
+    /// exactly this purge (several plans: comma-separated).
+    pub plan: String,
+    /// Why it waits.
+    pub reason: String,
+    /// Runs it would expire.
+    pub runs_count: u64,
+    /// Which (the oldest 20).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<String>,
+    /// When it was stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
 }
 
 /// A verification's result.

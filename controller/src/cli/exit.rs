@@ -14,6 +14,8 @@ pub const PARTIAL: u8 = 3;
 pub const DAMAGED: u8 = 4;
 /// Stopped by a signal (SIGTERM, SIGINT): a backup recorded what it stored as an Aborted run.
 pub const ABORTED: u8 = 5;
+/// A purge stopped by the brake on mass deletion: nothing expired; it waits for approval.
+pub const BRAKED: u8 = 6;
 /// Wrong passphrase or key file.
 pub const WRONG_KEY: u8 = 10;
 /// No repository at the given location, or no such run.

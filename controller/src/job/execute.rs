@@ -140,6 +140,12 @@ fn purge_job(job: &Job<'_>, p: &PurgePlan, store: Store) -> Result<Outcome, JobE
         policy: plan::retention_policy(&p.retention).map_err(JobError::Plan)?,
         grace: Duration::from_secs(p.grace_seconds),
         lock_wait: LOCK_WAIT,
+        brake: p
+            .brake_percent
+            .map(|max_expire_percent| holdfast_engine::purge::Brake {
+                max_expire_percent,
+                approved: p.approved.clone(),
+            }),
         ..PurgeOptions::default()
     };
     let report = purge(&mut repo, &opts, job.progress)?;

@@ -186,6 +186,13 @@ pub struct PurgePlan {
     pub retention: Retention,
     /// How long marked volumes wait before deletion.
     pub grace_seconds: u64,
+    /// The brake on mass deletion: the most of the restore points one purge may expire,
+    /// in percent (none: no brake).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brake_percent: Option<u8>,
+    /// The braked plans someone approved: this purge may expire exactly the runs of one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approved: Vec<String>,
 }
 
 /// A verification.

@@ -242,6 +242,23 @@ pub struct PurgeSummary {
     pub repository: Option<RepositoryTotals>,
     #[serde(default)]
     pub runs_expired: Vec<String>,
+    /// The brake stopped it: nothing expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub braked: Option<BrakedSummary>,
+}
+
+/// A purge the brake on mass deletion stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BrakedSummary {
+    pub reason: String,
+    /// The plan to approve.
+    pub plan: String,
+    /// How many runs it would expire.
+    pub runs_count: u64,
+    /// Which (the oldest 20).
+    #[serde(default)]
+    pub runs: Vec<String>,
 }
 
 /// What a copy job did.
@@ -520,6 +537,13 @@ impl JobSummary {
                 .iter()
                 .map(|e| e.label.clone())
                 .collect(),
+            braked: report.braked.as_ref().map(|b| BrakedSummary {
+                reason: clip(&b.reason),
+                plan: b.plan.clone(),
+                runs_count: b.runs.len() as u64,
+                // Nested lists are not shortened by `fit`: bounded here.
+                runs: b.runs.iter().take(20).map(|e| e.label.clone()).collect(),
+            }),
         })
     }
 

@@ -69,6 +69,20 @@ fn condition(
     }
 }
 
+/// A condition beside the three (e.g. `AwaitingApproval`), keeping its transition time
+/// from `previous`.
+pub fn flag(
+    previous: &[Condition],
+    type_: &str,
+    on: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
+    condition(previous, type_, on, reason, message, generation, now)
+}
+
 /// The three conditions for `health`, keeping transition times from `previous`.
 pub fn conditions(
     previous: &[Condition],

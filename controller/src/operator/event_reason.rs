@@ -79,6 +79,7 @@ impl EventReason {
             EventReason::Ended(kind, Outcome::Failed) => by_kind!(kind, "Failed"),
             EventReason::Ended(kind, Outcome::Aborted) => by_kind!(kind, "Aborted"),
             EventReason::Ended(kind, Outcome::Damaged) => by_kind!(kind, "Damaged"),
+            EventReason::Ended(kind, Outcome::Braked) => by_kind!(kind, "Braked"),
             EventReason::BackupAborting => "BackupAborting",
             EventReason::MissedRun => "MissedRun",
             EventReason::Problem(reason) | EventReason::Waiting(reason) => reason,

@@ -15,6 +15,9 @@ pub const LABEL_STORAGE_SET: &str = "holdfast.io/storage-set";
 pub const LABEL_OPERATION: &str = "holdfast.io/operation";
 /// A copy Job's copy (its name in the BackupSet's `spec.copies`).
 pub const LABEL_COPY: &str = "holdfast.io/copy";
+/// On a BackupSet: the braked purge plans someone approved (comma-separated), each run
+/// once as it was planned.
+pub const ANNOTATION_APPROVE_PURGE: &str = "holdfast.io/approve-purge";
 /// A hash of the repository's location: Jobs of one repository share it (the queue).
 pub const LABEL_REPOSITORY: &str = "holdfast.io/repository";
 

@@ -11,8 +11,8 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::backup_set::{
-    BackupSetStatus, Level, RestorePoints, RetentionResult, RunPhase, RunSummary, SourceState,
-    Usage, VerifyResult,
+    BackupSetStatus, Level, PurgeApproval, RestorePoints, RetentionResult, RunPhase, RunSummary,
+    SourceState, Usage, VerifyResult,
 };
 
 use super::job_view::{Ending, JobView, Report};
@@ -384,8 +384,8 @@ fn ended_badly(ended: &Ended<'_>, kind: OperationKind, message: String) -> Absor
     ended.absorbed(kind, result, message)
 }
 
-/// A purge's result, and what its Event says.
-fn retention_result(ended: &Ended<'_>, p: &PurgeSummary) -> (RetentionResult, String) {
+/// A purge's result, how it ended (braked: nothing expired), and what its Event says.
+fn retention_result(ended: &Ended<'_>, p: &PurgeSummary) -> (RetentionResult, Outcome, String) {
     let message = format!(
         "{} runs expired, {} kept, {} reclaimed{}",
         p.runs_expired_count,
@@ -396,14 +396,38 @@ fn retention_result(ended: &Ended<'_>, p: &PurgeSummary) -> (RetentionResult, St
             .map(|d| format!("; {d}"))
             .unwrap_or_default()
     );
-    let result = RetentionResult {
+    let mut result = RetentionResult {
         last_purge_time: Some(ended.finished()),
         runs_expired: p.runs_expired_count,
         runs_kept: p.runs_kept,
         bytes_reclaimed: p.bytes_reclaimed,
         message: p.delete_deferred.clone(),
+        awaiting_approval: None,
     };
-    (result, message)
+    let Some(b) = &p.braked else {
+        return (result, Outcome::Complete, message);
+    };
+    result.awaiting_approval = Some(PurgeApproval {
+        plan: b.plan.clone(),
+        reason: b.reason.clone(),
+        runs_count: b.runs_count,
+        runs: b.runs.clone(),
+        since: Some(ended.finished()),
+    });
+    let message = format!(
+        "the purge expired nothing and waits for approval: {}; it would expire {} runs ({}{}); \
+         if that is what you want, annotate the set holdfast.io/approve-purge={}",
+        b.reason,
+        b.runs_count,
+        b.runs.join(", "),
+        if b.runs_count > b.runs.len() as u64 {
+            ", …"
+        } else {
+            ""
+        },
+        b.plan
+    );
+    (result, Outcome::Braked, message)
 }
 
 /// A verification's result, how it ended, and what its Event says.
@@ -438,13 +462,13 @@ fn verify_result(ended: &Ended<'_>, v: &VerifySummary) -> (VerifyResult, Outcome
 }
 
 fn purged(status: &mut BackupSetStatus, ended: &Ended<'_>, p: &PurgeSummary) -> Absorbed {
-    let (result, message) = retention_result(ended, p);
+    let (result, outcome, message) = retention_result(ended, p);
     status.retention = Some(result);
     if let Some(t) = &p.repository {
         status.restore_points = Some(restore_points(t));
         status.usage = Some(usage(status.usage.as_ref(), t, None));
     }
-    ended.absorbed(OperationKind::Purge, Outcome::Complete, message)
+    ended.absorbed(OperationKind::Purge, outcome, message)
 }
 
 fn verified(status: &mut BackupSetStatus, ended: &Ended<'_>, v: &VerifySummary) -> Absorbed {

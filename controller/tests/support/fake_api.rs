@@ -277,7 +277,10 @@ impl FakeApi {
                 if parts.method == Method::PUT {
                     o = body;
                 } else if subresource {
-                    merge(&mut o["status"], &body["status"]);
+                    // The controller's field manager applies the whole status and owns it
+                    // alone: server-side apply then drops what it no longer sets, as a
+                    // replacement does (a merge would keep it).
+                    o["status"] = body["status"].clone();
                 } else {
                     let mut patch = body;
                     if let Some(m) = patch["metadata"].as_object_mut() {

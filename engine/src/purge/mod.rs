@@ -11,6 +11,7 @@
 //! then the marks. Each step leaves a repository that verifies: a purge killed at any
 //! point loses nothing a retained run needs, and the next purge finishes the job.
 
+mod brake;
 mod plan;
 
 use std::collections::{BTreeMap, HashSet};
@@ -35,6 +36,7 @@ use crate::storage::pack_key;
 use crate::{Error, Result};
 
 use crate::repo::live_blobs;
+pub use brake::{Brake, Braked, plan_id};
 pub(crate) use plan::{VolumeStats, due_marks, plan_gc};
 
 /// Volumes per index segment when the index is rewritten.
@@ -55,6 +57,8 @@ pub struct PurgeOptions {
     pub compression: CompressionLevel,
     /// How long to wait for a conflicting lock before giving up.
     pub lock_wait: Duration,
+    /// Wait for approval instead of expiring much more than usual (none: no brake).
+    pub brake: Option<Brake>,
 }
 
 impl Default for PurgeOptions {
@@ -66,12 +70,13 @@ impl Default for PurgeOptions {
             repack_below: 0.5,
             compression: CompressionLevel::default(),
             lock_wait: Duration::ZERO,
+            brake: None,
         }
     }
 }
 
 /// A run the purge expired (or, in a dry run, would expire).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ExpiredRun {
     /// The run's label.
     pub label: String,
@@ -119,6 +124,10 @@ pub struct PurgeReport {
     /// and what is left for the next purge. Everything phase one did stands.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delete_deferred: Option<String>,
+    /// The brake stopped this purge before it expired or marked anything: why, the runs it
+    /// would have expired, and the plan to approve.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub braked: Option<Braked>,
 }
 
 /// Purge the repository.
@@ -160,14 +169,19 @@ pub fn purge(
     Ok(report)
 }
 
-fn retention_plan(
-    repo: &Repository<Indexed>,
-    policy: &RetentionPolicy,
-) -> Result<(Vec<crate::format::run::RunManifest>, RetentionPlan)> {
+/// The catalog, what the policy decides for it, and the facts it decided on.
+type Planned = (
+    Vec<crate::format::run::RunManifest>,
+    RetentionPlan,
+    Vec<crate::retention::RunFacts>,
+);
+
+fn retention_plan(repo: &Repository<Indexed>, policy: &RetentionPolicy) -> Result<Planned> {
     let runs = repo.runs()?;
     let archived = repo.archived_labels()?;
-    let plan = plan_retention(&facts_of(&runs, &archived), policy, Utc::now())?;
-    Ok((runs, plan))
+    let facts = facts_of(&runs, &archived);
+    let plan = plan_retention(&facts, policy, Utc::now())?;
+    Ok((runs, plan, facts))
 }
 
 fn volume_stats(index: &MasterIndex, live: &HashSet<Id>) -> Vec<VolumeStats> {
@@ -200,7 +214,14 @@ fn mark_phase(
     report: &mut PurgeReport,
 ) -> Result<()> {
     let lock = repo.lock(LockKind::Shared, "purge (mark)", opts.lock_wait)?;
-    let (runs, plan) = retention_plan(repo, &opts.policy)?;
+    let (runs, plan, facts) = retention_plan(repo, &opts.policy)?;
+    if let Some(brake) = &opts.brake
+        && let Some(braked) = brake::check(&facts, &plan, brake)
+    {
+        report.runs_kept = runs.len();
+        report.braked = Some(braked);
+        return Ok(());
+    }
     report.runs_expired = plan
         .expired()
         .map(|(label, reason)| ExpiredRun {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use holdfast_engine::compress::CompressionLevel;
 use holdfast_engine::progress::Progress;
-use holdfast_engine::purge::{PurgeOptions, PurgeReport, purge};
+use holdfast_engine::purge::{Brake, PurgeOptions, PurgeReport, purge};
 use holdfast_engine::retention::{MaxAge, RetentionPolicy};
 
 use crate::cli::{CliError, Ctx, exit, human};
@@ -89,10 +89,39 @@ pub struct Args {
     /// Compression for repacked data.
     #[arg(long, default_value = "default")]
     compression: CompressionLevel,
+
+    /// The brake on mass deletion: a purge that would expire more than this percentage of
+    /// the restore points (or every full of a source but the newest, two or more of them)
+    /// changes nothing and names its plan instead. 100 releases the brake.
+    #[arg(long, default_value_t = 50, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=100))]
+    max_expire: u8,
+
+    /// Run the purge a braked purge named (its plan), expiring exactly what it listed.
+    #[arg(long, value_name = "PLAN")]
+    approve: Vec<String>,
 }
 
 pub(crate) fn render(r: &PurgeReport) -> String {
     let mut out = String::new();
+    if let Some(b) = &r.braked {
+        let _ = writeln!(
+            out,
+            "purge BRAKED: nothing expired, because {}; it would expire:",
+            b.reason
+        );
+        for e in b.runs.iter().take(50) {
+            let _ = writeln!(out, "  expire {}: {}", e.label, e.reason);
+        }
+        if b.runs.len() > 50 {
+            let _ = writeln!(out, "  … {} runs in all (see --json)", b.runs.len());
+        }
+        let _ = writeln!(
+            out,
+            "  if that is what you want: holdfast purge … --approve {} (the same rules)",
+            b.plan
+        );
+        return out;
+    }
     let verb = if r.dry_run { "would" } else { "did" };
     let _ = writeln!(
         out,
@@ -156,6 +185,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
         repack_below: args.repack_below / 100.0,
         compression: args.compression,
         lock_wait: ctx.lock_wait,
+        brake: Some(Brake {
+            max_expire_percent: args.max_expire,
+            approved: args.approve,
+        }),
     };
     let mut repo = ctx.open()?.load_index()?;
     let progress = Arc::new(Progress::default());
@@ -165,7 +198,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<u8, CliError> {
     };
     ctx.summary(&JobSummary::purge(&report, None).to_message());
     ctx.emit(&report, || render(&report))?;
-    Ok(if report.delete_deferred.is_some() {
+    Ok(if report.braked.is_some() {
+        exit::BRAKED
+    } else if report.delete_deferred.is_some() {
         exit::LOCKED
     } else {
         exit::OK

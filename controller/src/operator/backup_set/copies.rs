@@ -210,7 +210,7 @@ pub(super) fn build_job(
 
 /// The set's purge or verification, done to each copy too: a Job per copy, on the copy's
 /// repository alone (its own storage and keys, its own retention), in the same window.
-/// Named after the window's slot, so a reconcile run again makes none twice.
+/// Named as the set's own Job of that start, so a reconcile run again makes none twice.
 pub(super) async fn maintain(
     ctx: &Context,
     set: &BackupSet,
@@ -252,11 +252,19 @@ pub(super) fn maintenance_job(
 ) -> Result<Job, Error> {
     let ns = set.namespace().unwrap_or_default();
     let name = set.name_any();
-    let tail = format!("{}-{}", copy.name, names::slot_tail(start.slot));
+    let tail = format!(
+        "{}-{}",
+        copy.name,
+        super::start::job_tail(start, set.metadata.generation.unwrap_or_default())
+    );
     let job_name = names::job_name(&name, start.kind.name(), &tail);
     let operation = match start.kind {
         OpKind::Verify => super::start::verify(valid),
-        _ => super::start::purge(settings, copy.retention.as_ref()),
+        _ => super::start::purge(
+            settings,
+            copy.retention.as_ref(),
+            super::start::approvals(set),
+        ),
     };
     // The copy's storage is this pod's only one: its keys under the usual names, its
     // claim where a filesystem repository is mounted.

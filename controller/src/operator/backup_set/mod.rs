@@ -124,7 +124,20 @@ async fn run(
     now: Timestamp,
 ) -> Result<Action, Error> {
     abort_on_request(ctx, set, refs, status).await?;
-    let plan = plan(set, valid, status, now);
+    let mut plan = plan(set, valid, status, now);
+    // An approved purge starts once: not while a purge of the set waits or runs.
+    let pending = pending_purges(status);
+    let purging = refs
+        .jobs
+        .iter()
+        .map(JobView::of)
+        .any(|j| j.operation == Some(OperationKind::Purge) && j.state != JobState::Done);
+    if !purging
+        && let Some(start) =
+            crate::operator::plan::set::approved_purge(&pending, &start::approvals(set), now)
+    {
+        plan.start.push(start);
+    }
     let mut jobs = RepoJobs::of(refs);
     let missed = start::start_due(ctx, set, valid, &plan, &mut jobs).await?;
     record_missed(ctx, set, missed).await;
@@ -140,13 +153,71 @@ async fn run(
     summary::summarise(set, &plan, &jobs, status);
     let health = watch_stuck(ctx, set, &jobs, summary::health_of(status, valid)).await?;
     status.observed_generation = set.metadata.generation;
+    // From the conditions as they were, so its transition time stays put.
+    let approval = approval_condition(set, status, now);
     status.conditions = conditions(&status.conditions, &health, set.metadata.generation, now);
+    status.conditions.push(approval);
     observe(ctx, set, valid, status, now);
     let mut after = requeue_after(now, &plan, &jobs);
     if let Some(w) = copy_wake {
         after = after.min(until(now, w));
     }
     Ok(Action::requeue(after))
+}
+
+/// The braked purges waiting for approval: the set's and its copies' plans.
+fn pending_purges(status: &BackupSetStatus) -> Vec<&str> {
+    std::iter::once(status.retention.as_ref())
+        .chain(status.copies.iter().map(|c| c.retention.as_ref()))
+        .flatten()
+        .filter_map(|r| r.awaiting_approval.as_ref())
+        .map(|a| a.plan.as_str())
+        .collect()
+}
+
+/// `AwaitingApproval`: whether a purge the brake stopped waits, what it would expire and
+/// how to approve it.
+fn approval_condition(
+    set: &BackupSet,
+    status: &BackupSetStatus,
+    now: Timestamp,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    let waiting: Vec<String> = std::iter::once(("the set", status.retention.as_ref()))
+        .chain(
+            status
+                .copies
+                .iter()
+                .map(|c| ("a copy", c.retention.as_ref())),
+        )
+        .filter_map(|(whose, r)| Some((whose, r?.awaiting_approval.as_ref()?)))
+        .map(|(whose, a)| {
+            format!(
+                "a purge of {whose} would expire {} runs and waits: {} (plan {})",
+                a.runs_count, a.reason, a.plan
+            )
+        })
+        .collect();
+    let message = if waiting.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "{}; to run it, annotate the set {ANNOTATION_APPROVE_PURGE}=<plan>",
+            waiting.join("; ")
+        )
+    };
+    crate::operator::conditions::flag(
+        &status.conditions,
+        "AwaitingApproval",
+        !waiting.is_empty(),
+        if waiting.is_empty() {
+            "None"
+        } else {
+            "PurgeBraked"
+        },
+        &message,
+        set.metadata.generation,
+        now,
+    )
 }
 
 /// Take in the reports of the set's finished Jobs not handled yet: runs, events, metrics.

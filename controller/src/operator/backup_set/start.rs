@@ -144,7 +144,7 @@ fn through_snapshot(source: &job::PodSource, valid: &ValidSet, job_name: &str) -
 /// earlier value (A → B → A) is a new request that runs once whether or not the first A's
 /// Job still exists; the same generation always names the same Job, so a retried reconcile
 /// never runs it twice.
-fn job_tail(start: &Start, generation: i64) -> String {
+pub(super) fn job_tail(start: &Start, generation: i64) -> String {
     match &start.reason {
         Reason::Scheduled => slot_tail(start.slot),
         Reason::Manual(token) => {
@@ -161,6 +161,7 @@ fn operation(
     valid: &ValidSet,
     start: &Start,
     job_name: &str,
+    approved: Vec<String>,
 ) -> (Operation, Privilege, i64) {
     let maintenance = valid
         .maintenance_timeout
@@ -183,7 +184,7 @@ fn operation(
                 .unwrap_or(settings.default_backup_timeout.as_secs() as i64),
         ),
         OpKind::Purge => (
-            purge(settings, valid.retention.as_ref()),
+            purge(settings, valid.retention.as_ref(), approved),
             Privilege::Maintenance,
             maintenance,
         ),
@@ -191,12 +192,41 @@ fn operation(
     }
 }
 
-/// A purge by `retention` (the engine's default policy without one).
-pub(super) fn purge(settings: &Settings, retention: Option<&Retention>) -> Operation {
+/// A purge by `retention` (the engine's default policy without one), under the brake on
+/// mass deletion, with the plans someone approved.
+pub(super) fn purge(
+    settings: &Settings,
+    retention: Option<&Retention>,
+    approved: Vec<String>,
+) -> Operation {
+    let retention = retention.cloned().unwrap_or_default();
     Operation::Purge(PurgePlan {
-        retention: retention.cloned().unwrap_or_default(),
+        brake_percent: Some(
+            retention
+                .max_expire_percent
+                .unwrap_or(DEFAULT_BRAKE_PERCENT),
+        ),
+        retention,
         grace_seconds: settings.purge_grace.as_secs(),
+        approved,
     })
+}
+
+/// The share of its restore points a purge may expire unless approved.
+const DEFAULT_BRAKE_PERCENT: u8 = 50;
+
+/// The braked purge plans the set's annotation approves.
+pub(super) fn approvals(set: &BackupSet) -> Vec<String> {
+    set.annotations()
+        .get(ANNOTATION_APPROVE_PURGE)
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A verification as deep as the set's Schedule asks.
@@ -235,7 +265,8 @@ fn build_job(
         owner: Some(format!("{ns}/{name}")),
         create: start.kind == OpKind::Backup,
     };
-    let (operation, privilege, timeout) = operation(settings, valid, start, &job_name);
+    let (operation, privilege, timeout) =
+        operation(settings, valid, start, &job_name, approvals(set));
     let plan = JobPlan {
         version: job_plan::PLAN_VERSION,
         repository,

@@ -277,6 +277,8 @@ fn cases() -> Vec<Case> {
                     ..Retention::default()
                 },
                 grace_seconds: 86_400,
+                brake_percent: Some(50),
+                approved: vec!["0123456789abcdef".into()],
             })),
             privilege: Privilege::Maintenance,
             storage: s3(),

@@ -256,6 +256,20 @@ fn wake(current: &mut Option<Timestamp>, candidate: Option<Timestamp>) {
     }
 }
 
+/// A purge to start now because someone approved a braked one: the first of `pending` (the
+/// plans waiting, the set's and its copies') that `approved` names. Named by its plan, so
+/// it starts once however often the set is reconciled.
+pub fn approved_purge(pending: &[&str], approved: &[String], now: Timestamp) -> Option<Start> {
+    let plan = pending.iter().find(|p| approved.iter().any(|a| a == *p))?;
+    Some(Start {
+        kind: OpKind::Purge,
+        slot: now,
+        level: Level::Full,
+        source_levels: BTreeMap::new(),
+        reason: Reason::Manual(format!("approve-purge {plan}")),
+    })
+}
+
 /// How long until `t`, at least a second (a requeue must move forward).
 pub fn until(now: Timestamp, t: Timestamp) -> std::time::Duration {
     let d = t.duration_since(now).max(SignedDuration::from_secs(1));
@@ -320,6 +334,21 @@ mod tests {
             start: vec![],
             missed: 0,
         }
+    }
+
+    #[test]
+    fn an_approval_starts_a_purge_only_for_a_plan_that_waits() {
+        let now = ts("2026-12-07T12:00:00Z");
+        let approved = vec!["aaaa".to_owned(), "bbbb".to_owned()];
+        assert_eq!(approved_purge(&[], &approved, now), None, "nothing waits");
+        assert_eq!(
+            approved_purge(&["cccc"], &approved, now),
+            None,
+            "another plan waits"
+        );
+        let start = approved_purge(&["cccc", "bbbb"], &approved, now).unwrap();
+        assert_eq!(start.kind, OpKind::Purge);
+        assert_eq!(start.reason, Reason::Manual("approve-purge bbbb".into()));
     }
 
     #[test]

@@ -97,12 +97,12 @@ pub(super) fn maintained(
     let e = entry(status, name);
     let (outcome, message) = match (kind, summary) {
         (OperationKind::Purge, Some(JobSummary::Purge(p))) => {
-            let (result, message) = super::retention_result(ended, p);
+            let (result, outcome, message) = super::retention_result(ended, p);
             e.retention = Some(result);
             if let Some(t) = &p.repository {
                 e.stored_bytes = t.bytes;
             }
-            (Outcome::Complete, message)
+            (outcome, message)
         }
         (OperationKind::Verify, Some(JobSummary::Verify(v))) => {
             let (result, outcome, message) = super::verify_result(ended, v);

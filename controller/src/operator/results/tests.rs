@@ -347,6 +347,7 @@ fn purge_and_verify_results() {
         pending_until: None,
         duration_ms: 10,
         delete_deferred: None,
+        braked: None,
         repository: Some(RepositoryTotals {
             volumes: 10,
             bytes: 100,
