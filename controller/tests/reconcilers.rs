@@ -1156,3 +1156,79 @@ async fn a_braked_purge_says_so_and_the_approval_annotation_runs_exactly_its_pla
     assert!(s["retention"].get("awaitingApproval").is_none(), "{s:#}");
     assert_eq!(condition(&s, "AwaitingApproval").0, "False");
 }
+
+#[tokio::test]
+async fn four_purge_sets_deleted_together_wait_each_for_its_approval() {
+    let (api, client) = FakeApi::new();
+    let ctx = context(client);
+    shop(&api, json!({"deletionPolicy": "Purge"}));
+    reconcile_set(&api, &ctx).await;
+    api.edit(&format!("{SETS}/shop"), |o| {
+        o["metadata"]["deletionTimestamp"] = json!("2026-12-01T11:58:00Z");
+        o["metadata"]["uid"] = json!("u-shop");
+    });
+    // Three more sets of other namespaces deleted within minutes, as the watch cache sees
+    // them.
+    let (reader, mut writer) = kube::runtime::reflector::store::<BackupSet>();
+    let mut events = vec![kube::runtime::watcher::Event::InitApply(
+        (*set_of(&api)).clone(),
+    )];
+    for (i, at) in [
+        "2026-12-01T11:55:00Z",
+        "2026-12-01T11:57:00Z",
+        "2026-12-01T11:59:30Z",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let other: BackupSet = serde_json::from_value(json!({
+            "apiVersion": "holdfast.io/v1alpha1", "kind": "BackupSet",
+            "metadata": {"name": format!("app{i}"), "namespace": format!("team{i}"),
+                         "uid": format!("u-{i}"), "deletionTimestamp": at,
+                         "finalizers": ["holdfast.io/cleanup"]},
+            "spec": {"storageSetRef": {"name": "offsite"}, "deletionPolicy": "Purge",
+                     "sources": [{"name": "a", "persistentVolumeClaim": {"claimName": "a"}}],
+                     "encryption": {"keySecretRef": {"name": "k", "key": "p"}}}}))
+        .unwrap();
+        events.push(kube::runtime::watcher::Event::InitApply(other));
+    }
+    events.push(kube::runtime::watcher::Event::InitDone);
+    for e in &events {
+        writer.apply_watcher_event(e);
+    }
+    ctx.set_stores.insert(None, reader);
+    reconcile_set(&api, &ctx).await;
+    let writes = api.take_writes();
+    assert!(
+        !shorts(&writes).contains(&"POST jobs".to_owned()),
+        "{writes:#?}"
+    );
+    let event = writes.iter().find(|w| w.short() == "POST events").unwrap();
+    assert_eq!(event.body["reason"], "DeletionBraked");
+    let s = status(&api);
+    let (stalled, reason) = condition(&s, "Stalled");
+    assert_eq!(
+        (stalled.as_str(), reason.as_str()),
+        ("True", "DeletionBraked")
+    );
+    let message = s["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Stalled")
+        .unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("4 sets") && message.contains("holdfast.io/approve-deletion=true"),
+        "{message}"
+    );
+
+    // Approved, this one's repository goes.
+    api.edit(&format!("{SETS}/shop"), |o| {
+        o["metadata"]["annotations"] = json!({"holdfast.io/approve-deletion": "true"});
+    });
+    reconcile_set(&api, &ctx).await;
+    assert_eq!(shorts(&api.take_writes())[0], "POST jobs");
+}

@@ -49,6 +49,16 @@ impl SetStores {
         map.insert(scope.unwrap_or_default().to_owned(), store);
     }
 
+    /// Every set the caches hold, once each.
+    pub fn all(&self) -> Vec<Arc<BackupSet>> {
+        let map = self.0.read().unwrap_or_else(|p| p.into_inner());
+        let mut seen = std::collections::HashSet::new();
+        map.values()
+            .flat_map(|s| s.state())
+            .filter(|s| seen.insert(s.metadata.uid.clone()))
+            .collect()
+    }
+
     /// The cache that holds the sets of `namespace`, if a controller keeps one.
     pub fn for_namespace(&self, namespace: &str) -> Option<Store<BackupSet>> {
         let map = self.0.read().unwrap_or_else(|p| p.into_inner());

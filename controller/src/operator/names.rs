@@ -18,6 +18,8 @@ pub const LABEL_COPY: &str = "holdfast.io/copy";
 /// On a BackupSet: the braked purge plans someone approved (comma-separated), each run
 /// once as it was planned.
 pub const ANNOTATION_APPROVE_PURGE: &str = "holdfast.io/approve-purge";
+/// On a BackupSet being deleted with a burst of others: `true` lets its repository go.
+pub const ANNOTATION_APPROVE_DELETION: &str = "holdfast.io/approve-deletion";
 /// A hash of the repository's location: Jobs of one repository share it (the queue).
 pub const LABEL_REPOSITORY: &str = "holdfast.io/repository";
 

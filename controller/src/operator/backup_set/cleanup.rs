@@ -28,6 +28,7 @@ use crate::operator::snapshots::state::CopyState;
 
 use super::validate::ValidSet;
 use super::{fetch, validate};
+use crate::operator::plan::deletions::{self, Deleting};
 use crate::operator::write;
 
 const RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
@@ -176,8 +177,59 @@ pub async fn finalize(set: &BackupSet, ctx: &Context) -> Result<Action, Error> {
             job_control::release_next(&ctx.client, &ns, &queued).await?;
             Ok(Action::requeue(RECHECK))
         }
-        None => deletion.start(must_wait(&queued)).await,
+        None => {
+            if let Some(why) = deletion_braked(ctx, set) {
+                return report_stalled(
+                    ctx,
+                    &api,
+                    set,
+                    DELETION_BRAKED,
+                    format!(
+                        "the repository is not deleted yet: {why}. If that is what you want, \
+                         annotate the set {ANNOTATION_APPROVE_DELETION}=true; to keep the \
+                         repository, holdfast.io/release=true"
+                    ),
+                )
+                .await;
+            }
+            deletion.start(must_wait(&queued)).await
+        }
     }
+}
+
+/// The reason a braked deletion stalls with.
+const DELETION_BRAKED: &str = "DeletionBraked";
+
+/// Whether this set's repository deletion waits as one of a burst (`plan::deletions`): the
+/// sets being deleted with `deletionPolicy: Purge`, from the controller's watch cache.
+fn deletion_braked(ctx: &Context, set: &BackupSet) -> Option<String> {
+    let key = |s: &BackupSet| format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any());
+    let deleting_of = |s: &BackupSet| {
+        let since = s.metadata.deletion_timestamp.as_ref()?.0;
+        let released = s
+            .annotations()
+            .get(ANNOTATION_RELEASE)
+            .is_some_and(|v| v == "true");
+        (s.spec.deletion_policy == DeletionPolicy::Purge && !released)
+            .then(|| Deleting { key: key(s), since })
+    };
+    let this = deleting_of(set)?;
+    let mut deleting: Vec<Deleting> = ctx
+        .set_stores
+        .all()
+        .iter()
+        .filter_map(|s| deleting_of(s))
+        .collect();
+    if !deleting.iter().any(|d| d.key == this.key) {
+        deleting.push(this.clone());
+    }
+    let approved = set
+        .annotations()
+        .get(ANNOTATION_APPROVE_DELETION)
+        .is_some_and(|v| v == "true");
+    let braked_before =
+        super::condition_reason(set.status.as_ref(), "Stalled").as_deref() == Some(DELETION_BRAKED);
+    deletions::must_wait(&this, &deleting, braked_before, approved)
 }
 
 /// Before a set with hooks or snapshots goes: no `post` owed, no snapshot left. A backup
