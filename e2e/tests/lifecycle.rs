@@ -207,3 +207,89 @@ async fn disaster_recovery_restores_from_the_bucket_into_an_empty_namespace() {
     tree::assert_same(&newest, &tree::snapshot(&target));
     assert_ne!(original.len(), newest.len());
 }
+
+#[tokio::test]
+#[ignore = "needs the local control plane: bash e2e/run.sh"]
+async fn four_purge_sets_deleted_at_once_keep_their_repositories_until_each_is_approved() {
+    let shop = Shop::new("burst", Target::S3).await;
+    let purge = "  deletionPolicy: Purge\n";
+    let names = ["shop", "shop-b", "shop-c", "shop-d"];
+    for name in names {
+        shop.apply(&set_manifest(purge).replace(
+            "metadata: {name: shop}",
+            &format!("metadata: {{name: {name}}}"),
+        ));
+    }
+    for name in names {
+        shop.wait("BackupSet", name, "the cleanup finalizer", SOON, |o| {
+            o.pointer("/metadata/finalizers")?
+                .as_array()?
+                .iter()
+                .any(|f| f == "holdfast.io/cleanup")
+                .then_some(())
+        })
+        .await;
+    }
+    assert_eq!(shop.run(purge, "one", "full").await["phase"], "Complete");
+    shop.c.kubectl_ok(
+        &[
+            "delete",
+            "backupset",
+            "--all",
+            "-n",
+            &shop.ns,
+            "--wait=false",
+        ],
+        None,
+    );
+    for name in names {
+        let message = shop
+            .wait("BackupSet", name, "DeletionBraked", SOON, |o| {
+                let (s, r, m) = condition(o, "Stalled")?;
+                (s == "True" && r == "DeletionBraked").then_some(m)
+            })
+            .await;
+        assert!(message.contains("4 sets"), "{message}");
+    }
+    let (ok, runs, err) = shop.cli(&["runs"]);
+    assert!(
+        ok && runs.as_array().map(Vec::len) == Some(1),
+        "kept: {runs:#} {err}"
+    );
+
+    // One approved: its repository goes, and it with it; the others wait on.
+    shop.c.kubectl_ok(
+        &[
+            "annotate",
+            "-n",
+            &shop.ns,
+            "backupset",
+            "shop",
+            "holdfast.io/approve-deletion=true",
+        ],
+        None,
+    );
+    let api = holdfast_e2e::harness::holdfast_api(&shop.c, &shop.ns, "BackupSet");
+    wait_gone(&api, "shop", RUN).await;
+    let (ok, _, err) = shop.cli(&["runs"]);
+    assert!(!ok && err.contains("no Holdfast repository"), "{err}");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for name in &names[1..] {
+        assert!(shop.get("BackupSet", name).await.is_some(), "{name} waits");
+    }
+    // Released, the rest go, keeping whatever they had.
+    for name in &names[1..] {
+        shop.c.kubectl_ok(
+            &[
+                "annotate",
+                "-n",
+                &shop.ns,
+                "backupset",
+                name,
+                "holdfast.io/release=true",
+            ],
+            None,
+        );
+        wait_gone(&api, name, RUN).await;
+    }
+}
