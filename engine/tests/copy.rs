@@ -287,3 +287,85 @@ fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Twenty runs, a copy after every few, and purges on both sides by different policies (the
+/// source keeps 3 fulls, the copy 6, neither brakes): both verify deeply, the copy holds
+/// exactly the runs its own policy keeps of those it was given, and each restores from the
+/// copy alone exactly as it was backed up.
+#[test]
+fn twenty_runs_purged_on_both_sides_by_their_own_policies_restore_from_the_copy_alone() {
+    let (src_dir, copy_dir, data, versions) = (tmp(), tmp(), tmp(), tmp());
+    let root = data.path().join("data");
+    let mut src = init_repo(src_dir.path());
+    let mut dst = copy_of(&src, copy_dir.path());
+    let purge_by = |fulls: u32| PurgeOptions {
+        policy: RetentionPolicy {
+            keep_fulls: Some(fulls),
+            ..RetentionPolicy::default()
+        },
+        grace: Duration::ZERO,
+        repack_below: 0.0,
+        brake: None,
+        ..PurgeOptions::default()
+    };
+    let mut version_of = std::collections::BTreeMap::new();
+    for i in 0..20u8 {
+        write_data(&root, i);
+        // Labelled by a slot a day apart, not by the clock (which may step back and give a
+        // new run the label of one a purge expired).
+        let slot = holdfast_engine::backup::Slot {
+            time: chrono::DateTime::from_timestamp(1_764_547_200 + i64::from(i) * 86_400, 0)
+                .unwrap(),
+            id: format!("run-{i}"),
+        };
+        let level = if i % 3 == 0 { Level::Full } else { Level::Incr };
+        let opts = BackupOptions {
+            level,
+            slot: Some(slot),
+            ..BackupOptions::default()
+        };
+        let label = backup_paths(&mut src, &[&root], &opts).run.label;
+        // Keep what this run holds, to compare its restore with later.
+        let keep = versions.path().join(&label);
+        copy_tree(&root, &keep);
+        version_of.insert(label, keep);
+        if i % 4 == 3 {
+            copy_all(&src, &mut dst);
+            purge(&mut src, &purge_by(3), &Progress::default()).unwrap();
+            purge(&mut dst, &purge_by(6), &Progress::default()).unwrap();
+        }
+    }
+    copy_all(&src, &mut dst);
+    purge(&mut dst, &purge_by(6), &Progress::default()).unwrap();
+    assert_deep_ok(&src, "the source");
+    drop(dst);
+    let alone = open_repo(copy_dir.path());
+    assert_deep_ok(&alone, "the copy");
+    let held = alone.run_labels().unwrap();
+    let fulls = held.iter().filter(|l| l.starts_with("full-")).count();
+    assert_eq!(fulls, 6, "the copy keeps its own 6 fulls: {held:?}");
+    assert!(
+        src.run_labels()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with("full-"))
+            .count()
+            == 3,
+        "the source keeps 3"
+    );
+    for label in &held {
+        let out = tmp();
+        restore_run(&alone, label, out.path());
+        assert_same_tree(&snapshot(&version_of[label]), &snapshot(out.path()));
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
