@@ -34,7 +34,7 @@ use crate::operator::metrics::{KindLabels, Metrics, ReadLabels, RunLabels};
 use crate::operator::names::*;
 use crate::operator::plan::auto::SourceHistory;
 use crate::operator::plan::queue::{JobState, QueuedJob};
-use crate::operator::plan::set::{SetPlan, Timing, plan_set, until};
+use crate::operator::plan::set::{OpKind, SetPlan, Timing, plan_set, until};
 use crate::operator::results::absorb;
 use crate::operator::snapshots::state::CopyState;
 use crate::operator::write;
@@ -140,6 +140,14 @@ async fn run(
     }
     let mut jobs = RepoJobs::of(refs);
     let missed = start::start_due(ctx, set, valid, &plan, &mut jobs).await?;
+    // The set's purge and verification, done to each copy too.
+    for due in plan
+        .start
+        .iter()
+        .filter(|s| matches!(s.kind, OpKind::Purge | OpKind::Verify))
+    {
+        copies::maintain(ctx, set, valid, due).await?;
+    }
     record_missed(ctx, set, missed).await;
     status.missed_runs += missed;
     let copy_wake = copies::start_copies(ctx, set, valid, status, &mut jobs, now).await?;

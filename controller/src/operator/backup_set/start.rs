@@ -83,13 +83,6 @@ pub(super) async fn start_due(
         jobs.own.push(job_name);
         jobs.all.push(JobView::of(&created));
     }
-    for start in plan
-        .start
-        .iter()
-        .filter(|s| matches!(s.kind, OpKind::Purge | OpKind::Verify))
-    {
-        super::copies::maintain(ctx, set, valid, start).await?;
-    }
     Ok(missed)
 }
 
