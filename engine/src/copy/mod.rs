@@ -24,6 +24,7 @@ use serde::Serialize;
 use crate::compress::CompressionLevel;
 use crate::faults::crash_point;
 use crate::format::config::Operation;
+use crate::format::run::RunManifest;
 use crate::id::Id;
 use crate::progress::Progress;
 use crate::repo::{Coalescing, Indexed, LockKind, Repository, WantedBlob, plan_volume_reads};
@@ -176,10 +177,11 @@ pub fn copy(
             report.pending = plan.copy[i..].to_vec();
             break;
         }
-        let (run, volumes) = copy_run(from, to, label, &marked, &mut walked, opts)?;
+        // Read once: the walk opens it, the copy gets the same sealed bytes.
+        let (manifest, sealed) = from.load_run_sealed(label)?;
+        let (run, volumes) = copy_run(from, to, &manifest, &marked, &mut walked, opts)?;
         crash_point("copy:after-volumes");
         to_lock.confirm()?;
-        let sealed = from.store().get(&format!("{RUNS_PREFIX}{label}"))?;
         // Present already means a copy racing this one stored the same sealed bytes.
         to.store()
             .put_new(&format!("{RUNS_PREFIX}{label}"), sealed)?;
@@ -196,21 +198,21 @@ pub fn copy(
     Ok(report)
 }
 
-/// Move the blobs of run `label` that `to` lacks, and check that `to` then holds every blob
+/// Move the blobs of run `manifest` that `to` lacks, and check that `to` then holds every blob
 /// the run needs. Blobs in `walked` were handled with an earlier run of this copy. Returns
 /// the run's counts and the volumes written.
 fn copy_run(
     from: &Repository<Indexed>,
     to: &mut Repository<Indexed>,
-    label: &str,
+    manifest: &RunManifest,
     marked: &HashSet<Id>,
     walked: &mut HashSet<Id>,
     opts: &CopyOptions,
 ) -> Result<(CopiedRun, u64)> {
-    let manifest = from.load_run(label)?;
+    let label = manifest.label.as_str();
     let mut needed: Vec<Id> = Vec::new();
     from.reachable_blobs(
-        std::slice::from_ref(&manifest),
+        std::slice::from_ref(manifest),
         walked,
         |id| needed.push(id),
         |label, e| {

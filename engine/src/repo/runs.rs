@@ -77,8 +77,13 @@ impl<S> Repository<S> {
 
     /// The run labelled `label`.
     pub fn load_run(&self, label: &str) -> Result<RunManifest> {
+        Ok(self.load_run_sealed(label)?.0)
+    }
+
+    /// The run labelled `label`, and its manifest as stored (sealed): what a copy moves.
+    pub(crate) fn load_run_sealed(&self, label: &str) -> Result<(RunManifest, bytes::Bytes)> {
         match self.store().get(&format!("{RUNS_PREFIX}{label}")) {
-            Ok(body) => self.open_manifest(label, &body),
+            Ok(body) => Ok((self.open_manifest(label, &body)?, body)),
             Err(crate::storage::StorageError::NotFound { .. }) => {
                 let labels = self.run_labels()?;
                 Err(Error::RunNotFound {
