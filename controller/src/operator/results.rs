@@ -527,6 +527,7 @@ fn note_failure(
 }
 
 mod copies;
+pub(crate) use copies::entry as copy_entry;
 
 #[cfg(test)]
 mod tests;

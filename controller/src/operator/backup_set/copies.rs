@@ -103,27 +103,15 @@ pub(super) async fn start_copies(
         let created = write::create_once(&jobs_api, &job)
             .await
             .map_err(Error::api(format!("creating job {job_name}")))?;
-        let entry = match status.copies.iter().position(|c| c.name == copy.name) {
-            Some(i) if status.copies[i].target == copy.target => &mut status.copies[i],
-            found => {
-                let fresh = CopyStatus {
-                    name: copy.name.clone(),
-                    target: copy.target.clone(),
-                    ..CopyStatus::default()
-                };
-                match found {
-                    Some(i) => {
-                        status.copies[i] = fresh;
-                        &mut status.copies[i]
-                    }
-                    None => {
-                        status.copies.push(fresh);
-                        let last = status.copies.len() - 1;
-                        &mut status.copies[last]
-                    }
-                }
-            }
-        };
+        let entry = crate::operator::results::copy_entry(status, &copy.name);
+        if entry.target != copy.target {
+            // Another target is another copy, filled anew.
+            *entry = CopyStatus {
+                name: copy.name.clone(),
+                target: copy.target.clone(),
+                ..CopyStatus::default()
+            };
+        }
         entry.last_attempt = Some(Time(now));
         let Some(created) = created else { continue };
         let (verb, reason) = if suspend {

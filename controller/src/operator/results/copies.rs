@@ -9,9 +9,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::{Absorbed, Ended};
 
-/// The copy's entry, made if status lost it (its target is set again when the next copy
-/// starts).
-pub(super) fn entry<'s>(status: &'s mut BackupSetStatus, name: &str) -> &'s mut CopyStatus {
+/// The copy's entry, made if status has none (its target is set when its next copy starts).
+pub(crate) fn entry<'s>(status: &'s mut BackupSetStatus, name: &str) -> &'s mut CopyStatus {
     let at = match status.copies.iter().position(|c| c.name == name) {
         Some(i) => i,
         None => {

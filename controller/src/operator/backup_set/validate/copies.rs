@@ -17,6 +17,9 @@ pub struct ValidCopy {
     pub name: String,
     /// `<StorageSet>/<repository path>`: status tells a changed target from the old one.
     pub target: String,
+    /// The StorageSet that holds it, and its repository path there.
+    pub storage: String,
+    pub path: String,
     /// The copy's repository, as a copy Job's pod opens it (beside the set's).
     pub url: String,
     /// The copy's repository, as its own purge or verification Job's pod opens it.
@@ -92,10 +95,7 @@ pub(super) fn copies(
                 ),
             ));
         }
-        if let Some(other) = valid.iter().find(|v| {
-            let (s, p) = v.target.split_once('/').unwrap_or_default();
-            overlaps(s, p)
-        }) {
+        if let Some(other) = valid.iter().find(|v| overlaps(&v.storage, &v.path)) {
             return Err(Problem::new(
                 "CopyOverlapsRepository",
                 format!(
@@ -119,6 +119,8 @@ pub(super) fn copies(
         valid.push(ValidCopy {
             name: copy.name.clone(),
             target: format!("{storage_name}/{path}"),
+            storage: storage_name.clone(),
+            path: path.clone(),
             url,
             own_url,
             repo_label: repository_label(
