@@ -171,18 +171,57 @@ pub(super) fn build_job(
             },
         }),
     };
-    let mut input = JobInput::new(settings, job_name, &ns, &plan, &valid.storage);
-    input.labels.insert(LABEL_BACKUP_SET.into(), name.clone());
+    job::build(&JobInput {
+        copy_storage: Some(&copy.mount),
+        backoff_limit: 2,
+        suspend,
+        ..copy_input(
+            settings,
+            set,
+            valid,
+            copy,
+            job_name,
+            &plan,
+            Reach::FromTheSet,
+        )
+    })
+}
+
+/// Where a copy's Job works: beside the set's repository (a copy Job reads it), or on the
+/// copy's repository alone (its purge and verification).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    FromTheSet,
+    CopyAlone,
+}
+
+/// What every Job of one copy has, whichever its operation: the set's labels with the
+/// copy's, the repository label and storage of what it works on, the set as owner, the
+/// set's key, job template and maintenance timeout, and the copy's mover.
+fn copy_input<'a>(
+    settings: &'a Settings,
+    set: &'a BackupSet,
+    valid: &'a ValidSet,
+    copy: &'a ValidCopy,
+    job_name: String,
+    plan: &'a JobPlan,
+    reach: Reach,
+) -> JobInput<'a> {
+    let (storage, repo_label) = match reach {
+        Reach::FromTheSet => (&valid.storage, &valid.repo_label),
+        Reach::CopyAlone => (&copy.mount, &copy.repo_label),
+    };
+    let ns = set.metadata.namespace.as_deref().unwrap_or_default();
+    let mut input = JobInput::new(settings, job_name, ns, plan, storage);
+    input.labels.insert(LABEL_BACKUP_SET.into(), set.name_any());
     input
         .labels
-        .insert(LABEL_REPOSITORY.into(), valid.repo_label.clone());
+        .insert(LABEL_REPOSITORY.into(), repo_label.clone());
     input.labels.insert(LABEL_COPY.into(), copy.name.clone());
-    job::build(&JobInput {
+    JobInput {
         owner: set.controller_owner_ref(&()),
-        annotations: BTreeMap::new(),
         privilege: Privilege::Maintenance,
         key: Some(&valid.key),
-        copy_storage: Some(&copy.mount),
         template: job_template::merge(&settings.jobs, set.job_template().as_ref()),
         mover: copy.mover.clone(),
         active_deadline_seconds: Some(
@@ -190,10 +229,8 @@ pub(super) fn build_job(
                 .maintenance_timeout
                 .unwrap_or(settings.default_maintenance_timeout.as_secs() as i64),
         ),
-        backoff_limit: 2,
-        suspend,
         ..input
-    })
+    }
 }
 
 /// The set's purge or verification, done to each copy too: a Job per copy, on the copy's
@@ -265,24 +302,16 @@ pub(super) fn maintenance_job(
         },
         operation,
     };
-    let mut input = JobInput::new(settings, job_name, &ns, &plan, &copy.mount);
-    input.labels.insert(LABEL_BACKUP_SET.into(), name.clone());
-    input
-        .labels
-        .insert(LABEL_REPOSITORY.into(), copy.repo_label.clone());
-    input.labels.insert(LABEL_COPY.into(), copy.name.clone());
     job::build(&JobInput {
-        owner: set.controller_owner_ref(&()),
         annotations: BTreeMap::from([(names::ANNOTATION_SLOT.to_owned(), start.slot.to_string())]),
-        privilege: Privilege::Maintenance,
-        key: Some(&valid.key),
-        template: job_template::merge(&settings.jobs, set.job_template().as_ref()),
-        mover: copy.mover.clone(),
-        active_deadline_seconds: Some(
-            valid
-                .maintenance_timeout
-                .unwrap_or(settings.default_maintenance_timeout.as_secs() as i64),
-        ),
-        ..input
+        ..copy_input(
+            settings,
+            set,
+            valid,
+            copy,
+            job_name,
+            &plan,
+            Reach::CopyAlone,
+        )
     })
 }
