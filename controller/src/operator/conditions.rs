@@ -44,7 +44,9 @@ impl Health {
     }
 }
 
-fn condition(
+/// One condition, keeping its transition time from `previous` (the three of `conditions`,
+/// or one beside them, e.g. `AwaitingApproval`).
+pub fn condition(
     previous: &[Condition],
     type_: &str,
     on: bool,
@@ -67,20 +69,6 @@ fn condition(
         observed_generation: generation,
         last_transition_time: since,
     }
-}
-
-/// A condition beside the three (e.g. `AwaitingApproval`), keeping its transition time
-/// from `previous`.
-pub fn flag(
-    previous: &[Condition],
-    type_: &str,
-    on: bool,
-    reason: &str,
-    message: &str,
-    generation: Option<i64>,
-    now: Timestamp,
-) -> Condition {
-    condition(previous, type_, on, reason, message, generation, now)
 }
 
 /// The three conditions for `health`, keeping transition times from `previous`.

@@ -213,7 +213,7 @@ fn approval_condition(
             waiting.join("; ")
         )
     };
-    crate::operator::conditions::flag(
+    crate::operator::conditions::condition(
         &status.conditions,
         "AwaitingApproval",
         !waiting.is_empty(),
