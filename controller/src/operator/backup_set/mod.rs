@@ -175,12 +175,22 @@ async fn run(
 
 /// The braked purges waiting for approval: the set's and its copies' plans.
 fn pending_purges(status: &BackupSetStatus) -> Vec<&str> {
-    std::iter::once(status.retention.as_ref())
-        .chain(status.copies.iter().map(|c| c.retention.as_ref()))
-        .flatten()
-        .filter_map(|r| r.awaiting_approval.as_ref())
-        .map(|a| a.plan.as_str())
-        .collect()
+    awaiting(status).map(|(_, a)| a.plan.as_str()).collect()
+}
+
+/// Each braked purge that waits, and whose repository it would purge (the set's or a
+/// copy's).
+fn awaiting(
+    status: &BackupSetStatus,
+) -> impl Iterator<Item = (&'static str, &crate::api::backup_set::PurgeApproval)> {
+    std::iter::once(("the set", status.retention.as_ref()))
+        .chain(
+            status
+                .copies
+                .iter()
+                .map(|c| ("a copy", c.retention.as_ref())),
+        )
+        .filter_map(|(whose, r)| Some((whose, r?.awaiting_approval.as_ref()?)))
 }
 
 /// `AwaitingApproval`: whether a purge the brake stopped waits, what it would expire and
@@ -190,14 +200,7 @@ fn approval_condition(
     status: &BackupSetStatus,
     now: Timestamp,
 ) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
-    let waiting: Vec<String> = std::iter::once(("the set", status.retention.as_ref()))
-        .chain(
-            status
-                .copies
-                .iter()
-                .map(|c| ("a copy", c.retention.as_ref())),
-        )
-        .filter_map(|(whose, r)| Some((whose, r?.awaiting_approval.as_ref()?)))
+    let waiting: Vec<String> = awaiting(status)
         .map(|(whose, a)| {
             format!(
                 "a purge of {whose} would expire {} runs and waits: {} (plan {})",
