@@ -728,11 +728,8 @@ async fn a_set_on_an_older_sets_repository_stalls_from_the_watch_cache_without_l
     assert_eq!(condition(&status(&api), "Stalled").0, "False");
 }
 
-/// The shop with a copy `vault` in a second StorageSet (another bucket, its own keys), and
-/// its manual backup's Job finished Complete.
-async fn shop_with_a_copy_and_a_recorded_run() -> (FakeApi, Arc<Context>) {
-    let (api, client) = FakeApi::new();
-    let ctx = context(client);
+/// A second StorageSet `vault-store` (another bucket and region) with keys of its own.
+fn vault_store(api: &FakeApi) {
     api.put(json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "vault-creds", "namespace": "shop"},
         "data": {"AWS_ACCESS_KEY_ID": "QUtJQVZBVUxU", "AWS_SECRET_ACCESS_KEY": "dmF1bHQ="}}));
@@ -742,6 +739,14 @@ async fn shop_with_a_copy_and_a_recorded_run() -> (FakeApi, Arc<Context>) {
         "spec": {"s3": {"bucket": "vault", "region": "eu-north-1",
                         "credentialsSecretRef": {"name": "vault-creds"}}}}),
     );
+}
+
+/// The shop with a copy `vault` in a second StorageSet (another bucket, its own keys), and
+/// its manual backup's Job finished Complete.
+async fn shop_with_a_copy_and_a_recorded_run() -> (FakeApi, Arc<Context>) {
+    let (api, client) = FakeApi::new();
+    let ctx = context(client);
+    vault_store(&api);
     shop(
         &api,
         json!({"manualRun": {"token": "one", "level": "full"},
@@ -962,15 +967,7 @@ async fn a_copy_kept_in_the_sets_own_repository_stalls_with_the_way_out() {
 async fn the_purge_window_purges_each_copy_by_its_own_retention_with_its_own_keys() {
     let (api, client) = FakeApi::new();
     let ctx = context_at(client, "2026-12-01T12:00:30Z");
-    api.put(json!({"apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "vault-creds", "namespace": "shop"},
-        "data": {"AWS_ACCESS_KEY_ID": "QUtJQVZBVUxU", "AWS_SECRET_ACCESS_KEY": "dmF1bHQ="}}));
-    api.put(
-        json!({"apiVersion": "holdfast.io/v1alpha1", "kind": "StorageSet",
-        "metadata": {"name": "vault-store", "namespace": "shop", "generation": 1},
-        "spec": {"s3": {"bucket": "vault", "region": "eu-north-1",
-                        "credentialsSecretRef": {"name": "vault-creds"}}}}),
-    );
+    vault_store(&api);
     api.put(
         json!({"apiVersion": "holdfast.io/v1alpha1", "kind": "Schedule",
         "metadata": {"name": "nightly", "namespace": "shop"},
