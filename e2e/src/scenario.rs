@@ -245,3 +245,47 @@ impl Shop {
         }
     }
 }
+
+/// Disaster recovery: the namespace `ns` is lost (its Shop dropped first) and made again
+/// with only what git and the vault give back: its annotation allowing the privileged mover
+/// (to give every file its owner back), a controller, and `manifests` (the key Secret, the
+/// storage's Secret and StorageSet). A Restore then finds the set `shop`'s repository in
+/// StorageSet `storage` and restores it into a new claim. Returns the Restore's status and
+/// the claim's directory.
+pub async fn recover_lost_namespace(
+    c: &Cluster,
+    ns: &str,
+    manifests: &str,
+    storage: &str,
+) -> (Value, PathBuf) {
+    c.kubectl_ok(
+        &["delete", "namespace", ns, "--wait=true", "--timeout=90s"],
+        None,
+    );
+    c.kubectl_ok(&["create", "namespace", ns], None);
+    c.kubectl_ok(
+        &[
+            "annotate",
+            "namespace",
+            ns,
+            "holdfast.io/privileged-movers=true",
+        ],
+        None,
+    );
+    let _ctl = Controller::start(c, ns).await;
+    let target = harness::prepared_volume(c, ns, "uploads-recovered");
+    apply(c, ns, manifests);
+    apply(
+        c,
+        ns,
+        &format!(
+            "apiVersion: holdfast.io/v1alpha1\nkind: Restore\nmetadata: {{name: recovery}}\nspec:\n  storageSetRef: {{name: {storage}}}\n  repository: {ns}/shop\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n{PRIVILEGED_MOVER}  target:\n    newPersistentVolumeClaim: {{name: uploads-recovered, size: 1Gi, storageClassName: e2e-host}}\n"
+        ),
+    );
+    let status = wait_holdfast(c, ns, "Restore", "recovery", "the recovery", RUN, |o| {
+        let phase = o.pointer("/status/phase")?.as_str()?;
+        matches!(phase, "Completed" | "PartiallyFailed" | "Failed").then(|| o["status"].clone())
+    })
+    .await;
+    (status, target)
+}

@@ -4,9 +4,8 @@
 //! namespace after it is lost.
 #![allow(clippy::unwrap_used)] // reason: tests
 
-use holdfast_e2e::controller::Controller;
-use holdfast_e2e::harness::{Cluster, prepared_volume};
-use holdfast_e2e::scenario::{PRIVILEGED_MOVER, RUN, Shop, Target, set_manifest};
+use holdfast_e2e::harness::Cluster;
+use holdfast_e2e::scenario::{PASSPHRASE, RUN, Shop, Target, recover_lost_namespace, set_manifest};
 use holdfast_e2e::tree;
 use serde_json::Value;
 
@@ -89,45 +88,14 @@ async fn a_copy_waits_for_its_bucket_catches_up_on_its_own_and_alone_rebuilds_th
 
     // The namespace is lost, with the claim that held the set's own repository.
     drop(shop);
-    c.kubectl_ok(
-        &["delete", "namespace", &ns, "--wait=true", "--timeout=90s"],
-        None,
-    );
-    c.kubectl_ok(&["create", "namespace", &ns], None);
-    c.kubectl_ok(
-        &[
-            "annotate",
-            "namespace",
-            &ns,
-            "holdfast.io/privileged-movers=true",
-        ],
-        None,
-    );
-    let _ctl = Controller::start(&c, &ns).await;
-    let target = prepared_volume(&c, &ns, "uploads-recovered");
     let key = format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: shop-key}}\nstringData: {{passphrase: {:?}}}\n",
-        holdfast_e2e::scenario::PASSPHRASE
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: shop-key}}\nstringData: {{passphrase: {PASSPHRASE:?}}}\n"
     );
-    holdfast_e2e::harness::apply(&c, &ns, &format!("{key}---\n{}", vault(&c, &bucket)));
-    holdfast_e2e::harness::apply(
+    let (status, target) = recover_lost_namespace(
         &c,
         &ns,
-        &format!(
-            "apiVersion: holdfast.io/v1alpha1\nkind: Restore\nmetadata: {{name: recovery}}\nspec:\n  storageSetRef: {{name: vault}}\n  repository: {ns}/shop\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n{PRIVILEGED_MOVER}  target:\n    newPersistentVolumeClaim: {{name: uploads-recovered, size: 1Gi, storageClassName: e2e-host}}\n"
-        ),
-    );
-    let status = holdfast_e2e::harness::wait_holdfast(
-        &c,
-        &ns,
-        "Restore",
-        "recovery",
-        "the recovery",
-        RUN,
-        |o| {
-            let phase = o.pointer("/status/phase")?.as_str()?;
-            matches!(phase, "Completed" | "PartiallyFailed" | "Failed").then(|| o["status"].clone())
-        },
+        &format!("{key}---\n{}", vault(&c, &bucket)),
+        "vault",
     )
     .await;
     assert_eq!(status["phase"], "Completed", "{status:#}");

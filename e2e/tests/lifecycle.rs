@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use holdfast_e2e::controller::Controller;
-use holdfast_e2e::harness::{Cluster, claim, condition, prepared_volume, wait_gone};
+use holdfast_e2e::harness::{Cluster, claim, condition, wait_gone};
 use holdfast_e2e::scenario::{
-    PRIVILEGED_MOVER, RUN, SOON, Shop, Target, set_manifest, storage_manifests,
+    RUN, SOON, Shop, Target, recover_lost_namespace, set_manifest, storage_manifests,
 };
 use holdfast_e2e::tree;
 use k8s_openapi::api::core::v1::Namespace;
@@ -156,49 +156,11 @@ async fn disaster_recovery_restores_from_the_bucket_into_an_empty_namespace() {
     let newest = tree::snapshot(&shop.data);
     let (c, ns) = (shop.c.clone(), shop.ns.clone());
 
-    // The cluster is lost: the namespace, the controller, its RBAC, all history.
+    // The cluster is lost: the namespace, the controller, its RBAC, all history. A fresh
+    // namespace of the same name holds only what git and the vault give back.
     drop(shop);
-    c.kubectl_ok(
-        &["delete", "namespace", &ns, "--wait=true", "--timeout=90s"],
-        None,
-    );
-
-    // A fresh namespace of the same name holds only what git and the vault give back.
-    c.kubectl_ok(&["create", "namespace", &ns], None);
-    // Its annotations come back with it (from git, as its labels do): the restore asks for
-    // the privileged mover, to give every file its owner back.
-    c.kubectl_ok(
-        &[
-            "annotate",
-            "namespace",
-            &ns,
-            "holdfast.io/privileged-movers=true",
-        ],
-        None,
-    );
-    let _ctl = Controller::start(&c, &ns).await;
-    let target = prepared_volume(&c, &ns, "uploads-recovered");
-    holdfast_e2e::harness::apply(&c, &ns, &storage_manifests(&c, &ns, Target::S3));
-    holdfast_e2e::harness::apply(
-        &c,
-        &ns,
-        &format!(
-            "apiVersion: holdfast.io/v1alpha1\nkind: Restore\nmetadata: {{name: recovery}}\nspec:\n  storageSetRef: {{name: offsite}}\n  repository: {ns}/shop\n  encryption:\n    keySecretRef: {{name: shop-key, key: passphrase}}\n{PRIVILEGED_MOVER}  target:\n    newPersistentVolumeClaim: {{name: uploads-recovered, size: 1Gi, storageClassName: e2e-host}}\n"
-        ),
-    );
-    let status = holdfast_e2e::harness::wait_holdfast(
-        &c,
-        &ns,
-        "Restore",
-        "recovery",
-        "the recovery",
-        RUN,
-        |o| {
-            let phase = o.pointer("/status/phase")?.as_str()?;
-            matches!(phase, "Completed" | "PartiallyFailed" | "Failed").then(|| o["status"].clone())
-        },
-    )
-    .await;
+    let manifests = storage_manifests(&c, &ns, Target::S3);
+    let (status, target) = recover_lost_namespace(&c, &ns, &manifests, "offsite").await;
     assert_eq!(status["phase"], "Completed", "{status:#}");
     assert!(
         status["run"].as_str().unwrap().starts_with("incr-"),
