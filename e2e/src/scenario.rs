@@ -174,6 +174,32 @@ impl Shop {
         .await
     }
 
+    /// Wait for `Stalled=True` with `reason` on the `kind` named `name`; its message.
+    pub async fn stalled(&self, kind: &str, name: &str, reason: &str) -> String {
+        self.stalled_within(kind, name, reason, SOON).await
+    }
+
+    /// The same, waiting up to `timeout`.
+    pub async fn stalled_within(
+        &self,
+        kind: &str,
+        name: &str,
+        reason: &str,
+        timeout: Duration,
+    ) -> String {
+        self.wait(
+            kind,
+            name,
+            &format!("Stalled=True ({reason})"),
+            timeout,
+            |o| {
+                let (s, r, m) = harness::condition(o, "Stalled")?;
+                (s == "True" && r == reason).then_some(m)
+            },
+        )
+        .await
+    }
+
     /// Wait for the set to be Ready (its status caught up with its generation).
     pub async fn ready(&self, kind: &str, name: &str) -> Value {
         self.wait(kind, name, "Ready=True", SOON, |o| {

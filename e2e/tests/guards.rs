@@ -20,31 +20,6 @@ fn named_set(name: &str, extra: &str) -> String {
     )
 }
 
-/// Wait for `Stalled=True` with `reason`; its message.
-async fn stalled(shop: &Shop, kind: &str, name: &str, reason: &str) -> String {
-    stalled_within(shop, kind, name, reason, SOON).await
-}
-
-async fn stalled_within(
-    shop: &Shop,
-    kind: &str,
-    name: &str,
-    reason: &str,
-    timeout: std::time::Duration,
-) -> String {
-    shop.wait(
-        kind,
-        name,
-        &format!("Stalled=True ({reason})"),
-        timeout,
-        |o| {
-            let (s, r, m) = condition(o, "Stalled")?;
-            (s == "True" && r == reason).then_some(m)
-        },
-    )
-    .await
-}
-
 async fn jobs_of(shop: &Shop, prefix: &str) -> Vec<String> {
     shop.jobs()
         .await
@@ -100,7 +75,9 @@ async fn a_repository_inside_another_sets_is_refused_and_deleting_the_outer_set_
         "inner",
         &format!("  repository: {ns}/outer/nested\n  manualRun: {{token: one, level: full}}\n"),
     ));
-    let message = stalled(&shop, "BackupSet", "inner", "RepositoryClaimed").await;
+    let message = shop
+        .stalled("BackupSet", "inner", "RepositoryClaimed")
+        .await;
     assert!(
         message.contains("outer") && message.contains("around this set's"),
         "{message}"
@@ -137,7 +114,9 @@ async fn a_repository_inside_another_sets_is_refused_and_deleting_the_outer_set_
         None,
     );
     // (the deletion job is retried by Kubernetes before it counts as failed)
-    let message = stalled_within(&shop, "BackupSet", "outer", "PurgeFailed", RUN).await;
+    let message = shop
+        .stalled_within("BackupSet", "outer", "PurgeFailed", RUN)
+        .await;
     assert!(message.contains("nested/"), "{message}");
     let (code, _, err) = cli_at(&shop, &inner_url, &["runs"]);
     assert_eq!(code, 0, "the inner repository survives: {err}");
@@ -161,7 +140,7 @@ async fn a_new_claim_that_already_exists_is_refused_and_keeps_its_data() {
     shop.apply(
         "apiVersion: holdfast.io/v1alpha1\nkind: Restore\nmetadata: {name: copy}\nspec:\n  backupSetRef: {name: shop}\n  target:\n    newPersistentVolumeClaim: {name: uploads-copy, size: 1Gi, storageClassName: e2e-host}\n",
     );
-    let message = stalled(&shop, "Restore", "copy", "TargetClaimExists").await;
+    let message = shop.stalled("Restore", "copy", "TargetClaimExists").await;
     assert!(
         message.contains("uploads-copy") && message.contains("target.persistentVolumeClaim"),
         "{message}"
@@ -186,7 +165,7 @@ async fn a_secret_without_the_named_key_stalls_before_any_job_and_a_pod_that_can
         .kubectl_ok(&["delete", "secret", "shop-key", "-n", &shop.ns], None);
     shop.apply(&wrong);
     shop.apply(&set_manifest("  manualRun: {token: one, level: full}\n"));
-    let message = stalled(&shop, "BackupSet", "shop", "KeySecretInvalid").await;
+    let message = shop.stalled("BackupSet", "shop", "KeySecretInvalid").await;
     assert!(
         message.contains("Secret shop-key has no key \"passphrase\" (it has pass)"),
         "{message}"
@@ -312,7 +291,7 @@ async fn a_missing_bucket_holds_the_sets_runs_until_it_exists() {
         .await;
     assert_eq!(reason, "BucketNotFound", "{message}");
     shop.apply(&set_manifest("  manualRun: {token: one, level: full}\n"));
-    let message = stalled(&shop, "BackupSet", "shop", "StorageNotReady").await;
+    let message = shop.stalled("BackupSet", "shop", "StorageNotReady").await;
     assert!(
         message.contains("StorageSet offsite") && message.contains("no-such-bucket"),
         "{message}"
@@ -344,7 +323,7 @@ async fn a_set_applied_with_a_storage_set_whose_bucket_is_missing_starts_no_job_
     );
     let set = set_manifest("  manualRun: {token: one, level: full}\n");
     shop.apply(&format!("{missing}\n---\n{set}"));
-    let message = stalled(&shop, "BackupSet", "shop", "StorageNotReady").await;
+    let message = shop.stalled("BackupSet", "shop", "StorageNotReady").await;
     assert!(message.contains("no-such-bucket"), "{message}");
     assert!(
         jobs_of(&shop, "shop-").await.is_empty(),
@@ -438,7 +417,7 @@ async fn a_quota_that_requires_limits_refuses_the_backup_pod_by_name_until_the_s
                 "storageSetRef: {name: refused}",
             ),
     );
-    let waiting = stalled(&shop, "BackupSet", "other", "StorageNotReady").await;
+    let waiting = shop.stalled("BackupSet", "other", "StorageNotReady").await;
     assert!(waiting.contains("PodRefused"), "{waiting}");
     // What the message says: the StorageSet's own jobTemplate.resources; its next check
     // (a changed spec is checked at once) passes.
@@ -570,7 +549,7 @@ async fn a_used_up_quota_holds_the_run_saying_so_and_it_completes_once_the_quota
     let before: BTreeSet<String> = shop.jobs().await.into_iter().collect();
     shop.apply(&set_manifest("  manualRun: {token: one, level: full}\n"));
     let started = std::time::Instant::now();
-    let message = stalled(&shop, "BackupSet", "shop", "PodRefused").await;
+    let message = shop.stalled("BackupSet", "shop", "PodRefused").await;
     eprintln!(
         "a used-up quota, Stalled after {:?}: {message}",
         started.elapsed()
@@ -742,7 +721,7 @@ async fn a_set_with_hooks_stalls_until_the_chart_enables_them_and_runs_nothing_u
     shop.apply(&set_manifest(&format!(
         "{hooks}  manualRun: {{token: one, level: full}}\n"
     )));
-    let message = stalled(&shop, "BackupSet", "shop", "HooksNotEnabled").await;
+    let message = shop.stalled("BackupSet", "shop", "HooksNotEnabled").await;
     assert!(message.contains("hooks.enabled=true"), "{message}");
     assert!(
         jobs_of(&shop, "shop-").await.is_empty(),

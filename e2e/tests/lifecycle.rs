@@ -205,12 +205,7 @@ async fn four_purge_sets_deleted_at_once_keep_their_repositories_until_each_is_a
         None,
     );
     for name in names {
-        let message = shop
-            .wait("BackupSet", name, "DeletionBraked", SOON, |o| {
-                let (s, r, m) = condition(o, "Stalled")?;
-                (s == "True" && r == "DeletionBraked").then_some(m)
-            })
-            .await;
+        let message = shop.stalled("BackupSet", name, "DeletionBraked").await;
         assert!(message.contains("4 sets"), "{message}");
     }
     let (ok, runs, err) = shop.cli(&["runs"]);

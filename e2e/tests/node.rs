@@ -977,16 +977,7 @@ async fn a_snapshot_source_is_read_at_one_instant_between_pre_and_post_and_leave
     // A class that does not exist: the set says so and starts nothing.
     shop.apply(&set("nonesuch", "one"));
     let message = shop
-        .wait(
-            "BackupSet",
-            "shop",
-            "Stalled (VolumeSnapshotClassNotFound)",
-            SOON,
-            |o| {
-                let (s, r, m) = condition(o, "Stalled")?;
-                (s == "True" && r == "VolumeSnapshotClassNotFound").then_some(m)
-            },
-        )
+        .stalled("BackupSet", "shop", "VolumeSnapshotClassNotFound")
         .await;
     assert!(
         message.contains("VolumeSnapshotClass nonesuch does not exist"),
@@ -1195,16 +1186,7 @@ async fn two_claims_written_in_lockstep_are_read_from_one_group_snapshot_inside_
     // A selector that leaves one claim out: the set names it and starts nothing.
     shop.apply(&set("{app: shop-db, tier: data}", "one"));
     let message = shop
-        .wait(
-            "BackupSet",
-            "shop",
-            "Stalled (GroupSnapshotSelectorMismatch)",
-            SOON,
-            |o| {
-                let (s, r, m) = condition(o, "Stalled")?;
-                (s == "True" && r == "GroupSnapshotSelectorMismatch").then_some(m)
-            },
-        )
+        .stalled("BackupSet", "shop", "GroupSnapshotSelectorMismatch")
         .await;
     assert!(message.contains("does not select wal"), "{message}");
 
